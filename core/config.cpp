@@ -1,0 +1,209 @@
+#include "config.hpp"
+
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "yaml_map.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+constexpr std::int64_t kMaxFrameBytesLimit = 1LL << 30;  // frames are stored with a 32-bit length
+constexpr std::int64_t kIntMax = 2147483647;
+
+FramingSpec readFraming(const YamlMap& m) {
+  m.allowOnly({"type", "width", "byte_order", "delimiter", "strip", "size", "max_frame_bytes"});
+  FramingSpec spec;
+  std::string type = m.getString("type", "length-prefix");
+  if (type == "length-prefix") spec.type = FramingType::LengthPrefix;
+  else if (type == "delimiter") spec.type = FramingType::Delimiter;
+  else if (type == "fixed") spec.type = FramingType::Fixed;
+  else m.fail("type", "'" + type + "' is not a framing (length-prefix, delimiter, fixed)");
+
+  spec.maxFrameBytes = m.getInt("max_frame_bytes", 1 << 20, 1, kMaxFrameBytesLimit);
+  spec.width = static_cast<int>(m.getInt("width", 4, 1, 8));
+  if (spec.width != 1 && spec.width != 2 && spec.width != 4 && spec.width != 8)
+    m.fail("width", "must be 1, 2, 4 or 8, got " + std::to_string(spec.width));
+  std::string order = m.getString("byte_order", "big");
+  if (order == "big") spec.byteOrder = ByteOrder::Big;
+  else if (order == "little") spec.byteOrder = ByteOrder::Little;
+  else m.fail("byte_order", "must be big or little, got '" + order + "'");
+  spec.delimiter = m.getString("delimiter", "\n");
+  if (spec.delimiter.empty()) m.fail("delimiter", "must not be empty");
+  spec.strip = m.getBool("strip", true);
+  spec.fixedSize = m.getInt("size", 0, 0, kMaxFrameBytesLimit);
+
+  auto onlyFor = [&](const char* key, const char* framing) {
+    if (m.has(key) && type != framing) m.fail(key, "applies only to framing type " + std::string(framing));
+  };
+  onlyFor("width", "length-prefix");
+  onlyFor("byte_order", "length-prefix");
+  onlyFor("delimiter", "delimiter");
+  onlyFor("strip", "delimiter");
+  onlyFor("size", "fixed");
+  if (spec.type == FramingType::Fixed) {
+    if (spec.fixedSize == 0) m.fail("size", "fixed framing needs size >= 1");
+    if (spec.fixedSize > spec.maxFrameBytes) m.fail("size", "is larger than max_frame_bytes");
+  }
+  return spec;
+}
+
+QueueLimits readQueue(const YamlMap& m, QueueLimits defaults) {
+  m.allowOnly({"max_frames", "max_bytes", "on_full"});
+  QueueLimits q = defaults;
+  q.maxFrames = m.getInt("max_frames", q.maxFrames, 0, 1LL << 40);
+  q.maxBytes = m.getInt("max_bytes", q.maxBytes, 0, 1LL << 40);
+  if (q.maxFrames == 0 && q.maxBytes == 0) m.failHere("max_frames and max_bytes cannot both be 0 (unbounded)");
+  std::string policy = m.getString("on_full", toString(q.onFull));
+  if (policy == "disconnect") q.onFull = OverflowPolicy::Disconnect;
+  else if (policy == "drop_oldest") q.onFull = OverflowPolicy::DropOldest;
+  else if (policy == "drop_newest") q.onFull = OverflowPolicy::DropNewest;
+  else if (policy == "block") q.onFull = OverflowPolicy::Block;
+  else m.fail("on_full", "'" + policy + "' is not a policy (disconnect, drop_oldest, drop_newest, block)");
+  return q;
+}
+
+// Expands ${NAME} from the environment; an unset variable is an error.
+std::string expandEnv(const YamlMap& m, const char* key, const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    auto close = text.find('}', i);
+    if (close == std::string::npos) m.fail(key, "unterminated ${ in '" + text + "'");
+    std::string name = text.substr(i + 2, close - i - 2);
+    const char* value = std::getenv(name.c_str());
+    if (!value) m.fail(key, "environment variable " + name + " is not set");
+    out += value;
+    i = close + 1;
+  }
+  return out;
+}
+
+void checkEndpoint(const YamlMap& m, const char* key, const std::string& text) {
+  auto colon = text.rfind(':');
+  bool bracketsOk = text.empty() || text[0] != '[' || (colon != std::string::npos && colon > 0 && text[colon - 1] == ']');
+  std::string port = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (colon == std::string::npos || colon == 0 || !bracketsOk || port.empty() ||
+      port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
+    m.fail(key, "expected HOST:PORT or [IPv6]:PORT, got '" + text + "'");
+}
+
+UpstreamConfig readUpstream(const YamlMap& m) {
+  m.allowOnly({"type", "host", "port", "send_on_connect", "bind", "max_publishers", "rate", "size", "count",
+               "framing", "reconnect", "idle_timeout_ms"});
+  UpstreamConfig u;
+  std::string type = m.getString("type", "generator");
+  if (type == "tcp") u.type = UpstreamType::Tcp;
+  else if (type == "listen") u.type = UpstreamType::Listen;
+  else if (type == "stdin") u.type = UpstreamType::Stdin;
+  else if (type == "generator") u.type = UpstreamType::Generator;
+  else m.fail("type", "'" + type + "' is not an upstream type (tcp, listen, stdin, generator)");
+
+  if (u.type == UpstreamType::Tcp) {
+    u.host = m.requireString("host");
+    if (!u.host.empty() && u.host.front() == '[' && u.host.back() == ']') u.host = u.host.substr(1, u.host.size() - 2);
+    u.port = static_cast<int>(m.getInt("port", 0, 1, 65535));
+    if (!m.has("port")) m.failHere("missing required key 'port'");
+  }
+  u.sendOnConnect = expandEnv(m, "send_on_connect", m.getString("send_on_connect", ""));
+  if (u.type == UpstreamType::Listen) {
+    u.bind = m.requireString("bind");
+    checkEndpoint(m, "bind", u.bind);
+  }
+  u.maxPublishers = static_cast<int>(m.getInt("max_publishers", 16, 1, 4096));
+  u.rate = m.getDouble("rate", 5, 0.001, 10e6);
+  u.size = m.getInt("size", 64, 1, kMaxFrameBytesLimit);
+  u.count = m.getInt("count", 0, 0, 1LL << 62);
+  u.framing = readFraming(m.map("framing"));
+  YamlMap reconnect = m.map("reconnect");
+  reconnect.allowOnly({"initial_delay_ms", "max_delay_ms"});
+  u.reconnect.initialDelayMs = static_cast<int>(reconnect.getInt("initial_delay_ms", 100, 1, kIntMax));
+  u.reconnect.maxDelayMs = static_cast<int>(reconnect.getInt("max_delay_ms", 30000, 1, kIntMax));
+  if (u.reconnect.maxDelayMs < u.reconnect.initialDelayMs)
+    reconnect.fail("max_delay_ms", "must be >= initial_delay_ms");
+  u.idleTimeoutMs = static_cast<int>(m.getInt("idle_timeout_ms", 0, 0, kIntMax));
+  if (u.type == UpstreamType::Generator && u.size > u.framing.maxFrameBytes)
+    m.fail("size", "is larger than framing.max_frame_bytes");
+  return u;
+}
+
+ListenerConfig readListener(const YamlMap& m) {
+  m.allowOnly({"name", "bind", "framing", "max_clients", "queue", "allow", "send_buffer_bytes"});
+  ListenerConfig l;
+  l.name = m.requireString("name");
+  l.bind = m.requireString("bind");
+  checkEndpoint(m, "bind", l.bind);
+  l.where = m.where("bind");
+  l.framing = readFraming(m.map("framing"));
+  l.maxClients = static_cast<int>(m.getInt("max_clients", 64, 1, 100000));
+  l.queue = readQueue(m.map("queue"), QueueLimits{});
+  std::vector<Cidr> rules;
+  for (const std::string& text : m.stringList("allow")) {
+    try {
+      rules.push_back(Cidr::parse(text));
+    } catch (const std::invalid_argument& e) {
+      m.fail("allow", e.what());
+    }
+  }
+  l.allow = CidrList(std::move(rules));
+  l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
+  return l;
+}
+
+}  // namespace
+
+const char* toString(UpstreamType type) {
+  switch (type) {
+    case UpstreamType::Tcp: return "tcp";
+    case UpstreamType::Listen: return "listen";
+    case UpstreamType::Stdin: return "stdin";
+    case UpstreamType::Generator: return "generator";
+  }
+  return "?";
+}
+
+Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yamlText);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  YamlMap top(root, "", sourceName);
+  top.allowOnly({"upstream", "listeners", "log", "shutdown_timeout_ms", "writer_threads"});
+  Config c;
+  c.path = sourceName;
+  if (!top.has("upstream")) throw ConfigError(sourceName + ": upstream: missing (every relay needs one upstream)");
+  c.upstream = readUpstream(top.map("upstream"));
+  for (const YamlMap& item : top.mapList("listeners")) {
+    c.listeners.push_back(readListener(item));
+    for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)
+      if (c.listeners[i].name == c.listeners.back().name)
+        item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");
+  }
+  YamlMap log = top.map("log");
+  log.allowOnly({"level"});
+  c.logLevel = log.getString("level", "information");
+  static const char* levels[] = {"none", "fatal", "critical", "error", "warning", "notice", "information", "debug", "trace"};
+  bool known = false;
+  for (const char* l : levels) known = known || c.logLevel == l;
+  if (!known) log.fail("level", "'" + c.logLevel + "' is not a level (error, warning, notice, information, debug, trace)");
+  c.shutdownTimeoutMs = static_cast<int>(top.getInt("shutdown_timeout_ms", 5000, 0, 3600000));
+  c.writerThreads = static_cast<int>(top.getInt("writer_threads", 0, 0, 64));
+  return c;
+}
+
+Config loadConfig(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw ConfigError(path + ": cannot read the config file");
+  std::stringstream text;
+  text << in.rdbuf();
+  return parseConfig(text.str(), path);
+}
+
+}  // namespace streamrelay

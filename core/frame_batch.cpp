@@ -1,0 +1,76 @@
+#include "frame_batch.hpp"
+
+#include <cassert>
+#include <chrono>
+#include <cstring>
+
+namespace streamrelay {
+
+namespace {
+void putBigEndian32(char* out, std::uint32_t v) {
+  out[0] = static_cast<char>(v >> 24);
+  out[1] = static_cast<char>(v >> 16);
+  out[2] = static_cast<char>(v >> 8);
+  out[3] = static_cast<char>(v);
+}
+}  // namespace
+
+FrameBatch::FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs)
+    : bytes_(std::move(bytes)), records_(std::move(records)), receivedUnixNs_(receivedUnixNs) {}
+
+void FrameBatchBuilder::add(const char* payload, std::size_t size) {
+  beginFrame();
+  appendToFrame(payload, size);
+  endFrame();
+}
+
+void FrameBatchBuilder::beginFrame() {
+  assert(!inFrame_);
+  inFrame_ = true;
+  frameStart_ = bytes_.size();
+  bytes_.insert(bytes_.end(), kWireHeaderBytes, '\0');
+}
+
+void FrameBatchBuilder::appendToFrame(const char* data, std::size_t size) {
+  assert(inFrame_);
+  bytes_.insert(bytes_.end(), data, data + size);
+}
+
+void FrameBatchBuilder::endFrame() {
+  assert(inFrame_);
+  inFrame_ = false;
+  auto size = static_cast<std::uint32_t>(bytes_.size() - frameStart_ - kWireHeaderBytes);
+  putBigEndian32(bytes_.data() + frameStart_, size);
+  records_.push_back({static_cast<std::uint32_t>(frameStart_), size});
+}
+
+void FrameBatchBuilder::truncateFrame(std::size_t size) {
+  assert(inFrame_ && bytes_.size() - frameStart_ - kWireHeaderBytes >= size);
+  bytes_.resize(bytes_.size() - size);
+}
+
+void FrameBatchBuilder::abandonFrame() {
+  if (!inFrame_) return;
+  bytes_.resize(frameStart_);
+  inFrame_ = false;
+}
+
+std::unique_ptr<FrameBatch> FrameBatchBuilder::seal(std::int64_t receivedUnixNs) {
+  std::vector<char> partial;
+  if (inFrame_) {
+    partial.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(frameStart_), bytes_.end());
+    bytes_.resize(frameStart_);
+  }
+  auto batch = std::make_unique<FrameBatch>(std::move(bytes_), std::move(records_), receivedUnixNs);
+  bytes_ = std::move(partial);
+  records_.clear();
+  frameStart_ = 0;
+  return batch;
+}
+
+std::int64_t unixNowNs() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,97 @@
+#pragma once
+// FrameBatch: the frames decoded from one upstream read, stored once and shared
+// by every consumer.
+//
+// Each frame is kept in "wire form": a 4-byte big-endian length followed by the
+// payload, back to back. A listener using the default framing can therefore send
+// a run of frames with one iovec straight from this buffer; no consumer ever
+// copies a frame. A batch is immutable once published (FrameBatchPtr is const).
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace streamrelay {
+
+constexpr std::size_t kWireHeaderBytes = 4;
+
+class FrameBatch {
+ public:
+  struct Record {
+    std::uint32_t offset;  // of the wire header inside bytes_
+    std::uint32_t size;    // payload bytes
+  };
+
+  FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs);
+  FrameBatch(const FrameBatch&) = delete;
+  FrameBatch& operator=(const FrameBatch&) = delete;
+
+  std::size_t frameCount() const { return records_.size(); }
+  std::uint64_t firstSeq() const { return firstSeq_; }
+  std::uint64_t seq(std::size_t i) const { return firstSeq_ + i; }
+  std::int64_t receivedUnixNs() const { return receivedUnixNs_; }
+
+  std::string_view payload(std::size_t i) const {
+    return {bytes_.data() + records_[i].offset + kWireHeaderBytes, records_[i].size};
+  }
+  // Wire form (header + payload) of frames [first, end): one contiguous range.
+  const char* wireBegin(std::size_t first) const { return bytes_.data() + records_[first].offset; }
+  std::size_t wireBytes(std::size_t first, std::size_t end) const {
+    return wireOffset(end) - records_[first].offset;
+  }
+  // Bytes a queue accounts for: payload plus header, as sent by default framing.
+  std::size_t totalWireBytes() const { return bytes_.size(); }
+
+  // Called once, by the bus, before the batch is shared.
+  void assignFirstSeq(std::uint64_t seq) { firstSeq_ = seq; }
+
+ private:
+  std::size_t wireOffset(std::size_t i) const {
+    return i == records_.size() ? bytes_.size() : records_[i].offset;
+  }
+
+  std::vector<char> bytes_;
+  std::vector<Record> records_;
+  std::int64_t receivedUnixNs_;
+  std::uint64_t firstSeq_ = 0;
+};
+
+using FrameBatchPtr = std::shared_ptr<const FrameBatch>;
+
+// Collects decoded frames in wire form until the batch is sealed.
+// Not thread safe: owned by one source thread.
+class FrameBatchBuilder {
+ public:
+  void add(const char* payload, std::size_t size);
+  // Makes room for `more` bytes without reallocating (call before decoding a read).
+  void reserve(std::size_t more) {
+    std::size_t needed = bytes_.size() + more;
+    if (needed > bytes_.capacity()) bytes_.reserve(std::max(needed, 2 * bytes_.capacity()));
+  }
+  // Start a frame whose payload will be appended in pieces (large frames).
+  void beginFrame();
+  void appendToFrame(const char* data, std::size_t size);
+  void endFrame();
+  // Removes the last `size` bytes of the frame in progress (a delimiter).
+  void truncateFrame(std::size_t size);
+  // Drops a frame begun but not ended (the connection broke mid-frame).
+  void abandonFrame();
+
+  std::size_t frameCount() const { return records_.size(); }
+  bool empty() const { return records_.empty(); }
+  // Hands over the complete frames; a frame in progress stays in the builder.
+  std::unique_ptr<FrameBatch> seal(std::int64_t receivedUnixNs);
+
+ private:
+  std::vector<char> bytes_;
+  std::vector<FrameBatch::Record> records_;
+  bool inFrame_ = false;
+  std::size_t frameStart_ = 0;
+};
+
+std::int64_t unixNowNs();
+
+}  // namespace streamrelay

@@ -1,0 +1,36 @@
+#include "stdin_source.hpp"
+
+#include <Poco/Logger.h>
+#include <poll.h>
+#include <string.h>
+#include <unistd.h>
+
+namespace streamrelay {
+
+void StdinSource::run() {
+  Poco::Logger& logger = Poco::Logger::get("streamrelay.upstream");
+  FrameReader reader(config_.framing, bus_, counters_);
+  pollfd fds[2] = {{STDIN_FILENO, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
+  counters_.connected = true;
+  for (;;) {
+    int rc = ::poll(fds, 2, -1);
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc < 0 || fds[1].revents) break;
+    FrameReader::Result result = reader.readOnce(STDIN_FILENO);
+    if (result == FrameReader::Result::Frames || result == FrameReader::Result::WouldBlock) continue;
+    if (result == FrameReader::Result::Eof) {
+      logger.information("upstream stdin: end of input; still serving subscribers until stopped");
+    } else if (result == FrameReader::Result::ProtocolError) {
+      const ProtocolError& e = reader.error();
+      logger.error("upstream stdin: protocol error at offset %?u (announced size %?u): %s; input abandoned",
+                   static_cast<unsigned long long>(e.offset), static_cast<unsigned long long>(e.announced),
+                   e.message);
+    } else {
+      logger.error("upstream stdin: read error: %s", std::string(strerror(reader.lastErrno())));
+    }
+    break;
+  }
+  counters_.connected = false;
+}
+
+}  // namespace streamrelay

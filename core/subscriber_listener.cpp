@@ -1,0 +1,157 @@
+#include "subscriber_listener.hpp"
+
+#include <Poco/Logger.h>
+#include <Poco/Net/NetException.h>
+#include <Poco/Net/TCPServerConnection.h>
+#include <Poco/Net/TCPServerConnectionFactory.h>
+#include <sys/socket.h>
+
+#include <stdexcept>
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.listener"); }
+
+std::atomic<std::uint64_t> nextSessionId{1};
+
+std::string peerOf(const Poco::Net::StreamSocket& socket) {
+  try {
+    return socket.peerAddress().toString();
+  } catch (const Poco::Exception&) {
+    return "(disconnected peer)";
+  }
+}
+
+class AdmissionFilter : public Poco::Net::TCPServerConnectionFilter {
+ public:
+  explicit AdmissionFilter(SubscriberListener& listener) : listener_(listener) {}
+  bool accept(const Poco::Net::StreamSocket& socket) override { return listener_.admit(socket); }
+
+ private:
+  SubscriberListener& listener_;
+};
+
+// Runs on a TCPServer pool thread only long enough to hand the socket over.
+class HandOff : public Poco::Net::TCPServerConnection {
+ public:
+  HandOff(const Poco::Net::StreamSocket& socket, SubscriberListener& listener)
+      : TCPServerConnection(socket), listener_(listener) {}
+  void run() override { listener_.attach(socket()); }
+
+ private:
+  SubscriberListener& listener_;
+};
+
+class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
+ public:
+  explicit HandOffFactory(SubscriberListener& listener) : listener_(listener) {}
+  Poco::Net::TCPServerConnection* createConnection(const Poco::Net::StreamSocket& socket) override {
+    return new HandOff(socket, listener_);
+  }
+
+ private:
+  SubscriberListener& listener_;
+};
+
+}  // namespace
+
+SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers)
+    : config_(config), bus_(bus), writers_(writers), pool_(1, 2) {
+  try {
+    Poco::Net::SocketAddress address(config_.bind);
+    if (address.family() == Poco::Net::SocketAddress::IPv6)
+      socket_.bind6(address, true, false, false);  // "[::]:port" also serves IPv4
+    else
+      socket_.bind(address, true);
+    socket_.listen(1024);
+    port_ = socket_.address().port();
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error(config_.where + ": listener '" + config_.name + "': cannot listen on " + config_.bind +
+                             ": " + e.displayText());
+  }
+  auto params = new Poco::Net::TCPServerParams;
+  params->setMaxThreads(2);
+  // Every admitted connection holds a max_clients slot, so the hand-off queue
+  // can never overflow (POCO would drop the surplus silently).
+  params->setMaxQueued(config_.maxClients + 1);
+  server_ = std::make_unique<Poco::Net::TCPServer>(new HandOffFactory(*this), pool_, socket_, params);
+  server_->setConnectionFilter(new AdmissionFilter(*this));
+}
+
+SubscriberListener::~SubscriberListener() { stopAccepting(); }
+
+void SubscriberListener::start() {
+  server_->start();
+  logger().information("listener %s: listening on %s (%s)", config_.name, socket_.address().toString(),
+                       config_.framing.describe());
+}
+
+void SubscriberListener::stopAccepting() {
+  if (!server_) return;
+  server_->stop();
+  pool_.joinAll();
+  server_.reset();
+}
+
+bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
+  Poco::Net::SocketAddress peer = socket.peerAddress();
+  if (!config_.allow.allows(peer.addr())) {
+    counters_.refusedAllow.fetch_add(1, std::memory_order_relaxed);
+    logger().warning("listener %s: refused %s: not in the allow list", config_.name, peer.toString());
+    return false;
+  }
+  if (clients_.fetch_add(1) >= config_.maxClients) {
+    clients_.fetch_sub(1);
+    counters_.refusedMaxClients.fetch_add(1, std::memory_order_relaxed);
+    logger().warning("listener %s: refused %s: max_clients %d reached", config_.name, peer.toString(),
+                     config_.maxClients);
+    return false;
+  }
+  return true;
+}
+
+void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
+  std::string peer = peerOf(socket);
+  try {
+    Poco::Net::StreamSocket own(socket);
+    own.setBlocking(false);
+    if (config_.sendBufferBytes > 0) own.setSendBufferSize(config_.sendBufferBytes);
+  } catch (const Poco::Exception& e) {
+    logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, e.displayText());
+    clients_.fetch_sub(1);
+    return;
+  }
+  const std::uint64_t id = nextSessionId.fetch_add(1);
+  SubscriberWriter& writer = writers_.pick();
+  auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, config_.queue,
+                                                   [&writer, id] { writer.wake(id); });
+  auto session = std::make_shared<SubscriberSession>(
+      id, socket, peer, config_.framing, queue,
+      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); });
+  counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+  logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
+                       config_.maxClients);
+  writer.add(std::move(session));
+  bus_.subscribe(std::move(queue));
+}
+
+void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
+  bus_.unsubscribe(session.queue().get());
+  clients_.fetch_sub(1);
+  counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
+  std::string detail;
+  if (reason == CloseReason::SlowConsumer)
+    detail = " (queue full: max_frames " + std::to_string(config_.queue.maxFrames) + ", max_bytes " +
+             std::to_string(config_.queue.maxBytes) + ", on_full disconnect)";
+  auto level = reason == CloseReason::SlowConsumer ? Poco::Message::PRIO_WARNING : Poco::Message::PRIO_INFORMATION;
+  logger().log(Poco::Message(logger().name(),
+                             "listener " + config_.name + ": subscriber " + session.peer() + " disconnected: " +
+                                 toString(reason) + detail + "; " + std::to_string(session.framesSent()) +
+                                 " frames sent, " + std::to_string(session.queue()->counters().dropped.load()) +
+                                 " dropped",
+                             level));
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,66 @@
+#pragma once
+// SubscriberListener: one configured listener. POCO's TCPServer accepts;
+// a connection filter admits (allow list, max_clients) so that a refused
+// client is closed at once instead of waiting in POCO's queue; the pool thread
+// that runs a connection only hands its socket to a SubscriberWriter and
+// returns, so a handful of pool threads serve any number of subscribers.
+//
+// Thread safe. Must outlive the writers' sessions (they report back to it).
+
+#include <Poco/Net/ServerSocket.h>
+#include <Poco/Net/TCPServer.h>
+#include <Poco/ThreadPool.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+
+#include "bus.hpp"
+#include "config.hpp"
+#include "subscriber_writer.hpp"
+
+namespace streamrelay {
+
+struct ListenerCounters {
+  std::atomic<std::uint64_t> accepted{0};
+  std::atomic<std::uint64_t> refusedMaxClients{0};
+  std::atomic<std::uint64_t> refusedAllow{0};
+  std::atomic<std::uint64_t> disconnects[6]{};  // by CloseReason
+};
+
+class SubscriberListener {
+ public:
+  // Binds the socket; throws std::runtime_error naming the listener and its
+  // config line if the address cannot be used.
+  SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers);
+  ~SubscriberListener();
+  SubscriberListener(const SubscriberListener&) = delete;
+  SubscriberListener& operator=(const SubscriberListener&) = delete;
+
+  void start();
+  void stopAccepting();
+
+  const ListenerConfig& config() const { return config_; }
+  std::uint16_t port() const { return port_; }
+  int clients() const { return clients_.load(); }
+  const ListenerCounters& counters() const { return counters_; }
+
+  // Called from the TCPServer threads.
+  bool admit(const Poco::Net::StreamSocket& socket);
+  void attach(const Poco::Net::StreamSocket& socket);
+
+ private:
+  void onClosed(SubscriberSession& session, CloseReason reason);
+
+  const ListenerConfig config_;
+  Bus& bus_;
+  WriterPool& writers_;
+  Poco::Net::ServerSocket socket_;
+  std::uint16_t port_ = 0;
+  Poco::ThreadPool pool_;
+  std::unique_ptr<Poco::Net::TCPServer> server_;
+  std::atomic<int> clients_{0};  // admitted and not yet closed
+  ListenerCounters counters_;
+};
+
+}  // namespace streamrelay

@@ -1,0 +1,225 @@
+#include "subscriber_writer.hpp"
+
+#include <Poco/Logger.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <stdexcept>
+
+namespace streamrelay {
+
+namespace {
+constexpr std::uint64_t kEventFdId = 0;  // session ids start at 1
+constexpr int kMaxEvents = 256;
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.writer"); }
+}  // namespace
+
+SubscriberWriter::SubscriberWriter(int index) : index_(index) {
+  epollFd_ = ::epoll_create1(EPOLL_CLOEXEC);
+  eventFd_ = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (epollFd_ < 0 || eventFd_ < 0) throw std::runtime_error(std::string("writer: epoll/eventfd: ") + strerror(errno));
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kEventFdId;
+  ::epoll_ctl(epollFd_, EPOLL_CTL_ADD, eventFd_, &ev);
+}
+
+SubscriberWriter::~SubscriberWriter() {
+  stop();
+  ::close(eventFd_);
+  ::close(epollFd_);
+}
+
+void SubscriberWriter::start() { thread_ = std::thread([this] { run(); }); }
+
+void SubscriberWriter::signal() {
+  std::uint64_t one = 1;
+  ssize_t n = ::write(eventFd_, &one, sizeof one);
+  (void)n;  // EAGAIN means the counter is already non-zero: the writer will wake
+}
+
+void SubscriberWriter::add(std::shared_ptr<SubscriberSession> session) {
+  sessionCount_.fetch_add(1, std::memory_order_relaxed);
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool first = added_.empty() && ready_.empty();
+  added_.push_back(std::move(session));
+  if (first) signal();
+}
+
+void SubscriberWriter::wake(std::uint64_t id) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bool first = added_.empty() && ready_.empty();
+  ready_.push_back(id);
+  if (first) signal();
+}
+
+void SubscriberWriter::beginDrain(std::chrono::steady_clock::time_point deadline) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  draining_ = true;
+  drainDeadline_ = deadline;
+  signal();
+}
+
+void SubscriberWriter::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+void SubscriberWriter::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+    signal();
+  }
+  if (thread_.joinable()) thread_.join();
+  for (auto& entry : sessions_) entry.second->close(CloseReason::Shutdown);
+  sessions_.clear();
+}
+
+void SubscriberWriter::takeRequests() {
+  std::vector<std::shared_ptr<SubscriberSession>> added;
+  std::vector<std::uint64_t> ready;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    added.swap(added_);
+    ready.swap(ready_);
+    std::uint64_t count;
+    ssize_t n = ::read(eventFd_, &count, sizeof count);
+    (void)n;  // EAGAIN: nothing signalled since the last read
+  }
+  for (auto& session : added) {
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT | EPOLLET;
+    ev.data.u64 = session->id();
+    if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, session->fd(), &ev) != 0) {
+      logger().error("writer %d: cannot watch subscriber %s: %s", index_, session->peer(), std::string(strerror(errno)));
+      sessionCount_.fetch_sub(1, std::memory_order_relaxed);
+      session->close(CloseReason::WriteError);
+      continue;
+    }
+    std::uint64_t id = session->id();
+    sessions_.emplace(id, std::move(session));
+    serve(id);
+  }
+  for (std::uint64_t id : ready) serve(id);
+}
+
+void SubscriberWriter::serve(std::uint64_t id) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;  // already closed
+  SubscriberSession& session = *it->second;
+  switch (session.flush(*scratch_)) {
+    case SubscriberSession::FlushResult::Closed:
+      closeSession(session, session.closeReason());
+      break;
+    case SubscriberSession::FlushResult::MoreWork:
+      again_.push_back(id);
+      break;
+    case SubscriberSession::FlushResult::Idle:
+    case SubscriberSession::FlushResult::WouldBlock:
+      break;
+  }
+}
+
+void SubscriberWriter::closeSession(SubscriberSession& session, CloseReason reason) {
+  ::epoll_ctl(epollFd_, EPOLL_CTL_DEL, session.fd(), nullptr);
+  std::uint64_t id = session.id();
+  session.close(reason);
+  sessions_.erase(id);
+  sessionCount_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+bool SubscriberWriter::drainStep() {
+  std::vector<std::uint64_t> done;
+  bool late = std::chrono::steady_clock::now() >= drainDeadline_;
+  for (auto& entry : sessions_) {
+    SubscriberSession& session = *entry.second;
+    if (!late) session.flush(*scratch_);
+    if (late || session.idle() || session.closeReason() != CloseReason::None) done.push_back(entry.first);
+  }
+  for (std::uint64_t id : done) {
+    SubscriberSession& session = *sessions_.at(id);
+    if (late && !session.idle())
+      logger().warning("writer %d: shutdown deadline reached, subscriber %s still had %z frames queued", index_,
+                       session.peer(), session.queue()->queuedFrames());
+    closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason() : CloseReason::Shutdown);
+  }
+  return sessions_.empty();
+}
+
+void SubscriberWriter::run() {
+  epoll_event events[kMaxEvents];
+  for (;;) {
+    bool draining;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (stopping_) return;
+      draining = draining_;
+    }
+    if (draining && drainStep()) return;
+    int timeout = (!again_.empty() || draining) ? (again_.empty() ? 50 : 0) : -1;
+    int n = ::epoll_wait(epollFd_, events, kMaxEvents, timeout);
+    if (n < 0 && errno != EINTR) {
+      logger().critical("writer %d: epoll_wait: %s", index_, std::string(strerror(errno)));
+      return;
+    }
+    std::vector<std::uint64_t> again;
+    again.swap(again_);
+    for (int i = 0; i < n; ++i) {
+      std::uint64_t id = events[i].data.u64;
+      if (id == kEventFdId) {
+        takeRequests();
+        continue;
+      }
+      auto it = sessions_.find(id);
+      if (it == sessions_.end()) continue;
+      SubscriberSession& session = *it->second;
+      if (events[i].events & (EPOLLIN | EPOLLRDHUP)) {
+        if (!session.drainInput()) {
+          // Half-closed by the peer: it may still read. A full close shows up as
+          // EPOLLHUP/EPOLLERR or a failed write on the next frame.
+          epoll_event ev{};
+          ev.events = EPOLLOUT | EPOLLET;
+          ev.data.u64 = id;
+          ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, session.fd(), &ev);
+        }
+      }
+      if ((events[i].events & (EPOLLERR | EPOLLHUP)) || session.closeReason() != CloseReason::None) {
+        closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason()
+                                                                          : CloseReason::PeerClosed);
+        continue;
+      }
+      if (events[i].events & EPOLLOUT) serve(id);
+    }
+    for (std::uint64_t id : again) serve(id);
+  }
+}
+
+WriterPool::WriterPool(int threads) {
+  for (int i = 0; i < threads; ++i) writers_.push_back(std::make_unique<SubscriberWriter>(i));
+}
+
+void WriterPool::start() {
+  for (auto& w : writers_) w->start();
+}
+
+SubscriberWriter& WriterPool::pick() {
+  SubscriberWriter* best = writers_.front().get();
+  for (auto& w : writers_)
+    if (w->sessionCount() < best->sessionCount()) best = w.get();
+  return *best;
+}
+
+void WriterPool::drain(std::chrono::steady_clock::time_point deadline) {
+  for (auto& w : writers_) w->beginDrain(deadline);
+  for (auto& w : writers_) w->join();
+}
+
+void WriterPool::stop() {
+  for (auto& w : writers_) w->stop();
+}
+
+}  // namespace streamrelay

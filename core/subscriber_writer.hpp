@@ -1,0 +1,89 @@
+#pragma once
+// SubscriberWriter: one thread that writes to many subscriber sockets with
+// epoll, as NATS' writeLoop and Redis' event loop do.
+//
+// A session is woken when its queue goes from empty to non-empty; the writer
+// then drains everything queued in one sendmsg() of up to 1024 iovecs, so
+// syscalls per frame fall as load rises. A full socket waits for EPOLLOUT while
+// its queue fills up to its cap and its overflow policy applies. A writer
+// thread scales to thousands of sessions; the relay runs one per core.
+//
+// Thread safe: add(), wake(), beginDrain(), join(), stop(), sessionCount(). Everything else
+// runs on the writer's own thread, which owns its sessions.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "subscriber_session.hpp"
+
+namespace streamrelay {
+
+class SubscriberWriter {
+ public:
+  explicit SubscriberWriter(int index);
+  SubscriberWriter(const SubscriberWriter&) = delete;
+  SubscriberWriter& operator=(const SubscriberWriter&) = delete;
+  ~SubscriberWriter();  // stops and closes every session
+
+  void start();
+  void add(std::shared_ptr<SubscriberSession> session);
+  // Called by the publisher when session `id`'s queue has frames. Never blocks
+  // for long: a short lock and at most one eventfd write.
+  void wake(std::uint64_t id);
+  // Asks the thread to send what every session has queued, then close it;
+  // sessions still writing at the deadline are closed anyway.
+  void beginDrain(std::chrono::steady_clock::time_point deadline);
+  // Waits for the thread to end (after beginDrain or stop).
+  void join();
+  // Ends the thread and closes every session now.
+  void stop();
+  std::size_t sessionCount() const { return sessionCount_.load(std::memory_order_relaxed); }
+
+ private:
+  void run();
+  void takeRequests();
+  void serve(std::uint64_t id);
+  void closeSession(SubscriberSession& session, CloseReason reason);
+  bool drainStep();  // true when every session is gone
+  void signal();
+
+  const int index_;
+  int epollFd_ = -1;
+  int eventFd_ = -1;
+  std::thread thread_;
+
+  std::mutex mutex_;  // guards the request lists below
+  std::vector<std::shared_ptr<SubscriberSession>> added_;
+  std::vector<std::uint64_t> ready_;
+  bool draining_ = false;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point drainDeadline_;
+
+  // Owned by the writer thread.
+  std::unordered_map<std::uint64_t, std::shared_ptr<SubscriberSession>> sessions_;
+  std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
+  std::unique_ptr<WriteScratch> scratch_ = std::make_unique<WriteScratch>();
+  std::atomic<std::size_t> sessionCount_{0};
+};
+
+// The writer threads of the relay; hands each new session to the least loaded.
+class WriterPool {
+ public:
+  explicit WriterPool(int threads);
+  void start();
+  SubscriberWriter& pick();
+  void drain(std::chrono::steady_clock::time_point deadline);
+  void stop();
+  std::size_t size() const { return writers_.size(); }
+
+ private:
+  std::vector<std::unique_ptr<SubscriberWriter>> writers_;
+};
+
+}  // namespace streamrelay

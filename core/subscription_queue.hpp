@@ -1,0 +1,110 @@
+#pragma once
+// SubscriptionQueue: the bounded queue between the bus and one consumer (a
+// subscriber session or a plugin worker).
+//
+// It holds spans of shared FrameBatches, never copies of frames, and is bounded
+// by max_frames and max_bytes (wire bytes). What happens when a publish would
+// overflow it is the consumer's overflow policy, counted per queue.
+//
+// Thread safe. push() is called by the publisher (the bus) only; take*() by the
+// consumer only; close() and counters by anyone.
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <string>
+
+#include "frame_batch.hpp"
+
+namespace streamrelay {
+
+enum class OverflowPolicy { Disconnect, DropOldest, DropNewest, Block };
+
+const char* toString(OverflowPolicy policy);
+
+struct QueueLimits {
+  std::size_t maxFrames = 600;
+  std::size_t maxBytes = 16 << 20;
+  OverflowPolicy onFull = OverflowPolicy::Disconnect;
+};
+
+// Why a consumer's queue was closed; logged and counted.
+enum class CloseReason { None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed };
+
+const char* toString(CloseReason reason);
+
+// A run of consecutive frames [first, end) of one batch.
+struct FrameSpan {
+  FrameBatchPtr batch;
+  std::uint32_t first = 0;
+  std::uint32_t end = 0;
+
+  std::size_t frameCount() const { return end - first; }
+  std::size_t wireBytes() const { return batch->wireBytes(first, end); }
+};
+
+struct QueueCounters {
+  std::atomic<std::uint64_t> enqueued{0};  // frames accepted into the queue
+  std::atomic<std::uint64_t> dropped{0};   // frames lost to drop_oldest / drop_newest / disconnect
+  std::atomic<std::uint64_t> blockedNs{0}; // time the publisher waited (block policy)
+};
+
+class SubscriptionQueue {
+ public:
+  // `wake` is called (by the publisher, outside the lock) when the queue goes
+  // from empty to non-empty or is closed; it must not block.
+  SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake);
+  SubscriptionQueue(const SubscriptionQueue&) = delete;
+  SubscriptionQueue& operator=(const SubscriptionQueue&) = delete;
+
+  // Called only by the publisher. Applies the overflow policy; with `block` it
+  // waits until the consumer makes room or the queue is closed.
+  void push(const FrameBatchPtr& batch);
+
+  // Called only by the consumer: moves every queued span to the back of `out`.
+  // Returns the number of frames moved.
+  std::size_t takeAll(std::deque<FrameSpan>& out);
+  // Waits until frames are queued, the queue is closed, or the deadline.
+  bool waitForFrames(std::chrono::steady_clock::time_point deadline);
+
+  // Closes the queue: pushes become no-ops, a blocked publisher is released and
+  // queued frames are kept for a final drain. The first reason wins.
+  void close(CloseReason reason);
+  bool closed() const;
+  CloseReason closeReason() const;
+
+  const std::string& name() const { return name_; }
+  const QueueLimits& limits() const { return limits_; }
+  std::size_t queuedFrames() const;
+  std::size_t queuedBytes() const;
+  const QueueCounters& counters() const { return counters_; }
+
+ private:
+  bool fits(std::size_t frames, std::size_t bytes) const;  // Lock should be held.
+  void append(FrameSpan span);                             // Lock should be held.
+  void dropOldestUntilFits(std::size_t frames, std::size_t bytes);  // Lock should be held.
+  FrameSpan prefixThatFits(const FrameSpan& span) const;   // Lock should be held.
+  bool pushBlocking(std::unique_lock<std::mutex>& lock, FrameSpan span);
+
+  const std::string name_;
+  const QueueLimits limits_;
+  const std::function<void()> wake_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable roomAvailable_;
+  std::condition_variable framesAvailable_;
+  std::deque<FrameSpan> spans_;
+  std::size_t frames_ = 0;
+  std::size_t bytes_ = 0;
+  CloseReason closeReason_ = CloseReason::None;
+  QueueCounters counters_;
+};
+
+using QueuePtr = std::shared_ptr<SubscriptionQueue>;
+
+}  // namespace streamrelay

@@ -1,0 +1,65 @@
+#include "upstream_source.hpp"
+
+#include <errno.h>
+#include <unistd.h>
+
+#include "generator_source.hpp"
+#include "listen_source.hpp"
+#include "stdin_source.hpp"
+#include "tcp_source.hpp"
+
+namespace streamrelay {
+
+namespace {
+constexpr std::size_t kReadBytes = 256 * 1024;
+}  // namespace
+
+std::unique_ptr<UpstreamSource> UpstreamSource::create(const UpstreamConfig& config, Bus& bus) {
+  switch (config.type) {
+    case UpstreamType::Tcp: return std::make_unique<TcpSource>(config, bus);
+    case UpstreamType::Listen: return std::make_unique<ListenSource>(config, bus);
+    case UpstreamType::Stdin: return std::make_unique<StdinSource>(config, bus);
+    case UpstreamType::Generator: return std::make_unique<GeneratorSource>(config, bus);
+  }
+  return nullptr;
+}
+
+UpstreamSource::~UpstreamSource() { stop(); }
+
+void UpstreamSource::start() { thread_ = std::thread([this] { run(); }); }
+
+void UpstreamSource::stop() {
+  stop_.request();
+  if (thread_.joinable()) thread_.join();
+}
+
+FrameReader::FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters)
+    : decoder_(FrameDecoder::create(framing)), bus_(bus), counters_(counters), buffer_(kReadBytes) {}
+
+FrameReader::Result FrameReader::readOnce(int fd) {
+  ssize_t n;
+  do {
+    n = ::read(fd, buffer_.data(), buffer_.size());
+  } while (n < 0 && errno == EINTR);
+  if (n == 0) return Result::Eof;
+  if (n < 0) {
+    errno_ = errno;
+    return (errno == EAGAIN || errno == EWOULDBLOCK) ? Result::WouldBlock : Result::Error;
+  }
+  const std::int64_t receivedAt = unixNowNs();
+  counters_.bytesRead.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
+  builder_.reserve(static_cast<std::size_t>(n) + kWireHeaderBytes * 8);
+  bool ok = decoder_->decode(buffer_.data(), static_cast<std::size_t>(n), builder_);
+  // Frames completed before a protocol error are good: publish them.
+  if (!builder_.empty()) bus_.publish(builder_.seal(receivedAt));
+  if (ok) return Result::Frames;
+  counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+  return Result::ProtocolError;
+}
+
+void FrameReader::reset() {
+  decoder_->reset();
+  builder_.abandonFrame();
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,80 @@
+#pragma once
+// UpstreamSource: where frames come from (tcp, listen, stdin, generator). Each
+// source runs one thread of its own — the only publisher on the bus.
+//
+// Thread safe: start(), stop(), counters().
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus.hpp"
+#include "config.hpp"
+#include "framing.hpp"
+#include "stop_signal.hpp"
+
+namespace streamrelay {
+
+struct SourceCounters {
+  std::atomic<bool> connected{false};
+  std::atomic<std::uint64_t> connects{0};
+  std::atomic<std::uint64_t> protocolErrors{0};
+  std::atomic<std::uint64_t> bytesRead{0};
+};
+
+class UpstreamSource {
+ public:
+  static std::unique_ptr<UpstreamSource> create(const UpstreamConfig& config, Bus& bus);
+
+  virtual ~UpstreamSource();
+  UpstreamSource(const UpstreamSource&) = delete;
+  UpstreamSource& operator=(const UpstreamSource&) = delete;
+
+  // Binds what must be bound (listen); throws std::runtime_error if it cannot.
+  virtual void prepare() {}
+  void start();
+  // Stops reading and joins the thread. Idempotent.
+  void stop();
+  const SourceCounters& counters() const { return counters_; }
+
+ protected:
+  UpstreamSource(const UpstreamConfig& config, Bus& bus) : config_(config), bus_(bus) {}
+  // The thread's body; returns when stop_ is requested (or the source ends).
+  virtual void run() = 0;
+
+  const UpstreamConfig config_;
+  Bus& bus_;
+  StopSignal stop_;
+  SourceCounters counters_;
+
+ private:
+  std::thread thread_;
+};
+
+// FrameReader: reads one byte stream, decodes it and publishes whole frames.
+// Owned by one source thread.
+class FrameReader {
+ public:
+  enum class Result { Frames, WouldBlock, Eof, Error, ProtocolError };
+
+  FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters);
+  // One read from `fd` (blocking or not); publishes the frames it completes.
+  Result readOnce(int fd);
+  // Forgets a partial frame (the connection is gone).
+  void reset();
+  const ProtocolError& error() const { return decoder_->error(); }
+  int lastErrno() const { return errno_; }
+
+ private:
+  std::unique_ptr<FrameDecoder> decoder_;
+  FrameBatchBuilder builder_;
+  Bus& bus_;
+  SourceCounters& counters_;
+  std::vector<char> buffer_;
+  int errno_ = 0;
+};
+
+}  // namespace streamrelay
