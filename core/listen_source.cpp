@@ -16,7 +16,7 @@ void ListenSource::prepare() {
   try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6) server_.bind6(address, true, false, false);
-    else server_.bind(address, true);
+    else server_.bind(address, true, false);  // SO_REUSEPORT off: a port in use must fail
     server_.listen(64);
     port_ = server_.address().port();
   } catch (const Poco::Exception& e) {

@@ -64,7 +64,7 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, W
     if (address.family() == Poco::Net::SocketAddress::IPv6)
       socket_.bind6(address, true, false, false);  // "[::]:port" also serves IPv4
     else
-      socket_.bind(address, true);
+      socket_.bind(address, true, false);  // SO_REUSEPORT off: a port in use must fail
     socket_.listen(1024);
     port_ = socket_.address().port();
   } catch (const Poco::Exception& e) {
@@ -131,10 +131,11 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
       id, socket, peer, config_.framing, queue,
       [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); });
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
-  logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
-                       config_.maxClients);
   writer.add(std::move(session));
   bus_.subscribe(std::move(queue));
+  // Logged once subscribed: from this line on, every published frame reaches it.
+  logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
+                       config_.maxClients);
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {

@@ -1,0 +1,323 @@
+// Integration tests: the real streamrelay and streamrelay-feed binaries, real
+// sockets on ephemeral loopback ports, subscribers built on the SDK's client.
+
+#include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <exception>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "child_process.hpp"
+#include "streamrelay/client.hpp"
+
+using namespace streamrelay::test;
+using streamrelay::client::Subscriber;
+
+namespace {
+
+// A running relay and the ports its listeners got.
+struct RunningRelay {
+  std::unique_ptr<ChildProcess> process;
+  std::map<std::string, int> ports;      // listener name -> port
+  int publisherPort = 0;                 // listen upstream
+
+  RunningRelay() = default;
+  RunningRelay(RunningRelay&&) = default;
+  // Every test ends with an orderly shutdown: SIGTERM must exit 0 (and, in the
+  // sanitizer build, with no report).
+  ~RunningRelay() {
+    if (!process || std::uncaught_exceptions() > 0 || process->waitForExit(0ms) != -1000) return;
+    process->terminate();
+    int code = process->waitForExit();
+    INFO(process->output());
+    CHECK(code == 0);
+  }
+
+  std::string address(const std::string& listener = "main", const std::string& host = "127.0.0.1") const {
+    return host + ":" + std::to_string(ports.at(listener));
+  }
+};
+
+RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>& listeners = {"main"}) {
+  static int counter = 0;
+  std::string path = writeTempFile("relay" + std::to_string(++counter) + ".yaml", yaml);
+  RunningRelay relay;
+  relay.process = std::make_unique<ChildProcess>(STREAMRELAY_BIN, std::vector<std::string>{"--config", path});
+  for (const std::string& name : listeners) {
+    auto m = relay.process->waitForLine("listener " + name + ": listening on .*:(\\d+) ");
+    INFO(relay.process->output());
+    REQUIRE(m.size() == 2);
+    relay.ports[name] = std::stoi(m[1]);
+  }
+  auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);
+  if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
+  INFO(relay.process->output());
+  REQUIRE(relay.process->waitForLine("relay started").size() > 0);
+  return relay;
+}
+
+std::unique_ptr<ChildProcess> startFeed(std::vector<std::string> args) {
+  auto feed = std::make_unique<ChildProcess>(STREAMRELAY_FEED_BIN, args);
+  return feed;
+}
+
+int feedPort(ChildProcess& feed) {
+  auto m = feed.waitForLine("listening on .*:(\\d+)");
+  REQUIRE(m.size() == 2);
+  return std::stoi(m[1]);
+}
+
+const std::string kListenUpstream = "upstream: {type: listen, bind: '127.0.0.1:0'}\n";
+
+std::string listener(const std::string& name, const std::string& extra = "") {
+  return "  - {name: " + name + ", bind: '127.0.0.1:0'" + (extra.empty() ? "" : ", " + extra) + "}\n";
+}
+
+// Reads frames "feed N" and checks they are numbered 1.. in order.
+long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s) {
+  std::string frame;
+  long next = 1;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (next <= expected && std::chrono::steady_clock::now() < deadline) {
+    if (!sub.next(frame, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())))
+      break;
+    std::string want = "feed " + std::to_string(next);
+    if (frame.compare(0, want.size(), want) != 0 || (frame.size() > want.size() && frame[want.size()] != '.')) {
+      FAIL_CHECK("frame " << next << " was '" << frame.substr(0, 40) << "'");
+      return next - 1;
+    }
+    ++next;
+  }
+  return next - 1;
+}
+
+// A raw client socket with a small receive buffer that never reads.
+int stalledClient(int port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  int small = 4096;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  return fd;
+}
+
+// True if the peer closed `fd` within the timeout (recv returns 0 or an error).
+bool closedByPeer(int fd, std::chrono::milliseconds timeout) {
+  timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+  }
+}
+
+}  // namespace
+
+TEST_CASE("every frame reaches several subscribers whole and in order", "[integration]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "queue: {max_frames: 100000, max_bytes: 0}"));
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  for (int i = 0; i < 3; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 3));
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "200", "--count", "20000"});
+  for (auto& sub : subs) CHECK(readSequence(*sub, 20000) == 20000);
+  CHECK(feed->waitForExit() == 0);
+}
+
+TEST_CASE("the seed client protocol works: a subscriber may shut its write side at once", "[integration]") {
+  // Subscriber (like the seed's StreamClient) calls shutdown(SHUT_WR) right after connecting.
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200, size: 40}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  std::string frame;
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(sub.next(frame, 5s));
+    CHECK(frame.rfind("frame ", 0) == 0);
+    CHECK(frame.size() == 40);
+  }
+}
+
+TEST_CASE("a subscriber that never reads is cut off while the others get every frame", "[integration]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "queue: {max_frames: 5000, max_bytes: 4000000, on_full: disconnect}"));
+  int stalled = stalledClient(relay.ports["main"]);
+  Subscriber fast(relay.address());
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 2));
+  const long frames = 50000;
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
+                         "20000", "--size", "1000", "--count", std::to_string(frames)});
+  CHECK(relay.process->waitForLine("disconnected: slow_consumer \\(queue full").size() > 0);
+  CHECK(readSequence(fast, frames, 30s) == frames);
+  CHECK(closedByPeer(stalled, 5s));
+  ::close(stalled);
+  long peakKiB = residentKiB(relay.process->pid());
+  INFO("relay peak RSS " << peakKiB << " KiB after " << frames << " frames of 1000 B");
+#ifndef STREAMRELAY_SANITIZE
+  CHECK(peakKiB < 40 * 1024);  // 50 MB went through; the slow queue was capped at 4 MB
+#endif
+}
+
+TEST_CASE("max_clients: the one over the limit is accepted and closed at once", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main", "max_clients: 2"));
+  Subscriber a(relay.address()), b(relay.address());
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 2));
+  int third = stalledClient(relay.ports["main"]);
+  CHECK(closedByPeer(third, 5s));
+  ::close(third);
+  CHECK(relay.process->waitForLine("refused .*: max_clients 2 reached").size() > 0);
+  std::string frame;
+  CHECK(a.next(frame, 5s));
+  CHECK(b.next(frame, 5s));
+  SECTION("a slot frees when a subscriber leaves") {
+    a.close();
+    REQUIRE(relay.process->waitForLine("disconnected: peer_closed").size() > 0);
+    Subscriber c(relay.address());
+    CHECK(c.next(frame, 5s));
+  }
+}
+
+TEST_CASE("the allow list closes other addresses at accept", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" +
+                                      listener("closed", "allow: ['10.0.0.0/8']") +
+                                      listener("open", "allow: ['127.0.0.1/32']"),
+                                  {"closed", "open"});
+  int refused = stalledClient(relay.ports["closed"]);
+  CHECK(closedByPeer(refused, 5s));
+  ::close(refused);
+  CHECK(relay.process->waitForLine("listener closed: refused 127.0.0.1:\\d+: not in the allow list").size() > 0);
+  Subscriber ok(relay.address("open"));
+  std::string frame;
+  CHECK(ok.next(frame, 5s));
+}
+
+TEST_CASE("IPv6 on ::1 and a dual-stack listener", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n"
+                                  "  - {name: v6, bind: '[::1]:0'}\n  - {name: dual, bind: '[::]:0', allow: ['127.0.0.0/8', '::1/128']}\n",
+                                  {"v6", "dual"});
+  std::string frame;
+  Subscriber v6(relay.address("v6", "[::1]"));
+  CHECK(v6.next(frame, 5s));
+  Subscriber dualV4(relay.address("dual", "127.0.0.1"));
+  CHECK(dualV4.next(frame, 5s));
+  Subscriber dualV6(relay.address("dual", "[::1]"));
+  CHECK(dualV6.next(frame, 5s));
+}
+
+TEST_CASE("upstream killed and restarted: subscribers stay connected and resume", "[integration]") {
+  auto feed = startFeed({"--listen", "127.0.0.1:0", "--generate", "--rate", "200", "--size", "20"});
+  int port = feedPort(*feed);
+  RunningRelay relay = startRelay("upstream: {type: tcp, host: 127.0.0.1, port: " + std::to_string(port) +
+                                  ", reconnect: {initial_delay_ms: 20, max_delay_ms: 200}}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  std::string frame;
+  REQUIRE(sub.next(frame, 5s));
+  feed->kill();
+  feed->waitForExit();
+  REQUIRE(relay.process->waitForLine("reconnecting in").size() > 0);
+  auto second = startFeed({"--listen", "127.0.0.1:" + std::to_string(port), "--generate", "--rate", "200", "--size", "20"});
+  REQUIRE(second->waitForLine("relay connected").size() > 0);
+  // The same subscriber connection now sees the new feed's frames from its start.
+  bool resumed = false;
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (!resumed && std::chrono::steady_clock::now() < deadline && sub.next(frame, 5s))
+    resumed = frame.rfind("feed 1.", 0) == 0 || frame.rfind("feed 2.", 0) == 0;
+  CHECK(resumed);
+  CHECK(relay.process->countLines("subscriber .* disconnected") == 0);
+}
+
+TEST_CASE("an oversize length prefix means no big allocation and one log line and a reconnect", "[integration]") {
+  // The test is the provider: it accepts the relay twice.
+  int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(server, 4) == 0);
+  socklen_t len = sizeof a;
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
+  RunningRelay relay = startRelay("upstream: {type: tcp, host: 127.0.0.1, port: " + std::to_string(ntohs(a.sin_port)) +
+                                  ", reconnect: {initial_delay_ms: 20, max_delay_ms: 100}}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+
+  int first = ::accept(server, nullptr, nullptr);
+  std::string good = std::string("\0\0\0\2ok", 6);
+  std::string bad = "\xff\xff\xff\xf0" + std::string(100, 'x');
+  REQUIRE(::send(first, (good + bad).data(), good.size() + bad.size(), MSG_NOSIGNAL) > 0);
+  std::string frame;
+  REQUIRE(sub.next(frame, 5s));
+  CHECK(frame == "ok");
+  auto m = relay.process->waitForLine("protocol error at offset (\\d+) \\(announced size (\\d+)\\)");
+  REQUIRE(m.size() == 3);
+  CHECK(m[1] == "6");
+  CHECK(m[2] == "4294967280");
+  CHECK(residentKiB(relay.process->pid()) < 1024 * 1024);
+
+  int second = ::accept(server, nullptr, nullptr);  // the relay reconnected
+  std::string again = std::string("\0\0\0\5again", 9);
+  REQUIRE(::send(second, again.data(), again.size(), MSG_NOSIGNAL) > 0);
+  REQUIRE(sub.next(frame, 5s));
+  CHECK(frame == "again");
+  ::close(first);
+  ::close(second);
+  ::close(server);
+}
+
+TEST_CASE("SIGTERM flushes queued frames and exits 0", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 50}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  std::string frame;
+  REQUIRE(sub.next(frame, 5s));
+  relay.process->terminate();
+  CHECK(relay.process->waitForExit() == 0);
+  CHECK(relay.process->countLines("relay stopped after") == 1);
+  while (sub.next(frame, 5s)) {
+  }
+  CHECK_FALSE(sub.timedOut());  // the relay closed the connection itself
+}
+
+TEST_CASE("start-up errors exit non-zero with one line", "[integration]") {
+  SECTION("config error names key and line") {
+    std::string path = writeTempFile("bad.yaml", "upstream: {type: generator}\nlisteners:\n  - {name: a, bind: '127.0.0.1:0', max_clients: -1}\n");
+    ChildProcess relay(STREAMRELAY_BIN, {"--config", path});
+    CHECK(relay.waitForExit() == 1);
+    CHECK(relay.output() == "streamrelay: config error: " + path + ":3: listeners[0].max_clients: -1 is out of range 1..100000\n");
+  }
+  SECTION("port in use") {
+    RunningRelay first = startRelay("upstream: {type: generator}\nlisteners:\n" + listener("main"));
+    std::string path = writeTempFile("clash.yaml", "upstream: {type: generator}\nlisteners:\n  - {name: main, bind: '" +
+                                                       first.address() + "'}\n");
+    ChildProcess relay(STREAMRELAY_BIN, {"--config", path});
+    CHECK(relay.waitForExit() == 1);
+    std::string out = relay.output();
+    CHECK(out.find("cannot listen on " + first.address()) != std::string::npos);
+    CHECK(out.find(path + ":3") != std::string::npos);
+    CHECK(std::count(out.begin(), out.end(), '\n') == 1);
+  }
+  SECTION("--check-config prints the effective config") {
+    ChildProcess check(STREAMRELAY_BIN, {"--check-config", STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml"});
+    CHECK(check.waitForExit() == 0);
+  }
+}
+
+TEST_CASE("streamrelay-sub prints frames from the relay", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100, size: 30}\nlisteners:\n" + listener("main") +
+                                      listener("lines", "framing: {type: delimiter}"),
+                                  {"main", "lines"});
+  for (auto args : {std::vector<std::string>{relay.address(), "--count", "3"},
+                    std::vector<std::string>{relay.address("lines"), "--framing", "delimiter", "--count", "3"}}) {
+    ChildProcess sub(STREAMRELAY_SUB_BIN, args);
+    CHECK(sub.waitForExit() == 0);
+  }
+}

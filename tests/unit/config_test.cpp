@@ -1,0 +1,120 @@
+#include <catch2/catch.hpp>
+
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include "config.hpp"
+
+using namespace streamrelay;
+
+namespace {
+
+std::string errorOf(const std::string& yaml) {
+  try {
+    parseConfig(yaml, "test.yaml");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+const char* kMinimal = "upstream: {type: generator}\n";
+
+}  // namespace
+
+TEST_CASE("the reference config loads with its documented values", "[config]") {
+  Config c = loadConfig(STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml");
+  CHECK(c.upstream.type == UpstreamType::Generator);
+  REQUIRE(c.listeners.size() == 2);
+  CHECK(c.listeners[0].bind == "127.0.0.1:7000");
+  CHECK(c.listeners[0].queue.maxFrames == 600);
+  CHECK(c.listeners[0].queue.onFull == OverflowPolicy::Disconnect);
+  CHECK(c.listeners[1].framing.type == FramingType::Delimiter);
+  CHECK(c.shutdownTimeoutMs == 5000);
+}
+
+TEST_CASE("defaults fill what a config leaves out", "[config]") {
+  Config c = parseConfig(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0'}]\n", "t");
+  const ListenerConfig& l = c.listeners.at(0);
+  CHECK(l.maxClients == 64);
+  CHECK(l.framing.isWireForm());
+  CHECK(l.framing.maxFrameBytes == 1 << 20);
+  CHECK(l.queue.maxBytes == 16u << 20);
+  CHECK(c.upstream.reconnect.initialDelayMs == 100);
+  CHECK(c.upstream.reconnect.maxDelayMs == 30000);
+}
+
+TEST_CASE("config errors name the key path and its line", "[config]") {
+  SECTION("unknown key") {
+    CHECK(errorOf("upstream:\n  type: generator\n  rte: 5\n") ==
+          "test.yaml:3: upstream.rte: unknown key (expected one of: type, host, port, send_on_connect, bind, "
+          "max_publishers, rate, size, count, framing, reconnect, idle_timeout_ms)");
+  }
+  SECTION("wrong type") {
+    CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    max_clients: lots\n") ==
+          "test.yaml:5: listeners[0].max_clients: expected an integer, got 'lots'");
+  }
+  SECTION("bad CIDR") {
+    CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: '127.0.0.1:1', allow: ['10.0.0.0/33']}\n") ==
+          "test.yaml:3: listeners[0].allow: '10.0.0.0/33' has a bad prefix length (0..32)");
+  }
+  SECTION("bad framing") {
+    CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: length-prefix, width: 3}\n") ==
+          "test.yaml:3: upstream.framing.width: must be 1, 2, 4 or 8, got 3");
+    CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: chunks}\n") ==
+          "test.yaml:3: upstream.framing.type: 'chunks' is not a framing (length-prefix, delimiter, fixed)");
+    CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: fixed}\n") ==
+          "test.yaml:3: upstream.framing.size: fixed framing needs size >= 1");
+  }
+  SECTION("bad policy") {
+    CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    queue: {on_full: wait}\n") ==
+          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not a policy (disconnect, drop_oldest, drop_newest, block)");
+  }
+  SECTION("bad bind") {
+    CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: 'localhost'}\n") ==
+          "test.yaml:3: listeners[0].bind: expected HOST:PORT or [IPv6]:PORT, got 'localhost'");
+  }
+  SECTION("missing required key") {
+    CHECK(errorOf("upstream:\n  type: tcp\n  port: 9000\n") == "test.yaml:2: upstream: missing required key 'host'");
+  }
+  SECTION("unset environment variable") {
+    CHECK(errorOf("upstream:\n  type: tcp\n  host: h\n  port: 1\n  send_on_connect: 'AUTH ${STREAMRELAY_SURELY_UNSET}'\n") ==
+          "test.yaml:5: upstream.send_on_connect: environment variable STREAMRELAY_SURELY_UNSET is not set");
+  }
+  SECTION("YAML syntax") {
+    CHECK(errorOf("upstream: {type: generator\n").rfind("test.yaml:2: YAML syntax error", 0) == 0);
+  }
+  SECTION("duplicate listener name") {
+    CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: '127.0.0.1:1'}\n  - {name: a, bind: '127.0.0.1:2'}\n") ==
+          "test.yaml:4: listeners[1].name: 'a' is used by another listener");
+  }
+}
+
+TEST_CASE("send_on_connect expands environment variables", "[config]") {
+  setenv("STREAMRELAY_TEST_TOKEN", "s3cret", 1);
+  Config c = parseConfig("upstream: {type: tcp, host: h, port: 1, send_on_connect: \"AUTH ${STREAMRELAY_TEST_TOKEN}\\n\"}\n", "t");
+  CHECK(c.upstream.sendOnConnect == "AUTH s3cret\n");
+}
+
+TEST_CASE("a NUL delimiter is allowed", "[config]") {
+  Config c = parseConfig("upstream: {type: stdin, framing: {type: delimiter, delimiter: \"\\0\"}}\n", "t");
+  CHECK(c.upstream.framing.delimiter == std::string(1, '\0'));
+}
+
+TEST_CASE("allow lists match IPv4 and IPv6 and IPv4-mapped peers", "[config]") {
+  CidrList list({Cidr::parse("127.0.0.0/8"), Cidr::parse("::1/128")});
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  inet_pton(AF_INET, "127.1.2.3", &v4.sin_addr);
+  CHECK(list.allows(reinterpret_cast<sockaddr*>(&v4)));
+  inet_pton(AF_INET, "10.0.0.1", &v4.sin_addr);
+  CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&v4)));
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "::ffff:127.0.0.1", &v6.sin6_addr);
+  CHECK(list.allows(reinterpret_cast<sockaddr*>(&v6)));
+  inet_pton(AF_INET6, "::1", &v6.sin6_addr);
+  CHECK(list.allows(reinterpret_cast<sockaddr*>(&v6)));
+  inet_pton(AF_INET6, "::2", &v6.sin6_addr);
+  CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&v6)));
+}

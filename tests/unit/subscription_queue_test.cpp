@@ -1,0 +1,124 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+
+#include "subscription_queue.hpp"
+
+using namespace streamrelay;
+
+namespace {
+
+// A batch of `count` frames of `size` bytes numbered from `firstSeq`.
+FrameBatchPtr makeBatch(std::size_t count, std::size_t size, std::uint64_t firstSeq) {
+  FrameBatchBuilder builder;
+  std::string payload(size, 'x');
+  for (std::size_t i = 0; i < count; ++i) builder.add(payload.data(), payload.size());
+  auto batch = builder.seal(0);
+  batch->assignFirstSeq(firstSeq);
+  return FrameBatchPtr(std::move(batch));
+}
+
+std::vector<std::uint64_t> drainSeqs(SubscriptionQueue& q) {
+  std::deque<FrameSpan> spans;
+  q.takeAll(spans);
+  std::vector<std::uint64_t> seqs;
+  for (const auto& s : spans)
+    for (std::uint32_t i = s.first; i < s.end; ++i) seqs.push_back(s.batch->seq(i));
+  return seqs;
+}
+
+QueueLimits limits(std::size_t frames, std::size_t bytes, OverflowPolicy policy) {
+  QueueLimits l;
+  l.maxFrames = frames;
+  l.maxBytes = bytes;
+  l.onFull = policy;
+  return l;
+}
+
+}  // namespace
+
+TEST_CASE("a queue wakes its consumer only when it becomes non-empty", "[queue]") {
+  int wakes = 0;
+  SubscriptionQueue q("q", limits(100, 0, OverflowPolicy::Disconnect), [&] { ++wakes; });
+  q.push(makeBatch(3, 10, 1));
+  q.push(makeBatch(3, 10, 4));
+  CHECK(wakes == 1);
+  CHECK(q.queuedFrames() == 6);
+  CHECK(q.queuedBytes() == 6 * (10 + kWireHeaderBytes));
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6});
+  q.push(makeBatch(1, 10, 7));
+  CHECK(wakes == 2);
+}
+
+TEST_CASE("disconnect policy closes the queue and releases its frames", "[queue]") {
+  int wakes = 0;
+  SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::Disconnect), [&] { ++wakes; });
+  q.push(makeBatch(4, 10, 1));
+  q.push(makeBatch(2, 10, 5));
+  CHECK(q.closeReason() == CloseReason::SlowConsumer);
+  CHECK(q.queuedFrames() == 0);
+  CHECK(q.counters().dropped == 6);
+  CHECK(wakes == 2);  // became readable, then closed
+  q.push(makeBatch(1, 10, 7));
+  CHECK(q.queuedFrames() == 0);
+}
+
+TEST_CASE("drop_newest keeps the oldest frames and counts the rest", "[queue]") {
+  SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::DropNewest), [] {});
+  q.push(makeBatch(4, 10, 1));
+  q.push(makeBatch(3, 10, 5));
+  CHECK(q.counters().dropped == 2);
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+}
+
+TEST_CASE("drop_oldest keeps the newest frames and counts the rest", "[queue]") {
+  SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::DropOldest), [] {});
+  q.push(makeBatch(4, 10, 1));
+  q.push(makeBatch(3, 10, 5));
+  CHECK(q.counters().dropped == 2);
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{3, 4, 5, 6, 7});
+  SECTION("a batch larger than the queue keeps its own tail") {
+    q.push(makeBatch(8, 10, 8));
+    CHECK(drainSeqs(q) == std::vector<std::uint64_t>{11, 12, 13, 14, 15});
+  }
+}
+
+TEST_CASE("max_bytes bounds a queue as well as max_frames", "[queue]") {
+  const std::size_t frameBytes = 100 + kWireHeaderBytes;
+  SubscriptionQueue q("q", limits(0, 3 * frameBytes, OverflowPolicy::DropNewest), [] {});
+  q.push(makeBatch(5, 100, 1));
+  CHECK(q.queuedBytes() == 3 * frameBytes);
+  CHECK(q.counters().dropped == 2);
+}
+
+TEST_CASE("block policy makes the publisher wait and loses nothing", "[queue]") {
+  SubscriptionQueue q("q", limits(4, 0, OverflowPolicy::Block), [] {});
+  std::atomic<bool> published{false};
+  std::thread publisher([&] {
+    for (std::uint64_t seq = 1; seq <= 40; seq += 4) q.push(makeBatch(4, 10, seq));
+    published = true;
+  });
+  std::vector<std::uint64_t> received;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (received.size() < 40 && std::chrono::steady_clock::now() < deadline) {
+    q.waitForFrames(deadline);
+    CHECK(q.queuedFrames() <= 4);
+    for (auto seq : drainSeqs(q)) received.push_back(seq);
+  }
+  publisher.join();
+  CHECK(published);
+  REQUIRE(received.size() == 40);
+  for (std::size_t i = 0; i < received.size(); ++i) CHECK(received[i] == i + 1);
+  CHECK(q.counters().dropped == 0);
+}
+
+TEST_CASE("closing a queue releases a blocked publisher", "[queue]") {
+  SubscriptionQueue q("q", limits(1, 0, OverflowPolicy::Block), [] {});
+  q.push(makeBatch(1, 10, 1));
+  std::thread publisher([&] { q.push(makeBatch(1, 10, 2)); });
+  q.close(CloseReason::Shutdown);
+  publisher.join();
+  CHECK(q.closeReason() == CloseReason::Shutdown);
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1});  // kept for the final drain
+}
