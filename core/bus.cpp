@@ -36,7 +36,9 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);
   FrameBatchPtr shared(std::move(batch));
-  for (const QueuePtr& queue : *snapshot()) queue->push(shared);
+  // Held for the loop: a subscribe() meanwhile replaces the list, not this copy.
+  const std::shared_ptr<const QueueList> queues = snapshot();
+  for (const QueuePtr& queue : *queues) queue->push(shared);
 }
 
 }  // namespace streamrelay

@@ -8,7 +8,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <exception>
+#include <thread>
 #include <map>
 #include <memory>
 #include <string>
@@ -320,4 +322,35 @@ TEST_CASE("streamrelay-sub prints frames from the relay", "[integration]") {
     ChildProcess sub(STREAMRELAY_SUB_BIN, args);
     CHECK(sub.waitForExit() == 0);
   }
+}
+
+TEST_CASE("subscribers that join while frames flow get a gapless ordered stream", "[integration]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "max_clients: 200, queue: {max_frames: 0, max_bytes: 67108864}"));
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
+                         "100000", "--size", "64", "--count", "300000"});
+  REQUIRE(relay.process->waitForLine("publisher .* connected").size() > 0);
+  // Joining subscribers change the bus's subscriber list under the publisher.
+  std::vector<std::thread> joiners;
+  std::atomic<int> contiguous{0};
+  for (int t = 0; t < 8; ++t) {
+    joiners.emplace_back([&] {
+      for (int round = 0; round < 5; ++round) {
+        Subscriber sub(relay.address());
+        std::string frame;
+        long previous = -1;
+        bool ok = true;
+        for (int i = 0; i < 2000 && ok; ++i) {
+          if (!sub.next(frame, 10s)) break;
+          long n = std::stol(frame.substr(5));
+          ok = previous < 0 || n == previous + 1;
+          previous = n;
+        }
+        if (ok && previous > 0) ++contiguous;
+      }
+    });
+  }
+  for (auto& t : joiners) t.join();
+  CHECK(contiguous == 40);
+  CHECK(relay.process->countLines("slow_consumer") == 0);
 }
