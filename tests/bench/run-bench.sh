@@ -9,6 +9,7 @@
 #
 # Knobs: SECS [5], SUBS ["1 16 256 1000"], SIZES ["128 4096"], LAT_RATES ["20000"],
 # ANCHORS ["self nats redis"] (needs nats-server and redis-server for those),
+# WRITERS [0] writer_threads, SNDBUF [0] send_buffer_bytes,
 # BENCH_DIR [../shared/bench beside the repo], RELAY [build/core/streamrelay],
 # RESULTS [build/bench-<time>.jsonl].
 set -u
@@ -46,6 +47,7 @@ listeners:
   - name: bench
     bind: "127.0.0.1:$SUB_PORT"
     max_clients: 2000
+    send_buffer_bytes: ${SNDBUF:-0}
     queue: {max_frames: 0, max_bytes: 67108864, on_full: disconnect}
 log: {level: warning}
 writer_threads: ${WRITERS:-0}

@@ -1,0 +1,141 @@
+#pragma once
+// C++ helper for streamrelay plugins: derive from streamrelay::Plugin, export
+// the class with one macro. This header is the only place that catches
+// exceptions: one thrown from the constructor fails create() with its
+// message; one thrown from onFrame() or flush() becomes STREAMRELAY_ERROR with
+// its message. Nothing crosses the C ABI but C types.
+//
+//   class Counter : public streamrelay::Plugin {
+//    public:
+//     Counter(streamrelay::Host& host, const std::string& configYaml) : host_(host) {}
+//     void onFrame(const streamrelay::Frame& frame) override { host_.addCounter("frames", 1); }
+//    private:
+//     streamrelay::Host& host_;
+//   };
+//   STREAMRELAY_EXPORT_PLUGIN(Counter, "counter", "counts frames")
+
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <string_view>
+
+#include "plugin.h"
+
+namespace streamrelay {
+
+// One frame, borrowed for the duration of onFrame(): copy what you keep.
+struct Frame {
+  std::string_view data;
+  std::uint64_t seq;
+  std::int64_t receivedUnixNs;
+};
+
+// The host's services for this instance. Valid while the instance lives.
+class Host {
+ public:
+  explicit Host(const streamrelay_host_api* api) : api_(api) {}
+  void log(int level, const std::string& message) const { api_->log(api_->host, level, message.c_str()); }
+  void info(const std::string& message) const { log(STREAMRELAY_LOG_INFO, message); }
+  void warning(const std::string& message) const { log(STREAMRELAY_LOG_WARNING, message); }
+  void error(const std::string& message) const { log(STREAMRELAY_LOG_ERROR, message); }
+  void addCounter(const char* name, std::uint64_t delta) const { api_->add_counter(api_->host, name, delta); }
+  std::string statsJson() const {
+    std::string out(4096, '\0');
+    std::size_t needed = api_->stats_json(api_->host, &out[0], out.size());
+    if (needed >= out.size()) {
+      out.assign(needed + 1, '\0');
+      needed = api_->stats_json(api_->host, &out[0], out.size());
+    }
+    out.resize(needed);
+    return out;
+  }
+  std::string instanceName() const { return api_->instance_name(api_->host); }
+
+ private:
+  const streamrelay_host_api* api_;
+};
+
+class Plugin {
+ public:
+  virtual ~Plugin() = default;
+  virtual void onFrame(const Frame& frame) = 0;
+  virtual void flush() {}
+};
+
+namespace detail {
+
+inline void copyError(const char* message, char* error, std::size_t size) {
+  if (size > 0) std::snprintf(error, size, "%s", message);
+}
+
+template <class T>
+struct Instance {
+  Host host;
+  T plugin;
+  Instance(const streamrelay_host_api* api, const std::string& config) : host(api), plugin(host, config) {}
+};
+
+template <class T>
+void* create(const streamrelay_host_api* api, const char* config, char* error, std::size_t size) {
+  try {
+    return new Instance<T>(api, config ? config : "{}");
+  } catch (const std::exception& e) {
+    copyError(e.what(), error, size);
+  } catch (...) {
+    copyError("unknown exception", error, size);
+  }
+  return nullptr;
+}
+
+template <class T>
+int onFrame(void* self, const streamrelay_frame* f, char* error, std::size_t size) {
+  try {
+    Frame frame{std::string_view(reinterpret_cast<const char*>(f->data), f->size), f->seq, f->received_unix_ns};
+    static_cast<Instance<T>*>(self)->plugin.onFrame(frame);
+    return STREAMRELAY_OK;
+  } catch (const std::exception& e) {
+    copyError(e.what(), error, size);
+  } catch (...) {
+    copyError("unknown exception", error, size);
+  }
+  return STREAMRELAY_ERROR;
+}
+
+template <class T>
+int flush(void* self, char* error, std::size_t size) {
+  try {
+    static_cast<Instance<T>*>(self)->plugin.flush();
+    return STREAMRELAY_OK;
+  } catch (const std::exception& e) {
+    copyError(e.what(), error, size);
+  } catch (...) {
+    copyError("unknown exception", error, size);
+  }
+  return STREAMRELAY_ERROR;
+}
+
+template <class T>
+void destroy(void* self) {
+  try {
+    delete static_cast<Instance<T>*>(self);
+  } catch (...) {
+    // A destructor that throws has nowhere to report to; the instance is gone.
+  }
+}
+
+template <class T>
+const streamrelay_plugin* descriptor(const char* name, const char* description) {
+  static const streamrelay_plugin d = {sizeof(streamrelay_plugin), STREAMRELAY_ABI_VERSION, name, description,
+                                       &create<T>, &onFrame<T>, &flush<T>, &destroy<T>};
+  return &d;
+}
+
+}  // namespace detail
+}  // namespace streamrelay
+
+// Exports class CLASS (constructible from (streamrelay::Host&, const std::string&))
+// as plugin type NAME.
+#define STREAMRELAY_EXPORT_PLUGIN(CLASS, NAME, DESCRIPTION)                                       \
+  extern "C" __attribute__((visibility("default"))) const streamrelay_plugin* streamrelay_plugin_entry() { \
+    return ::streamrelay::detail::descriptor<CLASS>(NAME, DESCRIPTION);                           \
+  }
