@@ -4,23 +4,43 @@
 
 namespace streamrelay {
 
+namespace {
+// Non-blocking queues first: a `block` queue must not delay the others.
+void insertOrdered(std::vector<QueuePtr>& list, QueuePtr queue) {
+  auto isBlocking = [](const QueuePtr& q) { return q->limits().onFull == OverflowPolicy::Block; };
+  if (isBlocking(queue)) list.push_back(std::move(queue));
+  else list.insert(std::find_if(list.begin(), list.end(), isBlocking), std::move(queue));
+}
+
+void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
+  list.erase(std::remove_if(list.begin(), list.end(), [&](const QueuePtr& q) { return q.get() == queue; }),
+             list.end());
+}
+}  // namespace
+
 void Bus::subscribe(QueuePtr queue) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto next = std::make_shared<QueueList>(*queues_);
-  // Non-blocking queues first: a `block` queue must not delay the others.
-  auto isBlocking = [](const QueuePtr& q) { return q->limits().onFull == OverflowPolicy::Block; };
-  if (isBlocking(queue)) next->push_back(std::move(queue));
-  else next->insert(std::find_if(next->begin(), next->end(), isBlocking), std::move(queue));
+  insertOrdered(*next, std::move(queue));
   queues_ = std::move(next);
 }
 
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
   std::lock_guard<std::mutex> lock(mutex_);
   auto next = std::make_shared<QueueList>(*queues_);
-  next->erase(std::remove_if(next->begin(), next->end(), [&](const QueuePtr& q) { return q.get() == queue; }),
-              next->end());
+  eraseQueue(*next, queue);
   queues_ = std::move(next);
 }
+
+void Bus::replace(const SubscriptionQueue* old, QueuePtr replacement) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto next = std::make_shared<QueueList>(*queues_);
+  eraseQueue(*next, old);
+  insertOrdered(*next, std::move(replacement));
+  queues_ = std::move(next);
+}
+
+std::vector<QueuePtr> Bus::queues() const { return *snapshot(); }
 
 std::shared_ptr<const Bus::QueueList> Bus::snapshot() const {
   std::lock_guard<std::mutex> lock(mutex_);

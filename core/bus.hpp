@@ -29,6 +29,12 @@ class Bus {
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
 
+  // Thread safe. Swaps `old` for `replacement` in one step: every batch goes to
+  // exactly one of them (a reloaded plugin neither misses nor repeats a frame).
+  void replace(const SubscriptionQueue* old, QueuePtr replacement);
+  // Thread safe. The queues subscribed now.
+  std::vector<QueuePtr> queues() const;
+
   // Called only from the publishing source thread: numbers the frames, then
   // pushes the batch to every queue.
   void publish(std::unique_ptr<FrameBatch> batch);

@@ -155,7 +155,69 @@ ListenerConfig readListener(const YamlMap& m) {
   return l;
 }
 
+PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType) {
+  m.allowOnly(impliedType.empty() ? std::initializer_list<const char*>{"name", "type", "queue", "config", "max_failures"}
+                                  : std::initializer_list<const char*>{"name", "queue", "config", "max_failures"});
+  PluginInstanceConfig p;
+  p.type = impliedType.empty() ? m.requireString("type") : impliedType;
+  p.name = m.getString("name", p.type);
+  p.queue = readQueue(m.map("queue"), defaultPluginQueue());
+  p.maxFailures = static_cast<int>(m.getInt("max_failures", 10, 1, 1000000));
+  if (m.has("config")) {
+    YAML::Emitter out;
+    out << YAML::Flow << m.node("config");
+    p.configYaml = out.c_str();
+  }
+  return p;
+}
+
+void checkUniqueNames(const std::vector<PluginInstanceConfig>& instances, const YamlMap& item) {
+  for (std::size_t i = 0; i + 1 < instances.size(); ++i)
+    if (instances[i].name == instances.back().name)
+      item.fail("name", "'" + instances.back().name + "' is used by another plugin instance");
+}
+
+PluginsConfig readPlugins(const YamlMap& m) {
+  m.allowOnly({"directory", "allow_insecure", "rescan_ms", "instances"});
+  PluginsConfig p;
+  p.directory = m.getString("directory", "");
+  p.allowInsecure = m.getBool("allow_insecure", false);
+  p.rescanMs = static_cast<int>(m.getInt("rescan_ms", 1000, 50, 3600000));
+  for (const YamlMap& item : m.mapList("instances")) {
+    p.instances.push_back(readPluginInstance(item, ""));
+    checkUniqueNames(p.instances, item);
+  }
+  if (p.directory.empty() && !p.instances.empty()) m.failHere("instances need a plugins directory");
+  return p;
+}
+
 }  // namespace
+
+QueueLimits defaultPluginQueue() {
+  QueueLimits q;
+  q.maxFrames = 100000;
+  q.maxBytes = 64 << 20;
+  q.onFull = OverflowPolicy::DropNewest;
+  return q;
+}
+
+std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
+                                                     const std::string& type) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yamlText);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+  YamlMap top(root, "", sourceName);
+  top.allowOnly({"instances"});
+  std::vector<PluginInstanceConfig> instances;
+  for (const YamlMap& item : top.mapList("instances")) {
+    instances.push_back(readPluginInstance(item, type));
+    checkUniqueNames(instances, item);
+  }
+  return instances;
+}
 
 const char* toString(UpstreamType type) {
   switch (type) {
@@ -175,7 +237,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
     throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
   }
   YamlMap top(root, "", sourceName);
-  top.allowOnly({"upstream", "listeners", "log", "shutdown_timeout_ms", "writer_threads"});
+  top.allowOnly({"upstream", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
   Config c;
   c.path = sourceName;
   if (!top.has("upstream")) throw ConfigError(sourceName + ": upstream: missing (every relay needs one upstream)");
@@ -186,6 +248,7 @@ Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
       if (c.listeners[i].name == c.listeners.back().name)
         item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");
   }
+  c.plugins = readPlugins(top.map("plugins"));
   YamlMap log = top.map("log");
   log.allowOnly({"level"});
   c.logLevel = log.getString("level", "information");

@@ -52,10 +52,32 @@ struct ListenerConfig {
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
 };
 
+// One plugin instance: `type` is the plugin's name, `configYaml` its own
+// sub-tree, passed to the plugin as text.
+struct PluginInstanceConfig {
+  std::string name;
+  std::string type;
+  QueueLimits queue;
+  std::string configYaml = "{}";
+  int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
+};
+
+struct PluginsConfig {
+  std::string directory;         // empty: no plugins
+  bool allowInsecure = false;
+  int rescanMs = 1000;
+  std::vector<PluginInstanceConfig> instances;
+};
+
+// Queue defaults for plugin instances: a plugin that falls behind loses the
+// newest frames (counted) rather than slowing the relay; `block` is opt-in.
+QueueLimits defaultPluginQueue();
+
 struct Config {
   std::string path;
   UpstreamConfig upstream;
   std::vector<ListenerConfig> listeners;
+  PluginsConfig plugins;
   std::string logLevel = "information";
   int shutdownTimeoutMs = 5000;
   int writerThreads = 0;         // 0 = one per CPU core, at most 4
@@ -64,6 +86,10 @@ struct Config {
 // Reads and validates; throws ConfigError("FILE:LINE: key.path: what is wrong").
 Config loadConfig(const std::string& path);
 Config parseConfig(const std::string& yamlText, const std::string& sourceName);
+// Reads a sidecar NAME.yaml for plugin type `type`: `instances:` as in
+// plugins.instances, `type` implied. Throws ConfigError.
+std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
+                                                     const std::string& type);
 // The effective configuration (defaults filled in) as YAML.
 std::string effectiveConfigYaml(const Config& config);
 

@@ -62,8 +62,8 @@ bool ListenSource::readPublisher(Publisher& p) {
       case FrameReader::Result::ProtocolError: {
         const ProtocolError& e = p.reader->error();
         logger().warning("upstream: publisher %s: protocol error at offset %?u (announced size %?u): %s; disconnected",
-                         p.peer, static_cast<unsigned long long>(e.offset),
-                         static_cast<unsigned long long>(e.announced), e.message);
+                         p.peer, e.offset,
+                         e.announced, e.message);
         return false;
       }
     }

@@ -53,13 +53,13 @@ int parseArgs(int argc, char** argv, Options& options) {
 }
 
 // Waits for SIGTERM, SIGINT or SIGQUIT (blocked in every thread, so they
-// arrive here). SIGHUP is logged and otherwise ignored for now.
-void waitForTermination(const sigset_t& signals) {
+// arrive here). SIGHUP makes the plugin host rescan its directory.
+void waitForTermination(const sigset_t& signals, streamrelay::Relay& relay) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
-    if (sig == SIGHUP) continue;
-    return;
+    if (sig != SIGHUP) return;
+    relay.rescanPlugins();
   }
 }
 
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   try {
     streamrelay::Relay relay(config);
     relay.start();
-    waitForTermination(signals);
+    waitForTermination(signals, relay);
     relay.stop();
   } catch (const std::exception& e) {
     std::cerr << "streamrelay: " << e.what() << "\n";

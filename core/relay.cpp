@@ -18,13 +18,21 @@ Relay::Relay(const Config& config)
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, bus_, writers_));
   source_->prepare();
+  if (!config_.plugins.directory.empty())
+    plugins_ = std::make_unique<PluginHost>(config_.plugins, bus_, [this] { return statsJson(); },
+                                            config_.shutdownTimeoutMs);
 }
 
 Relay::~Relay() { stop(); }
 
+void Relay::rescanPlugins() {
+  if (plugins_) plugins_->requestRescan();
+}
+
 void Relay::start() {
   writers_.start();
   for (auto& listener : listeners_) listener->start();
+  if (plugins_) plugins_->start();  // before the source: instances see the first frame
   source_->start();
   Poco::Logger::get("streamrelay").information("relay started: upstream %s, %z listener(s), %z writer thread(s)",
                                                std::string(toString(config_.upstream.type)), listeners_.size(),
@@ -38,8 +46,10 @@ void Relay::stop() {
   logger.information("relay stopping: no new subscribers, upstream closing, flushing queued frames");
   for (auto& listener : listeners_) listener->stopAccepting();
   source_->stop();
-  writers_.drain(std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs));
-  logger.information("relay stopped after %?u frames received", static_cast<unsigned long long>(bus_.framesPublished()));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
+  writers_.drain(deadline);
+  if (plugins_) plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
+  logger.information("relay stopped after %?u frames received", bus_.framesPublished());
 }
 
 }  // namespace streamrelay

@@ -4,14 +4,16 @@
 // order in one place.
 //
 // Threads: the source's thread (the only publisher); one thread per writer;
-// each listener's TCPServer acceptor and its small hand-off pool; the caller's
-// thread, which calls start() and stop().
+// each listener's TCPServer acceptor and its small hand-off pool; the plugin
+// host's thread and one worker per plugin instance; the caller's thread, which
+// calls start() and stop().
 
 #include <memory>
 #include <vector>
 
 #include "bus.hpp"
 #include "config.hpp"
+#include "plugin_host.hpp"
 #include "subscriber_listener.hpp"
 #include "subscriber_writer.hpp"
 #include "upstream_source.hpp"
@@ -32,6 +34,11 @@ class Relay {
   // queued (within shutdown_timeout_ms), closes them. Idempotent.
   void stop();
 
+  // Thread safe: look for new, changed and removed plugins now (SIGHUP).
+  void rescanPlugins();
+  // Thread safe: the relay's figures as JSON (the plugin host API's stats).
+  std::string statsJson() const;
+
   const Bus& bus() const { return bus_; }
   const UpstreamSource& source() const { return *source_; }
   const std::vector<std::unique_ptr<SubscriberListener>>& listeners() const { return listeners_; }
@@ -44,6 +51,7 @@ class Relay {
   std::vector<std::unique_ptr<SubscriberListener>> listeners_;
   WriterPool writers_;
   std::unique_ptr<UpstreamSource> source_;
+  std::unique_ptr<PluginHost> plugins_;  // null without plugins.directory
   bool stopped_ = false;
 };
 

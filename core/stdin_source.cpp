@@ -23,7 +23,7 @@ void StdinSource::run() {
     } else if (result == FrameReader::Result::ProtocolError) {
       const ProtocolError& e = reader.error();
       logger.error("upstream stdin: protocol error at offset %?u (announced size %?u): %s; input abandoned",
-                   static_cast<unsigned long long>(e.offset), static_cast<unsigned long long>(e.announced),
+                   e.offset, e.announced,
                    e.message);
     } else {
       logger.error("upstream stdin: read error: %s", std::string(strerror(reader.lastErrno())));

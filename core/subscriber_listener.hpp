@@ -25,7 +25,7 @@ struct ListenerCounters {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> refusedMaxClients{0};
   std::atomic<std::uint64_t> refusedAllow{0};
-  std::atomic<std::uint64_t> disconnects[6]{};  // by CloseReason
+  std::atomic<std::uint64_t> disconnects[kCloseReasonCount]{};  // by CloseReason
 };
 
 class SubscriberListener {

@@ -78,7 +78,7 @@ void SubscriberSession::advance(std::size_t written) {
     }
     outgoing_.pop_front();
   }
-  framesSent_.fetch_add(sent, std::memory_order_relaxed);
+  queue_->countDelivered(sent);
   if (skipped) framesSkipped_.fetch_add(skipped, std::memory_order_relaxed);
 }
 

@@ -56,7 +56,7 @@ class SubscriberSession {
   CloseReason closeReason() const { return closeReason_; }
   const QueuePtr& queue() const { return queue_; }
   // Thread safe.
-  std::uint64_t framesSent() const { return framesSent_.load(std::memory_order_relaxed); }
+  std::uint64_t framesSent() const { return queue_->counters().delivered.load(std::memory_order_relaxed); }
   std::uint64_t framesSkipped() const { return framesSkipped_.load(std::memory_order_relaxed); }
 
  private:
@@ -75,7 +75,6 @@ class SubscriberSession {
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written
   CloseReason closeReason_ = CloseReason::None;
-  std::atomic<std::uint64_t> framesSent_{0};
   std::atomic<std::uint64_t> framesSkipped_{0};  // frames this listener's framing cannot carry
 };
 

@@ -22,6 +22,7 @@ const char* toString(CloseReason reason) {
     case CloseReason::WriteError: return "write_error";
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::Removed: return "removed";
+    case CloseReason::Failed: return "failed";
   }
   return "?";
 }

@@ -34,7 +34,8 @@ struct QueueLimits {
 };
 
 // Why a consumer's queue was closed; logged and counted.
-enum class CloseReason { None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed };
+enum class CloseReason { None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed, Failed };
+constexpr int kCloseReasonCount = 7;
 
 const char* toString(CloseReason reason);
 
@@ -50,6 +51,7 @@ struct FrameSpan {
 
 struct QueueCounters {
   std::atomic<std::uint64_t> enqueued{0};  // frames accepted into the queue
+  std::atomic<std::uint64_t> delivered{0}; // frames the consumer has handled (written, or given to a plugin)
   std::atomic<std::uint64_t> dropped{0};   // frames lost to drop_oldest / drop_newest / disconnect
   std::atomic<std::uint64_t> blockedNs{0}; // time the publisher waited (block policy)
 };
@@ -83,6 +85,8 @@ class SubscriptionQueue {
   std::size_t queuedFrames() const;
   std::size_t queuedBytes() const;
   const QueueCounters& counters() const { return counters_; }
+  // Called by the consumer.
+  void countDelivered(std::uint64_t frames) { counters_.delivered.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
   bool fits(std::size_t frames, std::size_t bytes) const;  // Lock should be held.

@@ -31,6 +31,8 @@ class YamlMap {
   // A sequence of maps (or absent: empty).
   std::vector<YamlMap> mapList(const char* key) const;
   std::vector<std::string> stringList(const char* key) const;
+  // The raw node under `key` (for sub-trees handed on as text).
+  YAML::Node node(const char* key) const { return node_[key]; }
 
   [[noreturn]] void fail(const char* key, const std::string& what) const;
   [[noreturn]] void failHere(const std::string& what) const;

@@ -15,89 +15,11 @@
 #include <memory>
 #include <string>
 
-#include "child_process.hpp"
-#include "streamrelay/client.hpp"
+#include "relay_fixture.hpp"
 
 using namespace streamrelay::test;
-using streamrelay::client::Subscriber;
 
 namespace {
-
-// A running relay and the ports its listeners got.
-struct RunningRelay {
-  std::unique_ptr<ChildProcess> process;
-  std::map<std::string, int> ports;      // listener name -> port
-  int publisherPort = 0;                 // listen upstream
-
-  RunningRelay() = default;
-  RunningRelay(RunningRelay&&) = default;
-  // Every test ends with an orderly shutdown: SIGTERM must exit 0 (and, in the
-  // sanitizer build, with no report).
-  ~RunningRelay() {
-    if (!process || std::uncaught_exceptions() > 0 || process->waitForExit(0ms) != -1000) return;
-    process->terminate();
-    int code = process->waitForExit();
-    INFO(process->output());
-    CHECK(code == 0);
-  }
-
-  std::string address(const std::string& listener = "main", const std::string& host = "127.0.0.1") const {
-    return host + ":" + std::to_string(ports.at(listener));
-  }
-};
-
-RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>& listeners = {"main"}) {
-  static int counter = 0;
-  std::string path = writeTempFile("relay" + std::to_string(++counter) + ".yaml", yaml);
-  RunningRelay relay;
-  relay.process = std::make_unique<ChildProcess>(STREAMRELAY_BIN, std::vector<std::string>{"--config", path});
-  for (const std::string& name : listeners) {
-    auto m = relay.process->waitForLine("listener " + name + ": listening on .*:(\\d+) ");
-    INFO(relay.process->output());
-    REQUIRE(m.size() == 2);
-    relay.ports[name] = std::stoi(m[1]);
-  }
-  auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);
-  if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
-  INFO(relay.process->output());
-  REQUIRE(relay.process->waitForLine("relay started").size() > 0);
-  return relay;
-}
-
-std::unique_ptr<ChildProcess> startFeed(std::vector<std::string> args) {
-  auto feed = std::make_unique<ChildProcess>(STREAMRELAY_FEED_BIN, args);
-  return feed;
-}
-
-int feedPort(ChildProcess& feed) {
-  auto m = feed.waitForLine("listening on .*:(\\d+)");
-  REQUIRE(m.size() == 2);
-  return std::stoi(m[1]);
-}
-
-const std::string kListenUpstream = "upstream: {type: listen, bind: '127.0.0.1:0'}\n";
-
-std::string listener(const std::string& name, const std::string& extra = "") {
-  return "  - {name: " + name + ", bind: '127.0.0.1:0'" + (extra.empty() ? "" : ", " + extra) + "}\n";
-}
-
-// Reads frames "feed N" and checks they are numbered 1.. in order.
-long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s) {
-  std::string frame;
-  long next = 1;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (next <= expected && std::chrono::steady_clock::now() < deadline) {
-    if (!sub.next(frame, std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now())))
-      break;
-    std::string want = "feed " + std::to_string(next);
-    if (frame.compare(0, want.size(), want) != 0 || (frame.size() > want.size() && frame[want.size()] != '.')) {
-      FAIL_CHECK("frame " << next << " was '" << frame.substr(0, 40) << "'");
-      return next - 1;
-    }
-    ++next;
-  }
-  return next - 1;
-}
 
 // A raw client socket with a small receive buffer that never reads.
 int stalledClient(int port) {

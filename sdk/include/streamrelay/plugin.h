@@ -84,10 +84,11 @@ typedef struct streamrelay_plugin {
   /* Handles one frame. STREAMRELAY_ERROR with a reason in error counts as a
    * failure; after max_failures in a row the instance is disabled. */
   int (*on_frame)(void* self, const streamrelay_frame* frame, char* error, size_t error_size);
-  /* Optional (may be NULL): called when the instance's queue has been drained
-   * (after a burst of frames) and before destroy. */
-  int (*flush)(void* self, char* error, size_t error_size);
   void (*destroy)(void* self);
+  /* Optional (may be NULL; absent if struct_size stops before it): called
+   * when the instance's queue has been drained (after a burst of frames) and
+   * before destroy, e.g. to commit a transaction. */
+  int (*flush)(void* self, char* error, size_t error_size);
 } streamrelay_plugin;
 
 typedef const streamrelay_plugin* (*streamrelay_plugin_entry_fn)(void);

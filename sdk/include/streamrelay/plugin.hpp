@@ -126,7 +126,7 @@ void destroy(void* self) {
 template <class T>
 const streamrelay_plugin* descriptor(const char* name, const char* description) {
   static const streamrelay_plugin d = {sizeof(streamrelay_plugin), STREAMRELAY_ABI_VERSION, name, description,
-                                       &create<T>, &onFrame<T>, &flush<T>, &destroy<T>};
+                                       &create<T>, &onFrame<T>, &destroy<T>, &flush<T>};
   return &d;
 }
 

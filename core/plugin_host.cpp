@@ -1,0 +1,288 @@
+#include "plugin_host.hpp"
+
+#include <Poco/Delegate.h>
+#include <Poco/DirectoryIterator.h>
+#include <Poco/File.h>
+#include <Poco/Logger.h>
+#include <Poco/Path.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
+
+// A file seen changing less than this long ago may still be being copied.
+constexpr std::chrono::milliseconds kSettleTime(250);
+
+std::int64_t mtimeNs(const struct stat& st) {
+  return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
+// Empty if `path` is safe to load code from: not writable by group or others,
+// owned by this user or root.
+std::string unsafeBecause(const std::string& path, const struct stat& st) {
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return path + " is writable by group or others (mode " + mode + ")";
+  }
+  if (st.st_uid != ::geteuid() && st.st_uid != 0)
+    return path + " is owned by uid " + std::to_string(st.st_uid) + ", not by this user or root";
+  return "";
+}
+
+std::string sidecarOf(const std::string& soPath) { return soPath.substr(0, soPath.size() - 3) + ".yaml"; }
+
+std::string readFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+}  // namespace
+
+PluginHost::PluginHost(const PluginsConfig& config, Bus& bus, PluginInstance::StatsJson stats, int shutdownTimeoutMs)
+    : config_(config), bus_(bus), stats_(std::move(stats)), drainTimeout_(shutdownTimeoutMs) {
+  char pattern[] = "/tmp/streamrelay-plugins.XXXXXX";
+  if (!::mkdtemp(pattern)) throw std::runtime_error("plugins: cannot create a private directory in /tmp");
+  privateDir_ = pattern;
+}
+
+PluginHost::~PluginHost() {
+  stop(std::chrono::steady_clock::now());
+  ::rmdir(privateDir_.c_str());
+}
+
+void PluginHost::start() {
+  if (config_.allowInsecure)
+    logger().warning("plugins: allow_insecure is set: loading code that other users may have written");
+  std::chrono::milliseconds firstWait = scan();
+  std::set<std::string> types;
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    for (const auto& f : files_) types.insert(f.second.type);
+  }
+  for (const PluginInstanceConfig& instance : config_.instances)
+    if (!types.count(instance.type))
+      logger().warning("plugin %s: no plugin of type %s in %s yet; it starts when one is dropped in", instance.name,
+                       instance.type, config_.directory);
+  thread_ = std::thread([this, firstWait] { run(firstWait); });
+}
+
+void PluginHost::requestRescan() {
+  std::lock_guard<std::mutex> lock(wakeMutex_);
+  rescanRequested_ = true;
+  wake_.notify_all();
+}
+
+void PluginHost::run(std::chrono::milliseconds firstWait) {
+  for (std::chrono::milliseconds wait = firstWait;;) {
+    {
+      std::unique_lock<std::mutex> lock(wakeMutex_);
+      wake_.wait_for(lock, wait, [&] { return stopping_ || rescanRequested_; });
+      if (stopping_) return;
+      rescanRequested_ = false;
+    }
+    wait = scan();
+  }
+}
+
+void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::lock_guard<std::mutex> lock(wakeMutex_);
+    stopping_ = true;
+    wake_.notify_all();
+  }
+  if (thread_.joinable()) thread_.join();
+  watcher_.reset();
+  std::vector<std::shared_ptr<PluginInstance>> all;
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    for (auto& f : files_)
+      for (auto& instance : f.second.instances) all.push_back(instance);
+  }
+  stopInstances(all, CloseReason::Shutdown, deadline);
+  std::lock_guard<std::mutex> lock(filesMutex_);
+  files_.clear();  // the last references: libraries unload here
+}
+
+std::vector<std::shared_ptr<PluginInstance>> PluginHost::instances() const {
+  std::lock_guard<std::mutex> lock(filesMutex_);
+  std::vector<std::shared_ptr<PluginInstance>> all;
+  for (const auto& f : files_) all.insert(all.end(), f.second.instances.begin(), f.second.instances.end());
+  return all;
+}
+
+bool PluginHost::directoryIsSafe() {
+  struct stat st {};
+  std::string problem;
+  if (::stat(config_.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    problem = "plugins directory " + config_.directory + " does not exist (yet)";
+  else if (!config_.allowInsecure && !(problem = unsafeBecause(config_.directory, st)).empty())
+    problem = "refusing to load plugins: " + problem + " (plugins.allow_insecure: true overrides)";
+  if (problem != lastDirectoryProblem_ && !problem.empty()) logger().warning(problem);
+  lastDirectoryProblem_ = problem;
+  return problem.empty();
+}
+
+void PluginHost::onDirectoryEvent(const void*, const Poco::DirectoryWatcher::DirectoryEvent&) { requestRescan(); }
+
+void PluginHost::watchDirectory() {
+  if (watcher_) return;
+  try {
+    watcher_ = std::make_unique<Poco::DirectoryWatcher>(config_.directory);
+    for (auto* event : {&watcher_->itemAdded, &watcher_->itemRemoved, &watcher_->itemModified,
+                        &watcher_->itemMovedFrom, &watcher_->itemMovedTo})
+      *event += Poco::delegate(this, &PluginHost::onDirectoryEvent);
+  } catch (const Poco::Exception& e) {
+    logger().warning("plugins: cannot watch %s (%s); rescanning every %d ms", config_.directory, e.displayText(),
+                     config_.rescanMs);
+  }
+}
+
+// One pass over the directory: load new and changed files, unload removed ones.
+// Host thread (or start(), before the thread exists).
+// Returns how soon the next scan should be.
+std::chrono::milliseconds PluginHost::scan() {
+  std::chrono::milliseconds nextScan(config_.rescanMs);
+  std::set<std::string> present;
+  if (directoryIsSafe()) {
+    watchDirectory();
+    bool settling = false;
+    for (Poco::DirectoryIterator it(config_.directory), end; it != end; ++it) {
+      const std::string path = it.path().toString();
+      struct stat st {};
+      if (path.size() < 4 || path.compare(path.size() - 3, 3, ".so") != 0 || ::stat(path.c_str(), &st) != 0 ||
+          !S_ISREG(st.st_mode))
+        continue;
+      present.insert(path);
+      Signature signature{st.st_ino, static_cast<std::uint64_t>(st.st_size), mtimeNs(st), 0};
+      struct stat side {};
+      if (::stat(sidecarOf(path).c_str(), &side) == 0) signature.sidecarMtimeNs = mtimeNs(side);
+      auto loaded = files_.find(path);
+      if (loaded != files_.end() && loaded->second.signature == signature) continue;
+      auto failed = failed_.find(path);
+      if (failed != failed_.end() && failed->second == signature) continue;
+      auto age = std::chrono::system_clock::now().time_since_epoch() - std::chrono::nanoseconds(signature.mtimeNs);
+      if (age < kSettleTime) {
+        settling = true;  // maybe still being copied: look again shortly
+        continue;
+      }
+      load(path, signature);
+    }
+    if (settling) nextScan = kSettleTime;
+  }
+  std::vector<std::string> gone;
+  for (const auto& f : files_)
+    if (!present.count(f.first)) gone.push_back(f.first);
+  for (const std::string& path : gone) unload(path, CloseReason::Removed);
+  for (auto it = failed_.begin(); it != failed_.end();) it = present.count(it->first) ? std::next(it) : failed_.erase(it);
+  return nextScan;
+}
+
+std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string& type, const std::string& path) {
+  std::vector<PluginInstanceConfig> configs;
+  for (const PluginInstanceConfig& c : config_.instances)
+    if (c.type == type) configs.push_back(c);
+  if (!configs.empty()) return configs;
+  std::string sidecar = sidecarOf(path);
+  if (Poco::File(sidecar).exists()) return parsePluginSidecar(readFile(sidecar), sidecar, type);
+  PluginInstanceConfig fallback;  // no config anywhere: one instance named after the type
+  fallback.name = type;
+  fallback.type = type;
+  fallback.queue = defaultPluginQueue();
+  return {fallback};
+}
+
+void PluginHost::load(const std::string& path, const Signature& signature) {
+  auto refuse = [&](const std::string& why) {
+    logger().warning("plugin file %s skipped: %s", path, why);
+    failed_[path] = signature;
+  };
+  struct stat st {};
+  std::string unsafe;
+  if (::stat(path.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = unsafeBecause(path, st)).empty())
+    return refuse("refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
+  std::shared_ptr<PluginLibrary> library;
+  std::vector<PluginInstanceConfig> configs;
+  try {
+    library = PluginLibrary::load(path, privateDir_);
+    configs = instanceConfigs(library->name(), path);
+  } catch (const std::exception& e) {
+    return refuse(e.what());
+  }
+  for (const auto& f : files_)
+    if (f.first != path && f.second.type == library->name())
+      return refuse("plugin type " + library->name() + " is already loaded from " + f.first);
+
+  LoadedFile next{signature, library->name(), {}};
+  for (const PluginInstanceConfig& c : configs) {
+    auto instance = std::make_shared<PluginInstance>(library, c, stats_, [this](PluginInstance& i) { onDisabled(i); });
+    std::string error;
+    if (!instance->create(error)) {
+      logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
+      continue;
+    }
+    next.instances.push_back(std::move(instance));
+  }
+
+  // Swap old instances for new ones of the same name in one step on the bus,
+  // so the pair sees every frame exactly once; others just come and go.
+  std::vector<std::shared_ptr<PluginInstance>> old;
+  auto previous = files_.find(path);
+  const bool reloading = previous != files_.end();
+  if (reloading) old = previous->second.instances;
+  for (auto& instance : next.instances) {
+    auto same = std::find_if(old.begin(), old.end(), [&](const auto& o) { return o->name() == instance->name(); });
+    if (same != old.end() && !(*same)->disabled()) bus_.replace((*same)->queue().get(), instance->queue());
+    else bus_.subscribe(instance->queue());
+    instance->start();
+  }
+  for (auto& o : old) bus_.unsubscribe(o->queue().get());
+  std::size_t count = next.instances.size();
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    files_[path] = std::move(next);
+  }
+  failed_.erase(path);
+  logger().information("plugin %s %s from %s: %z instance(s)", library->name(),
+                       std::string(reloading ? "reloaded" : "loaded"), path, count);
+  stopInstances(old, CloseReason::Removed, std::chrono::steady_clock::now() + drainTimeout_);
+}
+
+void PluginHost::unload(const std::string& path, CloseReason reason) {
+  std::vector<std::shared_ptr<PluginInstance>> instances;
+  std::string type;
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    auto it = files_.find(path);
+    if (it == files_.end()) return;
+    instances = std::move(it->second.instances);
+    type = it->second.type;
+    files_.erase(it);
+  }
+  for (auto& instance : instances) bus_.unsubscribe(instance->queue().get());
+  stopInstances(instances, reason, std::chrono::steady_clock::now() + drainTimeout_);
+  logger().information("plugin %s unloaded: %s is gone", type, path);
+}
+
+// Drains (until the deadline) and destroys instances; their library unloads
+// with the last reference.
+void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
+                               std::chrono::steady_clock::time_point deadline) {
+  for (auto& instance : instances) instance->beginStop(reason, deadline);
+  for (auto& instance : instances) instance->join();
+  instances.clear();
+}
+
+void PluginHost::onDisabled(PluginInstance& instance) { bus_.unsubscribe(instance.queue().get()); }
+
+}  // namespace streamrelay

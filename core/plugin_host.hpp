@@ -1,0 +1,94 @@
+#pragma once
+// PluginHost: loads every .so in plugins.directory, creates the configured
+// instances, and follows the directory while the relay runs: a file dropped in
+// is loaded, a replaced file is reloaded, a removed file is unloaded — while
+// frames flow and other consumers see nothing of it.
+//
+// Discovery: POCO's DirectoryWatcher (inotify) asks for a rescan on any change;
+// a periodic rescan (rescan_ms) and SIGHUP cover missed events. A file seen
+// for the first time is given a moment to settle (a copy in progress); a file
+// that fails to load is logged once and tried again when it changes.
+//
+// Threads: one host thread does every scan, load and unload; instances run on
+// their own workers. Thread safe: start(), requestRescan(), stop(), instances().
+
+#include <Poco/DirectoryWatcher.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bus.hpp"
+#include "config.hpp"
+#include "plugin_instance.hpp"
+
+namespace streamrelay {
+
+class PluginHost {
+ public:
+  PluginHost(const PluginsConfig& config, Bus& bus, PluginInstance::StatsJson stats, int shutdownTimeoutMs);
+  ~PluginHost();
+  PluginHost(const PluginHost&) = delete;
+  PluginHost& operator=(const PluginHost&) = delete;
+
+  // Loads what is there now, then follows the directory on the host thread.
+  void start();
+  void requestRescan();
+  // Ends the host thread, drains every instance (until the deadline), destroys
+  // them and unloads the libraries.
+  void stop(std::chrono::steady_clock::time_point deadline);
+  std::vector<std::shared_ptr<PluginInstance>> instances() const;
+
+ private:
+  // What identifies one version of a plugin file (and its sidecar).
+  struct Signature {
+    std::uint64_t inode = 0, size = 0;
+    std::int64_t mtimeNs = 0, sidecarMtimeNs = 0;
+    bool operator==(const Signature& o) const {
+      return inode == o.inode && size == o.size && mtimeNs == o.mtimeNs && sidecarMtimeNs == o.sidecarMtimeNs;
+    }
+  };
+  struct LoadedFile {
+    Signature signature;
+    std::string type;
+    std::vector<std::shared_ptr<PluginInstance>> instances;
+  };
+
+  void run(std::chrono::milliseconds firstWait);
+  std::chrono::milliseconds scan();
+  bool directoryIsSafe();
+  void watchDirectory();
+  void load(const std::string& path, const Signature& signature);
+  void unload(const std::string& path, CloseReason reason);
+  std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
+  void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
+                     std::chrono::steady_clock::time_point deadline);
+  void onDisabled(PluginInstance& instance);
+  void onDirectoryEvent(const void* sender, const Poco::DirectoryWatcher::DirectoryEvent& event);
+
+  const PluginsConfig config_;
+  Bus& bus_;
+  PluginInstance::StatsJson stats_;
+  const std::chrono::milliseconds drainTimeout_;
+  std::string privateDir_;
+  std::thread thread_;
+  std::unique_ptr<Poco::DirectoryWatcher> watcher_;
+
+  std::mutex wakeMutex_;
+  std::condition_variable wake_;
+  bool rescanRequested_ = false;
+  bool stopping_ = false;
+
+  mutable std::mutex filesMutex_;           // guards files_ (read by instances())
+  std::map<std::string, LoadedFile> files_;  // by path; changed on the host thread only
+  std::map<std::string, Signature> failed_;  // host thread only: versions that did not load
+  std::string lastDirectoryProblem_;         // host thread only: logged once
+};
+
+}  // namespace streamrelay

@@ -1,0 +1,174 @@
+#include "plugin_instance.hpp"
+
+#include <Poco/Logger.h>
+
+#include <cstring>
+#include <deque>
+
+namespace streamrelay {
+
+namespace {
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
+constexpr std::size_t kErrorBytes = 512;
+
+std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+}  // namespace
+
+PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config, StatsJson stats,
+                               OnDisabled onDisabled)
+    : library_(std::move(library)),
+      config_(std::move(config)),
+      stats_(std::move(stats)),
+      onDisabled_(std::move(onDisabled)),
+      queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {})) {
+  api_.struct_size = sizeof(api_);
+  api_.abi_version = STREAMRELAY_ABI_VERSION;
+  api_.host = this;
+  api_.log = &PluginInstance::apiLog;
+  api_.add_counter = &PluginInstance::apiAddCounter;
+  api_.stats_json = &PluginInstance::apiStatsJson;
+  api_.instance_name = &PluginInstance::apiInstanceName;
+}
+
+PluginInstance::~PluginInstance() {
+  beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
+  join();
+  finish();
+}
+
+bool PluginInstance::create(std::string& error) {
+  char message[kErrorBytes] = "";
+  self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
+  if (!self_) error = *message ? message : "create() failed without a reason";
+  return self_ != nullptr;
+}
+
+void PluginInstance::start() { worker_ = std::thread([this] { run(); }); }
+
+void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
+  deadlineNs_ = steadyNs(deadline);
+  queue_->close(reason);
+}
+
+void PluginInstance::join() {
+  if (worker_.joinable()) worker_.join();
+}
+
+void PluginInstance::run() {
+  std::deque<FrameSpan> spans;
+  std::uint64_t skipped = 0;  // frames still queued at the stop deadline
+  for (;;) {
+    queue_->waitForFrames(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    bool closed = queue_->closed();  // read before taking: nothing arrives after close
+    if (queue_->takeAll(spans) == 0) {
+      if (closed) break;
+      continue;
+    }
+    for (const FrameSpan& span : spans) {
+      if (disabled_) break;
+      if (steadyNs(std::chrono::steady_clock::now()) > deadlineNs_) skipped += span.frameCount();
+      else deliver(span);
+    }
+    spans.clear();
+    if (library_->flush() && !disabled_) {
+      char message[kErrorBytes] = "";
+      if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
+    }
+    if (disabled_) break;
+  }
+  if (queue_->closeReason() == CloseReason::SlowConsumer) {
+    logger().error("plugin %s: disabled: its queue is full (max_frames %z, max_bytes %z, on_full disconnect)",
+                   config_.name, config_.queue.maxFrames, config_.queue.maxBytes);
+    disabled_ = true;
+    if (onDisabled_) onDisabled_(*this);
+  }
+  if (skipped > 0)
+    logger().warning("plugin %s: stop deadline reached with %?u frames not handed to the plugin", config_.name,
+                     skipped);
+  finish();
+}
+
+// Hands one span's frames to the plugin. Worker thread only.
+void PluginInstance::deliver(const FrameSpan& span) {
+  char message[kErrorBytes];
+  streamrelay_frame frame{};
+  frame.struct_size = sizeof frame;
+  frame.received_unix_ns = span.batch->receivedUnixNs();
+  std::uint64_t delivered = 0;
+  for (std::uint32_t i = span.first; i < span.end && !disabled_; ++i) {
+    std::string_view payload = span.batch->payload(i);
+    frame.data = reinterpret_cast<const std::uint8_t*>(payload.data());
+    frame.size = payload.size();
+    frame.seq = span.batch->seq(i);
+    message[0] = '\0';
+    if (library_->descriptor().on_frame(self_, &frame, message, sizeof message) == STREAMRELAY_OK) {
+      consecutiveFailures_ = 0;
+      ++delivered;
+    } else {
+      recordFailure("on_frame", message);
+    }
+  }
+  queue_->countDelivered(delivered);
+}
+
+void PluginInstance::recordFailure(const char* what, const char* message) {
+  failures_.fetch_add(1);
+  ++consecutiveFailures_;
+  logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
+                   std::string(*message ? message : "no reason given"));
+  if (consecutiveFailures_ < config_.maxFailures || disabled_) return;
+  disabled_ = true;
+  queue_->close(CloseReason::Failed);
+  logger().error("plugin %s: disabled after %d failures in a row; the relay goes on without it", config_.name,
+                 consecutiveFailures_);
+  if (onDisabled_) onDisabled_(*this);
+}
+
+// Flushes and destroys the plugin's instance once. Worker thread, or the
+// destructor after the worker has ended.
+void PluginInstance::finish() {
+  if (!self_) return;
+  if (library_->flush() && !disabled_) {
+    char message[kErrorBytes] = "";
+    if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
+      logger().warning("plugin %s: final flush failed: %s", config_.name, std::string(message));
+  }
+  library_->descriptor().destroy(self_);
+  self_ = nullptr;
+}
+
+std::map<std::string, std::uint64_t> PluginInstance::pluginCounters() const {
+  std::lock_guard<std::mutex> lock(countersMutex_);
+  return counters_;
+}
+
+void PluginInstance::apiLog(void* host, int level, const char* message) {
+  auto* self = static_cast<PluginInstance*>(host);
+  auto priority = level <= STREAMRELAY_LOG_ERROR     ? Poco::Message::PRIO_ERROR
+                  : level == STREAMRELAY_LOG_WARNING ? Poco::Message::PRIO_WARNING
+                  : level >= STREAMRELAY_LOG_DEBUG   ? Poco::Message::PRIO_DEBUG
+                                                     : Poco::Message::PRIO_INFORMATION;
+  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + (message ? message : ""), priority));
+}
+
+void PluginInstance::apiAddCounter(void* host, const char* name, std::uint64_t delta) {
+  auto* self = static_cast<PluginInstance*>(host);
+  if (!name) return;
+  std::lock_guard<std::mutex> lock(self->countersMutex_);
+  self->counters_[name] += delta;
+}
+
+std::size_t PluginInstance::apiStatsJson(void* host, char* buffer, std::size_t capacity) {
+  auto* self = static_cast<PluginInstance*>(host);
+  std::string json = self->stats_ ? self->stats_() : "{}";
+  if (buffer && capacity > json.size()) std::memcpy(buffer, json.c_str(), json.size() + 1);
+  return json.size();
+}
+
+const char* PluginInstance::apiInstanceName(void* host) {
+  return static_cast<PluginInstance*>(host)->config_.name.c_str();
+}
+
+}  // namespace streamrelay

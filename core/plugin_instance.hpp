@@ -1,0 +1,84 @@
+#pragma once
+// PluginInstance: one configured instance of a plugin — its bounded queue on
+// the bus and the worker thread that feeds it frames.
+//
+// A callback that fails (returns an error, or throws inside a C++ plugin) is
+// logged and counted; after max_failures in a row the instance is disabled:
+// its queue closes and the relay goes on without it. What cannot be isolated
+// in-process (a crash, an endless loop in on_frame) is documented in README.
+//
+// Thread safe: start(), beginStop(), join(), counters. The plugin's callbacks
+// run on the worker thread only (create on the caller's, before start()).
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "config.hpp"
+#include "plugin_library.hpp"
+#include "subscription_queue.hpp"
+
+namespace streamrelay {
+
+class PluginInstance {
+ public:
+  using StatsJson = std::function<std::string()>;
+  // Called (from the worker) when the instance disables itself.
+  using OnDisabled = std::function<void(PluginInstance&)>;
+
+  PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config, StatsJson stats,
+                 OnDisabled onDisabled);
+  ~PluginInstance();  // stops at once if still running; destroys the plugin's instance
+  PluginInstance(const PluginInstance&) = delete;
+  PluginInstance& operator=(const PluginInstance&) = delete;
+
+  // Calls the plugin's create(); false with `error` set if it refused.
+  bool create(std::string& error);
+  void start();
+  // Closes the queue; the worker hands what is queued to the plugin until the
+  // deadline, then flushes and destroys it.
+  void beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline);
+  void join();
+
+  const std::string& name() const { return config_.name; }
+  const std::string& type() const { return library_->name(); }
+  const QueuePtr& queue() const { return queue_; }
+  std::uint64_t failures() const { return failures_.load(); }
+  bool disabled() const { return disabled_.load(); }
+  // Counters the plugin added through the host API, as "name": value.
+  std::map<std::string, std::uint64_t> pluginCounters() const;
+
+ private:
+  void run();
+  void deliver(const FrameSpan& span);
+  void recordFailure(const char* what, const char* message);
+  void finish();
+
+  // The host API table's functions; `host` is this instance.
+  static void apiLog(void* host, int level, const char* message);
+  static void apiAddCounter(void* host, const char* name, std::uint64_t delta);
+  static std::size_t apiStatsJson(void* host, char* buffer, std::size_t capacity);
+  static const char* apiInstanceName(void* host);
+
+  std::shared_ptr<PluginLibrary> library_;  // outlives self_: unloaded after destroy()
+  const PluginInstanceConfig config_;
+  StatsJson stats_;
+  OnDisabled onDisabled_;
+  streamrelay_host_api api_{};
+  void* self_ = nullptr;
+  QueuePtr queue_;
+  std::thread worker_;
+  std::atomic<std::int64_t> deadlineNs_{INT64_MAX};  // steady clock; frames left after it are dropped
+  std::atomic<std::uint64_t> failures_{0};
+  std::atomic<bool> disabled_{false};
+  int consecutiveFailures_ = 0;  // worker thread only
+  mutable std::mutex countersMutex_;
+  std::map<std::string, std::uint64_t> counters_;
+};
+
+}  // namespace streamrelay

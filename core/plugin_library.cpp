@@ -1,0 +1,72 @@
+#include "plugin_library.hpp"
+
+#include <Poco/File.h>
+#include <Poco/Logger.h>
+#include <Poco/Path.h>
+
+#include <atomic>
+#include <cstddef>
+#include <stdexcept>
+
+namespace streamrelay {
+
+namespace {
+std::atomic<unsigned> copies{0};
+
+// Does the descriptor's struct_size cover `field` (ends at offset end)?
+bool covers(const streamrelay_plugin& d, std::size_t end) { return d.struct_size >= end; }
+
+#define FIELD_END(field) (offsetof(streamrelay_plugin, field) + sizeof(streamrelay_plugin::field))
+}  // namespace
+
+std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path, const std::string& privateDir) {
+  Poco::Path source(path);
+  std::string copy = Poco::Path(privateDir, source.getBaseName() + "." + std::to_string(++copies) + ".so").toString();
+  auto library = std::make_unique<Poco::SharedLibrary>();
+  try {
+    Poco::File(path).copyTo(copy);
+    library->load(copy, Poco::SharedLibrary::SHLIB_LOCAL);
+  } catch (const Poco::Exception& e) {
+    try {
+      Poco::File(copy).remove();
+    } catch (const Poco::Exception&) {
+      // the copy may not exist; nothing else to undo
+    }
+    throw std::runtime_error("cannot load: " + e.displayText());
+  }
+  Poco::File(copy).remove();  // the mapping stays; the private directory stays clean
+  std::shared_ptr<PluginLibrary> loaded(new PluginLibrary(path, std::move(library)));
+  loaded->validate();
+  return loaded;
+}
+
+PluginLibrary::PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibrary> library)
+    : path_(std::move(path)), library_(std::move(library)) {}
+
+PluginLibrary::~PluginLibrary() {
+  if (library_->isLoaded()) library_->unload();
+}
+
+void PluginLibrary::validate() {
+  if (!library_->hasSymbol(STREAMRELAY_PLUGIN_ENTRY_SYMBOL))
+    throw std::runtime_error(std::string("no ") + STREAMRELAY_PLUGIN_ENTRY_SYMBOL +
+                             " symbol: not a streamrelay plugin");
+  auto entry = reinterpret_cast<streamrelay_plugin_entry_fn>(library_->getSymbol(STREAMRELAY_PLUGIN_ENTRY_SYMBOL));
+  descriptor_ = entry();
+  if (!descriptor_) throw std::runtime_error("the entry function returned no descriptor");
+  const streamrelay_plugin& d = *descriptor_;
+  if (!covers(d, FIELD_END(abi_version)))
+    throw std::runtime_error("descriptor too small (" + std::to_string(d.struct_size) + " bytes)");
+  if (STREAMRELAY_ABI_MAJOR_OF(d.abi_version) != STREAMRELAY_ABI_MAJOR)
+    throw std::runtime_error("built for plugin ABI " + std::to_string(STREAMRELAY_ABI_MAJOR_OF(d.abi_version)) + "." +
+                             std::to_string(d.abi_version & 0xffff) + ", this relay speaks ABI " +
+                             std::to_string(STREAMRELAY_ABI_MAJOR) + "." + std::to_string(STREAMRELAY_ABI_MINOR));
+  if (!covers(d, FIELD_END(destroy)))
+    throw std::runtime_error("descriptor too small for ABI 1 (" + std::to_string(d.struct_size) + " bytes)");
+  if (!d.name || !*d.name) throw std::runtime_error("the descriptor has no name");
+  if (!d.create || !d.on_frame || !d.destroy) throw std::runtime_error("create, on_frame and destroy are required");
+  name_ = d.name;
+  if (covers(d, FIELD_END(flush))) flush_ = d.flush;
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,92 @@
+// Relay::statsJson: every figure the relay keeps, as one JSON document. The
+// plugin host API hands it to plugins (the metrics plugin renders it); its
+// schema is documented in README ("Stats").
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <sstream>
+
+#include "relay.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+
+Object::Ptr upstreamJson(const UpstreamConfig& config, const SourceCounters& c) {
+  Object::Ptr o = new Object;
+  o->set("type", std::string(toString(config.type)));
+  o->set("connected", c.connected.load());
+  o->set("connects", c.connects.load());
+  o->set("protocol_errors", c.protocolErrors.load());
+  o->set("bytes_read", c.bytesRead.load());
+  return o;
+}
+
+Object::Ptr listenerJson(const SubscriberListener& l) {
+  const ListenerCounters& c = l.counters();
+  Object::Ptr o = new Object;
+  o->set("name", l.config().name);
+  o->set("port", static_cast<int>(l.port()));
+  o->set("clients", l.clients());
+  o->set("accepted", c.accepted.load());
+  o->set("refused_max_clients", c.refusedMaxClients.load());
+  o->set("refused_allow", c.refusedAllow.load());
+  Object::Ptr disconnects = new Object;
+  for (int r = 1; r < kCloseReasonCount; ++r)
+    disconnects->set(toString(static_cast<CloseReason>(r)), c.disconnects[r].load());
+  o->set("disconnects", disconnects);
+  return o;
+}
+
+Object::Ptr consumerJson(const SubscriptionQueue& q) {
+  const QueueCounters& c = q.counters();
+  Object::Ptr o = new Object;
+  o->set("name", q.name());
+  o->set("kind", q.name().rfind("plugin ", 0) == 0 ? "plugin" : "subscriber");
+  o->set("policy", std::string(toString(q.limits().onFull)));
+  o->set("queue_frames", static_cast<std::uint64_t>(q.queuedFrames()));
+  o->set("queue_bytes", static_cast<std::uint64_t>(q.queuedBytes()));
+  o->set("enqueued", c.enqueued.load());
+  o->set("delivered", c.delivered.load());
+  o->set("dropped", c.dropped.load());
+  return o;
+}
+
+Object::Ptr pluginJson(const PluginInstance& p) {
+  Object::Ptr o = new Object;
+  o->set("name", p.name());
+  o->set("type", p.type());
+  o->set("failures", p.failures());
+  o->set("disabled", p.disabled());
+  Object::Ptr counters = new Object;
+  for (const auto& entry : p.pluginCounters()) counters->set(entry.first, entry.second);
+  o->set("counters", counters);
+  return o;
+}
+
+}  // namespace
+
+std::string Relay::statsJson() const {
+  Object root;
+  root.set("frames_received", bus_.framesPublished());
+  root.set("bytes_received", bus_.bytesPublished());
+  root.set("upstream", upstreamJson(config_.upstream, source_->counters()));
+  Array::Ptr listeners = new Array;
+  for (const auto& l : listeners_) listeners->add(listenerJson(*l));
+  root.set("listeners", listeners);
+  Array::Ptr consumers = new Array;
+  for (const QueuePtr& q : bus_.queues()) consumers->add(consumerJson(*q));
+  root.set("consumers", consumers);
+  Array::Ptr plugins = new Array;
+  if (plugins_)
+    for (const auto& p : plugins_->instances()) plugins->add(pluginJson(*p));
+  root.set("plugins", plugins);
+  std::ostringstream out;
+  root.stringify(out);
+  return out.str();
+}
+
+}  // namespace streamrelay

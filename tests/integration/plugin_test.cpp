@@ -1,0 +1,239 @@
+// Integration tests of the plugin host: real relay, real .so files built for
+// the tests (tests/plugins/), a real plugins directory changed while frames
+// flow.
+
+#include <catch2/catch.hpp>
+
+#include <sys/stat.h>
+
+#include <Poco/File.h>
+#include <Poco/Path.h>
+#include <Poco/TemporaryFile.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <thread>
+
+#include "relay_fixture.hpp"
+
+using namespace streamrelay::test;
+
+namespace {
+
+std::string testPlugin(const std::string& name) { return std::string(TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+
+// A fresh plugins directory (mode 0755), removed at the end of the test.
+struct PluginDir {
+  Poco::TemporaryFile dir;
+  PluginDir() {
+    dir.createDirectories();
+    ::chmod(dir.path().c_str(), 0755);
+  }
+  std::string path(const std::string& file) const { return Poco::Path(dir.path(), file).toString(); }
+  // Drops a plugin in the way the README recommends: copy beside, then rename
+  // into place, so the host never sees a half-written file under its name.
+  void drop(const std::string& builtName, const std::string& as) const {
+    std::string temp = path("." + as + ".tmp");
+    Poco::File(testPlugin(builtName)).copyTo(temp);
+    ::chmod(temp.c_str(), 0644);
+    REQUIRE(::rename(temp.c_str(), path(as).c_str()) == 0);
+  }
+  void write(const std::string& file, const std::string& text) const {
+    std::string temp = path("." + file + ".tmp");
+    std::ofstream(temp) << text;
+    REQUIRE(::rename(temp.c_str(), path(file).c_str()) == 0);
+  }
+};
+
+std::string pluginsSection(const PluginDir& dir, const std::string& instances) {
+  return "plugins:\n  directory: " + dir.dir.path() + "\n  rescan_ms: 200\n" + instances;
+}
+
+// Seqs recorded by the recorder plugin, with the build that wrote each line.
+struct Recorded {
+  std::vector<int> builds;
+  std::vector<unsigned long long> seqs;
+};
+
+Recorded readRecorded(const std::string& path) {
+  Recorded r;
+  for (const std::string& line : readLines(path)) {
+    int build = 0;
+    unsigned long long seq = 0;
+    if (std::sscanf(line.c_str(), "%d %llu", &build, &seq) == 2) {
+      r.builds.push_back(build);
+      r.seqs.push_back(seq);
+    }
+  }
+  return r;
+}
+
+bool contiguous(const std::vector<unsigned long long>& seqs) {
+  for (std::size_t i = 1; i < seqs.size(); ++i)
+    if (seqs[i] != seqs[i - 1] + 1) return false;
+  return true;
+}
+
+}  // namespace
+
+TEST_CASE("a plugin in the directory at start gets every frame in order", "[plugins]") {
+  PluginDir dir;
+  dir.drop("recorder_v1", "recorder.so");
+  std::string out = dir.path("out.txt");
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main") +
+                                  pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, queue: {on_full: block}, config: {path: " + out + "}}\n"));
+  REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "50", "--count", "5000"});
+  CHECK(feed->waitForExit() == 0);
+  CHECK(pollUntil([&] { return readRecorded(out).seqs.size() >= 5000; }));
+  Recorded r = readRecorded(out);
+  REQUIRE(r.seqs.size() == 5000);
+  CHECK(r.seqs.front() == 1);
+  CHECK(contiguous(r.seqs));
+  CHECK(readLines(out).back().find("feed 5000") != std::string::npos);
+}
+
+TEST_CASE("files that are not valid plugins are skipped with the reason", "[plugins]") {
+  PluginDir dir;
+  dir.drop("c_wrong_abi", "wrong_abi.so");
+  dir.drop("c_no_entry", "no_entry.so");
+  dir.drop("c_create_fails", "create_fails.so");
+  dir.drop("c_old_struct", "old_struct.so");
+  dir.write("garbage.so", "this is not an ELF file\n");
+  std::string out = dir.path("old.txt");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
+                                  pluginsSection(dir, "  instances:\n    - {name: old, type: c_old_struct, config: {path: " + out + "}}\n"));
+  CHECK(relay.process->waitForLine("wrong_abi.so skipped: built for plugin ABI 99.0, this relay speaks ABI 1.0").size() > 0);
+  CHECK(relay.process->waitForLine("no_entry.so skipped: no streamrelay_plugin_entry symbol").size() > 0);
+  CHECK(relay.process->waitForLine("garbage.so skipped: cannot load").size() > 0);
+  CHECK(relay.process->waitForLine("plugin c_create_fails \\(type c_create_fails\\): create failed: this plugin always refuses to start").size() > 0);
+  // A descriptor from before `flush` existed still loads and runs.
+  CHECK(relay.process->waitForLine("plugin c_old_struct loaded").size() > 0);
+  CHECK(pollUntil([&] { return readLines(out).size() >= 20; }));
+  Subscriber sub(relay.address());
+  std::string frame;
+  CHECK(sub.next(frame, 5s));
+}
+
+TEST_CASE("a plugin that keeps failing is disabled while the relay goes on", "[plugins]") {
+  PluginDir dir;
+  dir.drop("recorder_v1", "recorder.so");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
+                                  pluginsSection(dir, "  instances:\n    - {name: bad, type: recorder, max_failures: 3, config: {path: " +
+                                                          dir.path("x.txt") + ", fail: true}}\n"));
+  CHECK(relay.process->waitForLine("plugin bad: on_frame failed \\(1 in a row\\): told to fail on frame").size() > 0);
+  CHECK(relay.process->waitForLine("plugin bad: disabled after 3 failures in a row").size() > 0);
+  Subscriber sub(relay.address());
+  std::string frame;
+  for (int i = 0; i < 20; ++i) REQUIRE(sub.next(frame, 5s));
+  CHECK(relay.process->countLines("on_frame failed") == 3);
+}
+
+TEST_CASE("a slow plugin under each overflow policy", "[plugins]") {
+  PluginDir dir;
+  dir.drop("recorder_v1", "recorder.so");
+  std::string out = dir.path("slow.txt");
+  std::string policy;
+  SECTION("block: lossless, the upstream slows") { policy = "block"; }
+  SECTION("drop_newest: frames dropped and counted") { policy = "drop_newest"; }
+  SECTION("drop_oldest: frames dropped and counted") { policy = "drop_oldest"; }
+  SECTION("disconnect: the instance is disabled") { policy = "disconnect"; }
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", "queue: {max_frames: 0, max_bytes: 67108864}") +
+                                  pluginsSection(dir, "  instances:\n    - {name: slow, type: recorder, queue: {max_frames: 20, on_full: " +
+                                                          policy + "}, config: {path: " + out + ", delay_ms: 2}}\n"));
+  REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  Subscriber sub(relay.address());
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  const long frames = 400;
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "30", "--count", std::to_string(frames)});
+  CHECK(readSequence(sub, frames) == frames);  // the subscriber never suffers
+  CHECK(feed->waitForExit() == 0);
+  if (policy == "block") {
+    CHECK(pollUntil([&] { return readRecorded(out).seqs.size() == frames; }, 20s));
+    CHECK(contiguous(readRecorded(out).seqs));
+  } else if (policy == "disconnect") {
+    CHECK(relay.process->waitForLine("plugin slow: disabled: its queue is full").size() > 0);
+  } else {
+    // The plugin goes on with fewer frames, still in order.
+    CHECK(pollUntil([&] { return readRecorded(out).seqs.size() >= 20; }));
+    auto seqs = readRecorded(out).seqs;
+    CHECK(seqs.size() < static_cast<std::size_t>(frames));
+    CHECK(std::is_sorted(seqs.begin(), seqs.end()));
+  }
+}
+
+TEST_CASE("drop in then replace then remove a plugin while frames flow", "[plugins]") {
+  PluginDir dir;
+  std::string out = dir.path("hot.txt");
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", "queue: {max_frames: 0, max_bytes: 67108864}") +
+                                  pluginsSection(dir, ""));
+  Subscriber sub(relay.address());
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  const long frames = 12000;
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "2000",
+                         "--size", "30", "--count", std::to_string(frames)});
+  std::atomic<long> received{0};
+  std::thread reader([&] { received = readSequence(sub, frames, 30s); });
+
+  // Drop-in, configured by a sidecar file: loaded and fed within 2 s.
+  dir.write("recorder.yaml", "instances:\n  - {name: hot, queue: {on_full: block}, config: {path: " + out + "}}\n");
+  dir.drop("recorder_v1", "recorder.so");
+  CHECK(relay.process->waitForLine("plugin recorder loaded from .*recorder.so: 1 instance", 2s).size() > 0);
+  CHECK(pollUntil([&] { return readRecorded(out).seqs.size() >= 500; }));
+
+  // Replace: the new build takes over with neither a gap nor a repeat.
+  dir.drop("recorder_v2", "recorder.so");
+  CHECK(relay.process->waitForLine("plugin recorder reloaded", 5s).size() > 0);
+  CHECK(pollUntil([&] {
+    auto r = readRecorded(out);
+    return !r.builds.empty() && r.builds.back() == 2 && r.seqs.size() >= 2000;
+  }));
+
+  // Remove: stopped and unloaded; it gets no more frames.
+  REQUIRE(::unlink(dir.path("recorder.so").c_str()) == 0);
+  CHECK(relay.process->waitForLine("plugin recorder unloaded", 5s).size() > 0);
+  std::size_t afterRemoval = readRecorded(out).seqs.size();
+
+  reader.join();
+  CHECK(received == frames);  // the subscriber saw every frame throughout
+  Recorded r = readRecorded(out);
+  CHECK(r.seqs.size() == afterRemoval);
+  CHECK(contiguous(r.seqs));
+  CHECK(std::is_sorted(r.builds.begin(), r.builds.end()));  // every 1 before every 2
+  CHECK(r.builds.front() == 1);
+  CHECK(r.builds.back() == 2);
+  CHECK(feed->waitForExit() == 0);
+}
+
+TEST_CASE("plugins are refused from a directory other users can write", "[plugins]") {
+  PluginDir dir;
+  dir.drop("recorder_v1", "recorder.so");
+  ::chmod(dir.dir.path().c_str(), 0777);
+  std::string out = dir.path("out.txt");
+  std::string instance = "  instances:\n    - {name: rec, type: recorder, config: {path: " + out + "}}\n";
+  SECTION("refused") {
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
+                                    pluginsSection(dir, instance));
+    CHECK(relay.process->waitForLine("refusing to load plugins: .* is writable by group or others \\(mode 0777\\)").size() > 0);
+    Subscriber sub(relay.address());
+    std::string frame;
+    CHECK(sub.next(frame, 5s));
+    CHECK(relay.process->countLines("plugin recorder loaded") == 0);
+  }
+  SECTION("allow_insecure overrides") {
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
+                                    pluginsSection(dir, "  allow_insecure: true\n" + instance));
+    CHECK(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  }
+  SECTION("a group-writable plugin file is refused") {
+    ::chmod(dir.dir.path().c_str(), 0755);
+    ::chmod(dir.path("recorder.so").c_str(), 0666);
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
+                                    pluginsSection(dir, instance));
+    CHECK(relay.process->waitForLine("recorder.so skipped: refusing to load: .* is writable by group or others").size() > 0);
+  }
+}

@@ -1,0 +1,55 @@
+// recorder: a test plugin that appends "BUILD SEQ PAYLOAD" per frame to a file,
+// so integration tests can see exactly which frames an instance handled and
+// which build of the plugin handled them (RECORDER_BUILD: 1 or 2).
+// Config: {path: FILE, delay_ms: N (a slow consumer), fail: true (every frame
+// throws)}.
+
+#include <streamrelay/plugin.hpp>
+#include <yaml-cpp/yaml.h>
+
+#include <chrono>
+#include <cstdio>
+#include <stdexcept>
+#include <thread>
+
+namespace {
+
+class Recorder : public streamrelay::Plugin {
+ public:
+  Recorder(streamrelay::Host& host, const std::string& configYaml) : host_(host) {
+    YAML::Node config = YAML::Load(configYaml);
+    for (const auto& entry : config) {
+      std::string key = entry.first.as<std::string>();
+      if (key != "path" && key != "delay_ms" && key != "fail")
+        throw std::invalid_argument("unknown key '" + key + "'");
+    }
+    if (!config["path"]) throw std::invalid_argument("path is required");
+    delayMs_ = config["delay_ms"] ? config["delay_ms"].as<int>() : 0;
+    fail_ = config["fail"] && config["fail"].as<bool>();
+    file_ = std::fopen(config["path"].as<std::string>().c_str(), "a");
+    if (!file_) throw std::runtime_error("cannot open " + config["path"].as<std::string>());
+    host_.info("recorder build " + std::to_string(RECORDER_BUILD) + " ready");
+  }
+  ~Recorder() override { std::fclose(file_); }
+
+  void onFrame(const streamrelay::Frame& frame) override {
+    if (fail_) throw std::runtime_error("told to fail on frame " + std::to_string(frame.seq));
+    // Simulates a consumer slower than the feed; not synchronisation.
+    if (delayMs_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delayMs_));
+    std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
+                 static_cast<int>(frame.data.size()), frame.data.data());
+    host_.addCounter("recorded", 1);
+  }
+
+  void flush() override { std::fflush(file_); }
+
+ private:
+  streamrelay::Host& host_;
+  int delayMs_ = 0;
+  bool fail_ = false;
+  std::FILE* file_ = nullptr;
+};
+
+}  // namespace
+
+STREAMRELAY_EXPORT_PLUGIN(Recorder, "recorder", "writes every frame to a file (tests)")

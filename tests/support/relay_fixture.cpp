@@ -1,0 +1,73 @@
+#include "relay_fixture.hpp"
+
+#include <fstream>
+#include <thread>
+
+namespace streamrelay::test {
+
+RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>& listeners) {
+  static int counter = 0;
+  std::string path = writeTempFile("relay" + std::to_string(++counter) + ".yaml", yaml);
+  RunningRelay relay;
+  relay.process = std::make_unique<ChildProcess>(STREAMRELAY_BIN, std::vector<std::string>{"--config", path});
+  for (const std::string& name : listeners) {
+    auto m = relay.process->waitForLine("listener " + name + ": listening on .*:(\\d+) ");
+    INFO(relay.process->output());
+    REQUIRE(m.size() == 2);
+    relay.ports[name] = std::stoi(m[1]);
+  }
+  auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);
+  if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
+  INFO(relay.process->output());
+  REQUIRE(relay.process->waitForLine("relay started").size() > 0);
+  return relay;
+}
+
+std::unique_ptr<ChildProcess> startFeed(std::vector<std::string> args) {
+  return std::make_unique<ChildProcess>(STREAMRELAY_FEED_BIN, args);
+}
+
+int feedPort(ChildProcess& feed) {
+  auto m = feed.waitForLine("listening on .*:(\\d+)");
+  REQUIRE(m.size() == 2);
+  return std::stoi(m[1]);
+}
+
+std::string listener(const std::string& name, const std::string& extra) {
+  return "  - {name: " + name + ", bind: '127.0.0.1:0'" + (extra.empty() ? "" : ", " + extra) + "}\n";
+}
+
+long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout) {
+  std::string frame;
+  long next = 1;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (next <= expected && std::chrono::steady_clock::now() < deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!sub.next(frame, left)) break;
+    std::string want = "feed " + std::to_string(next);
+    if (frame.compare(0, want.size(), want) != 0 || (frame.size() > want.size() && frame[want.size()] != '.')) {
+      FAIL_CHECK("frame " << next << " was '" << frame.substr(0, 40) << "'");
+      return next - 1;
+    }
+    ++next;
+  }
+  return next - 1;
+}
+
+bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(10ms);  // a poll interval under a deadline, as NATS' checkFor
+  }
+}
+
+std::vector<std::string> readLines(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+}  // namespace streamrelay::test

@@ -1,0 +1,66 @@
+#pragma once
+// Helpers for integration tests that run the real relay and feed binaries.
+// Catch2 assertions inside: include only from test files.
+
+#include <catch2/catch.hpp>
+
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "child_process.hpp"
+#include "streamrelay/client.hpp"
+
+namespace streamrelay::test {
+
+using streamrelay::client::Subscriber;
+
+// A running relay and the ports its listeners got.
+struct RunningRelay {
+  std::unique_ptr<ChildProcess> process;
+  std::map<std::string, int> ports;  // listener name -> port
+  int publisherPort = 0;             // listen upstream
+
+  RunningRelay() = default;
+  RunningRelay(RunningRelay&&) = default;
+  // Every test ends with an orderly shutdown: SIGTERM must exit 0 (and, in the
+  // sanitizer build, with no report).
+  ~RunningRelay() {
+    if (!process || std::uncaught_exceptions() > 0 || process->waitForExit(0ms) != -1000) return;
+    process->terminate();
+    int code = process->waitForExit();
+    INFO(process->output());
+    CHECK(code == 0);
+  }
+
+  std::string address(const std::string& listener = "main", const std::string& host = "127.0.0.1") const {
+    return host + ":" + std::to_string(ports.at(listener));
+  }
+};
+
+// Starts the relay with this YAML and waits until its listeners are up.
+RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>& listeners = {"main"});
+std::unique_ptr<ChildProcess> startFeed(std::vector<std::string> args);
+int feedPort(ChildProcess& feed);
+
+inline const std::string kListenUpstream = "upstream: {type: listen, bind: '127.0.0.1:0'}\n";
+
+// One entry of a `listeners:` list on an ephemeral loopback port.
+std::string listener(const std::string& name, const std::string& extra = "");
+
+// Reads frames "feed N" and checks they are numbered 1.. in order; returns how
+// many arrived in order.
+long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s);
+
+// Checks `condition` until it holds or the deadline passes (NATS' checkFor):
+// for state outside the process, such as a file another process writes.
+bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);
+
+// The lines of a text file (empty if it does not exist).
+std::vector<std::string> readLines(const std::string& path);
+
+}  // namespace streamrelay::test
