@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "frame_batch.hpp"
+#include "histogram.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
@@ -42,6 +43,7 @@ class Bus {
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
   std::size_t subscriberCount() const;
+  const Histogram& frameSizes() const { return frameSizes_; }
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -52,6 +54,7 @@ class Bus {
   std::atomic<std::uint64_t> nextSeq_{1};
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
+  Histogram frameSizes_ = makeFrameSizeHistogram();
 };
 
 }  // namespace streamrelay

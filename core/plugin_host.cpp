@@ -172,7 +172,7 @@ std::chrono::milliseconds PluginHost::scan() {
       auto failed = failed_.find(path);
       if (failed != failed_.end() && failed->second == signature) continue;
       auto age = std::chrono::system_clock::now().time_since_epoch() - std::chrono::nanoseconds(signature.mtimeNs);
-      if (age < kSettleTime) {
+      if (age < kSettleTime && thread_.joinable()) {  // at start, load at once: nothing is copying yet
         settling = true;  // maybe still being copied: look again shortly
         continue;
       }

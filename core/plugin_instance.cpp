@@ -10,6 +10,8 @@ namespace streamrelay {
 namespace {
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
 constexpr std::size_t kErrorBytes = 512;
+// While its queue is empty, an instance that has had frames is flushed this often.
+constexpr std::chrono::milliseconds kIdleFlush(100);
 
 std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
@@ -30,6 +32,7 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
   api_.add_counter = &PluginInstance::apiAddCounter;
   api_.stats_json = &PluginInstance::apiStatsJson;
   api_.instance_name = &PluginInstance::apiInstanceName;
+  api_.stopping = &PluginInstance::apiStopping;
 }
 
 PluginInstance::~PluginInstance() {
@@ -49,6 +52,7 @@ void PluginInstance::start() { worker_ = std::thread([this] { run(); }); }
 
 void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   deadlineNs_ = steadyNs(deadline);
+  stopping_ = true;
   queue_->close(reason);
 }
 
@@ -59,23 +63,23 @@ void PluginInstance::join() {
 void PluginInstance::run() {
   std::deque<FrameSpan> spans;
   std::uint64_t skipped = 0;  // frames still queued at the stop deadline
+  bool fed = false;  // once frames came, idle ticks flush: a plugin's own interval is honoured
   for (;;) {
-    queue_->waitForFrames(std::chrono::steady_clock::now() + std::chrono::seconds(1));
+    queue_->waitForFrames(std::chrono::steady_clock::now() + kIdleFlush);
     bool closed = queue_->closed();  // read before taking: nothing arrives after close
     if (queue_->takeAll(spans) == 0) {
       if (closed) break;
+      if (fed) callFlush();
       continue;
     }
+    fed = true;
     for (const FrameSpan& span : spans) {
       if (disabled_) break;
       if (steadyNs(std::chrono::steady_clock::now()) > deadlineNs_) skipped += span.frameCount();
       else deliver(span);
     }
     spans.clear();
-    if (library_->flush() && !disabled_) {
-      char message[kErrorBytes] = "";
-      if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
-    }
+    callFlush();
     if (disabled_) break;
   }
   if (queue_->closeReason() == CloseReason::SlowConsumer) {
@@ -88,6 +92,12 @@ void PluginInstance::run() {
     logger().warning("plugin %s: stop deadline reached with %?u frames not handed to the plugin", config_.name,
                      skipped);
   finish();
+}
+
+void PluginInstance::callFlush() {
+  if (!library_->flush() || disabled_) return;
+  char message[kErrorBytes] = "";
+  if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
 }
 
 // Hands one span's frames to the plugin. Worker thread only.
@@ -170,5 +180,7 @@ std::size_t PluginInstance::apiStatsJson(void* host, char* buffer, std::size_t c
 const char* PluginInstance::apiInstanceName(void* host) {
   return static_cast<PluginInstance*>(host)->config_.name.c_str();
 }
+
+int PluginInstance::apiStopping(void* host) { return static_cast<PluginInstance*>(host)->stopping_ ? 1 : 0; }
 
 }  // namespace streamrelay

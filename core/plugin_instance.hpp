@@ -57,6 +57,7 @@ class PluginInstance {
   void run();
   void deliver(const FrameSpan& span);
   void recordFailure(const char* what, const char* message);
+  void callFlush();
   void finish();
 
   // The host API table's functions; `host` is this instance.
@@ -64,6 +65,7 @@ class PluginInstance {
   static void apiAddCounter(void* host, const char* name, std::uint64_t delta);
   static std::size_t apiStatsJson(void* host, char* buffer, std::size_t capacity);
   static const char* apiInstanceName(void* host);
+  static int apiStopping(void* host);
 
   std::shared_ptr<PluginLibrary> library_;  // outlives self_: unloaded after destroy()
   const PluginInstanceConfig config_;
@@ -76,6 +78,7 @@ class PluginInstance {
   std::atomic<std::int64_t> deadlineNs_{INT64_MAX};  // steady clock; frames left after it are dropped
   std::atomic<std::uint64_t> failures_{0};
   std::atomic<bool> disabled_{false};
+  std::atomic<bool> stopping_{false};
   int consecutiveFailures_ = 0;  // worker thread only
   mutable std::mutex countersMutex_;
   std::map<std::string, std::uint64_t> counters_;

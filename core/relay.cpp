@@ -16,7 +16,7 @@ Relay::Relay(const Config& config)
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()),
       source_(UpstreamSource::create(config.upstream, bus_)) {
   for (const ListenerConfig& l : config_.listeners)
-    listeners_.push_back(std::make_unique<SubscriberListener>(l, bus_, writers_));
+    listeners_.push_back(std::make_unique<SubscriberListener>(l, bus_, writers_, writeLatency_));
   source_->prepare();
   if (!config_.plugins.directory.empty())
     plugins_ = std::make_unique<PluginHost>(config_.plugins, bus_, [this] { return statsJson(); },

@@ -46,6 +46,7 @@ class Relay {
  private:
   const Config config_;
   Bus bus_;
+  Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
   // Declared before writers_: sessions report to their listener when the
   // writers close them, so listeners must be destroyed last.
   std::vector<std::unique_ptr<SubscriberListener>> listeners_;

@@ -67,6 +67,18 @@ Object::Ptr pluginJson(const PluginInstance& p) {
   return o;
 }
 
+Object::Ptr histogramJson(const Histogram& h) {
+  Object::Ptr o = new Object;
+  Array::Ptr bounds = new Array, counts = new Array;
+  for (double b : h.bounds()) bounds->add(b);
+  for (std::uint64_t c : h.counts()) counts->add(c);
+  o->set("bounds", bounds);
+  o->set("counts", counts);  // per bucket, the last one above every bound
+  o->set("sum", h.sum());
+  o->set("count", h.count());
+  return o;
+}
+
 }  // namespace
 
 std::string Relay::statsJson() const {
@@ -84,6 +96,8 @@ std::string Relay::statsJson() const {
   if (plugins_)
     for (const auto& p : plugins_->instances()) plugins->add(pluginJson(*p));
   root.set("plugins", plugins);
+  root.set("frame_size_bytes", histogramJson(bus_.frameSizes()));
+  root.set("write_latency_seconds", histogramJson(writeLatency_));
   std::ostringstream out;
   root.stringify(out);
   return out.str();

@@ -57,8 +57,9 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 
 }  // namespace
 
-SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers)
-    : config_(config), bus_(bus), writers_(writers), pool_(1, 2) {
+SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers,
+                                       Histogram& writeLatency)
+    : config_(config), bus_(bus), writers_(writers), writeLatency_(writeLatency), pool_(1, 2) {
   try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6)
@@ -129,7 +130,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
                                                    [&writer, id] { writer.wake(id); });
   auto session = std::make_shared<SubscriberSession>(
       id, socket, peer, config_.framing, queue,
-      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); });
+      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   writer.add(std::move(session));
   bus_.subscribe(std::move(queue));

@@ -32,7 +32,7 @@ class SubscriberListener {
  public:
   // Binds the socket; throws std::runtime_error naming the listener and its
   // config line if the address cannot be used.
-  SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers);
+  SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers, Histogram& writeLatency);
   ~SubscriberListener();
   SubscriberListener(const SubscriberListener&) = delete;
   SubscriberListener& operator=(const SubscriberListener&) = delete;
@@ -55,6 +55,7 @@ class SubscriberListener {
   const ListenerConfig config_;
   Bus& bus_;
   WriterPool& writers_;
+  Histogram& writeLatency_;
   Poco::Net::ServerSocket socket_;
   std::uint16_t port_ = 0;
   Poco::ThreadPool pool_;

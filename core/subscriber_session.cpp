@@ -13,14 +13,16 @@ constexpr int kFlushRounds = 8;
 }  // namespace
 
 SubscriberSession::SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
-                                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed)
+                                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
+                                     Histogram& writeLatency)
     : id_(id),
       socket_(std::move(socket)),
       fd_(socket_.impl()->sockfd()),
       peer_(std::move(peer)),
       encoder_(framing),
       queue_(std::move(queue)),
-      onClosed_(std::move(onClosed)) {}
+      onClosed_(std::move(onClosed)),
+      writeLatency_(writeLatency) {}
 
 SubscriberSession::~SubscriberSession() { close(CloseReason::Shutdown); }
 
@@ -55,23 +57,32 @@ void SubscriberSession::advance(std::size_t written) {
   written += skipBytes_;
   skipBytes_ = 0;
   std::uint64_t sent = 0, skipped = 0;
+  const std::int64_t now = unixNowNs();
+  // Frames of one batch share a receive time: one latency sample per span.
+  auto recordLatency = [&](const FrameSpan& span, std::uint64_t frames) {
+    if (frames > 0) writeLatency_.record(static_cast<double>(now - span.batch->receivedUnixNs()) / 1e9, frames);
+  };
   while (!outgoing_.empty()) {
     FrameSpan& span = outgoing_.front();
     if (encoder_.isWireForm() && written >= span.wireBytes()) {
       written -= span.wireBytes();
       sent += span.frameCount();
+      recordLatency(span, span.frameCount());
       outgoing_.pop_front();
       continue;
     }
+    std::uint64_t spanSent = 0;
     while (span.first < span.end) {
       std::size_t bytes = encoder_.isWireForm() ? span.batch->wireBytes(span.first, span.first + 1)
                                                 : encodedBytes(*span.batch, span.first);
       if (bytes == 0) ++skipped;
-      else if (written >= bytes) ++sent;
+      else if (written >= bytes) ++spanSent;
       else break;
       written -= bytes;
       ++span.first;
     }
+    sent += spanSent;
+    recordLatency(span, spanSent);
     if (span.first < span.end) {
       skipBytes_ = written;
       break;

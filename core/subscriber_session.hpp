@@ -16,6 +16,7 @@
 #include <string>
 
 #include "framing.hpp"
+#include "histogram.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
@@ -33,7 +34,8 @@ class SubscriberSession {
   using ClosedCallback = std::function<void(SubscriberSession&, CloseReason)>;
 
   SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
-                    const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed);
+                    const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
+                    Histogram& writeLatency);
   SubscriberSession(const SubscriberSession&) = delete;
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
@@ -71,6 +73,7 @@ class SubscriberSession {
   FrameEncoder encoder_;
   QueuePtr queue_;
   ClosedCallback onClosed_;
+  Histogram& writeLatency_;  // receive-to-write time of every frame written, all sessions
 
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written

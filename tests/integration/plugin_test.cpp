@@ -6,9 +6,6 @@
 
 #include <sys/stat.h>
 
-#include <Poco/File.h>
-#include <Poco/Path.h>
-#include <Poco/TemporaryFile.h>
 
 #include <algorithm>
 #include <atomic>
@@ -23,33 +20,6 @@ using namespace streamrelay::test;
 namespace {
 
 std::string testPlugin(const std::string& name) { return std::string(TEST_PLUGIN_DIR) + "/" + name + ".so"; }
-
-// A fresh plugins directory (mode 0755), removed at the end of the test.
-struct PluginDir {
-  Poco::TemporaryFile dir;
-  PluginDir() {
-    dir.createDirectories();
-    ::chmod(dir.path().c_str(), 0755);
-  }
-  std::string path(const std::string& file) const { return Poco::Path(dir.path(), file).toString(); }
-  // Drops a plugin in the way the README recommends: copy beside, then rename
-  // into place, so the host never sees a half-written file under its name.
-  void drop(const std::string& builtName, const std::string& as) const {
-    std::string temp = path("." + as + ".tmp");
-    Poco::File(testPlugin(builtName)).copyTo(temp);
-    ::chmod(temp.c_str(), 0644);
-    REQUIRE(::rename(temp.c_str(), path(as).c_str()) == 0);
-  }
-  void write(const std::string& file, const std::string& text) const {
-    std::string temp = path("." + file + ".tmp");
-    std::ofstream(temp) << text;
-    REQUIRE(::rename(temp.c_str(), path(file).c_str()) == 0);
-  }
-};
-
-std::string pluginsSection(const PluginDir& dir, const std::string& instances) {
-  return "plugins:\n  directory: " + dir.dir.path() + "\n  rescan_ms: 200\n" + instances;
-}
 
 // Seqs recorded by the recorder plugin, with the build that wrote each line.
 struct Recorded {
@@ -80,7 +50,7 @@ bool contiguous(const std::vector<unsigned long long>& seqs) {
 
 TEST_CASE("a plugin in the directory at start gets every frame in order", "[plugins]") {
   PluginDir dir;
-  dir.drop("recorder_v1", "recorder.so");
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
   std::string out = dir.path("out.txt");
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main") +
                                   pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, queue: {on_full: block}, config: {path: " + out + "}}\n"));
@@ -98,10 +68,10 @@ TEST_CASE("a plugin in the directory at start gets every frame in order", "[plug
 
 TEST_CASE("files that are not valid plugins are skipped with the reason", "[plugins]") {
   PluginDir dir;
-  dir.drop("c_wrong_abi", "wrong_abi.so");
-  dir.drop("c_no_entry", "no_entry.so");
-  dir.drop("c_create_fails", "create_fails.so");
-  dir.drop("c_old_struct", "old_struct.so");
+  dir.drop(testPlugin("c_wrong_abi"), "wrong_abi.so");
+  dir.drop(testPlugin("c_no_entry"), "no_entry.so");
+  dir.drop(testPlugin("c_create_fails"), "create_fails.so");
+  dir.drop(testPlugin("c_old_struct"), "old_struct.so");
   dir.write("garbage.so", "this is not an ELF file\n");
   std::string out = dir.path("old.txt");
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
@@ -120,7 +90,7 @@ TEST_CASE("files that are not valid plugins are skipped with the reason", "[plug
 
 TEST_CASE("a plugin that keeps failing is disabled while the relay goes on", "[plugins]") {
   PluginDir dir;
-  dir.drop("recorder_v1", "recorder.so");
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
                                   pluginsSection(dir, "  instances:\n    - {name: bad, type: recorder, max_failures: 3, config: {path: " +
                                                           dir.path("x.txt") + ", fail: true}}\n"));
@@ -134,7 +104,7 @@ TEST_CASE("a plugin that keeps failing is disabled while the relay goes on", "[p
 
 TEST_CASE("a slow plugin under each overflow policy", "[plugins]") {
   PluginDir dir;
-  dir.drop("recorder_v1", "recorder.so");
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
   std::string out = dir.path("slow.txt");
   std::string policy;
   SECTION("block: lossless, the upstream slows") { policy = "block"; }
@@ -181,12 +151,12 @@ TEST_CASE("drop in then replace then remove a plugin while frames flow", "[plugi
 
   // Drop-in, configured by a sidecar file: loaded and fed within 2 s.
   dir.write("recorder.yaml", "instances:\n  - {name: hot, queue: {on_full: block}, config: {path: " + out + "}}\n");
-  dir.drop("recorder_v1", "recorder.so");
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
   CHECK(relay.process->waitForLine("plugin recorder loaded from .*recorder.so: 1 instance", 2s).size() > 0);
   CHECK(pollUntil([&] { return readRecorded(out).seqs.size() >= 500; }));
 
   // Replace: the new build takes over with neither a gap nor a repeat.
-  dir.drop("recorder_v2", "recorder.so");
+  dir.drop(testPlugin("recorder_v2"), "recorder.so");
   CHECK(relay.process->waitForLine("plugin recorder reloaded", 5s).size() > 0);
   CHECK(pollUntil([&] {
     auto r = readRecorded(out);
@@ -211,8 +181,8 @@ TEST_CASE("drop in then replace then remove a plugin while frames flow", "[plugi
 
 TEST_CASE("plugins are refused from a directory other users can write", "[plugins]") {
   PluginDir dir;
-  dir.drop("recorder_v1", "recorder.so");
-  ::chmod(dir.dir.path().c_str(), 0777);
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  ::chmod(dir.root().c_str(), 0777);
   std::string out = dir.path("out.txt");
   std::string instance = "  instances:\n    - {name: rec, type: recorder, config: {path: " + out + "}}\n";
   SECTION("refused") {
@@ -230,7 +200,7 @@ TEST_CASE("plugins are refused from a directory other users can write", "[plugin
     CHECK(relay.process->waitForLine("plugin recorder loaded").size() > 0);
   }
   SECTION("a group-writable plugin file is refused") {
-    ::chmod(dir.dir.path().c_str(), 0755);
+    ::chmod(dir.root().c_str(), 0755);
     ::chmod(dir.path("recorder.so").c_str(), 0666);
     RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
                                     pluginsSection(dir, instance));

@@ -1,5 +1,10 @@
 #include "relay_fixture.hpp"
 
+#include <Poco/File.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <thread>
 
@@ -16,10 +21,10 @@ RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>&
     REQUIRE(m.size() == 2);
     relay.ports[name] = std::stoi(m[1]);
   }
-  auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);
-  if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
   INFO(relay.process->output());
   REQUIRE(relay.process->waitForLine("relay started").size() > 0);
+  auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);  // logged before "started"
+  if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
   return relay;
 }
 
@@ -52,6 +57,32 @@ long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds time
     ++next;
   }
   return next - 1;
+}
+
+PluginDir::PluginDir() {
+  char pattern[] = "/tmp/streamrelay-test-plugins.XXXXXX";
+  REQUIRE(::mkdtemp(pattern) != nullptr);
+  root_ = pattern;
+  ::chmod(root_.c_str(), 0755);
+}
+
+PluginDir::~PluginDir() { Poco::File(root_).remove(true); }
+
+void PluginDir::drop(const std::string& builtPlugin, const std::string& as) const {
+  std::string temp = path("." + as + ".tmp");
+  Poco::File(builtPlugin).copyTo(temp);
+  ::chmod(temp.c_str(), 0644);
+  REQUIRE(::rename(temp.c_str(), path(as).c_str()) == 0);
+}
+
+void PluginDir::write(const std::string& file, const std::string& text) const {
+  std::string temp = path("." + file + ".tmp");
+  std::ofstream(temp) << text;
+  REQUIRE(::rename(temp.c_str(), path(file).c_str()) == 0);
+}
+
+std::string pluginsSection(const PluginDir& dir, const std::string& rest) {
+  return "plugins:\n  directory: " + dir.root() + "\n  rescan_ms: 200\n" + rest;
 }
 
 bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

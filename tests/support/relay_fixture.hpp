@@ -56,6 +56,26 @@ std::string listener(const std::string& name, const std::string& extra = "");
 // many arrived in order.
 long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s);
 
+// A fresh plugins directory (mode 0755), removed at the end of the test.
+class PluginDir {
+ public:
+  PluginDir();
+  ~PluginDir();
+  const std::string& root() const { return root_; }
+  std::string path(const std::string& file) const { return root_ + "/" + file; }
+  // Drops a plugin the way README recommends: copy beside, then rename into
+  // place, so the host never sees a half-written file under its final name.
+  void drop(const std::string& builtPlugin, const std::string& as) const;
+  // Writes a file the same way.
+  void write(const std::string& file, const std::string& text) const;
+
+ private:
+  std::string root_;
+};
+
+// The pluginsSection of a config: this directory, a quick rescan, `rest` after.
+std::string pluginsSection(const PluginDir& dir, const std::string& rest);
+
 // Checks `condition` until it holds or the deadline passes (NATS' checkFor):
 // for state outside the process, such as a file another process writes.
 bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout = 10s);

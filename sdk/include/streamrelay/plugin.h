@@ -70,6 +70,9 @@ typedef struct streamrelay_host_api {
   size_t (*stats_json)(void* host, char* buffer, size_t capacity);
   /* The instance's name from the config (valid while the instance lives). */
   const char* (*instance_name)(void* host);
+  /* Non-zero once the instance is being stopped (relay shutdown, plugin
+   * replaced or removed): a plugin retrying something should give up. */
+  int (*stopping)(void* host);
 } streamrelay_host_api;
 
 typedef struct streamrelay_plugin {
@@ -86,8 +89,9 @@ typedef struct streamrelay_plugin {
   int (*on_frame)(void* self, const streamrelay_frame* frame, char* error, size_t error_size);
   void (*destroy)(void* self);
   /* Optional (may be NULL; absent if struct_size stops before it): called
-   * when the instance's queue has been drained (after a burst of frames) and
-   * before destroy, e.g. to commit a transaction. */
+   * when the instance's queue has been drained (after a burst of frames),
+   * about every 100 ms while the queue is empty (once frames have come), and
+   * before destroy: e.g. to commit a transaction when its time has come. */
   int (*flush)(void* self, char* error, size_t error_size);
 } streamrelay_plugin;
 

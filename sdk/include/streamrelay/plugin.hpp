@@ -50,6 +50,7 @@ class Host {
     return out;
   }
   std::string instanceName() const { return api_->instance_name(api_->host); }
+  bool stopping() const { return api_->stopping(api_->host) != 0; }
 
  private:
   const streamrelay_host_api* api_;

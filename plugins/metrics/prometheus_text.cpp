@@ -1,0 +1,176 @@
+#include "prometheus_text.hpp"
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+namespace streamrelay::plugins {
+
+namespace {
+
+using Poco::JSON::Array;
+using Poco::JSON::Object;
+
+std::string escapeLabel(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\' || c == '"') out += '\\';
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
+// Writes metric families; each family's HELP and TYPE come once, before its samples.
+class Exposition {
+ public:
+  void family(const std::string& name, const char* type, const char* help) {
+    out_ << "# HELP " << name << " " << help << "\n# TYPE " << name << " " << type << "\n";
+  }
+  void sample(const std::string& name, const std::string& labels, double value) {
+    out_ << name;
+    if (!labels.empty()) out_ << "{" << labels << "}";
+    out_ << " ";
+    if (value == std::floor(value) && std::fabs(value) < 1e15) out_ << static_cast<long long>(value);
+    else out_ << std::setprecision(10) << value;
+    out_ << "\n";
+  }
+  void metric(const std::string& name, const char* type, const char* help, double value) {
+    family(name, type, help);
+    sample(name, "", value);
+  }
+  void histogram(const std::string& name, const char* help, const Object::Ptr& h) {
+    family(name, "histogram", help);
+    Array::Ptr bounds = h->getArray("bounds"), counts = h->getArray("counts");
+    double cumulative = 0;
+    for (std::size_t i = 0; i < counts->size(); ++i) {
+      cumulative += counts->getElement<double>(static_cast<unsigned>(i));
+      std::ostringstream le;
+      if (i < bounds->size()) le << bounds->getElement<double>(static_cast<unsigned>(i));
+      else le << "+Inf";
+      sample(name + "_bucket", "le=\"" + le.str() + "\"", cumulative);
+    }
+    sample(name + "_sum", "", h->getValue<double>("sum"));
+    sample(name + "_count", "", h->getValue<double>("count"));
+  }
+  std::string str() const { return out_.str(); }
+
+ private:
+  std::ostringstream out_;
+};
+
+std::string label(const std::string& key, const std::string& value) { return key + "=\"" + escapeLabel(value) + "\""; }
+
+void renderListeners(Exposition& e, const Array::Ptr& listeners) {
+  struct Field {
+    const char* name;
+    const char* type;
+    const char* help;
+    const char* key;
+  };
+  static const Field fields[] = {
+      {"streamrelay_listener_clients", "gauge", "Subscribers connected to the listener.", "clients"},
+      {"streamrelay_listener_accepted_total", "counter", "Subscribers admitted by the listener.", "accepted"}};
+  for (const Field& f : fields) {
+    e.family(f.name, f.type, f.help);
+    for (std::size_t i = 0; i < listeners->size(); ++i) {
+      Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
+      e.sample(f.name, label("listener", l->getValue<std::string>("name")), l->getValue<double>(f.key));
+    }
+  }
+  e.family("streamrelay_listener_refused_total", "counter", "Connections closed at accept, by reason.");
+  for (std::size_t i = 0; i < listeners->size(); ++i) {
+    Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
+    std::string name = label("listener", l->getValue<std::string>("name"));
+    e.sample("streamrelay_listener_refused_total", name + ",reason=\"max_clients\"", l->getValue<double>("refused_max_clients"));
+    e.sample("streamrelay_listener_refused_total", name + ",reason=\"allow\"", l->getValue<double>("refused_allow"));
+  }
+  e.family("streamrelay_listener_disconnects_total", "counter", "Subscribers disconnected, by reason.");
+  for (std::size_t i = 0; i < listeners->size(); ++i) {
+    Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
+    Object::Ptr reasons = l->getObject("disconnects");
+    for (const auto& reason : *reasons)
+      e.sample("streamrelay_listener_disconnects_total",
+               label("listener", l->getValue<std::string>("name")) + "," + label("reason", reason.first),
+               reason.second.convert<double>());
+  }
+}
+
+void renderConsumers(Exposition& e, const Array::Ptr& consumers) {
+  struct Field {
+    const char* name;
+    const char* type;
+    const char* help;
+    const char* key;
+  };
+  static const Field fields[] = {
+      {"streamrelay_consumer_queue_frames", "gauge", "Frames waiting in the consumer's queue.", "queue_frames"},
+      {"streamrelay_consumer_queue_bytes", "gauge", "Bytes waiting in the consumer's queue.", "queue_bytes"},
+      {"streamrelay_consumer_delivered_frames_total", "counter", "Frames written to the subscriber or handed to the plugin.", "delivered"},
+      {"streamrelay_consumer_dropped_frames_total", "counter", "Frames the consumer lost to its overflow policy.", "dropped"}};
+  for (const Field& f : fields) {
+    e.family(f.name, f.type, f.help);
+    for (std::size_t i = 0; i < consumers->size(); ++i) {
+      Object::Ptr c = consumers->getObject(static_cast<unsigned>(i));
+      e.sample(f.name,
+               label("consumer", c->getValue<std::string>("name")) + "," + label("kind", c->getValue<std::string>("kind")),
+               c->getValue<double>(f.key));
+    }
+  }
+}
+
+void renderPlugins(Exposition& e, const Array::Ptr& plugins) {
+  e.family("streamrelay_plugin_failures_total", "counter", "Plugin callbacks that failed.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    e.sample("streamrelay_plugin_failures_total", label("plugin", p->getValue<std::string>("name")), p->getValue<double>("failures"));
+  }
+  e.family("streamrelay_plugin_disabled", "gauge", "1 if the plugin instance was disabled.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    e.sample("streamrelay_plugin_disabled", label("plugin", p->getValue<std::string>("name")), p->getValue<bool>("disabled") ? 1 : 0);
+  }
+  e.family("streamrelay_plugin_events_total", "counter", "Counters kept by plugins through the host API.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    for (const auto& counter : *p->getObject("counters"))
+      e.sample("streamrelay_plugin_events_total",
+               label("plugin", p->getValue<std::string>("name")) + "," + label("event", counter.first),
+               counter.second.convert<double>());
+  }
+}
+
+}  // namespace
+
+std::string renderPrometheus(const std::string& statsJson) {
+  Poco::JSON::Parser parser;
+  Object::Ptr stats = parser.parse(statsJson).extract<Object::Ptr>();
+  Object::Ptr upstream = stats->getObject("upstream");
+  Exposition e;
+  e.metric("streamrelay_frames_received_total", "counter", "Frames received from the upstream.",
+           stats->getValue<double>("frames_received"));
+  e.metric("streamrelay_bytes_received_total", "counter", "Payload bytes received from the upstream.",
+           stats->getValue<double>("bytes_received"));
+  e.metric("streamrelay_upstream_connected", "gauge", "1 while the upstream is connected.",
+           upstream->getValue<bool>("connected") ? 1 : 0);
+  e.metric("streamrelay_upstream_connects_total", "counter", "Upstream connections made (reconnects included).",
+           upstream->getValue<double>("connects"));
+  e.metric("streamrelay_upstream_protocol_errors_total", "counter", "Upstream protocol errors (e.g. oversize frames).",
+           upstream->getValue<double>("protocol_errors"));
+  renderListeners(e, stats->getArray("listeners"));
+  renderConsumers(e, stats->getArray("consumers"));
+  renderPlugins(e, stats->getArray("plugins"));
+  e.histogram("streamrelay_frame_size_bytes", "Sizes of the frames received.", stats->getObject("frame_size_bytes"));
+  e.histogram("streamrelay_write_latency_seconds", "From receiving a frame to writing it to a subscriber.",
+              stats->getObject("write_latency_seconds"));
+  return e.str();
+}
+
+}  // namespace streamrelay::plugins

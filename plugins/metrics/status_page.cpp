@@ -1,0 +1,98 @@
+#include "status_page.hpp"
+
+namespace streamrelay::plugins {
+
+const char* const kStatusPageHtml = R"HTML(<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>streamrelay</title>
+<style>
+  body { font: 14px system-ui, sans-serif; margin: 1.5em; color: #222; }
+  h1 { font-size: 1.3em; margin: 0 0 .3em; }
+  h2 { font-size: 1.05em; margin: 1.4em 0 .4em; }
+  .state { display: inline-block; padding: .1em .6em; border-radius: .8em; color: #fff; }
+  .up { background: #2a7d2a; } .down { background: #b03030; }
+  canvas { border: 1px solid #ccc; width: 100%; max-width: 900px; height: 180px; }
+  table { border-collapse: collapse; } td, th { padding: .25em .7em; border-bottom: 1px solid #eee; text-align: right; }
+  td:first-child, th:first-child { text-align: left; }
+  #error { color: #b03030; }
+</style>
+</head>
+<body>
+<h1>streamrelay</h1>
+<div>upstream <span id="upstreamType"></span> <span id="upstreamState" class="state"></span>
+  &nbsp; connects <span id="connects">0</span> &nbsp; protocol errors <span id="protocolErrors">0</span>
+  &nbsp; frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
+<h2>frames/s (last 5 minutes) — now <span id="fps">0</span></h2>
+<canvas id="framesChart" width="900" height="180"></canvas>
+<h2>bytes/s (last 5 minutes) — now <span id="bps">0</span></h2>
+<canvas id="bytesChart" width="900" height="180"></canvas>
+<h2>listeners</h2>
+<table id="listeners"><tr><th>name</th><th>port</th><th>clients</th><th>accepted</th><th>refused max_clients</th><th>refused allow</th><th>disconnects</th></tr></table>
+<h2>consumers</h2>
+<table id="consumers"><tr><th>name</th><th>kind</th><th>policy</th><th>queue frames</th><th>queue bytes</th><th>delivered</th><th>dropped</th></tr></table>
+<script>
+"use strict";
+const history = [];          // {t, fps, bps}, one per second, five minutes
+let previous = null;
+
+function text(id, value) { document.getElementById(id).textContent = value; }
+
+function draw(id, key) {
+  const canvas = document.getElementById(id), g = canvas.getContext("2d");
+  g.clearRect(0, 0, canvas.width, canvas.height);
+  const max = Math.max(1, ...history.map(p => p[key]));
+  g.fillStyle = "#666"; g.fillText(max.toFixed(0), 4, 12);
+  g.strokeStyle = "#2a5db0"; g.lineWidth = 2; g.beginPath();
+  history.forEach((p, i) => {
+    const x = canvas.width * i / 299, y = canvas.height - 4 - (canvas.height - 20) * p[key] / max;
+    i === 0 ? g.moveTo(x, y) : g.lineTo(x, y);
+  });
+  g.stroke();
+}
+
+function fillTable(id, rows) {
+  const table = document.getElementById(id);
+  while (table.rows.length > 1) table.deleteRow(1);
+  for (const cells of rows) {
+    const row = table.insertRow();
+    for (const c of cells) row.insertCell().textContent = c;
+  }
+}
+
+async function refresh() {
+  try {
+    const s = await (await fetch("stats")).json();
+    const now = Date.now() / 1000;
+    if (previous) {
+      const dt = Math.max(0.001, now - previous.t);
+      history.push({fps: (s.frames_received - previous.frames) / dt, bps: (s.bytes_received - previous.bytes) / dt});
+      if (history.length > 300) history.shift();
+    }
+    previous = {t: now, frames: s.frames_received, bytes: s.bytes_received};
+    const last = history[history.length - 1] || {fps: 0, bps: 0};
+    text("fps", last.fps.toFixed(1)); text("bps", last.bps.toFixed(0));
+    text("frames", s.frames_received); text("upstreamType", s.upstream.type);
+    text("connects", s.upstream.connects); text("protocolErrors", s.upstream.protocol_errors);
+    const state = document.getElementById("upstreamState");
+    state.textContent = s.upstream.connected ? "connected" : "disconnected";
+    state.className = "state " + (s.upstream.connected ? "up" : "down");
+    fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.clients, l.accepted, l.refused_max_clients,
+      l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ")]));
+    fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.policy, c.queue_frames, c.queue_bytes,
+      c.delivered, c.dropped]));
+    draw("framesChart", "fps"); draw("bytesChart", "bps");
+    text("error", "");
+  } catch (e) {
+    text("error", "relay unreachable: " + e);
+  }
+}
+refresh();
+setInterval(refresh, 1000);
+</script>
+</body>
+</html>
+)HTML";
+
+}  // namespace streamrelay::plugins

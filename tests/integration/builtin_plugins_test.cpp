@@ -1,0 +1,234 @@
+// Integration tests of the built-in plugins (plugins/): real SQLite files and
+// real HTTP scrapes of a running relay.
+
+#include <catch2/catch.hpp>
+
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
+#include <sqlite3.h>
+
+#include <cstdlib>
+#include <regex>
+#include <set>
+
+#include "relay_fixture.hpp"
+
+using namespace streamrelay::test;
+
+namespace {
+
+std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
+
+struct Row {
+  long long seq;
+  std::string payload;
+};
+
+// Every row of the table, in id order (an empty list if the file or table is missing).
+std::vector<Row> readRows(const std::string& path, const std::string& table = "frames") {
+  std::vector<Row> rows;
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* s = nullptr;
+    if (sqlite3_prepare_v2(db, ("SELECT seq, payload FROM " + table + " ORDER BY id").c_str(), -1, &s, nullptr) == SQLITE_OK) {
+      while (sqlite3_step(s) == SQLITE_ROW)
+        rows.push_back({sqlite3_column_int64(s, 0), std::string(static_cast<const char*>(sqlite3_column_blob(s, 1)),
+                                                                 static_cast<std::size_t>(sqlite3_column_bytes(s, 1)))});
+      sqlite3_finalize(s);
+    }
+  }
+  sqlite3_close(db);
+  return rows;
+}
+
+std::string sqliteInstance(const std::string& config, const std::string& queue = "{on_full: block}") {
+  return "  instances:\n    - {name: db, type: sqlite_writer, queue: " + queue + ", config: " + config + "}\n";
+}
+
+void feedFrames(const RunningRelay& relay, long count, const std::string& rate = "0") {
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", rate,
+                         "--size", "100", "--count", std::to_string(count)});
+  REQUIRE(feed->waitForExit(30s) == 0);
+}
+
+void stopRelay(RunningRelay& relay) {
+  relay.process->terminate();
+  REQUIRE(relay.process->waitForExit() == 0);
+}
+
+struct HttpReply {
+  int status;
+  std::string contentType;
+  std::string body;
+};
+
+HttpReply httpGet(int port, const std::string& path) {
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+  session.setTimeout(Poco::Timespan(10, 0));
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  session.sendRequest(request);
+  Poco::Net::HTTPResponse response;
+  std::istream& in = session.receiveResponse(response);
+  HttpReply reply{static_cast<int>(response.getStatus()), response.getContentType(), ""};
+  Poco::StreamCopier::copyToString(in, reply.body);
+  return reply;
+}
+
+// The value of one sample line "name{labels} value" in a Prometheus text page.
+double sampleValue(const std::string& page, const std::string& series) {
+  std::regex re("(^|\n)" + std::regex_replace(series, std::regex(R"([{}\[\]().*+?^$|\\])"), R"(\$&)") + " ([^\n]+)");
+  std::smatch m;
+  if (!std::regex_search(page, m, re)) return -1;
+  return std::stod(m[2]);
+}
+
+}  // namespace
+
+TEST_CASE("sqlite_writer: N frames fed then SIGTERM leaves exactly N rows in order", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  std::string db = dir.path("frames.db");
+  RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, sqliteInstance("{path: " + db + "}")), {});
+  REQUIRE(relay.process->waitForLine("plugin sqlite_writer loaded").size() > 0);
+  const long frames = 20000;
+  feedFrames(relay, frames);
+  stopRelay(relay);
+  std::vector<Row> rows = readRows(db);
+  REQUIRE(rows.size() == static_cast<std::size_t>(frames));
+  for (long i = 0; i < frames; ++i) {
+    std::string want = "feed " + std::to_string(i + 1) + ".";
+    if (rows[i].seq != i + 1 || rows[i].payload.compare(0, want.size(), want) != 0 || rows[i].payload.size() != 100) {
+      FAIL("row " << i << ": seq " << rows[i].seq << " payload '" << rows[i].payload.substr(0, 20) << "'");
+    }
+  }
+}
+
+TEST_CASE("sqlite_writer: a transaction per batch_frames or per flush_ms", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  std::string db = dir.path("batch.db");
+  SECTION("full batches are committed; the rest waits for flush_ms or shutdown") {
+    RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, sqliteInstance("{path: " + db + ", batch_frames: 100, flush_ms: 600000}")), {});
+    feedFrames(relay, 250);
+    CHECK(pollUntil([&] { return readRows(db).size() >= 200; }));
+    CHECK(readRows(db).size() == 200);
+    stopRelay(relay);
+    CHECK(readRows(db).size() == 250);
+  }
+  SECTION("a partial batch is committed after flush_ms") {
+    RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, sqliteInstance("{path: " + db + ", batch_frames: 100000, flush_ms: 200}")), {});
+    feedFrames(relay, 10);
+    CHECK(pollUntil([&] { return readRows(db).size() == 10; }, 5s));
+  }
+}
+
+TEST_CASE("sqlite_writer: retention by row count and by age", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  std::string db = dir.path("retention.db");
+  SECTION("max_rows keeps the newest rows") {
+    RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, sqliteInstance("{path: " + db + ", batch_frames: 100, max_rows: 100}")), {});
+    feedFrames(relay, 1000);
+    stopRelay(relay);
+    std::vector<Row> rows = readRows(db);
+    REQUIRE(rows.size() == 100);
+    CHECK(rows.front().seq == 901);
+    CHECK(rows.back().seq == 1000);
+  }
+  SECTION("max_age_s deletes rows older than that") {
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\n" +
+                                        pluginsSection(dir, sqliteInstance("{path: " + db + ", batch_frames: 20, max_age_s: 1}")), {});
+    CHECK(pollUntil([&] {
+      std::vector<Row> rows = readRows(db);
+      return !rows.empty() && rows.front().seq > 100 && rows.back().seq > 400;
+    }, 20s));
+  }
+}
+
+TEST_CASE("sqlite_writer: an unwritable path is logged and retried and the relay goes on", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
+                                  pluginsSection(dir, sqliteInstance("{path: /nonexistent-dir/x.db}", "{on_full: drop_newest}")));
+  CHECK(relay.process->waitForLine("plugin db: cannot write to /nonexistent-dir/x.db: unable to open database file \\(retrying with backoff\\)").size() > 0);
+  Subscriber sub(relay.address());
+  std::string frame;
+  for (int i = 0; i < 10; ++i) REQUIRE(sub.next(frame, 5s));
+  CHECK(relay.process->countLines("cannot write to") == 1);  // one line per failure streak
+  stopRelay(relay);
+  CHECK(relay.process->countLines("gave up at shutdown: \\d+ frames not written to /nonexistent-dir/x.db") == 1);
+}
+
+TEST_CASE("metrics: /metrics, /stats and the status page report the relay", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main") +
+                                  pluginsSection(dir, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"));
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  int port = std::stoi(m[1]);
+  Subscriber sub(relay.address());
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  const long frames = 500;
+  feedFrames(relay, frames);
+  REQUIRE(readSequence(sub, frames) == frames);
+
+  // The writer counts a write just after the bytes left: the subscriber may read them first.
+  HttpReply metrics;
+  CHECK(pollUntil([&] {
+    metrics = httpGet(port, "/metrics");
+    return sampleValue(metrics.body, "streamrelay_write_latency_seconds_count") == frames;
+  }));
+  REQUIRE(metrics.status == 200);
+  CHECK(metrics.contentType.rfind("text/plain; version=0.0.4", 0) == 0);
+  const std::string& page = metrics.body;
+  CHECK(sampleValue(page, "streamrelay_frames_received_total") == frames);
+  CHECK(sampleValue(page, "streamrelay_bytes_received_total") == frames * 100);
+  CHECK(sampleValue(page, "streamrelay_upstream_connects_total") == 1);
+  CHECK(sampleValue(page, "streamrelay_listener_clients{listener=\"main\"}") == 1);
+  CHECK(sampleValue(page, "streamrelay_listener_accepted_total{listener=\"main\"}") == 1);
+  CHECK(sampleValue(page, "streamrelay_frame_size_bytes_count") == frames);
+  CHECK(sampleValue(page, "streamrelay_frame_size_bytes_bucket{le=\"256\"}") == frames);
+  CHECK(sampleValue(page, "streamrelay_frame_size_bytes_bucket{le=\"64\"}") == 0);
+  CHECK(sampleValue(page, "streamrelay_write_latency_seconds_count") == frames);
+  std::smatch delivered;
+  REQUIRE(std::regex_search(page, delivered, std::regex("streamrelay_consumer_delivered_frames_total\\{consumer=\"main/127\\.0\\.0\\.1:\\d+\",kind=\"subscriber\"\\} (\\d+)")));
+  CHECK(std::stol(delivered[1]) == frames);
+
+  // The exposition format: every family has HELP and TYPE before its samples;
+  // every sample is `name{labels} value`.
+  std::set<std::string> typed;
+  std::regex sample(R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9.e+-]+|\+Inf|NaN)$)");
+  std::istringstream lines(page);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind("# TYPE ", 0) == 0) typed.insert(line.substr(7, line.find(' ', 7) - 7));
+    if (line.empty() || line[0] == '#') continue;
+    std::smatch s;
+    INFO(line);
+    REQUIRE(std::regex_match(line, s, sample));
+    std::string family = std::regex_replace(s[1].str(), std::regex("_(bucket|sum|count)$"), "");
+    CHECK((typed.count(s[1].str()) + typed.count(family)) > 0);
+  }
+  if (std::system("command -v promtool >/dev/null 2>&1") == 0) {
+    std::string file = writeTempFile("metrics.txt", page);
+    CHECK(std::system(("promtool check metrics < " + file).c_str()) == 0);
+  }
+
+  HttpReply stats = httpGet(port, "/stats");
+  REQUIRE(stats.status == 200);
+  Poco::JSON::Parser parser;
+  auto json = parser.parse(stats.body).extract<Poco::JSON::Object::Ptr>();
+  CHECK(json->getValue<long>("frames_received") == frames);
+  CHECK(json->getArray("listeners")->getObject(0)->getValue<int>("clients") == 1);
+
+  HttpReply home = httpGet(port, "/");
+  CHECK(home.status == 200);
+  CHECK(home.contentType.rfind("text/html", 0) == 0);
+  CHECK(home.body.find("<canvas id=\"framesChart\"") != std::string::npos);
+  CHECK(home.body.find("fetch(\"stats\")") != std::string::npos);
+  CHECK(httpGet(port, "/nope").status == 404);
+}
