@@ -163,7 +163,7 @@ TEST_CASE("sqlite_writer: an unwritable path is logged and retried and the relay
   CHECK(relay.process->countLines("gave up at shutdown: \\d+ frames not written to /nonexistent-dir/x.db") == 1);
 }
 
-TEST_CASE("metrics: /metrics, /stats and the status page report the relay", "[builtin]") {
+TEST_CASE("metrics: /metrics and /stats and the status page report the relay", "[builtin]") {
   PluginDir dir;
   dir.drop(builtIn("metrics"), "metrics.so");
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main") +
