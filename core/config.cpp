@@ -155,6 +155,14 @@ ListenerConfig readListener(const YamlMap& m) {
   return l;
 }
 
+YAML::Node loadYaml(const std::string& text, const std::string& sourceName) {
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
+  }
+}
+
 PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType) {
   m.allowOnly(impliedType.empty() ? std::initializer_list<const char*>{"name", "type", "queue", "config", "max_failures"}
                                   : std::initializer_list<const char*>{"name", "queue", "config", "max_failures"});
@@ -203,13 +211,7 @@ QueueLimits defaultPluginQueue() {
 
 std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
                                                      const std::string& type) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yamlText);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  YamlMap top(root, "", sourceName);
+  YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
   top.allowOnly({"instances"});
   std::vector<PluginInstanceConfig> instances;
   for (const YamlMap& item : top.mapList("instances")) {
@@ -230,13 +232,7 @@ const char* toString(UpstreamType type) {
 }
 
 Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yamlText);
-  } catch (const YAML::Exception& e) {
-    throw ConfigError(sourceName + ":" + std::to_string(e.mark.line + 1) + ": YAML syntax error: " + e.msg);
-  }
-  YamlMap top(root, "", sourceName);
+  YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
   top.allowOnly({"upstream", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
   Config c;
   c.path = sourceName;

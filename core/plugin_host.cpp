@@ -91,7 +91,12 @@ void PluginHost::run(std::chrono::milliseconds firstWait) {
       if (stopping_) return;
       rescanRequested_ = false;
     }
-    wait = scan();
+    try {
+      wait = scan();
+    } catch (const std::exception& e) {  // e.g. the directory vanished mid-scan: try again later
+      logger().warning("plugins: scanning %s failed: %s", config_.directory, std::string(e.what()));
+      wait = std::chrono::milliseconds(config_.rescanMs);
+    }
   }
 }
 

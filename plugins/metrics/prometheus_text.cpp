@@ -68,62 +68,62 @@ class Exposition {
 
 std::string label(const std::string& key, const std::string& value) { return key + "=\"" + escapeLabel(value) + "\""; }
 
+// One gauge or counter family with a sample per item of a stats array.
+struct Field {
+  const char* name;
+  const char* type;
+  const char* help;
+  const char* key;  // in each item
+};
+
+template <std::size_t N>
+void renderFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& items,
+                  std::string (*labels)(const Object::Ptr&)) {
+  for (const Field& f : fields) {
+    e.family(f.name, f.type, f.help);
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      Object::Ptr item = items->getObject(static_cast<unsigned>(i));
+      e.sample(f.name, labels(item), item->getValue<double>(f.key));
+    }
+  }
+}
+
+std::string listenerLabel(const Object::Ptr& l) { return label("listener", l->getValue<std::string>("name")); }
+
+std::string consumerLabels(const Object::Ptr& c) {
+  return label("consumer", c->getValue<std::string>("name")) + "," + label("kind", c->getValue<std::string>("kind"));
+}
+
 void renderListeners(Exposition& e, const Array::Ptr& listeners) {
-  struct Field {
-    const char* name;
-    const char* type;
-    const char* help;
-    const char* key;
-  };
   static const Field fields[] = {
       {"streamrelay_listener_clients", "gauge", "Subscribers connected to the listener.", "clients"},
       {"streamrelay_listener_accepted_total", "counter", "Subscribers admitted by the listener.", "accepted"}};
-  for (const Field& f : fields) {
-    e.family(f.name, f.type, f.help);
-    for (std::size_t i = 0; i < listeners->size(); ++i) {
-      Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
-      e.sample(f.name, label("listener", l->getValue<std::string>("name")), l->getValue<double>(f.key));
-    }
-  }
+  renderFields(e, fields, listeners, &listenerLabel);
   e.family("streamrelay_listener_refused_total", "counter", "Connections closed at accept, by reason.");
   for (std::size_t i = 0; i < listeners->size(); ++i) {
     Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
-    std::string name = label("listener", l->getValue<std::string>("name"));
-    e.sample("streamrelay_listener_refused_total", name + ",reason=\"max_clients\"", l->getValue<double>("refused_max_clients"));
-    e.sample("streamrelay_listener_refused_total", name + ",reason=\"allow\"", l->getValue<double>("refused_allow"));
+    e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"max_clients\"",
+             l->getValue<double>("refused_max_clients"));
+    e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"allow\"", l->getValue<double>("refused_allow"));
   }
   e.family("streamrelay_listener_disconnects_total", "counter", "Subscribers disconnected, by reason.");
   for (std::size_t i = 0; i < listeners->size(); ++i) {
     Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
-    Object::Ptr reasons = l->getObject("disconnects");
-    for (const auto& reason : *reasons)
-      e.sample("streamrelay_listener_disconnects_total",
-               label("listener", l->getValue<std::string>("name")) + "," + label("reason", reason.first),
+    for (const auto& reason : *l->getObject("disconnects"))
+      e.sample("streamrelay_listener_disconnects_total", listenerLabel(l) + "," + label("reason", reason.first),
                reason.second.convert<double>());
   }
 }
 
 void renderConsumers(Exposition& e, const Array::Ptr& consumers) {
-  struct Field {
-    const char* name;
-    const char* type;
-    const char* help;
-    const char* key;
-  };
   static const Field fields[] = {
       {"streamrelay_consumer_queue_frames", "gauge", "Frames waiting in the consumer's queue.", "queue_frames"},
       {"streamrelay_consumer_queue_bytes", "gauge", "Bytes waiting in the consumer's queue.", "queue_bytes"},
-      {"streamrelay_consumer_delivered_frames_total", "counter", "Frames written to the subscriber or handed to the plugin.", "delivered"},
-      {"streamrelay_consumer_dropped_frames_total", "counter", "Frames the consumer lost to its overflow policy.", "dropped"}};
-  for (const Field& f : fields) {
-    e.family(f.name, f.type, f.help);
-    for (std::size_t i = 0; i < consumers->size(); ++i) {
-      Object::Ptr c = consumers->getObject(static_cast<unsigned>(i));
-      e.sample(f.name,
-               label("consumer", c->getValue<std::string>("name")) + "," + label("kind", c->getValue<std::string>("kind")),
-               c->getValue<double>(f.key));
-    }
-  }
+      {"streamrelay_consumer_delivered_frames_total", "counter",
+       "Frames written to the subscriber or handed to the plugin.", "delivered"},
+      {"streamrelay_consumer_dropped_frames_total", "counter", "Frames the consumer lost to its overflow policy.",
+       "dropped"}};
+  renderFields(e, fields, consumers, &consumerLabels);
 }
 
 void renderPlugins(Exposition& e, const Array::Ptr& plugins) {

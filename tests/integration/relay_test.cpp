@@ -276,3 +276,102 @@ TEST_CASE("subscribers that join while frames flow get a gapless ordered stream"
   CHECK(contiguous == 40);
   CHECK(relay.process->countLines("slow_consumer") == 0);
 }
+
+namespace {
+
+// The test plays the provider: a listening socket on an ephemeral port.
+struct FakeProvider {
+  int server = -1;
+  int port = 0;
+  FakeProvider() {
+    server = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(server, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~FakeProvider() { ::close(server); }
+  // Accepts the relay's next connection (bounded wait).
+  int accept(std::chrono::seconds timeout = 10s) {
+    timeval tv{static_cast<time_t>(timeout.count()), 0};
+    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return ::accept(server, nullptr, nullptr);
+  }
+};
+
+std::string receiveExactly(int fd, std::size_t size) {
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out(size, '\0');
+  std::size_t have = 0;
+  while (have < size) {
+    ssize_t n = ::recv(fd, &out[have], size - have, 0);
+    if (n <= 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  out.resize(have);
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tcp upstream: send_on_connect with environment expansion and idle_timeout_ms", "[integration]") {
+  FakeProvider provider;
+  setenv("STREAMRELAY_TEST_FEED_TOKEN", "s3cret", 1);  // inherited by the relay
+  RunningRelay relay = startRelay("upstream: {type: tcp, host: localhost, port: " + std::to_string(provider.port) +
+                                  ", send_on_connect: \"SUBSCRIBE ${STREAMRELAY_TEST_FEED_TOKEN}\\n\", idle_timeout_ms: 300," +
+                                  " reconnect: {initial_delay_ms: 20, max_delay_ms: 100}}\nlisteners:\n" + listener("main"));
+  int first = provider.accept();
+  REQUIRE(first >= 0);
+  CHECK(receiveExactly(first, 17) == "SUBSCRIBE s3cret\n");
+  // Silence for longer than idle_timeout_ms: the relay gives up on this connection and comes back.
+  CHECK(relay.process->waitForLine("no data for idle_timeout_ms 300 ms; reconnecting").size() > 0);
+  int second = provider.accept();
+  REQUIRE(second >= 0);
+  CHECK(receiveExactly(second, 17) == "SUBSCRIBE s3cret\n");
+  ::close(first);
+  ::close(second);
+}
+
+TEST_CASE("stdin upstream: frames piped into the relay reach subscribers", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  relay.process->writeStdin("first line\nsecond line\nthird");
+  std::string frame;
+  REQUIRE(sub.next(frame, 5s));
+  CHECK(frame == "first line");
+  REQUIRE(sub.next(frame, 5s));
+  CHECK(frame == "second line");
+  relay.process->writeStdin(" and last\n");
+  REQUIRE(sub.next(frame, 5s));
+  CHECK(frame == "third and last");
+  relay.process->closeStdin();
+  CHECK(relay.process->waitForLine("end of input; still serving").size() > 0);
+}
+
+TEST_CASE("SIGTERM sends a subscriber what was queued for it before closing", "[integration]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", "queue: {max_frames: 0, max_bytes: 67108864}"));
+  // A subscriber that is not reading yet: frames pile up in its queue.
+  int fd = stalledClient(relay.ports["main"]);
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  const long frames = 5000;
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "1000", "--count", std::to_string(frames)});
+  REQUIRE(feed->waitForExit() == 0);
+  REQUIRE(relay.process->waitForLine("publisher .* disconnected").size() > 0);
+  relay.process->terminate();
+  // Now read: every frame arrives, then the relay closes the connection.
+  std::string all;
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  char buf[65536];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) all.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  CHECK(all.size() == static_cast<std::size_t>(frames) * (4 + 1000));
+  CHECK(relay.process->waitForExit() == 0);
+}

@@ -76,52 +76,45 @@ struct Instance {
   Instance(const streamrelay_host_api* api, const std::string& config) : host(api), plugin(host, config) {}
 };
 
-template <class T>
-void* create(const streamrelay_host_api* api, const char* config, char* error, std::size_t size) {
+// Runs `body`; an exception becomes STREAMRELAY_ERROR with its message.
+template <class Body>
+int guarded(Body&& body, char* error, std::size_t size) {
   try {
-    return new Instance<T>(api, config ? config : "{}");
+    body();
+    return STREAMRELAY_OK;
   } catch (const std::exception& e) {
     copyError(e.what(), error, size);
   } catch (...) {
     copyError("unknown exception", error, size);
   }
-  return nullptr;
+  return STREAMRELAY_ERROR;
+}
+
+template <class T>
+void* create(const streamrelay_host_api* api, const char* config, char* error, std::size_t size) {
+  Instance<T>* instance = nullptr;
+  guarded([&] { instance = new Instance<T>(api, config ? config : "{}"); }, error, size);
+  return instance;
 }
 
 template <class T>
 int onFrame(void* self, const streamrelay_frame* f, char* error, std::size_t size) {
-  try {
+  return guarded([&] {
     Frame frame{std::string_view(reinterpret_cast<const char*>(f->data), f->size), f->seq, f->received_unix_ns};
     static_cast<Instance<T>*>(self)->plugin.onFrame(frame);
-    return STREAMRELAY_OK;
-  } catch (const std::exception& e) {
-    copyError(e.what(), error, size);
-  } catch (...) {
-    copyError("unknown exception", error, size);
-  }
-  return STREAMRELAY_ERROR;
+  }, error, size);
 }
 
 template <class T>
 int flush(void* self, char* error, std::size_t size) {
-  try {
-    static_cast<Instance<T>*>(self)->plugin.flush();
-    return STREAMRELAY_OK;
-  } catch (const std::exception& e) {
-    copyError(e.what(), error, size);
-  } catch (...) {
-    copyError("unknown exception", error, size);
-  }
-  return STREAMRELAY_ERROR;
+  return guarded([&] { static_cast<Instance<T>*>(self)->plugin.flush(); }, error, size);
 }
 
 template <class T>
 void destroy(void* self) {
-  try {
-    delete static_cast<Instance<T>*>(self);
-  } catch (...) {
-    // A destructor that throws has nowhere to report to; the instance is gone.
-  }
+  char ignored[1];
+  // A destructor that throws has nowhere to report to; the instance is gone.
+  guarded([&] { delete static_cast<Instance<T>*>(self); }, ignored, sizeof ignored);
 }
 
 template <class T>
