@@ -55,7 +55,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed));
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);
-  for (std::size_t i = 0; i < count; ++i) frameSizes_.record(static_cast<double>(batch->payload(i).size()));
+  frameSizes_.recordEach(count, [&](std::size_t i) { return static_cast<double>(batch->payload(i).size()); });
   FrameBatchPtr shared(std::move(batch));
   // Held for the loop: a subscribe() meanwhile replaces the list, not this copy.
   const std::shared_ptr<const QueueList> queues = snapshot();
