@@ -169,33 +169,30 @@ void SubscriberWriter::run() {
     std::vector<std::uint64_t> again;
     again.swap(again_);
     for (int i = 0; i < n; ++i) {
-      std::uint64_t id = events[i].data.u64;
-      if (id == kEventFdId) {
-        takeRequests();
-        continue;
-      }
-      auto it = sessions_.find(id);
-      if (it == sessions_.end()) continue;
-      SubscriberSession& session = *it->second;
-      if (events[i].events & (EPOLLIN | EPOLLRDHUP)) {
-        if (!session.drainInput()) {
-          // Half-closed by the peer: it may still read. A full close shows up as
-          // EPOLLHUP/EPOLLERR or a failed write on the next frame.
-          epoll_event ev{};
-          ev.events = EPOLLOUT | EPOLLET;
-          ev.data.u64 = id;
-          ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, session.fd(), &ev);
-        }
-      }
-      if ((events[i].events & (EPOLLERR | EPOLLHUP)) || session.closeReason() != CloseReason::None) {
-        closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason()
-                                                                          : CloseReason::PeerClosed);
-        continue;
-      }
-      if (events[i].events & EPOLLOUT) serve(id);
+      if (events[i].data.u64 == kEventFdId) takeRequests();
+      else handleSocketEvent(events[i].data.u64, events[i].events);
     }
     for (std::uint64_t id : again) serve(id);
   }
+}
+
+void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events) {
+  auto it = sessions_.find(id);
+  if (it == sessions_.end()) return;
+  SubscriberSession& session = *it->second;
+  if ((events & (EPOLLIN | EPOLLRDHUP)) && !session.drainInput()) {
+    // Half-closed by the peer: it may still read. A full close shows up as
+    // EPOLLHUP/EPOLLERR or a failed write on the next frame.
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLET;
+    ev.data.u64 = id;
+    ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, session.fd(), &ev);
+  }
+  if ((events & (EPOLLERR | EPOLLHUP)) || session.closeReason() != CloseReason::None) {
+    closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason() : CloseReason::PeerClosed);
+    return;
+  }
+  if (events & EPOLLOUT) serve(id);
 }
 
 WriterPool::WriterPool(int threads) {

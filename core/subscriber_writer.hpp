@@ -49,6 +49,7 @@ class SubscriberWriter {
   void run();
   void takeRequests();
   void serve(std::uint64_t id);
+  void handleSocketEvent(std::uint64_t id, std::uint32_t events);
   void closeSession(SubscriberSession& session, CloseReason reason);
   bool drainStep();  // true when every session is gone
   void signal();

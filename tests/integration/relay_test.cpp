@@ -21,6 +21,44 @@ using namespace streamrelay::test;
 
 namespace {
 
+// The test plays the provider: a listening socket on an ephemeral port.
+struct FakeProvider {
+  int server = -1;
+  int port = 0;
+  FakeProvider() {
+    server = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::listen(server, 4) == 0);
+    socklen_t len = sizeof a;
+    ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~FakeProvider() { ::close(server); }
+  // Accepts the relay's next connection (bounded wait).
+  int accept(std::chrono::seconds timeout = 10s) {
+    timeval tv{static_cast<time_t>(timeout.count()), 0};
+    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return ::accept(server, nullptr, nullptr);
+  }
+};
+
+std::string receiveExactly(int fd, std::size_t size) {
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string out(size, '\0');
+  std::size_t have = 0;
+  while (have < size) {
+    ssize_t n = ::recv(fd, &out[have], size - have, 0);
+    if (n <= 0) break;
+    have += static_cast<std::size_t>(n);
+  }
+  out.resize(have);
+  return out;
+}
+
 // A raw client socket with a small receive buffer that never reads.
 int stalledClient(int port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
@@ -161,21 +199,14 @@ TEST_CASE("upstream killed and restarted: subscribers stay connected and resume"
 }
 
 TEST_CASE("an oversize length prefix means no big allocation and one log line and a reconnect", "[integration]") {
-  // The test is the provider: it accepts the relay twice.
-  int server = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::listen(server, 4) == 0);
-  socklen_t len = sizeof a;
-  ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
-  RunningRelay relay = startRelay("upstream: {type: tcp, host: 127.0.0.1, port: " + std::to_string(ntohs(a.sin_port)) +
+  FakeProvider provider;  // the test is the provider: it accepts the relay twice
+  RunningRelay relay = startRelay("upstream: {type: tcp, host: 127.0.0.1, port: " + std::to_string(provider.port) +
                                   ", reconnect: {initial_delay_ms: 20, max_delay_ms: 100}}\nlisteners:\n" + listener("main"));
   Subscriber sub(relay.address());
   REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
 
-  int first = ::accept(server, nullptr, nullptr);
+  int first = provider.accept();
+  REQUIRE(first >= 0);
   std::string good = std::string("\0\0\0\2ok", 6);
   std::string bad = "\xff\xff\xff\xf0" + std::string(100, 'x');
   REQUIRE(::send(first, (good + bad).data(), good.size() + bad.size(), MSG_NOSIGNAL) > 0);
@@ -188,14 +219,14 @@ TEST_CASE("an oversize length prefix means no big allocation and one log line an
   CHECK(m[2] == "4294967280");
   CHECK(residentKiB(relay.process->pid()) < 1024 * 1024);
 
-  int second = ::accept(server, nullptr, nullptr);  // the relay reconnected
+  int second = provider.accept();  // the relay reconnected
+  REQUIRE(second >= 0);
   std::string again = std::string("\0\0\0\5again", 9);
   REQUIRE(::send(second, again.data(), again.size(), MSG_NOSIGNAL) > 0);
   REQUIRE(sub.next(frame, 5s));
   CHECK(frame == "again");
   ::close(first);
   ::close(second);
-  ::close(server);
 }
 
 TEST_CASE("SIGTERM flushes queued frames and exits 0", "[integration]") {
@@ -277,47 +308,6 @@ TEST_CASE("subscribers that join while frames flow get a gapless ordered stream"
   CHECK(relay.process->countLines("slow_consumer") == 0);
 }
 
-namespace {
-
-// The test plays the provider: a listening socket on an ephemeral port.
-struct FakeProvider {
-  int server = -1;
-  int port = 0;
-  FakeProvider() {
-    server = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-    REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-    REQUIRE(::listen(server, 4) == 0);
-    socklen_t len = sizeof a;
-    ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
-    port = ntohs(a.sin_port);
-  }
-  ~FakeProvider() { ::close(server); }
-  // Accepts the relay's next connection (bounded wait).
-  int accept(std::chrono::seconds timeout = 10s) {
-    timeval tv{static_cast<time_t>(timeout.count()), 0};
-    ::setsockopt(server, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return ::accept(server, nullptr, nullptr);
-  }
-};
-
-std::string receiveExactly(int fd, std::size_t size) {
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  std::string out(size, '\0');
-  std::size_t have = 0;
-  while (have < size) {
-    ssize_t n = ::recv(fd, &out[have], size - have, 0);
-    if (n <= 0) break;
-    have += static_cast<std::size_t>(n);
-  }
-  out.resize(have);
-  return out;
-}
-
-}  // namespace
 
 TEST_CASE("tcp upstream: send_on_connect with environment expansion and idle_timeout_ms", "[integration]") {
   FakeProvider provider;
