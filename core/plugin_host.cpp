@@ -210,7 +210,7 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
 void PluginHost::load(const std::string& path, const Signature& signature) {
   auto refuse = [&](const std::string& why) {
     logger().warning("plugin file %s skipped: %s", path, why);
-    failed_[path] = signature;
+    failed_[path] = signature;  // a replaced file that fails leaves the old version running
   };
   struct stat st {};
   std::string unsafe;
@@ -228,23 +228,35 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
     if (f.first != path && f.second.type == library->name())
       return refuse("plugin type " + library->name() + " is already loaded from " + f.first);
 
-  LoadedFile next{signature, library->name(), {}};
+  LoadedFile next{signature, library->name(), createInstances(library, configs)};
+  const bool reloading = files_.count(path) > 0;
+  const std::size_t count = next.instances.size();
+  std::vector<std::shared_ptr<PluginInstance>> old = swapIn(path, std::move(next));
+  failed_.erase(path);
+  logger().information("plugin %s %s from %s: %z instance(s)", library->name(),
+                       std::string(reloading ? "reloaded" : "loaded"), path, count);
+  stopInstances(old, CloseReason::Removed, std::chrono::steady_clock::now() + drainTimeout_);
+}
+
+std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
+    const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs) {
+  std::vector<std::shared_ptr<PluginInstance>> instances;
   for (const PluginInstanceConfig& c : configs) {
     auto instance = std::make_shared<PluginInstance>(library, c, stats_, [this](PluginInstance& i) { onDisabled(i); });
     std::string error;
-    if (!instance->create(error)) {
-      logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
-      continue;
-    }
-    next.instances.push_back(std::move(instance));
+    if (instance->create(error)) instances.push_back(std::move(instance));
+    else logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
   }
+  return instances;
+}
 
-  // Swap old instances for new ones of the same name in one step on the bus,
-  // so the pair sees every frame exactly once; others just come and go.
+// Puts `next` on the bus in place of what `path` had; returns the instances it
+// replaced. An old instance with a new one of the same name is swapped in one
+// step, so the pair sees every frame exactly once; others just come and go.
+std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::string& path, LoadedFile next) {
   std::vector<std::shared_ptr<PluginInstance>> old;
   auto previous = files_.find(path);
-  const bool reloading = previous != files_.end();
-  if (reloading) old = previous->second.instances;
+  if (previous != files_.end()) old = previous->second.instances;
   for (auto& instance : next.instances) {
     auto same = std::find_if(old.begin(), old.end(), [&](const auto& o) { return o->name() == instance->name(); });
     if (same != old.end() && !(*same)->disabled()) bus_.replace((*same)->queue().get(), instance->queue());
@@ -252,15 +264,9 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
     instance->start();
   }
   for (auto& o : old) bus_.unsubscribe(o->queue().get());
-  std::size_t count = next.instances.size();
-  {
-    std::lock_guard<std::mutex> lock(filesMutex_);
-    files_[path] = std::move(next);
-  }
-  failed_.erase(path);
-  logger().information("plugin %s %s from %s: %z instance(s)", library->name(),
-                       std::string(reloading ? "reloaded" : "loaded"), path, count);
-  stopInstances(old, CloseReason::Removed, std::chrono::steady_clock::now() + drainTimeout_);
+  std::lock_guard<std::mutex> lock(filesMutex_);
+  files_[path] = std::move(next);
+  return old;
 }
 
 void PluginHost::unload(const std::string& path, CloseReason reason) {

@@ -65,6 +65,9 @@ class PluginHost {
   bool directoryIsSafe();
   void watchDirectory();
   void load(const std::string& path, const Signature& signature);
+  std::vector<std::shared_ptr<PluginInstance>> createInstances(const std::shared_ptr<PluginLibrary>& library,
+                                                               const std::vector<PluginInstanceConfig>& configs);
+  std::vector<std::shared_ptr<PluginInstance>> swapIn(const std::string& path, LoadedFile next);
   void unload(const std::string& path, CloseReason reason);
   std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
   void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,

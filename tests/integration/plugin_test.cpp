@@ -207,3 +207,17 @@ TEST_CASE("plugins are refused from a directory other users can write", "[plugin
     CHECK(relay.process->waitForLine("recorder.so skipped: refusing to load: .* is writable by group or others").size() > 0);
   }
 }
+
+TEST_CASE("a replacement that fails to load leaves the old version running", "[plugins]") {
+  PluginDir dir;
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  std::string out = dir.path("keep.txt");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\n" +
+                                  pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, config: {path: " + out + "}}\n"), {});
+  REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  dir.write("recorder.so", "not a shared library any more\n");
+  CHECK(relay.process->waitForLine("recorder.so skipped: cannot load").size() > 0);
+  std::size_t before = readLines(out).size();
+  CHECK(pollUntil([&] { return readLines(out).size() > before + 20; }));  // v1 still records
+  CHECK(relay.process->countLines("unloaded") == 0);
+}
