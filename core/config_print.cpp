@@ -58,20 +58,41 @@ void emitUpstream(YAML::Emitter& out, const UpstreamConfig& u) {
   out << YAML::EndMap;
 }
 
+void emitQueue(YAML::Emitter& out, const QueueLimits& q) {
+  out << YAML::Key << "queue" << YAML::Value << YAML::Flow << YAML::BeginMap
+      << YAML::Key << "max_frames" << YAML::Value << q.maxFrames
+      << YAML::Key << "max_bytes" << YAML::Value << q.maxBytes
+      << YAML::Key << "on_full" << YAML::Value << toString(q.onFull) << YAML::EndMap;
+}
+
 void emitListener(YAML::Emitter& out, const ListenerConfig& l) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << l.name << YAML::Key << "bind" << YAML::Value << l.bind;
   emitFraming(out, l.framing);
   out << YAML::Key << "max_clients" << YAML::Value << l.maxClients;
-  out << YAML::Key << "queue" << YAML::Value << YAML::Flow << YAML::BeginMap
-      << YAML::Key << "max_frames" << YAML::Value << l.queue.maxFrames
-      << YAML::Key << "max_bytes" << YAML::Value << l.queue.maxBytes
-      << YAML::Key << "on_full" << YAML::Value << toString(l.queue.onFull) << YAML::EndMap;
+  emitQueue(out, l.queue);
   out << YAML::Key << "allow" << YAML::Value << YAML::Flow << YAML::BeginSeq;
   for (const Cidr& rule : l.allow.rules()) out << rule.text();
   out << YAML::EndSeq;
   out << YAML::Key << "send_buffer_bytes" << YAML::Value << l.sendBufferBytes;
   out << YAML::EndMap;
+}
+
+void emitPlugins(YAML::Emitter& out, const PluginsConfig& p) {
+  out << YAML::Key << "plugins" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "directory" << YAML::Value << p.directory;
+  out << YAML::Key << "allow_insecure" << YAML::Value << p.allowInsecure;
+  out << YAML::Key << "rescan_ms" << YAML::Value << p.rescanMs;
+  out << YAML::Key << "instances" << YAML::Value << YAML::BeginSeq;
+  for (const PluginInstanceConfig& i : p.instances) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "name" << YAML::Value << i.name << YAML::Key << "type" << YAML::Value << i.type;
+    emitQueue(out, i.queue);
+    out << YAML::Key << "max_failures" << YAML::Value << i.maxFailures;
+    out << YAML::Key << "config" << YAML::Value << YAML::Load(i.configYaml);
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
 }
 
 }  // namespace
@@ -83,6 +104,7 @@ std::string effectiveConfigYaml(const Config& c) {
   out << YAML::Key << "listeners" << YAML::Value << YAML::BeginSeq;
   for (const ListenerConfig& l : c.listeners) emitListener(out, l);
   out << YAML::EndSeq;
+  if (!c.plugins.directory.empty()) emitPlugins(out, c.plugins);
   out << YAML::Key << "log" << YAML::Value << YAML::Flow << YAML::BeginMap << YAML::Key << "level"
       << YAML::Value << c.logLevel << YAML::EndMap;
   out << YAML::Key << "shutdown_timeout_ms" << YAML::Value << c.shutdownTimeoutMs;

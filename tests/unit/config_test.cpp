@@ -118,3 +118,14 @@ TEST_CASE("allow lists match IPv4 and IPv6 and IPv4-mapped peers", "[config]") {
   inet_pton(AF_INET6, "::2", &v6.sin6_addr);
   CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&v6)));
 }
+
+TEST_CASE("the effective config printed by --check-config reads back the same", "[config]") {
+  Config c = loadConfig(STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml");
+  std::string printed = effectiveConfigYaml(c);
+  Config again = parseConfig(printed, "printed");
+  CHECK(effectiveConfigYaml(again) == printed);
+  REQUIRE(again.plugins.instances.size() == 2);
+  CHECK(again.plugins.instances[0].queue.onFull == OverflowPolicy::Block);
+  CHECK(again.plugins.instances[0].configYaml.find("batch_frames: 1000") != std::string::npos);
+  CHECK(again.listeners[1].framing.delimiter == "\n");
+}
