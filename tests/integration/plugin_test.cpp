@@ -4,7 +4,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <signal.h>
 #include <sys/stat.h>
+
+#include <Poco/File.h>
 
 
 #include <algorithm>
@@ -220,4 +223,21 @@ TEST_CASE("a replacement that fails to load leaves the old version running", "[p
   std::size_t before = readLines(out).size();
   CHECK(pollUntil([&] { return readLines(out).size() > before + 20; }));  // v1 still records
   CHECK(relay.process->countLines("unloaded") == 0);
+}
+
+TEST_CASE("SIGHUP makes the relay look at its plugins directory", "[plugins]") {
+  // The directory does not exist at start, so nothing watches it, and the
+  // periodic rescan is an hour away: only SIGHUP can find the plugin.
+  PluginDir parent;
+  std::string dir = parent.path("later");
+  std::string out = parent.path("hup.txt");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nplugins:\n  directory: " + dir +
+                                      "\n  rescan_ms: 3600000\n  instances:\n    - {name: rec, type: recorder, config: {path: " +
+                                      out + "}}\n", {});
+  REQUIRE(relay.process->waitForLine("plugins directory .*later does not exist").size() > 0);
+  REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
+  Poco::File(testPlugin("recorder_v1")).copyTo(dir + "/recorder.so");
+  relay.process->signal(SIGHUP);
+  CHECK(relay.process->waitForLine("plugin recorder loaded", 5s).size() > 0);
+  CHECK(pollUntil([&] { return readLines(out).size() >= 10; }));
 }

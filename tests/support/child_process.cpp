@@ -5,6 +5,8 @@
 #include <Poco/Path.h>
 #include <Poco/TemporaryFile.h>
 
+#include <signal.h>
+
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -79,6 +81,8 @@ std::string ChildProcess::output() {
 }
 
 void ChildProcess::terminate() { Poco::Process::requestTermination(handle_->id()); }
+
+void ChildProcess::signal(int signal) { ::kill(static_cast<pid_t>(handle_->id()), signal); }
 
 void ChildProcess::kill() {
   try {

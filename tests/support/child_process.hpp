@@ -38,6 +38,7 @@ class ChildProcess {
 
   void terminate();  // SIGTERM
   void kill();       // SIGKILL
+  void signal(int signal);
   // Waits for the exit; returns the exit code, or -1000 on timeout.
   int waitForExit(std::chrono::milliseconds timeout = 15s);
   long pid() const { return handle_->id(); }
