@@ -119,6 +119,10 @@ void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
   files_.clear();  // the last references: libraries unload here
 }
 
+void PluginHost::closeQueues() {
+  for (auto& instance : instances()) instance->beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
+}
+
 std::vector<std::shared_ptr<PluginInstance>> PluginHost::instances() const {
   std::lock_guard<std::mutex> lock(filesMutex_);
   std::vector<std::shared_ptr<PluginInstance>> all;

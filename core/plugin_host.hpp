@@ -10,7 +10,8 @@
 // that fails to load is logged once and tried again when it changes.
 //
 // Threads: one host thread does every scan, load and unload; instances run on
-// their own workers. Thread safe: start(), requestRescan(), stop(), instances().
+// their own workers. Thread safe: start(), requestRescan(), closeQueues(), stop(),
+// instances().
 
 #include <Poco/DirectoryWatcher.h>
 
@@ -40,6 +41,9 @@ class PluginHost {
   // Loads what is there now, then follows the directory on the host thread.
   void start();
   void requestRescan();
+  // Closes every instance's queue now and tells the plugins they are
+  // stopping: releases a publisher blocked on a `block` queue.
+  void closeQueues();
   // Ends the host thread, drains every instance (until the deadline), destroys
   // them and unloads the libraries.
   void stop(std::chrono::steady_clock::time_point deadline);

@@ -44,11 +44,20 @@ void Relay::stop() {
   stopped_ = true;
   Poco::Logger& logger = Poco::Logger::get("streamrelay");
   logger.information("relay stopping: no new subscribers, upstream closing, flushing queued frames");
-  for (auto& listener : listeners_) listener->stopAccepting();
-  source_->stop();
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
-  writers_.drain(deadline);
+  for (auto& listener : listeners_) listener->stopAccepting();
+  source_->requestStop();
+  if (!source_->waitStopped(deadline) && plugins_) {
+    // The source is stuck pushing to a full `block` queue whose plugin cannot
+    // keep up (e.g. a database that stays down): release it.
+    logger.warning("relay stopping: a plugin's full queue still holds the upstream at the deadline; closing plugin queues");
+    plugins_->closeQueues();
+  }
+  source_->stop();
+  // Subscribers and plugins drain side by side, within the same deadline.
+  writers_.beginDrain(deadline);
   if (plugins_) plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
+  writers_.join();
   logger.information("relay stopped after %?u frames received", bus_.framesPublished());
 }
 

@@ -210,8 +210,11 @@ SubscriberWriter& WriterPool::pick() {
   return *best;
 }
 
-void WriterPool::drain(std::chrono::steady_clock::time_point deadline) {
+void WriterPool::beginDrain(std::chrono::steady_clock::time_point deadline) {
   for (auto& w : writers_) w->beginDrain(deadline);
+}
+
+void WriterPool::join() {
   for (auto& w : writers_) w->join();
 }
 

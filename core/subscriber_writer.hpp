@@ -79,7 +79,10 @@ class WriterPool {
   explicit WriterPool(int threads);
   void start();
   SubscriberWriter& pick();
-  void drain(std::chrono::steady_clock::time_point deadline);
+  // Every writer sends what is queued and closes its sessions (see
+  // SubscriberWriter::beginDrain); join() waits for all of them.
+  void beginDrain(std::chrono::steady_clock::time_point deadline);
+  void join();
   void stop();
   std::size_t size() const { return writers_.size(); }
 

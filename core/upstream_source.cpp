@@ -26,7 +26,22 @@ std::unique_ptr<UpstreamSource> UpstreamSource::create(const UpstreamConfig& con
 
 UpstreamSource::~UpstreamSource() { stop(); }
 
-void UpstreamSource::start() { thread_ = std::thread([this] { run(); }); }
+void UpstreamSource::start() {
+  finished_ = false;
+  thread_ = std::thread([this] {
+    run();
+    std::lock_guard<std::mutex> lock(finishedMutex_);
+    finished_ = true;
+    finishedChanged_.notify_all();
+  });
+}
+
+void UpstreamSource::requestStop() { stop_.request(); }
+
+bool UpstreamSource::waitStopped(std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(finishedMutex_);
+  return finishedChanged_.wait_until(lock, deadline, [&] { return finished_; });
+}
 
 void UpstreamSource::stop() {
   stop_.request();

@@ -2,9 +2,12 @@
 // UpstreamSource: where frames come from (tcp, listen, stdin, generator). Each
 // source runs one thread of its own — the only publisher on the bus.
 //
-// Thread safe: start(), stop(), counters().
+// Thread safe: start(), requestStop(), waitStopped(), stop(), counters().
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -36,6 +39,11 @@ class UpstreamSource {
   // Binds what must be bound (listen); throws std::runtime_error if it cannot.
   virtual void prepare() {}
   void start();
+  // Asks the thread to stop; it may still be blocked in a push to a full
+  // `block` queue until that consumer makes room.
+  void requestStop();
+  // True once the thread has ended (or never started), waiting until the deadline.
+  bool waitStopped(std::chrono::steady_clock::time_point deadline);
   // Stops reading and joins the thread. Idempotent.
   void stop();
   const SourceCounters& counters() const { return counters_; }
@@ -52,6 +60,9 @@ class UpstreamSource {
 
  private:
   std::thread thread_;
+  std::mutex finishedMutex_;
+  std::condition_variable finishedChanged_;
+  bool finished_ = true;
 };
 
 // FrameReader: reads one byte stream, decodes it and publishes whole frames.

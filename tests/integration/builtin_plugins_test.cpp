@@ -232,3 +232,28 @@ TEST_CASE("metrics: /metrics and /stats and the status page report the relay", "
   CHECK(home.body.find("fetch(\"stats\")") != std::string::npos);
   CHECK(httpGet(port, "/nope").status == 404);
 }
+
+TEST_CASE("sqlite_writer: SIGTERM does not hang on a database that stays down", "[builtin]") {
+  // `block` with a dead database: the queue fills and holds the upstream. The
+  // relay must still stop within shutdown_timeout_ms.
+  PluginDir dir;
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 2000}\nshutdown_timeout_ms: 1000\n" +
+                                  pluginsSection(dir, sqliteInstance("{path: /nonexistent-dir/x.db, batch_frames: 5}",
+                                                                     "{max_frames: 10, on_full: block}") +
+                                                          "    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"),
+                                  {});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  int port = std::stoi(m[1]);
+  // Wait until the database's queue is full: from then on the upstream is held.
+  CHECK(pollUntil([&] {
+    return httpGet(port, "/metrics").body.find("streamrelay_consumer_queue_frames{consumer=\"plugin db\",kind=\"plugin\"} 10") !=
+           std::string::npos;
+  }));
+  auto start = std::chrono::steady_clock::now();
+  stopRelay(relay);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  CHECK(relay.process->countLines("closing plugin queues") == 1);
+}
