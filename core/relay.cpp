@@ -47,11 +47,12 @@ void Relay::stop() {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
   for (auto& listener : listeners_) listener->stopAccepting();
   source_->requestStop();
-  if (!source_->waitStopped(deadline) && plugins_) {
-    // The source is stuck pushing to a full `block` queue whose plugin cannot
-    // keep up (e.g. a database that stays down): release it.
-    logger.warning("relay stopping: a plugin's full queue still holds the upstream at the deadline; closing plugin queues");
-    plugins_->closeQueues();
+  if (!source_->waitStopped(deadline)) {
+    // The source is stuck pushing to a full `block` queue whose consumer does
+    // not keep up (a stalled subscriber, a database that stays down): release it.
+    logger.warning("relay stopping: a full `block` queue still holds the upstream at the deadline; closing every queue");
+    if (plugins_) plugins_->closeQueues();  // also tells the plugins to stop retrying
+    for (const QueuePtr& queue : bus_.queues()) queue->close(CloseReason::Shutdown);
   }
   source_->stop();
   // Subscribers and plugins drain side by side, within the same deadline.

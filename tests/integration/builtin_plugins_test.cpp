@@ -255,5 +255,24 @@ TEST_CASE("sqlite_writer: SIGTERM does not hang on a database that stays down", 
   auto start = std::chrono::steady_clock::now();
   stopRelay(relay);
   CHECK(std::chrono::steady_clock::now() - start < 5s);
-  CHECK(relay.process->countLines("closing plugin queues") == 1);
+  CHECK(relay.process->countLines("closing every queue") == 1);
+}
+
+TEST_CASE("SIGTERM does not hang on a stalled subscriber whose queue blocks the upstream", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");  // to see the queue fill up from outside
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 20000, size: 1000}\nshutdown_timeout_ms: 1000\nlisteners:\n" +
+                                  listener("main", "send_buffer_bytes: 4096, queue: {max_frames: 100, on_full: block}") +
+                                  pluginsSection(dir, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"));
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  int port = std::stoi(m[1]);
+  Subscriber stalled(relay.address());  // connects, never reads
+  std::regex full(R"(streamrelay_consumer_queue_frames\{consumer="main/[^"]+",kind="subscriber"\} 100\n)");
+  REQUIRE(pollUntil([&] { return std::regex_search(httpGet(port, "/metrics").body, full); }));
+  auto start = std::chrono::steady_clock::now();
+  relay.process->terminate();
+  CHECK(relay.process->waitForExit() == 0);
+  CHECK(std::chrono::steady_clock::now() - start < 5s);
+  CHECK(relay.process->countLines("closing every queue") == 1);
 }
