@@ -9,7 +9,7 @@
 #
 # Knobs: SECS [5], SUBS ["1 16 256 1000"], SIZES ["128 4096"], LAT_RATES ["20000"],
 # ANCHORS ["self nats redis"] (needs nats-server and redis-server for those),
-# WRITERS [0] writer_threads, SNDBUF [0] send_buffer_bytes,
+# WRITERS [0] writer_threads, SNDBUF [262144] send_buffer_bytes (see README),
 # BENCH_DIR [../shared/bench beside the repo], RELAY [build/core/streamrelay],
 # RESULTS [build/bench-<time>.jsonl].
 set -u
@@ -35,7 +35,8 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 echo "results: $RESULTS   logs: $LOGDIR" >&2
 
 # The relay under test: big per-subscriber queues (the harness's window bounds
-# what is in flight), disconnect on overflow, warnings only.
+# what is in flight), disconnect on overflow, a 256 KiB SO_SNDBUF (see README,
+# Benchmark), warnings only.
 CONFIG=$LOGDIR/relay.yaml
 cat >"$CONFIG" <<YAML
 upstream:
@@ -47,7 +48,7 @@ listeners:
   - name: bench
     bind: "127.0.0.1:$SUB_PORT"
     max_clients: 2000
-    send_buffer_bytes: ${SNDBUF:-0}
+    send_buffer_bytes: ${SNDBUF:-262144}
     queue: {max_frames: 0, max_bytes: 67108864, on_full: disconnect}
 log: {level: warning}
 writer_threads: ${WRITERS:-0}
