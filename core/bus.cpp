@@ -47,8 +47,6 @@ std::shared_ptr<const Bus::QueueList> Bus::snapshot() const {
   return queues_;
 }
 
-std::size_t Bus::subscriberCount() const { return snapshot()->size(); }
-
 void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   const std::size_t count = batch->frameCount();
   if (count == 0) return;

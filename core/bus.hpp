@@ -42,7 +42,6 @@ class Bus {
 
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
-  std::size_t subscriberCount() const;
   const Histogram& frameSizes() const { return frameSizes_; }
 
  private:

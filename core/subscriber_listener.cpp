@@ -147,6 +147,9 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
   if (reason == CloseReason::SlowConsumer)
     detail = " (queue full: max_frames " + std::to_string(config_.queue.maxFrames) + ", max_bytes " +
              std::to_string(config_.queue.maxBytes) + ", on_full disconnect)";
+  if (session.framesSkipped() > 0)
+    detail += "; " + std::to_string(session.framesSkipped()) + " frames skipped: " + config_.framing.describe() +
+              " cannot carry them";
   auto level = reason == CloseReason::SlowConsumer ? Poco::Message::PRIO_WARNING : Poco::Message::PRIO_INFORMATION;
   logger().log(Poco::Message(logger().name(),
                              "listener " + config_.name + ": subscriber " + session.peer() + " disconnected: " +

@@ -365,3 +365,21 @@ TEST_CASE("SIGTERM sends a subscriber what was queued for it before closing", "[
   CHECK(all.size() == static_cast<std::size_t>(frames) * (4 + 1000));
   CHECK(relay.process->waitForExit() == 0);
 }
+
+TEST_CASE("a frame a listener's framing cannot carry is skipped and counted and never cut", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" +
+                                  listener("main", "framing: {type: length-prefix, width: 1}"));
+  Subscriber::Options options;
+  options.framing = streamrelay::client::Framing::parse("length-prefix:1");
+  auto sub = std::make_unique<Subscriber>(relay.address(), options);
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  relay.process->writeStdin("short\n" + std::string(300, 'x') + "\nafter\n");
+  std::string frame;
+  REQUIRE(sub->next(frame, 5s));
+  CHECK(frame == "short");
+  REQUIRE(sub->next(frame, 5s));
+  CHECK(frame == "after");  // the 300-byte frame does not fit a 1-byte length
+  sub.reset();
+  relay.process->writeStdin("one more\n");  // the next write notices the closed subscriber
+  CHECK(relay.process->waitForLine("disconnected: peer_closed; .*1 frames skipped: length-prefix width 1").size() > 0);
+}
