@@ -30,9 +30,9 @@ const char* toString(CloseReason reason) {
 SubscriptionQueue::SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake)
     : name_(std::move(name)), limits_(limits), wake_(std::move(wake)) {}
 
-bool SubscriptionQueue::fits(std::size_t frames, std::size_t bytes) const {
-  return (limits_.maxFrames == 0 || frames_ + frames <= limits_.maxFrames) &&
-         (limits_.maxBytes == 0 || bytes_ + bytes <= limits_.maxBytes);
+bool SubscriptionQueue::full() const {
+  return (limits_.maxFrames != 0 && frames_ >= limits_.maxFrames) ||
+         (limits_.maxBytes != 0 && bytes_ >= limits_.maxBytes);
 }
 
 void SubscriptionQueue::append(FrameSpan span) {
@@ -42,28 +42,16 @@ void SubscriptionQueue::append(FrameSpan span) {
   spans_.push_back(std::move(span));
 }
 
-FrameSpan SubscriptionQueue::prefixThatFits(const FrameSpan& span) const {
-  std::size_t room = span.frameCount();
-  if (limits_.maxFrames != 0) room = std::min(room, limits_.maxFrames - std::min(frames_, limits_.maxFrames));
-  std::size_t lo = 0, hi = room;  // largest k in [0, room] whose bytes fit
-  while (lo < hi) {
-    std::size_t mid = (lo + hi + 1) / 2;
-    if (fits(0, span.batch->wireBytes(span.first, span.first + mid))) lo = mid;
-    else hi = mid - 1;
-  }
-  return {span.batch, span.first, static_cast<std::uint32_t>(span.first + lo)};
-}
-
-void SubscriptionQueue::dropOldestUntilFits(std::size_t frames, std::size_t bytes) {
+// Drops whole batches, oldest first: a queue never keeps part of a batch alive
+// for a few frames, so the bytes it counts are the bytes it retains.
+void SubscriptionQueue::dropOldestWhileFull() {
   std::uint64_t dropped = 0;
-  while (!spans_.empty() && !fits(frames, bytes)) {
-    FrameSpan& front = spans_.front();
-    std::size_t frameBytes = front.batch->wireBytes(front.first, front.first + 1);
-    ++front.first;
-    --frames_;
-    bytes_ -= frameBytes;
-    ++dropped;
-    if (front.first == front.end) spans_.pop_front();
+  while (!spans_.empty() && full()) {
+    const FrameSpan& front = spans_.front();
+    frames_ -= front.frameCount();
+    bytes_ -= front.wireBytes();
+    dropped += front.frameCount();
+    spans_.pop_front();
   }
   counters_.dropped.fetch_add(dropped, std::memory_order_relaxed);
 }
@@ -73,31 +61,15 @@ void SubscriptionQueue::push(const FrameBatchPtr& batch) {
   if (span.frameCount() == 0) return;
   std::unique_lock<std::mutex> lock(mutex_);
   if (closeReason_ != CloseReason::None) return;
-  const bool wasEmpty = frames_ == 0;
   bool closedNow = false;
-  if (fits(span.frameCount(), span.wireBytes())) {
-    append(std::move(span));
-  } else {
+  if (full()) {
     switch (limits_.onFull) {
-      case OverflowPolicy::DropNewest: {
-        FrameSpan head = prefixThatFits(span);
-        counters_.dropped.fetch_add(span.frameCount() - head.frameCount(), std::memory_order_relaxed);
-        if (head.frameCount() > 0) append(std::move(head));
+      case OverflowPolicy::DropNewest:
+        counters_.dropped.fetch_add(span.frameCount(), std::memory_order_relaxed);
+        return;
+      case OverflowPolicy::DropOldest:
+        dropOldestWhileFull();
         break;
-      }
-      case OverflowPolicy::DropOldest: {
-        // Keep the newest frames of this batch that fit an empty queue.
-        std::size_t keepFrom = span.first;
-        while (keepFrom < span.end &&
-               ((limits_.maxFrames != 0 && span.end - keepFrom > limits_.maxFrames) ||
-                (limits_.maxBytes != 0 && span.batch->wireBytes(keepFrom, span.end) > limits_.maxBytes)))
-          ++keepFrom;
-        counters_.dropped.fetch_add(keepFrom - span.first, std::memory_order_relaxed);
-        span.first = static_cast<std::uint32_t>(keepFrom);
-        dropOldestUntilFits(span.frameCount(), span.frameCount() ? span.wireBytes() : 0);
-        if (span.frameCount() > 0) append(std::move(span));
-        break;
-      }
       case OverflowPolicy::Disconnect:
         // The consumer is cut off: release what it had queued right away.
         counters_.dropped.fetch_add(frames_ + span.frameCount(), std::memory_order_relaxed);
@@ -107,42 +79,27 @@ void SubscriptionQueue::push(const FrameBatchPtr& batch) {
         closedNow = true;
         break;
       case OverflowPolicy::Block:
-        closedNow = !pushBlocking(lock, std::move(span));
+        closedNow = !waitUntilNotFull(lock);
         break;
     }
   }
-  const bool becameReadable = wasEmpty && frames_ > 0;
+  bool wake = closedNow;
+  if (!closedNow) {
+    wake = frames_ == 0;  // the consumer is woken when its queue becomes non-empty
+    append(std::move(span));
+  }
   lock.unlock();
-  if (becameReadable || closedNow) {
+  if (wake) {
     framesAvailable_.notify_all();
     wake_();
   }
 }
 
-// Lossless push: admits the span piece by piece as the consumer makes room.
-// Returns false if the queue was closed while waiting. Lock should be held.
-bool SubscriptionQueue::pushBlocking(std::unique_lock<std::mutex>& lock, FrameSpan span) {
+// Lossless push: waits until the consumer has taken enough that the queue is
+// no longer full. Returns false if the queue was closed meanwhile.
+bool SubscriptionQueue::waitUntilNotFull(std::unique_lock<std::mutex>& lock) {
   const auto start = std::chrono::steady_clock::now();
-  while (span.frameCount() > 0) {
-    FrameSpan head = prefixThatFits(span);
-    // A single frame larger than max_bytes still passes through an empty queue.
-    if (head.frameCount() == 0 && frames_ == 0) head.end = head.first + 1;
-    if (head.frameCount() > 0) {
-      const bool wasEmpty = frames_ == 0;
-      span.first = head.end;
-      append(std::move(head));
-      if (wasEmpty) {
-        lock.unlock();
-        framesAvailable_.notify_all();
-        wake_();
-        lock.lock();
-      }
-      continue;
-    }
-    roomAvailable_.wait(lock, [&] { return closeReason_ != CloseReason::None || frames_ == 0 ||
-                                           fits(1, span.batch->wireBytes(span.first, span.first + 1)); });
-    if (closeReason_ != CloseReason::None) break;
-  }
+  roomAvailable_.wait(lock, [&] { return closeReason_ != CloseReason::None || !full(); });
   auto waited = std::chrono::steady_clock::now() - start;
   counters_.blockedNs.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
                                 std::memory_order_relaxed);

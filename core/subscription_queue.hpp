@@ -2,9 +2,14 @@
 // SubscriptionQueue: the bounded queue between the bus and one consumer (a
 // subscriber session or a plugin worker).
 //
-// It holds spans of shared FrameBatches, never copies of frames, and is bounded
-// by max_frames and max_bytes (wire bytes). What happens when a publish would
-// overflow it is the consumer's overflow policy, counted per queue.
+// It holds shared FrameBatches, never copies of frames, and is bounded by
+// max_frames and max_bytes (wire bytes). The limits judge what waits, not the
+// size of one upstream read: a batch is admitted whole while the queue is below
+// both limits, so a fast consumer with an empty queue is never cut off by a
+// burst of more frames than max_frames. When the queue is at or over a limit,
+// the consumer's overflow policy applies to the incoming batch, counted per
+// queue. A queue therefore holds at most its limits plus one batch, and the
+// bytes it counts are the bytes it keeps alive (it never keeps part of a batch).
 //
 // Thread safe. push() is called by the publisher (the bus) only; take*() by the
 // consumer only; close() and counters by anyone.
@@ -89,11 +94,10 @@ class SubscriptionQueue {
   void countDelivered(std::uint64_t frames) { counters_.delivered.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
-  bool fits(std::size_t frames, std::size_t bytes) const;  // Lock should be held.
+  bool full() const;                                       // Lock should be held.
   void append(FrameSpan span);                             // Lock should be held.
-  void dropOldestUntilFits(std::size_t frames, std::size_t bytes);  // Lock should be held.
-  FrameSpan prefixThatFits(const FrameSpan& span) const;   // Lock should be held.
-  bool pushBlocking(std::unique_lock<std::mutex>& lock, FrameSpan span);
+  void dropOldestWhileFull();                              // Lock should be held.
+  bool waitUntilNotFull(std::unique_lock<std::mutex>& lock);
 
   const std::string name_;
   const QueueLimits limits_;

@@ -120,8 +120,10 @@ TEST_CASE("a slow plugin under each overflow policy", "[plugins]") {
   REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
   Subscriber sub(relay.address());
   REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  // Paced so that frames come in many reads: the queue judges what waits, and
+  // one read larger than the queue would be admitted whole.
   const long frames = 400;
-  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "4000",
                          "--size", "30", "--count", std::to_string(frames)});
   CHECK(readSequence(sub, frames) == frames);  // the subscriber never suffers
   CHECK(feed->waitForExit() == 0);

@@ -98,6 +98,30 @@ TEST_CASE("every frame reaches several subscribers whole and in order", "[integr
   CHECK(feed->waitForExit() == 0);
 }
 
+// Defect: one upstream read of more than max_frames (600) frames cut every
+// subscriber off with the default queue, however fast it read.
+TEST_CASE("subscribers that keep up get every frame of reads larger than max_frames (default queue)", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" + listener("main"));
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  for (int i = 0; i < 4; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 4));
+  const long burst = 3000;  // one write, read by the relay in a few reads of far more than 600 frames
+  long next = 1;
+  for (int round = 0; round < 5; ++round) {
+    std::string lines;
+    for (long n = next; n < next + burst; ++n) lines += "feed " + std::to_string(n) + "\n";
+    relay.process->writeStdin(lines);
+    for (auto& sub : subs) {  // every subscriber reads the whole burst before the next one
+      std::string frame;
+      long n = next;
+      while (n < next + burst && sub->next(frame, 10s) && frame == "feed " + std::to_string(n)) ++n;
+      REQUIRE(n == next + burst);
+    }
+    next += burst;
+  }
+  CHECK(relay.process->countLines("slow_consumer") == 0);
+}
+
 TEST_CASE("the seed client protocol works: a subscriber may shut its write side at once", "[integration]") {
   // Subscriber (like the seed's StreamClient) calls shutdown(SHUT_WR) right after connecting.
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200, size: 40}\nlisteners:\n" + listener("main"));

@@ -54,42 +54,91 @@ TEST_CASE("a queue wakes its consumer only when it becomes non-empty", "[queue]"
 TEST_CASE("disconnect policy closes the queue and releases its frames", "[queue]") {
   int wakes = 0;
   SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::Disconnect), [&] { ++wakes; });
-  q.push(makeBatch(4, 10, 1));
-  q.push(makeBatch(2, 10, 5));
+  q.push(makeBatch(5, 10, 1));
+  q.push(makeBatch(2, 10, 6));
   CHECK(q.closeReason() == CloseReason::SlowConsumer);
   CHECK(q.queuedFrames() == 0);
-  CHECK(q.counters().dropped == 6);
+  CHECK(q.counters().dropped == 7);
   CHECK(wakes == 2);  // became readable, then closed
-  q.push(makeBatch(1, 10, 7));
+  q.push(makeBatch(1, 10, 8));
   CHECK(q.queuedFrames() == 0);
 }
 
-TEST_CASE("drop_newest keeps the oldest frames and counts the rest", "[queue]") {
-  SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::DropNewest), [] {});
-  q.push(makeBatch(4, 10, 1));
-  q.push(makeBatch(3, 10, 5));
-  CHECK(q.counters().dropped == 2);
-  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1, 2, 3, 4, 5});
+// Defect: one upstream read of more frames than max_frames cut every fast
+// subscriber off with an empty queue. The limits judge what waits.
+TEST_CASE("a burst larger than max_frames reaches a consumer that keeps up", "[queue]") {
+  for (OverflowPolicy policy : {OverflowPolicy::Disconnect, OverflowPolicy::DropNewest, OverflowPolicy::DropOldest,
+                                OverflowPolicy::Block}) {
+    INFO(toString(policy));
+    SubscriptionQueue q("q", limits(600, 16 << 20, policy), [] {});
+    std::uint64_t seq = 1;
+    for (int read = 0; read < 10; ++read) {  // the consumer takes every batch before the next read
+      q.push(makeBatch(4096, 100, seq));
+      auto seqs = drainSeqs(q);
+      REQUIRE(seqs.size() == 4096);
+      CHECK(seqs.front() == seq);
+      seq += 4096;
+    }
+    CHECK(q.closeReason() == CloseReason::None);
+    CHECK(q.counters().dropped == 0);
+  }
 }
 
-TEST_CASE("drop_oldest keeps the newest frames and counts the rest", "[queue]") {
+TEST_CASE("drop_newest drops whole batches that arrive while the queue is full", "[queue]") {
+  SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::DropNewest), [] {});
+  q.push(makeBatch(4, 10, 1));
+  q.push(makeBatch(3, 10, 5));  // 4 waiting, below the limit: admitted whole
+  q.push(makeBatch(2, 10, 8));  // 7 waiting: full
+  CHECK(q.counters().dropped == 2);
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7});
+}
+
+TEST_CASE("drop_oldest drops the oldest batches until the newest one fits", "[queue]") {
   SubscriptionQueue q("q", limits(5, 0, OverflowPolicy::DropOldest), [] {});
   q.push(makeBatch(4, 10, 1));
   q.push(makeBatch(3, 10, 5));
-  CHECK(q.counters().dropped == 2);
-  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{3, 4, 5, 6, 7});
-  SECTION("a batch larger than the queue keeps its own tail") {
-    q.push(makeBatch(8, 10, 8));
-    CHECK(drainSeqs(q) == std::vector<std::uint64_t>{11, 12, 13, 14, 15});
-  }
+  q.push(makeBatch(2, 10, 8));  // full: batch 1..4 goes, then 5..7 is still 3 < 5
+  CHECK(q.counters().dropped == 4);
+  CHECK(drainSeqs(q) == std::vector<std::uint64_t>{5, 6, 7, 8, 9});
 }
 
 TEST_CASE("max_bytes bounds a queue as well as max_frames", "[queue]") {
   const std::size_t frameBytes = 100 + kWireHeaderBytes;
   SubscriptionQueue q("q", limits(0, 3 * frameBytes, OverflowPolicy::DropNewest), [] {});
-  q.push(makeBatch(5, 100, 1));
-  CHECK(q.queuedBytes() == 3 * frameBytes);
+  q.push(makeBatch(2, 100, 1));
+  q.push(makeBatch(2, 100, 3));
+  q.push(makeBatch(2, 100, 5));
+  CHECK(q.queuedBytes() == 4 * frameBytes);
   CHECK(q.counters().dropped == 2);
+}
+
+// Defect: a queue that admitted only the head of a batch kept the whole batch
+// alive while counting a few bytes: one tiny plus one 200 KiB frame per read
+// took a stalled 16 MiB drop_newest subscriber far past its bound.
+TEST_CASE("a stalled queue keeps alive no more than its limits plus one batch", "[queue]") {
+  const std::size_t maxBytes = 1 << 20;
+  for (OverflowPolicy policy : {OverflowPolicy::DropNewest, OverflowPolicy::DropOldest}) {
+    INFO(toString(policy));
+    SubscriptionQueue q("q", limits(100000, maxBytes, policy), [] {});
+    std::vector<std::weak_ptr<const FrameBatch>> pushed;
+    for (std::uint64_t read = 0; read < 200; ++read) {
+      FrameBatchBuilder builder;
+      builder.add("t", 1);
+      std::string big(200 << 10, 'b');
+      builder.add(big.data(), big.size());
+      FrameBatchPtr batch(builder.seal(0));
+      pushed.push_back(batch);
+      q.push(batch);
+    }
+    std::size_t retained = 0, oneBatch = 0;
+    for (const auto& weak : pushed)
+      if (auto batch = weak.lock()) {
+        retained += batch->totalWireBytes();
+        oneBatch = batch->totalWireBytes();
+      }
+    CHECK(retained <= maxBytes + oneBatch);
+    CHECK(q.queuedBytes() == retained);  // what it counts is what it keeps
+  }
 }
 
 TEST_CASE("block policy makes the publisher wait and loses nothing", "[queue]") {
