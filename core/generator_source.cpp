@@ -10,7 +10,10 @@
 namespace streamrelay {
 
 namespace {
+// A batch is at most as large as one read of a socket source (see the queue's
+// bound in README): 4096 frames or 256 KiB, whichever comes first.
 constexpr std::uint64_t kMaxFramesPerBatch = 4096;
+constexpr std::uint64_t kMaxBytesPerBatch = 256 * 1024;
 }
 
 void GeneratorSource::appendFrame(FrameBatchBuilder& builder, std::uint64_t number, std::string& scratch) const {
@@ -27,12 +30,14 @@ void GeneratorSource::run() {
   FrameBatchBuilder builder;
   std::string scratch;
   std::uint64_t made = 0;
+  const std::uint64_t perBatch =
+      std::clamp<std::uint64_t>(kMaxBytesPerBatch / (config_.size + kWireHeaderBytes), 1, kMaxFramesPerBatch);
   counters_.connected = true;
   while (made < limit) {
     const double elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     const auto due = std::min<std::uint64_t>(limit, static_cast<std::uint64_t>(elapsed * config_.rate) + 1);
     if (due > made) {
-      const std::uint64_t upTo = std::min(due, made + kMaxFramesPerBatch);
+      const std::uint64_t upTo = std::min(due, made + perBatch);
       while (made < upTo) appendFrame(builder, ++made, scratch);
       bus_.publish(builder.seal(unixNowNs()));
       if (stop_.requested()) break;
