@@ -18,7 +18,7 @@ namespace {
 
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
 
-// A file seen changing less than this long ago may still be being copied.
+// A file whose size or mtime changed less than this long ago may still be being written.
 constexpr std::chrono::milliseconds kSettleTime(250);
 
 std::int64_t mtimeNs(const struct stat& st) {
@@ -180,11 +180,11 @@ std::chrono::milliseconds PluginHost::scan() {
       if (loaded != files_.end() && loaded->second.signature == signature) continue;
       auto failed = failed_.find(path);
       if (failed != failed_.end() && failed->second == signature) continue;
-      auto age = std::chrono::system_clock::now().time_since_epoch() - std::chrono::nanoseconds(signature.mtimeNs);
-      if (age < kSettleTime && thread_.joinable()) {  // at start, load at once: nothing is copying yet
-        settling = true;  // maybe still being copied: look again shortly
+      if (thread_.joinable() && !settled(path, signature)) {  // at start, load at once: nothing is copying yet
+        settling = true;  // maybe still being written: look again shortly
         continue;
       }
+      settling_.erase(path);
       load(path, signature);
     }
     if (settling) nextScan = kSettleTime;
@@ -194,7 +194,21 @@ std::chrono::milliseconds PluginHost::scan() {
     if (!present.count(f.first)) gone.push_back(f.first);
   for (const std::string& path : gone) unload(path, CloseReason::Removed);
   for (auto it = failed_.begin(); it != failed_.end();) it = present.count(it->first) ? std::next(it) : failed_.erase(it);
+  for (auto it = settling_.begin(); it != settling_.end();)
+    it = present.count(it->first) ? std::next(it) : settling_.erase(it);
   return nextScan;
+}
+
+// True once `path` has kept this exact signature (inode, size, mtimes) for the
+// settle time: a file still being written, however slowly, keeps changing.
+bool PluginHost::settled(const std::string& path, const Signature& signature) {
+  const auto now = std::chrono::steady_clock::now();
+  auto it = settling_.find(path);
+  if (it == settling_.end() || !(it->second.signature == signature)) {
+    settling_[path] = {signature, now};
+    return false;
+  }
+  return now - it->second.since >= kSettleTime;
 }
 
 std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string& type, const std::string& path) {

@@ -67,6 +67,7 @@ class PluginHost {
   void run(std::chrono::milliseconds firstWait);
   std::chrono::milliseconds scan();
   bool directoryIsSafe();
+  bool settled(const std::string& path, const Signature& signature);
   void watchDirectory();
   void load(const std::string& path, const Signature& signature);
   std::vector<std::shared_ptr<PluginInstance>> createInstances(const std::shared_ptr<PluginLibrary>& library,
@@ -94,7 +95,12 @@ class PluginHost {
 
   mutable std::mutex filesMutex_;           // guards files_ (read by instances())
   std::map<std::string, LoadedFile> files_;  // by path; changed on the host thread only
+  struct Settling {
+    Signature signature;
+    std::chrono::steady_clock::time_point since;
+  };
   std::map<std::string, Signature> failed_;  // host thread only: versions that did not load
+  std::map<std::string, Settling> settling_; // host thread only: versions seen, not yet loaded
   std::string lastDirectoryProblem_;         // host thread only: logged once
 };
 

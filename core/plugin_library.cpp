@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <stdexcept>
 
+#include "elf_check.hpp"
+
 namespace streamrelay {
 
 namespace {
@@ -23,15 +25,29 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path, cons
   Poco::Path source(path);
   std::string copy = Poco::Path(privateDir, source.getBaseName() + "." + std::to_string(++copies) + ".so").toString();
   auto library = std::make_unique<Poco::SharedLibrary>();
-  try {
-    Poco::File(path).copyTo(copy);
-    library->load(copy, Poco::SharedLibrary::SHLIB_LOCAL);
-  } catch (const Poco::Exception& e) {
+  auto removeCopy = [&] {
     try {
       Poco::File(copy).remove();
     } catch (const Poco::Exception&) {
       // the copy may not exist; nothing else to undo
     }
+  };
+  try {
+    Poco::File(path).copyTo(copy);
+  } catch (const Poco::Exception& e) {
+    removeCopy();
+    throw std::runtime_error("cannot copy: " + e.displayText());
+  }
+  // The copy is what dlopen maps: check it, not the original that may still change.
+  std::string incomplete = checkElfSharedObject(copy);
+  if (!incomplete.empty()) {
+    removeCopy();
+    throw std::runtime_error("cannot load: " + incomplete);
+  }
+  try {
+    library->load(copy, Poco::SharedLibrary::SHLIB_LOCAL);
+  } catch (const Poco::Exception& e) {
+    removeCopy();
     throw std::runtime_error("cannot load: " + e.displayText());
   }
   Poco::File(copy).remove();  // the mapping stays; the private directory stays clean

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "relay_fixture.hpp"
@@ -225,6 +226,32 @@ TEST_CASE("a replacement that fails to load leaves the old version running", "[p
   std::size_t before = readLines(out).size();
   CHECK(pollUntil([&] { return readLines(out).size() > before + 20; }));  // v1 still records
   CHECK(relay.process->countLines("unloaded") == 0);
+}
+
+// Defect: 4-8 KiB of a .so written under its final name (scp, curl -o, rsync
+// --inplace) and left there was dlopen()ed and the relay died of SIGBUS.
+TEST_CASE("a plugin written slowly in place is refused until complete, then loaded", "[plugins]") {
+  PluginDir dir;
+  std::string out = dir.path("slow-write.txt");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
+                                  pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, config: {path: " + out + "}}\n"));
+  std::ifstream in(testPlugin("recorder_v1"), std::ios::binary);
+  std::string whole((std::istreambuf_iterator<char>(in)), {});
+  REQUIRE(whole.size() > 8192);
+  {
+    std::ofstream part(dir.path("recorder.so"), std::ios::binary);
+    part.write(whole.data(), 6000);
+  }
+  CHECK(relay.process->waitForLine("recorder.so skipped: cannot load: truncated").size() > 0);
+  Subscriber sub(relay.address());  // the relay is alive and serving
+  std::string frame;
+  CHECK(sub.next(frame, 5s));
+  {
+    std::ofstream rest(dir.path("recorder.so"), std::ios::binary | std::ios::app);
+    rest.write(whole.data() + 6000, static_cast<std::streamsize>(whole.size() - 6000));
+  }
+  CHECK(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  CHECK(pollUntil([&] { return readLines(out).size() >= 10; }));
 }
 
 TEST_CASE("SIGHUP makes the relay look at its plugins directory", "[plugins]") {
