@@ -6,6 +6,8 @@
 #include <Poco/Logger.h>
 #include <Poco/PatternFormatter.h>
 
+#include <cstdio>
+
 namespace streamrelay {
 
 void configureLogging(const std::string& level) {
@@ -18,6 +20,26 @@ void configureLogging(const std::string& level) {
   // Loggers created before this call keep their old settings: update them too.
   Poco::Logger::setChannel("", channel);
   Poco::Logger::setLevel("", Poco::Logger::parseLevel(level));
+}
+
+std::string oneLine(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c < 0x20 || c == 0x7f) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      out += hex;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
 }
 
 }  // namespace streamrelay

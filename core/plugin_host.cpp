@@ -5,10 +5,14 @@
 #include <Poco/File.h>
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -49,10 +53,41 @@ std::string readFile(const std::string& path) {
 
 }  // namespace
 
+namespace {
+
+const char* const kPrivatePrefix = "streamrelay-plugins.";
+
+// Removes private directories "streamrelay-plugins.PID.*" of relays that no
+// longer run (a crash leaves its loaded copies behind), if they are ours.
+void removeStaleCopies(const std::string& tempDir) {
+  try {
+    for (Poco::DirectoryIterator it(tempDir), end; it != end; ++it) {
+      const std::string name = it.name();
+      if (name.rfind(kPrivatePrefix, 0) != 0) continue;
+      const long pid = std::strtol(name.c_str() + std::strlen(kPrivatePrefix), nullptr, 10);
+      if (pid <= 0) continue;
+      const bool running = ::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM;
+      struct stat st {};
+      if (running || ::lstat(it.path().toString().c_str(), &st) != 0 || !S_ISDIR(st.st_mode) ||
+          st.st_uid != ::geteuid())
+        continue;
+      Poco::File(it.path()).remove(true);
+      logger().information("plugins: removed %s, left by relay %ld that is gone", it.path().toString(), pid);
+    }
+  } catch (const Poco::Exception& e) {
+    logger().warning("plugins: cannot clean stale copies in %s: %s", tempDir, e.displayText());
+  }
+}
+
+}  // namespace
+
 PluginHost::PluginHost(const PluginsConfig& config, Bus& bus, PluginInstance::StatsJson stats, int shutdownTimeoutMs)
     : config_(config), bus_(bus), stats_(std::move(stats)), drainTimeout_(shutdownTimeoutMs) {
-  char pattern[] = "/tmp/streamrelay-plugins.XXXXXX";
-  if (!::mkdtemp(pattern)) throw std::runtime_error("plugins: cannot create a private directory in /tmp");
+  const char* tmpdir = std::getenv("TMPDIR");
+  const std::string tempDir = tmpdir && *tmpdir ? tmpdir : "/tmp";
+  removeStaleCopies(tempDir);
+  std::string pattern = tempDir + "/" + kPrivatePrefix + std::to_string(::getpid()) + ".XXXXXX";
+  if (!::mkdtemp(&pattern[0])) throw std::runtime_error("plugins: cannot create a private directory in " + tempDir);
   privateDir_ = pattern;
 }
 
@@ -194,6 +229,11 @@ std::chrono::milliseconds PluginHost::scan() {
     if (!present.count(f.first)) gone.push_back(f.first);
   for (const std::string& path : gone) unload(path, CloseReason::Removed);
   for (auto it = failed_.begin(); it != failed_.end();) it = present.count(it->first) ? std::next(it) : failed_.erase(it);
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    for (auto it = loadFailures_.begin(); it != loadFailures_.end();)
+      it = present.count(it->first) ? std::next(it) : loadFailures_.erase(it);
+  }
   for (auto it = settling_.begin(); it != settling_.end();)
     it = present.count(it->first) ? std::next(it) : settling_.erase(it);
   return nextScan;
@@ -225,45 +265,74 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
   return {fallback};
 }
 
+std::map<std::string, std::string> PluginHost::loadFailures() const {
+  std::lock_guard<std::mutex> lock(filesMutex_);
+  return loadFailures_;
+}
+
+// Logs why this version of `path` is not loaded, shows it in the stats, and
+// remembers the version so that it is tried again only once it changes.
+void PluginHost::refuse(const std::string& path, const Signature& signature, const std::string& why) {
+  logger().warning("plugin file %s skipped: %s", path, why);
+  failed_[path] = signature;
+  std::lock_guard<std::mutex> lock(filesMutex_);
+  loadFailures_[path] = why;
+}
+
 void PluginHost::load(const std::string& path, const Signature& signature) {
-  auto refuse = [&](const std::string& why) {
-    logger().warning("plugin file %s skipped: %s", path, why);
-    failed_[path] = signature;  // a replaced file that fails leaves the old version running
-  };
   struct stat st {};
   std::string unsafe;
   if (::stat(path.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = unsafeBecause(path, st)).empty())
-    return refuse("refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
+    return refuse(path, signature, "refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
   std::shared_ptr<PluginLibrary> library;
   std::vector<PluginInstanceConfig> configs;
   try {
     library = PluginLibrary::load(path, privateDir_);
     configs = instanceConfigs(library->name(), path);
   } catch (const std::exception& e) {
-    return refuse(e.what());
+    return refuse(path, signature, e.what());
   }
   for (const auto& f : files_)
     if (f.first != path && f.second.type == library->name())
-      return refuse("plugin type " + library->name() + " is already loaded from " + f.first);
+      return refuse(path, signature, "plugin type " + library->name() + " is already loaded from " + f.first);
 
-  LoadedFile next{signature, library->name(), createInstances(library, configs)};
   const bool reloading = files_.count(path) > 0;
+  std::string refusals;
+  LoadedFile next{signature, library->name(), createInstances(library, configs, refusals)};
+  if (reloading && !refusals.empty()) {
+    // All or nothing: the instances already created are destroyed unstarted
+    // (next goes out of scope) and the old version keeps every instance.
+    return refuse(path, signature, "the replacement was not loaded (" + refusals + "); the old version keeps running");
+  }
   const std::size_t count = next.instances.size();
   std::vector<std::shared_ptr<PluginInstance>> old = swapIn(path, std::move(next));
   failed_.erase(path);
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    if (refusals.empty()) loadFailures_.erase(path);
+    else loadFailures_[path] = refusals;  // a first load keeps the instances that started
+  }
   logger().information("plugin %s %s from %s: %z instance(s)", library->name(),
                        std::string(reloading ? "reloaded" : "loaded"), path, count);
   stopInstances(old, CloseReason::Removed, std::chrono::steady_clock::now() + drainTimeout_);
 }
 
 std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
-    const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs) {
+    const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs,
+    std::string& refusals) {
   std::vector<std::shared_ptr<PluginInstance>> instances;
   for (const PluginInstanceConfig& c : configs) {
-    auto instance = std::make_shared<PluginInstance>(library, c, stats_, [this](PluginInstance& i) { onDisabled(i); });
+    std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
+    if (!metrics) metrics = std::make_shared<PluginMetrics>();
+    auto instance =
+        std::make_shared<PluginInstance>(library, c, metrics, stats_, [this](PluginInstance& i) { onDisabled(i); });
     std::string error;
-    if (instance->create(error)) instances.push_back(std::move(instance));
-    else logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
+    if (instance->create(error)) {
+      instances.push_back(std::move(instance));
+      continue;
+    }
+    logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
+    refusals += (refusals.empty() ? "" : "; ") + c.name + ": create failed: " + error;
   }
   return instances;
 }

@@ -48,6 +48,8 @@ class PluginHost {
   // them and unloads the libraries.
   void stop(std::chrono::steady_clock::time_point deadline);
   std::vector<std::shared_ptr<PluginInstance>> instances() const;
+  // Plugin files whose current version did not load, with the reason, by path.
+  std::map<std::string, std::string> loadFailures() const;
 
  private:
   // What identifies one version of a plugin file (and its sidecar).
@@ -70,8 +72,12 @@ class PluginHost {
   bool settled(const std::string& path, const Signature& signature);
   void watchDirectory();
   void load(const std::string& path, const Signature& signature);
+  // Creates every configured instance; `refusals` collects one line per
+  // instance whose create() refused.
   std::vector<std::shared_ptr<PluginInstance>> createInstances(const std::shared_ptr<PluginLibrary>& library,
-                                                               const std::vector<PluginInstanceConfig>& configs);
+                                                               const std::vector<PluginInstanceConfig>& configs,
+                                                               std::string& refusals);
+  void refuse(const std::string& path, const Signature& signature, const std::string& why);
   std::vector<std::shared_ptr<PluginInstance>> swapIn(const std::string& path, LoadedFile next);
   void unload(const std::string& path, CloseReason reason);
   std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
@@ -93,8 +99,10 @@ class PluginHost {
   bool rescanRequested_ = false;
   bool stopping_ = false;
 
-  mutable std::mutex filesMutex_;           // guards files_ (read by instances())
+  mutable std::mutex filesMutex_;           // guards files_, loadFailures_ (read by stats)
   std::map<std::string, LoadedFile> files_;  // by path; changed on the host thread only
+  std::map<std::string, std::string> loadFailures_;  // by path: why its current version did not load
+  std::map<std::string, std::shared_ptr<PluginMetrics>> metrics_;  // host thread only: by instance name
   struct Settling {
     Signature signature;
     std::chrono::steady_clock::time_point since;

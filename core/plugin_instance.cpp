@@ -2,14 +2,19 @@
 
 #include <Poco/Logger.h>
 
+#include <cstddef>
+#include <cstdio>
 #include <cstring>
 #include <deque>
+
+#include "logging.hpp"
 
 namespace streamrelay {
 
 namespace {
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
 constexpr std::size_t kErrorBytes = 512;
+static_assert(kErrorBytes >= STREAMRELAY_MIN_ERROR_SIZE, "plugin.h promises at least this much room");
 // While its queue is empty, an instance that has had frames is flushed this often.
 constexpr std::chrono::milliseconds kIdleFlush(100);
 
@@ -18,13 +23,15 @@ std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
 }
 }  // namespace
 
-PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config, StatsJson stats,
-                               OnDisabled onDisabled)
+PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
+                               std::shared_ptr<PluginMetrics> metrics, StatsJson stats, OnDisabled onDisabled)
     : library_(std::move(library)),
       config_(std::move(config)),
+      metrics_(std::move(metrics)),
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
-      queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {})) {
+      queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},
+                                                 metrics_->queueCounters())) {
   api_.struct_size = sizeof(api_);
   api_.abi_version = STREAMRELAY_ABI_VERSION;
   api_.host = this;
@@ -33,6 +40,8 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
   api_.stats_json = &PluginInstance::apiStatsJson;
   api_.instance_name = &PluginInstance::apiInstanceName;
   api_.stopping = &PluginInstance::apiStopping;
+  api_.set_gauge = &PluginInstance::apiSetGauge;
+  api_.supports = &PluginInstance::apiSupports;
 }
 
 PluginInstance::~PluginInstance() {
@@ -44,7 +53,7 @@ PluginInstance::~PluginInstance() {
 bool PluginInstance::create(std::string& error) {
   char message[kErrorBytes] = "";
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
-  if (!self_) error = *message ? message : "create() failed without a reason";
+  if (!self_) error = *message ? oneLine(message) : "create() failed without a reason";
   return self_ != nullptr;
 }
 
@@ -124,10 +133,10 @@ void PluginInstance::deliver(const FrameSpan& span) {
 }
 
 void PluginInstance::recordFailure(const char* what, const char* message) {
-  failures_.fetch_add(1);
+  metrics_->countFailure();
   ++consecutiveFailures_;
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
-                   std::string(*message ? message : "no reason given"));
+                   *message ? oneLine(message) : std::string("no reason given"));
   if (consecutiveFailures_ < config_.maxFailures || disabled_) return;
   disabled_ = true;
   queue_->close(CloseReason::Failed);
@@ -143,15 +152,10 @@ void PluginInstance::finish() {
   if (library_->flush() && !disabled_) {
     char message[kErrorBytes] = "";
     if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
-      logger().warning("plugin %s: final flush failed: %s", config_.name, std::string(message));
+      logger().warning("plugin %s: final flush failed: %s", config_.name, oneLine(message));
   }
   library_->descriptor().destroy(self_);
   self_ = nullptr;
-}
-
-std::map<std::string, std::uint64_t> PluginInstance::pluginCounters() const {
-  std::lock_guard<std::mutex> lock(countersMutex_);
-  return counters_;
 }
 
 void PluginInstance::apiLog(void* host, int level, const char* message) {
@@ -160,14 +164,24 @@ void PluginInstance::apiLog(void* host, int level, const char* message) {
                   : level == STREAMRELAY_LOG_WARNING ? Poco::Message::PRIO_WARNING
                   : level >= STREAMRELAY_LOG_DEBUG   ? Poco::Message::PRIO_DEBUG
                                                      : Poco::Message::PRIO_INFORMATION;
-  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + (message ? message : ""), priority));
+  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + oneLine(message ? message : ""),
+                             priority));
 }
 
 void PluginInstance::apiAddCounter(void* host, const char* name, std::uint64_t delta) {
-  auto* self = static_cast<PluginInstance*>(host);
-  if (!name) return;
-  std::lock_guard<std::mutex> lock(self->countersMutex_);
-  self->counters_[name] += delta;
+  if (name) static_cast<PluginInstance*>(host)->metrics_->addCounter(name, delta);
+}
+
+void PluginInstance::apiSetGauge(void* host, const char* name, double value) {
+  if (name) static_cast<PluginInstance*>(host)->metrics_->setGauge(name, value);
+}
+
+int PluginInstance::apiSupports(void* host, std::size_t offset) {
+  const streamrelay_host_api& api = static_cast<PluginInstance*>(host)->api_;
+  if (offset % alignof(void (*)()) != 0 || offset + sizeof(void (*)()) > api.struct_size) return 0;
+  void (*function)();
+  std::memcpy(&function, reinterpret_cast<const char*>(&api) + offset, sizeof function);
+  return function != nullptr && offset >= offsetof(streamrelay_host_api, log) ? 1 : 0;
 }
 
 std::size_t PluginInstance::apiStatsJson(void* host, char* buffer, std::size_t capacity) {

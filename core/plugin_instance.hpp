@@ -13,14 +13,13 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
 #include "config.hpp"
 #include "plugin_library.hpp"
+#include "plugin_metrics.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
@@ -31,8 +30,9 @@ class PluginInstance {
   // Called (from the worker) when the instance disables itself.
   using OnDisabled = std::function<void(PluginInstance&)>;
 
-  PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config, StatsJson stats,
-                 OnDisabled onDisabled);
+  // `metrics` belongs to the instance name and outlives this version of it.
+  PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
+                 std::shared_ptr<PluginMetrics> metrics, StatsJson stats, OnDisabled onDisabled);
   ~PluginInstance();  // stops at once if still running; destroys the plugin's instance
   PluginInstance(const PluginInstance&) = delete;
   PluginInstance& operator=(const PluginInstance&) = delete;
@@ -48,10 +48,9 @@ class PluginInstance {
   const std::string& name() const { return config_.name; }
   const std::string& type() const { return library_->name(); }
   const QueuePtr& queue() const { return queue_; }
-  std::uint64_t failures() const { return failures_.load(); }
   bool disabled() const { return disabled_.load(); }
-  // Counters the plugin added through the host API, as "name": value.
-  std::map<std::string, std::uint64_t> pluginCounters() const;
+  // Failures, and the counters and gauges the plugin keeps through the host API.
+  const PluginMetrics& metrics() const { return *metrics_; }
 
  private:
   void run();
@@ -66,9 +65,12 @@ class PluginInstance {
   static std::size_t apiStatsJson(void* host, char* buffer, std::size_t capacity);
   static const char* apiInstanceName(void* host);
   static int apiStopping(void* host);
+  static void apiSetGauge(void* host, const char* name, double value);
+  static int apiSupports(void* host, std::size_t offset);
 
   std::shared_ptr<PluginLibrary> library_;  // outlives self_: unloaded after destroy()
   const PluginInstanceConfig config_;
+  const std::shared_ptr<PluginMetrics> metrics_;
   StatsJson stats_;
   OnDisabled onDisabled_;
   streamrelay_host_api api_{};
@@ -76,12 +78,9 @@ class PluginInstance {
   QueuePtr queue_;
   std::thread worker_;
   std::atomic<std::int64_t> deadlineNs_{INT64_MAX};  // steady clock; frames left after it are dropped
-  std::atomic<std::uint64_t> failures_{0};
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
   int consecutiveFailures_ = 0;  // worker thread only
-  mutable std::mutex countersMutex_;
-  std::map<std::string, std::uint64_t> counters_;
 };
 
 }  // namespace streamrelay

@@ -59,12 +59,26 @@ Object::Ptr pluginJson(const PluginInstance& p) {
   Object::Ptr o = new Object;
   o->set("name", p.name());
   o->set("type", p.type());
-  o->set("failures", p.failures());
+  o->set("failures", p.metrics().failures());
   o->set("disabled", p.disabled());
   Object::Ptr counters = new Object;
-  for (const auto& entry : p.pluginCounters()) counters->set(entry.first, entry.second);
+  for (const auto& entry : p.metrics().counters()) counters->set(entry.first, entry.second);
   o->set("counters", counters);
+  Object::Ptr gauges = new Object;
+  for (const auto& entry : p.metrics().gauges()) gauges->set(entry.first, entry.second);
+  o->set("gauges", gauges);
   return o;
+}
+
+Array::Ptr loadFailuresJson(const std::map<std::string, std::string>& failures) {
+  Array::Ptr list = new Array;
+  for (const auto& entry : failures) {
+    Object::Ptr o = new Object;
+    o->set("file", entry.first);
+    o->set("error", entry.second);
+    list->add(o);
+  }
+  return list;
 }
 
 Object::Ptr histogramJson(const Histogram& h) {
@@ -96,6 +110,7 @@ std::string Relay::statsJson() const {
   if (plugins_)
     for (const auto& p : plugins_->instances()) plugins->add(pluginJson(*p));
   root.set("plugins", plugins);
+  root.set("plugin_load_failures", loadFailuresJson(plugins_ ? plugins_->loadFailures() : std::map<std::string, std::string>{}));
   root.set("frame_size_bytes", histogramJson(bus_.frameSizes()));
   root.set("write_latency_seconds", histogramJson(writeLatency_));
   std::ostringstream out;

@@ -27,8 +27,9 @@ const char* toString(CloseReason reason) {
   return "?";
 }
 
-SubscriptionQueue::SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake)
-    : name_(std::move(name)), limits_(limits), wake_(std::move(wake)) {}
+SubscriptionQueue::SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake,
+                                     std::shared_ptr<QueueCounters> counters)
+    : name_(std::move(name)), limits_(limits), wake_(std::move(wake)), counters_(std::move(counters)) {}
 
 bool SubscriptionQueue::full() const {
   return (limits_.maxFrames != 0 && frames_ >= limits_.maxFrames) ||
@@ -38,7 +39,7 @@ bool SubscriptionQueue::full() const {
 void SubscriptionQueue::append(FrameSpan span) {
   frames_ += span.frameCount();
   bytes_ += span.wireBytes();
-  counters_.enqueued.fetch_add(span.frameCount(), std::memory_order_relaxed);
+  counters_->enqueued.fetch_add(span.frameCount(), std::memory_order_relaxed);
   spans_.push_back(std::move(span));
 }
 
@@ -53,7 +54,7 @@ void SubscriptionQueue::dropOldestWhileFull() {
     dropped += front.frameCount();
     spans_.pop_front();
   }
-  counters_.dropped.fetch_add(dropped, std::memory_order_relaxed);
+  counters_->dropped.fetch_add(dropped, std::memory_order_relaxed);
 }
 
 void SubscriptionQueue::push(const FrameBatchPtr& batch) {
@@ -65,14 +66,14 @@ void SubscriptionQueue::push(const FrameBatchPtr& batch) {
   if (full()) {
     switch (limits_.onFull) {
       case OverflowPolicy::DropNewest:
-        counters_.dropped.fetch_add(span.frameCount(), std::memory_order_relaxed);
+        counters_->dropped.fetch_add(span.frameCount(), std::memory_order_relaxed);
         return;
       case OverflowPolicy::DropOldest:
         dropOldestWhileFull();
         break;
       case OverflowPolicy::Disconnect:
         // The consumer is cut off: release what it had queued right away.
-        counters_.dropped.fetch_add(frames_ + span.frameCount(), std::memory_order_relaxed);
+        counters_->dropped.fetch_add(frames_ + span.frameCount(), std::memory_order_relaxed);
         spans_.clear();
         frames_ = bytes_ = 0;
         closeReason_ = CloseReason::SlowConsumer;
@@ -101,7 +102,7 @@ bool SubscriptionQueue::waitUntilNotFull(std::unique_lock<std::mutex>& lock) {
   const auto start = std::chrono::steady_clock::now();
   roomAvailable_.wait(lock, [&] { return closeReason_ != CloseReason::None || !full(); });
   auto waited = std::chrono::steady_clock::now() - start;
-  counters_.blockedNs.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
+  counters_->blockedNs.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
                                 std::memory_order_relaxed);
   return closeReason_ == CloseReason::None;
 }

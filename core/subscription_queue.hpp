@@ -64,8 +64,11 @@ struct QueueCounters {
 class SubscriptionQueue {
  public:
   // `wake` is called (by the publisher, outside the lock) when the queue goes
-  // from empty to non-empty or is closed; it must not block.
-  SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake);
+  // from empty to non-empty or is closed; it must not block. `counters` may be
+  // shared with the queue this one replaces (a plugin's next version), so
+  // totals carry on.
+  SubscriptionQueue(std::string name, QueueLimits limits, std::function<void()> wake,
+                    std::shared_ptr<QueueCounters> counters = std::make_shared<QueueCounters>());
   SubscriptionQueue(const SubscriptionQueue&) = delete;
   SubscriptionQueue& operator=(const SubscriptionQueue&) = delete;
 
@@ -89,9 +92,9 @@ class SubscriptionQueue {
   const QueueLimits& limits() const { return limits_; }
   std::size_t queuedFrames() const;
   std::size_t queuedBytes() const;
-  const QueueCounters& counters() const { return counters_; }
+  const QueueCounters& counters() const { return *counters_; }
   // Called by the consumer.
-  void countDelivered(std::uint64_t frames) { counters_.delivered.fetch_add(frames, std::memory_order_relaxed); }
+  void countDelivered(std::uint64_t frames) { counters_->delivered.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
   bool full() const;                                       // Lock should be held.
@@ -110,7 +113,7 @@ class SubscriptionQueue {
   std::size_t frames_ = 0;
   std::size_t bytes_ = 0;
   CloseReason closeReason_ = CloseReason::None;
-  QueueCounters counters_;
+  const std::shared_ptr<QueueCounters> counters_;
 };
 
 using QueuePtr = std::shared_ptr<SubscriptionQueue>;

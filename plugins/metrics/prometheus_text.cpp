@@ -137,6 +137,13 @@ void renderPlugins(Exposition& e, const Array::Ptr& plugins) {
     Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
     e.sample("streamrelay_plugin_disabled", label("plugin", p->getValue<std::string>("name")), p->getValue<bool>("disabled") ? 1 : 0);
   }
+  e.family("streamrelay_plugin_gauge", "gauge", "Gauges set by plugins through the host API.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    for (const auto& gauge : *p->getObject("gauges"))
+      e.sample("streamrelay_plugin_gauge", label("plugin", p->getValue<std::string>("name")) + "," + label("gauge", gauge.first),
+               gauge.second.convert<double>());
+  }
   e.family("streamrelay_plugin_events_total", "counter", "Counters kept by plugins through the host API.");
   for (std::size_t i = 0; i < plugins->size(); ++i) {
     Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
@@ -167,6 +174,11 @@ std::string renderPrometheus(const std::string& statsJson) {
   renderListeners(e, stats->getArray("listeners"));
   renderConsumers(e, stats->getArray("consumers"));
   renderPlugins(e, stats->getArray("plugins"));
+  Array::Ptr loadFailures = stats->getArray("plugin_load_failures");
+  e.family("streamrelay_plugin_load_failed", "gauge", "1 for each plugin file whose current version did not load.");
+  for (std::size_t i = 0; i < loadFailures->size(); ++i)
+    e.sample("streamrelay_plugin_load_failed",
+             label("file", loadFailures->getObject(static_cast<unsigned>(i))->getValue<std::string>("file")), 1);
   e.histogram("streamrelay_frame_size_bytes", "Sizes of the frames received.", stats->getObject("frame_size_bytes"));
   e.histogram("streamrelay_write_latency_seconds", "From receiving a frame to writing it to a subscriber.",
               stats->getObject("write_latency_seconds"));

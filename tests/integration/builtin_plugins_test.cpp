@@ -276,3 +276,69 @@ TEST_CASE("SIGTERM does not hang on a stalled subscriber whose queue blocks the 
   CHECK(std::chrono::steady_clock::now() - start < 5s);
   CHECK(relay.process->countLines("closing every queue") == 1);
 }
+
+namespace {
+std::string testPlugin(const std::string& name) { return std::string(TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+
+// A relay with the metrics plugin and one recorder instance `rec`; returns the metrics port.
+int startWithMetricsAndRecorder(PluginDir& dir, RunningRelay& relay, const std::string& recorderConfig) {
+  dir.drop(builtIn("metrics"), "metrics.so");
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  relay = startRelay("upstream: {type: generator, rate: 500, size: 20}\n" +
+                         pluginsSection(dir, "  instances:\n"
+                                             "    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"
+                                             "    - {name: rec, type: recorder, config: " + recorderConfig + "}\n"),
+                     {});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  return std::stoi(m[1]);
+}
+
+double recorded(int port) {
+  return sampleValue(httpGet(port, "/metrics").body, "streamrelay_plugin_events_total{plugin=\"rec\",event=\"recorded\"}");
+}
+}  // namespace
+
+// Defect: a replacement whose create() refused replaced v1 by nothing.
+TEST_CASE("a replacement whose create refuses keeps the old version running and shows in /stats and /metrics",
+          "[builtin]") {
+  PluginDir dir;
+  RunningRelay relay;
+  const std::string out = dir.path("rec.txt");
+  int port = startWithMetricsAndRecorder(dir, relay, "{path: " + out + ", refuse_build: 2}");
+  dir.drop(testPlugin("recorder_v2"), "recorder.so");
+  CHECK(relay.process->waitForLine("recorder.so skipped: the replacement was not loaded \\(rec: create failed: build 2 "
+                                   "refuses this config\\); the old version keeps running").size() > 0);
+  std::size_t before = readLines(out).size();
+  CHECK(pollUntil([&] { return readLines(out).size() > before + 50; }));  // v1 still records
+  CHECK(relay.process->countLines("unloaded|reloaded") == 0);
+
+  Poco::JSON::Parser parser;
+  auto stats = parser.parse(httpGet(port, "/stats").body).extract<Poco::JSON::Object::Ptr>();
+  auto failures = stats->getArray("plugin_load_failures");
+  REQUIRE(failures->size() == 1);
+  CHECK(failures->getObject(0)->getValue<std::string>("file") == dir.path("recorder.so"));
+  CHECK(failures->getObject(0)->getValue<std::string>("error").find("build 2 refuses this config") != std::string::npos);
+  CHECK(sampleValue(httpGet(port, "/metrics").body, "streamrelay_plugin_load_failed{file=\"" + dir.path("recorder.so") +
+                                                        "\"}") == 1);
+}
+
+// Defect: counters started again from zero after a hot replace.
+TEST_CASE("plugin counters and gauges survive a hot replace, and plugin messages stay on one line", "[builtin]") {
+  PluginDir dir;
+  RunningRelay relay;
+  int port = startWithMetricsAndRecorder(dir, relay, "{path: " + dir.path("rec.txt") + ", greeting: \"two\\nlines\"}");
+  CHECK(relay.process->waitForLine("plugin rec: two\\\\nlines$").size() > 0);  // escaped, one line
+  REQUIRE(pollUntil([&] { return recorded(port) >= 200; }));
+  const double before = recorded(port);
+  dir.drop(testPlugin("recorder_v2"), "recorder.so");
+  REQUIRE(relay.process->waitForLine("plugin recorder reloaded").size() > 0);
+  const double justAfter = recorded(port);
+  CHECK(justAfter >= before);
+  CHECK(pollUntil([&] { return recorded(port) >= justAfter + 200; }));
+  const std::string page = httpGet(port, "/metrics").body;
+  CHECK(sampleValue(page, "streamrelay_plugin_gauge{plugin=\"rec\",gauge=\"last_seq\"}") > before);
+  CHECK(sampleValue(page, "streamrelay_consumer_delivered_frames_total{consumer=\"plugin rec\",kind=\"plugin\"}") >=
+        recorded(port) - 1000);
+}

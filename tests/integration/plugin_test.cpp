@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
 
 
@@ -80,7 +81,7 @@ TEST_CASE("files that are not valid plugins are skipped with the reason", "[plug
   std::string out = dir.path("old.txt");
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
                                   pluginsSection(dir, "  instances:\n    - {name: old, type: c_old_struct, config: {path: " + out + "}}\n"));
-  CHECK(relay.process->waitForLine("wrong_abi.so skipped: built for plugin ABI 99.0, this relay speaks ABI 1.0").size() > 0);
+  CHECK(relay.process->waitForLine("wrong_abi.so skipped: built for plugin ABI 99.0, this relay speaks ABI 1.1").size() > 0);
   CHECK(relay.process->waitForLine("no_entry.so skipped: no streamrelay_plugin_entry symbol").size() > 0);
   CHECK(relay.process->waitForLine("garbage.so skipped: cannot load").size() > 0);
   CHECK(relay.process->waitForLine("plugin c_create_fails \\(type c_create_fails\\): create failed: this plugin always refuses to start").size() > 0);
@@ -252,6 +253,26 @@ TEST_CASE("a plugin written slowly in place is refused until complete, then load
   }
   CHECK(relay.process->waitForLine("plugin recorder loaded").size() > 0);
   CHECK(pollUntil([&] { return readLines(out).size() >= 10; }));
+}
+
+TEST_CASE("private copies go to $TMPDIR, and copies a crashed relay left there are removed at start", "[plugins]") {
+  PluginDir dir, temp;
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  const std::string stale = temp.path("streamrelay-plugins.4194305.AbCdEf");  // above any pid_max: long gone
+  REQUIRE(::mkdir(stale.c_str(), 0700) == 0);
+  std::ofstream(stale + "/recorder.1.so") << "left behind";
+  ::setenv("TMPDIR", temp.root().c_str(), 1);  // inherited by the relay
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\n" +
+                                  pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, config: {path: " +
+                                                          dir.path("out.txt") + "}}\n"), {});
+  ::unsetenv("TMPDIR");
+  CHECK(relay.process->waitForLine("plugins: removed .*streamrelay-plugins.4194305.AbCdEf, left by relay 4194305").size() > 0);
+  CHECK_FALSE(Poco::File(stale).exists());
+  std::vector<std::string> mine;
+  for (Poco::DirectoryIterator it(temp.root()), end; it != end; ++it)
+    if (it.name().rfind("streamrelay-plugins.", 0) == 0) mine.push_back(it.name());
+  REQUIRE(mine.size() == 1);
+  CHECK(mine[0].rfind("streamrelay-plugins." + std::to_string(relay.process->pid()) + ".", 0) == 0);
 }
 
 TEST_CASE("SIGHUP makes the relay look at its plugins directory", "[plugins]") {

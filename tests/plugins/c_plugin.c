@@ -70,7 +70,7 @@ static const streamrelay_plugin descriptor = {
 };
 
 #ifndef NO_ENTRY
-__attribute__((visibility("default"))) const streamrelay_plugin* streamrelay_plugin_entry(void) { return &descriptor; }
+STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void) { return &descriptor; }
 #else
 __attribute__((visibility("default"))) const streamrelay_plugin* some_other_symbol(void) { return &descriptor; }
 #endif

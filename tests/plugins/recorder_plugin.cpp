@@ -2,7 +2,9 @@
 // so integration tests can see exactly which frames an instance handled and
 // which build of the plugin handled them (RECORDER_BUILD: 1 or 2).
 // Config: {path: FILE, delay_ms: N (a slow consumer), fail: true (every frame
-// throws)}.
+// throws), refuse_build: N (create fails in build N: a replacement that
+// refuses), greeting: TEXT (logged at create)}. Counts "recorded" and sets the
+// gauge "last_seq".
 
 #include <streamrelay/plugin.hpp>
 #include <yaml-cpp/yaml.h>
@@ -20,9 +22,12 @@ class Recorder : public streamrelay::Plugin {
     YAML::Node config = YAML::Load(configYaml);
     for (const auto& entry : config) {
       std::string key = entry.first.as<std::string>();
-      if (key != "path" && key != "delay_ms" && key != "fail")
+      if (key != "path" && key != "delay_ms" && key != "fail" && key != "refuse_build" && key != "greeting")
         throw std::invalid_argument("unknown key '" + key + "'");
     }
+    if (config["refuse_build"] && config["refuse_build"].as<int>() == RECORDER_BUILD)
+      throw std::invalid_argument("build " + std::to_string(RECORDER_BUILD) + " refuses this config");
+    if (config["greeting"]) host_.info(config["greeting"].as<std::string>());
     if (!config["path"]) throw std::invalid_argument("path is required");
     delayMs_ = config["delay_ms"] ? config["delay_ms"].as<int>() : 0;
     fail_ = config["fail"] && config["fail"].as<bool>();
@@ -39,6 +44,7 @@ class Recorder : public streamrelay::Plugin {
     std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
                  static_cast<int>(frame.data.size()), frame.data.data());
     host_.addCounter("recorded", 1);
+    host_.setGauge("last_seq", static_cast<double>(frame.seq));
   }
 
   void flush() override { std::fflush(file_); }

@@ -27,6 +27,7 @@ struct RunningRelay {
 
   RunningRelay() = default;
   RunningRelay(RunningRelay&&) = default;
+  RunningRelay& operator=(RunningRelay&&) = default;
   // Every test ends with an orderly shutdown: SIGTERM must exit 0 (and, in the
   // sanitizer build, with no report).
   ~RunningRelay() {

@@ -23,7 +23,7 @@ std::string writeTemp(const std::string& bytes) {
 
 // Defect: a plugin written slowly in place was dlopen()ed half written and the
 // relay died of SIGBUS. No prefix of a real plugin may pass the check.
-TEST_CASE("an ELF shared object cut anywhere is refused; the whole file passes", "[elf]") {
+TEST_CASE("an ELF shared object cut anywhere is refused, and the whole file passes", "[elf]") {
   const std::string whole = readAll(TEST_PLUGIN_FILE);
   REQUIRE(whole.size() > 8192);
   CHECK(checkElfSharedObject(writeTemp(whole)).empty());

@@ -18,6 +18,20 @@
  * - Threads: create is called on the host's plugin thread; on_frame, flush
  *   and destroy on the instance's worker thread, never concurrently for one
  *   instance. The host API may be called from any thread.
+ * - The host API table passed to create, and every function in it, stay valid
+ *   until destroy returns for that instance; keep the pointer, not a copy.
+ * - Errors: every `error` buffer the host passes holds at least
+ *   STREAMRELAY_MIN_ERROR_SIZE bytes; write one line, NUL terminated.
+ * - Failures "in a row": a failed on_frame or flush adds one; a successful
+ *   on_frame resets the run to zero. After max_failures in a row the instance
+ *   is disabled. A failed final flush (before destroy) is logged, not counted.
+ * - config_yaml is the instance's `config:` sub-tree re-emitted by the host as
+ *   flow-style YAML: comments are gone and quoting may differ from the file;
+ *   values and types are kept.
+ * - A 1.1 plugin that calls a function added in 1.1 checks first that the
+ *   host has it: host->supports(host->host, offsetof(streamrelay_host_api, f)),
+ *   after checking that struct_size covers `supports` itself (plugin.hpp does
+ *   both).
  */
 #ifndef STREAMRELAY_PLUGIN_H
 #define STREAMRELAY_PLUGIN_H
@@ -30,12 +44,24 @@ extern "C" {
 #endif
 
 #define STREAMRELAY_ABI_MAJOR 1
-#define STREAMRELAY_ABI_MINOR 0
+#define STREAMRELAY_ABI_MINOR 1
 #define STREAMRELAY_ABI_VERSION ((STREAMRELAY_ABI_MAJOR << 16) | STREAMRELAY_ABI_MINOR)
 #define STREAMRELAY_ABI_MAJOR_OF(version) ((uint32_t)(version) >> 16)
 
 /* The one symbol a plugin exports. */
 #define STREAMRELAY_PLUGIN_ENTRY_SYMBOL "streamrelay_plugin_entry"
+
+/* Declares the entry function with C linkage and default visibility, so it is
+ * exported even when the plugin is built with -fvisibility=hidden:
+ *   STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void) { ... } */
+#ifdef __cplusplus
+#define STREAMRELAY_PLUGIN_EXPORT extern "C" __attribute__((visibility("default")))
+#else
+#define STREAMRELAY_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* The smallest `error` buffer the host ever passes. */
+#define STREAMRELAY_MIN_ERROR_SIZE 256
 
 /* Return codes of on_frame and flush. */
 #define STREAMRELAY_OK 0
@@ -61,9 +87,11 @@ typedef struct streamrelay_host_api {
   uint32_t struct_size;
   uint32_t abi_version;
   void* host; /* opaque, pass it back */
-  /* One log line, prefixed with the instance name. */
+  /* One log line, prefixed with the instance name. Line breaks and other
+   * control characters in message are escaped (\n), so it stays one line. */
   void (*log)(void* host, int level, const char* message);
-  /* Adds to a counter of this instance, published in the relay's stats. */
+  /* Adds to a counter of this instance, published in the relay's stats.
+   * Counters belong to the instance name: a hot replace carries them on. */
   void (*add_counter)(void* host, const char* name, uint64_t delta);
   /* Writes the relay's stats as JSON (schema in README) into buffer, NUL
    * terminated if it fits; returns the length needed without the NUL. */
@@ -73,6 +101,12 @@ typedef struct streamrelay_host_api {
   /* Non-zero once the instance is being stopped (relay shutdown, plugin
    * replaced or removed): a plugin retrying something should give up. */
   int (*stopping)(void* host);
+  /* ABI 1.1. Sets a gauge of this instance (a value that goes up and down),
+   * published in the relay's stats beside the counters. */
+  void (*set_gauge)(void* host, const char* name, double value);
+  /* ABI 1.1. Non-zero if the host implements the host API function at this
+   * offset (offsetof(streamrelay_host_api, name)). */
+  int (*supports)(void* host, size_t offset);
 } streamrelay_host_api;
 
 typedef struct streamrelay_plugin {
@@ -96,6 +130,9 @@ typedef struct streamrelay_plugin {
 } streamrelay_plugin;
 
 typedef const streamrelay_plugin* (*streamrelay_plugin_entry_fn)(void);
+
+/* The entry function every plugin defines (plugin.hpp's STREAMRELAY_EXPORT_PLUGIN does). */
+STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void);
 
 #ifdef __cplusplus
 }

@@ -14,8 +14,11 @@
 //   };
 //   STREAMRELAY_EXPORT_PLUGIN(Counter, "counter", "counts frames")
 
+#include <cstddef>
+#include <cstdint>
 #include <cstdio>
 #include <exception>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
@@ -31,6 +34,8 @@ struct Frame {
 };
 
 // The host's services for this instance. Valid while the instance lives.
+// Calls that a 1.0 host lacks are checked before every call: on such a host
+// setGauge() does nothing and supports() says so.
 class Host {
  public:
   explicit Host(const streamrelay_host_api* api) : api_(api) {}
@@ -39,18 +44,31 @@ class Host {
   void warning(const std::string& message) const { log(STREAMRELAY_LOG_WARNING, message); }
   void error(const std::string& message) const { log(STREAMRELAY_LOG_ERROR, message); }
   void addCounter(const char* name, std::uint64_t delta) const { api_->add_counter(api_->host, name, delta); }
+  void setGauge(const char* name, double value) const {
+    if (supports(offsetof(streamrelay_host_api, set_gauge))) api_->set_gauge(api_->host, name, value);
+  }
+  // The relay's stats as JSON. Asks again while the document grows between
+  // the call that sizes the buffer and the call that fills it.
   std::string statsJson() const {
-    std::string out(4096, '\0');
-    std::size_t needed = api_->stats_json(api_->host, &out[0], out.size());
-    if (needed >= out.size()) {
-      out.assign(needed + 1, '\0');
-      needed = api_->stats_json(api_->host, &out[0], out.size());
+    std::string out(8192, '\0');
+    for (int attempt = 0; attempt < 8; ++attempt) {
+      std::size_t needed = api_->stats_json(api_->host, &out[0], out.size());
+      if (needed < out.size()) {
+        out.resize(needed);
+        return out;
+      }
+      out.assign(2 * needed + 1, '\0');  // room for the growth until the next call
     }
-    out.resize(needed);
-    return out;
+    throw std::runtime_error("the relay's stats kept growing faster than they could be copied");
   }
   std::string instanceName() const { return api_->instance_name(api_->host); }
   bool stopping() const { return api_->stopping(api_->host) != 0; }
+  // True if the host implements the host API function at `offset`.
+  bool supports(std::size_t offset) const {
+    constexpr std::size_t kSupportsEnd = offsetof(streamrelay_host_api, supports) + sizeof(api_->supports);
+    if (api_->struct_size < kSupportsEnd || !api_->supports) return false;  // a 1.0 host
+    return api_->supports(api_->host, offset) != 0;
+  }
 
  private:
   const streamrelay_host_api* api_;
@@ -130,6 +148,6 @@ const streamrelay_plugin* descriptor(const char* name, const char* description) 
 // Exports class CLASS (constructible from (streamrelay::Host&, const std::string&))
 // as plugin type NAME.
 #define STREAMRELAY_EXPORT_PLUGIN(CLASS, NAME, DESCRIPTION)                                       \
-  extern "C" __attribute__((visibility("default"))) const streamrelay_plugin* streamrelay_plugin_entry() { \
+  STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void) {            \
     return ::streamrelay::detail::descriptor<CLASS>(NAME, DESCRIPTION);                           \
   }
