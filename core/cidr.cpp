@@ -48,6 +48,11 @@ Cidr Cidr::parse(const std::string& text) {
 }
 
 bool Cidr::contains(const Address& address) const {
+  // An IPv4 peer is stored IPv4-mapped (::ffff:a.b.c.d). Only rules inside
+  // that space (IPv4 rules, or ::ffff:0:0/96 and longer) may match it: "::/0"
+  // means every IPv6 peer, not every peer.
+  static const unsigned char kMappedPrefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (prefixBits_ < 96 && std::memcmp(address.data(), kMappedPrefix, 12) == 0) return false;
   int full = prefixBits_ / 8, rest = prefixBits_ % 8;
   if (std::memcmp(address.data(), network_.data(), full) != 0) return false;
   if (rest == 0) return true;

@@ -96,18 +96,34 @@ void SubscriberListener::stopAccepting() {
   server_.reset();
 }
 
+// A peer can cause refusals at will: the first of a burst is logged, the rest
+// counted into the next line (and always into the counters).
+void SubscriberListener::logRefusal(const std::string& peer, const std::string& why) {
+  std::uint64_t suppressed = 0;
+  if (!refusalLog_.allow(suppressed)) return;
+  logger().warning("listener %s: refused %s: %s%s", config_.name, peer, why,
+                   suppressed ? " (and " + std::to_string(suppressed) + " more refused since the last such line)"
+                              : std::string());
+}
+
 bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
-  Poco::Net::SocketAddress peer = socket.peerAddress();
+  Poco::Net::SocketAddress peer;
+  try {
+    peer = socket.peerAddress();
+  } catch (const Poco::Exception& e) {  // reset between accept() and here
+    counters_.lostBeforeAdmission.fetch_add(1, std::memory_order_relaxed);
+    logRefusal("a client", "it was gone before admission (" + e.displayText() + ")");
+    return false;
+  }
   if (!config_.allow.allows(peer.addr())) {
     counters_.refusedAllow.fetch_add(1, std::memory_order_relaxed);
-    logger().warning("listener %s: refused %s: not in the allow list", config_.name, peer.toString());
+    logRefusal(peer.toString(), "not in the allow list");
     return false;
   }
   if (clients_.fetch_add(1) >= config_.maxClients) {
     clients_.fetch_sub(1);
     counters_.refusedMaxClients.fetch_add(1, std::memory_order_relaxed);
-    logger().warning("listener %s: refused %s: max_clients %d reached", config_.name, peer.toString(),
-                     config_.maxClients);
+    logRefusal(peer.toString(), "max_clients " + std::to_string(config_.maxClients) + " reached");
     return false;
   }
   return true;
@@ -132,11 +148,13 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
       id, socket, peer, config_.framing, queue,
       [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
-  writer.add(std::move(session));
-  bus_.subscribe(std::move(queue));
+  // Subscribed before the writer sees the session: a client that resets at
+  // once is then unsubscribed after it was subscribed, never before.
+  bus_.subscribe(queue);
   // Logged once subscribed: from this line on, every published frame reaches it.
   logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
                        config_.maxClients);
+  writer.add(std::move(session));
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {

@@ -17,6 +17,7 @@
 
 #include "bus.hpp"
 #include "config.hpp"
+#include "log_limiter.hpp"
 #include "subscriber_writer.hpp"
 
 namespace streamrelay {
@@ -25,6 +26,7 @@ struct ListenerCounters {
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::uint64_t> refusedMaxClients{0};
   std::atomic<std::uint64_t> refusedAllow{0};
+  std::atomic<std::uint64_t> lostBeforeAdmission{0};  // reset by the client before it could be admitted
   std::atomic<std::uint64_t> disconnects[kCloseReasonCount]{};  // by CloseReason
 };
 
@@ -51,6 +53,7 @@ class SubscriberListener {
 
  private:
   void onClosed(SubscriberSession& session, CloseReason reason);
+  void logRefusal(const std::string& peer, const std::string& why);
 
   const ListenerConfig config_;
   Bus& bus_;
@@ -62,6 +65,7 @@ class SubscriberListener {
   std::unique_ptr<Poco::Net::TCPServer> server_;
   std::atomic<int> clients_{0};  // admitted and not yet closed
   ListenerCounters counters_;
+  LogLimiter refusalLog_;
 };
 
 }  // namespace streamrelay

@@ -105,6 +105,8 @@ void renderListeners(Exposition& e, const Array::Ptr& listeners) {
     e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"max_clients\"",
              l->getValue<double>("refused_max_clients"));
     e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"allow\"", l->getValue<double>("refused_allow"));
+    e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"lost_before_admission\"",
+             l->getValue<double>("lost_before_admission"));
   }
   e.family("streamrelay_listener_disconnects_total", "counter", "Subscribers disconnected, by reason.");
   for (std::size_t i = 0; i < listeners->size(); ++i) {

@@ -119,6 +119,29 @@ TEST_CASE("allow lists match IPv4 and IPv6 and IPv4-mapped peers", "[config]") {
   CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&v6)));
 }
 
+// Defect: "::/0" and "::/64" admitted every IPv4 client.
+TEST_CASE("an IPv6 rule outside the IPv4-mapped space never admits an IPv4 peer", "[config]") {
+  sockaddr_in v4{};
+  v4.sin_family = AF_INET;
+  inet_pton(AF_INET, "192.0.2.7", &v4.sin_addr);
+  sockaddr_in6 mapped{};
+  mapped.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "::ffff:192.0.2.7", &mapped.sin6_addr);
+  sockaddr_in6 v6{};
+  v6.sin6_family = AF_INET6;
+  inet_pton(AF_INET6, "2001:db8::1", &v6.sin6_addr);
+  for (const char* rule : {"::/0", "::/64", "::/95"}) {
+    INFO(rule);
+    CidrList list({Cidr::parse(rule)});
+    CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&v4)));
+    CHECK_FALSE(list.allows(reinterpret_cast<sockaddr*>(&mapped)));
+  }
+  CHECK(CidrList({Cidr::parse("::/0")}).allows(reinterpret_cast<sockaddr*>(&v6)));
+  CHECK(CidrList({Cidr::parse("::ffff:192.0.2.0/120")}).allows(reinterpret_cast<sockaddr*>(&v4)));
+  CHECK(CidrList({Cidr::parse("0.0.0.0/0")}).allows(reinterpret_cast<sockaddr*>(&mapped)));
+  CHECK_FALSE(CidrList({Cidr::parse("0.0.0.0/0")}).allows(reinterpret_cast<sockaddr*>(&v6)));
+}
+
 TEST_CASE("the effective config printed by --check-config reads back the same", "[config]") {
   Config c = loadConfig(STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml");
   std::string printed = effectiveConfigYaml(c);
