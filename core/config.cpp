@@ -4,9 +4,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "logging.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
+
+// The parsers proper; parseConfig and parsePluginSidecar wrap them (oneLineErrors).
+static Config parseConfigUnchecked(const std::string& yamlText, const std::string& sourceName);
+static std::vector<PluginInstanceConfig> parsePluginSidecarUnchecked(const std::string& yamlText,
+                                                                     const std::string& sourceName,
+                                                                     const std::string& type);
 
 namespace {
 
@@ -209,8 +216,35 @@ QueueLimits defaultPluginQueue() {
   return q;
 }
 
+// Runs `parse`, so that whatever the file holds, the caller gets one
+// ConfigError of one line: yaml-cpp's own exceptions (a conversion that fails
+// on an odd node) become one too, and values echoed from the file cannot break
+// the line.
+namespace {
+template <class Parse>
+auto oneLineErrors(const std::string& sourceName, Parse&& parse) -> decltype(parse()) {
+  try {
+    return parse();
+  } catch (const ConfigError& e) {
+    throw ConfigError(oneLine(e.what()));
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(sourceName + ":" + (e.mark.is_null() ? std::string("?") : std::to_string(e.mark.line + 1)) +
+                      ": " + oneLine(e.msg));
+  }
+}
+}  // namespace
+
 std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
                                                      const std::string& type) {
+  return oneLineErrors(sourceName, [&] { return parsePluginSidecarUnchecked(yamlText, sourceName, type); });
+}
+
+Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
+  return oneLineErrors(sourceName, [&] { return parseConfigUnchecked(yamlText, sourceName); });
+}
+
+std::vector<PluginInstanceConfig> parsePluginSidecarUnchecked(const std::string& yamlText,
+                                                              const std::string& sourceName, const std::string& type) {
   YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
   top.allowOnly({"instances"});
   std::vector<PluginInstanceConfig> instances;
@@ -231,7 +265,7 @@ const char* toString(UpstreamType type) {
   return "?";
 }
 
-Config parseConfig(const std::string& yamlText, const std::string& sourceName) {
+Config parseConfigUnchecked(const std::string& yamlText, const std::string& sourceName) {
   YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
   top.allowOnly({"upstream", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
   Config c;

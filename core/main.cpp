@@ -78,8 +78,8 @@ int main(int argc, char** argv) {
   streamrelay::Config config;
   try {
     config = streamrelay::loadConfig(options.config);
-  } catch (const streamrelay::ConfigError& e) {
-    std::cerr << "streamrelay: config error: " << e.what() << "\n";
+  } catch (const std::exception& e) {  // ConfigError, or anything else reading the file: one line, exit 1
+    std::cerr << "streamrelay: config error: " << streamrelay::oneLine(e.what()) << "\n";
     return 1;
   }
   if (options.checkOnly) {

@@ -36,6 +36,9 @@ void YamlMap::failHere(const std::string& what) const {
 void YamlMap::allowOnly(std::initializer_list<const char*> keys) const {
   if (!node_.IsMap()) return;
   for (const auto& entry : node_) {
+    if (!entry.first.IsScalar())
+      throw ConfigError(source_ + ":" + lineOf(entry.first) + ": " + (path_.empty() ? "(top level)" : path_) +
+                        ": a key must be a plain name, not a list or mapping");
     auto name = entry.first.as<std::string>();
     bool known = false;
     for (const char* k : keys) known = known || name == k;

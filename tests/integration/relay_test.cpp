@@ -284,6 +284,15 @@ TEST_CASE("start-up errors exit non-zero with one line", "[integration]") {
     CHECK(out.find(path + ":3") != std::string::npos);
     CHECK(std::count(out.begin(), out.end(), '\n') == 1);
   }
+  SECTION("a key that is a list: exit 1 and one line, for --check-config and --config alike") {
+    std::string path = writeTempFile("listkey.yaml", "[x]: 1\n");
+    for (const char* option : {"--check-config", "--config"}) {
+      ChildProcess relay(STREAMRELAY_BIN, {option, path});
+      CHECK(relay.waitForExit() == 1);
+      CHECK(relay.output() == "streamrelay: config error: " + path +
+                                  ":1: (top level): a key must be a plain name, not a list or mapping\n");
+    }
+  }
   SECTION("--check-config prints the effective config") {
     ChildProcess check(STREAMRELAY_BIN, {"--check-config", STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml"});
     CHECK(check.waitForExit() == 0);

@@ -96,6 +96,31 @@ TEST_CASE("send_on_connect expands environment variables", "[config]") {
   CHECK(c.upstream.sendOnConnect == "AUTH s3cret\n");
 }
 
+// Defect: a key that is a list or a mapping escaped as YAML::TypedBadConversion
+// and aborted the binary; some errors echoed raw values over several lines.
+TEST_CASE("any file gives one ConfigError of one line, never another exception", "[config]") {
+  const char* files[] = {
+      "[x]: 1\n",
+      "{a: 1}: 2\n",
+      "upstream: {type: generator, [rate]: 5}\n",
+      "upstream: {type: generator}\nlisteners: [{name: a, bind: '127.0.0.1:0', {q: 1}: 2}]\n",
+      "upstream: {type: \"tcp\\nsecond line\"}\n",
+      "upstream: {type: generator, rate: \"1\\n2\"}\n",
+      "upstream: {type: generator}\nlisteners: [{name: a, bind: \"x\\nbad\"}]\n",
+      "upstream: !!binary aGVsbG8=\n",
+      "? [a, b]\n: c\n",
+  };
+  for (const char* yaml : files) {
+    INFO(yaml);
+    std::string error;
+    CHECK_NOTHROW(error = errorOf(yaml));
+    CHECK_FALSE(error.empty());
+    CHECK(error.find('\n') == std::string::npos);
+    CHECK(error.rfind("test.yaml:", 0) == 0);
+  }
+  CHECK(errorOf("[x]: 1\n") == "test.yaml:1: (top level): a key must be a plain name, not a list or mapping");
+}
+
 TEST_CASE("a NUL delimiter is allowed", "[config]") {
   Config c = parseConfig("upstream: {type: stdin, framing: {type: delimiter, delimiter: \"\\0\"}}\n", "t");
   CHECK(c.upstream.framing.delimiter == std::string(1, '\0'));
