@@ -236,8 +236,21 @@ FrameEncoder::FrameEncoder(const FramingSpec& spec)
 bool FrameEncoder::canEncode(std::string_view payload) const {
   if (payload.size() > spec_.largestEncodable()) return false;
   if (spec_.type == FramingType::Fixed) return payload.size() == spec_.fixedSize;
-  if (spec_.type == FramingType::Delimiter) return payload.find(spec_.delimiter) == std::string_view::npos;
+  if (spec_.type == FramingType::Delimiter) return delimiterEndsFrameExactly(payload);
   return true;
+}
+
+// The subscriber cuts at the first delimiter after a frame starts: payload +
+// delimiter must contain its first delimiter exactly at the end. Not only
+// must the payload not contain the delimiter, its tail must not begin one that
+// the delimiter completes early ("abc\n" + "\n\n" would be read as "abc").
+bool FrameEncoder::delimiterEndsFrameExactly(std::string_view payload) const {
+  const std::string& d = spec_.delimiter;
+  if (payload.find(d) != std::string_view::npos) return false;
+  const std::size_t tailBytes = std::min(payload.size(), d.size() - 1);
+  std::string seam(payload.substr(payload.size() - tailBytes));
+  seam += d;
+  return seam.find(d) == tailBytes;
 }
 
 std::size_t FrameEncoder::encodedSize(std::size_t payloadSize) const {

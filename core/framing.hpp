@@ -69,8 +69,9 @@ class FrameEncoder {
  public:
   explicit FrameEncoder(const FramingSpec& spec);
   // False if this framing cannot carry the payload: too big for the prefix width
-  // or max_frame_bytes, not the fixed size, or containing the delimiter (which
-  // would split it on the subscriber's side).
+  // or max_frame_bytes, not the fixed size, or one the subscriber would cut
+  // elsewhere (it contains the delimiter, or its end and the delimiter overlap
+  // into an earlier delimiter).
   bool canEncode(std::string_view payload) const;
   // Encoded size of a payload of this size.
   std::size_t encodedSize(std::size_t payloadSize) const;
@@ -80,6 +81,8 @@ class FrameEncoder {
   bool isWireForm() const { return wireForm_; }
 
  private:
+  bool delimiterEndsFrameExactly(std::string_view payload) const;
+
   FramingSpec spec_;
   bool wireForm_;
   std::size_t headerBytes_;

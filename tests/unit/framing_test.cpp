@@ -162,6 +162,48 @@ TEST_CASE("an encoder refuses frames its framing cannot carry", "[framing]") {
   CHECK_FALSE(FrameEncoder(lines).canEncode("two\nlines"));
 }
 
+// Defect: with a delimiter that overlaps itself, "abc\n" + "\n\n" was read as
+// "abc" and the next frame gained a leading "\n".
+TEST_CASE("a delimiter that overlaps itself: every frame accepted is decoded exactly", "[framing]") {
+  for (const std::string& delimiter : {std::string("\n\n"), std::string("\r\n\r\n"), std::string(2, '\0'),
+                                       std::string("aba"), std::string("||")}) {
+    INFO("delimiter of " << delimiter.size() << " bytes");
+    FramingSpec spec;
+    spec.type = FramingType::Delimiter;
+    spec.delimiter = delimiter;
+    FrameEncoder encoder(spec);
+    const std::string alphabet = delimiter + "xa\n";
+    std::vector<std::string> accepted;
+    std::string stream;
+    // Every payload of up to 4 bytes over the delimiter's own bytes and two others.
+    std::vector<std::string> payloads{""};
+    for (std::size_t length = 1, from = 0; length <= 4; ++length) {
+      std::size_t to = payloads.size();
+      for (std::size_t i = from; i < to; ++i)
+        for (char c : alphabet) payloads.push_back(payloads[i] + c);
+      from = to;
+    }
+    for (const std::string& p : payloads) {
+      if (!encoder.canEncode(p)) continue;
+      char header[8];
+      iovec iov[3];
+      int n = encoder.encode(p, 0, header, iov);
+      for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
+      accepted.push_back(p);
+    }
+    auto decoder = FrameDecoder::create(spec);
+    CHECK(decodeAll(*decoder, stream, 7) == accepted);
+  }
+  FramingSpec blank;
+  blank.type = FramingType::Delimiter;
+  blank.delimiter = "\n\n";
+  CHECK_FALSE(FrameEncoder(blank).canEncode("abc\n"));
+  CHECK(FrameEncoder(blank).canEncode("abc"));
+  blank.delimiter = "\r\n\r\n";
+  CHECK_FALSE(FrameEncoder(blank).canEncode("x\r\n"));
+  CHECK(FrameEncoder(blank).canEncode("x\r"));
+}
+
 TEST_CASE("an encoder resumes mid-frame after a partial write", "[framing]") {
   FramingSpec spec;
   FrameEncoder encoder(spec);
