@@ -280,10 +280,14 @@ void PluginHost::refuse(const std::string& path, const Signature& signature, con
 }
 
 void PluginHost::load(const std::string& path, const Signature& signature) {
-  struct stat st {};
-  std::string unsafe;
-  if (::stat(path.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = unsafeBecause(path, st)).empty())
-    return refuse(path, signature, "refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
+  // The sidecar is held to the same rules as the code: it chooses where the
+  // plugin writes and what it serves.
+  for (const std::string& file : {path, sidecarOf(path)}) {
+    struct stat st {};
+    std::string unsafe;
+    if (::stat(file.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = unsafeBecause(file, st)).empty())
+      return refuse(path, signature, "refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
+  }
   std::shared_ptr<PluginLibrary> library;
   std::vector<PluginInstanceConfig> configs;
   try {

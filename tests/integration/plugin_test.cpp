@@ -213,6 +213,16 @@ TEST_CASE("plugins are refused from a directory other users can write", "[plugin
                                     pluginsSection(dir, instance));
     CHECK(relay.process->waitForLine("recorder.so skipped: refusing to load: .* is writable by group or others").size() > 0);
   }
+  SECTION("a world-writable sidecar is refused like the plugin itself") {
+    ::chmod(dir.root().c_str(), 0755);
+    dir.write("recorder.yaml", "instances:\n  - {name: side, config: {path: " + out + "}}\n");
+    ::chmod(dir.path("recorder.yaml").c_str(), 0666);
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main") +
+                                    pluginsSection(dir, ""));
+    CHECK(relay.process->waitForLine("recorder.so skipped: refusing to load: .*recorder.yaml is writable by group or "
+                                     "others \\(mode 0666\\)").size() > 0);
+    CHECK(relay.process->countLines("plugin recorder loaded") == 0);
+  }
 }
 
 TEST_CASE("a replacement that fails to load leaves the old version running", "[plugins]") {
