@@ -72,6 +72,18 @@ QueueLimits readQueue(const YamlMap& m, QueueLimits defaults) {
   return q;
 }
 
+CidrList readAllowList(const YamlMap& m) {
+  std::vector<Cidr> rules;
+  for (const std::string& text : m.stringList("allow")) {
+    try {
+      rules.push_back(Cidr::parse(text));
+    } catch (const std::invalid_argument& e) {
+      m.fail("allow", e.what());
+    }
+  }
+  return CidrList(std::move(rules));
+}
+
 // Expands ${NAME} from the environment; an unset variable is an error.
 std::string expandEnv(const YamlMap& m, const char* key, const std::string& text) {
   std::string out;
@@ -101,7 +113,7 @@ void checkEndpoint(const YamlMap& m, const char* key, const std::string& text) {
 }
 
 UpstreamConfig readUpstream(const YamlMap& m) {
-  m.allowOnly({"type", "host", "port", "send_on_connect", "bind", "max_publishers", "rate", "size", "count",
+  m.allowOnly({"type", "host", "port", "send_on_connect", "bind", "max_publishers", "allow", "rate", "size", "count",
                "framing", "reconnect", "idle_timeout_ms"});
   UpstreamConfig u;
   std::string type = m.getString("type", "generator");
@@ -123,6 +135,8 @@ UpstreamConfig readUpstream(const YamlMap& m) {
     checkEndpoint(m, "bind", u.bind);
   }
   u.maxPublishers = static_cast<int>(m.getInt("max_publishers", 16, 1, 4096));
+  if (m.has("allow") && u.type != UpstreamType::Listen) m.fail("allow", "applies only to upstream type listen");
+  u.allow = readAllowList(m);
   u.rate = m.getDouble("rate", 5, 0.001, 10e6);
   u.size = m.getInt("size", 64, 1, kMaxFrameBytesLimit);
   u.count = m.getInt("count", 0, 0, 1LL << 62);
@@ -149,15 +163,7 @@ ListenerConfig readListener(const YamlMap& m) {
   l.framing = readFraming(m.map("framing"));
   l.maxClients = static_cast<int>(m.getInt("max_clients", 64, 1, 100000));
   l.queue = readQueue(m.map("queue"), QueueLimits{});
-  std::vector<Cidr> rules;
-  for (const std::string& text : m.stringList("allow")) {
-    try {
-      rules.push_back(Cidr::parse(text));
-    } catch (const std::invalid_argument& e) {
-      m.fail("allow", e.what());
-    }
-  }
-  l.allow = CidrList(std::move(rules));
+  l.allow = readAllowList(m);
   l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
   return l;
 }

@@ -33,6 +33,7 @@ struct UpstreamConfig {
   std::string sendOnConnect;     // tcp, ${ENV} already expanded
   std::string bind;              // listen
   int maxPublishers = 16;        // listen
+  CidrList allow;                // listen: publishers admitted (empty: everyone)
   double rate = 5;               // generator: frames per second
   std::size_t size = 64;         // generator: payload bytes
   std::uint64_t count = 0;       // generator: 0 = endless

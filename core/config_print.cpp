@@ -29,6 +29,12 @@ void emitFraming(YAML::Emitter& out, const FramingSpec& f) {
   out << YAML::Key << "max_frame_bytes" << YAML::Value << f.maxFrameBytes << YAML::EndMap;
 }
 
+void emitAllow(YAML::Emitter& out, const CidrList& allow) {
+  out << YAML::Key << "allow" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const Cidr& rule : allow.rules()) out << rule.text();
+  out << YAML::EndSeq;
+}
+
 void emitUpstream(YAML::Emitter& out, const UpstreamConfig& u) {
   out << YAML::Key << "upstream" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "type" << YAML::Value << toString(u.type);
@@ -45,6 +51,7 @@ void emitUpstream(YAML::Emitter& out, const UpstreamConfig& u) {
     case UpstreamType::Listen:
       out << YAML::Key << "bind" << YAML::Value << u.bind;
       out << YAML::Key << "max_publishers" << YAML::Value << u.maxPublishers;
+      emitAllow(out, u.allow);
       out << YAML::Key << "idle_timeout_ms" << YAML::Value << u.idleTimeoutMs;
       break;
     case UpstreamType::Stdin:
@@ -71,9 +78,7 @@ void emitListener(YAML::Emitter& out, const ListenerConfig& l) {
   emitFraming(out, l.framing);
   out << YAML::Key << "max_clients" << YAML::Value << l.maxClients;
   emitQueue(out, l.queue);
-  out << YAML::Key << "allow" << YAML::Value << YAML::Flow << YAML::BeginSeq;
-  for (const Cidr& rule : l.allow.rules()) out << rule.text();
-  out << YAML::EndSeq;
+  emitAllow(out, l.allow);
   out << YAML::Key << "send_buffer_bytes" << YAML::Value << l.sendBufferBytes;
   out << YAML::EndMap;
 }

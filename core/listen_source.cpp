@@ -2,8 +2,10 @@
 
 #include <Poco/Logger.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <string.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace streamrelay {
@@ -27,29 +29,44 @@ void ListenSource::prepare() {
 
 void ListenSource::acceptPublisher() {
   Poco::Net::StreamSocket socket;
-  std::string peer;
+  Poco::Net::SocketAddress peer;
   try {
     socket = server_.acceptConnection();
-    peer = socket.peerAddress().toString();
+    peer = socket.peerAddress();
   } catch (const Poco::Exception& e) {
     logger().warning("upstream: accepting a publisher failed: %s", e.displayText());
     return;
   }
-  if (publishers_.size() >= static_cast<std::size_t>(config_.maxPublishers)) {
-    logger().warning("upstream: refused publisher %s: max_publishers %d reached", peer, config_.maxPublishers);
+  if (!config_.allow.allows(peer.addr())) {
+    counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t suppressed = 0;
+    if (refusalLog_.allow(suppressed))
+      logger().warning("upstream: refused publisher %s: not in the allow list%s", peer.toString(),
+                       suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;  // the socket closes as it goes out of scope
+  }
+  if (publishers_.size() >= static_cast<std::size_t>(config_.maxPublishers)) {
+    counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
+    std::uint64_t suppressed = 0;
+    if (refusalLog_.allow(suppressed))
+      logger().warning("upstream: refused publisher %s: max_publishers %d reached%s", peer.toString(),
+                       config_.maxPublishers,
+                       suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
+    return;
   }
   socket.setBlocking(false);
   counters_.connects.fetch_add(1);
   counters_.connected = true;
-  logger().information("upstream: publisher %s connected", peer);
-  publishers_.push_back({socket, peer, std::make_unique<FrameReader>(config_.framing, bus_, counters_)});
+  logger().information("upstream: publisher %s connected", peer.toString());
+  publishers_.push_back({socket, peer.toString(), std::make_unique<FrameReader>(config_.framing, bus_, counters_),
+                         std::chrono::steady_clock::now()});
 }
 
-bool ListenSource::readPublisher(Publisher& p) {
-  for (int reads = 0; reads < 16; ++reads) {  // bounded: other publishers get their turn
+bool ListenSource::readPublisher(Publisher& p, int maxReads) {
+  for (int reads = 0; reads < maxReads; ++reads) {  // bounded: other publishers get their turn
     switch (p.reader->readOnce(p.socket.impl()->sockfd())) {
       case FrameReader::Result::Frames:
+        p.lastByte = std::chrono::steady_clock::now();
         continue;
       case FrameReader::Result::WouldBlock:
         return true;
@@ -62,8 +79,7 @@ bool ListenSource::readPublisher(Publisher& p) {
       case FrameReader::Result::ProtocolError: {
         const ProtocolError& e = p.reader->error();
         logger().warning("upstream: publisher %s: protocol error at offset %?u (announced size %?u): %s; disconnected",
-                         p.peer, e.offset,
-                         e.announced, e.message);
+                         p.peer, e.offset, e.announced, e.message);
         return false;
       }
     }
@@ -71,12 +87,48 @@ bool ListenSource::readPublisher(Publisher& p) {
   return true;
 }
 
+int ListenSource::closeIdlePublishers() {
+  if (config_.idleTimeoutMs <= 0) return -1;
+  const auto idle = std::chrono::milliseconds(config_.idleTimeoutMs);
+  const auto now = std::chrono::steady_clock::now();
+  auto nextDue = std::chrono::steady_clock::time_point::max();
+  std::vector<Publisher> alive;
+  for (Publisher& p : publishers_) {
+    if (now - p.lastByte >= idle) {
+      logger().warning("upstream: publisher %s sent nothing for idle_timeout_ms %d; disconnected", p.peer,
+                       config_.idleTimeoutMs);
+      continue;
+    }
+    nextDue = std::min(nextDue, p.lastByte + idle);
+    alive.push_back(std::move(p));
+  }
+  publishers_.swap(alive);
+  if (publishers_.empty()) return -1;
+  auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(nextDue - now).count() + 1;
+  return static_cast<int>(std::max<long long>(wait, 1));
+}
+
+// At stop: publishes what each publisher had sent before the stop (the bytes
+// waiting in its socket now), and nothing that arrives after.
+void ListenSource::readWhatWasSent() {
+  // Publishers whose connection is complete but not yet accepted sent data too.
+  for (pollfd waiting{server_.impl()->sockfd(), POLLIN, 0}; ::poll(&waiting, 1, 0) > 0 && (waiting.revents & POLLIN);)
+    acceptPublisher();
+  for (Publisher& p : publishers_) {
+    int pending = 0;
+    if (::ioctl(p.socket.impl()->sockfd(), FIONREAD, &pending) != 0 || pending <= 0) continue;
+    const int reads = pending / kSourceReadBytes + 1;
+    readPublisher(p, reads);
+  }
+}
+
 void ListenSource::run() {
   std::vector<pollfd> fds;
   while (!stop_.requested()) {
+    const int timeout = closeIdlePublishers();
+    counters_.connected = !publishers_.empty();
     fds.assign({{stop_.fd(), POLLIN, 0}, {server_.impl()->sockfd(), POLLIN, 0}});
     for (const Publisher& p : publishers_) fds.push_back({p.socket.impl()->sockfd(), POLLIN, 0});
-    int timeout = config_.idleTimeoutMs > 0 ? config_.idleTimeoutMs : -1;
     int rc = ::poll(fds.data(), fds.size(), timeout);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) {
@@ -84,20 +136,15 @@ void ListenSource::run() {
       break;
     }
     if (fds[0].revents) break;
-    if (rc == 0) {
-      if (!publishers_.empty())
-        logger().warning("upstream: no data from any publisher for idle_timeout_ms %d; closing them",
-                         config_.idleTimeoutMs);
-      publishers_.clear();
-    }
     std::vector<Publisher> alive;
     for (std::size_t i = 0; i < publishers_.size(); ++i) {
-      if (fds[i + 2].revents == 0 || readPublisher(publishers_[i])) alive.push_back(std::move(publishers_[i]));
+      if (fds[i + 2].revents == 0 || readPublisher(publishers_[i], 16)) alive.push_back(std::move(publishers_[i]));
     }
     publishers_.swap(alive);
     counters_.connected = !publishers_.empty();
     if (fds[1].revents) acceptPublisher();
   }
+  readWhatWasSent();
   publishers_.clear();
   counters_.connected = false;
   server_.close();

@@ -22,6 +22,7 @@ Object::Ptr upstreamJson(const UpstreamConfig& config, const SourceCounters& c) 
   o->set("connects", c.connects.load());
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
+  if (config.type == UpstreamType::Listen) o->set("refused_publishers", c.refusedPublishers.load());
   return o;
 }
 

@@ -10,10 +10,6 @@
 
 namespace streamrelay {
 
-namespace {
-constexpr std::size_t kReadBytes = 256 * 1024;
-}  // namespace
-
 std::unique_ptr<UpstreamSource> UpstreamSource::create(const UpstreamConfig& config, Bus& bus) {
   switch (config.type) {
     case UpstreamType::Tcp: return std::make_unique<TcpSource>(config, bus);
@@ -49,7 +45,7 @@ void UpstreamSource::stop() {
 }
 
 FrameReader::FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters)
-    : decoder_(FrameDecoder::create(framing)), bus_(bus), counters_(counters), buffer_(kReadBytes) {}
+    : decoder_(FrameDecoder::create(framing)), bus_(bus), counters_(counters), buffer_(kSourceReadBytes) {}
 
 FrameReader::Result FrameReader::readOnce(int fd) {
   ssize_t n;

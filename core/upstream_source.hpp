@@ -21,11 +21,16 @@
 
 namespace streamrelay {
 
+// Bytes one read takes from an upstream socket: a batch holds at most this
+// much plus the frame in progress.
+constexpr int kSourceReadBytes = 256 * 1024;
+
 struct SourceCounters {
   std::atomic<bool> connected{false};
   std::atomic<std::uint64_t> connects{0};
   std::atomic<std::uint64_t> protocolErrors{0};
   std::atomic<std::uint64_t> bytesRead{0};
+  std::atomic<std::uint64_t> refusedPublishers{0};  // listen: allow list or max_publishers
 };
 
 class UpstreamSource {

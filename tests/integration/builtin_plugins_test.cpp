@@ -53,10 +53,14 @@ std::string sqliteInstance(const std::string& config, const std::string& queue =
   return "  instances:\n    - {name: db, type: sqlite_writer, queue: " + queue + ", config: " + config + "}\n";
 }
 
+// Feeds `count` frames and waits until the relay has read all of them (it
+// logs the publisher's disconnect once it has read up to the end).
 void feedFrames(const RunningRelay& relay, long count, const std::string& rate = "0") {
+  const int disconnects = relay.process->countLines("publisher .* disconnected");
   auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", rate,
                          "--size", "100", "--count", std::to_string(count)});
   REQUIRE(feed->waitForExit(30s) == 0);
+  REQUIRE(relay.process->waitForLines("publisher .* disconnected", disconnects + 1, 30s));
 }
 
 void stopRelay(RunningRelay& relay) {

@@ -143,6 +143,33 @@ TEST_CASE("a slow plugin under each overflow policy", "[plugins]") {
   }
 }
 
+// Defect: a stopping listen source dropped what publishers had already sent
+// (flaky "relay stopped after 0 frames" under load). Here a slow `block`
+// plugin holds the source back, so a second publisher connects, sends and
+// leaves before the relay has even accepted it; then SIGTERM comes.
+TEST_CASE("SIGTERM while a publisher's frames still wait to be read: every frame is handled", "[plugins]") {
+  PluginDir dir;
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  std::string out = dir.path("sent.txt");
+  RunningRelay relay = startRelay(kListenUpstream + "shutdown_timeout_ms: 30000\n" +
+                                  pluginsSection(dir, "  instances:\n    - {name: rec, type: recorder, queue: {max_frames: 10, "
+                                                      "on_full: block}, config: {path: " + out + ", delay_ms: 1}}\n"), {});
+  REQUIRE(relay.process->waitForLine("plugin recorder loaded").size() > 0);
+  auto feed = [&](const std::string& rate, long count) {
+    return startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", rate,
+                      "--size", "100", "--count", std::to_string(count)});
+  };
+  auto first = feed("3000", 3000);  // faster than the plugin: the source ends up waiting on its queue
+  REQUIRE(first->waitForExit() == 0);
+  auto second = feed("0", 100);
+  REQUIRE(second->waitForExit() == 0);
+  relay.process->terminate();
+  REQUIRE(relay.process->waitForExit(40s) == 0);
+  Recorded r = readRecorded(out);
+  CHECK(r.seqs.size() == 3100);
+  CHECK(contiguous(r.seqs));
+}
+
 TEST_CASE("drop in then replace then remove a plugin while frames flow", "[plugins]") {
   PluginDir dir;
   std::string out = dir.path("hot.txt");

@@ -48,7 +48,7 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
   SECTION("unknown key") {
     CHECK(errorOf("upstream:\n  type: generator\n  rte: 5\n") ==
           "test.yaml:3: upstream.rte: unknown key (expected one of: type, host, port, send_on_connect, bind, "
-          "max_publishers, rate, size, count, framing, reconnect, idle_timeout_ms)");
+          "max_publishers, allow, rate, size, count, framing, reconnect, idle_timeout_ms)");
   }
   SECTION("wrong type") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    max_clients: lots\n") ==
