@@ -154,7 +154,7 @@ UpstreamConfig readUpstream(const YamlMap& m) {
 }
 
 ListenerConfig readListener(const YamlMap& m) {
-  m.allowOnly({"name", "bind", "framing", "max_clients", "queue", "allow", "send_buffer_bytes"});
+  m.allowOnly({"name", "bind", "framing", "max_clients", "queue", "allow", "send_buffer_bytes", "write_deadline_ms"});
   ListenerConfig l;
   l.name = m.requireString("name");
   l.bind = m.requireString("bind");
@@ -165,6 +165,7 @@ ListenerConfig readListener(const YamlMap& m) {
   l.queue = readQueue(m.map("queue"), QueueLimits{});
   l.allow = readAllowList(m);
   l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
+  l.writeDeadlineMs = static_cast<int>(m.getInt("write_deadline_ms", l.writeDeadlineMs, 0, kIntMax));
   return l;
 }
 

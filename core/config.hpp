@@ -50,6 +50,7 @@ struct ListenerConfig {
   QueueLimits queue;
   CidrList allow;
   int sendBufferBytes = 0;       // 0 = the kernel's default
+  int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
 };
 

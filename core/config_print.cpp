@@ -80,6 +80,7 @@ void emitListener(YAML::Emitter& out, const ListenerConfig& l) {
   emitQueue(out, l.queue);
   emitAllow(out, l.allow);
   out << YAML::Key << "send_buffer_bytes" << YAML::Value << l.sendBufferBytes;
+  out << YAML::Key << "write_deadline_ms" << YAML::Value << l.writeDeadlineMs;
   out << YAML::EndMap;
 }
 

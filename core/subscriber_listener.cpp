@@ -146,7 +146,8 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
                                                    [&writer, id] { writer.wake(id); });
   auto session = std::make_shared<SubscriberSession>(
       id, socket, peer, config_.framing, queue,
-      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_);
+      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
+      std::chrono::milliseconds(config_.writeDeadlineMs));
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   // Subscribed before the writer sees the session: a client that resets at
   // once is then unsubscribed after it was subscribed, never before.
@@ -162,7 +163,9 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
   clients_.fetch_sub(1);
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   std::string detail;
-  if (reason == CloseReason::SlowConsumer)
+  if (reason == CloseReason::SlowConsumer && session.writeDeadlineExceeded())
+    detail = " (no byte accepted for write_deadline_ms " + std::to_string(config_.writeDeadlineMs) + ")";
+  else if (reason == CloseReason::SlowConsumer)
     detail = " (queue full: max_frames " + std::to_string(config_.queue.maxFrames) + ", max_bytes " +
              std::to_string(config_.queue.maxBytes) + ", on_full disconnect)";
   if (session.framesSkipped() > 0)

@@ -14,7 +14,7 @@ constexpr int kFlushRounds = 8;
 
 SubscriberSession::SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
                                      const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
-                                     Histogram& writeLatency)
+                                     Histogram& writeLatency, std::chrono::milliseconds writeDeadline)
     : id_(id),
       socket_(std::move(socket)),
       fd_(socket_.impl()->sockfd()),
@@ -22,7 +22,8 @@ SubscriberSession::SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket s
       encoder_(framing),
       queue_(std::move(queue)),
       onClosed_(std::move(onClosed)),
-      writeLatency_(writeLatency) {}
+      writeLatency_(writeLatency),
+      writeDeadline_(writeDeadline) {}
 
 SubscriberSession::~SubscriberSession() { close(CloseReason::Shutdown); }
 
@@ -111,11 +112,15 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
     msg.msg_iovlen = static_cast<std::size_t>(iovCount);
     ssize_t written = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (written < 0) {
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return FlushResult::WouldBlock;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (!stalledSince_) stalledSince_ = std::chrono::steady_clock::now();
+        return FlushResult::WouldBlock;
+      }
       if (errno == EINTR) continue;
       closeReason_ = (errno == EPIPE || errno == ECONNRESET) ? CloseReason::PeerClosed : CloseReason::WriteError;
       return FlushResult::Closed;
     }
+    if (written > 0) stalledSince_.reset();
     advance(static_cast<std::size_t>(written));
   }
   return FlushResult::MoreWork;

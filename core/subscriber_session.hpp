@@ -10,9 +10,11 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "framing.hpp"
@@ -33,9 +35,11 @@ class SubscriberSession {
  public:
   using ClosedCallback = std::function<void(SubscriberSession&, CloseReason)>;
 
+  // `writeDeadline`: how long the socket may accept no byte while frames wait
+  // before the writer closes it as a slow consumer (0: no deadline).
   SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
-                    Histogram& writeLatency);
+                    Histogram& writeLatency, std::chrono::milliseconds writeDeadline);
   SubscriberSession(const SubscriberSession&) = delete;
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
@@ -52,6 +56,16 @@ class SubscriberSession {
   void close(CloseReason reason);
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
+  // True if the socket has accepted no byte for longer than the write
+  // deadline while frames wait: the writer then closes it (SlowConsumer).
+  bool pastWriteDeadline(std::chrono::steady_clock::time_point now) const {
+    return writeDeadline_.count() > 0 && stalledSince_ && now - *stalledSince_ >= writeDeadline_;
+  }
+  bool stalled() const { return stalledSince_.has_value(); }
+  std::chrono::milliseconds writeDeadline() const { return writeDeadline_; }
+  // Set when the writer closed it for pastWriteDeadline().
+  void markWriteDeadlineExceeded() { writeDeadlineExceeded_ = true; }
+  bool writeDeadlineExceeded() const { return writeDeadlineExceeded_; }
   std::uint64_t id() const { return id_; }
   int fd() const { return fd_; }
   const std::string& peer() const { return peer_; }
@@ -74,6 +88,9 @@ class SubscriberSession {
   QueuePtr queue_;
   ClosedCallback onClosed_;
   Histogram& writeLatency_;  // receive-to-write time of every frame written, all sessions
+  const std::chrono::milliseconds writeDeadline_;
+  std::optional<std::chrono::steady_clock::time_point> stalledSince_;  // first EAGAIN since the last byte accepted
+  bool writeDeadlineExceeded_ = false;
 
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written

@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace streamrelay {
@@ -14,6 +15,8 @@ namespace streamrelay {
 namespace {
 constexpr std::uint64_t kEventFdId = 0;  // session ids start at 1
 constexpr int kMaxEvents = 256;
+// How often stalled sessions are checked against their write deadline.
+constexpr int kDeadlineTickMs = 100;
 
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.writer"); }
 }  // namespace
@@ -118,9 +121,28 @@ void SubscriberWriter::serve(std::uint64_t id) {
     case SubscriberSession::FlushResult::MoreWork:
       again_.push_back(id);
       break;
-    case SubscriberSession::FlushResult::Idle:
     case SubscriberSession::FlushResult::WouldBlock:
+      if (session.writeDeadline().count() > 0) stalled_.insert(id);
       break;
+    case SubscriberSession::FlushResult::Idle:
+      break;
+  }
+}
+
+// Closes sessions whose socket accepted no byte for their write deadline.
+void SubscriberWriter::closePastWriteDeadline() {
+  const auto now = std::chrono::steady_clock::now();
+  for (auto it = stalled_.begin(); it != stalled_.end();) {
+    auto found = sessions_.find(*it);
+    if (found == sessions_.end() || !found->second->stalled()) {
+      it = stalled_.erase(it);
+      continue;
+    }
+    SubscriberSession& session = *found->second;
+    ++it;
+    if (!session.pastWriteDeadline(now)) continue;
+    session.markWriteDeadlineExceeded();
+    closeSession(session, CloseReason::SlowConsumer);
   }
 }
 
@@ -128,6 +150,7 @@ void SubscriberWriter::closeSession(SubscriberSession& session, CloseReason reas
   ::epoll_ctl(epollFd_, EPOLL_CTL_DEL, session.fd(), nullptr);
   std::uint64_t id = session.id();
   session.close(reason);
+  stalled_.erase(id);
   sessions_.erase(id);
   sessionCount_.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -161,6 +184,7 @@ void SubscriberWriter::run() {
     }
     if (draining && drainStep()) return;
     int timeout = (!again_.empty() || draining) ? (again_.empty() ? 50 : 0) : -1;
+    if (!stalled_.empty()) timeout = timeout < 0 ? kDeadlineTickMs : std::min(timeout, kDeadlineTickMs);
     int n = ::epoll_wait(epollFd_, events, kMaxEvents, timeout);
     if (n < 0 && errno != EINTR) {
       logger().critical("writer %d: epoll_wait: %s", index_, std::string(strerror(errno)));
@@ -173,6 +197,7 @@ void SubscriberWriter::run() {
       else handleSocketEvent(events[i].data.u64, events[i].events);
     }
     for (std::uint64_t id : again) serve(id);
+    if (!stalled_.empty()) closePastWriteDeadline();
   }
 }
 

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "subscriber_session.hpp"
@@ -52,6 +53,7 @@ class SubscriberWriter {
   void handleSocketEvent(std::uint64_t id, std::uint32_t events);
   void closeSession(SubscriberSession& session, CloseReason reason);
   bool drainStep();  // true when every session is gone
+  void closePastWriteDeadline();
   void signal();
 
   const int index_;
@@ -69,6 +71,7 @@ class SubscriberWriter {
   // Owned by the writer thread.
   std::unordered_map<std::uint64_t, std::shared_ptr<SubscriberSession>> sessions_;
   std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
+  std::unordered_set<std::uint64_t> stalled_;  // sessions waiting for EPOLLOUT, with a write deadline
   std::unique_ptr<WriteScratch> scratch_ = std::make_unique<WriteScratch>();
   std::atomic<std::size_t> sessionCount_{0};
 };

@@ -154,6 +154,23 @@ TEST_CASE("a subscriber that never reads is cut off while the others get every f
 #endif
 }
 
+// Defect: a subscriber that never reads held its max_clients slot until its
+// (large) queue filled, minutes on a slow stream.
+TEST_CASE("write_deadline_ms: a socket that accepts no byte for that long is closed as slow_consumer", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 500, size: 1000}\nlisteners:\n" +
+                                  listener("main", "write_deadline_ms: 300, send_buffer_bytes: 4096, "
+                                                   "queue: {max_frames: 0, max_bytes: 67108864}"));
+  int stalled = stalledClient(relay.ports["main"]);
+  Subscriber reading(relay.address());
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 2));
+  CHECK(relay.process->waitForLine("disconnected: slow_consumer \\(no byte accepted for write_deadline_ms 300\\)").size() > 0);
+  CHECK(closedByPeer(stalled, 5s));
+  ::close(stalled);
+  std::string frame;
+  for (int i = 0; i < 20; ++i) REQUIRE(reading.next(frame, 5s));  // a reading subscriber is never cut
+  CHECK(relay.process->countLines("slow_consumer") == 1);
+}
+
 TEST_CASE("max_clients: the one over the limit is accepted and closed at once", "[integration]") {
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("main", "max_clients: 2"));
   Subscriber a(relay.address()), b(relay.address());
