@@ -15,8 +15,12 @@ void putBigEndian32(char* out, std::uint32_t v) {
 }
 }  // namespace
 
-FrameBatch::FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs)
-    : bytes_(std::move(bytes)), records_(std::move(records)), receivedUnixNs_(receivedUnixNs) {}
+FrameBatch::FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs,
+                       std::int64_t receivedSteadyNs)
+    : bytes_(std::move(bytes)),
+      records_(std::move(records)),
+      receivedUnixNs_(receivedUnixNs),
+      receivedSteadyNs_(receivedSteadyNs) {}
 
 void FrameBatchBuilder::add(const char* payload, std::size_t size) {
   beginFrame();
@@ -55,13 +59,14 @@ void FrameBatchBuilder::abandonFrame() {
   inFrame_ = false;
 }
 
-std::unique_ptr<FrameBatch> FrameBatchBuilder::seal(std::int64_t receivedUnixNs) {
+std::unique_ptr<FrameBatch> FrameBatchBuilder::seal(std::int64_t receivedUnixNs, std::int64_t receivedSteadyNs) {
   std::vector<char> partial;
   if (inFrame_) {
     partial.assign(bytes_.begin() + static_cast<std::ptrdiff_t>(frameStart_), bytes_.end());
     bytes_.resize(frameStart_);
   }
-  auto batch = std::make_unique<FrameBatch>(std::move(bytes_), std::move(records_), receivedUnixNs);
+  auto batch = std::make_unique<FrameBatch>(std::move(bytes_), std::move(records_), receivedUnixNs,
+                                            receivedSteadyNs);
   bytes_ = std::move(partial);
   records_.clear();
   frameStart_ = 0;
@@ -71,6 +76,11 @@ std::unique_ptr<FrameBatch> FrameBatchBuilder::seal(std::int64_t receivedUnixNs)
 std::int64_t unixNowNs() {
   using namespace std::chrono;
   return duration_cast<nanoseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::int64_t steadyNowNs() {
+  using namespace std::chrono;
+  return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace streamrelay

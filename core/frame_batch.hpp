@@ -18,6 +18,8 @@ namespace streamrelay {
 
 constexpr std::size_t kWireHeaderBytes = 4;
 
+std::int64_t steadyNowNs();
+
 class FrameBatch {
  public:
   struct Record {
@@ -25,14 +27,18 @@ class FrameBatch {
     std::uint32_t size;    // payload bytes
   };
 
-  FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs);
+  FrameBatch(std::vector<char> bytes, std::vector<Record> records, std::int64_t receivedUnixNs,
+             std::int64_t receivedSteadyNs);
   FrameBatch(const FrameBatch&) = delete;
   FrameBatch& operator=(const FrameBatch&) = delete;
 
   std::size_t frameCount() const { return records_.size(); }
   std::uint64_t firstSeq() const { return firstSeq_; }
   std::uint64_t seq(std::size_t i) const { return firstSeq_ + i; }
+  // When the frames were read: wall clock (shown to plugins and users) and
+  // steady clock (for durations such as write latency, immune to clock steps).
   std::int64_t receivedUnixNs() const { return receivedUnixNs_; }
+  std::int64_t receivedSteadyNs() const { return receivedSteadyNs_; }
 
   std::string_view payload(std::size_t i) const {
     return {bytes_.data() + records_[i].offset + kWireHeaderBytes, records_[i].size};
@@ -56,6 +62,7 @@ class FrameBatch {
   std::vector<char> bytes_;
   std::vector<Record> records_;
   std::int64_t receivedUnixNs_;
+  std::int64_t receivedSteadyNs_;
   std::uint64_t firstSeq_ = 0;
 };
 
@@ -83,7 +90,7 @@ class FrameBatchBuilder {
   std::size_t frameCount() const { return records_.size(); }
   bool empty() const { return records_.empty(); }
   // Hands over the complete frames; a frame in progress stays in the builder.
-  std::unique_ptr<FrameBatch> seal(std::int64_t receivedUnixNs);
+  std::unique_ptr<FrameBatch> seal(std::int64_t receivedUnixNs, std::int64_t receivedSteadyNs = steadyNowNs());
 
  private:
   std::vector<char> bytes_;

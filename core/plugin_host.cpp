@@ -99,7 +99,7 @@ PluginHost::~PluginHost() {
 void PluginHost::start() {
   if (config_.allowInsecure)
     logger().warning("plugins: allow_insecure is set: loading code that other users may have written");
-  std::chrono::milliseconds firstWait = scan();
+  std::chrono::milliseconds firstWait = scan(ScanMoment::AtStart);
   std::set<std::string> types;
   {
     std::lock_guard<std::mutex> lock(filesMutex_);
@@ -127,7 +127,7 @@ void PluginHost::run(std::chrono::milliseconds firstWait) {
       rescanRequested_ = false;
     }
     try {
-      wait = scan();
+      wait = scan(ScanMoment::WhileRunning);
     } catch (const std::exception& e) {  // e.g. the directory vanished mid-scan: try again later
       logger().warning("plugins: scanning %s failed: %s", config_.directory, std::string(e.what()));
       wait = std::chrono::milliseconds(config_.rescanMs);
@@ -195,7 +195,7 @@ void PluginHost::watchDirectory() {
 // One pass over the directory: load new and changed files, unload removed ones.
 // Host thread (or start(), before the thread exists).
 // Returns how soon the next scan should be.
-std::chrono::milliseconds PluginHost::scan() {
+std::chrono::milliseconds PluginHost::scan(ScanMoment moment) {
   std::chrono::milliseconds nextScan(config_.rescanMs);
   std::set<std::string> present;
   if (directoryIsSafe()) {
@@ -215,7 +215,8 @@ std::chrono::milliseconds PluginHost::scan() {
       if (loaded != files_.end() && loaded->second.signature == signature) continue;
       auto failed = failed_.find(path);
       if (failed != failed_.end() && failed->second == signature) continue;
-      if (thread_.joinable() && !settled(path, signature)) {  // at start, load at once: nothing is copying yet
+      // At start, load at once: nothing is being copied in yet.
+      if (moment == ScanMoment::WhileRunning && !settled(path, signature)) {
         settling = true;  // maybe still being written: look again shortly
         continue;
       }

@@ -67,7 +67,8 @@ class PluginHost {
   };
 
   void run(std::chrono::milliseconds firstWait);
-  std::chrono::milliseconds scan();
+  enum class ScanMoment { AtStart, WhileRunning };
+  std::chrono::milliseconds scan(ScanMoment moment);
   bool directoryIsSafe();
   bool settled(const std::string& path, const Signature& signature);
   void watchDirectory();

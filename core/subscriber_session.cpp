@@ -58,10 +58,10 @@ void SubscriberSession::advance(std::size_t written) {
   written += skipBytes_;
   skipBytes_ = 0;
   std::uint64_t sent = 0, skipped = 0;
-  const std::int64_t now = unixNowNs();
+  const std::int64_t now = steadyNowNs();
   // Frames of one batch share a receive time: one latency sample per span.
   auto recordLatency = [&](const FrameSpan& span, std::uint64_t frames) {
-    if (frames > 0) writeLatency_.record(static_cast<double>(now - span.batch->receivedUnixNs()) / 1e9, frames);
+    if (frames > 0) writeLatency_.record(static_cast<double>(now - span.batch->receivedSteadyNs()) / 1e9, frames);
   };
   while (!outgoing_.empty()) {
     FrameSpan& span = outgoing_.front();

@@ -99,7 +99,7 @@ void TcpSource::run() {
       ::close(fd);
       reader.reset();
       if (counters_.bytesRead.load() > before) delayMs = config_.reconnect.initialDelayMs;
-      if (error.empty()) break;  // stopping
+      if (error.empty() || stop_.requested()) break;  // stopping: whatever ended the read is no fault
     }
     // Full jitter over the upper half keeps many relays from reconnecting in step.
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
