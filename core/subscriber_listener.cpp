@@ -16,6 +16,10 @@ Poco::Logger& logger() { return Poco::Logger::get("streamrelay.listener"); }
 
 std::atomic<std::uint64_t> nextSessionId{1};
 
+// Threads that hand admitted sockets to the writers: a fixed pool, so the
+// relay's thread count does not change with load.
+constexpr int kHandOffThreads = 2;
+
 std::string peerOf(const Poco::Net::StreamSocket& socket) {
   try {
     return socket.peerAddress().toString();
@@ -59,7 +63,7 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 
 SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers,
                                        Histogram& writeLatency)
-    : config_(config), bus_(bus), writers_(writers), writeLatency_(writeLatency), pool_(1, 2) {
+    : config_(config), bus_(bus), writers_(writers), writeLatency_(writeLatency), pool_(kHandOffThreads, kHandOffThreads) {
   try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6)
@@ -73,7 +77,7 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, W
                              ": " + e.displayText());
   }
   auto params = new Poco::Net::TCPServerParams;
-  params->setMaxThreads(2);
+  params->setMaxThreads(kHandOffThreads);
   // Every admitted connection holds a max_clients slot, so the hand-off queue
   // can never overflow (POCO would drop the surplus silently).
   params->setMaxQueued(config_.maxClients + 1);

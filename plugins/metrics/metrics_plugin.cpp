@@ -86,7 +86,7 @@ class MetricsPlugin : public streamrelay::Plugin {
       throw std::runtime_error("cannot listen on " + bind + ": " + e.displayText());
     }
     auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(4);
+    params->setMaxThreads(kHttpThreads);
     params->setKeepAlive(false);
     server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(host_), pool_, socket, params);
     server_->start();
@@ -103,7 +103,9 @@ class MetricsPlugin : public streamrelay::Plugin {
 
  private:
   streamrelay::Host& host_;
-  Poco::ThreadPool pool_;
+  // A fixed pool: the relay's thread count does not change with scrapes.
+  static constexpr int kHttpThreads = 4;
+  Poco::ThreadPool pool_{kHttpThreads, kHttpThreads};
   std::unique_ptr<Poco::Net::HTTPServer> server_;
 };
 
