@@ -164,7 +164,8 @@ ListenerConfig readListener(const YamlMap& m) {
   l.maxClients = static_cast<int>(m.getInt("max_clients", 64, 1, 100000));
   l.queue = readQueue(m.map("queue"), QueueLimits{});
   l.allow = readAllowList(m);
-  l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
+  if (m.getString("send_buffer_bytes", "auto") != "auto")
+    l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
   l.writeDeadlineMs = static_cast<int>(m.getInt("write_deadline_ms", l.writeDeadlineMs, 0, kIntMax));
   return l;
 }

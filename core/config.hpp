@@ -49,7 +49,11 @@ struct ListenerConfig {
   int maxClients = 64;
   QueueLimits queue;
   CidrList allow;
-  int sendBufferBytes = 0;       // 0 = the kernel's default
+  // SO_SNDBUF per subscriber: kSendBufferAuto caps a near peer's buffer (see
+  // subscriber_listener.cpp) and leaves a far one to the kernel; 0 is always
+  // the kernel's autotuning; > 0 is that many bytes for everyone.
+  static constexpr int kSendBufferAuto = -1;
+  int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
 };

@@ -79,7 +79,9 @@ void emitListener(YAML::Emitter& out, const ListenerConfig& l) {
   out << YAML::Key << "max_clients" << YAML::Value << l.maxClients;
   emitQueue(out, l.queue);
   emitAllow(out, l.allow);
-  out << YAML::Key << "send_buffer_bytes" << YAML::Value << l.sendBufferBytes;
+  out << YAML::Key << "send_buffer_bytes" << YAML::Value;
+  if (l.sendBufferBytes == ListenerConfig::kSendBufferAuto) out << "auto";
+  else out << l.sendBufferBytes;
   out << YAML::Key << "write_deadline_ms" << YAML::Value << l.writeDeadlineMs;
   out << YAML::EndMap;
 }

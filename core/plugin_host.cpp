@@ -310,6 +310,7 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
     return refuse(path, signature, "the replacement was not loaded (" + refusals + "); the old version keeps running");
   }
   const std::size_t count = next.instances.size();
+  const std::vector<std::shared_ptr<PluginInstance>> started = next.instances;
   std::vector<std::shared_ptr<PluginInstance>> old = swapIn(path, std::move(next));
   failed_.erase(path);
   {
@@ -319,7 +320,11 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
   }
   logger().information("plugin %s %s from %s: %z instance(s)", library->name(),
                        std::string(reloading ? "reloaded" : "loaded"), path, count);
+  // The new version starts once the old one has handled what it had queued:
+  // an instance's frames are handled in order across the replace (what arrives
+  // meanwhile waits in the new queue, under its limits).
   stopInstances(old, CloseReason::Removed, std::chrono::steady_clock::now() + drainTimeout_);
+  for (const auto& instance : started) instance->start();
 }
 
 std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
@@ -353,7 +358,6 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::strin
     auto same = std::find_if(old.begin(), old.end(), [&](const auto& o) { return o->name() == instance->name(); });
     if (same != old.end() && !(*same)->disabled()) bus_.replace((*same)->queue().get(), instance->queue());
     else bus_.subscribe(instance->queue());
-    instance->start();
   }
   for (auto& o : old) bus_.unsubscribe(o->queue().get());
   std::lock_guard<std::mutex> lock(filesMutex_);

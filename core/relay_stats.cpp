@@ -36,6 +36,7 @@ Object::Ptr listenerJson(const SubscriberListener& l) {
   o->set("refused_max_clients", c.refusedMaxClients.load());
   o->set("refused_allow", c.refusedAllow.load());
   o->set("lost_before_admission", c.lostBeforeAdmission.load());
+  o->set("near_peers", c.nearPeers.load());
   Object::Ptr disconnects = new Object;
   for (int r = 1; r < kCloseReasonCount; ++r)
     disconnects->set(toString(static_cast<CloseReason>(r)), c.disconnects[r].load());

@@ -27,6 +27,7 @@ struct ListenerCounters {
   std::atomic<std::uint64_t> refusedMaxClients{0};
   std::atomic<std::uint64_t> refusedAllow{0};
   std::atomic<std::uint64_t> lostBeforeAdmission{0};  // reset by the client before it could be admitted
+  std::atomic<std::uint64_t> nearPeers{0};  // send_buffer_bytes auto: subscribers given the near-peer buffer
   std::atomic<std::uint64_t> disconnects[kCloseReasonCount]{};  // by CloseReason
 };
 
@@ -54,6 +55,7 @@ class SubscriberListener {
  private:
   void onClosed(SubscriberSession& session, CloseReason reason);
   void logRefusal(const std::string& peer, const std::string& why);
+  int sendBufferFor(int fd);
 
   const ListenerConfig config_;
   Bus& bus_;

@@ -71,6 +71,11 @@ class SubscriberSession {
   const std::string& peer() const { return peer_; }
   CloseReason closeReason() const { return closeReason_; }
   const QueuePtr& queue() const { return queue_; }
+  // Its writer's epoll interest (writer thread only): the peer has not shut
+  // its side yet; the socket was full and EPOLLOUT is watched.
+  bool inputOpen = true;
+  bool watchingWritable = false;
+
   // Thread safe.
   std::uint64_t framesSent() const { return queue_->counters().delivered.load(std::memory_order_relaxed); }
   std::uint64_t framesSkipped() const { return framesSkipped_.load(std::memory_order_relaxed); }

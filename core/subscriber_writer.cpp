@@ -95,7 +95,7 @@ void SubscriberWriter::takeRequests() {
   }
   for (auto& session : added) {
     epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLRDHUP | EPOLLOUT | EPOLLET;
+    ev.events = interestOf(*session);
     ev.data.u64 = session->id();
     if (::epoll_ctl(epollFd_, EPOLL_CTL_ADD, session->fd(), &ev) != 0) {
       logger().error("writer %d: cannot watch subscriber %s: %s", index_, session->peer(), std::string(strerror(errno)));
@@ -114,10 +114,11 @@ void SubscriberWriter::serve(std::uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // already closed
   SubscriberSession& session = *it->second;
-  switch (session.flush(*scratch_)) {
+  const SubscriberSession::FlushResult result = session.flush(*scratch_);
+  switch (result) {
     case SubscriberSession::FlushResult::Closed:
       closeSession(session, session.closeReason());
-      break;
+      return;
     case SubscriberSession::FlushResult::MoreWork:
       again_.push_back(id);
       break;
@@ -127,6 +128,31 @@ void SubscriberWriter::serve(std::uint64_t id) {
     case SubscriberSession::FlushResult::Idle:
       break;
   }
+  watchWritable(session, result == SubscriberSession::FlushResult::WouldBlock);
+}
+
+// What epoll reports for a session. EPOLLOUT only while its socket is full:
+// with edge triggering, a watched socket reports every ACK that frees space,
+// which for a thousand subscribers is a thousand wake-ups per frame for
+// nothing. EPOLLIN only until the peer has shut its side.
+std::uint32_t SubscriberWriter::interestOf(const SubscriberSession& session) {
+  std::uint32_t events = EPOLLET;
+  if (session.inputOpen) events |= EPOLLIN | EPOLLRDHUP;
+  if (session.watchingWritable) events |= EPOLLOUT;
+  return events;
+}
+
+void SubscriberWriter::updateInterest(SubscriberSession& session) {
+  epoll_event ev{};
+  ev.events = interestOf(session);
+  ev.data.u64 = session.id();
+  ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, session.fd(), &ev);
+}
+
+void SubscriberWriter::watchWritable(SubscriberSession& session, bool watch) {
+  if (session.watchingWritable == watch) return;
+  session.watchingWritable = watch;
+  updateInterest(session);
 }
 
 // Closes sessions whose socket accepted no byte for their write deadline.
@@ -208,10 +234,8 @@ void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events)
   if ((events & (EPOLLIN | EPOLLRDHUP)) && !session.drainInput()) {
     // Half-closed by the peer: it may still read. A full close shows up as
     // EPOLLHUP/EPOLLERR or a failed write on the next frame.
-    epoll_event ev{};
-    ev.events = EPOLLOUT | EPOLLET;
-    ev.data.u64 = id;
-    ::epoll_ctl(epollFd_, EPOLL_CTL_MOD, session.fd(), &ev);
+    session.inputOpen = false;
+    updateInterest(session);
   }
   if ((events & (EPOLLERR | EPOLLHUP)) || session.closeReason() != CloseReason::None) {
     closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason() : CloseReason::PeerClosed);

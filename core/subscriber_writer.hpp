@@ -52,6 +52,9 @@ class SubscriberWriter {
   void serve(std::uint64_t id);
   void handleSocketEvent(std::uint64_t id, std::uint32_t events);
   void closeSession(SubscriberSession& session, CloseReason reason);
+  static std::uint32_t interestOf(const SubscriberSession& session);
+  void updateInterest(SubscriberSession& session);
+  void watchWritable(SubscriberSession& session, bool watch);
   bool drainStep();  // true when every session is gone
   void closePastWriteDeadline();
   void signal();

@@ -32,8 +32,11 @@ enum class OverflowPolicy { Disconnect, DropOldest, DropNewest, Block };
 
 const char* toString(OverflowPolicy policy);
 
+// A listener's default: bounded by bytes, as NATS' and Redis' client buffers
+// are. A frame count of 600 (the seed's) cut every subscriber of a fast feed
+// of small frames while it was less than one socket buffer behind.
 struct QueueLimits {
-  std::size_t maxFrames = 600;
+  std::size_t maxFrames = 100000;
   std::size_t maxBytes = 16 << 20;
   OverflowPolicy onFull = OverflowPolicy::Disconnect;
 };

@@ -8,6 +8,7 @@
 #   SECS=2 SUBS="16" SIZES=128 ANCHORS="" tests/bench/run-bench.sh   # one quick cell
 #
 # Knobs: SECS [5], SUBS ["1 16 256 1000"], SIZES ["128 4096"], LAT_RATES ["20000"],
+# LAT_MANY ["2000"] (1000-subscriber latency cells), PROFILES ["defaults tuned"],
 # ANCHORS ["self nats redis"] (needs nats-server and redis-server for those),
 # WRITERS [0] writer_threads, SNDBUF [262144] send_buffer_bytes (see README),
 # BENCH_DIR [../shared/bench beside the repo], RELAY [build/core/streamrelay],
@@ -34,11 +35,18 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 echo "results: $RESULTS   logs: $LOGDIR" >&2
 
-# The relay under test: big per-subscriber queues (the harness's window bounds
-# what is in flight), disconnect on overflow, a 256 KiB SO_SNDBUF (see README,
-# Benchmark), warnings only.
-CONFIG=$LOGDIR/relay.yaml
-cat >"$CONFIG" <<YAML
+# The relay under test, in two profiles (PROFILES):
+# - defaults: the shipped listener defaults (queue, send buffer, write
+#   deadline); only max_clients is raised so that 1000 subscribers fit;
+# - tuned: big per-subscriber queues (the harness's window bounds what is in
+#   flight) and a fixed 256 KiB SO_SNDBUF (see README, Benchmark).
+# Both: disconnect on overflow, warnings only.
+PROFILES=${PROFILES:-"defaults tuned"}
+write_config() {  # write_config PROFILE -> path
+  local config=$LOGDIR/relay-$1.yaml tuning=""
+  [ "$1" = tuned ] && tuning="    send_buffer_bytes: ${SNDBUF:-262144}
+    queue: {max_frames: 0, max_bytes: 67108864, on_full: disconnect}"
+  cat >"$config" <<YAML
 upstream:
   type: tcp
   host: 127.0.0.1
@@ -48,11 +56,12 @@ listeners:
   - name: bench
     bind: "127.0.0.1:$SUB_PORT"
     max_clients: 2000
-    send_buffer_bytes: ${SNDBUF:-262144}
-    queue: {max_frames: 0, max_bytes: 67108864, on_full: disconnect}
+$tuning
 log: {level: warning}
 writer_threads: ${WRITERS:-0}
 YAML
+  echo "$config"
+}
 
 stop() {  # stop PID: TERM, then wait (bounded), then KILL
   local pid=$1 i
@@ -68,14 +77,17 @@ wait_port() {  # wait_port PORT: until something listens (bounded)
   return 1
 }
 
-relay_cell() {  # relay_cell SUBS SIZE RATE
-  local log=$LOGDIR/relay-$1-$2-$3.log
-  "$RELAY" --config "$CONFIG" 2>"$log" &
-  local pid=$!
-  timeout 180 "$HARNESS" --target relay --label streamrelay --upstream-listen 127.0.0.1:$UP_PORT \
-    --subscribe 127.0.0.1:$SUB_PORT --pid "$pid" --subs "$1" --size "$2" --rate "$3" --seconds "$SECS" \
-    2>>"$LOGDIR/harness.log" >>"$RESULTS"
-  stop "$pid"
+relay_cell() {  # relay_cell SUBS SIZE RATE: once per profile
+  local profile
+  for profile in $PROFILES; do
+    local log=$LOGDIR/relay-$profile-$1-$2-$3.log
+    "$RELAY" --config "$(write_config "$profile")" 2>"$log" &
+    local pid=$!
+    timeout 180 "$HARNESS" --target relay --label "streamrelay-$profile" --upstream-listen 127.0.0.1:$UP_PORT \
+      --subscribe 127.0.0.1:$SUB_PORT --pid "$pid" --subs "$1" --size "$2" --rate "$3" --seconds "$SECS" \
+      2>>"$LOGDIR/harness.log" >>"$RESULTS"
+    stop "$pid"
+  done
 }
 
 anchor_cell() {  # anchor_cell TARGET SUBS SIZE RATE
@@ -108,5 +120,12 @@ for rate in $LAT_RATES; do
   echo "latency cell: 16 subscribers x 128 B at $rate frames/s" >&2
   relay_cell 16 128 "$rate"
   for a in $ANCHORS; do anchor_cell "$a" 16 128 "$rate"; done
+done
+# Tail latency with many subscribers: 1000 x 2000 frames/s of 128 B is
+# 2 M deliveries/s; LAT_MANY="" skips it.
+for rate in ${LAT_MANY-2000}; do
+  echo "latency cell: 1000 subscribers x 128 B at $rate frames/s" >&2
+  relay_cell 1000 128 "$rate"
+  for a in $ANCHORS; do anchor_cell "$a" 1000 128 "$rate"; done
 done
 python3 "$BENCH_DIR/results_table.py" "$RESULTS"

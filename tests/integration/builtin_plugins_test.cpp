@@ -402,3 +402,23 @@ TEST_CASE("a flood of clients that reset at once: each is counted, none stays on
   CHECK(subscribersOnBus == 0);
   CHECK(relay.process->countLines("refused") < 20);
 }
+
+// send_buffer_bytes: auto (the default) gives a subscriber whose handshake RTT
+// is under 1 ms the fast 256 KiB buffer; a number or 0 applies to everyone.
+TEST_CASE("send_buffer_bytes auto treats a loopback subscriber as a near peer", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay("upstream: {type: generator, rate: 100}\nlisteners:\n" + listener("auto") +
+                                      listener("kernel", "send_buffer_bytes: 0") +
+                                      pluginsSection(dir, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"),
+                                  {"auto", "kernel"});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  Subscriber a(relay.address("auto")), b(relay.address("auto")), c(relay.address("kernel"));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 3));
+  Poco::JSON::Parser parser;
+  auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
+  auto listeners = stats->getArray("listeners");
+  CHECK(listeners->getObject(0)->getValue<long>("near_peers") == 2);
+  CHECK(listeners->getObject(1)->getValue<long>("near_peers") == 0);
+}

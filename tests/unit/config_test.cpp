@@ -27,7 +27,7 @@ TEST_CASE("the reference config loads with its documented values", "[config]") {
   CHECK(c.upstream.type == UpstreamType::Generator);
   REQUIRE(c.listeners.size() == 2);
   CHECK(c.listeners[0].bind == "127.0.0.1:7000");
-  CHECK(c.listeners[0].queue.maxFrames == 600);
+  CHECK(c.listeners[0].queue.maxFrames == 100000);
   CHECK(c.listeners[0].queue.onFull == OverflowPolicy::Disconnect);
   CHECK(c.listeners[1].framing.type == FramingType::Delimiter);
   CHECK(c.shutdownTimeoutMs == 5000);
