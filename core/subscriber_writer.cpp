@@ -47,17 +47,27 @@ void SubscriberWriter::signal() {
 
 void SubscriberWriter::add(std::shared_ptr<SubscriberSession> session) {
   sessionCount_.fetch_add(1, std::memory_order_relaxed);
-  std::lock_guard<std::mutex> lock(mutex_);
-  bool first = added_.empty() && ready_.empty();
-  added_.push_back(std::move(session));
-  if (first) signal();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    added_.push_back(std::move(session));
+  }
+  wakeIfSleeping();
 }
 
 void SubscriberWriter::wake(std::uint64_t id) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  bool first = added_.empty() && ready_.empty();
-  ready_.push_back(id);
-  if (first) signal();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ready_.push_back(id);
+  }
+  wakeIfSleeping();
+}
+
+// One eventfd write per sleep of the writer, however many sessions become
+// ready meanwhile: a publish to a thousand subscribers costs the publisher a
+// thousand short locks and at most one syscall per writer. A writer that is
+// awake looks at its requests before it sleeps again (run()).
+void SubscriberWriter::wakeIfSleeping() {
+  if (sleeping_.exchange(false)) signal();
 }
 
 void SubscriberWriter::beginDrain(std::chrono::steady_clock::time_point deadline) {
@@ -82,6 +92,17 @@ void SubscriberWriter::stop() {
   sessions_.clear();
 }
 
+bool SubscriberWriter::hasRequests() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return !added_.empty() || !ready_.empty();
+}
+
+void SubscriberWriter::clearSignal() {
+  std::uint64_t count;
+  ssize_t n = ::read(eventFd_, &count, sizeof count);
+  (void)n;  // EAGAIN: nothing signalled since the last read
+}
+
 void SubscriberWriter::takeRequests() {
   std::vector<std::shared_ptr<SubscriberSession>> added;
   std::vector<std::uint64_t> ready;
@@ -89,9 +110,6 @@ void SubscriberWriter::takeRequests() {
     std::lock_guard<std::mutex> lock(mutex_);
     added.swap(added_);
     ready.swap(ready_);
-    std::uint64_t count;
-    ssize_t n = ::read(eventFd_, &count, sizeof count);
-    (void)n;  // EAGAIN: nothing signalled since the last read
   }
   for (auto& session : added) {
     epoll_event ev{};
@@ -211,7 +229,12 @@ void SubscriberWriter::run() {
     if (draining && drainStep()) return;
     int timeout = (!again_.empty() || draining) ? (again_.empty() ? 50 : 0) : -1;
     if (!stalled_.empty()) timeout = timeout < 0 ? kDeadlineTickMs : std::min(timeout, kDeadlineTickMs);
+    // Announce the sleep before looking for requests: one made after the look
+    // finds sleeping_ set and signals the eventfd (wakeIfSleeping).
+    sleeping_.store(true);
+    if (hasRequests()) timeout = 0;
     int n = ::epoll_wait(epollFd_, events, kMaxEvents, timeout);
+    sleeping_.store(false);
     if (n < 0 && errno != EINTR) {
       logger().critical("writer %d: epoll_wait: %s", index_, std::string(strerror(errno)));
       return;
@@ -219,9 +242,10 @@ void SubscriberWriter::run() {
     std::vector<std::uint64_t> again;
     again.swap(again_);
     for (int i = 0; i < n; ++i) {
-      if (events[i].data.u64 == kEventFdId) takeRequests();
+      if (events[i].data.u64 == kEventFdId) clearSignal();
       else handleSocketEvent(events[i].data.u64, events[i].events);
     }
+    takeRequests();
     for (std::uint64_t id : again) serve(id);
     if (!stalled_.empty()) closePastWriteDeadline();
   }

@@ -48,7 +48,10 @@ class SubscriberWriter {
 
  private:
   void run();
+  bool hasRequests();
+  void clearSignal();
   void takeRequests();
+  void wakeIfSleeping();
   void serve(std::uint64_t id);
   void handleSocketEvent(std::uint64_t id, std::uint32_t events);
   void closeSession(SubscriberSession& session, CloseReason reason);
@@ -68,6 +71,7 @@ class SubscriberWriter {
   std::vector<std::shared_ptr<SubscriberSession>> added_;
   std::vector<std::uint64_t> ready_;
   bool draining_ = false;
+  std::atomic<bool> sleeping_{false};  // the writer is in (or about to enter) epoll_wait
   bool stopping_ = false;
   std::chrono::steady_clock::time_point drainDeadline_;
 

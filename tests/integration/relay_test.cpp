@@ -61,14 +61,8 @@ std::string receiveExactly(int fd, std::size_t size) {
 
 // A raw client socket with a small receive buffer that never reads.
 int stalledClient(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  int small = 4096;
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  int fd = connectLoopback(port, 4096);
+  REQUIRE(fd >= 0);
   return fd;
 }
 
@@ -377,18 +371,6 @@ TEST_CASE("tcp upstream: send_on_connect with environment expansion and idle_tim
   ::close(second);
 }
 
-namespace {
-int connectTo(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  return fd;
-}
-}  // namespace
-
 // Defect: one publisher sending now and then kept every silent one connected
 // (idle_timeout_ms was for all publishers together), locking the slots.
 TEST_CASE("listen upstream: idle_timeout_ms closes each silent publisher while a live one stays", "[integration]") {
@@ -399,14 +381,16 @@ TEST_CASE("listen upstream: idle_timeout_ms closes each silent publisher while a
   auto live = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "20",
                          "--size", "10", "--count", "200"});
   REQUIRE(relay.process->waitForLines("publisher .* connected", 1));
-  int silent = connectTo(relay.publisherPort);
+  int silent = connectLoopback(relay.publisherPort);
+  REQUIRE(silent >= 0);
   REQUIRE(relay.process->waitForLines("publisher .* connected", 2));
   CHECK(closedByPeer(silent, 5s));
   ::close(silent);
   CHECK(relay.process->waitForLine("publisher .* sent nothing for idle_timeout_ms 400; disconnected").size() > 0);
   std::string frame;
   for (int i = 0; i < 10; ++i) REQUIRE(sub.next(frame, 5s));  // the live one goes on
-  int third = connectTo(relay.publisherPort);  // its slot is free again
+  int third = connectLoopback(relay.publisherPort);  // its slot is free again
+  REQUIRE(third >= 0);
   CHECK(relay.process->waitForLines("publisher .* connected", 3));
   ::close(third);
   CHECK(relay.process->countLines("max_publishers 2 reached") == 0);
@@ -416,7 +400,8 @@ TEST_CASE("listen upstream: idle_timeout_ms closes each silent publisher while a
 TEST_CASE("listen upstream: publishers outside the allow list are refused", "[integration]") {
   RunningRelay relay = startRelay("upstream: {type: listen, bind: '127.0.0.1:0', allow: ['10.0.0.0/8']}\n"
                                   "listeners:\n" + listener("main"));
-  int refused = connectTo(relay.publisherPort);
+  int refused = connectLoopback(relay.publisherPort);
+  REQUIRE(refused >= 0);
   CHECK(closedByPeer(refused, 5s));
   ::close(refused);
   CHECK(relay.process->waitForLine("refused publisher 127.0.0.1:\\d+: not in the allow list").size() > 0);

@@ -1,7 +1,11 @@
 #include "relay_fixture.hpp"
 
 #include <Poco/File.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -40,6 +44,20 @@ int feedPort(ChildProcess& feed) {
 
 std::string listener(const std::string& name, const std::string& extra) {
   return "  - {name: " + name + ", bind: '127.0.0.1:0'" + (extra.empty() ? "" : ", " + extra) + "}\n";
+}
+
+int connectLoopback(int port, int receiveBuffer) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (receiveBuffer > 0) ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, sizeof receiveBuffer);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
 }
 
 long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout) {

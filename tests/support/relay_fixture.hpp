@@ -53,6 +53,11 @@ inline const std::string kListenUpstream = "upstream: {type: listen, bind: '127.
 // One entry of a `listeners:` list on an ephemeral loopback port.
 std::string listener(const std::string& name, const std::string& extra = "");
 
+// A plain TCP client socket connected to 127.0.0.1:port (-1 if the connect
+// failed); `receiveBuffer` > 0 sets SO_RCVBUF first (a client that reads
+// slowly, or never). The caller closes it.
+int connectLoopback(int port, int receiveBuffer = 0);
+
 // Reads frames "feed N" and checks they are numbered 1.. in order; returns how
 // many arrived in order.
 long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s);
