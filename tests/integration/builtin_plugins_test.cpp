@@ -253,10 +253,11 @@ TEST_CASE("sqlite_writer: SIGTERM does not hang on a database that stays down", 
   auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
   REQUIRE(m.size() == 2);
   int port = std::stoi(m[1]);
-  // Wait until the database's queue is full: from then on the upstream is held.
+  // Wait until the database's queue is full (10 frames, or a little more: a
+  // batch is admitted whole): from then on the upstream is held.
   CHECK(pollUntil([&] {
-    return httpGet(port, "/metrics").body.find("streamrelay_consumer_queue_frames{consumer=\"plugin db\",kind=\"plugin\"} 10") !=
-           std::string::npos;
+    return sampleValue(httpGet(port, "/metrics").body,
+                       "streamrelay_consumer_queue_frames{consumer=\"plugin db\",kind=\"plugin\"}") >= 10;
   }));
   auto start = std::chrono::steady_clock::now();
   stopRelay(relay);
@@ -274,8 +275,13 @@ TEST_CASE("SIGTERM does not hang on a stalled subscriber whose queue blocks the 
   REQUIRE(m.size() == 2);
   int port = std::stoi(m[1]);
   Subscriber stalled(relay.address());  // connects, never reads
-  std::regex full(R"(streamrelay_consumer_queue_frames\{consumer="main/[^"]+",kind="subscriber"\} 100\n)");
-  REQUIRE(pollUntil([&] { return std::regex_search(httpGet(port, "/metrics").body, full); }));
+  // Full: 100 frames or a little more (a batch is admitted whole).
+  std::regex queued(R"(streamrelay_consumer_queue_frames\{consumer="main/[^"]+",kind="subscriber"\} (\d+)\n)");
+  REQUIRE(pollUntil([&] {
+    std::smatch m;
+    std::string page = httpGet(port, "/metrics").body;
+    return std::regex_search(page, m, queued) && std::stol(m[1]) >= 100;
+  }));
   auto start = std::chrono::steady_clock::now();
   relay.process->terminate();
   CHECK(relay.process->waitForExit() == 0);
