@@ -50,7 +50,7 @@ std::shared_ptr<const Bus::QueueList> Bus::snapshot() const {
 void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   const std::size_t count = batch->frameCount();
   if (count == 0) return;
-  batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed));
+  batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);
   frameSizes_.recordEach(count, [&](std::size_t i) { return static_cast<double>(batch->payload(i).size()); });

@@ -20,7 +20,8 @@ namespace streamrelay {
 
 class Bus {
  public:
-  Bus() = default;
+  // The bus carries one stream, `stream` (issue 7 makes streams plural).
+  explicit Bus(StreamId stream) : stream_(std::move(stream)) {}
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -40,6 +41,7 @@ class Bus {
   // pushes the batch to every queue.
   void publish(std::unique_ptr<FrameBatch> batch);
 
+  const StreamId& stream() const { return stream_; }
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
   const Histogram& frameSizes() const { return frameSizes_; }
@@ -48,6 +50,7 @@ class Bus {
   using QueueList = std::vector<QueuePtr>;
   std::shared_ptr<const QueueList> snapshot() const;
 
+  const StreamId stream_;
   mutable std::mutex mutex_;
   std::shared_ptr<const QueueList> queues_ = std::make_shared<QueueList>();
   std::atomic<std::uint64_t> nextSeq_{1};

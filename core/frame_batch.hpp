@@ -11,12 +11,22 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
 namespace streamrelay {
 
 constexpr std::size_t kWireHeaderBytes = 4;
+
+// Which stream a batch belongs to: its name and the relay run's epoch (a
+// random 64-bit id, so that a seq of one run is never mistaken for the same
+// seq of another). Owned by the stream's bus, which outlives its batches'
+// consumers.
+struct StreamId {
+  std::string name;
+  std::uint64_t epoch = 0;
+};
 
 std::int64_t steadyNowNs();
 
@@ -51,8 +61,14 @@ class FrameBatch {
   // Bytes a queue accounts for: payload plus header, as sent by default framing.
   std::size_t totalWireBytes() const { return bytes_.size(); }
 
+  // The stream it was published on (null until published).
+  const StreamId* stream() const { return stream_; }
+
   // Called once, by the bus, before the batch is shared.
-  void assignFirstSeq(std::uint64_t seq) { firstSeq_ = seq; }
+  void assignFirstSeq(std::uint64_t seq, const StreamId* stream = nullptr) {
+    firstSeq_ = seq;
+    stream_ = stream;
+  }
 
  private:
   std::size_t wireOffset(std::size_t i) const {
@@ -64,6 +80,7 @@ class FrameBatch {
   std::int64_t receivedUnixNs_;
   std::int64_t receivedSteadyNs_;
   std::uint64_t firstSeq_ = 0;
+  const StreamId* stream_ = nullptr;
 };
 
 using FrameBatchPtr = std::shared_ptr<const FrameBatch>;

@@ -115,6 +115,10 @@ void PluginInstance::deliver(const FrameSpan& span) {
   streamrelay_frame frame{};
   frame.struct_size = sizeof frame;
   frame.received_unix_ns = span.batch->receivedUnixNs();
+  if (const StreamId* stream = span.batch->stream()) {
+    frame.stream = stream->name.c_str();
+    frame.epoch = stream->epoch;
+  }
   std::uint64_t delivered = 0;
   for (std::uint32_t i = span.first; i < span.end && !disabled_; ++i) {
     std::string_view payload = span.batch->payload(i);

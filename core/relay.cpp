@@ -3,6 +3,8 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <random>
 #include <thread>
 
 namespace streamrelay {
@@ -11,8 +13,19 @@ int defaultWriterThreads() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
 
+namespace {
+// A random, non-zero 64-bit id for this run of the relay.
+std::uint64_t newEpoch() {
+  std::random_device random;
+  std::uint64_t epoch = 0;
+  while (epoch == 0) epoch = (std::uint64_t{random()} << 32) ^ random();
+  return epoch;
+}
+}  // namespace
+
 Relay::Relay(const Config& config)
     : config_(config),
+      bus_(StreamId{"upstream", newEpoch()}),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()),
       source_(UpstreamSource::create(config.upstream, bus_)) {
   for (const ListenerConfig& l : config_.listeners)

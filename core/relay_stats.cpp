@@ -100,6 +100,7 @@ Object::Ptr histogramJson(const Histogram& h) {
 
 std::string Relay::statsJson() const {
   Object root;
+  root.set("epoch", bus_.stream().epoch);
   root.set("frames_received", bus_.framesPublished());
   root.set("bytes_received", bus_.bytesPublished());
   root.set("upstream", upstreamJson(config_.upstream, source_->counters()));

@@ -421,3 +421,36 @@ TEST_CASE("send_buffer_bytes auto treats a loopback subscriber as a near peer", 
   CHECK(listeners->getObject(0)->getValue<long>("near_peers") == 2);
   CHECK(listeners->getObject(1)->getValue<long>("near_peers") == 0);
 }
+
+// Plugin ABI 1.1: frames carry their stream's name and the relay run's epoch;
+// a plugin binary built against the 1.0 header still loads and runs.
+TEST_CASE("a 1.0 plugin binary runs on the 1.1 host, and 1.1 plugins see the stream and the run's epoch", "[builtin]") {
+  std::uint64_t firstEpoch = 0;
+  for (int run = 0; run < 2; ++run) {
+    PluginDir dir;
+    dir.drop(builtIn("metrics"), "metrics.so");
+    dir.drop(testPlugin("c_abi_1_0"), "c_abi_1_0.so");
+    dir.drop(testPlugin("c_current"), "c_current.so");
+    const std::string oldOut = dir.path("old.txt"), newOut = dir.path("new.txt");
+    RunningRelay relay = startRelay("upstream: {type: generator, rate: 500}\n" +
+                                        pluginsSection(dir, "  instances:\n"
+                                                            "    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"
+                                                            "    - {name: old, type: c_abi_1_0, config: {path: " + oldOut + "}}\n"
+                                                            "    - {name: new, type: c_current, config: {path: " + newOut + "}}\n"),
+                                    {});
+    auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+    REQUIRE(m.size() == 2);
+    REQUIRE(pollUntil([&] { return readLines(oldOut).size() >= 20 && readLines(newOut).size() >= 20; }));
+    Poco::JSON::Parser parser;
+    auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
+    const std::uint64_t epoch = stats->getValue<std::uint64_t>("epoch");
+    CHECK(epoch != 0);
+    std::vector<std::string> old = readLines(oldOut), now = readLines(newOut);
+    for (std::size_t i = 0; i < 20; ++i) {
+      CHECK(old[i] == std::to_string(i + 1));  // the 1.0 binary: seq only, every frame
+      CHECK(now[i] == std::to_string(i + 1) + " upstream " + std::to_string(epoch));
+    }
+    if (run == 0) firstEpoch = epoch;
+    else CHECK(epoch != firstEpoch);  // a new run, a new epoch
+  }
+}

@@ -1,13 +1,20 @@
 /* A plugin written in plain C against plugin.h, built in variants that the
  * host must handle: OLD_STRUCT (a descriptor from before `flush` existed),
- * WRONG_ABI (another major version), CREATE_FAILS, NO_ENTRY (no entry symbol).
- * Config: the path of a file to append "SEQ\n" to, as "{path: FILE}". */
+ * WRONG_ABI (another major version), CREATE_FAILS, NO_ENTRY (no entry symbol),
+ * and c_abi_1_0 (built against the frozen ABI 1.0 header).
+ * Config: the path of a file to append a line per frame to, as "{path: FILE}":
+ * "SEQ STREAM EPOCH" when built for ABI 1.1 on a host that passes them,
+ * "SEQ" otherwise. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "streamrelay/plugin.h"
+
+#ifndef STREAMRELAY_PLUGIN_EXPORT /* the 1.0 header has no export macro */
+#define STREAMRELAY_PLUGIN_EXPORT __attribute__((visibility("default")))
+#endif
 
 typedef struct {
   FILE* out;
@@ -40,8 +47,14 @@ static void* create(const streamrelay_host_api* host, const char* config, char* 
 static int on_frame(void* self, const streamrelay_frame* frame, char* error, size_t error_size) {
   (void)error;
   (void)error_size;
-  fprintf(((c_plugin*)self)->out, "%llu\n", (unsigned long long)frame->seq);
-  fflush(((c_plugin*)self)->out);
+  FILE* out = ((c_plugin*)self)->out;
+#if STREAMRELAY_ABI_MINOR >= 1
+  if (frame->struct_size >= offsetof(streamrelay_frame, epoch) + sizeof frame->epoch && frame->stream)
+    fprintf(out, "%llu %s %llu\n", (unsigned long long)frame->seq, frame->stream, (unsigned long long)frame->epoch);
+  else
+#endif
+    fprintf(out, "%llu\n", (unsigned long long)frame->seq);
+  fflush(out);
   return STREAMRELAY_OK;
 }
 

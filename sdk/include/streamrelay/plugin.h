@@ -80,6 +80,9 @@ typedef struct streamrelay_frame {
   size_t size;
   uint64_t seq;              /* the relay's sequence number, from 1, gapless upstream */
   int64_t received_unix_ns;  /* when the relay read it */
+  /* ABI 1.1 (check struct_size before reading; plugin.hpp does): */
+  const char* stream;        /* the stream's name ("upstream" for the relay's upstream) */
+  uint64_t epoch;            /* random id of this relay run: seq values of two epochs are unrelated */
 } streamrelay_frame;
 
 /* What the host offers a plugin instance. Functions take the `host` field. */

@@ -31,6 +31,8 @@ struct Frame {
   std::string_view data;
   std::uint64_t seq;
   std::int64_t receivedUnixNs;
+  std::string_view stream;  // "" and 0 on a 1.0 host
+  std::uint64_t epoch = 0;
 };
 
 // The host's services for this instance. Valid while the instance lives.
@@ -118,7 +120,11 @@ void* create(const streamrelay_host_api* api, const char* config, char* error, s
 template <class T>
 int onFrame(void* self, const streamrelay_frame* f, char* error, std::size_t size) {
   return guarded([&] {
-    Frame frame{std::string_view(reinterpret_cast<const char*>(f->data), f->size), f->seq, f->received_unix_ns};
+    Frame frame{std::string_view(reinterpret_cast<const char*>(f->data), f->size), f->seq, f->received_unix_ns, {}, 0};
+    if (f->struct_size >= offsetof(streamrelay_frame, epoch) + sizeof f->epoch && f->stream) {
+      frame.stream = f->stream;
+      frame.epoch = f->epoch;
+    }
     static_cast<Instance<T>*>(self)->plugin.onFrame(frame);
   }, error, size);
 }
