@@ -6,7 +6,12 @@
 #include <Poco/Net/TCPServerConnectionFactory.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <stdexcept>
 
@@ -158,17 +163,26 @@ bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
 
 void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   std::string peer = peerOf(socket);
-  try {
-    Poco::Net::StreamSocket own(socket);
-    own.setBlocking(false);
-    // The writer already coalesces: every sendmsg carries all that is queued.
-    // Nagle's algorithm would only hold a small write back until the previous
-    // one is acknowledged (with delayed ACKs, tens of milliseconds).
-    own.setNoDelay(true);
-    const int sendBuffer = sendBufferFor(own.impl()->sockfd());
-    if (sendBuffer > 0) own.setSendBufferSize(sendBuffer);
-  } catch (const Poco::Exception& e) {
-    logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, e.displayText());
+  // The session owns a descriptor of its own: POCO's socket object is shared
+  // with the acceptor and hand-off threads and released by them at their own
+  // pace; the session closes its descriptor when it ends, without touching it.
+  const int fd = ::fcntl(socket.impl()->sockfd(), F_DUPFD_CLOEXEC, 0);
+  const int on = 1;
+  std::string failed;
+  if (fd < 0) failed = std::string("dup: ") + std::strerror(errno);
+  else if (::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK) != 0)
+    failed = std::string("O_NONBLOCK: ") + std::strerror(errno);
+  // The writer already coalesces: every sendmsg carries all that is queued.
+  // Nagle's algorithm would only hold a small write back until the previous
+  // one is acknowledged (with delayed ACKs, tens of milliseconds).
+  else if (::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+    failed = std::string("TCP_NODELAY: ") + std::strerror(errno);
+  else if (const int sendBuffer = sendBufferFor(fd);
+           sendBuffer > 0 && ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBuffer, sizeof sendBuffer) != 0)
+    failed = std::string("SO_SNDBUF: ") + std::strerror(errno);
+  if (!failed.empty()) {
+    logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, failed);
+    if (fd >= 0) ::close(fd);
     clients_.fetch_sub(1);
     return;
   }
@@ -177,7 +191,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, config_.queue,
                                                    [&writer, id] { writer.wake(id); });
   auto session = std::make_shared<SubscriberSession>(
-      id, socket, peer, config_.framing, queue,
+      id, fd, peer, config_.framing, queue,
       [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
       std::chrono::milliseconds(config_.writeDeadlineMs));
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace streamrelay {
 
@@ -12,12 +13,11 @@ namespace {
 constexpr int kFlushRounds = 8;
 }  // namespace
 
-SubscriberSession::SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
+SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
                                      const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
                                      Histogram& writeLatency, std::chrono::milliseconds writeDeadline)
     : id_(id),
-      socket_(std::move(socket)),
-      fd_(socket_.impl()->sockfd()),
+      fd_(fd),
       peer_(std::move(peer)),
       encoder_(framing),
       queue_(std::move(queue)),
@@ -150,11 +150,7 @@ void SubscriberSession::close(CloseReason reason) {
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
   outgoing_.clear();
-  try {
-    socket_.close();
-  } catch (const Poco::Exception& e) {
-    Poco::Logger::get("streamrelay").debug("closing subscriber %s: %s", peer_, e.displayText());
-  }
+  ::close(fd_);
   auto onClosed = std::move(onClosed_);
   onClosed_ = nullptr;
   onClosed(*this, closeReason_);

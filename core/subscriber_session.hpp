@@ -6,7 +6,6 @@
 // exactly one SubscriberWriter thread: every method but the constructor and the
 // accessors marked thread safe is called only from that writer thread.
 
-#include <Poco/Net/StreamSocket.h>
 #include <sys/uio.h>
 
 #include <atomic>
@@ -37,7 +36,8 @@ class SubscriberSession {
 
   // `writeDeadline`: how long the socket may accept no byte while frames wait
   // before the writer closes it as a slow consumer (0: no deadline).
-  SubscriberSession(std::uint64_t id, Poco::Net::StreamSocket socket, std::string peer,
+  // Takes ownership of `fd`, a connected non-blocking socket.
+  SubscriberSession(std::uint64_t id, int fd, std::string peer,
                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
                     Histogram& writeLatency, std::chrono::milliseconds writeDeadline);
   SubscriberSession(const SubscriberSession&) = delete;
@@ -86,7 +86,6 @@ class SubscriberSession {
   std::size_t encodedBytes(const FrameBatch& batch, std::size_t i) const;
 
   const std::uint64_t id_;
-  Poco::Net::StreamSocket socket_;
   const int fd_;
   const std::string peer_;
   FrameEncoder encoder_;
