@@ -20,8 +20,9 @@ namespace streamrelay {
 
 class Bus {
  public:
-  // The bus carries one stream, `stream` (issue 7 makes streams plural).
-  explicit Bus(StreamId stream) : stream_(std::move(stream)) {}
+  // The bus of one stream. `frameSizes` (shared by every stream) records the
+  // size of every frame published.
+  Bus(StreamId stream, Histogram& frameSizes) : stream_(std::move(stream)), frameSizes_(frameSizes) {}
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -37,14 +38,15 @@ class Bus {
   // Thread safe. The queues subscribed now.
   std::vector<QueuePtr> queues() const;
 
-  // Called only from the publishing source thread: numbers the frames, then
+  // Called only from the stream's publishing thread: numbers the frames, then
   // pushes the batch to every queue.
   void publish(std::unique_ptr<FrameBatch> batch);
 
   const StreamId& stream() const { return stream_; }
+  // The seq of the newest frame published (0: none yet).
+  std::uint64_t lastSeq() const { return nextSeq_.load(std::memory_order_relaxed) - 1; }
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
-  const Histogram& frameSizes() const { return frameSizes_; }
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -56,7 +58,7 @@ class Bus {
   std::atomic<std::uint64_t> nextSeq_{1};
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
-  Histogram frameSizes_ = makeFrameSizeHistogram();
+  Histogram& frameSizes_;
 };
 
 }  // namespace streamrelay

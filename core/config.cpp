@@ -1,5 +1,6 @@
 #include "config.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -112,10 +113,11 @@ void checkEndpoint(const YamlMap& m, const char* key, const std::string& text) {
     m.fail(key, "expected HOST:PORT or [IPv6]:PORT, got '" + text + "'");
 }
 
-UpstreamConfig readUpstream(const YamlMap& m) {
+UpstreamConfig readUpstream(const YamlMap& m, const std::string& name) {
   m.allowOnly({"type", "host", "port", "send_on_connect", "bind", "max_publishers", "allow", "rate", "size", "count",
                "framing", "reconnect", "idle_timeout_ms"});
   UpstreamConfig u;
+  u.name = name;
   std::string type = m.getString("type", "generator");
   if (type == "tcp") u.type = UpstreamType::Tcp;
   else if (type == "listen") u.type = UpstreamType::Listen;
@@ -153,10 +155,20 @@ UpstreamConfig readUpstream(const YamlMap& m) {
   return u;
 }
 
-ListenerConfig readListener(const YamlMap& m) {
-  m.allowOnly({"name", "bind", "framing", "max_clients", "queue", "allow", "send_buffer_bytes", "write_deadline_ms"});
+// Reads `inputs` and resolves it against `streams` (see resolveInputs).
+std::vector<std::string> readInputs(const YamlMap& m, const std::vector<std::string>& streams) {
+  std::vector<std::string> inputs = m.stringList("inputs");
+  std::string problem = resolveInputs(inputs, streams);
+  if (!problem.empty()) m.fail("inputs", problem);
+  return inputs;
+}
+
+ListenerConfig readListener(const YamlMap& m, const std::vector<std::string>& streams) {
+  m.allowOnly({"name", "bind", "inputs", "framing", "max_clients", "queue", "allow", "send_buffer_bytes",
+               "write_deadline_ms"});
   ListenerConfig l;
   l.name = m.requireString("name");
+  l.inputs = readInputs(m, streams);
   l.bind = m.requireString("bind");
   checkEndpoint(m, "bind", l.bind);
   l.where = m.where("bind");
@@ -178,12 +190,17 @@ YAML::Node loadYaml(const std::string& text, const std::string& sourceName) {
   }
 }
 
-PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType) {
-  m.allowOnly(impliedType.empty() ? std::initializer_list<const char*>{"name", "type", "queue", "config", "max_failures"}
-                                  : std::initializer_list<const char*>{"name", "queue", "config", "max_failures"});
+// `streams`: resolve `inputs` now (the main config); null: keep them as
+// written, resolved when the plugin loads (a sidecar file).
+PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType,
+                                        const std::vector<std::string>* streams) {
+  m.allowOnly(impliedType.empty()
+                  ? std::initializer_list<const char*>{"name", "type", "inputs", "queue", "config", "max_failures"}
+                  : std::initializer_list<const char*>{"name", "inputs", "queue", "config", "max_failures"});
   PluginInstanceConfig p;
   p.type = impliedType.empty() ? m.requireString("type") : impliedType;
   p.name = m.getString("name", p.type);
+  p.inputs = streams ? readInputs(m, *streams) : m.stringList("inputs");
   p.queue = readQueue(m.map("queue"), defaultPluginQueue());
   p.maxFailures = static_cast<int>(m.getInt("max_failures", 10, 1, 1000000));
   if (m.has("config")) {
@@ -200,14 +217,34 @@ void checkUniqueNames(const std::vector<PluginInstanceConfig>& instances, const 
       item.fail("name", "'" + instances.back().name + "' is used by another plugin instance");
 }
 
-PluginsConfig readPlugins(const YamlMap& m) {
+// `upstream:` is one source named "upstream"; `sources:` maps names to sources.
+std::vector<UpstreamConfig> readSources(const YamlMap& top) {
+  const std::string file = top.source();
+  if (top.has("upstream") && top.has("sources"))
+    top.fail("sources", "use either `upstream:` (one source) or `sources:`, not both");
+  if (top.has("upstream")) return {readUpstream(top.map("upstream"), "upstream")};
+  if (!top.has("sources"))
+    throw ConfigError(file + ": sources: missing (every relay needs a source: `upstream:` or `sources:`)");
+  YamlMap sources = top.map("sources");
+  std::vector<UpstreamConfig> list;
+  for (const std::string& name : sources.keys()) {
+    if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
+                            std::string::npos)
+      sources.fail(name.c_str(), "a source name is letters, digits, '_', '-' and '.'");
+    list.push_back(readUpstream(sources.map(name.c_str()), name));
+  }
+  if (list.empty()) sources.failHere("needs at least one source");
+  return list;
+}
+
+PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& streams) {
   m.allowOnly({"directory", "allow_insecure", "rescan_ms", "instances"});
   PluginsConfig p;
   p.directory = m.getString("directory", "");
   p.allowInsecure = m.getBool("allow_insecure", false);
   p.rescanMs = static_cast<int>(m.getInt("rescan_ms", 1000, 50, 3600000));
   for (const YamlMap& item : m.mapList("instances")) {
-    p.instances.push_back(readPluginInstance(item, ""));
+    p.instances.push_back(readPluginInstance(item, "", &streams));
     checkUniqueNames(p.instances, item);
   }
   if (p.directory.empty() && !p.instances.empty()) m.failHere("instances need a plugins directory");
@@ -215,6 +252,32 @@ PluginsConfig readPlugins(const YamlMap& m) {
 }
 
 }  // namespace
+
+std::vector<std::string> streamNames(const Config& config) {
+  std::vector<std::string> names;
+  for (const UpstreamConfig& source : config.sources) names.push_back(source.name);
+  return names;
+}
+
+std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& streams) {
+  auto list = [&] {
+    std::string text;
+    for (const std::string& s : streams) text += (text.empty() ? "" : ", ") + s;
+    return text;
+  };
+  if (inputs.empty()) {
+    if (streams.size() != 1) return "required when there are several streams (" + list() + ")";
+    inputs = streams;
+    return "";
+  }
+  for (std::size_t i = 0; i < inputs.size(); ++i) {
+    if (std::find(streams.begin(), streams.end(), inputs[i]) == streams.end())
+      return "unknown input '" + inputs[i] + "' (streams: " + list() + ")";
+    if (std::find(inputs.begin(), inputs.begin() + i, inputs[i]) != inputs.begin() + i)
+      return "input '" + inputs[i] + "' is listed twice";
+  }
+  return "";
+}
 
 QueueLimits defaultPluginQueue() {
   QueueLimits q;
@@ -257,7 +320,7 @@ std::vector<PluginInstanceConfig> parsePluginSidecarUnchecked(const std::string&
   top.allowOnly({"instances"});
   std::vector<PluginInstanceConfig> instances;
   for (const YamlMap& item : top.mapList("instances")) {
-    instances.push_back(readPluginInstance(item, type));
+    instances.push_back(readPluginInstance(item, type, nullptr));
     checkUniqueNames(instances, item);
   }
   return instances;
@@ -275,18 +338,18 @@ const char* toString(UpstreamType type) {
 
 Config parseConfigUnchecked(const std::string& yamlText, const std::string& sourceName) {
   YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
-  top.allowOnly({"upstream", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
+  top.allowOnly({"upstream", "sources", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
   Config c;
   c.path = sourceName;
-  if (!top.has("upstream")) throw ConfigError(sourceName + ": upstream: missing (every relay needs one upstream)");
-  c.upstream = readUpstream(top.map("upstream"));
+  c.sources = readSources(top);
+  const std::vector<std::string> streams = streamNames(c);
   for (const YamlMap& item : top.mapList("listeners")) {
-    c.listeners.push_back(readListener(item));
+    c.listeners.push_back(readListener(item, streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)
       if (c.listeners[i].name == c.listeners.back().name)
         item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");
   }
-  c.plugins = readPlugins(top.map("plugins"));
+  c.plugins = readPlugins(top.map("plugins"), streams);
   YamlMap log = top.map("log");
   log.allowOnly({"level"});
   c.logLevel = log.getString("level", "information");

@@ -26,7 +26,9 @@ struct ReconnectConfig {
 enum class UpstreamType { Tcp, Listen, Stdin, Generator };
 const char* toString(UpstreamType type);
 
+// One source: it publishes the stream named after it.
 struct UpstreamConfig {
+  std::string name = "upstream";
   UpstreamType type = UpstreamType::Generator;
   std::string host;              // tcp
   int port = 0;                  // tcp
@@ -45,6 +47,7 @@ struct UpstreamConfig {
 struct ListenerConfig {
   std::string name;
   std::string bind;
+  std::vector<std::string> inputs;  // the streams its subscribers get (resolved: never empty)
   FramingSpec framing;
   int maxClients = 64;
   QueueLimits queue;
@@ -63,6 +66,7 @@ struct ListenerConfig {
 struct PluginInstanceConfig {
   std::string name;
   std::string type;
+  std::vector<std::string> inputs;  // the streams it gets (empty until resolved with resolveInputs)
   QueueLimits queue;
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
@@ -81,7 +85,7 @@ QueueLimits defaultPluginQueue();
 
 struct Config {
   std::string path;
-  UpstreamConfig upstream;
+  std::vector<UpstreamConfig> sources;  // `upstream:` is one source named "upstream"
   std::vector<ListenerConfig> listeners;
   PluginsConfig plugins;
   std::string logLevel = "information";
@@ -96,6 +100,12 @@ Config parseConfig(const std::string& yamlText, const std::string& sourceName);
 // plugins.instances, `type` implied. Throws ConfigError.
 std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
                                                      const std::string& type);
+// Resolves a consumer's `inputs` against the streams there are: empty means
+// the only stream (an error with several); every name must be a stream.
+// Returns "" or what is wrong (one line, without the key's location).
+std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& streams);
+std::vector<std::string> streamNames(const Config& config);
+
 // The effective configuration (defaults filled in) as YAML.
 std::string effectiveConfigYaml(const Config& config);
 

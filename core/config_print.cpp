@@ -35,8 +35,15 @@ void emitAllow(YAML::Emitter& out, const CidrList& allow) {
   out << YAML::EndSeq;
 }
 
-void emitUpstream(YAML::Emitter& out, const UpstreamConfig& u) {
-  out << YAML::Key << "upstream" << YAML::Value << YAML::BeginMap;
+void emitInputs(YAML::Emitter& out, const std::vector<std::string>& inputs) {
+  out << YAML::Key << "inputs" << YAML::Value << YAML::Flow << YAML::BeginSeq;
+  for (const std::string& input : inputs) out << input;
+  out << YAML::EndSeq;
+}
+
+// One source's keys, as a value under its name.
+void emitSource(YAML::Emitter& out, const UpstreamConfig& u) {
+  out << YAML::Key << u.name << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "type" << YAML::Value << toString(u.type);
   switch (u.type) {
     case UpstreamType::Tcp:
@@ -75,6 +82,7 @@ void emitQueue(YAML::Emitter& out, const QueueLimits& q) {
 void emitListener(YAML::Emitter& out, const ListenerConfig& l) {
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << l.name << YAML::Key << "bind" << YAML::Value << l.bind;
+  emitInputs(out, l.inputs);
   emitFraming(out, l.framing);
   out << YAML::Key << "max_clients" << YAML::Value << l.maxClients;
   emitQueue(out, l.queue);
@@ -95,6 +103,7 @@ void emitPlugins(YAML::Emitter& out, const PluginsConfig& p) {
   for (const PluginInstanceConfig& i : p.instances) {
     out << YAML::BeginMap;
     out << YAML::Key << "name" << YAML::Value << i.name << YAML::Key << "type" << YAML::Value << i.type;
+    emitInputs(out, i.inputs);
     emitQueue(out, i.queue);
     out << YAML::Key << "max_failures" << YAML::Value << i.maxFailures;
     out << YAML::Key << "config" << YAML::Value << YAML::Load(i.configYaml);
@@ -108,7 +117,14 @@ void emitPlugins(YAML::Emitter& out, const PluginsConfig& p) {
 std::string effectiveConfigYaml(const Config& c) {
   YAML::Emitter out;
   out << YAML::BeginMap;
-  emitUpstream(out, c.upstream);
+  // One source named "upstream" prints as the `upstream:` shorthand.
+  if (c.sources.size() == 1 && c.sources.front().name == "upstream") {
+    emitSource(out, c.sources.front());
+  } else {
+    out << YAML::Key << "sources" << YAML::Value << YAML::BeginMap;
+    for (const UpstreamConfig& source : c.sources) emitSource(out, source);
+    out << YAML::EndMap;
+  }
   out << YAML::Key << "listeners" << YAML::Value << YAML::BeginSeq;
   for (const ListenerConfig& l : c.listeners) emitListener(out, l);
   out << YAML::EndSeq;

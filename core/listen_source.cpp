@@ -22,9 +22,9 @@ void ListenSource::prepare() {
     server_.listen(64);
     port_ = server_.address().port();
   } catch (const Poco::Exception& e) {
-    throw std::runtime_error("upstream.bind: cannot listen on " + config_.bind + ": " + e.displayText());
+    throw std::runtime_error(label() + ": bind: cannot listen on " + config_.bind + ": " + e.displayText());
   }
-  logger().information("upstream: listening for publishers on %s", server_.address().toString());
+  logger().information("%s: listening for publishers on %s", label(), server_.address().toString());
 }
 
 void ListenSource::acceptPublisher() {
@@ -34,14 +34,14 @@ void ListenSource::acceptPublisher() {
     socket = server_.acceptConnection();
     peer = socket.peerAddress();
   } catch (const Poco::Exception& e) {
-    logger().warning("upstream: accepting a publisher failed: %s", e.displayText());
+    logger().warning("%s: accepting a publisher failed: %s", label(), e.displayText());
     return;
   }
   if (!config_.allow.allows(peer.addr())) {
     counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (refusalLog_.allow(suppressed))
-      logger().warning("upstream: refused publisher %s: not in the allow list%s", peer.toString(),
+      logger().warning("%s: refused publisher %s: not in the allow list%s", label(), peer.toString(),
                        suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;  // the socket closes as it goes out of scope
   }
@@ -49,7 +49,7 @@ void ListenSource::acceptPublisher() {
     counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (refusalLog_.allow(suppressed))
-      logger().warning("upstream: refused publisher %s: max_publishers %d reached%s", peer.toString(),
+      logger().warning("%s: refused publisher %s: max_publishers %d reached%s", label(), peer.toString(),
                        config_.maxPublishers,
                        suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;
@@ -57,7 +57,7 @@ void ListenSource::acceptPublisher() {
   socket.setBlocking(false);
   counters_.connects.fetch_add(1);
   counters_.connected = true;
-  logger().information("upstream: publisher %s connected", peer.toString());
+  logger().information("%s: publisher %s connected", label(), peer.toString());
   publishers_.push_back({socket, peer.toString(), std::make_unique<FrameReader>(config_.framing, bus_, counters_),
                          std::chrono::steady_clock::now()});
 }
@@ -71,14 +71,14 @@ bool ListenSource::readPublisher(Publisher& p, int maxReads) {
       case FrameReader::Result::WouldBlock:
         return true;
       case FrameReader::Result::Eof:
-        logger().information("upstream: publisher %s disconnected", p.peer);
+        logger().information("%s: publisher %s disconnected", label(), p.peer);
         return false;
       case FrameReader::Result::Error:
-        logger().warning("upstream: publisher %s: read error: %s", p.peer, std::string(strerror(p.reader->lastErrno())));
+        logger().warning("%s: publisher %s: read error: %s", label(), p.peer, std::string(strerror(p.reader->lastErrno())));
         return false;
       case FrameReader::Result::ProtocolError: {
         const ProtocolError& e = p.reader->error();
-        logger().warning("upstream: publisher %s: protocol error at offset %?u (announced size %?u): %s; disconnected",
+        logger().warning("%s: publisher %s: protocol error at offset %?u (announced size %?u): %s; disconnected", label(),
                          p.peer, e.offset, e.announced, e.message);
         return false;
       }
@@ -95,7 +95,7 @@ int ListenSource::closeIdlePublishers() {
   std::vector<Publisher> alive;
   for (Publisher& p : publishers_) {
     if (now - p.lastByte >= idle) {
-      logger().warning("upstream: publisher %s sent nothing for idle_timeout_ms %d; disconnected", p.peer,
+      logger().warning("%s: publisher %s sent nothing for idle_timeout_ms %d; disconnected", label(), p.peer,
                        config_.idleTimeoutMs);
       continue;
     }
@@ -132,7 +132,7 @@ void ListenSource::run() {
     int rc = ::poll(fds.data(), fds.size(), timeout);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) {
-      logger().critical("upstream: poll failed: %s", std::string(strerror(errno)));
+      logger().critical("%s: poll failed: %s", label(), std::string(strerror(errno)));
       break;
     }
     if (fds[0].revents) break;

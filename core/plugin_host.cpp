@@ -81,8 +81,9 @@ void removeStaleCopies(const std::string& tempDir) {
 
 }  // namespace
 
-PluginHost::PluginHost(const PluginsConfig& config, Bus& bus, PluginInstance::StatsJson stats, int shutdownTimeoutMs)
-    : config_(config), bus_(bus), stats_(std::move(stats)), drainTimeout_(shutdownTimeoutMs) {
+PluginHost::PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams,
+                       PluginInstance::StatsJson stats, int shutdownTimeoutMs)
+    : config_(config), streams_(std::move(streams)), stats_(std::move(stats)), drainTimeout_(shutdownTimeoutMs) {
   const char* tmpdir = std::getenv("TMPDIR");
   const std::string tempDir = tmpdir && *tmpdir ? tmpdir : "/tmp";
   removeStaleCopies(tempDir);
@@ -255,15 +256,25 @@ bool PluginHost::settled(const std::string& path, const Signature& signature) {
 std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string& type, const std::string& path) {
   std::vector<PluginInstanceConfig> configs;
   for (const PluginInstanceConfig& c : config_.instances)
-    if (c.type == type) configs.push_back(c);
+    if (c.type == type) configs.push_back(c);  // inputs resolved with the config
   if (!configs.empty()) return configs;
   std::string sidecar = sidecarOf(path);
-  if (Poco::File(sidecar).exists()) return parsePluginSidecar(readFile(sidecar), sidecar, type);
-  PluginInstanceConfig fallback;  // no config anywhere: one instance named after the type
-  fallback.name = type;
-  fallback.type = type;
-  fallback.queue = defaultPluginQueue();
-  return {fallback};
+  if (Poco::File(sidecar).exists()) {
+    configs = parsePluginSidecar(readFile(sidecar), sidecar, type);
+  } else {
+    PluginInstanceConfig fallback;  // no config anywhere: one instance named after the type
+    fallback.name = type;
+    fallback.type = type;
+    fallback.queue = defaultPluginQueue();
+    configs.push_back(fallback);
+  }
+  std::vector<std::string> names;
+  for (const auto& stream : streams_) names.push_back(stream.first);
+  for (PluginInstanceConfig& c : configs) {
+    std::string problem = resolveInputs(c.inputs, names);
+    if (!problem.empty()) throw std::runtime_error("instance " + c.name + ": inputs: " + problem);
+  }
+  return configs;
 }
 
 std::map<std::string, std::string> PluginHost::loadFailures() const {
@@ -356,10 +367,14 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::strin
   if (previous != files_.end()) old = previous->second.instances;
   for (auto& instance : next.instances) {
     auto same = std::find_if(old.begin(), old.end(), [&](const auto& o) { return o->name() == instance->name(); });
-    if (same != old.end() && !(*same)->disabled()) bus_.replace((*same)->queue().get(), instance->queue());
-    else bus_.subscribe(instance->queue());
+    // Per stream, the swap is one step: each of its batches goes to exactly
+    // one of old and new.
+    for (Bus* bus : inputsOf(*instance)) {
+      if (same != old.end() && !(*same)->disabled()) bus->replace((*same)->queue().get(), instance->queue());
+      else bus->subscribe(instance->queue());
+    }
   }
-  for (auto& o : old) bus_.unsubscribe(o->queue().get());
+  for (auto& o : old) unsubscribe(*o);
   std::lock_guard<std::mutex> lock(filesMutex_);
   files_[path] = std::move(next);
   return old;
@@ -376,7 +391,7 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
     type = it->second.type;
     files_.erase(it);
   }
-  for (auto& instance : instances) bus_.unsubscribe(instance->queue().get());
+  for (auto& instance : instances) unsubscribe(*instance);
   stopInstances(instances, reason, std::chrono::steady_clock::now() + drainTimeout_);
   logger().information("plugin %s unloaded: %s is gone", type, path);
 }
@@ -390,6 +405,17 @@ void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& ins
   instances.clear();
 }
 
-void PluginHost::onDisabled(PluginInstance& instance) { bus_.unsubscribe(instance.queue().get()); }
+void PluginHost::onDisabled(PluginInstance& instance) { unsubscribe(instance); }
+
+std::vector<Bus*> PluginHost::inputsOf(const PluginInstance& instance) const {
+  std::vector<Bus*> buses;
+  for (const std::string& name : instance.config().inputs) buses.push_back(streams_.at(name));
+  return buses;
+}
+
+// From every stream (a bus that does not hold the queue ignores it).
+void PluginHost::unsubscribe(const PluginInstance& instance) {
+  for (const auto& stream : streams_) stream.second->unsubscribe(instance.queue().get());
+}
 
 }  // namespace streamrelay

@@ -33,7 +33,9 @@ namespace streamrelay {
 
 class PluginHost {
  public:
-  PluginHost(const PluginsConfig& config, Bus& bus, PluginInstance::StatsJson stats, int shutdownTimeoutMs);
+  // `streams`: every stream's bus by name; an instance subscribes to its inputs.
+  PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams, PluginInstance::StatsJson stats,
+             int shutdownTimeoutMs);
   ~PluginHost();
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
@@ -85,10 +87,13 @@ class PluginHost {
   void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                      std::chrono::steady_clock::time_point deadline);
   void onDisabled(PluginInstance& instance);
+  // The buses an instance reads (its resolved inputs).
+  std::vector<Bus*> inputsOf(const PluginInstance& instance) const;
+  void unsubscribe(const PluginInstance& instance);
   void onDirectoryEvent(const void* sender, const Poco::DirectoryWatcher::DirectoryEvent& event);
 
   const PluginsConfig config_;
-  Bus& bus_;
+  const std::map<std::string, Bus*> streams_;
   PluginInstance::StatsJson stats_;
   const std::chrono::milliseconds drainTimeout_;
   std::string privateDir_;

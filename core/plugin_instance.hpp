@@ -46,6 +46,7 @@ class PluginInstance {
   void join();
 
   const std::string& name() const { return config_.name; }
+  const PluginInstanceConfig& config() const { return config_; }
   const std::string& type() const { return library_->name(); }
   const QueuePtr& queue() const { return queue_; }
   bool disabled() const { return disabled_.load(); }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -25,15 +26,28 @@ std::uint64_t newEpoch() {
 
 Relay::Relay(const Config& config)
     : config_(config),
-      bus_(StreamId{"upstream", newEpoch()}),
-      writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()),
-      source_(UpstreamSource::create(config.upstream, bus_)) {
+      epoch_(newEpoch()),
+      writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
+  for (const UpstreamConfig& source : config_.sources) {
+    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, frameSizes_);
+    sources_.push_back(UpstreamSource::create(source, *bus));
+    streams_.emplace(source.name, std::move(bus));
+  }
   for (const ListenerConfig& l : config_.listeners)
-    listeners_.push_back(std::make_unique<SubscriberListener>(l, bus_, writers_, writeLatency_));
-  source_->prepare();
-  if (!config_.plugins.directory.empty())
-    plugins_ = std::make_unique<PluginHost>(config_.plugins, bus_, [this] { return statsJson(); },
+    listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
+  for (auto& source : sources_) source->prepare();
+  if (!config_.plugins.directory.empty()) {
+    std::map<std::string, Bus*> streams;
+    for (auto& entry : streams_) streams.emplace(entry.first, entry.second.get());
+    plugins_ = std::make_unique<PluginHost>(config_.plugins, std::move(streams), [this] { return statsJson(); },
                                             config_.shutdownTimeoutMs);
+  }
+}
+
+std::vector<Bus*> Relay::buses(const std::vector<std::string>& names) const {
+  std::vector<Bus*> list;
+  for (const std::string& name : names) list.push_back(streams_.at(name).get());
+  return list;
 }
 
 Relay::~Relay() { stop(); }
@@ -45,34 +59,46 @@ void Relay::rescanPlugins() {
 void Relay::start() {
   writers_.start();
   for (auto& listener : listeners_) listener->start();
-  if (plugins_) plugins_->start();  // before the source: instances see the first frame
-  source_->start();
-  Poco::Logger::get("streamrelay").information("relay started: upstream %s, %z listener(s), %z writer thread(s)",
-                                               std::string(toString(config_.upstream.type)), listeners_.size(),
-                                               writers_.size());
+  if (plugins_) plugins_->start();  // before the sources: instances see the first frame
+  for (auto& source : sources_) source->start();
+  std::string sources;
+  for (const UpstreamConfig& source : config_.sources)
+    sources += (sources.empty() ? "" : ", ") + source.name + " (" + toString(source.type) + ")";
+  Poco::Logger::get("streamrelay").information("relay started: source%s %s, %z listener(s), %z writer thread(s)",
+                                               std::string(sources_.size() > 1 ? "s" : ""), sources,
+                                               listeners_.size(), writers_.size());
+}
+
+std::uint64_t Relay::framesReceived() const {
+  std::uint64_t frames = 0;
+  for (const auto& entry : streams_) frames += entry.second->framesPublished();
+  return frames;
 }
 
 void Relay::stop() {
   if (stopped_) return;
   stopped_ = true;
   Poco::Logger& logger = Poco::Logger::get("streamrelay");
-  logger.information("relay stopping: no new subscribers, upstream closing, flushing queued frames");
+  logger.information("relay stopping: no new subscribers, sources closing, flushing queued frames");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
   for (auto& listener : listeners_) listener->stopAccepting();
-  source_->requestStop();
-  if (!source_->waitStopped(deadline)) {
-    // The source is stuck pushing to a full `block` queue whose consumer does
+  for (auto& source : sources_) source->requestStop();
+  bool stuck = false;
+  for (auto& source : sources_) stuck = !source->waitStopped(deadline) || stuck;
+  if (stuck) {
+    // A source is stuck pushing to a full `block` queue whose consumer does
     // not keep up (a stalled subscriber, a database that stays down): release it.
-    logger.warning("relay stopping: a full `block` queue still holds the upstream at the deadline; closing every queue");
+    logger.warning("relay stopping: a full `block` queue still holds a source at the deadline; closing every queue");
     if (plugins_) plugins_->closeQueues();  // also tells the plugins to stop retrying
-    for (const QueuePtr& queue : bus_.queues()) queue->close(CloseReason::Shutdown);
+    for (const auto& entry : streams_)
+      for (const QueuePtr& queue : entry.second->queues()) queue->close(CloseReason::Shutdown);
   }
-  source_->stop();
+  for (auto& source : sources_) source->stop();
   // Subscribers and plugins drain side by side, within the same deadline.
   writers_.beginDrain(deadline);
   if (plugins_) plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
   writers_.join();
-  logger.information("relay stopped after %?u frames received", bus_.framesPublished());
+  logger.information("relay stopped after %?u frames received", framesReceived());
 }
 
 }  // namespace streamrelay

@@ -1,14 +1,17 @@
 #pragma once
-// Relay: the running service, wired from a Config — the bus, the writer
-// threads, the listeners and the upstream source — with the start and stop
-// order in one place.
+// Relay: the running service, wired from a Config — one bus per stream, the
+// sources that publish on them, the writer threads, the listeners and the
+// plugin host — with the start and stop order in one place.
 //
-// Threads: the source's thread (the only publisher); one thread per writer;
+// Threads: one per source (each the only publisher on its stream); one per writer;
 // each listener's TCPServer acceptor and its small hand-off pool; the plugin
 // host's thread and one worker per plugin instance; the caller's thread, which
 // calls start() and stop().
 
+#include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "bus.hpp"
@@ -39,19 +42,24 @@ class Relay {
   // Thread safe: the relay's figures as JSON (the plugin host API's stats).
   std::string statsJson() const;
 
-  const Bus& bus() const { return bus_; }
-  const UpstreamSource& source() const { return *source_; }
-  const std::vector<std::unique_ptr<SubscriberListener>>& listeners() const { return listeners_; }
+  std::uint64_t epoch() const { return epoch_; }
+  std::uint64_t framesReceived() const;
 
  private:
+  std::vector<Bus*> buses(const std::vector<std::string>& names) const;
+
   const Config config_;
-  Bus bus_;
+  const std::uint64_t epoch_;  // random id of this run, shared by every stream
+  Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all streams
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
+  // One bus per stream, by name: declared before the sources that publish on
+  // them and the listeners and plugins that subscribe.
+  std::map<std::string, std::unique_ptr<Bus>> streams_;
+  std::vector<std::unique_ptr<UpstreamSource>> sources_;  // in config order
   // Declared before writers_: sessions report to their listener when the
   // writers close them, so listeners must be destroyed last.
   std::vector<std::unique_ptr<SubscriberListener>> listeners_;
   WriterPool writers_;
-  std::unique_ptr<UpstreamSource> source_;
   std::unique_ptr<PluginHost> plugins_;  // null without plugins.directory
   bool stopped_ = false;
 };

@@ -4,6 +4,7 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
+#include <set>
 #include <sstream>
 
 #include "relay.hpp"
@@ -15,8 +16,9 @@ namespace {
 using Poco::JSON::Array;
 using Poco::JSON::Object;
 
-Object::Ptr upstreamJson(const UpstreamConfig& config, const SourceCounters& c) {
+Object::Ptr sourceJson(const UpstreamConfig& config, const SourceCounters& c) {
   Object::Ptr o = new Object;
+  o->set("name", config.name);
   o->set("type", std::string(toString(config.type)));
   o->set("connected", c.connected.load());
   o->set("connects", c.connects.load());
@@ -26,11 +28,24 @@ Object::Ptr upstreamJson(const UpstreamConfig& config, const SourceCounters& c) 
   return o;
 }
 
+Object::Ptr streamJson(const Bus& bus) {
+  Object::Ptr o = new Object;
+  o->set("name", bus.stream().name);
+  o->set("frames", bus.framesPublished());
+  o->set("bytes", bus.bytesPublished());
+  o->set("last_seq", bus.lastSeq());
+  o->set("consumers", static_cast<std::uint64_t>(bus.queues().size()));
+  return o;
+}
+
 Object::Ptr listenerJson(const SubscriberListener& l) {
   const ListenerCounters& c = l.counters();
   Object::Ptr o = new Object;
   o->set("name", l.config().name);
   o->set("port", static_cast<int>(l.port()));
+  Array::Ptr inputs = new Array;
+  for (const std::string& input : l.config().inputs) inputs->add(input);
+  o->set("inputs", inputs);
   o->set("clients", l.clients());
   o->set("accepted", c.accepted.load());
   o->set("refused_max_clients", c.refusedMaxClients.load());
@@ -100,22 +115,36 @@ Object::Ptr histogramJson(const Histogram& h) {
 
 std::string Relay::statsJson() const {
   Object root;
-  root.set("epoch", bus_.stream().epoch);
-  root.set("frames_received", bus_.framesPublished());
-  root.set("bytes_received", bus_.bytesPublished());
-  root.set("upstream", upstreamJson(config_.upstream, source_->counters()));
+  root.set("epoch", epoch_);
+  std::uint64_t frames = 0, bytes = 0;
+  Array::Ptr streams = new Array;
+  for (const auto& entry : streams_) {
+    frames += entry.second->framesPublished();
+    bytes += entry.second->bytesPublished();
+    streams->add(streamJson(*entry.second));
+  }
+  root.set("frames_received", frames);
+  root.set("bytes_received", bytes);
+  Array::Ptr sources = new Array;
+  for (std::size_t i = 0; i < sources_.size(); ++i) sources->add(sourceJson(config_.sources[i], sources_[i]->counters()));
+  root.set("sources", sources);
+  root.set("streams", streams);
   Array::Ptr listeners = new Array;
   for (const auto& l : listeners_) listeners->add(listenerJson(*l));
   root.set("listeners", listeners);
+  // A consumer of several streams is listed once.
   Array::Ptr consumers = new Array;
-  for (const QueuePtr& q : bus_.queues()) consumers->add(consumerJson(*q));
+  std::set<const SubscriptionQueue*> listed;
+  for (const auto& entry : streams_)
+    for (const QueuePtr& q : entry.second->queues())
+      if (listed.insert(q.get()).second) consumers->add(consumerJson(*q));
   root.set("consumers", consumers);
   Array::Ptr plugins = new Array;
   if (plugins_)
     for (const auto& p : plugins_->instances()) plugins->add(pluginJson(*p));
   root.set("plugins", plugins);
   root.set("plugin_load_failures", loadFailuresJson(plugins_ ? plugins_->loadFailures() : std::map<std::string, std::string>{}));
-  root.set("frame_size_bytes", histogramJson(bus_.frameSizes()));
+  root.set("frame_size_bytes", histogramJson(frameSizes_));
   root.set("write_latency_seconds", histogramJson(writeLatency_));
   std::ostringstream out;
   root.stringify(out);

@@ -19,14 +19,13 @@ void StdinSource::run() {
     FrameReader::Result result = reader.readOnce(STDIN_FILENO);
     if (result == FrameReader::Result::Frames || result == FrameReader::Result::WouldBlock) continue;
     if (result == FrameReader::Result::Eof) {
-      logger.information("upstream stdin: end of input; still serving subscribers until stopped");
+      logger.information("%s stdin: end of input; still serving subscribers until stopped", label());
     } else if (result == FrameReader::Result::ProtocolError) {
       const ProtocolError& e = reader.error();
-      logger.error("upstream stdin: protocol error at offset %?u (announced size %?u): %s; input abandoned",
-                   e.offset, e.announced,
-                   e.message);
+      logger.error("%s stdin: protocol error at offset %?u (announced size %?u): %s; input abandoned", label(),
+                   e.offset, e.announced, e.message);
     } else {
-      logger.error("upstream stdin: read error: %s", std::string(strerror(reader.lastErrno())));
+      logger.error("%s stdin: read error: %s", label(), std::string(strerror(reader.lastErrno())));
     }
     break;
   }

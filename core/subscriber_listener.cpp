@@ -72,9 +72,9 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 
 }  // namespace
 
-SubscriberListener::SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers,
+SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
                                        Histogram& writeLatency)
-    : config_(config), bus_(bus), writers_(writers), writeLatency_(writeLatency), pool_(kHandOffThreads, kHandOffThreads) {
+    : config_(config), inputs_(std::move(inputs)), writers_(writers), writeLatency_(writeLatency), pool_(kHandOffThreads, kHandOffThreads) {
   try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6)
@@ -197,7 +197,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   // Subscribed before the writer sees the session: a client that resets at
   // once is then unsubscribed after it was subscribed, never before.
-  bus_.subscribe(queue);
+  for (Bus* bus : inputs_) bus->subscribe(queue);
   // Logged once subscribed: from this line on, every published frame reaches it.
   logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
                        config_.maxClients);
@@ -205,7 +205,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
-  bus_.unsubscribe(session.queue().get());
+  for (Bus* bus : inputs_) bus->unsubscribe(session.queue().get());
   clients_.fetch_sub(1);
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   std::string detail;

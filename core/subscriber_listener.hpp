@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "bus.hpp"
 #include "config.hpp"
@@ -35,7 +36,9 @@ class SubscriberListener {
  public:
   // Binds the socket; throws std::runtime_error naming the listener and its
   // config line if the address cannot be used.
-  SubscriberListener(const ListenerConfig& config, Bus& bus, WriterPool& writers, Histogram& writeLatency);
+  // `inputs`: the buses of the streams its subscribers get (config.inputs).
+  SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
+                     Histogram& writeLatency);
   ~SubscriberListener();
   SubscriberListener(const SubscriberListener&) = delete;
   SubscriberListener& operator=(const SubscriberListener&) = delete;
@@ -58,7 +61,7 @@ class SubscriberListener {
   int sendBufferFor(int fd);
 
   const ListenerConfig config_;
-  Bus& bus_;
+  const std::vector<Bus*> inputs_;
   WriterPool& writers_;
   Histogram& writeLatency_;
   Poco::Net::ServerSocket socket_;

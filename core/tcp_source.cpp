@@ -92,7 +92,7 @@ void TcpSource::run() {
     if (fd >= 0) {
       counters_.connects.fetch_add(1);
       counters_.connected = true;
-      logger().information("upstream %s: connected", endpoint());
+      logger().information("%s %s: connected", label(), endpoint());
       std::uint64_t before = counters_.bytesRead.load();
       error = readUntilDone(fd, reader);
       counters_.connected = false;
@@ -103,11 +103,11 @@ void TcpSource::run() {
     }
     // Full jitter over the upper half keeps many relays from reconnecting in step.
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
-    logger().warning("upstream %s: %s; reconnecting in %d ms", endpoint(), error, wait);
+    logger().warning("%s %s: %s; reconnecting in %d ms", label(), endpoint(), error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
     delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, config_.reconnect.maxDelayMs));
   }
-  logger().information("upstream %s: stopped", endpoint());
+  logger().information("%s %s: stopped", label(), endpoint());
 }
 
 }  // namespace streamrelay

@@ -52,6 +52,8 @@ class UpstreamSource {
   // Stops reading and joins the thread. Idempotent.
   void stop();
   const SourceCounters& counters() const { return counters_; }
+  // How log lines name it: "upstream" for the `upstream:` shorthand, else "source NAME".
+  std::string label() const { return config_.name == "upstream" ? "upstream" : "source " + config_.name; }
 
  protected:
   UpstreamSource(const UpstreamConfig& config, Bus& bus) : config_(config), bus_(bus) {}

@@ -51,6 +51,18 @@ void YamlMap::allowOnly(std::initializer_list<const char*> keys) const {
   }
 }
 
+std::vector<std::string> YamlMap::keys() const {
+  std::vector<std::string> names;
+  if (!node_.IsMap()) return names;
+  for (const auto& entry : node_) {
+    if (!entry.first.IsScalar())
+      throw ConfigError(source_ + ":" + lineOf(entry.first) + ": " + (path_.empty() ? "(top level)" : path_) +
+                        ": a key must be a plain name, not a list or mapping");
+    names.push_back(entry.first.as<std::string>());
+  }
+  return names;
+}
+
 bool YamlMap::has(const char* key) const {
   return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
 }

@@ -22,6 +22,8 @@ class YamlMap {
   void allowOnly(std::initializer_list<const char*> keys) const;
 
   bool has(const char* key) const;
+  // The keys of this mapping, in file order (each a plain name; see allowOnly).
+  std::vector<std::string> keys() const;
   std::string getString(const char* key, const std::string& fallback) const;
   std::string requireString(const char* key) const;
   std::int64_t getInt(const char* key, std::int64_t fallback, std::int64_t min, std::int64_t max) const;

@@ -88,6 +88,32 @@ void renderFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& ite
   }
 }
 
+std::string sourceLabel(const Object::Ptr& s) { return label("source", s->getValue<std::string>("name")); }
+std::string streamLabel(const Object::Ptr& s) { return label("stream", s->getValue<std::string>("name")); }
+
+void renderSources(Exposition& e, const Array::Ptr& sources) {
+  static const Field fields[] = {
+      {"streamrelay_upstream_connects_total", "counter", "Source connections made (reconnects included).", "connects"},
+      {"streamrelay_upstream_protocol_errors_total", "counter", "Source protocol errors (e.g. oversize frames).",
+       "protocol_errors"},
+      {"streamrelay_upstream_bytes_read_total", "counter", "Bytes read by the source.", "bytes_read"}};
+  e.family("streamrelay_upstream_connected", "gauge", "1 while the source is connected.");
+  for (std::size_t i = 0; i < sources->size(); ++i) {
+    Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
+    e.sample("streamrelay_upstream_connected", sourceLabel(s), s->getValue<bool>("connected") ? 1 : 0);
+  }
+  renderFields(e, fields, sources, &sourceLabel);
+}
+
+void renderStreams(Exposition& e, const Array::Ptr& streams) {
+  static const Field fields[] = {
+      {"streamrelay_stream_frames_total", "counter", "Frames published on the stream.", "frames"},
+      {"streamrelay_stream_bytes_total", "counter", "Payload bytes published on the stream.", "bytes"},
+      {"streamrelay_stream_last_seq", "gauge", "Seq of the newest frame of the stream.", "last_seq"},
+      {"streamrelay_stream_consumers", "gauge", "Consumers (subscribers, plugins) of the stream.", "consumers"}};
+  renderFields(e, fields, streams, &streamLabel);
+}
+
 std::string listenerLabel(const Object::Ptr& l) { return label("listener", l->getValue<std::string>("name")); }
 
 std::string consumerLabels(const Object::Ptr& c) {
@@ -161,18 +187,13 @@ void renderPlugins(Exposition& e, const Array::Ptr& plugins) {
 std::string renderPrometheus(const std::string& statsJson) {
   Poco::JSON::Parser parser;
   Object::Ptr stats = parser.parse(statsJson).extract<Object::Ptr>();
-  Object::Ptr upstream = stats->getObject("upstream");
   Exposition e;
   e.metric("streamrelay_frames_received_total", "counter", "Frames received from the upstream.",
            stats->getValue<double>("frames_received"));
   e.metric("streamrelay_bytes_received_total", "counter", "Payload bytes received from the upstream.",
            stats->getValue<double>("bytes_received"));
-  e.metric("streamrelay_upstream_connected", "gauge", "1 while the upstream is connected.",
-           upstream->getValue<bool>("connected") ? 1 : 0);
-  e.metric("streamrelay_upstream_connects_total", "counter", "Upstream connections made (reconnects included).",
-           upstream->getValue<double>("connects"));
-  e.metric("streamrelay_upstream_protocol_errors_total", "counter", "Upstream protocol errors (e.g. oversize frames).",
-           upstream->getValue<double>("protocol_errors"));
+  renderSources(e, stats->getArray("sources"));
+  renderStreams(e, stats->getArray("streams"));
   renderListeners(e, stats->getArray("listeners"));
   renderConsumers(e, stats->getArray("consumers"));
   renderPlugins(e, stats->getArray("plugins"));

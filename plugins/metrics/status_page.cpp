@@ -21,15 +21,17 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 </head>
 <body>
 <h1>streamrelay</h1>
-<div>upstream <span id="upstreamType"></span> <span id="upstreamState" class="state"></span>
-  &nbsp; connects <span id="connects">0</span> &nbsp; protocol errors <span id="protocolErrors">0</span>
-  &nbsp; frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
+<div>frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
+<h2>sources</h2>
+<table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>connects</th><th>protocol errors</th><th>bytes read</th></tr></table>
+<h2>streams</h2>
+<table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th></tr></table>
 <h2>frames/s (last 5 minutes) — now <span id="fps">0</span></h2>
 <canvas id="framesChart" width="900" height="180"></canvas>
 <h2>bytes/s (last 5 minutes) — now <span id="bps">0</span></h2>
 <canvas id="bytesChart" width="900" height="180"></canvas>
 <h2>listeners</h2>
-<table id="listeners"><tr><th>name</th><th>port</th><th>clients</th><th>accepted</th><th>refused max_clients</th><th>refused allow</th><th>disconnects</th></tr></table>
+<table id="listeners"><tr><th>name</th><th>port</th><th>inputs</th><th>clients</th><th>accepted</th><th>refused max_clients</th><th>refused allow</th><th>disconnects</th></tr></table>
 <h2>consumers</h2>
 <table id="consumers"><tr><th>name</th><th>kind</th><th>policy</th><th>queue frames</th><th>queue bytes</th><th>delivered</th><th>dropped</th></tr></table>
 <h2>plugins</h2>
@@ -77,12 +79,16 @@ async function refresh() {
     previous = {t: now, frames: s.frames_received, bytes: s.bytes_received};
     const last = history[history.length - 1] || {fps: 0, bps: 0};
     text("fps", last.fps.toFixed(1)); text("bps", last.bps.toFixed(0));
-    text("frames", s.frames_received); text("upstreamType", s.upstream.type);
-    text("connects", s.upstream.connects); text("protocolErrors", s.upstream.protocol_errors);
-    const state = document.getElementById("upstreamState");
-    state.textContent = s.upstream.connected ? "connected" : "disconnected";
-    state.className = "state " + (s.upstream.connected ? "up" : "down");
-    fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.clients, l.accepted, l.refused_max_clients,
+    text("frames", s.frames_received);
+    fillTable("sources", s.sources.map(u => [u.name, u.type, u.connected ? "connected" : "disconnected", u.connects,
+      u.protocol_errors, u.bytes_read]));
+    for (const row of document.getElementById("sources").rows) {
+      const cell = row.cells[2];
+      if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +
+        '">' + cell.textContent + "</span>";
+    }
+    fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers]));
+    fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
       l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ") || "0"]));
     fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.policy, c.queue_frames, c.queue_bytes,
       c.delivered, c.dropped]));

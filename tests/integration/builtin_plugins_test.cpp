@@ -194,7 +194,9 @@ TEST_CASE("metrics: /metrics and /stats and the status page report the relay", "
   const std::string& page = metrics.body;
   CHECK(sampleValue(page, "streamrelay_frames_received_total") == frames);
   CHECK(sampleValue(page, "streamrelay_bytes_received_total") == frames * 100);
-  CHECK(sampleValue(page, "streamrelay_upstream_connects_total") == 1);
+  CHECK(sampleValue(page, "streamrelay_upstream_connects_total{source=\"upstream\"}") == 1);
+  CHECK(sampleValue(page, "streamrelay_stream_frames_total{stream=\"upstream\"}") == frames);
+  CHECK(sampleValue(page, "streamrelay_stream_last_seq{stream=\"upstream\"}") == frames);
   CHECK(sampleValue(page, "streamrelay_listener_clients{listener=\"main\"}") == 1);
   CHECK(sampleValue(page, "streamrelay_listener_accepted_total{listener=\"main\"}") == 1);
   CHECK(sampleValue(page, "streamrelay_frame_size_bytes_count") == frames);

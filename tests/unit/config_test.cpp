@@ -24,7 +24,7 @@ const char* kMinimal = "upstream: {type: generator}\n";
 
 TEST_CASE("the reference config loads with its documented values", "[config]") {
   Config c = loadConfig(STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml");
-  CHECK(c.upstream.type == UpstreamType::Generator);
+  CHECK(c.sources.at(0).type == UpstreamType::Generator);
   REQUIRE(c.listeners.size() == 2);
   CHECK(c.listeners[0].bind == "127.0.0.1:7000");
   CHECK(c.listeners[0].queue.maxFrames == 100000);
@@ -40,8 +40,8 @@ TEST_CASE("defaults fill what a config leaves out", "[config]") {
   CHECK(l.framing.isWireForm());
   CHECK(l.framing.maxFrameBytes == 1 << 20);
   CHECK(l.queue.maxBytes == 16u << 20);
-  CHECK(c.upstream.reconnect.initialDelayMs == 100);
-  CHECK(c.upstream.reconnect.maxDelayMs == 30000);
+  CHECK(c.sources.at(0).reconnect.initialDelayMs == 100);
+  CHECK(c.sources.at(0).reconnect.maxDelayMs == 30000);
 }
 
 TEST_CASE("config errors name the key path and its line", "[config]") {
@@ -93,7 +93,7 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
 TEST_CASE("send_on_connect expands environment variables", "[config]") {
   setenv("STREAMRELAY_TEST_TOKEN", "s3cret", 1);
   Config c = parseConfig("upstream: {type: tcp, host: h, port: 1, send_on_connect: \"AUTH ${STREAMRELAY_TEST_TOKEN}\\n\"}\n", "t");
-  CHECK(c.upstream.sendOnConnect == "AUTH s3cret\n");
+  CHECK(c.sources.at(0).sendOnConnect == "AUTH s3cret\n");
 }
 
 // Defect: a key that is a list or a mapping escaped as YAML::TypedBadConversion
@@ -123,7 +123,7 @@ TEST_CASE("any file gives one ConfigError of one line, never another exception",
 
 TEST_CASE("a NUL delimiter is allowed", "[config]") {
   Config c = parseConfig("upstream: {type: stdin, framing: {type: delimiter, delimiter: \"\\0\"}}\n", "t");
-  CHECK(c.upstream.framing.delimiter == std::string(1, '\0'));
+  CHECK(c.sources.at(0).framing.delimiter == std::string(1, '\0'));
 }
 
 TEST_CASE("allow lists match IPv4 and IPv6 and IPv4-mapped peers", "[config]") {
@@ -176,4 +176,48 @@ TEST_CASE("the effective config printed by --check-config reads back the same", 
   CHECK(again.plugins.instances[0].queue.onFull == OverflowPolicy::Block);
   CHECK(again.plugins.instances[0].configYaml.find("batch_frames: 1000") != std::string::npos);
   CHECK(again.listeners[1].framing.delimiter == "\n");
+}
+
+TEST_CASE("named sources and inputs: defaults and every topology error on one line", "[config]") {
+  const std::string two = "sources:\n  a: {type: generator}\n  b: {type: stdin}\n";
+  SECTION("upstream is one source named upstream; inputs default to it") {
+    Config c = parseConfig(std::string(kMinimal) + "listeners: [{name: l, bind: '127.0.0.1:0'}]\n", "t");
+    REQUIRE(c.sources.size() == 1);
+    CHECK(c.sources[0].name == "upstream");
+    CHECK(c.listeners[0].inputs == std::vector<std::string>{"upstream"});
+  }
+  SECTION("several sources, each named by its key, in file order") {
+    Config c = parseConfig(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [b, a]}]\n", "t");
+    REQUIRE(c.sources.size() == 2);
+    CHECK(c.sources[0].name == "a");
+    CHECK(c.sources[1].type == UpstreamType::Stdin);
+    CHECK(c.listeners[0].inputs == std::vector<std::string>{"b", "a"});
+    std::string printed = effectiveConfigYaml(c);
+    CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+  }
+  SECTION("errors") {
+    CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0'}]\n") ==
+          "test.yaml:4: listeners[0].inputs: required when there are several streams (a, b)");
+    CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [c]}]\n") ==
+          "test.yaml:4: listeners[0].inputs: unknown input 'c' (streams: a, b)");
+    CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [a, a]}]\n") ==
+          "test.yaml:4: listeners[0].inputs: input 'a' is listed twice");
+    CHECK(errorOf(two + "plugins: {directory: d, instances: [{type: t, inputs: [x]}]}\n") ==
+          "test.yaml:4: plugins.instances[0].inputs: unknown input 'x' (streams: a, b)");
+    CHECK(errorOf(std::string(kMinimal) + two) ==
+          "test.yaml:3: sources: use either `upstream:` (one source) or `sources:`, not both");
+    CHECK(errorOf("listeners: []\n") ==
+          "test.yaml: sources: missing (every relay needs a source: `upstream:` or `sources:`)");
+    CHECK(errorOf("sources:\n  'a b': {type: generator}\n") ==
+          "test.yaml:2: sources.a b: a source name is letters, digits, '_', '-' and '.'");
+  }
+}
+
+TEST_CASE("every example in config/ loads, and prints a config that loads the same", "[config]") {
+  for (const char* file : {"streamrelay.yaml", "two-sources.yaml"}) {
+    INFO(file);
+    Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
+    std::string printed = effectiveConfigYaml(c);
+    CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+  }
 }

@@ -1,5 +1,7 @@
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -14,8 +16,9 @@ std::string readAll(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
+// A file of this process's own: ctest runs test cases side by side.
 std::string writeTemp(const std::string& bytes) {
-  std::string path = "/tmp/streamrelay-elf-check-test.so";
+  std::string path = "/tmp/streamrelay-elf-check-test." + std::to_string(::getpid()) + ".so";
   std::ofstream(path, std::ios::binary) << bytes;
   return path;
 }
