@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <map>
+#include <set>
 #include <sstream>
 
 #include "logging.hpp"
@@ -155,15 +157,22 @@ UpstreamConfig readUpstream(const YamlMap& m, const std::string& name) {
   return u;
 }
 
-// Reads `inputs` and resolves it against `streams` (see resolveInputs).
-std::vector<std::string> readInputs(const YamlMap& m, const std::vector<std::string>& streams) {
+// The names of the streams a config has: its sources, then its plugin
+// instances (each may emit a stream named after it).
+struct StreamNames {
+  std::vector<std::string> sources;
+  std::vector<std::string> all;
+};
+
+// Reads `inputs` and resolves it (see resolveInputs).
+std::vector<std::string> readInputs(const YamlMap& m, const StreamNames& streams) {
   std::vector<std::string> inputs = m.stringList("inputs");
-  std::string problem = resolveInputs(inputs, streams);
+  std::string problem = resolveInputs(inputs, streams.sources, streams.all);
   if (!problem.empty()) m.fail("inputs", problem);
   return inputs;
 }
 
-ListenerConfig readListener(const YamlMap& m, const std::vector<std::string>& streams) {
+ListenerConfig readListener(const YamlMap& m, const StreamNames& streams) {
   m.allowOnly({"name", "bind", "inputs", "framing", "max_clients", "queue", "allow", "send_buffer_bytes",
                "write_deadline_ms"});
   ListenerConfig l;
@@ -193,7 +202,7 @@ YAML::Node loadYaml(const std::string& text, const std::string& sourceName) {
 // `streams`: resolve `inputs` now (the main config); null: keep them as
 // written, resolved when the plugin loads (a sidecar file).
 PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType,
-                                        const std::vector<std::string>* streams) {
+                                        const StreamNames* streams) {
   m.allowOnly(impliedType.empty()
                   ? std::initializer_list<const char*>{"name", "type", "inputs", "queue", "config", "max_failures"}
                   : std::initializer_list<const char*>{"name", "inputs", "queue", "config", "max_failures"});
@@ -237,16 +246,48 @@ std::vector<UpstreamConfig> readSources(const YamlMap& top) {
   return list;
 }
 
-PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& streams) {
+// Fails at the first instance whose inputs lead back to itself.
+void checkNoCycle(const std::vector<PluginInstanceConfig>& instances, const std::vector<YamlMap>& items) {
+  std::map<std::string, const PluginInstanceConfig*> byName;
+  for (const auto& i : instances) byName[i.name] = &i;
+  for (std::size_t start = 0; start < instances.size(); ++start) {
+    std::vector<std::string> path{instances[start].name};
+    std::vector<std::string> todo = instances[start].inputs;
+    std::set<std::string> seen;
+    while (!todo.empty()) {
+      std::string name = todo.back();
+      todo.pop_back();
+      if (name == instances[start].name)
+        items[start].fail("inputs", "'" + name + "' reads its own output (a cycle through the inputs of plugin instances)");
+      auto it = byName.find(name);
+      if (it == byName.end() || !seen.insert(name).second) continue;
+      todo.insert(todo.end(), it->second->inputs.begin(), it->second->inputs.end());
+    }
+  }
+}
+
+// `sources`: the source names. Every instance is a stream too (it publishes
+// the stream named after it when it emits), so inputs may name instances.
+PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& sources) {
   m.allowOnly({"directory", "allow_insecure", "rescan_ms", "instances"});
   PluginsConfig p;
   p.directory = m.getString("directory", "");
   p.allowInsecure = m.getBool("allow_insecure", false);
   p.rescanMs = static_cast<int>(m.getInt("rescan_ms", 1000, 50, 3600000));
-  for (const YamlMap& item : m.mapList("instances")) {
+  const std::vector<YamlMap> items = m.mapList("instances");
+  StreamNames streams{sources, sources};
+  for (const YamlMap& item : items) {
+    std::string name = item.getString("name", item.getString("type", ""));
+    if (std::find(sources.begin(), sources.end(), name) != sources.end())
+      item.fail(item.has("name") ? "name" : "type",
+                "'" + name + "' is also a source: a stream name must be unique");
+    streams.all.push_back(name);
+  }
+  for (const YamlMap& item : items) {
     p.instances.push_back(readPluginInstance(item, "", &streams));
     checkUniqueNames(p.instances, item);
   }
+  checkNoCycle(p.instances, items);
   if (p.directory.empty() && !p.instances.empty()) m.failHere("instances need a plugins directory");
   return p;
 }
@@ -256,23 +297,25 @@ PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& stre
 std::vector<std::string> streamNames(const Config& config) {
   std::vector<std::string> names;
   for (const UpstreamConfig& source : config.sources) names.push_back(source.name);
+  for (const PluginInstanceConfig& instance : config.plugins.instances) names.push_back(instance.name);
   return names;
 }
 
-std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& streams) {
-  auto list = [&] {
+std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& sources,
+                          const std::vector<std::string>& streams) {
+  auto list = [](const std::vector<std::string>& names) {
     std::string text;
-    for (const std::string& s : streams) text += (text.empty() ? "" : ", ") + s;
+    for (const std::string& s : names) text += (text.empty() ? "" : ", ") + s;
     return text;
   };
   if (inputs.empty()) {
-    if (streams.size() != 1) return "required when there are several streams (" + list() + ")";
-    inputs = streams;
+    if (sources.size() != 1) return "required when there are several sources (" + list(sources) + ")";
+    inputs = sources;
     return "";
   }
   for (std::size_t i = 0; i < inputs.size(); ++i) {
     if (std::find(streams.begin(), streams.end(), inputs[i]) == streams.end())
-      return "unknown input '" + inputs[i] + "' (streams: " + list() + ")";
+      return "unknown input '" + inputs[i] + "' (streams: " + list(streams) + ")";
     if (std::find(inputs.begin(), inputs.begin() + i, inputs[i]) != inputs.begin() + i)
       return "input '" + inputs[i] + "' is listed twice";
   }
@@ -342,14 +385,15 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   Config c;
   c.path = sourceName;
   c.sources = readSources(top);
-  const std::vector<std::string> streams = streamNames(c);
+  const std::vector<std::string> sources = streamNames(c);  // no plugins read yet: the sources
+  c.plugins = readPlugins(top.map("plugins"), sources);
+  const StreamNames streams{sources, streamNames(c)};
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)
       if (c.listeners[i].name == c.listeners.back().name)
         item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");
   }
-  c.plugins = readPlugins(top.map("plugins"), streams);
   YamlMap log = top.map("log");
   log.allowOnly({"level"});
   c.logLevel = log.getString("level", "information");

@@ -100,10 +100,12 @@ Config parseConfig(const std::string& yamlText, const std::string& sourceName);
 // plugins.instances, `type` implied. Throws ConfigError.
 std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
                                                      const std::string& type);
-// Resolves a consumer's `inputs` against the streams there are: empty means
-// the only stream (an error with several); every name must be a stream.
-// Returns "" or what is wrong (one line, without the key's location).
-std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& streams);
+// Resolves a consumer's `inputs`: empty means the only source (an error with
+// several); every name must be one of `streams` (sources and plugin
+// instances), once. Returns "" or what is wrong (one line, no location).
+std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<std::string>& sources,
+                          const std::vector<std::string>& streams);
+// Every stream of a config: its sources, then its plugin instances.
 std::vector<std::string> streamNames(const Config& config);
 
 // The effective configuration (defaults filled in) as YAML.

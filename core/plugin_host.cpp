@@ -82,8 +82,13 @@ void removeStaleCopies(const std::string& tempDir) {
 }  // namespace
 
 PluginHost::PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams,
-                       PluginInstance::StatsJson stats, int shutdownTimeoutMs)
-    : config_(config), streams_(std::move(streams)), stats_(std::move(stats)), drainTimeout_(shutdownTimeoutMs) {
+                       std::vector<std::string> sources, PluginInstance::StatsJson stats, int shutdownTimeoutMs)
+    : config_(config),
+      streams_(std::move(streams)),
+      sources_(std::move(sources)),
+      stats_(std::move(stats)),
+      drainTimeout_(shutdownTimeoutMs) {
+  for (const auto& stream : streams_) streamNames_.push_back(stream.first);
   const char* tmpdir = std::getenv("TMPDIR");
   const std::string tempDir = tmpdir && *tmpdir ? tmpdir : "/tmp";
   removeStaleCopies(tempDir);
@@ -268,10 +273,8 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
     fallback.queue = defaultPluginQueue();
     configs.push_back(fallback);
   }
-  std::vector<std::string> names;
-  for (const auto& stream : streams_) names.push_back(stream.first);
   for (PluginInstanceConfig& c : configs) {
-    std::string problem = resolveInputs(c.inputs, names);
+    std::string problem = resolveInputs(c.inputs, sources_, streamNames_);
     if (!problem.empty()) throw std::runtime_error("instance " + c.name + ": inputs: " + problem);
   }
   return configs;
@@ -345,8 +348,10 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
   for (const PluginInstanceConfig& c : configs) {
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();
-    auto instance =
-        std::make_shared<PluginInstance>(library, c, metrics, stats_, [this](PluginInstance& i) { onDisabled(i); });
+    auto output = streams_.find(c.name);  // the stream it emits on (configured instances)
+    auto instance = std::make_shared<PluginInstance>(library, c, metrics,
+                                                     output == streams_.end() ? nullptr : output->second, stats_,
+                                                     [this](PluginInstance& i) { onDisabled(i); });
     std::string error;
     if (instance->create(error)) {
       instances.push_back(std::move(instance));

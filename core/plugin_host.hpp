@@ -33,9 +33,11 @@ namespace streamrelay {
 
 class PluginHost {
  public:
-  // `streams`: every stream's bus by name; an instance subscribes to its inputs.
-  PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams, PluginInstance::StatsJson stats,
-             int shutdownTimeoutMs);
+  // `streams`: every stream's bus by name (sources and configured instances);
+  // an instance subscribes to its inputs and emits on the stream of its name.
+  // `sources`: the source names (the default input with exactly one).
+  PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams, std::vector<std::string> sources,
+             PluginInstance::StatsJson stats, int shutdownTimeoutMs);
   ~PluginHost();
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
@@ -94,6 +96,8 @@ class PluginHost {
 
   const PluginsConfig config_;
   const std::map<std::string, Bus*> streams_;
+  const std::vector<std::string> sources_;
+  std::vector<std::string> streamNames_;  // the keys of streams_
   PluginInstance::StatsJson stats_;
   const std::chrono::milliseconds drainTimeout_;
   std::string privateDir_;

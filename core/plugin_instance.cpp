@@ -24,10 +24,12 @@ std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
 }  // namespace
 
 PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
-                               std::shared_ptr<PluginMetrics> metrics, StatsJson stats, OnDisabled onDisabled)
+                               std::shared_ptr<PluginMetrics> metrics, Bus* output, StatsJson stats,
+                               OnDisabled onDisabled)
     : library_(std::move(library)),
       config_(std::move(config)),
       metrics_(std::move(metrics)),
+      output_(output),
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
       queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},
@@ -42,6 +44,7 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
   api_.stopping = &PluginInstance::apiStopping;
   api_.set_gauge = &PluginInstance::apiSetGauge;
   api_.supports = &PluginInstance::apiSupports;
+  api_.emit = &PluginInstance::apiEmit;
 }
 
 PluginInstance::~PluginInstance() {
@@ -79,6 +82,7 @@ void PluginInstance::run() {
     if (queue_->takeAll(spans) == 0) {
       if (closed) break;
       if (fed) callFlush();
+      publishEmitted();
       continue;
     }
     fed = true;
@@ -89,6 +93,7 @@ void PluginInstance::run() {
     }
     spans.clear();
     callFlush();
+    publishEmitted();  // what this drain emitted: one batch, one publish
     if (disabled_) break;
   }
   if (queue_->closeReason() == CloseReason::SlowConsumer) {
@@ -158,6 +163,7 @@ void PluginInstance::finish() {
     if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
       logger().warning("plugin %s: final flush failed: %s", config_.name, oneLine(message));
   }
+  publishEmitted();
   library_->descriptor().destroy(self_);
   self_ = nullptr;
 }
@@ -180,8 +186,32 @@ void PluginInstance::apiSetGauge(void* host, const char* name, double value) {
   if (name) static_cast<PluginInstance*>(host)->metrics_->setGauge(name, value);
 }
 
+int PluginInstance::apiEmit(void* host, const std::uint8_t* data, std::size_t size) {
+  auto* self = static_cast<PluginInstance*>(host);
+  if (!self->output_ || size > (std::size_t{1} << 30) || (!data && size > 0)) return STREAMRELAY_ERROR;
+  std::lock_guard<std::mutex> lock(self->emitMutex_);
+  self->emitted_.add(reinterpret_cast<const char*>(data), size);
+  return STREAMRELAY_OK;
+}
+
+// Publishes what was emitted since the last call as one batch on the
+// instance's stream. Worker thread only (the stream's one publisher: a
+// replacement starts after its predecessor has finished).
+void PluginInstance::publishEmitted() {
+  if (!output_) return;
+  std::unique_ptr<FrameBatch> batch;
+  {
+    std::lock_guard<std::mutex> lock(emitMutex_);
+    if (emitted_.empty()) return;
+    batch = emitted_.seal(unixNowNs());
+  }
+  output_->publish(std::move(batch));
+}
+
 int PluginInstance::apiSupports(void* host, std::size_t offset) {
-  const streamrelay_host_api& api = static_cast<PluginInstance*>(host)->api_;
+  auto* self = static_cast<PluginInstance*>(host);
+  if (offset == offsetof(streamrelay_host_api, emit) && !self->output_) return 0;  // no stream of its own
+  const streamrelay_host_api& api = self->api_;
   if (offset % alignof(void (*)()) != 0 || offset + sizeof(void (*)()) > api.struct_size) return 0;
   void (*function)();
   std::memcpy(&function, reinterpret_cast<const char*>(&api) + offset, sizeof function);

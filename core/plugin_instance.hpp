@@ -14,9 +14,11 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
+#include "bus.hpp"
 #include "config.hpp"
 #include "plugin_library.hpp"
 #include "plugin_metrics.hpp"
@@ -31,8 +33,9 @@ class PluginInstance {
   using OnDisabled = std::function<void(PluginInstance&)>;
 
   // `metrics` belongs to the instance name and outlives this version of it.
+  // `output`: the bus of the stream it emits on (null: it cannot emit).
   PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
-                 std::shared_ptr<PluginMetrics> metrics, StatsJson stats, OnDisabled onDisabled);
+                 std::shared_ptr<PluginMetrics> metrics, Bus* output, StatsJson stats, OnDisabled onDisabled);
   ~PluginInstance();  // stops at once if still running; destroys the plugin's instance
   PluginInstance(const PluginInstance&) = delete;
   PluginInstance& operator=(const PluginInstance&) = delete;
@@ -68,10 +71,15 @@ class PluginInstance {
   static int apiStopping(void* host);
   static void apiSetGauge(void* host, const char* name, double value);
   static int apiSupports(void* host, std::size_t offset);
+  static int apiEmit(void* host, const std::uint8_t* data, std::size_t size);
+  void publishEmitted();
 
   std::shared_ptr<PluginLibrary> library_;  // outlives self_: unloaded after destroy()
   const PluginInstanceConfig config_;
   const std::shared_ptr<PluginMetrics> metrics_;
+  Bus* const output_;
+  std::mutex emitMutex_;         // guards emitted_: emit() may come from any thread
+  FrameBatchBuilder emitted_;    // frames emitted since the last publish
   StatsJson stats_;
   OnDisabled onDisabled_;
   streamrelay_host_api api_{};

@@ -33,14 +33,19 @@ Relay::Relay(const Config& config)
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
   }
+  // Every configured plugin instance has a stream, published when it emits.
+  for (const PluginInstanceConfig& instance : config_.plugins.instances)
+    streams_.emplace(instance.name, std::make_unique<Bus>(StreamId{instance.name, epoch_}, frameSizes_));
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
   for (auto& source : sources_) source->prepare();
   if (!config_.plugins.directory.empty()) {
     std::map<std::string, Bus*> streams;
     for (auto& entry : streams_) streams.emplace(entry.first, entry.second.get());
-    plugins_ = std::make_unique<PluginHost>(config_.plugins, std::move(streams), [this] { return statsJson(); },
-                                            config_.shutdownTimeoutMs);
+    std::vector<std::string> sources;
+    for (const UpstreamConfig& source : config_.sources) sources.push_back(source.name);
+    plugins_ = std::make_unique<PluginHost>(config_.plugins, std::move(streams), std::move(sources),
+                                            [this] { return statsJson(); }, config_.shutdownTimeoutMs);
   }
 }
 
@@ -71,7 +76,7 @@ void Relay::start() {
 
 std::uint64_t Relay::framesReceived() const {
   std::uint64_t frames = 0;
-  for (const auto& entry : streams_) frames += entry.second->framesPublished();
+  for (const UpstreamConfig& source : config_.sources) frames += streams_.at(source.name)->framesPublished();
   return frames;
 }
 

@@ -116,14 +116,11 @@ Object::Ptr histogramJson(const Histogram& h) {
 std::string Relay::statsJson() const {
   Object root;
   root.set("epoch", epoch_);
-  std::uint64_t frames = 0, bytes = 0;
+  std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit
+  for (const UpstreamConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
   Array::Ptr streams = new Array;
-  for (const auto& entry : streams_) {
-    frames += entry.second->framesPublished();
-    bytes += entry.second->bytesPublished();
-    streams->add(streamJson(*entry.second));
-  }
-  root.set("frames_received", frames);
+  for (const auto& entry : streams_) streams->add(streamJson(*entry.second));
+  root.set("frames_received", framesReceived());
   root.set("bytes_received", bytes);
   Array::Ptr sources = new Array;
   for (std::size_t i = 0; i < sources_.size(); ++i) sources->add(sourceJson(config_.sources[i], sources_[i]->counters()));

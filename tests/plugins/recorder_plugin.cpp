@@ -3,8 +3,9 @@
 // which build of the plugin handled them (RECORDER_BUILD: 1 or 2).
 // Config: {path: FILE, delay_ms: N (a slow consumer), fail: true (every frame
 // throws), refuse_build: N (create fails in build N: a replacement that
-// refuses), greeting: TEXT (logged at create)}. Counts "recorded" and sets the
-// gauge "last_seq".
+// refuses), greeting: TEXT (logged at create), emit: true (a processor: emits
+// "vBUILD PAYLOAD" for every frame on its own stream)}. Counts "recorded" and
+// sets the gauge "last_seq".
 
 #include <streamrelay/plugin.hpp>
 #include <yaml-cpp/yaml.h>
@@ -22,12 +23,15 @@ class Recorder : public streamrelay::Plugin {
     YAML::Node config = YAML::Load(configYaml);
     for (const auto& entry : config) {
       std::string key = entry.first.as<std::string>();
-      if (key != "path" && key != "delay_ms" && key != "fail" && key != "refuse_build" && key != "greeting")
+      if (key != "path" && key != "delay_ms" && key != "fail" && key != "refuse_build" && key != "greeting" &&
+          key != "emit")
         throw std::invalid_argument("unknown key '" + key + "'");
     }
     if (config["refuse_build"] && config["refuse_build"].as<int>() == RECORDER_BUILD)
       throw std::invalid_argument("build " + std::to_string(RECORDER_BUILD) + " refuses this config");
     if (config["greeting"]) host_.info(config["greeting"].as<std::string>());
+    emit_ = config["emit"] && config["emit"].as<bool>();
+    if (emit_) host_.requireEmit();
     if (!config["path"]) throw std::invalid_argument("path is required");
     delayMs_ = config["delay_ms"] ? config["delay_ms"].as<int>() : 0;
     fail_ = config["fail"] && config["fail"].as<bool>();
@@ -44,6 +48,7 @@ class Recorder : public streamrelay::Plugin {
     std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
                  static_cast<int>(frame.data.size()), frame.data.data());
     host_.addCounter("recorded", 1);
+    if (emit_) host_.emit("v" + std::to_string(RECORDER_BUILD) + " " + std::string(frame.data));
     host_.setGauge("last_seq", static_cast<double>(frame.seq));
   }
 
@@ -53,6 +58,7 @@ class Recorder : public streamrelay::Plugin {
   streamrelay::Host& host_;
   int delayMs_ = 0;
   bool fail_ = false;
+  bool emit_ = false;
   std::FILE* file_ = nullptr;
 };
 

@@ -195,15 +195,29 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
     std::string printed = effectiveConfigYaml(c);
     CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
   }
+  SECTION("a plugin instance is a stream: listeners and other instances may read it") {
+    Config c = parseConfig(two + "plugins: {directory: d, instances: [{name: f, type: filter, inputs: [a]}, "
+                                 "{name: db, type: sqlite_writer, inputs: [f, b]}]}\n"
+                                 "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [f]}]\n", "t");
+    CHECK(c.plugins.instances[1].inputs == std::vector<std::string>{"f", "b"});
+    CHECK(c.listeners[0].inputs == std::vector<std::string>{"f"});
+    CHECK(streamNames(c) == std::vector<std::string>{"a", "b", "f", "db"});
+  }
   SECTION("errors") {
     CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0'}]\n") ==
-          "test.yaml:4: listeners[0].inputs: required when there are several streams (a, b)");
+          "test.yaml:4: listeners[0].inputs: required when there are several sources (a, b)");
     CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [c]}]\n") ==
           "test.yaml:4: listeners[0].inputs: unknown input 'c' (streams: a, b)");
     CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [a, a]}]\n") ==
           "test.yaml:4: listeners[0].inputs: input 'a' is listed twice");
     CHECK(errorOf(two + "plugins: {directory: d, instances: [{type: t, inputs: [x]}]}\n") ==
-          "test.yaml:4: plugins.instances[0].inputs: unknown input 'x' (streams: a, b)");
+          "test.yaml:4: plugins.instances[0].inputs: unknown input 'x' (streams: a, b, t)");
+    CHECK(errorOf(two + "plugins: {directory: d, instances: [{name: p, type: t, inputs: [q]}, "
+                        "{name: q, type: t, inputs: [p]}]}\n") ==
+          "test.yaml:4: plugins.instances[0].inputs: 'p' reads its own output (a cycle through the inputs of plugin "
+          "instances)");
+    CHECK(errorOf(two + "plugins: {directory: d, instances: [{name: a, type: t, inputs: [b]}]}\n") ==
+          "test.yaml:4: plugins.instances[0].name: 'a' is also a source: a stream name must be unique");
     CHECK(errorOf(std::string(kMinimal) + two) ==
           "test.yaml:3: sources: use either `upstream:` (one source) or `sources:`, not both");
     CHECK(errorOf("listeners: []\n") ==

@@ -110,6 +110,15 @@ typedef struct streamrelay_host_api {
   /* ABI 1.1. Non-zero if the host implements the host API function at this
    * offset (offsetof(streamrelay_host_api, name)). */
   int (*supports)(void* host, size_t offset);
+  /* ABI 1.1. Publishes one frame on this instance's own stream (named after
+   * the instance), to every listener and instance whose inputs name it. The
+   * bytes are copied before it returns. Frames emitted during one drain of the
+   * instance's queue are published together after it (one publish per
+   * batch), so call it from on_frame or flush; it may then block while a
+   * consumer of that stream with on_full: block is behind. STREAMRELAY_ERROR
+   * if the instance has no stream (it was configured in a sidecar file, not
+   * in plugins.instances) or size is over 1 GiB. */
+  int (*emit)(void* host, const uint8_t* data, size_t size);
 } streamrelay_host_api;
 
 typedef struct streamrelay_plugin {

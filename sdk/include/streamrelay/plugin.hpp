@@ -63,6 +63,20 @@ class Host {
     }
     throw std::runtime_error("the relay's stats kept growing faster than they could be copied");
   }
+  // Publishes a frame on this instance's own stream (see plugin.h). Throws
+  // if the host cannot (a 1.0 host, or no stream for this instance): a
+  // processor calls requireEmit() in its constructor, so that create fails
+  // with the reason instead.
+  void emit(std::string_view data) const {
+    requireEmit();
+    if (api_->emit(api_->host, reinterpret_cast<const std::uint8_t*>(data.data()), data.size()) != STREAMRELAY_OK)
+      throw std::runtime_error("emit failed: this instance has no stream of its own (configure it in plugins.instances)");
+  }
+  void requireEmit() const {
+    if (!supports(offsetof(streamrelay_host_api, emit)))
+      throw std::runtime_error("this instance cannot emit: the relay's plugin API is older than 1.1, or the instance "
+                               "is not configured in plugins.instances (only those have a stream of their own)");
+  }
   std::string instanceName() const { return api_->instance_name(api_->host); }
   bool stopping() const { return api_->stopping(api_->host) != 0; }
   // True if the host implements the host API function at `offset`.
