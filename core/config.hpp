@@ -70,6 +70,7 @@ struct PluginInstanceConfig {
   QueueLimits queue;
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
+  bool implicit = false;         // no config anywhere: the one default instance of a dropped-in plugin
 };
 
 struct PluginsConfig {

@@ -271,6 +271,7 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
     fallback.name = type;
     fallback.type = type;
     fallback.queue = defaultPluginQueue();
+    fallback.implicit = true;
     configs.push_back(fallback);
   }
   for (PluginInstanceConfig& c : configs) {
@@ -355,6 +356,11 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
     std::string error;
     if (instance->create(error)) {
       instances.push_back(std::move(instance));
+      continue;
+    }
+    if (c.implicit) {  // e.g. a processor, which needs a config: not a failure of the file
+      logger().information("plugin %s: not started without a configured instance (plugins.instances or %s.yaml): %s",
+                           c.name, library->name(), error);
       continue;
     }
     logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);

@@ -456,3 +456,55 @@ TEST_CASE("a 1.0 plugin binary runs on the 1.1 host, and 1.1 plugins see the str
     else CHECK(epoch != firstEpoch);  // a new run, a new epoch
   }
 }
+
+// The built-in filter, chained: source -> filter -> filter -> listener gets
+// exactly the matching frames, in order; frames that are not JSON are counted.
+TEST_CASE("filter chain: source, JSON filter, contains filter, listener: exactly the matching frames in order",
+          "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("filter"), "filter.so");
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay(
+      "upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" + listener("out", "inputs: [btc]") +
+          pluginsSection(dir, "  instances:\n"
+                              "    - {name: trades, type: filter, queue: {on_full: block}, "
+                              "config: {json: {pointer: /type, equals: trade}}}\n"
+                              "    - {name: btc, type: filter, inputs: [trades], queue: {on_full: block}, "
+                              "config: {contains: BTC}}\n"
+                              "    - {name: metrics, type: metrics, inputs: [upstream], config: {bind: '127.0.0.1:0'}}\n"),
+      {"out"});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  Subscriber sub(relay.address("out"));
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  std::string input;
+  std::vector<std::string> expected;
+  const char* symbols[] = {"BTC", "ETH", "BTC", "SOL"};
+  for (int i = 0; i < 2000; ++i) {
+    std::string type = i % 3 == 0 ? "quote" : "trade";
+    std::string line = "{\"type\":\"" + type + "\",\"sym\":\"" + symbols[i % 4] + "\",\"n\":" + std::to_string(i) + "}";
+    if (i % 100 == 7) line = "garbage " + std::to_string(i);  // not JSON
+    if (type == "trade" && std::string(symbols[i % 4]) == "BTC" && i % 100 != 7) expected.push_back(line);
+    input += line + "\n";
+  }
+  relay.process->writeStdin(input);
+  std::string frame;
+  std::size_t got = 0;
+  while (got < expected.size() && sub.next(frame, 10s)) {
+    REQUIRE(frame == expected[got]);
+    ++got;
+  }
+  CHECK(got == expected.size());
+  Poco::JSON::Parser parser;
+  auto counters = [&](const std::string& name) {
+    auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
+    auto plugins = stats->getArray("plugins");
+    for (std::size_t i = 0; i < plugins->size(); ++i)
+      if (plugins->getObject(static_cast<unsigned>(i))->getValue<std::string>("name") == name)
+        return plugins->getObject(static_cast<unsigned>(i))->getObject("counters");
+    return Poco::JSON::Object::Ptr();
+  };
+  REQUIRE(pollUntil([&] { return counters("btc")->getValue<long>("passed") == static_cast<long>(expected.size()); }));
+  CHECK(counters("trades")->getValue<long>("unparsable") == 20);
+  CHECK(!sub.next(frame, 200ms));  // nothing else came
+}
