@@ -1,11 +1,8 @@
 #include "frame_filter.hpp"
 
-#include <Poco/Dynamic/Var.h>
-#include <Poco/JSON/Array.h>
-#include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace streamrelay::plugins {
@@ -14,36 +11,6 @@ namespace {
 
 [[noreturn]] void fail(const std::string& key, const std::string& what) {
   throw std::invalid_argument("config." + key + ": " + what);
-}
-
-// RFC 6901: "/a/b~1c/0" -> {"a", "b/c", "0"}.
-std::vector<std::string> parsePointer(const std::string& text) {
-  if (!text.empty() && text[0] != '/') fail("json.pointer", "'" + text + "' is not a JSON pointer (starts with /)");
-  std::vector<std::string> tokens;
-  for (std::size_t at = 0; at < text.size();) {
-    std::size_t next = text.find('/', at + 1);
-    std::string token = text.substr(at + 1, next == std::string::npos ? std::string::npos : next - at - 1);
-    std::string decoded;
-    for (std::size_t i = 0; i < token.size(); ++i) {
-      if (token[i] == '~' && i + 1 < token.size() && (token[i + 1] == '0' || token[i + 1] == '1')) {
-        decoded += token[++i] == '0' ? '~' : '/';
-      } else {
-        decoded += token[i];
-      }
-    }
-    tokens.push_back(decoded);
-    if (next == std::string::npos) break;
-    at = next;
-  }
-  return tokens;
-}
-
-// The value a JSON scalar is compared by: strings as they are, numbers,
-// booleans and null as JSON writes them.
-std::string scalarText(const Poco::Dynamic::Var& value) {
-  if (value.isEmpty()) return "null";
-  if (value.isBoolean()) return value.extract<bool>() ? "true" : "false";
-  return value.convert<std::string>();
 }
 
 }  // namespace
@@ -84,7 +51,11 @@ FrameFilter::FrameFilter(const std::string& configYaml) {
       ++checks;
     }
     if (checks != 1) fail("json", "needs exactly one of equals, in, exists");
-    pointer_ = parsePointer(json["pointer"].as<std::string>());
+    try {
+      pointer_.emplace(json["pointer"].as<std::string>());
+    } catch (const std::invalid_argument& e) {
+      fail("json.pointer", e.what());
+    }
     if (json["equals"]) {
       accepted_.push_back(json["equals"].as<std::string>());
     } else if (json["in"]) {
@@ -96,38 +67,12 @@ FrameFilter::FrameFilter(const std::string& configYaml) {
   }
 }
 
-bool FrameFilter::jsonPasses(std::string_view payload, bool& parsed) const {
-  Poco::Dynamic::Var root;
-  try {
-    Poco::JSON::Parser parser;
-    root = parser.parse(std::string(payload));
-  } catch (const Poco::Exception&) {
-    parsed = false;
-    return false;
-  }
-  parsed = true;
-  Poco::Dynamic::Var at = root;
-  for (const std::string& token : pointer_) {
-    if (at.type() == typeid(Poco::JSON::Object::Ptr)) {
-      auto object = at.extract<Poco::JSON::Object::Ptr>();
-      if (!object->has(token)) return !exists_ && accepted_.empty() ? true : false;
-      at = object->get(token);
-    } else if (at.type() == typeid(Poco::JSON::Array::Ptr)) {
-      auto array = at.extract<Poco::JSON::Array::Ptr>();
-      if (token.empty() || token.find_first_not_of("0123456789") != std::string::npos ||
-          std::stoul(token) >= array->size())
-        return !exists_ && accepted_.empty() ? true : false;
-      at = array->get(static_cast<unsigned>(std::stoul(token)));
-    } else {
-      return !exists_ && accepted_.empty() ? true : false;
-    }
-  }
-  if (accepted_.empty()) return exists_;  // the pointer resolved
-  if (at.type() == typeid(Poco::JSON::Object::Ptr) || at.type() == typeid(Poco::JSON::Array::Ptr)) return false;
-  const std::string text = scalarText(at);
-  for (const std::string& accepted : accepted_)
-    if (text == accepted) return true;
-  return false;
+bool FrameFilter::jsonPasses(const Poco::Dynamic::Var& root) const {
+  std::optional<Poco::Dynamic::Var> value = pointer_->resolve(root);
+  if (accepted_.empty()) return value.has_value() == exists_;
+  if (!value) return false;
+  std::optional<std::string> text = scalarText(*value);
+  return text && std::find(accepted_.begin(), accepted_.end(), *text) != accepted_.end();
 }
 
 FrameFilter::Verdict FrameFilter::test(std::string_view payload) const {
@@ -142,9 +87,9 @@ FrameFilter::Verdict FrameFilter::test(std::string_view payload) const {
       break;
     }
     case Kind::Json: {
-      bool parsed = true;
-      pass = jsonPasses(payload, parsed);
-      if (!parsed) return Verdict::Unparsable;
+      std::optional<Poco::Dynamic::Var> root = parseJson(payload);
+      if (!root) return Verdict::Unparsable;
+      pass = jsonPasses(*root);
       break;
     }
   }

@@ -9,6 +9,8 @@
 
 #include <Poco/RegularExpression.h>
 
+#include "json/json_pointer.hpp"
+
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,13 +28,13 @@ class FrameFilter {
   Verdict test(std::string_view payload) const;
 
  private:
-  bool jsonPasses(std::string_view payload, bool& parsed) const;
+  bool jsonPasses(const Poco::Dynamic::Var& root) const;
 
   enum class Kind { Contains, Regex, Json } kind_ = Kind::Contains;
   bool invert_ = false;
   std::string contains_;
   std::unique_ptr<Poco::RegularExpression> regex_;
-  std::vector<std::string> pointer_;       // decoded reference tokens of the JSON pointer
+  std::optional<JsonPointer> pointer_;
   std::vector<std::string> accepted_;      // equals (one) or in (several), as JSON text of scalars
   bool exists_ = false;                    // json.exists: the pointer resolves at all
 };

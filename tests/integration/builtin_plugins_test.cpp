@@ -508,3 +508,38 @@ TEST_CASE("filter chain: source, JSON filter, contains filter, listener: exactly
   CHECK(counters("trades")->getValue<long>("unparsable") == 20);
   CHECK(!sub.next(frame, 200ms));  // nothing else came
 }
+
+// The built-in conflate processor: a dashboard listener gets the newest frame
+// per key, a few per key instead of every one.
+TEST_CASE("conflate: a dashboard listener gets the newest frame per key, not every frame", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("conflate"), "conflate.so");
+  RunningRelay relay = startRelay(
+      "upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" + listener("dash", "inputs: [latest]") +
+          pluginsSection(dir, "  instances:\n    - {name: latest, type: conflate, queue: {on_full: block}, "
+                              "config: {key: /sym, interval_ms: 300}}\n"),
+      {"dash"});
+  REQUIRE(relay.process->waitForLine("plugin conflate loaded").size() > 0);
+  Subscriber sub(relay.address("dash"));
+  REQUIRE(relay.process->waitForLine("subscriber .* connected").size() > 0);
+  const char* symbols[] = {"BTC", "ETH", "SOL"};
+  std::string input;
+  std::map<std::string, std::string> newest;
+  for (int i = 0; i < 3000; ++i) {
+    std::string line = std::string("{\"sym\":\"") + symbols[i % 3] + "\",\"px\":" + std::to_string(i) + "}";
+    newest[symbols[i % 3]] = line;
+    input += line + "\n";
+  }
+  relay.process->writeStdin(input);
+  std::map<std::string, std::string> seen;
+  int frames = 0;
+  std::string frame;
+  auto caughtUp = [&] { return seen == newest; };
+  while (!caughtUp() && sub.next(frame, 10s)) {
+    ++frames;
+    for (const char* sym : symbols)
+      if (frame.find(std::string("\"") + sym + "\"") != std::string::npos) seen[sym] = frame;
+  }
+  CHECK(caughtUp());     // the newest frame of every key arrived
+  CHECK(frames <= 60);   // conflated: a few per key, not 3000
+}

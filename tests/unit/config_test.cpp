@@ -228,7 +228,7 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
 }
 
 TEST_CASE("every example in config/ loads, and prints a config that loads the same", "[config]") {
-  for (const char* file : {"streamrelay.yaml", "two-sources.yaml"}) {
+  for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);
