@@ -35,7 +35,7 @@ TEST_CASE("conflate: the newest frame per key, at most one per key per interval,
   CHECK(c.take(R"({"sym":{"nested":1}})") == Conflator::Taken::NoKey);
 }
 
-TEST_CASE("conflate: max_keys bounds memory; the oldest key is evicted and counted", "[conflate]") {
+TEST_CASE("conflate: max_keys bounds memory, and the oldest key is evicted and counted", "[conflate]") {
   Conflator c(parseConflateConfig("{key: /k, max_keys: 2}"));
   c.take(R"({"k":1})");
   c.take(R"({"k":2})");
