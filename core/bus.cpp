@@ -53,7 +53,8 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);
-  frameSizes_.recordEach(count, [&](std::size_t i) { return static_cast<double>(batch->payload(i).size()); });
+  if (receivedSizes_)
+    receivedSizes_->recordEach(count, [&](std::size_t i) { return static_cast<double>(batch->payload(i).size()); });
   FrameBatchPtr shared(std::move(batch));
   // Held for the loop: a subscribe() meanwhile replaces the list, not this copy.
   const std::shared_ptr<const QueueList> queues = snapshot();

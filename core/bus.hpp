@@ -20,9 +20,10 @@ namespace streamrelay {
 
 class Bus {
  public:
-  // The bus of one stream. `frameSizes` (shared by every stream) records the
-  // size of every frame published.
-  Bus(StreamId stream, Histogram& frameSizes) : stream_(std::move(stream)), frameSizes_(frameSizes) {}
+  // The bus of one stream. `receivedSizes` (shared by the sources' streams)
+  // records the size of every frame published; null for a processor's stream,
+  // whose frames were not received.
+  Bus(StreamId stream, Histogram* receivedSizes) : stream_(std::move(stream)), receivedSizes_(receivedSizes) {}
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -58,7 +59,7 @@ class Bus {
   std::atomic<std::uint64_t> nextSeq_{1};
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
-  Histogram& frameSizes_;
+  Histogram* const receivedSizes_;
 };
 
 }  // namespace streamrelay

@@ -29,13 +29,13 @@ Relay::Relay(const Config& config)
       epoch_(newEpoch()),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
   for (const UpstreamConfig& source : config_.sources) {
-    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, frameSizes_);
+    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
   for (const PluginInstanceConfig& instance : config_.plugins.instances)
-    streams_.emplace(instance.name, std::make_unique<Bus>(StreamId{instance.name, epoch_}, frameSizes_));
+    streams_.emplace(instance.name, std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr));
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
   for (auto& source : sources_) source->prepare();

@@ -50,7 +50,7 @@ class Relay {
 
   const Config config_;
   const std::uint64_t epoch_;  // random id of this run, shared by every stream
-  Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all streams
+  Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all sources
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
   // One bus per stream, by name: declared before the sources that publish on
   // them and the listeners and plugins that subscribe.
