@@ -32,6 +32,21 @@ std::vector<std::string> decodeAll(FrameDecoder& decoder, const std::string& str
   return frames;
 }
 
+// Encodes every payload the encoder accepts, back to back; `accepted` gets them.
+std::string encodeAll(const FrameEncoder& encoder, const std::vector<std::string>& payloads,
+                      std::vector<std::string>& accepted) {
+  std::string stream;
+  for (const std::string& p : payloads) {
+    if (!encoder.canEncode(p)) continue;
+    char header[8];
+    iovec iov[3];
+    int n = encoder.encode(p, 0, header, iov);
+    for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
+    accepted.push_back(p);
+  }
+  return stream;
+}
+
 const std::vector<std::string> kPayloads = {"a", "", "hello world", std::string(300, 'x'), std::string("\0\n\0", 3)};
 
 }  // namespace
@@ -136,16 +151,8 @@ TEST_CASE("encoders round-trip through the matching decoder", "[framing]") {
   for (const FramingSpec& spec : specs) {
     INFO(spec.describe());
     FrameEncoder encoder(spec);
-    std::string stream;
     std::vector<std::string> expected;
-    for (const std::string& p : kPayloads) {
-      if (!encoder.canEncode(p)) continue;
-      char header[8];
-      iovec iov[3];
-      int n = encoder.encode(p, 0, header, iov);
-      for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
-      expected.push_back(p);
-    }
+    const std::string stream = encodeAll(encoder, kPayloads, expected);
     REQUIRE_FALSE(expected.empty());
     auto decoder = FrameDecoder::create(spec);
     CHECK(decodeAll(*decoder, stream, 5) == expected);
@@ -173,8 +180,6 @@ TEST_CASE("a delimiter that overlaps itself: every frame accepted is decoded exa
     spec.delimiter = delimiter;
     FrameEncoder encoder(spec);
     const std::string alphabet = delimiter + "xa\n";
-    std::vector<std::string> accepted;
-    std::string stream;
     // Every payload of up to 4 bytes over the delimiter's own bytes and two others.
     std::vector<std::string> payloads{""};
     for (std::size_t length = 1, from = 0; length <= 4; ++length) {
@@ -183,14 +188,8 @@ TEST_CASE("a delimiter that overlaps itself: every frame accepted is decoded exa
         for (char c : alphabet) payloads.push_back(payloads[i] + c);
       from = to;
     }
-    for (const std::string& p : payloads) {
-      if (!encoder.canEncode(p)) continue;
-      char header[8];
-      iovec iov[3];
-      int n = encoder.encode(p, 0, header, iov);
-      for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
-      accepted.push_back(p);
-    }
+    std::vector<std::string> accepted;
+    const std::string stream = encodeAll(encoder, payloads, accepted);
     auto decoder = FrameDecoder::create(spec);
     CHECK(decodeAll(*decoder, stream, 7) == accepted);
   }
