@@ -17,6 +17,7 @@ namespace {
 const char* kUsage =
     "usage: streamrelay [--config FILE]      run the relay (default FILE: config/streamrelay.yaml)\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
+    "       streamrelay --list-keys          print every config key: kind, range, default, what it does\n"
     "       streamrelay --version | --help\n";
 
 struct Options {
@@ -40,6 +41,10 @@ int parseArgs(int argc, char** argv, Options& options) {
     };
     if (arg == "--help" || arg == "-h") {
       std::cout << kUsage;
+      return 0;
+    }
+    if (arg == "--list-keys") {
+      std::cout << streamrelay::configKeysReference();
       return 0;
     }
     if (arg == "--version") {

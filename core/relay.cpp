@@ -28,7 +28,7 @@ Relay::Relay(const Config& config)
     : config_(config),
       epoch_(newEpoch()),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
-  for (const UpstreamConfig& source : config_.sources) {
+  for (const SourceConfig& source : config_.sources) {
     auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
@@ -43,7 +43,7 @@ Relay::Relay(const Config& config)
     std::map<std::string, Bus*> streams;
     for (auto& entry : streams_) streams.emplace(entry.first, entry.second.get());
     std::vector<std::string> sources;
-    for (const UpstreamConfig& source : config_.sources) sources.push_back(source.name);
+    for (const SourceConfig& source : config_.sources) sources.push_back(source.name);
     plugins_ = std::make_unique<PluginHost>(config_.plugins, std::move(streams), std::move(sources),
                                             [this] { return statsJson(); }, config_.shutdownTimeoutMs);
   }
@@ -67,8 +67,8 @@ void Relay::start() {
   if (plugins_) plugins_->start();  // before the sources: instances see the first frame
   for (auto& source : sources_) source->start();
   std::string sources;
-  for (const UpstreamConfig& source : config_.sources)
-    sources += (sources.empty() ? "" : ", ") + source.name + " (" + toString(source.type) + ")";
+  for (const SourceConfig& source : config_.sources)
+    sources += (sources.empty() ? "" : ", ") + source.name + " (" + source.type() + ")";
   Poco::Logger::get("streamrelay").information("relay started: source%s %s, %z listener(s), %z writer thread(s)",
                                                std::string(sources_.size() > 1 ? "s" : ""), sources,
                                                listeners_.size(), writers_.size());
@@ -76,7 +76,7 @@ void Relay::start() {
 
 std::uint64_t Relay::framesReceived() const {
   std::uint64_t frames = 0;
-  for (const UpstreamConfig& source : config_.sources) frames += streams_.at(source.name)->framesPublished();
+  for (const SourceConfig& source : config_.sources) frames += streams_.at(source.name)->framesPublished();
   return frames;
 }
 

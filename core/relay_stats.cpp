@@ -16,15 +16,15 @@ namespace {
 using Poco::JSON::Array;
 using Poco::JSON::Object;
 
-Object::Ptr sourceJson(const UpstreamConfig& config, const SourceCounters& c) {
+Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   Object::Ptr o = new Object;
   o->set("name", config.name);
-  o->set("type", std::string(toString(config.type)));
+  o->set("type", config.type());
   o->set("connected", c.connected.load());
   o->set("connects", c.connects.load());
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
-  if (config.type == UpstreamType::Listen) o->set("refused_publishers", c.refusedPublishers.load());
+  if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
   return o;
 }
 
@@ -117,7 +117,7 @@ std::string Relay::statsJson() const {
   Object root;
   root.set("epoch", epoch_);
   std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit
-  for (const UpstreamConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
+  for (const SourceConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
   Array::Ptr streams = new Array;
   for (const auto& entry : streams_) streams->add(streamJson(*entry.second));
   root.set("frames_received", framesReceived());

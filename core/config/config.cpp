@@ -1,12 +1,12 @@
 #include "config.hpp"
 
 #include <algorithm>
-#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
 
+#include "keys.hpp"
 #include "logging.hpp"
 #include "yaml_map.hpp"
 
@@ -19,143 +19,6 @@ static std::vector<PluginInstanceConfig> parsePluginSidecarUnchecked(const std::
                                                                      const std::string& type);
 
 namespace {
-
-constexpr std::int64_t kMaxFrameBytesLimit = 1LL << 30;  // frames are stored with a 32-bit length
-constexpr std::int64_t kIntMax = 2147483647;
-
-FramingSpec readFraming(const YamlMap& m) {
-  m.allowOnly({"type", "width", "byte_order", "delimiter", "strip", "size", "max_frame_bytes"});
-  FramingSpec spec;
-  std::string type = m.getString("type", "length-prefix");
-  if (type == "length-prefix") spec.type = FramingType::LengthPrefix;
-  else if (type == "delimiter") spec.type = FramingType::Delimiter;
-  else if (type == "fixed") spec.type = FramingType::Fixed;
-  else m.fail("type", "'" + type + "' is not a framing (length-prefix, delimiter, fixed)");
-
-  spec.maxFrameBytes = m.getInt("max_frame_bytes", 1 << 20, 1, kMaxFrameBytesLimit);
-  spec.width = static_cast<int>(m.getInt("width", 4, 1, 8));
-  if (spec.width != 1 && spec.width != 2 && spec.width != 4 && spec.width != 8)
-    m.fail("width", "must be 1, 2, 4 or 8, got " + std::to_string(spec.width));
-  std::string order = m.getString("byte_order", "big");
-  if (order == "big") spec.byteOrder = ByteOrder::Big;
-  else if (order == "little") spec.byteOrder = ByteOrder::Little;
-  else m.fail("byte_order", "must be big or little, got '" + order + "'");
-  spec.delimiter = m.getString("delimiter", "\n");
-  if (spec.delimiter.empty()) m.fail("delimiter", "must not be empty");
-  spec.strip = m.getBool("strip", true);
-  spec.fixedSize = m.getInt("size", 0, 0, kMaxFrameBytesLimit);
-
-  auto onlyFor = [&](const char* key, const char* framing) {
-    if (m.has(key) && type != framing) m.fail(key, "applies only to framing type " + std::string(framing));
-  };
-  onlyFor("width", "length-prefix");
-  onlyFor("byte_order", "length-prefix");
-  onlyFor("delimiter", "delimiter");
-  onlyFor("strip", "delimiter");
-  onlyFor("size", "fixed");
-  if (spec.type == FramingType::Fixed) {
-    if (spec.fixedSize == 0) m.fail("size", "fixed framing needs size >= 1");
-    if (spec.fixedSize > spec.maxFrameBytes) m.fail("size", "is larger than max_frame_bytes");
-  }
-  return spec;
-}
-
-QueueLimits readQueue(const YamlMap& m, QueueLimits defaults) {
-  m.allowOnly({"max_frames", "max_bytes", "on_full"});
-  QueueLimits q = defaults;
-  q.maxFrames = m.getInt("max_frames", q.maxFrames, 0, 1LL << 40);
-  q.maxBytes = m.getInt("max_bytes", q.maxBytes, 0, 1LL << 40);
-  if (q.maxFrames == 0 && q.maxBytes == 0) m.failHere("max_frames and max_bytes cannot both be 0 (unbounded)");
-  std::string policy = m.getString("on_full", toString(q.onFull));
-  if (policy == "disconnect") q.onFull = OverflowPolicy::Disconnect;
-  else if (policy == "drop_oldest") q.onFull = OverflowPolicy::DropOldest;
-  else if (policy == "drop_newest") q.onFull = OverflowPolicy::DropNewest;
-  else if (policy == "block") q.onFull = OverflowPolicy::Block;
-  else m.fail("on_full", "'" + policy + "' is not a policy (disconnect, drop_oldest, drop_newest, block)");
-  return q;
-}
-
-CidrList readAllowList(const YamlMap& m) {
-  std::vector<Cidr> rules;
-  for (const std::string& text : m.stringList("allow")) {
-    try {
-      rules.push_back(Cidr::parse(text));
-    } catch (const std::invalid_argument& e) {
-      m.fail("allow", e.what());
-    }
-  }
-  return CidrList(std::move(rules));
-}
-
-// Expands ${NAME} from the environment; an unset variable is an error.
-std::string expandEnv(const YamlMap& m, const char* key, const std::string& text) {
-  std::string out;
-  for (std::size_t i = 0; i < text.size();) {
-    if (text.compare(i, 2, "${") != 0) {
-      out += text[i++];
-      continue;
-    }
-    auto close = text.find('}', i);
-    if (close == std::string::npos) m.fail(key, "unterminated ${ in '" + text + "'");
-    std::string name = text.substr(i + 2, close - i - 2);
-    const char* value = std::getenv(name.c_str());
-    if (!value) m.fail(key, "environment variable " + name + " is not set");
-    out += value;
-    i = close + 1;
-  }
-  return out;
-}
-
-void checkEndpoint(const YamlMap& m, const char* key, const std::string& text) {
-  auto colon = text.rfind(':');
-  bool bracketsOk = text.empty() || text[0] != '[' || (colon != std::string::npos && colon > 0 && text[colon - 1] == ']');
-  std::string port = colon == std::string::npos ? "" : text.substr(colon + 1);
-  if (colon == std::string::npos || colon == 0 || !bracketsOk || port.empty() ||
-      port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
-    m.fail(key, "expected HOST:PORT or [IPv6]:PORT, got '" + text + "'");
-}
-
-UpstreamConfig readUpstream(const YamlMap& m, const std::string& name) {
-  m.allowOnly({"type", "host", "port", "send_on_connect", "bind", "max_publishers", "allow", "rate", "size", "count",
-               "framing", "reconnect", "idle_timeout_ms"});
-  UpstreamConfig u;
-  u.name = name;
-  std::string type = m.getString("type", "generator");
-  if (type == "tcp") u.type = UpstreamType::Tcp;
-  else if (type == "listen") u.type = UpstreamType::Listen;
-  else if (type == "stdin") u.type = UpstreamType::Stdin;
-  else if (type == "generator") u.type = UpstreamType::Generator;
-  else m.fail("type", "'" + type + "' is not an upstream type (tcp, listen, stdin, generator)");
-
-  if (u.type == UpstreamType::Tcp) {
-    u.host = m.requireString("host");
-    if (!u.host.empty() && u.host.front() == '[' && u.host.back() == ']') u.host = u.host.substr(1, u.host.size() - 2);
-    u.port = static_cast<int>(m.getInt("port", 0, 1, 65535));
-    if (!m.has("port")) m.failHere("missing required key 'port'");
-  }
-  u.sendOnConnect = expandEnv(m, "send_on_connect", m.getString("send_on_connect", ""));
-  if (u.type == UpstreamType::Listen) {
-    u.bind = m.requireString("bind");
-    checkEndpoint(m, "bind", u.bind);
-  }
-  u.maxPublishers = static_cast<int>(m.getInt("max_publishers", 16, 1, 4096));
-  if (m.has("allow") && u.type != UpstreamType::Listen) m.fail("allow", "applies only to upstream type listen");
-  u.allow = readAllowList(m);
-  u.rate = m.getDouble("rate", 5, 0.001, 10e6);
-  u.size = m.getInt("size", 64, 1, kMaxFrameBytesLimit);
-  u.count = m.getInt("count", 0, 0, 1LL << 62);
-  u.framing = readFraming(m.map("framing"));
-  YamlMap reconnect = m.map("reconnect");
-  reconnect.allowOnly({"initial_delay_ms", "max_delay_ms"});
-  u.reconnect.initialDelayMs = static_cast<int>(reconnect.getInt("initial_delay_ms", 100, 1, kIntMax));
-  u.reconnect.maxDelayMs = static_cast<int>(reconnect.getInt("max_delay_ms", 30000, 1, kIntMax));
-  if (u.reconnect.maxDelayMs < u.reconnect.initialDelayMs)
-    reconnect.fail("max_delay_ms", "must be >= initial_delay_ms");
-  u.idleTimeoutMs = static_cast<int>(m.getInt("idle_timeout_ms", 0, 0, kIntMax));
-  if (u.type == UpstreamType::Generator && u.size > u.framing.maxFrameBytes)
-    m.fail("size", "is larger than framing.max_frame_bytes");
-  return u;
-}
 
 // The names of the streams a config has: its sources, then its plugin
 // instances (each may emit a stream named after it).
@@ -173,21 +36,22 @@ std::vector<std::string> readInputs(const YamlMap& m, const StreamNames& streams
 }
 
 ListenerConfig readListener(const YamlMap& m, const StreamNames& streams) {
-  m.allowOnly({"name", "bind", "inputs", "framing", "max_clients", "queue", "allow", "send_buffer_bytes",
-               "write_deadline_ms"});
   ListenerConfig l;
-  l.name = m.requireString("name");
+  l.settings = readSettings(m, listenerSchema());
+  const Settings& s = l.settings;
+  l.name = s.string("name");
   l.inputs = readInputs(m, streams);
-  l.bind = m.requireString("bind");
-  checkEndpoint(m, "bind", l.bind);
+  l.settings.setStrings("inputs", l.inputs);
+  l.bind = s.string("bind");
   l.where = m.where("bind");
-  l.framing = readFraming(m.map("framing"));
-  l.maxClients = static_cast<int>(m.getInt("max_clients", 64, 1, 100000));
-  l.queue = readQueue(m.map("queue"), QueueLimits{});
-  l.allow = readAllowList(m);
-  if (m.getString("send_buffer_bytes", "auto") != "auto")
-    l.sendBufferBytes = static_cast<int>(m.getInt("send_buffer_bytes", 0, 0, 1 << 30));
-  l.writeDeadlineMs = static_cast<int>(m.getInt("write_deadline_ms", l.writeDeadlineMs, 0, kIntMax));
+  l.framing = framingFrom(s.group("framing"));
+  l.maxClients = static_cast<int>(s.integer("max_clients"));
+  l.queue = queueFrom(s.group("queue"));
+  std::vector<Cidr> rules;
+  for (const std::string& text : s.strings("allow")) rules.push_back(Cidr::parse(text));
+  l.allow = CidrList(std::move(rules));
+  l.sendBufferBytes = static_cast<int>(s.integer("send_buffer_bytes"));  // -1: auto
+  l.writeDeadlineMs = static_cast<int>(s.integer("write_deadline_ms"));
   return l;
 }
 
@@ -200,23 +64,22 @@ YAML::Node loadYaml(const std::string& text, const std::string& sourceName) {
 }
 
 // `streams`: resolve `inputs` now (the main config); null: keep them as
-// written, resolved when the plugin loads (a sidecar file).
+// written, resolved when the plugin loads (a sidecar file, whose `type` is
+// implied by its file name).
 PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& impliedType,
                                         const StreamNames* streams) {
-  m.allowOnly(impliedType.empty()
-                  ? std::initializer_list<const char*>{"name", "type", "inputs", "queue", "config", "max_failures"}
-                  : std::initializer_list<const char*>{"name", "inputs", "queue", "config", "max_failures"});
+  if (!impliedType.empty() && m.has("type")) m.fail("type", "is implied by the file name (" + impliedType + ")");
   PluginInstanceConfig p;
-  p.type = impliedType.empty() ? m.requireString("type") : impliedType;
-  p.name = m.getString("name", p.type);
-  p.inputs = streams ? readInputs(m, *streams) : m.stringList("inputs");
-  p.queue = readQueue(m.map("queue"), defaultPluginQueue());
-  p.maxFailures = static_cast<int>(m.getInt("max_failures", 10, 1, 1000000));
-  if (m.has("config")) {
-    YAML::Emitter out;
-    out << YAML::Flow << m.node("config");
-    p.configYaml = out.c_str();
-  }
+  p.settings = readSettings(m, impliedType.empty() ? instanceSchema() : sidecarInstanceSchema());
+  const Settings& s = p.settings;
+  p.type = impliedType.empty() ? s.string("type") : impliedType;
+  p.name = s.given("name") ? s.string("name") : p.type;
+  p.settings.setString("name", p.name);
+  p.inputs = streams ? readInputs(m, *streams) : s.strings("inputs");
+  p.settings.setStrings("inputs", p.inputs);
+  p.queue = queueFrom(s.group("queue"));
+  p.maxFailures = static_cast<int>(s.integer("max_failures"));
+  p.configYaml = s.string("config");
   return p;
 }
 
@@ -226,21 +89,29 @@ void checkUniqueNames(const std::vector<PluginInstanceConfig>& instances, const 
       item.fail("name", "'" + instances.back().name + "' is used by another plugin instance");
 }
 
+SourceConfig readSource(const YamlMap& m, const std::string& name) {
+  SourceConfig source;
+  source.name = name;
+  source.settings = readSettings(m, sourceSchema());
+  source.framing = framingFrom(source.settings.group("framing"));
+  return source;
+}
+
 // `upstream:` is one source named "upstream"; `sources:` maps names to sources.
-std::vector<UpstreamConfig> readSources(const YamlMap& top) {
+std::vector<SourceConfig> readSources(const YamlMap& top) {
   const std::string file = top.source();
   if (top.has("upstream") && top.has("sources"))
     top.fail("sources", "use either `upstream:` (one source) or `sources:`, not both");
-  if (top.has("upstream")) return {readUpstream(top.map("upstream"), "upstream")};
+  if (top.has("upstream")) return {readSource(top.map("upstream"), "upstream")};
   if (!top.has("sources"))
     throw ConfigError(file + ": sources: missing (every relay needs a source: `upstream:` or `sources:`)");
   YamlMap sources = top.map("sources");
-  std::vector<UpstreamConfig> list;
+  std::vector<SourceConfig> list;
   for (const std::string& name : sources.keys()) {
     if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
                             std::string::npos)
       sources.fail(name.c_str(), "a source name is letters, digits, '_', '-' and '.'");
-    list.push_back(readUpstream(sources.map(name.c_str()), name));
+    list.push_back(readSource(sources.map(name.c_str()), name));
   }
   if (list.empty()) sources.failHere("needs at least one source");
   return list;
@@ -268,12 +139,12 @@ void checkNoCycle(const std::vector<PluginInstanceConfig>& instances, const std:
 
 // `sources`: the source names. Every instance is a stream too (it publishes
 // the stream named after it when it emits), so inputs may name instances.
-PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& sources) {
-  m.allowOnly({"directory", "allow_insecure", "rescan_ms", "instances"});
+PluginsConfig readPlugins(const YamlMap& m, const Settings& settings, const std::vector<std::string>& sources) {
   PluginsConfig p;
-  p.directory = m.getString("directory", "");
-  p.allowInsecure = m.getBool("allow_insecure", false);
-  p.rescanMs = static_cast<int>(m.getInt("rescan_ms", 1000, 50, 3600000));
+  p.settings = settings;
+  p.directory = settings.string("directory");
+  p.allowInsecure = settings.boolean("allow_insecure");
+  p.rescanMs = static_cast<int>(settings.integer("rescan_ms"));
   const std::vector<YamlMap> items = m.mapList("instances");
   StreamNames streams{sources, sources};
   for (const YamlMap& item : items) {
@@ -296,7 +167,7 @@ PluginsConfig readPlugins(const YamlMap& m, const std::vector<std::string>& sour
 
 std::vector<std::string> streamNames(const Config& config) {
   std::vector<std::string> names;
-  for (const UpstreamConfig& source : config.sources) names.push_back(source.name);
+  for (const SourceConfig& source : config.sources) names.push_back(source.name);
   for (const PluginInstanceConfig& instance : config.plugins.instances) names.push_back(instance.name);
   return names;
 }
@@ -322,12 +193,10 @@ std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<st
   return "";
 }
 
-QueueLimits defaultPluginQueue() {
-  QueueLimits q;
-  q.maxFrames = 100000;
-  q.maxBytes = 64 << 20;
-  q.onFull = OverflowPolicy::DropNewest;
-  return q;
+PluginInstanceConfig implicitPluginInstance(const std::string& type) {
+  PluginInstanceConfig p = readPluginInstance(YamlMap(YAML::Node(), "", type), type, nullptr);
+  p.implicit = true;
+  return p;
 }
 
 // Runs `parse`, so that whatever the file holds, the caller gets one
@@ -369,24 +238,14 @@ std::vector<PluginInstanceConfig> parsePluginSidecarUnchecked(const std::string&
   return instances;
 }
 
-const char* toString(UpstreamType type) {
-  switch (type) {
-    case UpstreamType::Tcp: return "tcp";
-    case UpstreamType::Listen: return "listen";
-    case UpstreamType::Stdin: return "stdin";
-    case UpstreamType::Generator: return "generator";
-  }
-  return "?";
-}
-
 Config parseConfigUnchecked(const std::string& yamlText, const std::string& sourceName) {
   YamlMap top(loadYaml(yamlText, sourceName), "", sourceName);
-  top.allowOnly({"upstream", "sources", "listeners", "plugins", "log", "shutdown_timeout_ms", "writer_threads"});
   Config c;
   c.path = sourceName;
+  c.settings = readSettings(top, topSchema());
   c.sources = readSources(top);
   const std::vector<std::string> sources = streamNames(c);  // no plugins read yet: the sources
-  c.plugins = readPlugins(top.map("plugins"), sources);
+  c.plugins = readPlugins(top.map("plugins"), c.settings.group("plugins"), sources);
   const StreamNames streams{sources, streamNames(c)};
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams));
@@ -394,15 +253,9 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
       if (c.listeners[i].name == c.listeners.back().name)
         item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");
   }
-  YamlMap log = top.map("log");
-  log.allowOnly({"level"});
-  c.logLevel = log.getString("level", "information");
-  static const char* levels[] = {"none", "fatal", "critical", "error", "warning", "notice", "information", "debug", "trace"};
-  bool known = false;
-  for (const char* l : levels) known = known || c.logLevel == l;
-  if (!known) log.fail("level", "'" + c.logLevel + "' is not a level (error, warning, notice, information, debug, trace)");
-  c.shutdownTimeoutMs = static_cast<int>(top.getInt("shutdown_timeout_ms", 5000, 0, 3600000));
-  c.writerThreads = static_cast<int>(top.getInt("writer_threads", 0, 0, 64));
+  c.logLevel = c.settings.group("log").string("level");
+  c.shutdownTimeoutMs = static_cast<int>(c.settings.integer("shutdown_timeout_ms"));
+  c.writerThreads = static_cast<int>(c.settings.integer("writer_threads"));
   return c;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cidr.hpp"
 #include "framing.hpp"
+#include "schema.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
@@ -18,30 +19,13 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-struct ReconnectConfig {
-  int initialDelayMs = 100;
-  int maxDelayMs = 30000;
-};
-
-enum class UpstreamType { Tcp, Listen, Stdin, Generator };
-const char* toString(UpstreamType type);
-
-// One source: it publishes the stream named after it.
-struct UpstreamConfig {
+// One source: it publishes the stream named after it. Its keys are those of
+// its type (see sources/source_types.def), validated, defaults filled in.
+struct SourceConfig {
   std::string name = "upstream";
-  UpstreamType type = UpstreamType::Generator;
-  std::string host;              // tcp
-  int port = 0;                  // tcp
-  std::string sendOnConnect;     // tcp, ${ENV} already expanded
-  std::string bind;              // listen
-  int maxPublishers = 16;        // listen
-  CidrList allow;                // listen: publishers admitted (empty: everyone)
-  double rate = 5;               // generator: frames per second
-  std::size_t size = 64;         // generator: payload bytes
-  std::uint64_t count = 0;       // generator: 0 = endless
   FramingSpec framing;
-  ReconnectConfig reconnect;
-  int idleTimeoutMs = 0;
+  Settings settings;
+  const std::string& type() const { return settings.type(); }
 };
 
 struct ListenerConfig {
@@ -59,6 +43,7 @@ struct ListenerConfig {
   int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
+  Settings settings;             // what the fields above were read from (printed by --check-config)
 };
 
 // One plugin instance: `type` is the plugin's name, `configYaml` its own
@@ -71,6 +56,7 @@ struct PluginInstanceConfig {
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
   bool implicit = false;         // no config anywhere: the one default instance of a dropped-in plugin
+  Settings settings;
 };
 
 struct PluginsConfig {
@@ -78,20 +64,18 @@ struct PluginsConfig {
   bool allowInsecure = false;
   int rescanMs = 1000;
   std::vector<PluginInstanceConfig> instances;
+  Settings settings;
 };
-
-// Queue defaults for plugin instances: a plugin that falls behind loses the
-// newest frames (counted) rather than slowing the relay; `block` is opt-in.
-QueueLimits defaultPluginQueue();
 
 struct Config {
   std::string path;
-  std::vector<UpstreamConfig> sources;  // `upstream:` is one source named "upstream"
+  std::vector<SourceConfig> sources;  // `upstream:` is one source named "upstream"
   std::vector<ListenerConfig> listeners;
   PluginsConfig plugins;
   std::string logLevel = "information";
   int shutdownTimeoutMs = 5000;
   int writerThreads = 0;         // 0 = one per CPU core, at most 4
+  Settings settings;             // the top level's own keys
 };
 
 // Reads and validates; throws ConfigError("FILE:LINE: key.path: what is wrong").
@@ -101,6 +85,9 @@ Config parseConfig(const std::string& yamlText, const std::string& sourceName);
 // plugins.instances, `type` implied. Throws ConfigError.
 std::vector<PluginInstanceConfig> parsePluginSidecar(const std::string& yamlText, const std::string& sourceName,
                                                      const std::string& type);
+// The one instance of a plugin that no config mentions: named after its
+// type, every key at its default.
+PluginInstanceConfig implicitPluginInstance(const std::string& type);
 // Resolves a consumer's `inputs`: empty means the only source (an error with
 // several); every name must be one of `streams` (sources and plugin
 // instances), once. Returns "" or what is wrong (one line, no location).
@@ -111,5 +98,7 @@ std::vector<std::string> streamNames(const Config& config);
 
 // The effective configuration (defaults filled in) as YAML.
 std::string effectiveConfigYaml(const Config& config);
+// Every key the config file may hold, one per line (streamrelay --list-keys).
+std::string configKeysReference();
 
 }  // namespace streamrelay

@@ -267,12 +267,7 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
   if (Poco::File(sidecar).exists()) {
     configs = parsePluginSidecar(readFile(sidecar), sidecar, type);
   } else {
-    PluginInstanceConfig fallback;  // no config anywhere: one instance named after the type
-    fallback.name = type;
-    fallback.type = type;
-    fallback.queue = defaultPluginQueue();
-    fallback.implicit = true;
-    configs.push_back(fallback);
+    configs.push_back(implicitPluginInstance(type));
   }
   for (PluginInstanceConfig& c : configs) {
     std::string problem = resolveInputs(c.inputs, sources_, streamNames_);

@@ -9,13 +9,17 @@ namespace streamrelay {
 
 class GeneratorSource : public UpstreamSource {
  public:
-  GeneratorSource(const UpstreamConfig& config, Bus& bus) : UpstreamSource(config, bus) {}
+  GeneratorSource(const SourceConfig& config, Bus& bus);
 
  protected:
   void run() override;
 
  private:
   void appendFrame(FrameBatchBuilder& builder, std::uint64_t number, std::string& scratch) const;
+
+  const double rate_;         // frames per second
+  const std::size_t size_;    // payload bytes
+  const std::uint64_t count_; // 0: endless
 };
 
 }  // namespace streamrelay

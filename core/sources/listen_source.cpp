@@ -8,7 +8,25 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "keys.hpp"
+#include "source_type.hpp"
+
 namespace streamrelay {
+
+namespace {
+CidrList parseAllow(const std::vector<std::string>& texts) {
+  std::vector<Cidr> rules;
+  for (const std::string& text : texts) rules.push_back(Cidr::parse(text));  // validated with the config
+  return CidrList(std::move(rules));
+}
+}  // namespace
+
+ListenSource::ListenSource(const SourceConfig& config, Bus& bus)
+    : UpstreamSource(config, bus),
+      bind_(config.settings.string("bind")),
+      maxPublishers_(static_cast<std::size_t>(config.settings.integer("max_publishers"))),
+      allow_(parseAllow(config.settings.strings("allow"))),
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {}
 
 namespace {
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
@@ -16,13 +34,13 @@ Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
 
 void ListenSource::prepare() {
   try {
-    Poco::Net::SocketAddress address(config_.bind);
+    Poco::Net::SocketAddress address(bind_);
     if (address.family() == Poco::Net::SocketAddress::IPv6) server_.bind6(address, true, false, false);
     else server_.bind(address, true, false);  // SO_REUSEPORT off: a port in use must fail
     server_.listen(64);
     port_ = server_.address().port();
   } catch (const Poco::Exception& e) {
-    throw std::runtime_error(label() + ": bind: cannot listen on " + config_.bind + ": " + e.displayText());
+    throw std::runtime_error(label() + ": bind: cannot listen on " + bind_ + ": " + e.displayText());
   }
   logger().information("%s: listening for publishers on %s", label(), server_.address().toString());
 }
@@ -37,7 +55,7 @@ void ListenSource::acceptPublisher() {
     logger().warning("%s: accepting a publisher failed: %s", label(), e.displayText());
     return;
   }
-  if (!config_.allow.allows(peer.addr())) {
+  if (!allow_.allows(peer.addr())) {
     counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (refusalLog_.allow(suppressed))
@@ -45,12 +63,12 @@ void ListenSource::acceptPublisher() {
                        suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;  // the socket closes as it goes out of scope
   }
-  if (publishers_.size() >= static_cast<std::size_t>(config_.maxPublishers)) {
+  if (publishers_.size() >= maxPublishers_) {
     counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (refusalLog_.allow(suppressed))
       logger().warning("%s: refused publisher %s: max_publishers %d reached%s", label(), peer.toString(),
-                       config_.maxPublishers,
+                       maxPublishers_,
                        suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;
   }
@@ -88,15 +106,15 @@ bool ListenSource::readPublisher(Publisher& p, int maxReads) {
 }
 
 int ListenSource::closeIdlePublishers() {
-  if (config_.idleTimeoutMs <= 0) return -1;
-  const auto idle = std::chrono::milliseconds(config_.idleTimeoutMs);
+  if (idleTimeoutMs_ <= 0) return -1;
+  const auto idle = std::chrono::milliseconds(idleTimeoutMs_);
   const auto now = std::chrono::steady_clock::now();
   auto nextDue = std::chrono::steady_clock::time_point::max();
   std::vector<Publisher> alive;
   for (Publisher& p : publishers_) {
     if (now - p.lastByte >= idle) {
       logger().warning("%s: publisher %s sent nothing for idle_timeout_ms %d; disconnected", label(), p.peer,
-                       config_.idleTimeoutMs);
+                       idleTimeoutMs_);
       continue;
     }
     nextDue = std::min(nextDue, p.lastByte + idle);
@@ -150,4 +168,16 @@ void ListenSource::run() {
   server_.close();
 }
 
+
+SourceType listen_source_type() {
+  return {{"listen",
+           "publishers connect to the relay and push frames",
+           {key("bind", KeyKind::Endpoint).needed().doc("HOST:PORT publishers connect to"),
+            key("max_publishers", KeyKind::Int).def("16").range(1, 4096).doc("publishers at once; more are refused"),
+            key("allow", KeyKind::Cidrs).doc("publishers admitted (empty: everyone)"),
+            key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
+                .doc("a publisher silent this long is closed (0: never)")},
+           {}},
+          [](const SourceConfig& config, Bus& bus) { return std::make_unique<ListenSource>(config, bus); }};
+}
 }  // namespace streamrelay

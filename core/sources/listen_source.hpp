@@ -13,13 +13,14 @@
 #include <vector>
 
 #include "log_limiter.hpp"
+#include "cidr.hpp"
 #include "upstream_source.hpp"
 
 namespace streamrelay {
 
 class ListenSource : public UpstreamSource {
  public:
-  ListenSource(const UpstreamConfig& config, Bus& bus) : UpstreamSource(config, bus) {}
+  ListenSource(const SourceConfig& config, Bus& bus);
   void prepare() override;
   std::uint16_t port() const { return port_; }
 
@@ -46,6 +47,10 @@ class ListenSource : public UpstreamSource {
   std::uint16_t port_ = 0;
   std::vector<Publisher> publishers_;
   LogLimiter refusalLog_;
+  const std::string bind_;
+  const std::size_t maxPublishers_;
+  const CidrList allow_;     // empty: everyone
+  const int idleTimeoutMs_;  // 0: never
 };
 
 }  // namespace streamrelay

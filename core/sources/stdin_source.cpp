@@ -5,6 +5,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "source_type.hpp"
+
 namespace streamrelay {
 
 void StdinSource::run() {
@@ -32,4 +34,9 @@ void StdinSource::run() {
   counters_.connected = false;
 }
 
+
+SourceType stdin_source_type() {
+  return {{"stdin", "frames from standard input (producer | streamrelay)", {}, {}},
+          [](const SourceConfig& config, Bus& bus) { return std::make_unique<StdinSource>(config, bus); }};
+}
 }  // namespace streamrelay

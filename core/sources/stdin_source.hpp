@@ -8,7 +8,7 @@ namespace streamrelay {
 
 class StdinSource : public UpstreamSource {
  public:
-  StdinSource(const UpstreamConfig& config, Bus& bus) : UpstreamSource(config, bus) {}
+  StdinSource(const SourceConfig& config, Bus& bus) : UpstreamSource(config, bus) {}
 
  protected:
   void run() override;

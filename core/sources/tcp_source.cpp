@@ -13,6 +13,9 @@
 #include <algorithm>
 #include <random>
 
+#include "keys.hpp"
+#include "source_type.hpp"
+
 namespace streamrelay {
 
 namespace {
@@ -20,16 +23,32 @@ Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
 constexpr int kConnectTimeoutMs = 3000;
 }  // namespace
 
+namespace {
+std::string withoutBrackets(const std::string& host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+}  // namespace
+
+TcpSource::TcpSource(const SourceConfig& config, Bus& bus)
+    : UpstreamSource(config, bus),
+      host_(withoutBrackets(config.settings.string("host"))),
+      port_(static_cast<int>(config.settings.integer("port"))),
+      sendOnConnect_(config.settings.string("send_on_connect")),
+      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
+      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {}
+
 std::string TcpSource::endpoint() const {
-  bool v6 = config_.host.find(':') != std::string::npos;
-  return (v6 ? "[" + config_.host + "]" : config_.host) + ":" + std::to_string(config_.port);
+  bool v6 = host_.find(':') != std::string::npos;
+  return (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
 }
 
 // Returns a connected blocking fd owned by the caller, or -1 with `error` set.
 int TcpSource::connectOnce(std::string& error) {
   try {
     Poco::Net::StreamSocket socket;
-    socket.connect(Poco::Net::SocketAddress(config_.host, static_cast<Poco::UInt16>(config_.port)),
+    socket.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)),
                    Poco::Timespan(kConnectTimeoutMs * 1000LL));
     socket.setNoDelay(true);
     return ::dup(socket.impl()->sockfd());  // the Poco socket closes its own copy
@@ -40,7 +59,7 @@ int TcpSource::connectOnce(std::string& error) {
 }
 
 bool TcpSource::sendGreeting(int fd) {
-  const std::string& text = config_.sendOnConnect;
+  const std::string& text = sendOnConnect_;
   std::size_t sent = 0;
   while (sent < text.size()) {
     ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
@@ -53,13 +72,13 @@ bool TcpSource::sendGreeting(int fd) {
 
 std::string TcpSource::readUntilDone(int fd, FrameReader& reader) {
   pollfd fds[2] = {{fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
-  const int timeout = config_.idleTimeoutMs > 0 ? config_.idleTimeoutMs : -1;
+  const int timeout = idleTimeoutMs_ > 0 ? idleTimeoutMs_ : -1;
   for (;;) {
     int rc = ::poll(fds, 2, timeout);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return std::string("poll: ") + strerror(errno);
     if (fds[1].revents) return "";  // stop requested
-    if (rc == 0) return "no data for idle_timeout_ms " + std::to_string(config_.idleTimeoutMs) + " ms";
+    if (rc == 0) return "no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms";
     switch (reader.readOnce(fd)) {
       case FrameReader::Result::Frames:
       case FrameReader::Result::WouldBlock:
@@ -80,7 +99,7 @@ std::string TcpSource::readUntilDone(int fd, FrameReader& reader) {
 void TcpSource::run() {
   FrameReader reader(config_.framing, bus_, counters_);
   std::mt19937 random(std::random_device{}());
-  int delayMs = config_.reconnect.initialDelayMs;
+  int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
     std::string error;
     int fd = connectOnce(error);
@@ -98,16 +117,29 @@ void TcpSource::run() {
       counters_.connected = false;
       ::close(fd);
       reader.reset();
-      if (counters_.bytesRead.load() > before) delayMs = config_.reconnect.initialDelayMs;
+      if (counters_.bytesRead.load() > before) delayMs = initialDelayMs_;
       if (error.empty() || stop_.requested()) break;  // stopping: whatever ended the read is no fault
     }
     // Full jitter over the upper half keeps many relays from reconnecting in step.
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
     logger().warning("%s %s: %s; reconnecting in %d ms", label(), endpoint(), error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
-    delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, config_.reconnect.maxDelayMs));
+    delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }
   logger().information("%s %s: stopped", label(), endpoint());
+}
+
+SourceType tcp_source_type() {
+  return {{"tcp",
+           "connects out to a provider and reconnects with backoff",
+           {key("host").needed().doc("the provider's host name or address ([v6] allowed)"),
+            key("port", KeyKind::Int).needed().def("0").range(1, 65535),
+            key("send_on_connect").env().hidden().doc("bytes sent after each connect (login, subscribe)"),
+            groupKey("reconnect", reconnectSchema()),
+            key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
+                .doc("reconnect after this long without a byte (0: never)")},
+           {}},
+          [](const SourceConfig& config, Bus& bus) { return std::make_unique<TcpSource>(config, bus); }};
 }
 
 }  // namespace streamrelay

@@ -9,7 +9,7 @@ namespace streamrelay {
 
 class TcpSource : public UpstreamSource {
  public:
-  TcpSource(const UpstreamConfig& config, Bus& bus) : UpstreamSource(config, bus) {}
+  TcpSource(const SourceConfig& config, Bus& bus);
 
  protected:
   void run() override;
@@ -20,6 +20,13 @@ class TcpSource : public UpstreamSource {
   // Reads until the connection ends; returns why, for the log.
   std::string readUntilDone(int fd, FrameReader& reader);
   std::string endpoint() const;
+
+  const std::string host_;  // without the brackets of "[::1]"
+  const int port_;
+  const std::string sendOnConnect_;
+  const int initialDelayMs_;
+  const int maxDelayMs_;
+  const int idleTimeoutMs_;  // 0: never
 };
 
 }  // namespace streamrelay

@@ -3,21 +3,14 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "generator_source.hpp"
-#include "listen_source.hpp"
-#include "stdin_source.hpp"
-#include "tcp_source.hpp"
+#include "source_type.hpp"
 
 namespace streamrelay {
 
-std::unique_ptr<UpstreamSource> UpstreamSource::create(const UpstreamConfig& config, Bus& bus) {
-  switch (config.type) {
-    case UpstreamType::Tcp: return std::make_unique<TcpSource>(config, bus);
-    case UpstreamType::Listen: return std::make_unique<ListenSource>(config, bus);
-    case UpstreamType::Stdin: return std::make_unique<StdinSource>(config, bus);
-    case UpstreamType::Generator: return std::make_unique<GeneratorSource>(config, bus);
-  }
-  return nullptr;
+std::unique_ptr<UpstreamSource> UpstreamSource::create(const SourceConfig& config, Bus& bus) {
+  for (const SourceType& type : sourceTypes())
+    if (type.spec.name == config.type()) return type.create(config, bus);
+  throw std::logic_error("source type '" + config.type() + "' is not registered");
 }
 
 UpstreamSource::~UpstreamSource() { stop(); }

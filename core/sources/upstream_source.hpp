@@ -35,7 +35,7 @@ struct SourceCounters {
 
 class UpstreamSource {
  public:
-  static std::unique_ptr<UpstreamSource> create(const UpstreamConfig& config, Bus& bus);
+  static std::unique_ptr<UpstreamSource> create(const SourceConfig& config, Bus& bus);
 
   virtual ~UpstreamSource();
   UpstreamSource(const UpstreamSource&) = delete;
@@ -56,11 +56,11 @@ class UpstreamSource {
   std::string label() const { return config_.name == "upstream" ? "upstream" : "source " + config_.name; }
 
  protected:
-  UpstreamSource(const UpstreamConfig& config, Bus& bus) : config_(config), bus_(bus) {}
+  UpstreamSource(const SourceConfig& config, Bus& bus) : config_(config), bus_(bus) {}
   // The thread's body; returns when stop_ is requested (or the source ends).
   virtual void run() = 0;
 
-  const UpstreamConfig config_;
+  const SourceConfig config_;
   Bus& bus_;
   StopSignal stop_;
   SourceCounters counters_;

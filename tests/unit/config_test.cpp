@@ -24,7 +24,7 @@ const char* kMinimal = "upstream: {type: generator}\n";
 
 TEST_CASE("the reference config loads with its documented values", "[config]") {
   Config c = loadConfig(STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml");
-  CHECK(c.sources.at(0).type == UpstreamType::Generator);
+  CHECK(c.sources.at(0).type() == "generator");
   REQUIRE(c.listeners.size() == 2);
   CHECK(c.listeners[0].bind == "127.0.0.1:7000");
   CHECK(c.listeners[0].queue.maxFrames == 100000);
@@ -40,15 +40,16 @@ TEST_CASE("defaults fill what a config leaves out", "[config]") {
   CHECK(l.framing.isWireForm());
   CHECK(l.framing.maxFrameBytes == 1 << 20);
   CHECK(l.queue.maxBytes == 16u << 20);
-  CHECK(c.sources.at(0).reconnect.initialDelayMs == 100);
-  CHECK(c.sources.at(0).reconnect.maxDelayMs == 30000);
+  CHECK(c.sources.at(0).settings.number("rate") == 5);
+  Config tcp = parseConfig("upstream: {type: tcp, host: h, port: 1}\n", "t");
+  CHECK(tcp.sources.at(0).settings.group("reconnect").integer("initial_delay_ms") == 100);
+  CHECK(tcp.sources.at(0).settings.group("reconnect").integer("max_delay_ms") == 30000);
 }
 
 TEST_CASE("config errors name the key path and its line", "[config]") {
   SECTION("unknown key") {
     CHECK(errorOf("upstream:\n  type: generator\n  rte: 5\n") ==
-          "test.yaml:3: upstream.rte: unknown key (expected one of: type, host, port, send_on_connect, bind, "
-          "max_publishers, allow, rate, size, count, framing, reconnect, idle_timeout_ms)");
+          "test.yaml:3: upstream.rte: unknown key (expected one of: type, framing, rate, size, count)");
   }
   SECTION("wrong type") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    max_clients: lots\n") ==
@@ -62,13 +63,13 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: length-prefix, width: 3}\n") ==
           "test.yaml:3: upstream.framing.width: must be 1, 2, 4 or 8, got 3");
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: chunks}\n") ==
-          "test.yaml:3: upstream.framing.type: 'chunks' is not a framing (length-prefix, delimiter, fixed)");
+          "test.yaml:3: upstream.framing.type: 'chunks' is not a framing type (length-prefix, delimiter, fixed)");
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: fixed}\n") ==
           "test.yaml:3: upstream.framing.size: fixed framing needs size >= 1");
   }
   SECTION("bad policy") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    queue: {on_full: wait}\n") ==
-          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not a policy (disconnect, drop_oldest, drop_newest, block)");
+          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not one of: disconnect, drop_oldest, drop_newest, block");
   }
   SECTION("bad bind") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: 'localhost'}\n") ==
@@ -90,10 +91,47 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
   }
 }
 
+// Defect: `upstream: {type: tcp, host: h, port: 1, rate: 99, bind: ...}` passed
+// --check-config: every source read every type's keys.
+TEST_CASE("a key of another type is an error that names the type it belongs to", "[config]") {
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, rate: 99}\n") ==
+        "test.yaml:1: upstream.rate: belongs to source type generator, not tcp");
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, bind: '1.2.3.4:5'}\n") ==
+        "test.yaml:1: upstream.bind: belongs to source type listen, not tcp");
+  CHECK(errorOf("upstream: {type: listen, bind: '127.0.0.1:0', idle_timeout_ms: 5, reconnect: {}}\n") ==
+        "test.yaml:1: upstream.reconnect: belongs to source type tcp, not listen");
+  CHECK(errorOf("upstream: {type: stdin, idle_timeout_ms: 5}\n") ==
+        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, listen, not stdin");
+  CHECK(errorOf("upstream: {type: gen}\n") ==
+        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, listen, stdin, generator)");
+  CHECK(errorOf("upstream: {type: stdin, framing: {type: delimiter, width: 2}}\n") ==
+        "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
+  CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
+        "test.yaml:2: listeners[0].max_publishers: unknown key (expected one of: name, bind, inputs, framing, "
+        "max_clients, queue, allow, send_buffer_bytes, write_deadline_ms)");
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, reconnect: {initial_delay_ms: 10, max_delay_ms: 5}}\n") ==
+        "test.yaml:1: upstream.reconnect.max_delay_ms: must be >= initial_delay_ms");
+}
+
+TEST_CASE("the key reference printed by --list-keys describes every source type from the registry", "[config]") {
+  const std::string reference = configKeysReference();
+  CHECK(reference.find("sources.NAME.type  string (tcp, listen, stdin, generator), default generator") !=
+        std::string::npos);
+  CHECK(reference.find("sources.NAME.rate  number 0.001..10000000, default 5 [source type generator]") !=
+        std::string::npos);
+  CHECK(reference.find("sources.NAME.port  integer 1..65535, required [source type tcp]") != std::string::npos);
+  CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), default "
+                       "disconnect") != std::string::npos);
+  CHECK(reference.find("plugins.instances[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), "
+                       "default drop_newest") != std::string::npos);
+  CHECK(reference.find("sources.NAME.framing.delimiter  string, default \"\\n\" [framing type delimiter]") !=
+        std::string::npos);
+}
+
 TEST_CASE("send_on_connect expands environment variables", "[config]") {
   setenv("STREAMRELAY_TEST_TOKEN", "s3cret", 1);
   Config c = parseConfig("upstream: {type: tcp, host: h, port: 1, send_on_connect: \"AUTH ${STREAMRELAY_TEST_TOKEN}\\n\"}\n", "t");
-  CHECK(c.sources.at(0).sendOnConnect == "AUTH s3cret\n");
+  CHECK(c.sources.at(0).settings.string("send_on_connect") == "AUTH s3cret\n");
 }
 
 // Defect: a key that is a list or a mapping escaped as YAML::TypedBadConversion
@@ -190,7 +228,7 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
     Config c = parseConfig(two + "listeners: [{name: l, bind: '127.0.0.1:0', inputs: [b, a]}]\n", "t");
     REQUIRE(c.sources.size() == 2);
     CHECK(c.sources[0].name == "a");
-    CHECK(c.sources[1].type == UpstreamType::Stdin);
+    CHECK(c.sources[1].type() == "stdin");
     CHECK(c.listeners[0].inputs == std::vector<std::string>{"b", "a"});
     std::string printed = effectiveConfigYaml(c);
     CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);

@@ -1,0 +1,213 @@
+#include "keys.hpp"
+
+#include "source_type.hpp"
+#include "yaml_map.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+Schema queueSchema(const char* maxFrames, const char* maxBytes, const char* onFull) {
+  Schema s;
+  s.what = "queue";
+  s.keys = {
+      key("max_frames", KeyKind::Int).def(maxFrames).range(0, 1LL << 40).doc("frames waiting before on_full applies (0: no limit)"),
+      key("max_bytes", KeyKind::Int).def(maxBytes).range(0, 1LL << 40).doc("bytes waiting before on_full applies (0: no limit)"),
+      key("on_full").def(onFull).oneOf({"disconnect", "drop_oldest", "drop_newest", "block"})
+          .doc("what happens to a consumer whose queue is full"),
+  };
+  s.check = [](const Settings& q, const YamlMap& m) {
+    if (q.integer("max_frames") == 0 && q.integer("max_bytes") == 0)
+      m.failHere("max_frames and max_bytes cannot both be 0 (unbounded)");
+  };
+  return s;
+}
+
+// Subscribers: a slow one is cut so that it cannot hold memory or others back.
+const Schema& listenerQueueSchema() {
+  static const Schema schema = queueSchema("100000", "16777216", "disconnect");
+  return schema;
+}
+
+// Plugins: one that falls behind loses the newest frames (counted) rather
+// than slowing the relay; `block` is opt-in.
+const Schema& pluginQueueSchema() {
+  static const Schema schema = queueSchema("100000", "67108864", "drop_newest");
+  return schema;
+}
+
+const Schema& logSchema() {
+  static const Schema schema{
+      "log",
+      {key("level").def("information").oneOf({"none", "fatal", "critical", "error", "warning", "notice",
+                                              "information", "debug", "trace"})},
+      {},
+      {}};
+  return schema;
+}
+
+std::vector<KeySpec> instanceKeys(bool withType) {
+  std::vector<KeySpec> keys{key("name").doc("the instance's name and the stream it emits (default: its type)")};
+  if (withType) keys.push_back(key("type").needed().doc("the plugin: its file name without lib and .so"));
+  keys.push_back(key("inputs", KeyKind::Strings).doc("streams it consumes (default: the only source)"));
+  keys.push_back(groupKey("queue", pluginQueueSchema()));
+  keys.push_back(key("config", KeyKind::Yaml).doc("the plugin's own keys, handed to it as YAML"));
+  keys.push_back(key("max_failures", KeyKind::Int).def("10").range(1, 1000000)
+                     .doc("consecutive on_frame failures before the instance is disabled"));
+  return keys;
+}
+
+}  // namespace
+
+const Schema& topSchema() {
+  static const Schema schema{
+      "config",
+      {key("upstream", KeyKind::Custom).doc("one source named `upstream` (shorthand for sources:)"),
+       key("sources", KeyKind::Custom).doc("NAME: {type: ..., ...}, one stream each"),
+       key("listeners", KeyKind::Custom).doc("a list of listeners"),
+       groupKey("plugins", pluginsSchema()),
+       groupKey("log", logSchema()),
+       key("shutdown_timeout_ms", KeyKind::Int).def("5000").range(0, 3600000)
+           .doc("how long consumers get to drain at shutdown"),
+       key("writer_threads", KeyKind::Int).def("0").range(0, 64).doc("0: one per CPU core, at most 4")},
+      {},
+      {}};
+  return schema;
+}
+
+const Schema& sourceSchema() {
+  static const Schema schema = [] {
+    Schema s;
+    s.what = "source";
+    for (const SourceType& t : sourceTypes()) s.types.push_back(t.spec);
+    s.keys = {key("type").def("generator").doc("where the frames come from"),
+              groupKey("framing", framingSchema())};
+    return s;
+  }();
+  return schema;
+}
+
+const Schema& framingSchema() {
+  static const Schema schema = [] {
+    Schema s;
+    s.what = "framing";
+    s.keys = {
+        key("type").def("length-prefix").doc("how bytes are cut into frames"),
+        key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
+            .doc("a longer frame is a protocol error"),
+    };
+    s.types = {
+        {"length-prefix",
+         "a length before each frame (4-byte big-endian is the relay's wire form)",
+         {key("width", KeyKind::Int).def("4").range(1, 8).doc("bytes of the length: 1, 2, 4 or 8"),
+          key("byte_order").def("big").oneOf({"big", "little"})},
+         [](const Settings& f, const YamlMap& m) {
+           const auto width = f.integer("width");
+           if (width != 1 && width != 2 && width != 4 && width != 8)
+             m.fail("width", "must be 1, 2, 4 or 8, got " + std::to_string(width));
+         }},
+        {"delimiter",
+         "each frame ends with a delimiter",
+         {key("delimiter").def("\n").doc("any non-empty byte string"),
+          key("strip", KeyKind::Bool).def("true").doc("drop the delimiter from the payload")},
+         [](const Settings& f, const YamlMap& m) {
+           if (f.string("delimiter").empty()) m.fail("delimiter", "must not be empty");
+         }},
+        {"fixed",
+         "every frame has the same size",
+         {key("size", KeyKind::Int).def("0").range(0, kMaxFrameBytesLimit).doc("bytes per frame")},
+         [](const Settings& f, const YamlMap& m) {
+           if (f.integer("size") == 0) m.fail("size", "fixed framing needs size >= 1");
+           if (f.integer("size") > f.integer("max_frame_bytes")) m.fail("size", "is larger than max_frame_bytes");
+         }},
+    };
+    return s;
+  }();
+  return schema;
+}
+
+const Schema& reconnectSchema() {
+  static const Schema schema{
+      "reconnect",
+      {key("initial_delay_ms", KeyKind::Int).def("100").range(1, kIntMax).doc("first backoff after a drop"),
+       key("max_delay_ms", KeyKind::Int).def("30000").range(1, kIntMax).doc("the backoff doubles up to this")},
+      {},
+      [](const Settings& r, const YamlMap& m) {
+        if (r.integer("max_delay_ms") < r.integer("initial_delay_ms"))
+          m.fail("max_delay_ms", "must be >= initial_delay_ms");
+      }};
+  return schema;
+}
+
+const Schema& listenerSchema() {
+  static const Schema schema{
+      "listener",
+      {key("name").needed(),
+       key("bind", KeyKind::Endpoint).needed().doc("HOST:PORT subscribers connect to (port 0: any free port)"),
+       key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
+       groupKey("framing", framingSchema()),
+       key("max_clients", KeyKind::Int).def("64").range(1, 100000),
+       groupKey("queue", listenerQueueSchema()),
+       key("allow", KeyKind::Cidrs).doc("subscribers admitted (empty: everyone)"),
+       key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30)
+           .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
+       key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax)
+           .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)")},
+      {},
+      {}};
+  return schema;
+}
+
+const Schema& pluginsSchema() {
+  static const Schema schema{
+      "plugins",
+      {key("directory").doc("where .so files are loaded from (empty: no plugins)"),
+       key("allow_insecure", KeyKind::Bool).def("false").doc("load files others may write"),
+       key("rescan_ms", KeyKind::Int).def("1000").range(50, 3600000).doc("how often the directory is scanned"),
+       key("instances", KeyKind::Custom).doc("a list of plugin instances")},
+      {},
+      {}};
+  return schema;
+}
+
+const Schema& instanceSchema() {
+  static const Schema schema{"plugin instance", instanceKeys(true), {}, {}};
+  return schema;
+}
+
+const Schema& sidecarInstanceSchema() {
+  static const Schema schema{"plugin instance", instanceKeys(false), {}, {}};
+  return schema;
+}
+
+FramingSpec framingFrom(const Settings& f) {
+  FramingSpec spec;
+  spec.maxFrameBytes = static_cast<std::size_t>(f.integer("max_frame_bytes"));
+  if (f.type() == "length-prefix") {
+    spec.type = FramingType::LengthPrefix;
+    spec.width = static_cast<int>(f.integer("width"));
+    spec.byteOrder = f.string("byte_order") == "big" ? ByteOrder::Big : ByteOrder::Little;
+  } else if (f.type() == "delimiter") {
+    spec.type = FramingType::Delimiter;
+    spec.delimiter = f.string("delimiter");
+    spec.strip = f.boolean("strip");
+  } else {
+    spec.type = FramingType::Fixed;
+    spec.fixedSize = static_cast<std::size_t>(f.integer("size"));
+  }
+  return spec;
+}
+
+QueueLimits queueFrom(const Settings& q) {
+  QueueLimits limits;
+  limits.maxFrames = static_cast<std::size_t>(q.integer("max_frames"));
+  limits.maxBytes = static_cast<std::size_t>(q.integer("max_bytes"));
+  const std::string& policy = q.string("on_full");
+  limits.onFull = policy == "disconnect"    ? OverflowPolicy::Disconnect
+                  : policy == "drop_oldest" ? OverflowPolicy::DropOldest
+                  : policy == "drop_newest" ? OverflowPolicy::DropNewest
+                                            : OverflowPolicy::Block;
+  return limits;
+}
+
+}  // namespace streamrelay

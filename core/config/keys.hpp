@@ -1,0 +1,27 @@
+#pragma once
+// The config's key tables (see schema.hpp): the top level, framings, queues,
+// listeners, plugins and their instances, and the keys sources share. Source
+// types declare their own keys in their files (sources/source_types.def).
+
+#include "framing.hpp"
+#include "schema.hpp"
+#include "subscription_queue.hpp"
+
+namespace streamrelay {
+
+constexpr std::int64_t kIntMax = 2147483647;
+constexpr std::int64_t kMaxFrameBytesLimit = 1LL << 30;  // frames are stored with a 32-bit length
+
+const Schema& topSchema();
+const Schema& sourceSchema();       // `type`, `framing`, and every registered source type
+const Schema& framingSchema();
+const Schema& reconnectSchema();    // for sources that connect out
+const Schema& listenerSchema();
+const Schema& pluginsSchema();
+const Schema& instanceSchema();     // plugins.instances[]
+const Schema& sidecarInstanceSchema();  // NAME.yaml's instances[]: `type` is implied
+
+FramingSpec framingFrom(const Settings& framing);
+QueueLimits queueFrom(const Settings& queue);
+
+}  // namespace streamrelay

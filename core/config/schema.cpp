@@ -1,0 +1,316 @@
+#include "schema.hpp"
+
+#include <cstdlib>
+#include <sstream>
+#include <stdexcept>
+
+#include "cidr.hpp"
+#include "yaml_map.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+std::string join(const std::vector<std::string>& names) {
+  std::string text;
+  for (const std::string& name : names) text += (text.empty() ? "" : ", ") + name;
+  return text;
+}
+
+// Expands ${NAME} from the environment; an unset variable is an error.
+std::string expandEnv(const YamlMap& m, const char* key, const std::string& text) {
+  std::string out;
+  for (std::size_t i = 0; i < text.size();) {
+    if (text.compare(i, 2, "${") != 0) {
+      out += text[i++];
+      continue;
+    }
+    auto close = text.find('}', i);
+    if (close == std::string::npos) m.fail(key, "unterminated ${ in '" + text + "'");
+    std::string name = text.substr(i + 2, close - i - 2);
+    const char* value = std::getenv(name.c_str());
+    if (!value) m.fail(key, "environment variable " + name + " is not set");
+    out += value;
+    i = close + 1;
+  }
+  return out;
+}
+
+void checkEndpoint(const YamlMap& m, const char* key, const std::string& text) {
+  auto colon = text.rfind(':');
+  bool bracketsOk = text.empty() || text[0] != '[' || (colon != std::string::npos && colon > 0 && text[colon - 1] == ']');
+  std::string port = colon == std::string::npos ? "" : text.substr(colon + 1);
+  if (colon == std::string::npos || colon == 0 || !bracketsOk || port.empty() ||
+      port.find_first_not_of("0123456789") != std::string::npos || port.size() > 5 || std::stoi(port) > 65535)
+    m.fail(key, "expected HOST:PORT or [IPv6]:PORT, got '" + text + "'");
+}
+
+// Reads one key of `m` as `spec` says.
+Settings::Value readValue(const YamlMap& m, const KeySpec& spec) {
+  const char* name = spec.name.c_str();
+  Settings::Value v;
+  v.given = m.has(name);
+  if (spec.required && !v.given) m.failHere("missing required key '" + spec.name + "'");
+  switch (spec.kind) {
+    case KeyKind::String:
+      v.text = m.getString(name, spec.fallback);
+      if (spec.expandEnv) v.text = expandEnv(m, name, v.text);
+      if (!spec.choices.empty()) {
+        bool known = false;
+        for (const std::string& choice : spec.choices) known = known || choice == v.text;
+        if (!known) m.fail(name, "'" + v.text + "' is not one of: " + join(spec.choices));
+      }
+      break;
+    case KeyKind::Int:
+      v.integer = m.getInt(name, std::stoll(spec.fallback), static_cast<std::int64_t>(spec.min),
+                           static_cast<std::int64_t>(spec.max));
+      break;
+    case KeyKind::Number:
+      v.number = m.getDouble(name, std::stod(spec.fallback), spec.min, spec.max);
+      break;
+    case KeyKind::Bool:
+      v.boolean = m.getBool(name, spec.fallback == "true");
+      break;
+    case KeyKind::Strings:
+      v.list = m.stringList(name);
+      break;
+    case KeyKind::Cidrs:
+      v.list = m.stringList(name);
+      for (const std::string& text : v.list) {
+        try {
+          Cidr::parse(text);
+        } catch (const std::invalid_argument& e) {
+          m.fail(name, e.what());
+        }
+      }
+      break;
+    case KeyKind::Endpoint:
+      v.text = m.getString(name, spec.fallback);
+      if (v.given || !v.text.empty()) checkEndpoint(m, name, v.text);
+      break;
+    case KeyKind::IntOrAuto:
+      if (m.getString(name, spec.fallback) == "auto") v.integer = -1;
+      else v.integer = m.getInt(name, -1, static_cast<std::int64_t>(spec.min), static_cast<std::int64_t>(spec.max));
+      break;
+    case KeyKind::Group:
+      v.group = std::make_shared<const Settings>(readSettings(m.map(name), *spec.group));
+      break;
+    case KeyKind::Yaml:
+      if (v.given) {
+        YAML::Emitter out;
+        out << YAML::Flow << m.node(name);
+        v.text = out.c_str();
+      } else {
+        v.text = spec.fallback.empty() ? "{}" : spec.fallback;
+      }
+      break;
+    case KeyKind::Custom:
+      break;
+  }
+  return v;
+}
+
+const KeySpec* findKey(const std::vector<KeySpec>& keys, const std::string& name) {
+  for (const KeySpec& k : keys)
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+bool hasCustomKeys(const Schema& schema) {
+  for (const KeySpec& k : schema.keys)
+    if (k.kind == KeyKind::Custom) return true;
+  return false;
+}
+
+bool printable(const std::string& text) {
+  if (text.empty()) return false;
+  for (char c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == '"' || c == '\\') return false;
+  return true;
+}
+
+const char* kindName(KeyKind kind) {
+  switch (kind) {
+    case KeyKind::String: return "string";
+    case KeyKind::Int: return "integer";
+    case KeyKind::Number: return "number";
+    case KeyKind::Bool: return "true|false";
+    case KeyKind::Strings: return "list of strings";
+    case KeyKind::Endpoint: return "HOST:PORT";
+    case KeyKind::Cidrs: return "list of addresses/networks";
+    case KeyKind::IntOrAuto: return "integer or auto";
+    case KeyKind::Group: return "mapping";
+    case KeyKind::Yaml: return "mapping (handed on)";
+    case KeyKind::Custom: return "see README";
+  }
+  return "?";
+}
+
+std::string number(double value) {
+  std::ostringstream text;
+  text.precision(15);
+  text << value;
+  return text.str();
+}
+
+// The text as a YAML double-quoted string would write it ("\n" for a newline).
+std::string escaped(const std::string& text) {
+  YAML::Emitter out;
+  out << YAML::DoubleQuoted << text;
+  return out.c_str();
+}
+
+void describeKeys(std::ostringstream& out, const Schema& schema, const std::vector<KeySpec>& keys,
+                  const std::string& path, const std::string& only) {
+  for (const KeySpec& k : keys) {
+    const std::string keyPath = path.empty() ? k.name : path + "." + k.name;
+    std::string line = keyPath + "  " + kindName(k.kind);
+    if (k.kind == KeyKind::Number) line += " " + number(k.min) + ".." + number(k.max);
+    if (k.kind == KeyKind::Int || k.kind == KeyKind::IntOrAuto)
+      line += " " + std::to_string(static_cast<long long>(k.min)) + ".." + std::to_string(static_cast<long long>(k.max));
+    std::vector<std::string> choices = k.choices;
+    if (k.name == "type" && !schema.types.empty())
+      for (const TypeSpec& t : schema.types) choices.push_back(t.name);
+    if (!choices.empty()) line += " (" + join(choices) + ")";
+    if (k.required) line += ", required";
+    else if (!k.fallback.empty() && k.kind != KeyKind::Group && k.kind != KeyKind::Custom)
+      line += ", default " + (printable(k.fallback) ? k.fallback : escaped(k.fallback));
+    if (k.expandEnv) line += ", ${ENV} expands";
+    if (!only.empty()) line += " [" + only + "]";
+    if (!k.help.empty()) line += " — " + k.help;
+    out << line << "\n";
+    if (k.kind == KeyKind::Group) out << describeSchema(*k.group, keyPath);
+  }
+}
+
+}  // namespace
+
+KeySpec key(std::string name, KeyKind kind) {
+  KeySpec k;
+  k.name = std::move(name);
+  k.kind = kind;
+  return k;
+}
+
+KeySpec groupKey(std::string name, const Schema& group) {
+  KeySpec k = key(std::move(name), KeyKind::Group);
+  k.group = &group;
+  return k;
+}
+
+const TypeSpec* Schema::findType(const std::string& name) const {
+  for (const TypeSpec& t : types)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+const Settings::Value* Settings::find(const char* name) const {
+  for (const Entry& e : entries_)
+    if (e.spec->name == name) return &e.value;
+  return nullptr;
+}
+
+const Settings::Value& Settings::at(const char* name) const {
+  if (const Value* v = find(name)) return *v;
+  throw std::logic_error(std::string("config key '") + name + "' is not declared for " +
+                         (schema_ ? schema_->what : "?") + (type_.empty() ? "" : " type " + type_));
+}
+
+Settings::Value& Settings::mutableAt(const char* name) { return const_cast<Value&>(at(name)); }
+
+Settings readSettings(const YamlMap& m, const Schema& schema) {
+  Settings s(schema);
+  const TypeSpec* type = nullptr;
+  if (!schema.types.empty()) {
+    const KeySpec* typeKey = findKey(schema.keys, "type");
+    if (typeKey->required && !m.has("type")) m.failHere("missing required key 'type'");
+    s.type_ = m.getString("type", typeKey->fallback);
+    type = schema.findType(s.type_);
+    if (!type) {
+      std::vector<std::string> names;
+      for (const TypeSpec& t : schema.types) names.push_back(t.name);
+      m.fail("type", "'" + s.type_ + "' is not a " + schema.what + " type (" + join(names) + ")");
+    }
+  }
+  std::vector<const KeySpec*> specs;
+  for (const KeySpec& k : schema.keys) specs.push_back(&k);
+  if (type)
+    for (const KeySpec& k : type->keys) specs.push_back(&k);
+
+  for (const std::string& name : m.keys()) {
+    bool known = false;
+    for (const KeySpec* k : specs) known = known || k->name == name;
+    if (known) continue;
+    std::vector<std::string> owners;
+    for (const TypeSpec& t : schema.types)
+      if (findKey(t.keys, name)) owners.push_back(t.name);
+    if (!owners.empty())
+      m.fail(name.c_str(), "belongs to " + schema.what + " type" + (owners.size() > 1 ? "s " : " ") + join(owners) +
+                               ", not " + s.type_);
+    std::vector<std::string> expected;
+    for (const KeySpec* k : specs) expected.push_back(k->name);
+    m.fail(name.c_str(), "unknown key (expected one of: " + join(expected) + ")");
+  }
+
+  for (const KeySpec* k : specs) {
+    Settings::Value v;
+    if (type && k->name == "type") {  // read and checked above
+      v.text = s.type_;
+      v.given = m.has("type");
+    } else {
+      v = readValue(m, *k);
+    }
+    s.entries_.push_back({k, std::move(v)});
+  }
+  if (type && type->check) type->check(s, m);
+  if (schema.check) schema.check(s, m);
+  return s;
+}
+
+void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& hook) {
+  for (const Settings::Entry& e : settings.entries()) {
+    const KeySpec& k = *e.spec;
+    const Settings::Value& v = e.value;
+    if (hook && hook(out, e)) continue;
+    if (k.kind == KeyKind::Custom) continue;
+    out << YAML::Key << k.name << YAML::Value;
+    switch (k.kind) {
+      case KeyKind::String:
+      case KeyKind::Endpoint:
+        if (k.secret) out << YAML::DoubleQuoted << (v.text.empty() ? "" : "(set)");
+        else if (printable(v.text)) out << v.text;
+        else out << YAML::DoubleQuoted << v.text;
+        break;
+      case KeyKind::Int: out << v.integer; break;
+      case KeyKind::Number: out << v.number; break;
+      case KeyKind::Bool: out << v.boolean; break;
+      case KeyKind::Strings:
+      case KeyKind::Cidrs:
+        out << YAML::Flow << YAML::BeginSeq;
+        for (const std::string& item : v.list) out << item;
+        out << YAML::EndSeq;
+        break;
+      case KeyKind::IntOrAuto:
+        if (v.integer < 0) out << "auto";
+        else out << v.integer;
+        break;
+      case KeyKind::Group:
+        if (!hasCustomKeys(*k.group)) out << YAML::Flow;
+        out << YAML::BeginMap;
+        emitSettings(out, *v.group);
+        out << YAML::EndMap;
+        break;
+      case KeyKind::Yaml: out << YAML::Load(v.text); break;
+      case KeyKind::Custom: break;
+    }
+  }
+}
+
+std::string describeSchema(const Schema& schema, const std::string& path) {
+  std::ostringstream out;
+  describeKeys(out, schema, schema.keys, path, "");
+  for (const TypeSpec& t : schema.types) describeKeys(out, schema, t.keys, path, schema.what + " type " + t.name);
+  return out.str();
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,148 @@
+#pragma once
+// Schema and Settings: every config key is declared once, as a KeySpec (its
+// name, kind, default, range, and the types it belongs to). readSettings
+// validates a YAML mapping against a Schema and fills in defaults;
+// emitSettings prints what it read (--check-config); the code that builds a
+// source, listener or plugin instance reads its values from the Settings.
+// Redis' standardConfig table is the model.
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace streamrelay {
+
+class YamlMap;
+class Settings;
+struct Schema;
+
+enum class KeyKind {
+  String,
+  Int,
+  Number,     // a double
+  Bool,
+  Strings,    // a list of strings
+  Endpoint,   // HOST:PORT or [IPv6]:PORT
+  Cidrs,      // a list of addresses or networks (allow lists)
+  IntOrAuto,  // an integer, or `auto` (read as -1)
+  Group,      // a mapping with keys of its own (`group`)
+  Yaml,       // a sub-tree handed on as YAML text (a plugin's own config)
+  Custom,     // read and printed by code (named here so it is a known key)
+};
+
+struct KeySpec {
+  std::string name;
+  KeyKind kind = KeyKind::String;
+  std::string fallback;          // the default, as it would be written in YAML
+  bool required = false;
+  double min = 0, max = 0;       // Int, Number, IntOrAuto
+  std::vector<std::string> choices;  // String: the accepted values (empty: any)
+  bool expandEnv = false;        // ${NAME} expands from the environment (unset: an error)
+  bool secret = false;           // printed as "(set)", never its value
+  const Schema* group = nullptr; // Group: the keys of the mapping
+  std::string help;
+
+  // Builders, so that a table reads as one line per key.
+  KeySpec& def(std::string text) { fallback = std::move(text); return *this; }
+  KeySpec& needed() { required = true; return *this; }
+  KeySpec& range(double lo, double hi) { min = lo; max = hi; return *this; }
+  KeySpec& oneOf(std::vector<std::string> values) { choices = std::move(values); return *this; }
+  KeySpec& env() { expandEnv = true; return *this; }
+  KeySpec& hidden() { secret = true; return *this; }
+  KeySpec& doc(std::string text) { help = std::move(text); return *this; }
+};
+
+KeySpec key(std::string name, KeyKind kind = KeyKind::String);
+KeySpec groupKey(std::string name, const Schema& group);
+
+// A check the table cannot express (one key against another). It calls
+// m.fail(key, what) for what is wrong.
+using SettingsCheck = std::function<void(const Settings&, const YamlMap&)>;
+
+// One type of a typed schema (a source type, a framing type).
+struct TypeSpec {
+  std::string name;
+  std::string summary;
+  std::vector<KeySpec> keys;  // its own keys, beside the schema's common ones
+  SettingsCheck check;
+};
+
+// The keys of one kind of mapping. With `types`, its `type` key (one of the
+// common keys) selects one, and the keys of every other type are errors that
+// name the types they belong to.
+struct Schema {
+  std::string what;             // "source", "framing": how errors and docs name it
+  std::vector<KeySpec> keys;    // keys every type has
+  std::vector<TypeSpec> types;  // empty: untyped
+  SettingsCheck check;          // after the type's own check
+  const TypeSpec* findType(const std::string& name) const;
+};
+
+// What readSettings read: every key that applies, in schema order, with
+// defaults filled in. Immutable once read, except set() for values the
+// config resolves later (a consumer's inputs, an instance's name).
+class Settings {
+ public:
+  struct Value {
+    std::string text;                   // String, Endpoint, Yaml; the type name of a typed schema
+    std::int64_t integer = 0;           // Int, IntOrAuto (-1 = auto)
+    double number = 0;
+    bool boolean = false;
+    std::vector<std::string> list;      // Strings, Cidrs
+    std::shared_ptr<const Settings> group;
+    bool given = false;                 // written in the file (not the default)
+  };
+
+  Settings() = default;
+  explicit Settings(const Schema& schema) : schema_(&schema) {}
+
+  const Schema* schema() const { return schema_; }
+  const std::string& type() const { return type_; }
+  const std::string& string(const char* name) const { return at(name).text; }
+  std::int64_t integer(const char* name) const { return at(name).integer; }
+  double number(const char* name) const { return at(name).number; }
+  bool boolean(const char* name) const { return at(name).boolean; }
+  const std::vector<std::string>& strings(const char* name) const { return at(name).list; }
+  const Settings& group(const char* name) const { return *at(name).group; }
+  bool given(const char* name) const { return at(name).given; }
+  bool has(const char* name) const { return find(name) != nullptr; }
+
+  void setString(const char* name, std::string text) { mutableAt(name).text = std::move(text); }
+  void setStrings(const char* name, std::vector<std::string> list) { mutableAt(name).list = std::move(list); }
+
+  struct Entry {
+    const KeySpec* spec;
+    Value value;
+  };
+  const std::vector<Entry>& entries() const { return entries_; }
+
+ private:
+  friend Settings readSettings(const YamlMap& m, const Schema& schema);
+  const Value* find(const char* name) const;
+  // A key the schema does not give this type is a programming error: throws std::logic_error.
+  const Value& at(const char* name) const;
+  Value& mutableAt(const char* name);
+
+  const Schema* schema_ = nullptr;
+  std::string type_;
+  std::vector<Entry> entries_;
+};
+
+// Validates `m` against `schema`: unknown keys, keys of another type, kinds,
+// ranges, choices, required keys, then the checks. Throws ConfigError.
+Settings readSettings(const YamlMap& m, const Schema& schema);
+
+// Prints the keys of `settings` into an open mapping. `hook` may print an
+// entry itself (it returns true); Custom keys it leaves are not printed.
+using EmitHook = std::function<bool(YAML::Emitter&, const Settings::Entry&)>;
+void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& hook = {});
+
+// A reference of every key of `schema`, one per line, indented under `path`
+// (what `streamrelay --list-keys` prints).
+std::string describeSchema(const Schema& schema, const std::string& path);
+
+}  // namespace streamrelay
