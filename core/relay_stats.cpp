@@ -35,6 +35,13 @@ Object::Ptr streamJson(const Bus& bus) {
   o->set("bytes", bus.bytesPublished());
   o->set("last_seq", bus.lastSeq());
   o->set("consumers", static_cast<std::uint64_t>(bus.queues().size()));
+  if (bus.replayLimits().enabled()) {
+    const auto [frames, bytes] = bus.replayHeld();
+    Object::Ptr replay = new Object;
+    replay->set("frames", static_cast<std::uint64_t>(frames));
+    replay->set("bytes", static_cast<std::uint64_t>(bytes));
+    o->set("replay", replay);
+  }
   return o;
 }
 

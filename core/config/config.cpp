@@ -35,7 +35,25 @@ std::vector<std::string> readInputs(const YamlMap& m, const StreamNames& streams
   return inputs;
 }
 
-ListenerConfig readListener(const YamlMap& m, const StreamNames& streams) {
+// A listener's replay needs a ring on each of its inputs, deep enough, and
+// room in its queue.
+void checkReplay(const YamlMap& m, const ListenerConfig& l, const std::vector<StreamConfig>& kept) {
+  if (l.replayFrames == 0) return;
+  const YamlMap replay = m.map("replay");
+  const std::string n = std::to_string(l.replayFrames);
+  if (l.queue.maxFrames != 0 && l.replayFrames > l.queue.maxFrames)
+    replay.fail("frames", n + " is more than queue.max_frames (" + std::to_string(l.queue.maxFrames) + ")");
+  for (const std::string& input : l.inputs) {
+    auto it = std::find_if(kept.begin(), kept.end(), [&](const StreamConfig& s) { return s.name == input; });
+    if (it == kept.end())
+      replay.fail("frames", "input '" + input + "' keeps no replay ring (set streams." + input + ".replay)");
+    if (it->replay.maxFrames != 0 && l.replayFrames > it->replay.maxFrames)
+      replay.fail("frames", n + " is more than streams." + input + ".replay.frames (" +
+                                std::to_string(it->replay.maxFrames) + ")");
+  }
+}
+
+ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const std::vector<StreamConfig>& kept) {
   ListenerConfig l;
   l.settings = readSettings(m, listenerSchema());
   const Settings& s = l.settings;
@@ -52,6 +70,8 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams) {
   l.allow = CidrList(std::move(rules));
   l.sendBufferBytes = static_cast<int>(s.integer("send_buffer_bytes"));  // -1: auto
   l.writeDeadlineMs = static_cast<int>(s.integer("write_deadline_ms"));
+  l.replayFrames = static_cast<std::size_t>(s.group("replay").integer("frames"));
+  checkReplay(m, l, kept);
   return l;
 }
 
@@ -114,6 +134,25 @@ std::vector<SourceConfig> readSources(const YamlMap& top) {
     list.push_back(readSource(sources.map(name.c_str()), name));
   }
   if (list.empty()) sources.failHere("needs at least one source");
+  return list;
+}
+
+// `streams: {NAME: {...}}`: only streams that exist.
+std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std::string>& names) {
+  std::vector<StreamConfig> list;
+  const YamlMap streams = top.map("streams");
+  for (const std::string& name : streams.keys()) {
+    if (std::find(names.begin(), names.end(), name) == names.end()) {
+      std::string known;
+      for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+      streams.fail(name.c_str(), "unknown stream '" + name + "' (streams: " + known + ")");
+    }
+    StreamConfig stream;
+    stream.name = name;
+    stream.settings = readSettings(streams.map(name.c_str()), streamSchema());
+    stream.replay = replayFrom(stream.settings.group("replay"));
+    list.push_back(std::move(stream));
+  }
   return list;
 }
 
@@ -247,8 +286,9 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   const std::vector<std::string> sources = streamNames(c);  // no plugins read yet: the sources
   c.plugins = readPlugins(top.map("plugins"), c.settings.group("plugins"), sources);
   const StreamNames streams{sources, streamNames(c)};
+  c.streams = readStreams(top, streams.all);
   for (const YamlMap& item : top.mapList("listeners")) {
-    c.listeners.push_back(readListener(item, streams));
+    c.listeners.push_back(readListener(item, streams, c.streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)
       if (c.listeners[i].name == c.listeners.back().name)
         item.fail("name", "'" + c.listeners.back().name + "' is used by another listener");

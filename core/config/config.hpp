@@ -9,6 +9,7 @@
 
 #include "cidr.hpp"
 #include "framing.hpp"
+#include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
 
@@ -28,6 +29,13 @@ struct SourceConfig {
   const std::string& type() const { return settings.type(); }
 };
 
+// What a stream keeps: `streams: {NAME: {replay: ...}}`.
+struct StreamConfig {
+  std::string name;
+  ReplayLimits replay;
+  Settings settings;
+};
+
 struct ListenerConfig {
   std::string name;
   std::string bind;
@@ -42,6 +50,7 @@ struct ListenerConfig {
   static constexpr int kSendBufferAuto = -1;
   int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
+  std::size_t replayFrames = 0;  // a new subscriber first gets up to this many frames of each input's ring
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
   Settings settings;             // what the fields above were read from (printed by --check-config)
 };
@@ -70,6 +79,7 @@ struct PluginsConfig {
 struct Config {
   std::string path;
   std::vector<SourceConfig> sources;  // `upstream:` is one source named "upstream"
+  std::vector<StreamConfig> streams;  // only the streams that keep something
   std::vector<ListenerConfig> listeners;
   PluginsConfig plugins;
   std::string logLevel = "information";

@@ -42,7 +42,14 @@ std::string effectiveConfigYaml(const Config& c) {
     const std::string& name = e.spec->name;
     if (name == "upstream" && shorthand) emitSources(out, c.sources, true);
     else if (name == "sources" && !shorthand) emitSources(out, c.sources, false);
-    else if (name == "listeners") {
+    else if (name == "streams" && !c.streams.empty()) {
+      out << YAML::Key << "streams" << YAML::Value << YAML::BeginMap;
+      for (const StreamConfig& stream : c.streams) {
+        out << YAML::Key << stream.name << YAML::Value;
+        emitBlock(out, stream.settings);
+      }
+      out << YAML::EndMap;
+    } else if (name == "listeners") {
       out << YAML::Key << "listeners" << YAML::Value << YAML::BeginSeq;
       for (const ListenerConfig& l : c.listeners) emitBlock(out, l.settings);
       out << YAML::EndSeq;
@@ -63,6 +70,7 @@ std::string effectiveConfigYaml(const Config& c) {
 
 std::string configKeysReference() {
   return describeSchema(topSchema(), "") + describeSchema(sourceSchema(), "sources.NAME") +
+         describeSchema(streamSchema(), "streams.NAME") +
          describeSchema(listenerSchema(), "listeners[]") + describeSchema(instanceSchema(), "plugins.instances[]");
 }
 

@@ -46,6 +46,30 @@ const Schema& logSchema() {
   return schema;
 }
 
+const Schema& replaySchema() {
+  static const Schema schema{
+      "replay",
+      {key("frames", KeyKind::Int).def("0").range(0, 1000000000).doc("the newest frames kept (0: no limit)"),
+       key("bytes", KeyKind::Int).def("0").range(0, 1LL << 40).doc("wire bytes kept at most (0: no limit)"),
+       key("age_s", KeyKind::Int).def("0").range(0, 604800).doc("frames older than this are let go (0: no limit)")},
+      {},
+      [](const Settings& r, const YamlMap& m) {
+        if (r.integer("frames") == 0 && r.integer("bytes") == 0 && r.integer("age_s") == 0)
+          m.failHere("set frames, bytes or age_s (a ring with no limit would keep the whole stream)");
+      }};
+  return schema;
+}
+
+const Schema& listenerReplaySchema() {
+  static const Schema schema{
+      "replay",
+      {key("frames", KeyKind::Int).def("0").range(0, 1000000000)
+           .doc("a new subscriber first gets up to this many of the newest frames of each input")},
+      {},
+      {}};
+  return schema;
+}
+
 std::vector<KeySpec> instanceKeys(bool withType) {
   std::vector<KeySpec> keys{key("name").doc("the instance's name and the stream it emits (default: its type)")};
   if (withType) keys.push_back(key("type").needed().doc("the plugin: its file name without lib and .so"));
@@ -64,6 +88,7 @@ const Schema& topSchema() {
       "config",
       {key("upstream", KeyKind::Custom).doc("one source named `upstream` (shorthand for sources:)"),
        key("sources", KeyKind::Custom).doc("NAME: {type: ..., ...}, one stream each"),
+       key("streams", KeyKind::Custom).doc("NAME: {replay: ...}, what a stream keeps"),
        key("listeners", KeyKind::Custom).doc("a list of listeners"),
        groupKey("plugins", pluginsSchema()),
        groupKey("log", logSchema()),
@@ -152,9 +177,15 @@ const Schema& listenerSchema() {
        key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30)
            .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
        key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax)
-           .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)")},
+           .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
+       groupKey("replay", listenerReplaySchema())},
       {},
       {}};
+  return schema;
+}
+
+const Schema& streamSchema() {
+  static const Schema schema{"stream", {groupKey("replay", replaySchema())}, {}, {}};
   return schema;
 }
 
@@ -207,6 +238,14 @@ QueueLimits queueFrom(const Settings& q) {
                   : policy == "drop_oldest" ? OverflowPolicy::DropOldest
                   : policy == "drop_newest" ? OverflowPolicy::DropNewest
                                             : OverflowPolicy::Block;
+  return limits;
+}
+
+ReplayLimits replayFrom(const Settings& r) {
+  ReplayLimits limits;
+  limits.maxFrames = static_cast<std::size_t>(r.integer("frames"));
+  limits.maxBytes = static_cast<std::size_t>(r.integer("bytes"));
+  limits.maxAge = std::chrono::seconds(r.integer("age_s"));
   return limits;
 }
 

@@ -4,6 +4,7 @@
 // types declare their own keys in their files (sources/source_types.def).
 
 #include "framing.hpp"
+#include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
 
@@ -17,11 +18,13 @@ const Schema& sourceSchema();       // `type`, `framing`, and every registered s
 const Schema& framingSchema();
 const Schema& reconnectSchema();    // for sources that connect out
 const Schema& listenerSchema();
+const Schema& streamSchema();       // streams.NAME
 const Schema& pluginsSchema();
 const Schema& instanceSchema();     // plugins.instances[]
 const Schema& sidecarInstanceSchema();  // NAME.yaml's instances[]: `type` is implied
 
 FramingSpec framingFrom(const Settings& framing);
 QueueLimits queueFrom(const Settings& queue);
+ReplayLimits replayFrom(const Settings& replay);
 
 }  // namespace streamrelay

@@ -18,8 +18,15 @@ void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
 }
 }  // namespace
 
-void Bus::subscribe(QueuePtr queue) {
+Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay)
+    : stream_(std::move(stream)),
+      receivedSizes_(receivedSizes),
+      replayLimits_(replay),
+      ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr) {}
+
+void Bus::subscribe(QueuePtr queue, std::size_t replayFrames) {
   std::lock_guard<std::mutex> lock(mutex_);
+  if (ring_ && replayFrames > 0) queue->preload(ring_->newest(replayFrames));
   auto next = std::make_shared<QueueList>(*queues_);
   insertOrdered(*next, std::move(queue));
   queues_ = std::move(next);
@@ -42,6 +49,11 @@ void Bus::replace(const SubscriptionQueue* old, QueuePtr replacement) {
 
 std::vector<QueuePtr> Bus::queues() const { return *snapshot(); }
 
+std::pair<std::size_t, std::size_t> Bus::replayHeld() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return ring_ ? std::make_pair(ring_->frames(), ring_->bytes()) : std::make_pair(std::size_t{0}, std::size_t{0});
+}
+
 std::shared_ptr<const Bus::QueueList> Bus::snapshot() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return queues_;
@@ -57,7 +69,13 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
     receivedSizes_->recordEach(count, [&](std::size_t i) { return static_cast<double>(batch->payload(i).size()); });
   FrameBatchPtr shared(std::move(batch));
   // Held for the loop: a subscribe() meanwhile replaces the list, not this copy.
-  const std::shared_ptr<const QueueList> queues = snapshot();
+  std::shared_ptr<const QueueList> queues;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (ring_) ring_->append(shared, evicted_);
+    queues = queues_;
+  }
+  evicted_.clear();
   for (const QueuePtr& queue : *queues) queue->push(shared);
 }
 

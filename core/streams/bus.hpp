@@ -5,15 +5,22 @@
 // lock and pushes outside it, so subscribing never waits for a slow push.
 // Queues with the `block` policy are pushed last, so a consumer that blocks the
 // publisher delays only itself and what is published after it.
+//
+// A stream may keep a ReplayRing of its newest frames. A batch enters the
+// ring and the publisher takes its list of queues in one step, under the lock
+// subscribe() takes: a subscriber that asks for a replay therefore gets every
+// frame exactly once, either from the ring or live.
 
 #include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <utility>
 #include <vector>
 
 #include "frame_batch.hpp"
 #include "histogram.hpp"
+#include "replay_ring.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
@@ -23,12 +30,14 @@ class Bus {
   // The bus of one stream. `receivedSizes` (shared by the sources' streams)
   // records the size of every frame published; null for a processor's stream,
   // whose frames were not received.
-  Bus(StreamId stream, Histogram* receivedSizes) : stream_(std::move(stream)), receivedSizes_(receivedSizes) {}
+  // `replay`: the ring it keeps (none if no limit is set).
+  Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay = {});
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
-  // Thread safe. The queue receives every batch published from now on.
-  void subscribe(QueuePtr queue);
+  // Thread safe. The queue receives every batch published from now on,
+  // preceded by the newest `replayFrames` frames the ring holds (if any).
+  void subscribe(QueuePtr queue, std::size_t replayFrames = 0);
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -48,6 +57,9 @@ class Bus {
   std::uint64_t lastSeq() const { return nextSeq_.load(std::memory_order_relaxed) - 1; }
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
+  // The ring's limits, and the frames and wire bytes it holds now (zeros: no ring).
+  const ReplayLimits& replayLimits() const { return replayLimits_; }
+  std::pair<std::size_t, std::size_t> replayHeld() const;
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -60,6 +72,9 @@ class Bus {
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
   Histogram* const receivedSizes_;
+  const ReplayLimits replayLimits_;
+  std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
 };
 
 }  // namespace streamrelay

@@ -96,6 +96,23 @@ void SubscriptionQueue::push(const FrameBatchPtr& batch) {
   }
 }
 
+void SubscriptionQueue::preload(const std::vector<FrameSpan>& spans) {
+  bool wake;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closeReason_ != CloseReason::None) return;
+    wake = frames_ == 0;
+    std::size_t before = frames_;
+    for (const FrameSpan& span : spans)
+      if (span.frameCount() != 0) append(span);
+    wake = wake && frames_ != before;
+  }
+  if (wake) {
+    framesAvailable_.notify_all();
+    wake_();
+  }
+}
+
 // Lossless push: waits until the consumer has taken enough that the queue is
 // no longer full. Returns false if the queue was closed meanwhile.
 bool SubscriptionQueue::waitUntilNotFull(std::unique_lock<std::mutex>& lock) {

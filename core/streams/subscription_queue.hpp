@@ -23,6 +23,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "frame_batch.hpp"
 
@@ -78,6 +79,9 @@ class SubscriptionQueue {
   // Called only by the publisher. Applies the overflow policy; with `block` it
   // waits until the consumer makes room or the queue is closed.
   void push(const FrameBatchPtr& batch);
+  // Frames the consumer gets first (a replay), before the queue is
+  // subscribed; they count against the limits but are admitted whole.
+  void preload(const std::vector<FrameSpan>& spans);
 
   // Called only by the consumer: moves every queued span to the back of `out`.
   // Returns the number of frames moved.

@@ -197,7 +197,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   // Subscribed before the writer sees the session: a client that resets at
   // once is then unsubscribed after it was subscribed, never before.
-  for (Bus* bus : inputs_) bus->subscribe(queue);
+  for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
   // Logged once subscribed: from this line on, every published frame reaches it.
   logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
                        config_.maxClients);

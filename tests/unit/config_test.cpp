@@ -108,7 +108,7 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
         "test.yaml:2: listeners[0].max_publishers: unknown key (expected one of: name, bind, inputs, framing, "
-        "max_clients, queue, allow, send_buffer_bytes, write_deadline_ms)");
+        "max_clients, queue, allow, send_buffer_bytes, write_deadline_ms, replay)");
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, reconnect: {initial_delay_ms: 10, max_delay_ms: 5}}\n") ==
         "test.yaml:1: upstream.reconnect.max_delay_ms: must be >= initial_delay_ms");
 }
@@ -126,6 +126,32 @@ TEST_CASE("the key reference printed by --list-keys describes every source type 
                        "default drop_newest") != std::string::npos);
   CHECK(reference.find("sources.NAME.framing.delimiter  string, default \"\\n\" [framing type delimiter]") !=
         std::string::npos);
+}
+
+TEST_CASE("replay: a ring per stream, a depth per listener, every mistake on one line", "[config]") {
+  const std::string ring = "streams:\n  upstream: {replay: {frames: 1000}}\n";
+  Config c = parseConfig(std::string(kMinimal) + ring +
+                             "listeners: [{name: l, bind: '127.0.0.1:0', replay: {frames: 500}}]\n", "t");
+  REQUIRE(c.streams.size() == 1);
+  CHECK(c.streams[0].replay.maxFrames == 1000);
+  CHECK(c.listeners[0].replayFrames == 500);
+  std::string printed = effectiveConfigYaml(c);
+  CHECK(printed.find("streams:\n  upstream:\n    replay: {frames: 1000, bytes: 0, age_s: 0}") != std::string::npos);
+  CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+
+  CHECK(errorOf(std::string(kMinimal) + "streams:\n  feed: {replay: {frames: 10}}\n") ==
+        "test.yaml:3: streams.feed: unknown stream 'feed' (streams: upstream)");
+  CHECK(errorOf(std::string(kMinimal) + "streams:\n  upstream: {replay: {}}\n") ==
+        "test.yaml:3: streams.upstream.replay: set frames, bytes or age_s (a ring with no limit would keep the whole "
+        "stream)");
+  CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: l, bind: '127.0.0.1:0', replay: {frames: 5}}]\n") ==
+        "test.yaml:2: listeners[0].replay.frames: input 'upstream' keeps no replay ring (set "
+        "streams.upstream.replay)");
+  CHECK(errorOf(std::string(kMinimal) + ring + "listeners: [{name: l, bind: '127.0.0.1:0', replay: {frames: 2000}}]\n") ==
+        "test.yaml:4: listeners[0].replay.frames: 2000 is more than streams.upstream.replay.frames (1000)");
+  CHECK(errorOf(std::string(kMinimal) + ring +
+                "listeners: [{name: l, bind: '127.0.0.1:0', queue: {max_frames: 100}, replay: {frames: 500}}]\n") ==
+        "test.yaml:4: listeners[0].replay.frames: 500 is more than queue.max_frames (100)");
 }
 
 TEST_CASE("send_on_connect expands environment variables", "[config]") {

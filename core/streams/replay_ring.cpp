@@ -1,0 +1,55 @@
+#include "replay_ring.hpp"
+
+#include <iterator>
+
+namespace streamrelay {
+
+bool ReplayRing::tooOld(const FrameBatch& batch, std::int64_t nowSteadyNs) const {
+  return limits_.maxAge.count() != 0 &&
+         nowSteadyNs - batch.receivedSteadyNs() > std::chrono::nanoseconds(limits_.maxAge).count();
+}
+
+void ReplayRing::evictFront(std::vector<FrameBatchPtr>& evicted) {
+  frames_ -= batches_.front()->frameCount();
+  bytes_ -= batches_.front()->totalWireBytes();
+  evicted.push_back(std::move(batches_.front()));
+  batches_.pop_front();
+}
+
+void ReplayRing::append(const FrameBatchPtr& batch, std::vector<FrameBatchPtr>& evicted) {
+  batches_.push_back(batch);
+  frames_ += batch->frameCount();
+  bytes_ += batch->totalWireBytes();
+  // Frames: drop the oldest batch while the rest still covers max_frames.
+  while (limits_.maxFrames != 0 && batches_.size() > 1 && frames_ - batches_.front()->frameCount() >= limits_.maxFrames)
+    evictFront(evicted);
+  // Bytes: a hard bound (the newest batch alone may exceed it: then nothing is kept).
+  while (limits_.maxBytes != 0 && !batches_.empty() && bytes_ > limits_.maxBytes) evictFront(evicted);
+  const std::int64_t now = steadyNowNs();
+  while (!batches_.empty() && tooOld(*batches_.front(), now)) evictFront(evicted);
+}
+
+std::vector<FrameSpan> ReplayRing::newest(std::size_t frames) const {
+  std::vector<FrameSpan> spans;
+  // Walk back from the newest batch until `frames` are covered (or the rest
+  // is past max_age: a stream that went quiet keeps its ring until the next
+  // append), then forward.
+  const std::int64_t now = steadyNowNs();
+  std::size_t covered = 0;
+  auto it = batches_.end();
+  while (it != batches_.begin() && covered < frames && !tooOld(**std::prev(it), now)) {
+    --it;
+    covered += (*it)->frameCount();
+  }
+  for (; it != batches_.end(); ++it) {
+    std::uint32_t first = 0;
+    if (covered > frames) {  // the oldest batch: only its newest frames
+      first = static_cast<std::uint32_t>(covered - frames);
+      covered = frames;
+    }
+    spans.push_back({*it, first, static_cast<std::uint32_t>((*it)->frameCount())});
+  }
+  return spans;
+}
+
+}  // namespace streamrelay

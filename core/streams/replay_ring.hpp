@@ -1,0 +1,56 @@
+#pragma once
+// ReplayRing: the newest frames of one stream, kept for subscribers that join
+// late (listeners[].replay) and, later, for resumes. It holds the published
+// batches themselves (shared, never copied), so keeping N frames costs the
+// batches they live in, nothing more.
+//
+// Bounded three ways: at most `maxFrames` frames are kept beyond what is
+// needed to cover them in whole batches, at most `maxBytes` wire bytes, and
+// nothing older than `maxAge`. A limit of 0 is no limit (at least one is set).
+//
+// Not thread safe: the stream's Bus calls it under its own lock, which is what
+// makes a replay and the live frames that follow meet without gap or overlap.
+
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <vector>
+
+#include "frame_batch.hpp"
+#include "subscription_queue.hpp"
+
+namespace streamrelay {
+
+struct ReplayLimits {
+  std::size_t maxFrames = 0;
+  std::size_t maxBytes = 0;
+  std::chrono::milliseconds maxAge{0};
+  bool enabled() const { return maxFrames != 0 || maxBytes != 0 || maxAge.count() != 0; }
+};
+
+class ReplayRing {
+ public:
+  explicit ReplayRing(ReplayLimits limits) : limits_(limits) {}
+
+  // Adds a numbered batch; moves the batches it no longer keeps into
+  // `evicted`, for the caller to release outside its lock.
+  void append(const FrameBatchPtr& batch, std::vector<FrameBatchPtr>& evicted);
+  // The newest `frames` frames it holds (fewer if it holds fewer), oldest
+  // first, as spans of its batches.
+  std::vector<FrameSpan> newest(std::size_t frames) const;
+
+  std::size_t frames() const { return frames_; }
+  std::size_t bytes() const { return bytes_; }
+  const ReplayLimits& limits() const { return limits_; }
+
+ private:
+  bool tooOld(const FrameBatch& batch, std::int64_t nowSteadyNs) const;
+  void evictFront(std::vector<FrameBatchPtr>& evicted);
+
+  const ReplayLimits limits_;
+  std::deque<FrameBatchPtr> batches_;
+  std::size_t frames_ = 0;
+  std::size_t bytes_ = 0;
+};
+
+}  // namespace streamrelay
