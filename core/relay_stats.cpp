@@ -25,6 +25,19 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
   if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
+  std::lock_guard<std::mutex> lock(c.endpointsMutex);
+  if (!c.endpoints.empty()) {  // a connecting source
+    o->set("endpoint", c.liveEndpoint);
+    Array::Ptr endpoints = new Array;
+    for (const EndpointStatus& e : c.endpoints) {
+      Object::Ptr item = new Object;
+      item->set("address", e.address);
+      item->set("failures", e.failures);
+      item->set("live", e.address == c.liveEndpoint);
+      endpoints->add(item);
+    }
+    o->set("endpoints", endpoints);
+  }
   return o;
 }
 

@@ -1,5 +1,10 @@
 #include "keys.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "source_type.hpp"
 #include "yaml_map.hpp"
 
@@ -160,6 +165,31 @@ const Schema& reconnectSchema() {
       [](const Settings& r, const YamlMap& m) {
         if (r.integer("max_delay_ms") < r.integer("initial_delay_ms"))
           m.fail("max_delay_ms", "must be >= initial_delay_ms");
+      }};
+  return schema;
+}
+
+const Schema& tlsSchema() {
+  static const Schema schema{
+      "tls",
+      {key("enabled", KeyKind::Bool).def("false"),
+       key("ca_file").doc("PEM CA certificates to trust (empty: the system's trust store)"),
+       key("cert_file").doc("PEM client certificate (mutual TLS), with key_file"),
+       key("key_file").doc("PEM private key of cert_file"),
+       key("server_name").doc("the name the certificate must carry (empty: the host connected to)"),
+       key("verify", KeyKind::Bool).def("true").doc("false: the certificate is NOT checked (warned at start)")},
+      {},
+      [](const Settings& t, const YamlMap& m) {
+        for (const char* file : {"ca_file", "cert_file", "key_file"}) {
+          const std::string& path = t.string(file);
+          if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
+            m.fail(file, "cannot read '" + path + "': " + std::strerror(errno));
+        }
+        if (t.string("cert_file").empty() != t.string("key_file").empty())
+          m.fail(t.string("cert_file").empty() ? "key_file" : "cert_file", "cert_file and key_file go together");
+        const bool anySet = !t.string("ca_file").empty() || !t.string("cert_file").empty() ||
+                            !t.string("server_name").empty() || !t.boolean("verify");
+        if (anySet && !t.boolean("enabled")) m.fail("enabled", "is false while other tls keys are set");
       }};
   return schema;
 }

@@ -17,6 +17,7 @@ const Schema& topSchema();
 const Schema& sourceSchema();       // `type`, `framing`, and every registered source type
 const Schema& framingSchema();
 const Schema& reconnectSchema();    // for sources that connect out
+const Schema& tlsSchema();          // for sources that connect out
 const Schema& listenerSchema();
 const Schema& streamSchema();       // streams.NAME
 const Schema& pluginsSchema();

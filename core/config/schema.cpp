@@ -88,6 +88,10 @@ Settings::Value readValue(const YamlMap& m, const KeySpec& spec) {
       v.text = m.getString(name, spec.fallback);
       if (v.given || !v.text.empty()) checkEndpoint(m, name, v.text);
       break;
+    case KeyKind::Endpoints:
+      v.list = m.stringList(name);
+      for (const std::string& text : v.list) checkEndpoint(m, name, text);
+      break;
     case KeyKind::IntOrAuto:
       if (m.getString(name, spec.fallback) == "auto") v.integer = -1;
       else v.integer = m.getInt(name, -1, static_cast<std::int64_t>(spec.min), static_cast<std::int64_t>(spec.max));
@@ -137,6 +141,7 @@ const char* kindName(KeyKind kind) {
     case KeyKind::Bool: return "true|false";
     case KeyKind::Strings: return "list of strings";
     case KeyKind::Endpoint: return "HOST:PORT";
+    case KeyKind::Endpoints: return "list of HOST:PORT";
     case KeyKind::Cidrs: return "list of addresses/networks";
     case KeyKind::IntOrAuto: return "integer or auto";
     case KeyKind::Group: return "mapping";
@@ -286,6 +291,7 @@ void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& 
       case KeyKind::Bool: out << v.boolean; break;
       case KeyKind::Strings:
       case KeyKind::Cidrs:
+      case KeyKind::Endpoints:
         out << YAML::Flow << YAML::BeginSeq;
         for (const std::string& item : v.list) out << item;
         out << YAML::EndSeq;

@@ -27,6 +27,7 @@ enum class KeyKind {
   Bool,
   Strings,    // a list of strings
   Endpoint,   // HOST:PORT or [IPv6]:PORT
+  Endpoints,  // a list of them
   Cidrs,      // a list of addresses or networks (allow lists)
   IntOrAuto,  // an integer, or `auto` (read as -1)
   Group,      // a mapping with keys of its own (`group`)

@@ -15,40 +15,75 @@
 
 #include "keys.hpp"
 #include "source_type.hpp"
+#include "yaml_map.hpp"
 
 namespace streamrelay {
 
 namespace {
+
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
 constexpr int kConnectTimeoutMs = 3000;
-}  // namespace
 
-namespace {
 std::string withoutBrackets(const std::string& host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
   return host;
 }
+
+std::string endpointText(const std::string& host, int port) {
+  bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 }  // namespace
+
+TcpSource::Connection::~Connection() {
+  tls.reset();  // before the socket it runs on
+  if (fd >= 0) ::close(fd);
+}
 
 TcpSource::TcpSource(const SourceConfig& config, Bus& bus)
     : UpstreamSource(config, bus),
-      host_(withoutBrackets(config.settings.string("host"))),
-      port_(static_cast<int>(config.settings.integer("port"))),
       sendOnConnect_(config.settings.string("send_on_connect")),
       initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
       maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
-      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {}
-
-std::string TcpSource::endpoint() const {
-  bool v6 = host_.find(':') != std::string::npos;
-  return (v6 ? "[" + host_ + "]" : host_) + ":" + std::to_string(port_);
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
+      tlsOptions_(TlsOptions::from(config.settings.group("tls"))) {
+  const std::vector<std::string>& list = config.settings.strings("endpoints");
+  if (list.empty()) {
+    const std::string host = withoutBrackets(config.settings.string("host"));
+    const int port = static_cast<int>(config.settings.integer("port"));
+    endpoints_.push_back({host, port, endpointText(host, port)});
+  }
+  for (const std::string& text : list) {  // HOST:PORT, checked with the config
+    const auto colon = text.rfind(':');
+    const std::string host = withoutBrackets(text.substr(0, colon));
+    const int port = std::stoi(text.substr(colon + 1));
+    endpoints_.push_back({host, port, endpointText(host, port)});
+  }
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  for (const Endpoint& e : endpoints_) counters_.endpoints.push_back({e.text, 0});
 }
 
-// Returns a connected blocking fd owned by the caller, or -1 with `error` set.
-int TcpSource::connectOnce(std::string& error) {
+TcpSource::~TcpSource() { stop(); }
+
+void TcpSource::prepare() {
+  if (!tlsOptions_.enabled) return;
+  try {
+    tls_ = std::make_unique<TlsContext>(tlsOptions_);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(label() + ": " + e.what());
+  }
+  if (!tlsOptions_.verify)
+    logger().warning("%s: tls.verify is false: the provider's certificate is NOT checked; anyone on the path "
+                     "can read and change the stream",
+                     label());
+}
+
+// A connected blocking socket owned by the caller, or -1 with `error` set.
+int TcpSource::connectSocket(const Endpoint& endpoint, std::string& error) {
   try {
     Poco::Net::StreamSocket socket;
-    socket.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)),
+    socket.connect(Poco::Net::SocketAddress(endpoint.host, static_cast<Poco::UInt16>(endpoint.port)),
                    Poco::Timespan(kConnectTimeoutMs * 1000LL));
     socket.setNoDelay(true);
     return ::dup(socket.impl()->sockfd());  // the Poco socket closes its own copy
@@ -58,87 +93,203 @@ int TcpSource::connectOnce(std::string& error) {
   }
 }
 
-bool TcpSource::sendGreeting(int fd) {
+bool TcpSource::sendGreeting(Connection& connection, std::string& error) {
   const std::string& text = sendOnConnect_;
+  if (connection.tls) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+    if (connection.tls->writeAll(text, deadline)) return true;
+    error = "sending send_on_connect: " + connection.tls->error();
+    return false;
+  }
   std::size_t sent = 0;
   while (sent < text.size()) {
-    ssize_t n = ::send(fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
+    ssize_t n = ::send(connection.fd, text.data() + sent, text.size() - sent, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
+    if (n <= 0) {
+      error = std::string("sending send_on_connect: ") + strerror(errno);
+      return false;
+    }
     sent += static_cast<std::size_t>(n);
   }
   return true;
 }
 
-std::string TcpSource::readUntilDone(int fd, FrameReader& reader) {
-  pollfd fds[2] = {{fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
-  const int timeout = idleTimeoutMs_ > 0 ? idleTimeoutMs_ : -1;
+std::unique_ptr<TcpSource::Connection> TcpSource::connect(std::size_t index, std::string& error) {
+  auto connection = std::make_unique<Connection>();
+  connection->endpoint = index;
+  connection->fd = connectSocket(endpoints_[index], error);
+  if (connection->fd < 0) return nullptr;
+  if (tls_) {
+    try {
+      auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kConnectTimeoutMs);
+      connection->tls = std::make_unique<TlsConnection>(*tls_, connection->fd, endpoints_[index].host, deadline);
+    } catch (const std::runtime_error& e) {
+      error = e.what();
+      return nullptr;
+    }
+  }
+  if (!sendGreeting(*connection, error)) return nullptr;
+  return connection;
+}
+
+// Reads what the socket has (through TLS: until OpenSSL needs more); "" to go on.
+std::string TcpSource::readAvailable(Connection& connection, FrameReader& reader) {
+  FrameReader::Result result;
+  if (!connection.tls) {
+    result = reader.readOnce(connection.fd);
+  } else {
+    for (;;) {
+      std::vector<char>& buffer = reader.buffer();
+      long n = connection.tls->read(buffer.data(), buffer.size());
+      if (n == TlsConnection::kWouldBlock) return "";
+      if (n == TlsConnection::kFailed) return "TLS: " + connection.tls->error();
+      if (n == 0) return "connection closed by the provider (TLS close_notify)";
+      result = reader.decode(buffer.data(), static_cast<std::size_t>(n));
+      if (result != FrameReader::Result::Frames) break;
+    }
+  }
+  switch (result) {
+    case FrameReader::Result::Frames:
+    case FrameReader::Result::WouldBlock:
+      return "";
+    case FrameReader::Result::Eof:
+      return "connection closed by the provider";
+    case FrameReader::Result::Error:
+      return std::string("read error: ") + strerror(reader.lastErrno());
+    case FrameReader::Result::ProtocolError: {
+      const ProtocolError& e = reader.error();
+      return "protocol error at offset " + std::to_string(e.offset) + " (announced size " +
+             std::to_string(e.announced) + "): " + e.message;
+    }
+  }
+  return "";
+}
+
+std::string TcpSource::readUntilDone(Connection& connection, FrameReader& reader, std::unique_ptr<Connection>& next) {
+  pollfd fds[2] = {{connection.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
+  using Clock = std::chrono::steady_clock;
+  const bool onSecondary = connection.endpoint != 0;
+  int probeDelayMs = initialDelayMs_;
+  Clock::time_point nextProbe = Clock::now() + std::chrono::milliseconds(probeDelayMs);
+  Clock::time_point lastByte = Clock::now();
   for (;;) {
+    int timeout = -1;
+    const Clock::time_point now = Clock::now();
+    if (idleTimeoutMs_ > 0) {
+      auto idleLeft = lastByte + std::chrono::milliseconds(idleTimeoutMs_) - now;
+      timeout = static_cast<int>(std::max<long long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(idleLeft).count()));
+    }
+    if (onSecondary) {
+      int probeLeft = static_cast<int>(
+          std::max<long long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(nextProbe - now).count()));
+      timeout = timeout < 0 ? probeLeft : std::min(timeout, probeLeft);
+    }
     int rc = ::poll(fds, 2, timeout);
     if (rc < 0 && errno == EINTR) continue;
     if (rc < 0) return std::string("poll: ") + strerror(errno);
     if (fds[1].revents) return "";  // stop requested
-    if (rc == 0) return "no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms";
-    switch (reader.readOnce(fd)) {
-      case FrameReader::Result::Frames:
-      case FrameReader::Result::WouldBlock:
-        continue;
-      case FrameReader::Result::Eof:
-        return "connection closed by the provider";
-      case FrameReader::Result::Error:
-        return std::string("read error: ") + strerror(reader.lastErrno());
-      case FrameReader::Result::ProtocolError: {
-        const ProtocolError& e = reader.error();
-        return "protocol error at offset " + std::to_string(e.offset) + " (announced size " +
-               std::to_string(e.announced) + "): " + e.message;
-      }
+    if (fds[0].revents) {
+      lastByte = Clock::now();
+      std::string error = readAvailable(connection, reader);
+      if (!error.empty()) return error;
+      continue;
+    }
+    if (idleTimeoutMs_ > 0 && Clock::now() - lastByte >= std::chrono::milliseconds(idleTimeoutMs_))
+      return "no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms";
+    if (onSecondary && Clock::now() >= nextProbe) {
+      std::string error;
+      next = connect(0, error);
+      if (next) return "the primary " + endpoints_[0].text + " answers again: switching back";
+      probeDelayMs = static_cast<int>(std::min<long long>(2LL * probeDelayMs, maxDelayMs_));
+      nextProbe = Clock::now() + std::chrono::milliseconds(probeDelayMs);
     }
   }
+}
+
+void TcpSource::setLive(std::size_t endpoint) {
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  counters_.liveEndpoint = endpoint < endpoints_.size() ? endpoints_[endpoint].text : "";
 }
 
 void TcpSource::run() {
   FrameReader reader(config_.framing, bus_, counters_);
   std::mt19937 random(std::random_device{}());
+  auto countFailure = [&](std::size_t endpoint) {
+    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+    ++counters_.endpoints[endpoint].failures;
+  };
+  const bool several = endpoints_.size() > 1;
+  auto where = [&](std::size_t endpoint) {
+    return endpoints_[endpoint].text +
+           (several ? " (endpoint " + std::to_string(endpoint + 1) + " of " + std::to_string(endpoints_.size()) + ")"
+                    : "");
+  };
   int delayMs = initialDelayMs_;
+  std::size_t endpoint = 0;           // tried next; every round starts at the primary
+  std::unique_ptr<Connection> ready;  // the primary, connected by a probe
   while (!stop_.requested()) {
     std::string error;
-    int fd = connectOnce(error);
-    if (fd >= 0 && !sendGreeting(fd)) {
-      error = std::string("sending send_on_connect: ") + strerror(errno);
-      ::close(fd);
-      fd = -1;
-    }
-    if (fd >= 0) {
+    std::size_t tried = endpoint;
+    std::unique_ptr<Connection> connection = ready ? std::move(ready) : connect(endpoint, error);
+    if (connection) {
+      tried = connection->endpoint;
       counters_.connects.fetch_add(1);
       counters_.connected = true;
-      logger().information("%s %s: connected", label(), endpoint());
+      setLive(tried);
+      logger().information("%s %s: connected%s", label(), where(tried),
+                           connection->tls ? " (" + connection->tls->describe() + ")" : std::string());
       std::uint64_t before = counters_.bytesRead.load();
-      error = readUntilDone(fd, reader);
+      error = readUntilDone(*connection, reader, ready);
       counters_.connected = false;
-      ::close(fd);
-      reader.reset();
+      setLive(endpoints_.size());
+      connection.reset();
+      reader.reset();  // a frame cut by the change of connection is never published
       if (counters_.bytesRead.load() > before) delayMs = initialDelayMs_;
       if (error.empty() || stop_.requested()) break;  // stopping: whatever ended the read is no fault
+      if (ready) {  // the primary answered a probe: take it at once
+        logger().warning("%s %s: %s", label(), where(tried), error);
+        continue;
+      }
+      countFailure(tried);
+    } else {
+      countFailure(tried);
+      if (tried + 1 < endpoints_.size()) {  // the next one at once: only a failed round waits
+        endpoint = tried + 1;
+        logger().warning("%s %s: %s; trying %s", label(), where(tried), error, where(endpoint));
+        continue;
+      }
     }
+    endpoint = 0;
     // Full jitter over the upper half keeps many relays from reconnecting in step.
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
-    logger().warning("%s %s: %s; reconnecting in %d ms", label(), endpoint(), error, wait);
+    logger().warning("%s %s: %s; reconnecting in %d ms", label(), where(tried), error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
     delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }
-  logger().information("%s %s: stopped", label(), endpoint());
+  logger().information("%s %s: stopped", label(), endpoints_[0].text);
 }
 
 SourceType tcp_source_type() {
   return {{"tcp",
-           "connects out to a provider and reconnects with backoff",
-           {key("host").needed().doc("the provider's host name or address ([v6] allowed)"),
-            key("port", KeyKind::Int).needed().def("0").range(1, 65535),
+           "connects out to a provider (TLS optional), reconnects with backoff, fails over between endpoints",
+           {key("host").doc("the provider's host name or address ([v6] allowed); or endpoints"),
+            key("port", KeyKind::Int).def("0").range(0, 65535).doc("with host (0: not set)"),
+            key("endpoints", KeyKind::Endpoints).doc("HOST:PORT list instead of host/port: the first is the primary"),
             key("send_on_connect").env().hidden().doc("bytes sent after each connect (login, subscribe)"),
+            groupKey("tls", tlsSchema()),
             groupKey("reconnect", reconnectSchema()),
             key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
                 .doc("reconnect after this long without a byte (0: never)")},
-           {}},
+           [](const Settings& s, const YamlMap& m) {
+             const bool endpoints = !s.strings("endpoints").empty();
+             // (--check-config prints host "" and port 0 beside endpoints: those mean "not set")
+             const bool hostSet = !s.string("host").empty(), portSet = s.integer("port") != 0;
+             if (endpoints && (hostSet || portSet))
+               m.fail(hostSet ? "host" : "port", "use either host and port, or endpoints");
+             if (!endpoints && !m.has("host")) m.failHere("missing required key 'host' (or endpoints)");
+             if (!endpoints && !m.has("port")) m.failHere("missing required key 'port'");
+             if (!endpoints && s.integer("port") == 0) m.fail("port", "0 is out of range 1..65535");
+           }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<TcpSource>(config, bus); }};
 }
 

@@ -50,11 +50,15 @@ FrameReader::Result FrameReader::readOnce(int fd) {
     errno_ = errno;
     return (errno == EAGAIN || errno == EWOULDBLOCK) ? Result::WouldBlock : Result::Error;
   }
+  return decode(buffer_.data(), static_cast<std::size_t>(n));
+}
+
+FrameReader::Result FrameReader::decode(const char* data, std::size_t n) {
   const std::int64_t receivedAt = unixNowNs();
   const std::int64_t receivedSteady = steadyNowNs();
   counters_.bytesRead.fetch_add(static_cast<std::uint64_t>(n), std::memory_order_relaxed);
-  builder_.reserve(static_cast<std::size_t>(n) + kWireHeaderBytes * 8);
-  bool ok = decoder_->decode(buffer_.data(), static_cast<std::size_t>(n), builder_);
+  builder_.reserve(n + kWireHeaderBytes * 8);
+  bool ok = decoder_->decode(data, n, builder_);
   // Frames completed before a protocol error are good: publish them.
   if (!builder_.empty()) bus_.publish(builder_.seal(receivedAt, receivedSteady));
   if (ok) return Result::Frames;

@@ -25,12 +25,24 @@ namespace streamrelay {
 // much plus the frame in progress.
 constexpr int kSourceReadBytes = 256 * 1024;
 
+// One address of a source that can fail over (tcp with `endpoints:`).
+struct EndpointStatus {
+  std::string address;
+  std::uint64_t failures = 0;  // connects, handshakes or greetings that failed, and connections lost
+};
+
 struct SourceCounters {
   std::atomic<bool> connected{false};
   std::atomic<std::uint64_t> connects{0};
   std::atomic<std::uint64_t> protocolErrors{0};
   std::atomic<std::uint64_t> bytesRead{0};
   std::atomic<std::uint64_t> refusedPublishers{0};  // listen: allow list or max_publishers
+
+  // Connecting sources: the endpoint connected now ("" while none) and every
+  // endpoint's failures. Written by the source thread, read by /stats.
+  mutable std::mutex endpointsMutex;
+  std::string liveEndpoint;
+  std::vector<EndpointStatus> endpoints;
 };
 
 class UpstreamSource {
@@ -81,6 +93,10 @@ class FrameReader {
   FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters);
   // One read from `fd` (blocking or not); publishes the frames it completes.
   Result readOnce(int fd);
+  // Decodes bytes read elsewhere (through TLS, say): Frames or ProtocolError.
+  Result decode(const char* data, std::size_t size);
+  // A buffer of one read's size to read into before decode().
+  std::vector<char>& buffer() { return buffer_; }
   // Forgets a partial frame (the connection is gone).
   void reset();
   const ProtocolError& error() const { return decoder_->error(); }

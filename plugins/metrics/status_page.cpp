@@ -23,7 +23,7 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <h1>streamrelay</h1>
 <div>frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
 <h2>sources</h2>
-<table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>connects</th><th>protocol errors</th><th>bytes read</th></tr></table>
+<table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>endpoint</th><th>connects</th><th>protocol errors</th><th>bytes read</th><th>endpoint failures</th></tr></table>
 <h2>streams</h2>
 <table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th></tr></table>
 <h2>frames/s (last 5 minutes) — now <span id="fps">0</span></h2>
@@ -80,8 +80,9 @@ async function refresh() {
     const last = history[history.length - 1] || {fps: 0, bps: 0};
     text("fps", last.fps.toFixed(1)); text("bps", last.bps.toFixed(0));
     text("frames", s.frames_received);
-    fillTable("sources", s.sources.map(u => [u.name, u.type, u.connected ? "connected" : "disconnected", u.connects,
-      u.protocol_errors, u.bytes_read]));
+    fillTable("sources", s.sources.map(u => [u.name, u.type, u.connected ? "connected" : "disconnected",
+      u.endpoint || "", u.connects, u.protocol_errors, u.bytes_read,
+      (u.endpoints || []).map(p => p.address + " " + p.failures).join(", ")]));
     for (const row of document.getElementById("sources").rows) {
       const cell = row.cells[2];
       if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +

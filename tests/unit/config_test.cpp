@@ -76,7 +76,8 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
           "test.yaml:3: listeners[0].bind: expected HOST:PORT or [IPv6]:PORT, got 'localhost'");
   }
   SECTION("missing required key") {
-    CHECK(errorOf("upstream:\n  type: tcp\n  port: 9000\n") == "test.yaml:2: upstream: missing required key 'host'");
+    CHECK(errorOf("upstream:\n  type: tcp\n  port: 9000\n") ==
+          "test.yaml:2: upstream: missing required key 'host' (or endpoints)");
   }
   SECTION("unset environment variable") {
     CHECK(errorOf("upstream:\n  type: tcp\n  host: h\n  port: 1\n  send_on_connect: 'AUTH ${STREAMRELAY_SURELY_UNSET}'\n") ==
@@ -119,7 +120,8 @@ TEST_CASE("the key reference printed by --list-keys describes every source type 
         std::string::npos);
   CHECK(reference.find("sources.NAME.rate  number 0.001..10000000, default 5 [source type generator]") !=
         std::string::npos);
-  CHECK(reference.find("sources.NAME.port  integer 1..65535, required [source type tcp]") != std::string::npos);
+  CHECK(reference.find("sources.NAME.endpoints  list of HOST:PORT [source type tcp]") != std::string::npos);
+  CHECK(reference.find("sources.NAME.tls.ca_file  string") != std::string::npos);
   CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), default "
                        "disconnect") != std::string::npos);
   CHECK(reference.find("plugins.instances[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), "
@@ -152,6 +154,28 @@ TEST_CASE("replay: a ring per stream, a depth per listener, every mistake on one
   CHECK(errorOf(std::string(kMinimal) + ring +
                 "listeners: [{name: l, bind: '127.0.0.1:0', queue: {max_frames: 100}, replay: {frames: 500}}]\n") ==
         "test.yaml:4: listeners[0].replay.frames: 500 is more than queue.max_frames (100)");
+}
+
+TEST_CASE("tcp: tls and endpoints keys, and their mistakes on one line", "[config]") {
+  Config c = parseConfig("upstream: {type: tcp, endpoints: ['a.example:1', '[::1]:2'], tls: {enabled: true}}\n", "t");
+  CHECK(c.sources[0].settings.strings("endpoints") == std::vector<std::string>{"a.example:1", "[::1]:2"});
+  CHECK(c.sources[0].settings.group("tls").boolean("verify"));
+  std::string printed = effectiveConfigYaml(c);
+  CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, endpoints: ['a:1']}\n") ==
+        "test.yaml:1: upstream.host: use either host and port, or endpoints");
+  CHECK(errorOf("upstream: {type: tcp, endpoints: ['a']}\n") ==
+        "test.yaml:1: upstream.endpoints: expected HOST:PORT or [IPv6]:PORT, got 'a'");
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {enabled: true, cert_file: " STREAMRELAY_SOURCE_DIR
+                "/README.md}}\n") ==
+        "test.yaml:1: upstream.tls.cert_file: cert_file and key_file go together");
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {enabled: true, ca_file: /nonexistent/ca.pem}}\n") ==
+        "test.yaml:1: upstream.tls.ca_file: cannot read '/nonexistent/ca.pem': No such file or directory");
+  CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {server_name: x}}\n") ==
+        "test.yaml:1: upstream.tls.enabled: is false while other tls keys are set");
+  CHECK(errorOf("upstream: {type: stdin, tls: {enabled: true}}\n") ==
+        "test.yaml:1: upstream.tls: belongs to source type tcp, not stdin");
 }
 
 TEST_CASE("send_on_connect expands environment variables", "[config]") {
@@ -292,7 +316,7 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
 }
 
 TEST_CASE("every example in config/ loads, and prints a config that loads the same", "[config]") {
-  for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml"}) {
+  for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);
