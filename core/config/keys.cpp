@@ -110,49 +110,58 @@ const Schema& sourceSchema() {
     Schema s;
     s.what = "source";
     for (const SourceType& t : sourceTypes()) s.types.push_back(t.spec);
-    s.keys = {key("type").def("generator").doc("where the frames come from"),
-              groupKey("framing", framingSchema())};
+    s.keys = {key("type").def("generator").doc("where the frames come from")};
     return s;
   }();
   return schema;
 }
 
+namespace {
+Schema makeFramingSchema(const char* defaultType) {
+  Schema s;
+  s.what = "framing";
+  s.keys = {
+      key("type").def(defaultType).doc("how bytes are cut into frames"),
+      key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
+          .doc("a longer frame is a protocol error"),
+  };
+  s.types = {
+      {"length-prefix",
+       "a length before each frame (4-byte big-endian is the relay's wire form)",
+       {key("width", KeyKind::Int).def("4").range(1, 8).doc("bytes of the length: 1, 2, 4 or 8"),
+        key("byte_order").def("big").oneOf({"big", "little"})},
+       [](const Settings& f, const YamlMap& m) {
+         const auto width = f.integer("width");
+         if (width != 1 && width != 2 && width != 4 && width != 8)
+           m.fail("width", "must be 1, 2, 4 or 8, got " + std::to_string(width));
+       }},
+      {"delimiter",
+       "each frame ends with a delimiter",
+       {key("delimiter").def("\n").doc("any non-empty byte string"),
+        key("strip", KeyKind::Bool).def("true").doc("drop the delimiter from the payload")},
+       [](const Settings& f, const YamlMap& m) {
+         if (f.string("delimiter").empty()) m.fail("delimiter", "must not be empty");
+       }},
+      {"fixed",
+       "every frame has the same size",
+       {key("size", KeyKind::Int).def("0").range(0, kMaxFrameBytesLimit).doc("bytes per frame")},
+       [](const Settings& f, const YamlMap& m) {
+         if (f.integer("size") == 0) m.fail("size", "fixed framing needs size >= 1");
+         if (f.integer("size") > f.integer("max_frame_bytes")) m.fail("size", "is larger than max_frame_bytes");
+       }},
+      {"sse", "Server-Sent Events: each event's data is a frame (sources only)", {}, {}},
+  };
+  return s;
+}
+}  // namespace
+
 const Schema& framingSchema() {
-  static const Schema schema = [] {
-    Schema s;
-    s.what = "framing";
-    s.keys = {
-        key("type").def("length-prefix").doc("how bytes are cut into frames"),
-        key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
-            .doc("a longer frame is a protocol error"),
-    };
-    s.types = {
-        {"length-prefix",
-         "a length before each frame (4-byte big-endian is the relay's wire form)",
-         {key("width", KeyKind::Int).def("4").range(1, 8).doc("bytes of the length: 1, 2, 4 or 8"),
-          key("byte_order").def("big").oneOf({"big", "little"})},
-         [](const Settings& f, const YamlMap& m) {
-           const auto width = f.integer("width");
-           if (width != 1 && width != 2 && width != 4 && width != 8)
-             m.fail("width", "must be 1, 2, 4 or 8, got " + std::to_string(width));
-         }},
-        {"delimiter",
-         "each frame ends with a delimiter",
-         {key("delimiter").def("\n").doc("any non-empty byte string"),
-          key("strip", KeyKind::Bool).def("true").doc("drop the delimiter from the payload")},
-         [](const Settings& f, const YamlMap& m) {
-           if (f.string("delimiter").empty()) m.fail("delimiter", "must not be empty");
-         }},
-        {"fixed",
-         "every frame has the same size",
-         {key("size", KeyKind::Int).def("0").range(0, kMaxFrameBytesLimit).doc("bytes per frame")},
-         [](const Settings& f, const YamlMap& m) {
-           if (f.integer("size") == 0) m.fail("size", "fixed framing needs size >= 1");
-           if (f.integer("size") > f.integer("max_frame_bytes")) m.fail("size", "is larger than max_frame_bytes");
-         }},
-    };
-    return s;
-  }();
+  static const Schema schema = makeFramingSchema("length-prefix");
+  return schema;
+}
+
+const Schema& lineFramingSchema() {
+  static const Schema schema = makeFramingSchema("delimiter");
   return schema;
 }
 
@@ -169,28 +178,43 @@ const Schema& reconnectSchema() {
   return schema;
 }
 
+namespace {
+void checkTlsFiles(const Settings& t, const YamlMap& m) {
+  for (const char* file : {"ca_file", "cert_file", "key_file"}) {
+    const std::string& path = t.string(file);
+    if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
+      m.fail(file, "cannot read '" + path + "': " + std::strerror(errno));
+  }
+  if (t.string("cert_file").empty() != t.string("key_file").empty())
+    m.fail(t.string("cert_file").empty() ? "key_file" : "cert_file", "cert_file and key_file go together");
+}
+
+std::vector<KeySpec> tlsKeys() {
+  return {key("ca_file").doc("PEM CA certificates to trust (empty: the system's trust store)"),
+          key("cert_file").doc("PEM client certificate (mutual TLS), with key_file"),
+          key("key_file").doc("PEM private key of cert_file"),
+          key("verify", KeyKind::Bool).def("true").doc("false: the certificate is NOT checked (warned at start)")};
+}
+}  // namespace
+
 const Schema& tlsSchema() {
-  static const Schema schema{
-      "tls",
-      {key("enabled", KeyKind::Bool).def("false"),
-       key("ca_file").doc("PEM CA certificates to trust (empty: the system's trust store)"),
-       key("cert_file").doc("PEM client certificate (mutual TLS), with key_file"),
-       key("key_file").doc("PEM private key of cert_file"),
-       key("server_name").doc("the name the certificate must carry (empty: the host connected to)"),
-       key("verify", KeyKind::Bool).def("true").doc("false: the certificate is NOT checked (warned at start)")},
-      {},
-      [](const Settings& t, const YamlMap& m) {
-        for (const char* file : {"ca_file", "cert_file", "key_file"}) {
-          const std::string& path = t.string(file);
-          if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
-            m.fail(file, "cannot read '" + path + "': " + std::strerror(errno));
-        }
-        if (t.string("cert_file").empty() != t.string("key_file").empty())
-          m.fail(t.string("cert_file").empty() ? "key_file" : "cert_file", "cert_file and key_file go together");
-        const bool anySet = !t.string("ca_file").empty() || !t.string("cert_file").empty() ||
-                            !t.string("server_name").empty() || !t.boolean("verify");
-        if (anySet && !t.boolean("enabled")) m.fail("enabled", "is false while other tls keys are set");
-      }};
+  static const Schema schema = [] {
+    Schema s{"tls", tlsKeys(), {}, {}};
+    s.keys.insert(s.keys.begin(), key("enabled", KeyKind::Bool).def("false"));
+    s.keys.push_back(key("server_name").doc("the name the certificate must carry (empty: the host connected to)"));
+    s.check = [](const Settings& t, const YamlMap& m) {
+      checkTlsFiles(t, m);
+      const bool anySet = !t.string("ca_file").empty() || !t.string("cert_file").empty() ||
+                          !t.string("server_name").empty() || !t.boolean("verify");
+      if (anySet && !t.boolean("enabled")) m.fail("enabled", "is false while other tls keys are set");
+    };
+    return s;
+  }();
+  return schema;
+}
+
+const Schema& urlTlsSchema() {
+  static const Schema schema{"tls", tlsKeys(), {}, &checkTlsFiles};
   return schema;
 }
 
@@ -210,7 +234,10 @@ const Schema& listenerSchema() {
            .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
        groupKey("replay", listenerReplaySchema())},
       {},
-      {}};
+      [](const Settings& l, const YamlMap& m) {
+        if (l.group("framing").type() == "sse")
+          m.map("framing").fail("type", "sse reads Server-Sent Events from a source; a listener cannot write it");
+      }};
   return schema;
 }
 
@@ -252,9 +279,11 @@ FramingSpec framingFrom(const Settings& f) {
     spec.type = FramingType::Delimiter;
     spec.delimiter = f.string("delimiter");
     spec.strip = f.boolean("strip");
-  } else {
+  } else if (f.type() == "fixed") {
     spec.type = FramingType::Fixed;
     spec.fixedSize = static_cast<std::size_t>(f.integer("size"));
+  } else {
+    spec.type = FramingType::Sse;
   }
   return spec;
 }

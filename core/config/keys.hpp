@@ -15,9 +15,11 @@ constexpr std::int64_t kMaxFrameBytesLimit = 1LL << 30;  // frames are stored wi
 
 const Schema& topSchema();
 const Schema& sourceSchema();       // `type`, `framing`, and every registered source type
-const Schema& framingSchema();
+const Schema& framingSchema();      // default length-prefix
+const Schema& lineFramingSchema();  // the same types, default delimiter "\n" (http: NDJSON)
 const Schema& reconnectSchema();    // for sources that connect out
-const Schema& tlsSchema();          // for sources that connect out
+const Schema& tlsSchema();          // for sources that connect out over TCP (tcp)
+const Schema& urlTlsSchema();       // for sources whose URL says whether TLS is used (http)
 const Schema& listenerSchema();
 const Schema& streamSchema();       // streams.NAME
 const Schema& pluginsSchema();

@@ -88,6 +88,15 @@ Settings::Value readValue(const YamlMap& m, const KeySpec& spec) {
       v.text = m.getString(name, spec.fallback);
       if (v.given || !v.text.empty()) checkEndpoint(m, name, v.text);
       break;
+    case KeyKind::StringMap: {
+      const YamlMap entries = m.map(name);
+      for (const std::string& entry : entries.keys()) {
+        std::string text = entries.getString(entry.c_str(), "");
+        if (spec.expandEnv) text = expandEnv(entries, entry.c_str(), text);
+        v.map.emplace_back(entry, std::move(text));
+      }
+      break;
+    }
     case KeyKind::Endpoints:
       v.list = m.stringList(name);
       for (const std::string& text : v.list) checkEndpoint(m, name, text);
@@ -142,6 +151,7 @@ const char* kindName(KeyKind kind) {
     case KeyKind::Strings: return "list of strings";
     case KeyKind::Endpoint: return "HOST:PORT";
     case KeyKind::Endpoints: return "list of HOST:PORT";
+    case KeyKind::StringMap: return "mapping of strings";
     case KeyKind::Cidrs: return "list of addresses/networks";
     case KeyKind::IntOrAuto: return "integer or auto";
     case KeyKind::Group: return "mapping";
@@ -295,6 +305,16 @@ void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& 
         out << YAML::Flow << YAML::BeginSeq;
         for (const std::string& item : v.list) out << item;
         out << YAML::EndSeq;
+        break;
+      case KeyKind::StringMap:
+        out << YAML::Flow << YAML::BeginMap;
+        for (const auto& [entry, text] : v.map) {
+          out << YAML::Key << entry << YAML::Value;
+          if (k.secret) out << YAML::DoubleQuoted << "(set)";
+          else if (printable(text)) out << text;
+          else out << YAML::DoubleQuoted << text;
+        }
+        out << YAML::EndMap;
         break;
       case KeyKind::IntOrAuto:
         if (v.integer < 0) out << "auto";

@@ -29,6 +29,7 @@ enum class KeyKind {
   Endpoint,   // HOST:PORT or [IPv6]:PORT
   Endpoints,  // a list of them
   Cidrs,      // a list of addresses or networks (allow lists)
+  StringMap,  // a mapping of names to strings (HTTP headers)
   IntOrAuto,  // an integer, or `auto` (read as -1)
   Group,      // a mapping with keys of its own (`group`)
   Yaml,       // a sub-tree handed on as YAML text (a plugin's own config)
@@ -43,7 +44,7 @@ struct KeySpec {
   double min = 0, max = 0;       // Int, Number, IntOrAuto
   std::vector<std::string> choices;  // String: the accepted values (empty: any)
   bool expandEnv = false;        // ${NAME} expands from the environment (unset: an error)
-  bool secret = false;           // printed as "(set)", never its value
+  bool secret = false;           // printed as "(set)", never its value (StringMap: every value)
   const Schema* group = nullptr; // Group: the keys of the mapping
   std::string help;
 
@@ -93,7 +94,8 @@ class Settings {
     std::int64_t integer = 0;           // Int, IntOrAuto (-1 = auto)
     double number = 0;
     bool boolean = false;
-    std::vector<std::string> list;      // Strings, Cidrs
+    std::vector<std::string> list;      // Strings, Cidrs, Endpoints
+    std::vector<std::pair<std::string, std::string>> map;  // StringMap, in file order
     std::shared_ptr<const Settings> group;
     bool given = false;                 // written in the file (not the default)
   };
@@ -108,6 +110,7 @@ class Settings {
   double number(const char* name) const { return at(name).number; }
   bool boolean(const char* name) const { return at(name).boolean; }
   const std::vector<std::string>& strings(const char* name) const { return at(name).list; }
+  const std::vector<std::pair<std::string, std::string>>& stringMap(const char* name) const { return at(name).map; }
   const Settings& group(const char* name) const { return *at(name).group; }
   bool given(const char* name) const { return at(name).given; }
   bool has(const char* name) const { return find(name) != nullptr; }

@@ -67,7 +67,8 @@ SourceType generator_source_type() {
            "makes frames itself (works out of the box; load tests)",
            {key("rate", KeyKind::Number).def("5").range(0.001, 10e6).doc("frames per second"),
             key("size", KeyKind::Int).def("64").range(1, kMaxFrameBytesLimit).doc("payload bytes"),
-            key("count", KeyKind::Int).def("0").range(0, 1LL << 62).doc("frames in all (0: endless)")},
+            key("count", KeyKind::Int).def("0").range(0, 1LL << 62).doc("frames in all (0: endless)"),
+            groupKey("framing", framingSchema())},
            [](const Settings& s, const YamlMap& m) {
              if (s.integer("size") > s.group("framing").integer("max_frame_bytes"))
                m.fail("size", "is larger than framing.max_frame_bytes");

@@ -176,7 +176,8 @@ SourceType listen_source_type() {
             key("max_publishers", KeyKind::Int).def("16").range(1, 4096).doc("publishers at once; more are refused"),
             key("allow", KeyKind::Cidrs).doc("publishers admitted (empty: everyone)"),
             key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
-                .doc("a publisher silent this long is closed (0: never)")},
+                .doc("a publisher silent this long is closed (0: never)"),
+            groupKey("framing", framingSchema())},
            {}},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<ListenSource>(config, bus); }};
 }

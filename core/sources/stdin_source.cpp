@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "keys.hpp"
 #include "source_type.hpp"
 
 namespace streamrelay {
@@ -36,7 +37,7 @@ void StdinSource::run() {
 
 
 SourceType stdin_source_type() {
-  return {{"stdin", "frames from standard input (producer | streamrelay)", {}, {}},
+  return {{"stdin", "frames from standard input (producer | streamrelay)", {groupKey("framing", framingSchema())}, {}},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<StdinSource>(config, bus); }};
 }
 }  // namespace streamrelay

@@ -279,7 +279,8 @@ SourceType tcp_source_type() {
             groupKey("tls", tlsSchema()),
             groupKey("reconnect", reconnectSchema()),
             key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
-                .doc("reconnect after this long without a byte (0: never)")},
+                .doc("reconnect after this long without a byte (0: never)"),
+            groupKey("framing", framingSchema())},
            [](const Settings& s, const YamlMap& m) {
              const bool endpoints = !s.strings("endpoints").empty();
              // (--check-config prints host "" and port 0 beside endpoints: those mean "not set")

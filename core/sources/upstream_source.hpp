@@ -99,6 +99,8 @@ class FrameReader {
   std::vector<char>& buffer() { return buffer_; }
   // Forgets a partial frame (the connection is gone).
   void reset();
+  // Where the stream can resume (SSE: the last event id), "" if nowhere.
+  std::string lastEventId() const { return decoder_->lastEventId(); }
   const ProtocolError& error() const { return decoder_->error(); }
   int lastErrno() const { return errno_; }
 

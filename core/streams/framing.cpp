@@ -1,5 +1,7 @@
 #include "framing.hpp"
 
+#include "sse_decoder.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -206,6 +208,8 @@ std::string FramingSpec::describe() const {
       return "delimiter of " + std::to_string(delimiter.size()) + " byte(s)";
     case FramingType::Fixed:
       return "fixed " + std::to_string(fixedSize) + " bytes";
+    case FramingType::Sse:
+      return "server-sent events";
   }
   return "?";
 }
@@ -223,6 +227,8 @@ std::unique_ptr<FrameDecoder> FrameDecoder::create(const FramingSpec& spec) {
       return std::make_unique<DelimiterDecoder>(spec);
     case FramingType::Fixed:
       return std::make_unique<FixedDecoder>(spec);
+    case FramingType::Sse:
+      return std::make_unique<SseDecoder>(spec);
   }
   return nullptr;
 }
@@ -237,7 +243,7 @@ bool FrameEncoder::canEncode(std::string_view payload) const {
   if (payload.size() > spec_.largestEncodable()) return false;
   if (spec_.type == FramingType::Fixed) return payload.size() == spec_.fixedSize;
   if (spec_.type == FramingType::Delimiter) return delimiterEndsFrameExactly(payload);
-  return true;
+  return spec_.type != FramingType::Sse;  // a listener never has it (config), but never write what it cannot
 }
 
 // The subscriber cuts at the first delimiter after a frame starts: payload +

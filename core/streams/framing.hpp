@@ -17,7 +17,7 @@
 
 namespace streamrelay {
 
-enum class FramingType { LengthPrefix, Delimiter, Fixed };
+enum class FramingType { LengthPrefix, Delimiter, Fixed, Sse };  // Sse: sources only
 enum class ByteOrder { Big, Little };
 
 struct FramingSpec {
@@ -55,6 +55,8 @@ class FrameDecoder {
   const ProtocolError& error() const { return error_; }
   // Forget any partial frame (a new connection starts).
   virtual void reset() = 0;
+  // Where the stream can resume (SSE's last event id); "" if the framing has none.
+  virtual std::string lastEventId() const { return ""; }
 
   static std::unique_ptr<FrameDecoder> create(const FramingSpec& spec);
 

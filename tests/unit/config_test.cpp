@@ -49,7 +49,7 @@ TEST_CASE("defaults fill what a config leaves out", "[config]") {
 TEST_CASE("config errors name the key path and its line", "[config]") {
   SECTION("unknown key") {
     CHECK(errorOf("upstream:\n  type: generator\n  rte: 5\n") ==
-          "test.yaml:3: upstream.rte: unknown key (expected one of: type, framing, rate, size, count)");
+          "test.yaml:3: upstream.rte: unknown key (expected one of: type, rate, size, count, framing)");
   }
   SECTION("wrong type") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    max_clients: lots\n") ==
@@ -63,7 +63,7 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: length-prefix, width: 3}\n") ==
           "test.yaml:3: upstream.framing.width: must be 1, 2, 4 or 8, got 3");
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: chunks}\n") ==
-          "test.yaml:3: upstream.framing.type: 'chunks' is not a framing type (length-prefix, delimiter, fixed)");
+          "test.yaml:3: upstream.framing.type: 'chunks' is not a framing type (length-prefix, delimiter, fixed, sse)");
     CHECK(errorOf("upstream:\n  type: generator\n  framing: {type: fixed}\n") ==
           "test.yaml:3: upstream.framing.size: fixed framing needs size >= 1");
   }
@@ -100,11 +100,11 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, bind: '1.2.3.4:5'}\n") ==
         "test.yaml:1: upstream.bind: belongs to source type listen, not tcp");
   CHECK(errorOf("upstream: {type: listen, bind: '127.0.0.1:0', idle_timeout_ms: 5, reconnect: {}}\n") ==
-        "test.yaml:1: upstream.reconnect: belongs to source type tcp, not listen");
+        "test.yaml:1: upstream.reconnect: belongs to source types tcp, http, not listen");
   CHECK(errorOf("upstream: {type: stdin, idle_timeout_ms: 5}\n") ==
-        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, listen, not stdin");
+        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, listen, not stdin");
   CHECK(errorOf("upstream: {type: gen}\n") ==
-        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, listen, stdin, generator)");
+        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, listen, stdin, generator)");
   CHECK(errorOf("upstream: {type: stdin, framing: {type: delimiter, width: 2}}\n") ==
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
@@ -116,7 +116,7 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
 
 TEST_CASE("the key reference printed by --list-keys describes every source type from the registry", "[config]") {
   const std::string reference = configKeysReference();
-  CHECK(reference.find("sources.NAME.type  string (tcp, listen, stdin, generator), default generator") !=
+  CHECK(reference.find("sources.NAME.type  string (tcp, http, listen, stdin, generator), default generator") !=
         std::string::npos);
   CHECK(reference.find("sources.NAME.rate  number 0.001..10000000, default 5 [source type generator]") !=
         std::string::npos);
@@ -175,7 +175,28 @@ TEST_CASE("tcp: tls and endpoints keys, and their mistakes on one line", "[confi
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {server_name: x}}\n") ==
         "test.yaml:1: upstream.tls.enabled: is false while other tls keys are set");
   CHECK(errorOf("upstream: {type: stdin, tls: {enabled: true}}\n") ==
-        "test.yaml:1: upstream.tls: belongs to source type tcp, not stdin");
+        "test.yaml:1: upstream.tls: belongs to source types tcp, http, not stdin");
+}
+
+TEST_CASE("http: keys, the line framing default, and mistakes on one line", "[config]") {
+  Config c = parseConfig("upstream: {type: http, url: 'https://x.example/s'}\n", "t");
+  CHECK(c.sources[0].framing.type == FramingType::Delimiter);
+  CHECK(c.sources[0].settings.string("method") == "GET");
+  setenv("STREAMRELAY_TEST_TOKEN", "s3cret", 1);
+  Config h = parseConfig("upstream: {type: http, url: 'http://x/', headers: {Authorization: 'Bearer ${STREAMRELAY_TEST_TOKEN}'}}\n", "t");
+  CHECK(h.sources[0].settings.stringMap("headers").at(0).second == "Bearer s3cret");
+  CHECK(effectiveConfigYaml(h).find("s3cret") == std::string::npos);
+
+  CHECK(errorOf("upstream: {type: http, url: 'ftp://x/'}\n") ==
+        "test.yaml:1: upstream.url: must start with http:// or https://, got 'ftp://x/'");
+  CHECK(errorOf("upstream: {type: http}\n") == "test.yaml:1: upstream: missing required key 'url'");
+  CHECK(errorOf("upstream: {type: http, url: 'http://x/', body: 'q'}\n") == "test.yaml:1: upstream.body: needs method: POST");
+  CHECK(errorOf("upstream: {type: http, url: 'http://x/', method: PUT}\n") ==
+        "test.yaml:1: upstream.method: 'PUT' is not one of: GET, POST");
+  CHECK(errorOf("upstream: {type: http, url: 'http://x/', headers: {X: '${STREAMRELAY_SURELY_UNSET}'}}\n") ==
+        "test.yaml:1: upstream.headers.X: environment variable STREAMRELAY_SURELY_UNSET is not set");
+  CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: l, bind: '127.0.0.1:0', framing: {type: sse}}]\n") ==
+        "test.yaml:2: listeners[0].framing.type: sse reads Server-Sent Events from a source; a listener cannot write it");
 }
 
 TEST_CASE("send_on_connect expands environment variables", "[config]") {
@@ -316,7 +337,8 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
 }
 
 TEST_CASE("every example in config/ loads, and prints a config that loads the same", "[config]") {
-  for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml"}) {
+  for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml",
+                           "http-ndjson.yaml", "http-sse.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);

@@ -1,0 +1,282 @@
+#include "http_source.hpp"
+
+#include <Poco/Logger.h>
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <cctype>
+#include <mutex>
+#include <random>
+
+#include "keys.hpp"
+#include "logging.hpp"
+#include "source_type.hpp"
+#include "yaml_map.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
+constexpr long kConnectTimeoutMs = 3000;
+constexpr std::size_t kErrorBodyBytes = 200;  // of a response >= 400, for the log line
+constexpr int kMaxRetryAfterMs = 3600 * 1000;
+
+// One request's state, shared with libcurl's callbacks (the source thread only).
+struct Transfer {
+  explicit Transfer(FrameReader& r) : reader(r) {}
+  FrameReader& reader;
+  long status = 0;            // of the response being received (the last status line)
+  std::string reason;         // its reason phrase
+  int retryAfterMs = -1;
+  std::string errorBody;      // the first bytes of a response >= 300
+  std::string decodeError;
+  bool delivered = false;
+  std::chrono::steady_clock::time_point lastByte = std::chrono::steady_clock::now();
+};
+
+bool startsWithNoCase(const std::string& text, const char* prefix) {
+  for (std::size_t i = 0; prefix[i]; ++i)
+    if (i >= text.size() || std::tolower(static_cast<unsigned char>(text[i])) != prefix[i]) return false;
+  return true;
+}
+
+std::string trimmed(std::string text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  std::size_t start = 0;
+  while (start < text.size() && std::isspace(static_cast<unsigned char>(text[start]))) ++start;
+  return text.substr(start);
+}
+
+// Every header line of every response (redirects included): a status line
+// starts a new response.
+std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  const std::string line(data, n);
+  t.lastByte = std::chrono::steady_clock::now();
+  if (line.rfind("HTTP/", 0) == 0) {
+    const std::size_t space = line.find(' ');
+    t.status = space == std::string::npos ? 0 : std::strtol(line.c_str() + space + 1, nullptr, 10);
+    const std::size_t reasonAt = line.find(' ', space + 1);
+    t.reason = reasonAt == std::string::npos ? "" : trimmed(line.substr(reasonAt + 1));
+    t.retryAfterMs = -1;
+  } else if (startsWithNoCase(line, "retry-after:")) {
+    const std::string value = trimmed(line.substr(12));
+    if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 8)
+      t.retryAfterMs = std::min(kMaxRetryAfterMs, std::stoi(value) * 1000);
+  }
+  return n;
+}
+
+// The final response's body: frames when it is 2xx, the head of an error
+// otherwise. Returning less than given aborts the transfer.
+std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) {
+  auto& t = *static_cast<Transfer*>(user);
+  const std::size_t n = size * count;
+  t.lastByte = std::chrono::steady_clock::now();
+  if (t.status < 200 || t.status >= 300) {
+    t.errorBody.append(data, std::min(n, kErrorBodyBytes - t.errorBody.size()));
+    return t.errorBody.size() < kErrorBodyBytes ? n : 0;
+  }
+  if (t.reader.decode(data, n) == FrameReader::Result::ProtocolError) {
+    const ProtocolError& e = t.reader.error();
+    t.decodeError = "protocol error at offset " + std::to_string(e.offset) + " (announced size " +
+                    std::to_string(e.announced) + "): " + e.message;
+    return 0;
+  }
+  t.delivered = true;
+  return n;
+}
+
+std::once_flag curlInitialized;
+
+}  // namespace
+
+HttpSource::HttpSource(const SourceConfig& config, Bus& bus)
+    : UpstreamSource(config, bus),
+      url_(config.settings.string("url")),
+      method_(config.settings.string("method")),
+      body_(config.settings.string("body")),
+      maxRedirects_(static_cast<long>(config.settings.integer("max_redirects"))),
+      tls_([&] {
+        const Settings& t = config.settings.group("tls");
+        TlsOptions o;
+        o.caFile = t.string("ca_file");
+        o.certFile = t.string("cert_file");
+        o.keyFile = t.string("key_file");
+        o.verify = t.boolean("verify");
+        return o;
+      }()),
+      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
+      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {
+  for (const auto& [name, value] : config.settings.stringMap("headers")) headers_.push_back(name + ": " + value);
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  counters_.endpoints.push_back({url_, 0});
+}
+
+HttpSource::~HttpSource() { stop(); }
+
+void HttpSource::prepare() {
+  CURLcode rc = CURLE_OK;
+  std::call_once(curlInitialized, [&] { rc = curl_global_init(CURL_GLOBAL_DEFAULT); });
+  if (rc != CURLE_OK) throw std::runtime_error(label() + ": libcurl: " + curl_easy_strerror(rc));
+  if (!tls_.verify)
+    logger().warning("%s: tls.verify is false: the provider's certificate is NOT checked; anyone on the path "
+                     "can read and change the stream",
+                     label());
+}
+
+HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
+  Outcome outcome;
+  Transfer t(reader);
+  char curlError[CURL_ERROR_SIZE] = "";
+  CURL* easy = curl_easy_init();
+  CURLM* multi = curl_multi_init();
+  curl_slist* headers = nullptr;
+  for (const std::string& h : headers_) headers = curl_slist_append(headers, h.c_str());
+  const std::string resume = reader.lastEventId();
+  if (!resume.empty()) headers = curl_slist_append(headers, ("Last-Event-ID: " + resume).c_str());
+  curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  if (method_ == "POST") {
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body_.c_str());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_.size()));
+  }
+  curl_easy_setopt(easy, CURLOPT_USERAGENT, "streamrelay");
+  curl_easy_setopt(easy, CURLOPT_ACCEPT_ENCODING, "");  // every encoding libcurl decodes (gzip, deflate, br)
+  curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(easy, CURLOPT_MAXREDIRS, maxRedirects_);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, kConnectTimeoutMs);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+  curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curlError);
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &onHeader);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &onBody);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  if (!tls_.caFile.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls_.caFile.c_str());
+  if (!tls_.certFile.empty()) {
+    curl_easy_setopt(easy, CURLOPT_SSLCERT, tls_.certFile.c_str());
+    curl_easy_setopt(easy, CURLOPT_SSLKEY, tls_.keyFile.c_str());
+  }
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_.verify ? 1L : 0L);
+  curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_.verify ? 2L : 0L);
+  curl_multi_add_handle(multi, easy);
+
+  bool stopping = false, idle = false;
+  CURLcode result = CURLE_OK;
+  for (int running = 1; running;) {
+    if (CURLMcode mc = curl_multi_perform(multi, &running); mc != CURLM_OK) {
+      outcome.error = std::string("libcurl: ") + curl_multi_strerror(mc);
+      break;
+    }
+    if (!running) break;
+    int timeoutMs = 1000;
+    if (idleTimeoutMs_ > 0) {
+      auto left = t.lastByte + std::chrono::milliseconds(idleTimeoutMs_) - std::chrono::steady_clock::now();
+      auto leftMs = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+      if (leftMs <= 0) {
+        idle = true;
+        break;
+      }
+      timeoutMs = static_cast<int>(std::min<long long>(timeoutMs, leftMs));
+    }
+    curl_waitfd stopFd{stop_.fd(), CURL_WAIT_POLLIN, 0};
+    curl_multi_poll(multi, &stopFd, 1, timeoutMs, nullptr);
+    if (stopFd.revents != 0 || stop_.requested()) {
+      stopping = true;
+      break;
+    }
+  }
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi, &left))
+    if (msg->msg == CURLMSG_DONE) result = msg->data.result;
+
+  outcome.status = t.status;
+  outcome.retryAfterMs = t.retryAfterMs;
+  outcome.delivered = t.delivered;
+  if (stopping) {
+    outcome.error.clear();
+  } else if (!t.decodeError.empty()) {
+    outcome.error = t.decodeError;
+  } else if (idle) {
+    outcome.error = "no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms";
+  } else if (t.status >= 300 && (result == CURLE_OK || result == CURLE_WRITE_ERROR)) {
+    outcome.error = "HTTP " + std::to_string(t.status) + (t.reason.empty() ? "" : " " + t.reason) +
+                    (t.errorBody.empty() ? "" : ": " + oneLine(t.errorBody));
+  } else if (result != CURLE_OK) {
+    outcome.error = curlError[0] ? curlError : curl_easy_strerror(result);
+  } else if (outcome.error.empty()) {
+    outcome.error = "the response ended (HTTP " + std::to_string(t.status) + ")";
+  }
+  curl_multi_remove_handle(multi, easy);
+  curl_easy_cleanup(easy);
+  curl_multi_cleanup(multi);
+  curl_slist_free_all(headers);
+  return outcome;
+}
+
+void HttpSource::run() {
+  FrameReader reader(config_.framing, bus_, counters_);
+  std::mt19937 random(std::random_device{}());
+  int delayMs = initialDelayMs_;
+  while (!stop_.requested()) {
+    counters_.connects.fetch_add(1);
+    counters_.connected = true;
+    {
+      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+      counters_.liveEndpoint = url_;
+    }
+    Outcome outcome = requestOnce(reader);
+    counters_.connected = false;
+    {
+      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+      counters_.liveEndpoint.clear();
+    }
+    reader.reset();  // a frame cut by the end of the response is never published
+    if (outcome.error.empty() || stop_.requested()) break;
+    {
+      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+      ++counters_.endpoints.front().failures;
+    }
+    if (outcome.delivered) delayMs = initialDelayMs_;
+    int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
+    std::string why;
+    if (outcome.retryAfterMs >= 0 && (outcome.status == 429 || outcome.status == 503)) {
+      wait = outcome.retryAfterMs;
+      why = " (Retry-After)";
+    } else {
+      delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
+    }
+    logger().warning("%s %s: %s; retrying in %d ms%s", label(), url_, outcome.error, wait, why);
+    if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
+  }
+  logger().information("%s %s: stopped", label(), url_);
+}
+
+SourceType http_source_type() {
+  return {{"http",
+           "an HTTP(S) streaming response: NDJSON lines by default, or framing: {type: sse}",
+           {key("url").needed().doc("http:// or https://"),
+            key("method").def("GET").oneOf({"GET", "POST"}),
+            key("headers", KeyKind::StringMap).env().hidden().doc("sent with every request; ${ENV} expands"),
+            key("body").env().hidden().doc("the POST body; ${ENV} expands"),
+            key("max_redirects", KeyKind::Int).def("5").range(0, 50),
+            groupKey("tls", urlTlsSchema()),
+            groupKey("reconnect", reconnectSchema()),
+            key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
+                .doc("a body quiet this long is dropped and requested again (0: never)"),
+            groupKey("framing", lineFramingSchema())},
+           [](const Settings& s, const YamlMap& m) {
+             const std::string& url = s.string("url");
+             if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+               m.fail("url", "must start with http:// or https://, got '" + url + "'");
+             if (!s.string("body").empty() && s.string("method") != "POST") m.fail("body", "needs method: POST");
+           }},
+          [](const SourceConfig& config, Bus& bus) { return std::make_unique<HttpSource>(config, bus); }};
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,54 @@
+#pragma once
+// HttpSource: a provider's HTTP(S) streaming endpoint — one long response
+// whose body is cut by the source's framing (default: one frame per line,
+// NDJSON), or `framing: {type: sse}` for Server-Sent Events, whose last event
+// id goes back as Last-Event-ID on every reconnect.
+//
+// Built on libcurl's multi interface (chunked and identity bodies, gzip,
+// redirects, TLS, proxies from the environment), polled together with the
+// stop signal so that a quiet stream stops at once. A status >= 400 is logged
+// with the first 200 bytes of its body and retried with backoff; 429 and 503
+// honour Retry-After (seconds). A body that stays quiet for idle_timeout_ms
+// is dropped and the request made again. A frame cut by a lost connection is
+// never published.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+#include "tls_client.hpp"
+#include "upstream_source.hpp"
+
+namespace streamrelay {
+
+class HttpSource : public UpstreamSource {
+ public:
+  HttpSource(const SourceConfig& config, Bus& bus);
+  ~HttpSource() override;
+  void prepare() override;
+
+ protected:
+  void run() override;
+
+ private:
+  // How one request ended.
+  struct Outcome {
+    std::string error;        // "" when stopping
+    long status = 0;          // the final response's status (0: none)
+    int retryAfterMs = -1;    // from Retry-After on 429/503
+    bool delivered = false;   // body bytes were published
+  };
+  Outcome requestOnce(FrameReader& reader);
+
+  const std::string url_;
+  const std::string method_;
+  std::vector<std::string> headers_;  // "Name: value"
+  const std::string body_;
+  const long maxRedirects_;
+  const TlsOptions tls_;
+  const int initialDelayMs_;
+  const int maxDelayMs_;
+  const int idleTimeoutMs_;  // 0: never
+};
+
+}  // namespace streamrelay

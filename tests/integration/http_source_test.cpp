@@ -1,0 +1,148 @@
+// Integration tests of the http source against a real HTTP server on
+// loopback (tests/support/http_feed.py, Python's http.server): chunked NDJSON,
+// gzip, Server-Sent Events with a connection dropped mid-event and resumed by
+// Last-Event-ID, 429 with Retry-After, 500, redirects, headers from the
+// environment, POST, an idle body, and garbage instead of HTTP.
+
+#include <catch2/catch.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "relay_fixture.hpp"
+
+using namespace streamrelay::test;
+
+namespace {
+
+struct HttpFeed {
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+  HttpFeed() {
+    process = std::make_unique<ChildProcess>(
+        "/usr/bin/python3", std::vector<std::string>{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py"});
+    auto m = process->waitForLine("listening on 127.0.0.1:(\\d+)");
+    INFO(process->output());
+    REQUIRE(m.size() == 2);
+    port = std::stoi(m[1]);
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+};
+
+// The subscriber connects after the relay started fetching: a replay ring
+// gives it every frame from the first.
+std::string httpUpstream(const std::string& url, const std::string& extra = "") {
+  return "upstream: {type: http, url: '" + url + "', reconnect: {initial_delay_ms: 50, max_delay_ms: 400}" +
+         (extra.empty() ? "" : ", " + extra) + "}\nstreams: {upstream: {replay: {frames: 10000}}}\nlisteners:\n" +
+         listener("main", "replay: {frames: 10000}");
+}
+
+}  // namespace
+
+TEST_CASE("http: a chunked NDJSON body, lines cut across chunks, one frame per line", "[integration][http]") {
+  HttpFeed feed;
+  SECTION("identity") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=2000")));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 2000) == 2000);
+  }
+  SECTION("gzip") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=2000&gzip=1")));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 2000) == 2000);
+  }
+  SECTION("through a redirect") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/redirect?to=/ndjson%3Fn%3D300")));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 300) == 300);
+  }
+  SECTION("POST with a body") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/post"), "method: POST, body: '250'"));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 250) == 250);
+  }
+}
+
+TEST_CASE("http: headers take secrets from the environment and never print them", "[integration][http]") {
+  HttpFeed feed;
+  ::setenv("STREAMRELAY_TEST_BEARER", "s3cret", 1);
+  RunningRelay relay =
+      startRelay(httpUpstream(feed.url("/auth?n=100"), "headers: {Authorization: 'Bearer ${STREAMRELAY_TEST_BEARER}'}"));
+  Subscriber sub(relay.address());
+  CHECK(readSequence(sub, 100) == 100);
+  CHECK(relay.process->output().find("s3cret") == std::string::npos);
+}
+
+// A frame is whole or not published: the event cut by the dropped connection
+// is not, and the resume starts right after the last whole event.
+TEST_CASE("http sse: a connection dropped mid-event resumes with Last-Event-ID, nothing twice or cut",
+          "[integration][http]") {
+  HttpFeed feed;
+  RunningRelay relay = startRelay(httpUpstream(feed.url("/sse?n=600&drop_after=250"), "framing: {type: sse}"));
+  Subscriber sub(relay.address());
+  CHECK(readSequence(sub, 600) == 600);
+  CHECK(feed.process->waitForLine("GET /sse\\?n=600&drop_after=250 Last-Event-ID=250").size() > 0);
+  CHECK(relay.process->countLines("transfer closed with outstanding read data remaining; retrying in") == 1);
+}
+
+TEST_CASE("http: 429 waits for Retry-After, 500 is retried with backoff, each one line", "[integration][http]") {
+  HttpFeed feed;
+  SECTION("429") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=100")));
+    auto m = relay.process->waitForLine("(HTTP 429 Too Many Requests: slow down, please); retrying in 1000 ms "
+                                        "\\(Retry-After\\)");
+    INFO(relay.process->output());
+    REQUIRE(m.size() == 2);
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 100) == 100);
+  }
+  SECTION("500") {
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/fail")));
+    INFO(relay.process->output());
+    CHECK(relay.process->waitForLines("HTTP 500 Internal Server Error: boom: the feed is down; retrying in \\d+ ms$", 3));
+  }
+}
+
+TEST_CASE("http: a body that goes quiet for idle_timeout_ms is requested again", "[integration][http]") {
+  HttpFeed feed;
+  RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=5"), "idle_timeout_ms: 300"));
+  Subscriber sub(relay.address());
+  CHECK(readSequence(sub, 5) == 5);
+  CHECK(relay.process->waitForLine("no data for idle_timeout_ms 300 ms; retrying in").size() > 0);
+  CHECK(feed.process->waitForLines("GET /ndjson\\?n=5 ", 2));
+}
+
+TEST_CASE("http: garbage instead of an HTTP response is one line and a retry, never a crash",
+          "[integration][http]") {
+  // A provider that answers every connection with bytes that are not HTTP.
+  int server = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(::bind(server, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  REQUIRE(::listen(server, 8) == 0);
+  ::getsockname(server, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  std::thread provider([server] {
+    for (int i = 0; i < 3; ++i) {
+      int c = ::accept(server, nullptr, nullptr);
+      if (c < 0) return;
+      const std::string garbage = "\x16\x03\x01 NOT HTTP AT ALL \r\n\r\n\xff\xfe";
+      (void)!::send(c, garbage.data(), garbage.size(), MSG_NOSIGNAL);
+      ::close(c);
+    }
+  });
+  {
+    RunningRelay relay = startRelay(httpUpstream("http://127.0.0.1:" + std::to_string(port) + "/"));
+    INFO(relay.process->output());
+    CHECK(relay.process->waitForLines("upstream http://127\\.0\\.0\\.1:\\d+/: .*; retrying in \\d+ ms", 3));
+  }
+  ::shutdown(server, SHUT_RDWR);
+  ::close(server);
+  provider.join();
+}
