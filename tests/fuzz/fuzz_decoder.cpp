@@ -1,4 +1,4 @@
-// libFuzzer target: every frame decoder, fed a stream cut at fuzzer-chosen
+// libFuzzer target: every frame decoder (server-sent events included), fed a stream cut at fuzzer-chosen
 // points. A decoder must never crash, never hand out a frame over
 // max_frame_bytes, and never allocate what a length prefix announces (the run
 // uses -malloc_limit_mb to catch that).
@@ -16,7 +16,7 @@ namespace {
 FramingSpec pickSpec(const std::uint8_t*& data, std::size_t& size) {
   FramingSpec spec;
   if (size < 2) return spec;
-  const std::uint8_t kind = data[0] % 4, param = data[1];
+  const std::uint8_t kind = data[0] % 5, param = data[1];
   data += 2;
   size -= 2;
   spec.maxFrameBytes = 1 + (param % 64) * 97;  // small caps exercise the limit checks
@@ -39,6 +39,9 @@ FramingSpec pickSpec(const std::uint8_t*& data, std::size_t& size) {
       spec.type = FramingType::Fixed;
       spec.fixedSize = 1 + param % 32;
       spec.maxFrameBytes = std::max(spec.maxFrameBytes, spec.fixedSize);
+      break;
+    case 3:
+      spec.type = FramingType::Sse;
       break;
     default:
       break;  // the default wire framing
