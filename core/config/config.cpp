@@ -113,7 +113,8 @@ SourceConfig readSource(const YamlMap& m, const std::string& name) {
   SourceConfig source;
   source.name = name;
   source.settings = readSettings(m, sourceSchema());
-  source.framing = framingFrom(source.settings.group("framing"));
+  if (source.settings.has("framing")) source.framing = framingFrom(source.settings.group("framing"));
+  else source.framing.maxFrameBytes = static_cast<std::size_t>(source.settings.integer("max_frame_bytes"));  // messages
   return source;
 }
 

@@ -73,6 +73,8 @@ Settings::Value readValue(const YamlMap& m, const KeySpec& spec) {
       break;
     case KeyKind::Strings:
       v.list = m.stringList(name);
+      if (spec.expandEnv)
+        for (std::string& item : v.list) item = expandEnv(m, name, item);
       break;
     case KeyKind::Cidrs:
       v.list = m.stringList(name);
@@ -303,7 +305,11 @@ void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& 
       case KeyKind::Cidrs:
       case KeyKind::Endpoints:
         out << YAML::Flow << YAML::BeginSeq;
-        for (const std::string& item : v.list) out << item;
+        for (const std::string& item : v.list) {
+          if (k.secret) out << YAML::DoubleQuoted << "(set)";
+          else if (printable(item)) out << item;
+          else out << YAML::DoubleQuoted << item;
+        }
         out << YAML::EndSeq;
         break;
       case KeyKind::StringMap:

@@ -100,11 +100,11 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, bind: '1.2.3.4:5'}\n") ==
         "test.yaml:1: upstream.bind: belongs to source type listen, not tcp");
   CHECK(errorOf("upstream: {type: listen, bind: '127.0.0.1:0', idle_timeout_ms: 5, reconnect: {}}\n") ==
-        "test.yaml:1: upstream.reconnect: belongs to source types tcp, http, not listen");
+        "test.yaml:1: upstream.reconnect: belongs to source types tcp, http, websocket, not listen");
   CHECK(errorOf("upstream: {type: stdin, idle_timeout_ms: 5}\n") ==
-        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, listen, not stdin");
+        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, websocket, listen, not stdin");
   CHECK(errorOf("upstream: {type: gen}\n") ==
-        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, listen, stdin, generator)");
+        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, websocket, listen, stdin, generator)");
   CHECK(errorOf("upstream: {type: stdin, framing: {type: delimiter, width: 2}}\n") ==
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
@@ -116,7 +116,7 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
 
 TEST_CASE("the key reference printed by --list-keys describes every source type from the registry", "[config]") {
   const std::string reference = configKeysReference();
-  CHECK(reference.find("sources.NAME.type  string (tcp, http, listen, stdin, generator), default generator") !=
+  CHECK(reference.find("sources.NAME.type  string (tcp, http, websocket, listen, stdin, generator), default generator") !=
         std::string::npos);
   CHECK(reference.find("sources.NAME.rate  number 0.001..10000000, default 5 [source type generator]") !=
         std::string::npos);
@@ -175,7 +175,7 @@ TEST_CASE("tcp: tls and endpoints keys, and their mistakes on one line", "[confi
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {server_name: x}}\n") ==
         "test.yaml:1: upstream.tls.enabled: is false while other tls keys are set");
   CHECK(errorOf("upstream: {type: stdin, tls: {enabled: true}}\n") ==
-        "test.yaml:1: upstream.tls: belongs to source types tcp, http, not stdin");
+        "test.yaml:1: upstream.tls: belongs to source types tcp, http, websocket, not stdin");
 }
 
 TEST_CASE("http: keys, the line framing default, and mistakes on one line", "[config]") {
@@ -197,6 +197,20 @@ TEST_CASE("http: keys, the line framing default, and mistakes on one line", "[co
         "test.yaml:1: upstream.headers.X: environment variable STREAMRELAY_SURELY_UNSET is not set");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: l, bind: '127.0.0.1:0', framing: {type: sse}}]\n") ==
         "test.yaml:2: listeners[0].framing.type: sse reads Server-Sent Events from a source; a listener cannot write it");
+}
+
+TEST_CASE("websocket: keys and mistakes on one line", "[config]") {
+  setenv("STREAMRELAY_TEST_TOKEN", "s3cret", 1);
+  Config c = parseConfig("upstream: {type: websocket, url: 'wss://x.example/ws', send_on_connect: "
+                         "['{\"op\": \"auth\", \"key\": \"${STREAMRELAY_TEST_TOKEN}\"}', 'SUB a']}\n", "t");
+  CHECK(c.sources[0].settings.strings("send_on_connect") ==
+        std::vector<std::string>{"{\"op\": \"auth\", \"key\": \"s3cret\"}", "SUB a"});
+  CHECK(c.sources[0].framing.maxFrameBytes == 1048576);
+  CHECK(effectiveConfigYaml(c).find("s3cret") == std::string::npos);
+  CHECK(errorOf("upstream: {type: websocket, url: 'http://x/'}\n") ==
+        "test.yaml:1: upstream.url: must start with ws:// or wss://, got 'http://x/'");
+  CHECK(errorOf("upstream: {type: websocket, url: 'ws://x/', framing: {type: delimiter}}\n") ==
+        "test.yaml:1: upstream.framing: belongs to source types tcp, http, listen, stdin, generator, not websocket");
 }
 
 TEST_CASE("send_on_connect expands environment variables", "[config]") {
@@ -338,7 +352,7 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
 
 TEST_CASE("every example in config/ loads, and prints a config that loads the same", "[config]") {
   for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml",
-                           "http-ndjson.yaml", "http-sse.yaml"}) {
+                           "http-ndjson.yaml", "http-sse.yaml", "websocket-exchange.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);

@@ -1,0 +1,76 @@
+#!/usr/bin/python3
+"""ws_feed.py - a WebSocket provider for the integration tests, on the
+`websockets` library (python3-websockets): it listens on 127.0.0.1 (port 0:
+any free port; with --cert/--key it speaks wss), prints
+"ws-feed: listening on 127.0.0.1:PORT" and one line per event to stderr, and
+exits after --max-seconds.
+
+  /feed?n=N[&expect=1]  (waits for one message from the client first, and logs
+                        it), then N messages "feed i": text, every 3rd binary,
+                        every 5th fragmented in three; then pings and logs the
+                        pong; then holds the connection
+  /oversize             "feed 1", then a message of 2 MiB, then holds
+  /close                "feed 1".."feed 3", then closes with 4001 "maintenance"
+"""
+import argparse
+import asyncio
+import ssl
+import sys
+from urllib.parse import parse_qs, urlparse
+
+import websockets
+
+
+def log(text):
+    print("ws-feed: " + text, file=sys.stderr, flush=True)
+
+
+async def handler(ws, path=None):
+    url = urlparse(path or ws.path)
+    q = {k: v[0] for k, v in parse_qs(url.query).items()}
+    log("connection to %s" % url.path)
+    try:
+        if url.path == "/feed":
+            if q.get("expect") == "1":
+                log("received %r" % await ws.recv())
+            for i in range(1, int(q.get("n", "100")) + 1):
+                text = "feed %d" % i
+                if i % 5 == 0:
+                    await ws.send([text[:2], text[2:4], text[4:]])
+                elif i % 3 == 0:
+                    await ws.send(text.encode())
+                else:
+                    await ws.send(text)
+            pong = await ws.ping()
+            await asyncio.wait_for(pong, 10)
+            log("pong received")
+        elif url.path == "/oversize":
+            await ws.send("feed 1")
+            await ws.send("x" * (2 << 20))
+        elif url.path == "/close":
+            for i in range(1, 4):
+                await ws.send("feed %d" % i)
+            await ws.close(4001, "maintenance")
+            return
+        await ws.wait_closed()
+    except websockets.ConnectionClosed as e:
+        log("connection closed: %s" % e)
+
+
+async def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--cert")
+    p.add_argument("--key")
+    p.add_argument("--max-seconds", type=float, default=120)
+    args = p.parse_args()
+    context = None
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+    async with websockets.serve(handler, "127.0.0.1", 0, ssl=context, max_size=None) as server:
+        log("listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1])
+        await asyncio.sleep(args.max_seconds)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
