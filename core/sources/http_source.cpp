@@ -32,6 +32,7 @@ struct Transfer {
   std::string errorBody;      // the first bytes of a response >= 300
   std::string decodeError;
   bool delivered = false;
+  bool streaming = false;     // the headers of a 2xx response are complete: the stream is on
   std::chrono::steady_clock::time_point lastByte = std::chrono::steady_clock::now();
 };
 
@@ -61,6 +62,8 @@ std::size_t onHeader(char* data, std::size_t size, std::size_t count, void* user
     const std::size_t reasonAt = line.find(' ', space + 1);
     t.reason = reasonAt == std::string::npos ? "" : trimmed(line.substr(reasonAt + 1));
     t.retryAfterMs = -1;
+  } else if ((line == "\r\n" || line == "\n") && t.status >= 200 && t.status < 300) {
+    t.streaming = true;
   } else if (startsWithNoCase(line, "retry-after:")) {
     const std::string value = trimmed(line.substr(12));
     if (!value.empty() && value.find_first_not_of("0123456789") == std::string::npos && value.size() < 8)
@@ -166,12 +169,17 @@ HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_.verify ? 2L : 0L);
   curl_multi_add_handle(multi, easy);
 
-  bool stopping = false, idle = false;
+  bool stopping = false, idle = false, logged = false;
   CURLcode result = CURLE_OK;
   for (int running = 1; running;) {
     if (CURLMcode mc = curl_multi_perform(multi, &running); mc != CURLM_OK) {
       outcome.error = std::string("libcurl: ") + curl_multi_strerror(mc);
       break;
+    }
+    if (t.streaming && !logged) {
+      logged = true;
+      counters_.connected = true;
+      logger().information("%s %s: connected (HTTP %ld)", label(), url_, t.status);
     }
     if (!running) break;
     int timeoutMs = 1000;
@@ -225,7 +233,6 @@ void HttpSource::run() {
   int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
     counters_.connects.fetch_add(1);
-    counters_.connected = true;
     {
       std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
       counters_.liveEndpoint = url_;

@@ -21,7 +21,9 @@ constexpr int kTickMs = 100;  // how often the service loop looks at the stop si
 
 // libwebsockets' own log lines, at debug level in ours.
 void lwsLog(int, const char* line) {
-  std::string text = oneLine(line);
+  std::string text(line);
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  text = oneLine(text);
   Poco::Logger::get("streamrelay.websocket").debug("%s", text);
 }
 
