@@ -103,32 +103,27 @@ void renderSources(Exposition& e, const Array::Ptr& sources) {
     e.sample("streamrelay_upstream_connected", sourceLabel(s), s->getValue<bool>("connected") ? 1 : 0);
   }
   renderFields(e, fields, sources, &sourceLabel);
-  // Sources with several endpoints: which is live, and how often each failed.
-  e.family("streamrelay_upstream_endpoint_live", "gauge", "1 for the endpoint the source is connected to.");
-  for (std::size_t i = 0; i < sources->size(); ++i) {
-    Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
-    if (!s->has("endpoints")) continue;
-    Array::Ptr endpoints = s->getArray("endpoints");
-    for (std::size_t j = 0; j < endpoints->size(); ++j) {
-      Object::Ptr ep = endpoints->getObject(static_cast<unsigned>(j));
-      e.sample("streamrelay_upstream_endpoint_live",
-               sourceLabel(s) + "," + label("endpoint", ep->getValue<std::string>("address")),
-               ep->getValue<bool>("live") ? 1 : 0);
+  // Connecting sources: which endpoint is live, and how often each failed.
+  auto eachEndpoint = [&](auto&& sample) {
+    for (std::size_t i = 0; i < sources->size(); ++i) {
+      Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
+      if (!s->has("endpoints")) continue;
+      Array::Ptr endpoints = s->getArray("endpoints");
+      for (std::size_t j = 0; j < endpoints->size(); ++j) {
+        Object::Ptr ep = endpoints->getObject(static_cast<unsigned>(j));
+        sample(sourceLabel(s) + "," + label("endpoint", ep->getValue<std::string>("address")), ep);
+      }
     }
-  }
+  };
+  e.family("streamrelay_upstream_endpoint_live", "gauge", "1 for the endpoint the source is connected to.");
+  eachEndpoint([&](const std::string& labels, const Object::Ptr& ep) {
+    e.sample("streamrelay_upstream_endpoint_live", labels, ep->getValue<bool>("live") ? 1 : 0);
+  });
   e.family("streamrelay_upstream_endpoint_failures_total", "counter",
            "Connects, handshakes or greetings to the endpoint that failed, and connections to it lost.");
-  for (std::size_t i = 0; i < sources->size(); ++i) {
-    Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
-    if (!s->has("endpoints")) continue;
-    Array::Ptr endpoints = s->getArray("endpoints");
-    for (std::size_t j = 0; j < endpoints->size(); ++j) {
-      Object::Ptr ep = endpoints->getObject(static_cast<unsigned>(j));
-      e.sample("streamrelay_upstream_endpoint_failures_total",
-               sourceLabel(s) + "," + label("endpoint", ep->getValue<std::string>("address")),
-               ep->getValue<double>("failures"));
-    }
-  }
+  eachEndpoint([&](const std::string& labels, const Object::Ptr& ep) {
+    e.sample("streamrelay_upstream_endpoint_failures_total", labels, ep->getValue<double>("failures"));
+  });
 }
 
 void renderStreams(Exposition& e, const Array::Ptr& streams) {

@@ -543,3 +543,46 @@ TEST_CASE("conflate: a dashboard listener gets the newest frame per key, not eve
   CHECK(caughtUp());     // the newest frame of every key arrived
   CHECK(frames <= 60);   // conflated: a few per key, not 3000
 }
+
+TEST_CASE("metrics: a source with endpoints shows the live one and each one's failures", "[builtin][failover]") {
+  // The primary: a port nobody listens on (bound once, then released).
+  int probe = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  REQUIRE(::bind(probe, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+  ::getsockname(probe, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string primary = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+  ::close(probe);
+  auto secondaryFeed = startFeed({"--listen", "127.0.0.1:0", "--generate", "--rate", "100", "--hold"});
+  const std::string secondary = "127.0.0.1:" + std::to_string(feedPort(*secondaryFeed));
+
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay(
+      "upstream: {type: tcp, endpoints: ['" + primary + "', '" + secondary +
+      "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 200}}\nlisteners:\n" + listener("main") +
+      pluginsSection(dir, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"));
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  const int port = std::stoi(m[1]);
+  REQUIRE(relay.process->waitForLine("\\(endpoint 2 of 2\\): connected").size() > 0);
+
+  HttpReply stats = httpGet(port, "/stats");
+  Poco::JSON::Object::Ptr source =
+      Poco::JSON::Parser().parse(stats.body).extract<Poco::JSON::Object::Ptr>()->getArray("sources")->getObject(0);
+  CHECK(source->getValue<std::string>("endpoint") == secondary);
+  Poco::JSON::Array::Ptr endpoints = source->getArray("endpoints");
+  REQUIRE(endpoints->size() == 2);
+  CHECK(endpoints->getObject(0)->getValue<std::string>("address") == primary);
+  CHECK(endpoints->getObject(0)->getValue<std::uint64_t>("failures") >= 1);
+  CHECK_FALSE(endpoints->getObject(0)->getValue<bool>("live"));
+  CHECK(endpoints->getObject(1)->getValue<bool>("live"));
+
+  const std::string page = httpGet(port, "/metrics").body;
+  CHECK(sampleValue(page, "streamrelay_upstream_endpoint_live{source=\"upstream\",endpoint=\"" + secondary + "\"}") == 1);
+  CHECK(sampleValue(page, "streamrelay_upstream_endpoint_live{source=\"upstream\",endpoint=\"" + primary + "\"}") == 0);
+  CHECK(sampleValue(page, "streamrelay_upstream_endpoint_failures_total{source=\"upstream\",endpoint=\"" + primary +
+                              "\"}") >= 1);
+}
