@@ -134,7 +134,7 @@ int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::s
       break;
     case LWS_CALLBACK_CLIENT_CLOSED:
       if (s) {
-        s->end("connection closed");
+        s->end("connection closed without a close code from the provider (a dropped connection, or one libwebsockets closed on a protocol error)");
         s->gone = true;
       }
       break;

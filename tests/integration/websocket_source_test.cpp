@@ -73,6 +73,17 @@ TEST_CASE("websocket: a close code is logged and the connection made again", "[i
   CHECK(relay.process->waitForLines("closed by the provider with code 4001 \\(maintenance\\); reconnecting in", 2));
 }
 
+TEST_CASE("websocket: an invalid frame closes that connection with one line, then a retry",
+          "[integration][websocket]") {
+  WsFeed feed;
+  RunningRelay relay = startRelay(wsUpstream(feed.url("ws", "/invalid")));
+  Subscriber sub(relay.address());
+  CHECK(readSequence(sub, 1) == 1);
+  INFO(relay.process->output());
+  CHECK(relay.process->waitForLines("upstream ws://.*/invalid: .*; reconnecting in \\d+ ms", 2));
+  CHECK(feed.process->waitForLines("connection to /invalid", 2));
+}
+
 TEST_CASE("websocket: wss with the provider's CA, and an untrusted one refused", "[integration][websocket][tls]") {
   WsFeed feed({"--cert", pki().path("server.pem"), "--key", pki().path("server.key")});
   SECTION("trusted") {

@@ -11,6 +11,8 @@ exits after --max-seconds.
                         pong; then holds the connection
   /oversize             "feed 1", then a message of 2 MiB, then holds
   /close                "feed 1".."feed 3", then closes with 4001 "maintenance"
+  /invalid              "feed 1", then a frame with a reserved opcode (0xB):
+                        not WebSocket
 """
 import argparse
 import asyncio
@@ -47,6 +49,10 @@ async def handler(ws, path=None):
         elif url.path == "/oversize":
             await ws.send("feed 1")
             await ws.send("x" * (2 << 20))
+        elif url.path == "/invalid":
+            await ws.send("feed 1")
+            await asyncio.sleep(0.2)  # "feed 1" goes out on its own first
+            ws.transport.write(b"\x8b\x05hello")
         elif url.path == "/close":
             for i in range(1, 4):
                 await ws.send("feed %d" % i)
