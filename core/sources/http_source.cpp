@@ -33,6 +33,7 @@ struct Transfer {
   std::string decodeError;
   bool delivered = false;
   bool streaming = false;     // the headers of a 2xx response are complete: the stream is on
+  bool hold = false;          // a probe of the primary: its body waits (paused) until it takes over
   std::chrono::steady_clock::time_point lastByte = std::chrono::steady_clock::now();
 };
 
@@ -78,6 +79,7 @@ std::size_t onBody(char* data, std::size_t size, std::size_t count, void* user) 
   auto& t = *static_cast<Transfer*>(user);
   const std::size_t n = size * count;
   t.lastByte = std::chrono::steady_clock::now();
+  if (t.hold && t.status >= 200 && t.status < 300) return CURL_WRITEFUNC_PAUSE;  // delivered again on unpause
   if (t.status < 200 || t.status >= 300) {
     t.errorBody.append(data, std::min(n, kErrorBodyBytes - t.errorBody.size()));
     return t.errorBody.size() < kErrorBodyBytes ? n : 0;
@@ -98,7 +100,6 @@ std::once_flag curlInitialized;
 
 HttpSource::HttpSource(const SourceConfig& config, Bus& bus)
     : UpstreamSource(config, bus),
-      url_(config.settings.string("url")),
       method_(config.settings.string("method")),
       body_(config.settings.string("body")),
       maxRedirects_(static_cast<long>(config.settings.integer("max_redirects"))),
@@ -113,10 +114,12 @@ HttpSource::HttpSource(const SourceConfig& config, Bus& bus)
       }()),
       initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
       maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
-      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
+      failover_(config.settings.strings("endpoints").empty()
+                    ? std::vector<std::string>{config.settings.string("url")}
+                    : config.settings.strings("endpoints"),
+                initialDelayMs_, maxDelayMs_, counters_) {
   for (const auto& [name, value] : config.settings.stringMap("headers")) headers_.push_back(name + ": " + value);
-  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  counters_.endpoints.push_back({url_, 0});
 }
 
 HttpSource::~HttpSource() { stop(); }
@@ -131,18 +134,32 @@ void HttpSource::prepare() {
                      label());
 }
 
-HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
-  Outcome outcome;
-  Transfer t(reader);
-  char curlError[CURL_ERROR_SIZE] = "";
+// One request: its easy handle and what the callbacks saw.
+struct HttpSource::Request {
+  Request(FrameReader& reader, std::size_t endpointIndex) : t(reader), endpoint(endpointIndex) {}
+  ~Request() {
+    if (multi) curl_multi_remove_handle(multi, easy);
+    curl_easy_cleanup(easy);
+    curl_slist_free_all(headers);
+  }
+  Transfer t;
+  std::size_t endpoint;
   CURL* easy = curl_easy_init();
-  CURLM* multi = curl_multi_init();
+  CURLM* multi = nullptr;
   curl_slist* headers = nullptr;
-  for (const std::string& h : headers_) headers = curl_slist_append(headers, h.c_str());
+  char error[CURL_ERROR_SIZE] = "";
+};
+
+std::unique_ptr<HttpSource::Request> HttpSource::start(CURLM* multi, FrameReader& reader, std::size_t endpoint,
+                                                       bool hold) {
+  auto r = std::make_unique<Request>(reader, endpoint);
+  CURL* easy = r->easy;
+  r->t.hold = hold;
+  for (const std::string& h : headers_) r->headers = curl_slist_append(r->headers, h.c_str());
   const std::string resume = reader.lastEventId();
-  if (!resume.empty()) headers = curl_slist_append(headers, ("Last-Event-ID: " + resume).c_str());
-  curl_easy_setopt(easy, CURLOPT_URL, url_.c_str());
-  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  if (!resume.empty()) r->headers = curl_slist_append(r->headers, ("Last-Event-ID: " + resume).c_str());
+  curl_easy_setopt(easy, CURLOPT_URL, failover_.address(endpoint).c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, r->headers);
   if (method_ == "POST") {
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, body_.c_str());
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body_.size()));
@@ -155,11 +172,11 @@ HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
   curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 256L * 1024);
-  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, curlError);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, r->error);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &onHeader);
-  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &r->t);
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &onBody);
-  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &r->t);
   if (!tls_.caFile.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls_.caFile.c_str());
   if (!tls_.certFile.empty()) {
     curl_easy_setopt(easy, CURLOPT_SSLCERT, tls_.certFile.c_str());
@@ -168,24 +185,66 @@ HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, tls_.verify ? 1L : 0L);
   curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, tls_.verify ? 2L : 0L);
   curl_multi_add_handle(multi, easy);
+  r->multi = multi;
+  return r;
+}
 
+// Streams from `endpoint` until the response ends. While a secondary is live
+// the primary is probed with a second request whose body waits (paused):
+// once the primary's 2xx headers are in, the secondary is dropped, a frame it
+// left cut is forgotten, and the primary's body flows.
+HttpSource::Outcome HttpSource::stream(FrameReader& reader, std::size_t endpoint) {
+  Outcome outcome;
+  CURLM* multi = curl_multi_init();
+  std::unique_ptr<Request> live = start(multi, reader, endpoint, false);
+  std::unique_ptr<Request> probe;
   bool stopping = false, idle = false, logged = false;
   CURLcode result = CURLE_OK;
-  for (int running = 1; running;) {
+  for (;;) {
+    int running = 0;
     if (CURLMcode mc = curl_multi_perform(multi, &running); mc != CURLM_OK) {
       outcome.error = std::string("libcurl: ") + curl_multi_strerror(mc);
       break;
     }
-    if (t.streaming && !logged) {
+    if (live->t.streaming && !logged) {
       logged = true;
+      outcome.streamed = true;
       counters_.connected = true;
-      logger().information("%s %s: connected (HTTP %ld)", label(), url_, t.status);
+      failover_.connected(live->endpoint);
+      logger().information("%s %s: connected (HTTP %ld)", label(), failover_.describe(live->endpoint),
+                           live->t.status);
     }
-    if (!running) break;
+    if (probe && probe->t.streaming) {
+      logger().warning("%s %s: the primary %s answers again: switching back", label(),
+                       failover_.describe(live->endpoint), failover_.address(0));
+      failover_.lost(true);
+      live.reset();
+      reader.reset();  // a frame the secondary left cut is never published
+      live = std::move(probe);
+      live->t.hold = false;
+      curl_easy_pause(live->easy, CURLPAUSE_CONT);
+      logged = false;
+      continue;
+    }
+    bool liveDone = false;
+    int left = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      if (probe && msg->easy_handle == probe->easy) {
+        probe.reset();  // the primary does not answer yet
+        failover_.probeFailed();
+      } else if (msg->easy_handle == live->easy) {
+        liveDone = true;
+        result = msg->data.result;
+      }
+    }
+    if (liveDone) break;
+    if (!probe && logged && failover_.probeDue()) probe = start(multi, reader, 0, true);
     int timeoutMs = 1000;
+    if (const int probeMs = failover_.msUntilProbe(); probeMs >= 0 && !probe) timeoutMs = std::min(timeoutMs, probeMs);
     if (idleTimeoutMs_ > 0) {
-      auto left = t.lastByte + std::chrono::milliseconds(idleTimeoutMs_) - std::chrono::steady_clock::now();
-      auto leftMs = std::chrono::duration_cast<std::chrono::milliseconds>(left).count();
+      auto idleLeft = live->t.lastByte + std::chrono::milliseconds(idleTimeoutMs_) - std::chrono::steady_clock::now();
+      auto leftMs = std::chrono::duration_cast<std::chrono::milliseconds>(idleLeft).count();
       if (leftMs <= 0) {
         idle = true;
         break;
@@ -199,15 +258,15 @@ HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
       break;
     }
   }
-  int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(multi, &left))
-    if (msg->msg == CURLMSG_DONE) result = msg->data.result;
-
+  const Transfer& t = live->t;
+  outcome.endpoint = live->endpoint;
   outcome.status = t.status;
   outcome.retryAfterMs = t.retryAfterMs;
   outcome.delivered = t.delivered;
   if (stopping) {
     outcome.error.clear();
+  } else if (!outcome.error.empty()) {
+    // libcurl's own failure, set above
   } else if (!t.decodeError.empty()) {
     outcome.error = t.decodeError;
   } else if (idle) {
@@ -216,14 +275,13 @@ HttpSource::Outcome HttpSource::requestOnce(FrameReader& reader) {
     outcome.error = "HTTP " + std::to_string(t.status) + (t.reason.empty() ? "" : " " + t.reason) +
                     (t.errorBody.empty() ? "" : ": " + oneLine(t.errorBody));
   } else if (result != CURLE_OK) {
-    outcome.error = curlError[0] ? curlError : curl_easy_strerror(result);
-  } else if (outcome.error.empty()) {
+    outcome.error = live->error[0] ? live->error : curl_easy_strerror(result);
+  } else {
     outcome.error = "the response ended (HTTP " + std::to_string(t.status) + ")";
   }
-  curl_multi_remove_handle(multi, easy);
-  curl_easy_cleanup(easy);
+  probe.reset();
+  live.reset();
   curl_multi_cleanup(multi);
-  curl_slist_free_all(headers);
   return outcome;
 }
 
@@ -233,41 +291,39 @@ void HttpSource::run() {
   int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
     counters_.connects.fetch_add(1);
-    {
-      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-      counters_.liveEndpoint = url_;
-    }
-    Outcome outcome = requestOnce(reader);
+    Outcome outcome = stream(reader, failover_.next());
     counters_.connected = false;
-    {
-      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-      counters_.liveEndpoint.clear();
-    }
     reader.reset();  // a frame cut by the end of the response is never published
-    if (outcome.error.empty() || stop_.requested()) break;
-    {
-      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-      ++counters_.endpoints.front().failures;
-    }
+    const bool stopping = outcome.error.empty() || stop_.requested();
+    if (outcome.streamed) failover_.lost(stopping);
+    if (stopping) break;
     if (outcome.delivered) delayMs = initialDelayMs_;
+    const bool honourRetryAfter = outcome.retryAfterMs >= 0 && (outcome.status == 429 || outcome.status == 503);
+    if (!outcome.streamed && failover_.failed(outcome.endpoint) && !honourRetryAfter) {
+      logger().warning("%s %s: %s; trying %s", label(), failover_.describe(outcome.endpoint), outcome.error,
+                       failover_.describe(failover_.next()));
+      continue;  // the next endpoint at once: only a failed round waits
+    }
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
     std::string why;
-    if (outcome.retryAfterMs >= 0 && (outcome.status == 429 || outcome.status == 503)) {
+    if (honourRetryAfter) {
       wait = outcome.retryAfterMs;
       why = " (Retry-After)";
     } else {
       delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
     }
-    logger().warning("%s %s: %s; retrying in %d ms%s", label(), url_, outcome.error, wait, why);
+    logger().warning("%s %s: %s; retrying in %d ms%s", label(), failover_.describe(outcome.endpoint), outcome.error,
+                     wait, why);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
   }
-  logger().information("%s %s: stopped", label(), url_);
+  logger().information("%s %s: stopped", label(), failover_.address(0));
 }
 
 SourceType http_source_type() {
   return {{"http",
            "an HTTP(S) streaming response: NDJSON lines by default, or framing: {type: sse}",
-           {key("url").needed().doc("http:// or https://"),
+           {key("url").doc("http:// or https://"),
+            key("endpoints", KeyKind::Strings).doc("URLs instead of url: the first is the primary, the others fail over"),
             key("method").def("GET").oneOf({"GET", "POST"}),
             key("headers", KeyKind::StringMap).env().hidden().doc("sent with every request; ${ENV} expands"),
             key("body").env().hidden().doc("the POST body; ${ENV} expands"),
@@ -278,9 +334,15 @@ SourceType http_source_type() {
                 .doc("a body quiet this long is dropped and requested again (0: never)"),
             groupKey("framing", lineFramingSchema())},
            [](const Settings& s, const YamlMap& m) {
-             const std::string& url = s.string("url");
-             if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
-               m.fail("url", "must start with http:// or https://, got '" + url + "'");
+             if (s.string("url").empty() == s.strings("endpoints").empty())
+               m.failHere(s.string("url").empty() ? "missing required key 'url' (or endpoints)"
+                                                  : "use either url or endpoints");
+             std::vector<std::string> urls = s.strings("endpoints");
+             if (urls.empty()) urls.push_back(s.string("url"));
+             for (const std::string& url : urls)
+               if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
+                 m.fail(s.string("url").empty() ? "endpoints" : "url",
+                        "must start with http:// or https://, got '" + url + "'");
              if (!s.string("body").empty() && s.string("method") != "POST") m.fail("body", "needs method: POST");
            }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<HttpSource>(config, bus); }};

@@ -10,12 +10,14 @@
 // with the first 200 bytes of its body and retried with backoff; 429 and 503
 // honour Retry-After (seconds). A body that stays quiet for idle_timeout_ms
 // is dropped and the request made again. A frame cut by a lost connection is
-// never published.
+// never published. With `endpoints:` it fails over as failover.hpp says.
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "failover.hpp"
 #include "tls_client.hpp"
 #include "upstream_source.hpp"
 
@@ -31,16 +33,19 @@ class HttpSource : public UpstreamSource {
   void run() override;
 
  private:
-  // How one request ended.
+  // How one stream (one endpoint, or the primary taken back) ended.
   struct Outcome {
     std::string error;        // "" when stopping
+    std::size_t endpoint = 0; // the endpoint last streamed from (or tried)
     long status = 0;          // the final response's status (0: none)
     int retryAfterMs = -1;    // from Retry-After on 429/503
+    bool streamed = false;    // a 2xx response began
     bool delivered = false;   // body bytes were published
   };
-  Outcome requestOnce(FrameReader& reader);
+  struct Request;
+  Outcome stream(FrameReader& reader, std::size_t endpoint);
+  std::unique_ptr<Request> start(void* multi, FrameReader& reader, std::size_t endpoint, bool hold);
 
-  const std::string url_;
   const std::string method_;
   std::vector<std::string> headers_;  // "Name: value"
   const std::string body_;
@@ -49,6 +54,7 @@ class HttpSource : public UpstreamSource {
   const int initialDelayMs_;
   const int maxDelayMs_;
   const int idleTimeoutMs_;  // 0: never
+  Failover failover_;        // `url`, or `endpoints` in order
 };
 
 }  // namespace streamrelay

@@ -41,28 +41,41 @@ TcpSource::Connection::~Connection() {
   if (fd >= 0) ::close(fd);
 }
 
-TcpSource::TcpSource(const SourceConfig& config, Bus& bus)
-    : UpstreamSource(config, bus),
-      sendOnConnect_(config.settings.string("send_on_connect")),
-      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
-      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
-      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
-      tlsOptions_(TlsOptions::from(config.settings.group("tls"))) {
-  const std::vector<std::string>& list = config.settings.strings("endpoints");
+std::vector<TcpSource::Endpoint> TcpSource::endpointsOf(const Settings& settings) {
+  std::vector<Endpoint> endpoints;
+  const std::vector<std::string>& list = settings.strings("endpoints");
   if (list.empty()) {
-    const std::string host = withoutBrackets(config.settings.string("host"));
-    const int port = static_cast<int>(config.settings.integer("port"));
-    endpoints_.push_back({host, port, endpointText(host, port)});
+    const std::string host = withoutBrackets(settings.string("host"));
+    const int port = static_cast<int>(settings.integer("port"));
+    endpoints.push_back({host, port, endpointText(host, port)});
   }
   for (const std::string& text : list) {  // HOST:PORT, checked with the config
     const auto colon = text.rfind(':');
     const std::string host = withoutBrackets(text.substr(0, colon));
     const int port = std::stoi(text.substr(colon + 1));
-    endpoints_.push_back({host, port, endpointText(host, port)});
+    endpoints.push_back({host, port, endpointText(host, port)});
   }
-  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  for (const Endpoint& e : endpoints_) counters_.endpoints.push_back({e.text, 0});
+  return endpoints;
 }
+
+namespace {
+std::vector<std::string> textsOf(const std::vector<std::string>& list, const std::string& host, std::int64_t port) {
+  if (!list.empty()) return list;
+  return {endpointText(withoutBrackets(host), static_cast<int>(port))};
+}
+}  // namespace
+
+TcpSource::TcpSource(const SourceConfig& config, Bus& bus)
+    : UpstreamSource(config, bus),
+      endpoints_(endpointsOf(config.settings)),
+      sendOnConnect_(config.settings.string("send_on_connect")),
+      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
+      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
+      tlsOptions_(TlsOptions::from(config.settings.group("tls"))),
+      failover_(textsOf(config.settings.strings("endpoints"), config.settings.string("host"),
+                        config.settings.integer("port")),
+                initialDelayMs_, maxDelayMs_, counters_) {}
 
 TcpSource::~TcpSource() { stop(); }
 
@@ -168,21 +181,15 @@ std::string TcpSource::readAvailable(Connection& connection, FrameReader& reader
 std::string TcpSource::readUntilDone(Connection& connection, FrameReader& reader, std::unique_ptr<Connection>& next) {
   pollfd fds[2] = {{connection.fd, POLLIN, 0}, {stop_.fd(), POLLIN, 0}};
   using Clock = std::chrono::steady_clock;
-  const bool onSecondary = connection.endpoint != 0;
-  int probeDelayMs = initialDelayMs_;
-  Clock::time_point nextProbe = Clock::now() + std::chrono::milliseconds(probeDelayMs);
   Clock::time_point lastByte = Clock::now();
   for (;;) {
-    int timeout = -1;
     const Clock::time_point now = Clock::now();
+    int timeout = failover_.msUntilProbe(now);
     if (idleTimeoutMs_ > 0) {
-      auto idleLeft = lastByte + std::chrono::milliseconds(idleTimeoutMs_) - now;
-      timeout = static_cast<int>(std::max<long long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(idleLeft).count()));
-    }
-    if (onSecondary) {
-      int probeLeft = static_cast<int>(
-          std::max<long long>(0, std::chrono::duration_cast<std::chrono::milliseconds>(nextProbe - now).count()));
-      timeout = timeout < 0 ? probeLeft : std::min(timeout, probeLeft);
+      auto idleLeft = std::chrono::duration_cast<std::chrono::milliseconds>(
+          lastByte + std::chrono::milliseconds(idleTimeoutMs_) - now).count();
+      const int idleMs = static_cast<int>(std::max<long long>(0, idleLeft));
+      timeout = timeout < 0 ? idleMs : std::min(timeout, idleMs);
     }
     int rc = ::poll(fds, 2, timeout);
     if (rc < 0 && errno == EINTR) continue;
@@ -196,73 +203,51 @@ std::string TcpSource::readUntilDone(Connection& connection, FrameReader& reader
     }
     if (idleTimeoutMs_ > 0 && Clock::now() - lastByte >= std::chrono::milliseconds(idleTimeoutMs_))
       return "no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms";
-    if (onSecondary && Clock::now() >= nextProbe) {
+    if (failover_.probeDue()) {
       std::string error;
       next = connect(0, error);
       if (next) return "the primary " + endpoints_[0].text + " answers again: switching back";
-      probeDelayMs = static_cast<int>(std::min<long long>(2LL * probeDelayMs, maxDelayMs_));
-      nextProbe = Clock::now() + std::chrono::milliseconds(probeDelayMs);
+      failover_.probeFailed();
     }
   }
-}
-
-void TcpSource::setLive(std::size_t endpoint) {
-  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  counters_.liveEndpoint = endpoint < endpoints_.size() ? endpoints_[endpoint].text : "";
 }
 
 void TcpSource::run() {
   FrameReader reader(config_.framing, bus_, counters_);
   std::mt19937 random(std::random_device{}());
-  auto countFailure = [&](std::size_t endpoint) {
-    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-    ++counters_.endpoints[endpoint].failures;
-  };
-  const bool several = endpoints_.size() > 1;
-  auto where = [&](std::size_t endpoint) {
-    return endpoints_[endpoint].text +
-           (several ? " (endpoint " + std::to_string(endpoint + 1) + " of " + std::to_string(endpoints_.size()) + ")"
-                    : "");
-  };
   int delayMs = initialDelayMs_;
-  std::size_t endpoint = 0;           // tried next; every round starts at the primary
   std::unique_ptr<Connection> ready;  // the primary, connected by a probe
   while (!stop_.requested()) {
     std::string error;
-    std::size_t tried = endpoint;
-    std::unique_ptr<Connection> connection = ready ? std::move(ready) : connect(endpoint, error);
+    const std::size_t tried = ready ? 0 : failover_.next();
+    std::unique_ptr<Connection> connection = ready ? std::move(ready) : connect(tried, error);
     if (connection) {
-      tried = connection->endpoint;
       counters_.connects.fetch_add(1);
       counters_.connected = true;
-      setLive(tried);
-      logger().information("%s %s: connected%s", label(), where(tried),
+      failover_.connected(tried);
+      logger().information("%s %s: connected%s", label(), failover_.describe(tried),
                            connection->tls ? " (" + connection->tls->describe() + ")" : std::string());
       std::uint64_t before = counters_.bytesRead.load();
       error = readUntilDone(*connection, reader, ready);
       counters_.connected = false;
-      setLive(endpoints_.size());
       connection.reset();
       reader.reset();  // a frame cut by the change of connection is never published
       if (counters_.bytesRead.load() > before) delayMs = initialDelayMs_;
-      if (error.empty() || stop_.requested()) break;  // stopping: whatever ended the read is no fault
-      if (ready) {  // the primary answered a probe: take it at once
-        logger().warning("%s %s: %s", label(), where(tried), error);
+      const bool stopping = error.empty() || stop_.requested();  // whatever ended the read is no fault then
+      failover_.lost(stopping || ready != nullptr);                // nor is switching back to the primary
+      if (stopping) break;
+      if (ready) {
+        logger().warning("%s %s: %s", label(), failover_.describe(tried), error);
         continue;
       }
-      countFailure(tried);
-    } else {
-      countFailure(tried);
-      if (tried + 1 < endpoints_.size()) {  // the next one at once: only a failed round waits
-        endpoint = tried + 1;
-        logger().warning("%s %s: %s; trying %s", label(), where(tried), error, where(endpoint));
-        continue;
-      }
+    } else if (failover_.failed(tried)) {  // the next one at once: only a failed round waits
+      logger().warning("%s %s: %s; trying %s", label(), failover_.describe(tried), error,
+                       failover_.describe(failover_.next()));
+      continue;
     }
-    endpoint = 0;
     // Full jitter over the upper half keeps many relays from reconnecting in step.
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
-    logger().warning("%s %s: %s; reconnecting in %d ms", label(), where(tried), error, wait);
+    logger().warning("%s %s: %s; reconnecting in %d ms", label(), failover_.describe(tried), error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
     delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }

@@ -15,6 +15,7 @@
 #include <memory>
 #include <vector>
 
+#include "failover.hpp"
 #include "tls_client.hpp"
 #include "upstream_source.hpp"
 
@@ -53,15 +54,16 @@ class TcpSource : public UpstreamSource {
   // returns with `next` holding the primary's connection.
   std::string readUntilDone(Connection& connection, FrameReader& reader, std::unique_ptr<Connection>& next);
   std::string readAvailable(Connection& connection, FrameReader& reader);
-  void setLive(std::size_t endpoint);
+  static std::vector<Endpoint> endpointsOf(const Settings& settings);
 
-  std::vector<Endpoint> endpoints_;
+  const std::vector<Endpoint> endpoints_;
   const std::string sendOnConnect_;
   const int initialDelayMs_;
   const int maxDelayMs_;
   const int idleTimeoutMs_;  // 0: never
   const TlsOptions tlsOptions_;
   std::unique_ptr<TlsContext> tls_;  // set by prepare() when tls.enabled
+  Failover failover_;
 };
 
 }  // namespace streamrelay

@@ -22,9 +22,10 @@ namespace {
 struct HttpFeed {
   std::unique_ptr<ChildProcess> process;
   int port = 0;
-  HttpFeed() {
+  explicit HttpFeed(int fixedPort = 0) {
     process = std::make_unique<ChildProcess>(
-        "/usr/bin/python3", std::vector<std::string>{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py"});
+        "/usr/bin/python3", std::vector<std::string>{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py", "--port",
+                                                     std::to_string(fixedPort)});
     auto m = process->waitForLine("listening on 127.0.0.1:(\\d+)");
     INFO(process->output());
     REQUIRE(m.size() == 2);
@@ -145,4 +146,39 @@ TEST_CASE("http: garbage instead of an HTTP response is one line and a retry, ne
   ::shutdown(server, SHUT_RDWR);
   ::close(server);
   provider.join();
+}
+
+// Failover: the primary dies mid-stream, the secondary takes over at once,
+// and the primary is taken back (probed while the secondary streams) when it
+// serves again. Every frame arrives whole.
+TEST_CASE("http endpoints: fail over when the primary dies, and back when it returns", "[integration][http][failover]") {
+  auto primary = std::make_unique<HttpFeed>();
+  const int primaryPort = primary->port;
+  HttpFeed secondary;
+  const std::string path = "/ndjson?n=100000&rate=2000";
+  RunningRelay relay = startRelay(
+      "upstream: {type: http, endpoints: ['" + primary->url(path) + "', '" + secondary.url(path) +
+      "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 400}}\nlisteners:\n" + listener("main"));
+  Subscriber sub(relay.address());
+  auto readWhole = [&](int count) {
+    std::string frame;
+    int got = 0;
+    while (got < count && sub.next(frame, 10s)) {
+      INFO("frame '" << frame << "'");
+      REQUIRE(frame.rfind("feed ", 0) == 0);
+      REQUIRE(frame.find_first_not_of("0123456789", 5) == std::string::npos);
+      ++got;
+    }
+    return got;
+  };
+  REQUIRE(relay.process->waitForLine("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)").size() > 0);
+  CHECK(readWhole(100) == 100);
+  primary->process->kill();
+  primary->process->waitForExit();
+  CHECK(relay.process->waitForLine("\\(endpoint 2 of 2\\): connected \\(HTTP 200\\)").size() > 0);
+  CHECK(readWhole(100) == 100);
+  HttpFeed back(primaryPort);
+  CHECK(relay.process->waitForLine("the primary .* answers again: switching back").size() > 0);
+  CHECK(relay.process->waitForLines("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)", 2));
+  CHECK(readWhole(100) == 100);
 }

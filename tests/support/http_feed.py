@@ -5,8 +5,9 @@ Python's http.server: it listens on 127.0.0.1 (port 0: any free port), prints
 and exits after --max-seconds. Frames are "feed N" (N from 1), as the tests'
 readSequence expects.
 
-  GET /ndjson?n=N[&gzip=1]    N lines, chunked in 7-byte pieces that cut lines,
-                              then holds the connection open
+  GET /ndjson?n=N[&gzip=1][&rate=R]  N lines, chunked in 7-byte pieces that cut
+                              lines (R lines per second if given), then holds the
+                              connection open
   GET /sse?n=N[&drop_after=K] N events "id: i / data: feed i" with comments
                               between; with drop_after and no Last-Event-ID it
                               sends K events and half of the next, then drops
@@ -71,11 +72,19 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def ndjson(self, n, compress=False):
+    def ndjson(self, n, compress=False, rate=0):
+        self.start_stream("application/x-ndjson", "gzip" if compress else None)
+        if rate:
+            for i in range(1, n + 1):
+                if time.time() > DEADLINE[0]:
+                    return
+                self.chunk(b"feed %d\n" % i)
+                time.sleep(1.0 / rate)
+            self.hold()
+            return
         body = b"".join(b"feed %d\n" % i for i in range(1, n + 1))
         if compress:
             body = gzip.compress(body)
-        self.start_stream("application/x-ndjson", "gzip" if compress else None)
         for i in range(0, len(body), 7):
             self.chunk(body[i:i + 7])
         self.hold()
@@ -108,7 +117,7 @@ class Handler(BaseHTTPRequestHandler):
         n = int(q.get("n", "100"))
         log("GET %s Last-Event-ID=%s" % (self.path, self.headers.get("Last-Event-ID")))
         if url.path == "/ndjson":
-            self.ndjson(n, q.get("gzip") == "1")
+            self.ndjson(n, q.get("gzip") == "1", int(q.get("rate", "0")))
         elif url.path == "/sse":
             self.sse(n, int(q.get("drop_after", "0")))
         elif url.path == "/limited":
@@ -141,9 +150,11 @@ class Handler(BaseHTTPRequestHandler):
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--max-seconds", type=float, default=120)
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     DEADLINE[0] = time.time() + args.max_seconds
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ThreadingHTTPServer.allow_reuse_address = True
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
     server.daemon_threads = True
     server.timeout = 0.5
     log("listening on 127.0.0.1:%d" % server.server_address[1])

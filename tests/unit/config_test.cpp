@@ -189,7 +189,11 @@ TEST_CASE("http: keys, the line framing default, and mistakes on one line", "[co
 
   CHECK(errorOf("upstream: {type: http, url: 'ftp://x/'}\n") ==
         "test.yaml:1: upstream.url: must start with http:// or https://, got 'ftp://x/'");
-  CHECK(errorOf("upstream: {type: http}\n") == "test.yaml:1: upstream: missing required key 'url'");
+  CHECK(errorOf("upstream: {type: http}\n") == "test.yaml:1: upstream: missing required key 'url' (or endpoints)");
+  CHECK(errorOf("upstream: {type: http, url: 'http://a/', endpoints: ['http://b/']}\n") ==
+        "test.yaml:1: upstream: use either url or endpoints");
+  CHECK(errorOf("upstream: {type: http, endpoints: ['http://a/', 'ws://b/']}\n") ==
+        "test.yaml:1: upstream.endpoints: must start with http:// or https://, got 'ws://b/'");
   CHECK(errorOf("upstream: {type: http, url: 'http://x/', body: 'q'}\n") == "test.yaml:1: upstream.body: needs method: POST");
   CHECK(errorOf("upstream: {type: http, url: 'http://x/', method: PUT}\n") ==
         "test.yaml:1: upstream.method: 'PUT' is not one of: GET, POST");

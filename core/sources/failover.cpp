@@ -1,0 +1,67 @@
+#include "failover.hpp"
+
+#include <algorithm>
+
+namespace streamrelay {
+
+Failover::Failover(std::vector<std::string> addresses, int initialDelayMs, int maxDelayMs, SourceCounters& counters)
+    : addresses_(std::move(addresses)),
+      initialDelayMs_(initialDelayMs),
+      maxDelayMs_(maxDelayMs),
+      counters_(counters),
+      probeDelayMs_(initialDelayMs) {
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  for (const std::string& address : addresses_) counters_.endpoints.push_back({address, 0});
+}
+
+std::string Failover::describe(std::size_t endpoint) const {
+  if (addresses_.size() == 1) return addresses_[endpoint];
+  return addresses_[endpoint] + " (endpoint " + std::to_string(endpoint + 1) + " of " +
+         std::to_string(addresses_.size()) + ")";
+}
+
+bool Failover::failed(std::size_t endpoint) {
+  {
+    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+    ++counters_.endpoints[endpoint].failures;
+  }
+  next_ = endpoint + 1 < addresses_.size() ? endpoint + 1 : 0;
+  return next_ != 0;
+}
+
+void Failover::connected(std::size_t endpoint, Clock::time_point now) {
+  live_ = endpoint;
+  probeDelayMs_ = initialDelayMs_;
+  nextProbe_ = now + std::chrono::milliseconds(probeDelayMs_);
+  setLive(addresses_[endpoint]);
+}
+
+void Failover::lost(bool stopping) {
+  if (live_ != SIZE_MAX && !stopping) {
+    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+    ++counters_.endpoints[live_].failures;
+  }
+  live_ = SIZE_MAX;
+  next_ = 0;
+  setLive("");
+}
+
+bool Failover::probeDue(Clock::time_point now) const { return live_ != SIZE_MAX && live_ != 0 && now >= nextProbe_; }
+
+int Failover::msUntilProbe(Clock::time_point now) const {
+  if (live_ == SIZE_MAX || live_ == 0) return -1;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(nextProbe_ - now).count();
+  return static_cast<int>(std::max<long long>(0, left));
+}
+
+void Failover::probeFailed(Clock::time_point now) {
+  probeDelayMs_ = static_cast<int>(std::min<long long>(2LL * probeDelayMs_, maxDelayMs_));
+  nextProbe_ = now + std::chrono::milliseconds(probeDelayMs_);
+}
+
+void Failover::setLive(const std::string& address) {
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  counters_.liveEndpoint = address;
+}
+
+}  // namespace streamrelay
