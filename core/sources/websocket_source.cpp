@@ -41,24 +41,18 @@ std::string closeText(const unsigned char* payload, std::size_t size) {
 // One connection's state. libwebsockets calls back on the source thread only.
 struct WebSocketSource::Session {
   WebSocketSource& source;
-  lws_context* context;
+  std::size_t endpoint;
   FrameBatchBuilder batch;         // messages completed since the last publish
   std::string message;             // the message in progress
   std::size_t nextGreeting = 0;
   bool established = false;
   bool done = false;               // the connection is over for us (why: error)
   bool gone = false;               // libwebsockets has let go of it: the session may be destroyed
-  bool delivered = false;
   std::string error;               // why it ended
   std::chrono::steady_clock::time_point lastByte = std::chrono::steady_clock::now();
-  // Wakes the service loop every kTickMs (standard layout, for lws_container_of).
-  struct Tick {
-    lws_sorted_usec_list_t sul;
-    lws_context* context;
-  } tick{};
   lws* wsi = nullptr;
 
-  Session(WebSocketSource& s, lws_context* c) : source(s), context(c) {}
+  Session(WebSocketSource& s, std::size_t e) : source(s), endpoint(e) {}
   void end(std::string why) {
     if (!done) error = std::move(why);
     done = true;
@@ -160,7 +154,6 @@ const lws_protocols kProtocols[] = {
 
 WebSocketSource::WebSocketSource(const SourceConfig& config, Bus& bus)
     : UpstreamSource(config, bus),
-      url_(config.settings.string("url")),
       greeting_(config.settings.strings("send_on_connect")),
       maxMessageBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))),
       pingIntervalMs_(static_cast<int>(config.settings.integer("ping_interval_ms"))),
@@ -170,30 +163,33 @@ WebSocketSource::WebSocketSource(const SourceConfig& config, Bus& bus)
       verify_(config.settings.group("tls").boolean("verify")),
       initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
       maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
-      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))) {
+      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
+      failover_(config.settings.strings("endpoints").empty()
+                    ? std::vector<std::string>{config.settings.string("url")}
+                    : config.settings.strings("endpoints"),
+                initialDelayMs_, maxDelayMs_, counters_) {
   for (const auto& [name, value] : config.settings.stringMap("headers")) {
     headers_.push_back(name + ":");
     headers_.push_back(value);
   }
-  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  counters_.endpoints.push_back({url_, 0});
+  const int pingSecs = pingIntervalMs_ > 0 ? std::max(1, pingIntervalMs_ / 1000) : 65534;
+  pings_.secs_since_valid_ping = static_cast<uint16_t>(std::min(pingSecs, 65534));
+  pings_.secs_since_valid_hangup = static_cast<uint16_t>(std::min(pingSecs * 2 + 5, 65535));
 }
 
 WebSocketSource::~WebSocketSource() { stop(); }
 
-std::string WebSocketSource::connectOnce(lws_context* context, bool& delivered) {
-  Session session(*this, context);
-  std::string url = url_;  // lws_parse_uri cuts it up in place
+std::unique_ptr<WebSocketSource::Session> WebSocketSource::open(lws_context* context, std::size_t endpoint,
+                                                                std::string& error) {
+  auto session = std::make_unique<Session>(*this, endpoint);
+  std::string url = failover_.address(endpoint);  // lws_parse_uri cuts it up in place
   const char *scheme = nullptr, *address = nullptr, *path = nullptr;
   int port = 0;
-  if (lws_parse_uri(url.data(), &scheme, &address, &port, &path) != 0) return "cannot parse the url";
-  const bool secure = std::string(scheme) == "wss";
+  if (lws_parse_uri(url.data(), &scheme, &address, &port, &path) != 0) {
+    error = "cannot parse the url";
+    return nullptr;
+  }
   const std::string fullPath = "/" + std::string(path);
-  lws_retry_bo_t pings{};
-  const int pingSecs = pingIntervalMs_ > 0 ? std::max(1, pingIntervalMs_ / 1000) : 65535;
-  pings.secs_since_valid_ping = static_cast<uint16_t>(std::min(pingSecs, 65534));
-  pings.secs_since_valid_hangup = static_cast<uint16_t>(std::min(pingSecs * 2 + 5, 65535));
-
   lws_client_connect_info info{};
   info.context = context;
   info.address = address;
@@ -203,10 +199,10 @@ std::string WebSocketSource::connectOnce(lws_context* context, bool& delivered) 
   info.origin = address;
   info.protocol = nullptr;
   info.local_protocol_name = "streamrelay";
-  info.pwsi = &session.wsi;
-  info.userdata = &session;
-  info.retry_and_idle_policy = &pings;
-  if (secure) {
+  info.pwsi = &session->wsi;
+  info.userdata = session.get();
+  info.retry_and_idle_policy = &pings_;
+  if (std::string(scheme) == "wss") {
     info.ssl_connection = LCCSCF_USE_SSL;
     if (!verify_)
       info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED |
@@ -214,61 +210,90 @@ std::string WebSocketSource::connectOnce(lws_context* context, bool& delivered) 
   }
   if (!lws_client_connect_via_info(&info)) {
     // Failed at once: the callback may have had the session (an error), and the wsi is gone.
-    return session.error.empty() ? "cannot connect" : session.error;
+    error = session->error.empty() ? "cannot connect" : session->error;
+    return nullptr;
   }
+  return session;
+}
 
-  // A tick that wakes the loop, so that a stop or an idle feed is noticed.
-  struct Fire {
-    static void tick(lws_sorted_usec_list_t* sul) {
-      auto* t = lws_container_of(sul, Session::Tick, sul);
-      lws_sul_schedule(t->context, 0, sul, &Fire::tick, kTickMs * LWS_US_PER_MS);
+// The session is libwebsockets' user data: close its connection now, in this
+// call, so that no callback can reach the session once it is destroyed.
+void WebSocketSource::close(Session& session) {
+  if (!session.gone && session.wsi) lws_set_timeout(session.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+}
+
+WebSocketSource::Outcome WebSocketSource::stream(lws_context* context, std::size_t endpoint) {
+  Outcome outcome;
+  outcome.endpoint = endpoint;
+  std::unique_ptr<Session> live = open(context, endpoint, outcome.error);
+  if (!live) return outcome;
+  std::unique_ptr<Session> probe;
+  // A tick that wakes the service loop, so that a stop, an idle feed or a due
+  // probe is noticed however quiet the connection.
+  struct Tick {
+    lws_sorted_usec_list_t sul;  // first: standard layout for lws_container_of
+    lws_context* context;
+    static void fire(lws_sorted_usec_list_t* sul) {
+      auto* t = lws_container_of(sul, Tick, sul);
+      lws_sul_schedule(t->context, 0, sul, &Tick::fire, kTickMs * LWS_US_PER_MS);
     }
-  };
-  session.tick.context = context;
-  lws_sul_schedule(context, 0, &session.tick.sul, &Fire::tick, kTickMs * LWS_US_PER_MS);
+  } tick{};
+  tick.context = context;
+  lws_sul_schedule(context, 0, &tick.sul, &Tick::fire, kTickMs * LWS_US_PER_MS);
   bool logged = false;
-  std::string result;
-  while (!session.done) {
+  for (;;) {
     if (lws_service(context, 0) < 0) {
-      session.end("libwebsockets service failed");
+      live->end("libwebsockets service failed");
       break;
     }
-    if (!session.batch.empty()) {  // what one service call received: one batch, one publish
-      auto batch = session.batch.seal(unixNowNs());
+    if (!live->batch.empty()) {  // what one service call received: one batch, one publish
+      auto batch = live->batch.seal(unixNowNs());
       counters_.bytesRead.fetch_add(batch->totalWireBytes() - batch->frameCount() * kWireHeaderBytes,
                                     std::memory_order_relaxed);
       bus_.publish(std::move(batch));
-      session.delivered = true;
+      outcome.delivered = true;
     }
-    if (session.established && !logged) {
+    if (live->established && !logged) {
       logged = true;
+      outcome.streamed = true;
       counters_.connects.fetch_add(1);
       counters_.connected = true;
-      {
-        std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-        counters_.liveEndpoint = url_;
-      }
-      logger().information("%s %s: connected", label(), url_);
+      failover_.connected(live->endpoint);
+      logger().information("%s %s: connected", label(), failover_.describe(live->endpoint));
     }
-    if (stop_.requested()) break;
-    if (idleTimeoutMs_ > 0 && session.established &&
-        std::chrono::steady_clock::now() - session.lastByte > std::chrono::milliseconds(idleTimeoutMs_)) {
-      session.end("no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms");
+    if (probe && probe->established) {  // the primary answers: it takes over
+      logger().warning("%s %s: the primary %s answers again: switching back", label(),
+                       failover_.describe(live->endpoint), failover_.address(0));
+      close(*live);
+      failover_.lost(true);
+      live = std::move(probe);  // what it received meanwhile is published next
+      logged = false;
+      continue;
+    }
+    if (probe && probe->done) {
+      close(*probe);
+      probe.reset();
+      failover_.probeFailed();
+    }
+    if (stop_.requested() || live->done) break;
+    if (idleTimeoutMs_ > 0 && live->established &&
+        std::chrono::steady_clock::now() - live->lastByte > std::chrono::milliseconds(idleTimeoutMs_)) {
+      live->end("no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms");
       break;
     }
+    if (!probe && logged && failover_.probeDue()) {
+      std::string ignored;
+      probe = open(context, 0, ignored);
+      if (!probe) failover_.probeFailed();
+    }
   }
-  result = stop_.requested() ? "" : session.error;
-  // The session is libwebsockets' user data: close the connection now, in
-  // this call, so that no callback can reach the session once it is gone.
-  lws_sul_cancel(&session.tick.sul);
-  if (!session.gone && session.wsi) lws_set_timeout(session.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
+  outcome.endpoint = live->endpoint;
+  outcome.error = stop_.requested() ? "" : live->error;
+  lws_sul_cancel(&tick.sul);
+  if (probe) close(*probe);
+  close(*live);
   counters_.connected = false;
-  {
-    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-    counters_.liveEndpoint.clear();
-  }
-  delivered = session.delivered;
-  return result;
+  return outcome;
 }
 
 void WebSocketSource::run() {
@@ -277,7 +302,7 @@ void WebSocketSource::run() {
   info.port = CONTEXT_PORT_NO_LISTEN;
   info.protocols = kProtocols;
   info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  info.fd_limit_per_thread = 4;
+  info.fd_limit_per_thread = 6;  // the live connection, a probe, and lws' own
   info.pt_serv_buf_size = kReadBytes;
   if (!caFile_.empty()) info.client_ssl_ca_filepath = caFile_.c_str();
   if (!certFile_.empty()) {
@@ -286,7 +311,7 @@ void WebSocketSource::run() {
   }
   lws_context* context = lws_create_context(&info);
   if (!context) {
-    logger().error("%s %s: cannot create a libwebsockets context (TLS files?)", label(), url_);
+    logger().error("%s %s: cannot create a libwebsockets context (TLS files?)", label(), failover_.address(0));
     return;
   }
   if (!verify_)
@@ -296,27 +321,31 @@ void WebSocketSource::run() {
   std::mt19937 random(std::random_device{}());
   int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
-    bool delivered = false;
-    std::string error = connectOnce(context, delivered);
-    if (error.empty() || stop_.requested()) break;
-    {
-      std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-      ++counters_.endpoints.front().failures;
+    Outcome outcome = stream(context, failover_.next());
+    const bool stopping = outcome.error.empty() || stop_.requested();
+    if (outcome.streamed) failover_.lost(stopping);
+    if (stopping) break;
+    if (outcome.delivered) delayMs = initialDelayMs_;
+    if (!outcome.streamed && failover_.failed(outcome.endpoint)) {
+      logger().warning("%s %s: %s; trying %s", label(), failover_.describe(outcome.endpoint), outcome.error,
+                       failover_.describe(failover_.next()));
+      continue;  // the next endpoint at once: only a failed round waits
     }
-    if (delivered) delayMs = initialDelayMs_;
     int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
-    logger().warning("%s %s: %s; reconnecting in %d ms", label(), url_, error, wait);
+    logger().warning("%s %s: %s; reconnecting in %d ms", label(), failover_.describe(outcome.endpoint),
+                     outcome.error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
     delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }
   lws_context_destroy(context);
-  logger().information("%s %s: stopped", label(), url_);
+  logger().information("%s %s: stopped", label(), failover_.address(0));
 }
 
 SourceType websocket_source_type() {
   return {{"websocket",
            "a ws:// or wss:// feed: each message is a frame; subscribe messages after every connect",
-           {key("url").needed().doc("ws:// or wss://"),
+           {key("url").doc("ws:// or wss://"),
+            key("endpoints", KeyKind::Strings).doc("URLs instead of url: the first is the primary, the others fail over"),
             key("headers", KeyKind::StringMap).env().hidden().doc("sent with the handshake; ${ENV} expands"),
             key("send_on_connect", KeyKind::Strings).env().hidden()
                 .doc("messages sent in order after every connect (subscribe, auth); ${ENV} expands"),
@@ -329,9 +358,15 @@ SourceType websocket_source_type() {
             key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
                 .doc("reconnect after this long without a message (0: never)")},
            [](const Settings& s, const YamlMap& m) {
-             const std::string& url = s.string("url");
-             if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
-               m.fail("url", "must start with ws:// or wss://, got '" + url + "'");
+             if (s.string("url").empty() == s.strings("endpoints").empty())
+               m.failHere(s.string("url").empty() ? "missing required key 'url' (or endpoints)"
+                                                  : "use either url or endpoints");
+             std::vector<std::string> urls = s.strings("endpoints");
+             if (urls.empty()) urls.push_back(s.string("url"));
+             for (const std::string& url : urls)
+               if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
+                 m.fail(s.string("url").empty() ? "endpoints" : "url",
+                        "must start with ws:// or wss://, got '" + url + "'");
            }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<WebSocketSource>(config, bus); }};
 }

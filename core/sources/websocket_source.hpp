@@ -3,7 +3,8 @@
 // binary; fragmented messages joined) is one frame. After every connect the
 // `send_on_connect` messages (subscribe, auth) are sent in order; the relay
 // pings every ping_interval_ms and answers the provider's pings; a close code
-// is logged; the connection is made again with backoff.
+// is logged; the connection is made again with backoff. With `endpoints:` it
+// fails over as failover.hpp says.
 //
 // Built on libwebsockets (Debian's 4.1): non-blocking, it answers PINGs,
 // reports fragments as they arrive (so a message is checked against
@@ -16,9 +17,10 @@
 #include <string>
 #include <vector>
 
-#include "upstream_source.hpp"
+#include <libwebsockets.h>
 
-struct lws_context;
+#include "failover.hpp"
+#include "upstream_source.hpp"
 
 namespace streamrelay {
 
@@ -39,10 +41,19 @@ class WebSocketSource : public UpstreamSource {
   void run() override;
 
  private:
-  // Connects and reads until the connection ends; returns why ("" when stopping).
-  std::string connectOnce(lws_context* context, bool& delivered);
+  // How one stream (one endpoint, or the primary taken back) ended.
+  struct Outcome {
+    std::string error;         // "" when stopping
+    std::size_t endpoint = 0;  // the endpoint last streamed from (or tried)
+    bool streamed = false;     // a connection was established
+    bool delivered = false;    // messages were published
+  };
+  // Reads from `endpoint` until its connection ends, taking the primary back
+  // when a probe of it connects (failover.hpp).
+  Outcome stream(lws_context* context, std::size_t endpoint);
+  std::unique_ptr<Session> open(lws_context* context, std::size_t endpoint, std::string& error);
+  static void close(Session& session);
 
-  const std::string url_;
   std::vector<std::string> headers_;        // "Name:" and value pairs, flattened
   const std::vector<std::string> greeting_;  // send_on_connect messages
   const std::size_t maxMessageBytes_;
@@ -52,6 +63,8 @@ class WebSocketSource : public UpstreamSource {
   const int initialDelayMs_;
   const int maxDelayMs_;
   const int idleTimeoutMs_;
+  Failover failover_;  // `url`, or `endpoints` in order
+  lws_retry_bo_t pings_{};
 };
 
 }  // namespace streamrelay

@@ -5,7 +5,8 @@ any free port; with --cert/--key it speaks wss), prints
 "ws-feed: listening on 127.0.0.1:PORT" and one line per event to stderr, and
 exits after --max-seconds.
 
-  /feed?n=N[&expect=1]  (waits for one message from the client first, and logs
+  /feed?n=N[&expect=1][&rate=R]  (R messages per second if given)
+                        (waits for one message from the client first, and logs
                         it), then N messages "feed i": text, every 3rd binary,
                         every 5th fragmented in three; then pings and logs the
                         pong; then holds the connection
@@ -35,7 +36,10 @@ async def handler(ws, path=None):
         if url.path == "/feed":
             if q.get("expect") == "1":
                 log("received %r" % await ws.recv())
+            rate = float(q.get("rate", "0"))
             for i in range(1, int(q.get("n", "100")) + 1):
+                if rate:
+                    await asyncio.sleep(1 / rate)
                 text = "feed %d" % i
                 if i % 5 == 0:
                     await ws.send([text[:2], text[2:4], text[4:]])
@@ -68,12 +72,14 @@ async def main():
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--max-seconds", type=float, default=120)
+    p.add_argument("--port", type=int, default=0)
     args = p.parse_args()
     context = None
     if args.cert:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(args.cert, args.key)
-    async with websockets.serve(handler, "127.0.0.1", 0, ssl=context, max_size=None) as server:
+    async with websockets.serve(handler, "127.0.0.1", args.port, ssl=context, max_size=None,
+                                reuse_address=True) as server:
         log("listening on 127.0.0.1:%d" % server.sockets[0].getsockname()[1])
         await asyncio.sleep(args.max_seconds)
 

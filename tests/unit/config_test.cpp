@@ -211,6 +211,7 @@ TEST_CASE("websocket: keys and mistakes on one line", "[config]") {
         std::vector<std::string>{"{\"op\": \"auth\", \"key\": \"s3cret\"}", "SUB a"});
   CHECK(c.sources[0].framing.maxFrameBytes == 1048576);
   CHECK(effectiveConfigYaml(c).find("s3cret") == std::string::npos);
+  CHECK(errorOf("upstream: {type: websocket}\n") == "test.yaml:1: upstream: missing required key 'url' (or endpoints)");
   CHECK(errorOf("upstream: {type: websocket, url: 'http://x/'}\n") ==
         "test.yaml:1: upstream.url: must start with ws:// or wss://, got 'http://x/'");
   CHECK(errorOf("upstream: {type: websocket, url: 'ws://x/', framing: {type: delimiter}}\n") ==
