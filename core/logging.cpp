@@ -22,6 +22,11 @@ void configureLogging(const std::string& level) {
   Poco::Logger::setLevel("", Poco::Logger::parseLevel(level));
 }
 
+void setLogLevel(const std::string& level) {
+  Poco::Logger::root().setLevel(level);
+  Poco::Logger::setLevel("", Poco::Logger::parseLevel(level));
+}
+
 std::string oneLine(std::string_view text) {
   std::string out;
   out.reserve(text.size());

@@ -4,7 +4,13 @@
 
 #include <signal.h>
 
+#include <Poco/Logger.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <string>
 
@@ -15,7 +21,10 @@
 namespace {
 
 const char* kUsage =
-    "usage: streamrelay [--config FILE]      run the relay (default FILE: config/streamrelay.yaml)\n"
+    "usage: streamrelay [--config FILE] [--pid-file PIDFILE]\n"
+    "                                        run the relay (default FILE: config/streamrelay.yaml); SIGHUP\n"
+    "                                        reloads FILE and rescans the plugins directory\n"
+    "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
     "       streamrelay --list-keys          print every config key: kind, range, default, what it does\n"
     "       streamrelay --version | --help\n";
@@ -23,20 +32,22 @@ const char* kUsage =
 struct Options {
   std::string config = "config/streamrelay.yaml";
   bool checkOnly = false;
+  std::string pidFile;       // written once the relay runs, removed when it stops
+  std::string reloadPidFile; // --reload: signal that relay and exit
 };
 
 // Returns -1 to go on, or an exit code.
 int parseArgs(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&](const char* name) -> bool {
+    auto value = [&](const char* name, std::string& out) -> bool {
       if (arg.rfind(std::string(name) + "=", 0) == 0) {
-        options.config = arg.substr(std::strlen(name) + 1);
+        out = arg.substr(std::strlen(name) + 1);
         return true;
       }
       if (arg != name) return false;
       if (i + 1 >= argc) throw std::invalid_argument(std::string(name) + " needs a FILE");
-      options.config = argv[++i];
+      out = argv[++i];
       return true;
     };
     if (arg == "--help" || arg == "-h") {
@@ -51,21 +62,46 @@ int parseArgs(int argc, char** argv, Options& options) {
       std::cout << "streamrelay " << STREAMRELAY_VERSION << "\n";
       return 0;
     }
-    if (value("--check-config")) options.checkOnly = true;
-    else if (!value("--config")) throw std::invalid_argument("unknown argument '" + arg + "'");
+    if (value("--check-config", options.config)) options.checkOnly = true;
+    else if (!value("--config", options.config) && !value("--pid-file", options.pidFile) &&
+             !value("--reload", options.reloadPidFile))
+      throw std::invalid_argument("unknown argument '" + arg + "'");
   }
   return -1;
 }
 
 // Waits for SIGTERM, SIGINT or SIGQUIT (blocked in every thread, so they
-// arrive here). SIGHUP makes the plugin host rescan its directory.
-void waitForTermination(const sigset_t& signals, streamrelay::Relay& relay) {
+// arrive here). SIGHUP reloads the config file (a file that does not load
+// changes nothing) and rescans the plugins directory.
+void waitForTermination(const sigset_t& signals, streamrelay::Relay& relay, const std::string& configPath) {
   for (;;) {
     int sig = 0;
     if (sigwait(&signals, &sig) != 0) continue;
     if (sig != SIGHUP) return;
+    try {
+      relay.reload(streamrelay::loadConfig(configPath));
+    } catch (const std::exception& e) {
+      Poco::Logger::get("streamrelay").error("config reload: %s; the running config stays",
+                                             streamrelay::oneLine(e.what()));
+    }
     relay.rescanPlugins();
   }
+}
+
+// --reload PIDFILE: SIGHUP to the relay that wrote it. Returns the exit code.
+int signalReload(const std::string& pidFile) {
+  std::ifstream in(pidFile);
+  long pid = 0;
+  if (!(in >> pid) || pid <= 1) {
+    std::cerr << "streamrelay: --reload: no pid in " << pidFile << "\n";
+    return 1;
+  }
+  if (::kill(static_cast<pid_t>(pid), SIGHUP) != 0) {
+    std::cerr << "streamrelay: --reload: cannot signal pid " << pid << ": " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  std::cout << "streamrelay: reload requested from pid " << pid << "\n";
+  return 0;
 }
 
 }  // namespace
@@ -75,6 +111,7 @@ int main(int argc, char** argv) {
   try {
     int code = parseArgs(argc, argv, options);
     if (code >= 0) return code;
+    if (!options.reloadPidFile.empty()) return signalReload(options.reloadPidFile);
   } catch (const std::invalid_argument& e) {
     std::cerr << "streamrelay: " << e.what() << "\n" << kUsage;
     return 2;
@@ -103,8 +140,10 @@ int main(int argc, char** argv) {
   try {
     streamrelay::Relay relay(config);
     relay.start();
-    waitForTermination(signals, relay);
+    if (!options.pidFile.empty()) std::ofstream(options.pidFile) << ::getpid() << "\n";
+    waitForTermination(signals, relay, options.config);
     relay.stop();
+    if (!options.pidFile.empty()) std::remove(options.pidFile.c_str());
   } catch (const std::exception& e) {
     std::cerr << "streamrelay: " << e.what() << "\n";
     return 1;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,13 @@ class Relay {
 
   // Thread safe: look for new, changed and removed plugins now (SIGHUP).
   void rescanPlugins();
+  // Applies a new, already validated config while running (SIGHUP): listeners
+  // added, removed or changed (a changed one is replaced: its subscribers are
+  // closed with reason `removed`) and the log level; one log line per change.
+  // What it cannot apply yet (sources, streams, plugin instances, writer
+  // threads) is logged as needing a restart. Unchanged listeners and the
+  // sources are not touched. Called from the thread that calls start()/stop().
+  void reload(const Config& next);
   // Thread safe: the relay's figures as JSON (the plugin host API's stats).
   std::string statsJson() const;
 
@@ -48,7 +56,7 @@ class Relay {
  private:
   std::vector<Bus*> buses(const std::vector<std::string>& names) const;
 
-  const Config config_;
+  Config config_;  // what runs: reload() changes its listeners and log level
   const std::uint64_t epoch_;  // random id of this run, shared by every stream
   Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all sources
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
@@ -57,8 +65,10 @@ class Relay {
   std::map<std::string, std::unique_ptr<Bus>> streams_;
   std::vector<std::unique_ptr<UpstreamSource>> sources_;  // in config order
   // Declared before writers_: sessions report to their listener when the
-  // writers close them, so listeners must be destroyed last.
+  // writers close them, so listeners must be destroyed last. Guarded by
+  // listenersMutex_ (reload changes it while statsJson reads it).
   std::vector<std::unique_ptr<SubscriberListener>> listeners_;
+  mutable std::mutex listenersMutex_;
   WriterPool writers_;
   std::unique_ptr<PluginHost> plugins_;  // null without plugins.directory
   bool stopped_ = false;

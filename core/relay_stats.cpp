@@ -147,7 +147,10 @@ std::string Relay::statsJson() const {
   root.set("sources", sources);
   root.set("streams", streams);
   Array::Ptr listeners = new Array;
-  for (const auto& l : listeners_) listeners->add(listenerJson(*l));
+  {
+    std::lock_guard<std::mutex> lock(listenersMutex_);
+    for (const auto& l : listeners_) listeners->add(listenerJson(*l));
+  }
   root.set("listeners", listeners);
   // A consumer of several streams is listed once.
   Array::Ptr consumers = new Array;

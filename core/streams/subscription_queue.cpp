@@ -150,6 +150,7 @@ void SubscriptionQueue::close(CloseReason reason) {
   }
   roomAvailable_.notify_all();
   framesAvailable_.notify_all();
+  wake_();  // a consumer that waits on its writer (a subscriber) learns of it now
 }
 
 bool SubscriptionQueue::closed() const {

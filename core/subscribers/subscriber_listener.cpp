@@ -1,5 +1,7 @@
 #include "subscriber_listener.hpp"
 
+#include <algorithm>
+
 #include <Poco/Logger.h>
 #include <Poco/Net/NetException.h>
 #include <Poco/Net/TCPServerConnection.h>
@@ -198,6 +200,10 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   // Subscribed before the writer sees the session: a client that resets at
   // once is then unsubscribed after it was subscribed, never before.
   for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
+  {
+    std::lock_guard<std::mutex> lock(sessionsMutex_);
+    sessionQueues_.push_back(queue);
+  }
   // Logged once subscribed: from this line on, every published frame reaches it.
   logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
                        config_.maxClients);
@@ -224,6 +230,29 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
                                  " frames sent, " + std::to_string(session.queue()->counters().dropped.load()) +
                                  " dropped",
                              level));
+  // Last: once the list is empty, closeSubscribers() may let the listener be
+  // destroyed, so nothing here touches it after the lock is released.
+  std::lock_guard<std::mutex> lock(sessionsMutex_);
+  const SubscriptionQueue* queue = session.queue().get();
+  sessionQueues_.erase(std::remove_if(sessionQueues_.begin(), sessionQueues_.end(),
+                                      [&](const std::weak_ptr<SubscriptionQueue>& q) {
+                                        auto locked = q.lock();
+                                        return !locked || locked.get() == queue;
+                                      }),
+                       sessionQueues_.end());
+  if (sessionQueues_.empty()) sessionsGone_.notify_all();
+}
+
+int SubscriberListener::closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(sessionsMutex_);
+  std::vector<QueuePtr> open;
+  for (const auto& weak : sessionQueues_)
+    if (QueuePtr queue = weak.lock()) open.push_back(queue);
+  lock.unlock();
+  for (const QueuePtr& queue : open) queue->close(reason);  // each writer closes its session, then onClosed
+  lock.lock();
+  const bool gone = sessionsGone_.wait_until(lock, deadline, [&] { return sessionQueues_.empty(); });
+  return gone ? static_cast<int>(open.size()) : -1;
 }
 
 }  // namespace streamrelay

@@ -12,7 +12,10 @@
 #include <Poco/ThreadPool.h>
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <memory>
 #include <vector>
 
@@ -45,6 +48,11 @@ class SubscriberListener {
 
   void start();
   void stopAccepting();
+  // After stopAccepting(): closes every subscriber with `reason` and waits,
+  // until the deadline, for the writers to have let go of them all (then the
+  // listener may be destroyed). Returns how many were closed; -1 if some were
+  // still open at the deadline.
+  int closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline);
 
   const ListenerConfig& config() const { return config_; }
   std::uint16_t port() const { return port_; }
@@ -69,6 +77,10 @@ class SubscriberListener {
   Poco::ThreadPool pool_;
   std::unique_ptr<Poco::Net::TCPServer> server_;
   std::atomic<int> clients_{0};  // admitted and not yet closed
+  // The queues of the sessions attached and not yet closed (closeSubscribers).
+  std::mutex sessionsMutex_;
+  std::condition_variable sessionsGone_;
+  std::vector<std::weak_ptr<SubscriptionQueue>> sessionQueues_;
   ListenerCounters counters_;
   LogLimiter refusalLog_;
 };

@@ -96,8 +96,11 @@ void SubscriberSession::advance(std::size_t written) {
 
 SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
   if (closeReason_ != CloseReason::None) return FlushResult::Closed;
-  if (queue_->closeReason() == CloseReason::SlowConsumer) {
-    closeReason_ = CloseReason::SlowConsumer;
+  // A queue closed for shutdown is drained first; any other reason (a slow
+  // consumer cut off, a listener removed by a reload) ends the session now.
+  if (const CloseReason reason = queue_->closeReason();
+      reason != CloseReason::None && reason != CloseReason::Shutdown) {
+    closeReason_ = reason;
     return FlushResult::Closed;
   }
   for (int round = 0; round < kFlushRounds; ++round) {

@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
+#include <fstream>
 #include <exception>
 #include <thread>
 #include <map>
@@ -507,4 +509,75 @@ TEST_CASE("a late subscriber with replay gets the recent past, then live frames,
     ++inOrder;
   }
   CHECK(inOrder == 40000);
+}
+
+// Config reload under load (SIGHUP): a listener added, changed, removed, then an
+// invalid file and a new log level, while one publisher sends 60,000 frames
+// at 20,000 frames/s to 16 subscribers of an unchanged listener. The
+// publisher's one connection is never dropped, every subscriber of the
+// unchanged listener gets every frame, and each change is one log line.
+TEST_CASE("config reload: listeners come and go under load, the upstream and the other subscribers never notice",
+          "[integration][reload]") {
+  const std::string base = kListenUpstream + "listeners:\n" + listener("main");
+  RunningRelay relay = startRelay(base);
+  std::vector<std::unique_ptr<Subscriber>> subs;
+  for (int i = 0; i < 16; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 16));
+  auto reload = [&](const std::string& yaml) {
+    std::ofstream(relay.configPath) << yaml;
+    relay.process->signal(SIGHUP);
+  };
+  const int frames = 60000;
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
+                         "20000", "--size", "64", "--count", std::to_string(frames)});
+  std::vector<long> got(subs.size());
+  std::vector<std::thread> readers;
+  for (std::size_t i = 0; i < subs.size(); ++i)
+    readers.emplace_back([&, i] { got[i] = readSequence(*subs[i], frames, 60s); });
+
+  reload(base + listener("extra"));
+  auto m = relay.process->waitForLine("listener extra: listening on 127\\.0\\.0\\.1:(\\d+) ");
+  REQUIRE(m.size() == 2);
+  CHECK(relay.process->waitForLine("config reload: listener extra added \\(127\\.0\\.0\\.1:0\\)").size() > 0);
+  Subscriber extra("127.0.0.1:" + m[1].str());
+  std::string frame;
+  CHECK(extra.next(frame, 10s));  // it serves the same stream
+
+  // A changed listener is replaced: its subscribers are closed (reason removed).
+  reload(base + listener("extra", "max_clients: 5"));
+  CHECK(relay.process->waitForLine("config reload: listener extra changed: replaced, its subscribers closed").size() > 0);
+  if (relay.process->waitForLine("listener extra: subscriber .* disconnected: removed").empty())
+    FAIL_CHECK("no 'disconnected: removed' line in: " << relay.process->output());
+
+  reload(base);
+  CHECK(relay.process->waitForLine("config reload: listener extra removed \\(0 subscriber\\(s\\) closed\\)").size() > 0);
+
+  reload(base + "log: {level: lots}\n");
+  CHECK(relay.process->waitForLine("config reload: .*log.level: 'lots' is not one of: .*; the running config stays")
+            .size() > 0);
+  reload(base + "log: {level: debug}\n");
+  CHECK(relay.process->waitForLine("config reload: log level debug \\(was information\\)").size() > 0);
+
+  for (auto& r : readers) r.join();
+  for (long n : got) CHECK(n == frames);
+  CHECK(feed->waitForExit(30s) == 0);  // its one connection was never dropped
+  CHECK(relay.process->countLines("publisher .* connected") == 1);
+}
+
+TEST_CASE("streamrelay --reload PIDFILE makes the running relay reload its config", "[integration][reload]") {
+  const std::string config = writeTempFile("reload-pid.yaml", "upstream: {type: generator}\nlisteners:\n" + listener("main"));
+  const std::string pidFile = writeTempFile("relay.pid", "");
+  ChildProcess relay(STREAMRELAY_BIN, {"--config", config, "--pid-file", pidFile});
+  REQUIRE(relay.waitForLine("relay started").size() > 0);
+  REQUIRE(pollUntil([&] { return !readLines(pidFile).empty(); }));
+  ChildProcess reload(STREAMRELAY_BIN, {"--reload", pidFile});
+  CHECK(reload.waitForExit() == 0);
+  CHECK(relay.waitForLine("config reload: no change").size() > 0);
+  relay.terminate();
+  CHECK(relay.waitForExit() == 0);
+  CHECK(readLines(pidFile).empty());  // removed at exit
+
+  ChildProcess nobody(STREAMRELAY_BIN, {"--reload", "/nonexistent/relay.pid"});
+  CHECK(nobody.waitForExit() == 1);
+  CHECK(nobody.waitForLine("--reload: no pid in /nonexistent/relay.pid").size() > 0);
 }

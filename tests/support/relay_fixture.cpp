@@ -18,6 +18,7 @@ RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>&
   static int counter = 0;
   std::string path = writeTempFile("relay" + std::to_string(++counter) + ".yaml", yaml);
   RunningRelay relay;
+  relay.configPath = path;
   relay.process = std::make_unique<ChildProcess>(STREAMRELAY_BIN, std::vector<std::string>{"--config", path});
   for (const std::string& name : listeners) {
     auto m = relay.process->waitForLine("listener " + name + ": listening on .*:(\\d+) ");

@@ -24,6 +24,7 @@ struct RunningRelay {
   std::unique_ptr<ChildProcess> process;
   std::map<std::string, int> ports;  // listener name -> port
   int publisherPort = 0;             // listen upstream
+  std::string configPath;            // the file it runs (rewrite it and send SIGHUP to reload)
 
   RunningRelay() = default;
   RunningRelay(RunningRelay&&) = default;

@@ -171,3 +171,16 @@ TEST_CASE("closing a queue releases a blocked publisher", "[queue]") {
   CHECK(q.closeReason() == CloseReason::Shutdown);
   CHECK(drainSeqs(q) == std::vector<std::uint64_t>{1});  // kept for the final drain
 }
+
+// Defect: a queue closed from outside (a listener removed by a reload) did
+// not wake its writer, so the subscriber stayed connected until something
+// else woke it.
+TEST_CASE("closing a queue wakes its consumer once", "[queue]") {
+  int wakes = 0;
+  SubscriptionQueue q("q", limits(100, 0, OverflowPolicy::Disconnect), [&] { ++wakes; });
+  q.close(CloseReason::Removed);
+  CHECK(wakes == 1);
+  q.close(CloseReason::Shutdown);  // already closed: nothing more
+  CHECK(wakes == 1);
+  CHECK(q.closeReason() == CloseReason::Removed);
+}

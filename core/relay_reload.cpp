@@ -1,0 +1,132 @@
+// Relay::reload: applies a new config while the relay runs, as far as it can
+// without touching the sources (the one upstream connection).
+#include <Poco/Logger.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+
+#include "logging.hpp"
+#include "relay.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay"); }
+
+// Two settings are the same when they print the same (defaults filled in).
+std::string printed(const Settings& settings) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emitSettings(out, settings);
+  out << YAML::EndMap;
+  return out.c_str();
+}
+
+template <class Item>
+std::string printedAll(const std::vector<Item>& items) {
+  std::string text;
+  for (const Item& item : items) text += printed(item.settings) + "\n";
+  return text;
+}
+
+const ListenerConfig* findListener(const std::vector<ListenerConfig>& list, const std::string& name) {
+  for (const ListenerConfig& l : list)
+    if (l.name == name) return &l;
+  return nullptr;
+}
+
+}  // namespace
+
+void Relay::reload(const Config& next) {
+  int changes = 0;
+  // What a restart applies: said once each, never half applied.
+  auto notApplied = [&](bool changed, const char* what) {
+    if (!changed) return;
+    ++changes;
+    logger().warning("config reload: %s changed: not applied while running (a restart applies it)", std::string(what));
+  };
+  std::string sources, nextSources;
+  for (const SourceConfig& s : config_.sources) sources += s.name + ":" + printed(s.settings) + "\n";
+  for (const SourceConfig& s : next.sources) nextSources += s.name + ":" + printed(s.settings) + "\n";
+  notApplied(sources != nextSources, "sources");
+  notApplied(printedAll(config_.streams) != printedAll(next.streams), "streams");
+  notApplied(printed(config_.plugins.settings) + printedAll(config_.plugins.instances) !=
+                 printed(next.plugins.settings) + printedAll(next.plugins.instances),
+             "plugins");
+  notApplied(config_.writerThreads != next.writerThreads, "writer_threads");
+
+  if (next.logLevel != config_.logLevel) {
+    setLogLevel(next.logLevel);
+    logger().notice("config reload: log level %s (was %s)", next.logLevel, config_.logLevel);
+    config_.logLevel = next.logLevel;
+    ++changes;
+  }
+  if (next.shutdownTimeoutMs != config_.shutdownTimeoutMs) {
+    logger().information("config reload: shutdown_timeout_ms %d (was %d)", next.shutdownTimeoutMs,
+                         config_.shutdownTimeoutMs);
+    config_.shutdownTimeoutMs = next.shutdownTimeoutMs;
+    ++changes;
+  }
+
+  // Listeners: removed and changed ones go first (a changed one may keep its port).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
+  std::vector<std::string> replaced;
+  for (const ListenerConfig& old : std::vector<ListenerConfig>(config_.listeners)) {
+    const ListenerConfig* now = findListener(next.listeners, old.name);
+    const bool changed = now && printed(now->settings) != printed(old.settings);
+    if (now && !changed) continue;
+    std::unique_ptr<SubscriberListener> listener;
+    {
+      std::lock_guard<std::mutex> lock(listenersMutex_);
+      auto it = std::find_if(listeners_.begin(), listeners_.end(),
+                             [&](const auto& l) { return l->config().name == old.name; });
+      listener = std::move(*it);
+      listeners_.erase(it);
+    }
+    listener->stopAccepting();
+    const int closed = listener->closeSubscribers(CloseReason::Removed, deadline);
+    if (closed < 0) {
+      // Writers still hold sessions of it: keep it alive (not accepting) until the relay stops.
+      logger().warning("config reload: listener %s: subscribers still closing at the deadline", old.name);
+      std::lock_guard<std::mutex> lock(listenersMutex_);
+      listeners_.push_back(std::move(listener));
+    }
+    config_.listeners.erase(std::find_if(config_.listeners.begin(), config_.listeners.end(),
+                                         [&](const ListenerConfig& l) { return l.name == old.name; }));
+    if (changed) {
+      replaced.push_back(old.name);
+    } else {
+      logger().information("config reload: listener %s removed (%d subscriber(s) closed)", old.name,
+                           std::max(closed, 0));
+      ++changes;
+    }
+  }
+  for (const ListenerConfig& l : next.listeners) {
+    if (findListener(config_.listeners, l.name)) continue;
+    const bool isReplacement = std::find(replaced.begin(), replaced.end(), l.name) != replaced.end();
+    ++changes;
+    auto missing = std::find_if(l.inputs.begin(), l.inputs.end(), [&](const std::string& s) { return !streams_.count(s); });
+    if (missing != l.inputs.end()) {
+      logger().error("config reload: listener %s not %s: input '%s' is not a stream of the running relay", l.name,
+                     std::string(isReplacement ? "replaced (removed)" : "added"), *missing);
+      continue;
+    }
+    try {
+      auto listener = std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_);
+      listener->start();
+      std::lock_guard<std::mutex> lock(listenersMutex_);
+      listeners_.push_back(std::move(listener));
+    } catch (const std::exception& e) {
+      logger().error("config reload: listener %s not %s: %s", l.name,
+                     std::string(isReplacement ? "replaced (removed)" : "added"), oneLine(e.what()));
+      continue;
+    }
+    config_.listeners.push_back(l);
+    logger().information("config reload: listener %s %s (%s)", l.name,
+                         std::string(isReplacement ? "changed: replaced, its subscribers closed" : "added"), l.bind);
+  }
+  if (changes == 0) logger().information("config reload: no change");
+}
+
+}  // namespace streamrelay
