@@ -40,11 +40,12 @@ class Relay {
 
   // Thread safe: look for new, changed and removed plugins now (SIGHUP).
   void rescanPlugins();
-  // Applies a new, already validated config while running (SIGHUP): listeners
-  // added, removed or changed (a changed one is replaced: its subscribers are
-  // closed with reason `removed`) and the log level; one log line per change.
-  // What it cannot apply yet (sources, streams, plugin instances, writer
-  // threads) is logged as needing a restart. Unchanged listeners and the
+  // Applies a new, already validated config while running (SIGHUP): plugin
+  // instances added, removed or reconfigured (through the plugins' hot
+  // replace), listeners added, removed or changed (a changed one is replaced:
+  // its subscribers are closed with reason `removed`) and the log level; one
+  // log line per change. What it cannot apply yet (sources, streams, the
+  // plugins directory, writer threads) is logged as needing a restart. Unchanged listeners and the
   // sources are not touched. Called from the thread that calls start()/stop().
   void reload(const Config& next);
   // Thread safe: the relay's figures as JSON (the plugin host API's stats).
@@ -62,7 +63,10 @@ class Relay {
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
   // One bus per stream, by name: declared before the sources that publish on
   // them and the listeners and plugins that subscribe.
+  // Guarded by streamsMutex_ where it can grow (a reload adds the streams of
+  // new plugin instances) while statsJson reads it.
   std::map<std::string, std::unique_ptr<Bus>> streams_;
+  mutable std::mutex streamsMutex_;
   std::vector<std::unique_ptr<UpstreamSource>> sources_;  // in config order
   // Declared before writers_: sessions report to their listener when the
   // writers close them, so listeners must be destroyed last. Guarded by

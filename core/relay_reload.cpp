@@ -51,9 +51,7 @@ void Relay::reload(const Config& next) {
   for (const SourceConfig& s : next.sources) nextSources += s.name + ":" + printed(s.settings) + "\n";
   notApplied(sources != nextSources, "sources");
   notApplied(printedAll(config_.streams) != printedAll(next.streams), "streams");
-  notApplied(printed(config_.plugins.settings) + printedAll(config_.plugins.instances) !=
-                 printed(next.plugins.settings) + printedAll(next.plugins.instances),
-             "plugins");
+  notApplied(printed(config_.plugins.settings) != printed(next.plugins.settings), "plugins (directory, allow_insecure, rescan_ms)");
   notApplied(config_.writerThreads != next.writerThreads, "writer_threads");
 
   if (next.logLevel != config_.logLevel) {
@@ -67,6 +65,32 @@ void Relay::reload(const Config& next) {
                          config_.shutdownTimeoutMs);
     config_.shutdownTimeoutMs = next.shutdownTimeoutMs;
     ++changes;
+  }
+
+  // Plugin instances, before the listeners (a new listener may read a new
+  // instance's stream): new streams first, then the plugins' hot replace.
+  if (plugins_ && printedAll(config_.plugins.instances) != printedAll(next.plugins.instances)) {
+    std::map<std::string, Bus*> buses;
+    {
+      std::lock_guard<std::mutex> lock(streamsMutex_);
+      for (const PluginInstanceConfig& instance : next.plugins.instances) {
+        if (streams_.count(instance.name)) continue;
+        ReplayLimits replay;
+        for (const StreamConfig& kept : next.streams)
+          if (kept.name == instance.name) replay = kept.replay;
+        streams_.emplace(instance.name, std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, replay));
+      }
+      for (auto& entry : streams_) buses.emplace(entry.first, entry.second.get());
+    }
+    std::vector<std::string> names = plugins_->reconfigure(next.plugins.instances, std::move(buses));
+    config_.plugins.instances = next.plugins.instances;
+    if (!names.empty()) {
+      std::string list;
+      for (const std::string& name : names) list += (list.empty() ? "" : ", ") + name;
+      logger().information("config reload: plugin instances %s added, removed or changed: their plugins reload in place",
+                           list);
+      ++changes;
+    }
   }
 
   // Listeners: removed and changed ones go first (a changed one may keep its port).

@@ -134,6 +134,7 @@ Object::Ptr histogramJson(const Histogram& h) {
 }  // namespace
 
 std::string Relay::statsJson() const {
+  std::lock_guard<std::mutex> streamsLock(streamsMutex_);
   Object root;
   root.set("epoch", epoch_);
   std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit

@@ -1,5 +1,7 @@
 #include "plugin_host.hpp"
 
+#include <yaml-cpp/yaml.h>
+
 #include <Poco/Delegate.h>
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
@@ -89,6 +91,7 @@ PluginHost::PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> 
       stats_(std::move(stats)),
       drainTimeout_(shutdownTimeoutMs) {
   for (const auto& stream : streams_) streamNames_.push_back(stream.first);
+  requested_ = config_.instances;
   const char* tmpdir = std::getenv("TMPDIR");
   const std::string tempDir = tmpdir && *tmpdir ? tmpdir : "/tmp";
   removeStaleCopies(tempDir);
@@ -116,6 +119,72 @@ void PluginHost::start() {
       logger().warning("plugin %s: no plugin of type %s in %s yet; it starts when one is dropped in", instance.name,
                        instance.type, config_.directory);
   thread_ = std::thread([this, firstWait] { run(firstWait); });
+}
+
+namespace {
+std::string printedInstances(const std::vector<PluginInstanceConfig>& instances, const std::string& type) {
+  std::string text;
+  for (const PluginInstanceConfig& i : instances)
+    if (i.type == type) {
+      YAML::Emitter out;
+      out << YAML::BeginMap;
+      emitSettings(out, i.settings);
+      out << YAML::EndMap;
+      text += std::string(out.c_str()) + "\n";
+    }
+  return text;
+}
+}  // namespace
+
+std::vector<std::string> PluginHost::reconfigure(std::vector<PluginInstanceConfig> instances,
+                                                 std::map<std::string, Bus*> streams) {
+  std::vector<std::string> changed;
+  Reconfiguration r;
+  {
+    std::lock_guard<std::mutex> lock(pendingMutex_);
+    // Compared with what was last asked for (the host thread may not have applied it yet).
+    const std::vector<PluginInstanceConfig>& before = pending_.empty() ? requested_ : pending_.back().instances;
+    std::set<std::string> types;
+    for (const auto& i : before) types.insert(i.type);
+    for (const auto& i : instances) types.insert(i.type);
+    for (const std::string& type : types)
+      if (printedInstances(before, type) != printedInstances(instances, type)) r.types.insert(type);
+    auto has = [](const std::vector<PluginInstanceConfig>& list, const PluginInstanceConfig& i) {
+      return std::any_of(list.begin(), list.end(), [&](const PluginInstanceConfig& j) { return j.name == i.name; });
+    };
+    for (const auto& i : instances)
+      if (r.types.count(i.type) || !has(before, i)) changed.push_back(i.name);
+    for (const auto& i : before)
+      if (!has(instances, i)) changed.push_back(i.name);
+    if (r.types.empty()) return {};
+    r.instances = std::move(instances);
+    r.streams = std::move(streams);
+    pending_.push_back(std::move(r));
+  }
+  requestRescan();
+  return changed;
+}
+
+// Host thread: the reconfigurations asked for since the last scan.
+void PluginHost::applyReconfigurations() {
+  std::vector<Reconfiguration> todo;
+  {
+    std::lock_guard<std::mutex> lock(pendingMutex_);
+    todo.swap(pending_);
+    if (!todo.empty()) requested_ = todo.back().instances;
+  }
+  for (Reconfiguration& r : todo) {
+    config_.instances = std::move(r.instances);
+    {
+      std::lock_guard<std::mutex> lock(streamsMutex_);
+      streams_ = std::move(r.streams);
+      streamNames_.clear();
+      for (const auto& stream : streams_) streamNames_.push_back(stream.first);
+    }
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    for (const auto& f : files_)
+      if (r.types.count(f.second.type)) reloadNow_.insert(f.first);
+  }
 }
 
 void PluginHost::requestRescan() {
@@ -202,6 +271,7 @@ void PluginHost::watchDirectory() {
 // Host thread (or start(), before the thread exists).
 // Returns how soon the next scan should be.
 std::chrono::milliseconds PluginHost::scan(ScanMoment moment) {
+  applyReconfigurations();
   std::chrono::milliseconds nextScan(config_.rescanMs);
   std::set<std::string> present;
   if (directoryIsSafe()) {
@@ -218,6 +288,10 @@ std::chrono::milliseconds PluginHost::scan(ScanMoment moment) {
       struct stat side {};
       if (::stat(sidecarOf(path).c_str(), &side) == 0) signature.sidecarMtimeNs = mtimeNs(side);
       auto loaded = files_.find(path);
+      if (reloadNow_.erase(path)) {  // its instances changed (a config reload): the file did not
+        load(path, signature);
+        continue;
+      }
       if (loaded != files_.end() && loaded->second.signature == signature) continue;
       auto failed = failed_.find(path);
       if (failed != failed_.end() && failed->second == signature) continue;
@@ -344,9 +418,14 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
   for (const PluginInstanceConfig& c : configs) {
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();
-    auto output = streams_.find(c.name);  // the stream it emits on (configured instances)
+    Bus* outputBus = nullptr;  // the stream it emits on (configured instances)
+    {
+      std::lock_guard<std::mutex> lock(streamsMutex_);
+      auto output = streams_.find(c.name);
+      if (output != streams_.end()) outputBus = output->second;
+    }
     auto instance = std::make_shared<PluginInstance>(library, c, metrics,
-                                                     output == streams_.end() ? nullptr : output->second, stats_,
+                                                     outputBus, stats_,
                                                      [this](PluginInstance& i) { onDisabled(i); });
     std::string error;
     if (instance->create(error)) {
@@ -415,12 +494,14 @@ void PluginHost::onDisabled(PluginInstance& instance) { unsubscribe(instance); }
 
 std::vector<Bus*> PluginHost::inputsOf(const PluginInstance& instance) const {
   std::vector<Bus*> buses;
+  std::lock_guard<std::mutex> lock(streamsMutex_);
   for (const std::string& name : instance.config().inputs) buses.push_back(streams_.at(name));
   return buses;
 }
 
 // From every stream (a bus that does not hold the queue ignores it).
 void PluginHost::unsubscribe(const PluginInstance& instance) {
+  std::lock_guard<std::mutex> lock(streamsMutex_);
   for (const auto& stream : streams_) stream.second->unsubscribe(instance.queue().get());
 }
 

@@ -52,6 +52,13 @@ class PluginHost {
   // them and unloads the libraries.
   void stop(std::chrono::steady_clock::time_point deadline);
   std::vector<std::shared_ptr<PluginInstance>> instances() const;
+  // Thread safe: the plugin instances of a reloaded config, and every stream's
+  // bus (those of instances added now included). The host thread applies it at
+  // its next scan: each loaded plugin whose instances changed is reloaded
+  // through the hot-replace path (gapless, all or nothing). Returns the names
+  // of the instances added, removed or changed.
+  std::vector<std::string> reconfigure(std::vector<PluginInstanceConfig> instances,
+                                       std::map<std::string, Bus*> streams);
   // Plugin files whose current version did not load, with the reason, by path.
   std::map<std::string, std::string> loadFailures() const;
 
@@ -94,10 +101,24 @@ class PluginHost {
   void unsubscribe(const PluginInstance& instance);
   void onDirectoryEvent(const void* sender, const Poco::DirectoryWatcher::DirectoryEvent& event);
 
-  const PluginsConfig config_;
-  const std::map<std::string, Bus*> streams_;
+  // Host thread (and construction, start, stop): config_.instances is
+  // replaced by a reconfigure. streams_ and streamNames_ grow then too, under
+  // streamsMutex_ (instance workers read streams_ when they unsubscribe).
+  PluginsConfig config_;
+  std::map<std::string, Bus*> streams_;
+  mutable std::mutex streamsMutex_;
   const std::vector<std::string> sources_;
   std::vector<std::string> streamNames_;  // the keys of streams_
+  struct Reconfiguration {
+    std::vector<PluginInstanceConfig> instances;
+    std::map<std::string, Bus*> streams;
+    std::set<std::string> types;  // whose instances changed
+  };
+  std::mutex pendingMutex_;
+  std::vector<Reconfiguration> pending_;  // applied in order by the host thread
+  std::vector<PluginInstanceConfig> requested_;  // the instances last applied (under pendingMutex_)
+  std::set<std::string> reloadNow_;       // host thread only: paths to load again at once
+  void applyReconfigurations();
   PluginInstance::StatsJson stats_;
   const std::chrono::milliseconds drainTimeout_;
   std::string privateDir_;
