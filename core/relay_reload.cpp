@@ -100,6 +100,22 @@ void Relay::reload(const Config& next) {
     const ListenerConfig* now = findListener(next.listeners, old.name);
     const bool changed = now && printed(now->settings) != printed(old.settings);
     if (now && !changed) continue;
+    if (changed && SubscriberListener::changesInPlace(old, *now)) {
+      int closed = 0;
+      {
+        std::lock_guard<std::mutex> lock(listenersMutex_);
+        for (auto& l : listeners_)
+          if (l->config().name == old.name) closed = l->update(*now);
+      }
+      *std::find_if(config_.listeners.begin(), config_.listeners.end(),
+                    [&](const ListenerConfig& l) { return l.name == old.name; }) = *now;
+      logger().information("config reload: listener %s changed in place (allow, queue, write_deadline_ms, "
+                           "send_buffer_bytes): %d subscriber(s) the allow list now refuses closed; new subscribers "
+                           "get the new settings",
+                           old.name, closed);
+      ++changes;
+      continue;
+    }
     std::unique_ptr<SubscriberListener> listener;
     {
       std::lock_guard<std::mutex> lock(listenersMutex_);

@@ -1,6 +1,7 @@
 #include "subscriber_listener.hpp"
 
 #include <algorithm>
+#include <tuple>
 
 #include <Poco/Logger.h>
 #include <Poco/Net/NetException.h>
@@ -76,7 +77,12 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 
 SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
                                        Histogram& writeLatency)
-    : config_(config), inputs_(std::move(inputs)), writers_(writers), writeLatency_(writeLatency), pool_(kHandOffThreads, kHandOffThreads) {
+    : config_(config),
+      soft_(std::make_shared<const Soft>(Soft{config.allow, config.queue, config.writeDeadlineMs, config.sendBufferBytes})),
+      inputs_(std::move(inputs)),
+      writers_(writers),
+      writeLatency_(writeLatency),
+      pool_(kHandOffThreads, kHandOffThreads) {
   try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6)
@@ -130,7 +136,7 @@ void SubscriberListener::logRefusal(const std::string& peer, const std::string& 
 // 4 KiB at 65% of the ceiling with autotuning and 105% with 256 KiB). A far
 // peer keeps autotuning: a 256 KiB buffer would cap it at 256 KiB per RTT.
 int SubscriberListener::sendBufferFor(int fd) {
-  if (config_.sendBufferBytes != ListenerConfig::kSendBufferAuto) return config_.sendBufferBytes;
+  if (const int bytes = soft()->sendBufferBytes; bytes != ListenerConfig::kSendBufferAuto) return bytes;
   tcp_info info{};
   socklen_t size = sizeof info;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 || info.tcpi_rtt == 0 ||
@@ -149,7 +155,7 @@ bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
     logRefusal("a client", "it was gone before admission (" + e.displayText() + ")");
     return false;
   }
-  if (!config_.allow.allows(peer.addr())) {
+  if (!soft()->allow.allows(peer.addr())) {
     counters_.refusedAllow.fetch_add(1, std::memory_order_relaxed);
     logRefusal(peer.toString(), "not in the allow list");
     return false;
@@ -190,19 +196,23 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   }
   const std::uint64_t id = nextSessionId.fetch_add(1);
   SubscriberWriter& writer = writers_.pick();
-  auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, config_.queue,
+  const std::shared_ptr<const Soft> now = soft();
+  auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, now->queue,
                                                    [&writer, id] { writer.wake(id); });
   auto session = std::make_shared<SubscriberSession>(
       id, fd, peer, config_.framing, queue,
       [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
-      std::chrono::milliseconds(config_.writeDeadlineMs));
+      std::chrono::milliseconds(now->writeDeadlineMs));
+  Attached attached{queue, {}};
+  socklen_t peerLength = sizeof attached.peer;
+  ::getpeername(fd, reinterpret_cast<sockaddr*>(&attached.peer), &peerLength);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   // Subscribed before the writer sees the session: a client that resets at
   // once is then unsubscribed after it was subscribed, never before.
   for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
   {
     std::lock_guard<std::mutex> lock(sessionsMutex_);
-    sessionQueues_.push_back(queue);
+    sessionQueues_.push_back(attached);
   }
   // Logged once subscribed: from this line on, every published frame reaches it.
   logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
@@ -216,10 +226,10 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   std::string detail;
   if (reason == CloseReason::SlowConsumer && session.writeDeadlineExceeded())
-    detail = " (no byte accepted for write_deadline_ms " + std::to_string(config_.writeDeadlineMs) + ")";
+    detail = " (no byte accepted for write_deadline_ms " + std::to_string(session.writeDeadline().count()) + ")";
   else if (reason == CloseReason::SlowConsumer)
-    detail = " (queue full: max_frames " + std::to_string(config_.queue.maxFrames) + ", max_bytes " +
-             std::to_string(config_.queue.maxBytes) + ", on_full disconnect)";
+    detail = " (queue full: max_frames " + std::to_string(session.queue()->limits().maxFrames) + ", max_bytes " +
+             std::to_string(session.queue()->limits().maxBytes) + ", on_full disconnect)";
   if (session.framesSkipped() > 0)
     detail += "; " + std::to_string(session.framesSkipped()) + " frames skipped: " + config_.framing.describe() +
               " cannot carry them";
@@ -235,19 +245,55 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
   std::lock_guard<std::mutex> lock(sessionsMutex_);
   const SubscriptionQueue* queue = session.queue().get();
   sessionQueues_.erase(std::remove_if(sessionQueues_.begin(), sessionQueues_.end(),
-                                      [&](const std::weak_ptr<SubscriptionQueue>& q) {
-                                        auto locked = q.lock();
+                                      [&](const Attached& a) {
+                                        auto locked = a.queue.lock();
                                         return !locked || locked.get() == queue;
                                       }),
                        sessionQueues_.end());
   if (sessionQueues_.empty()) sessionsGone_.notify_all();
 }
 
+std::shared_ptr<const SubscriberListener::Soft> SubscriberListener::soft() const {
+  std::lock_guard<std::mutex> lock(softMutex_);
+  return soft_;
+}
+
+bool SubscriberListener::changesInPlace(const ListenerConfig& from, const ListenerConfig& to) {
+  // Everything but the soft keys must be equal: compare with those copied over.
+  ListenerConfig same = to;
+  same.allow = from.allow;
+  same.queue = from.queue;
+  same.writeDeadlineMs = from.writeDeadlineMs;
+  same.sendBufferBytes = from.sendBufferBytes;
+  auto hard = [](const ListenerConfig& c) {
+    return std::make_tuple(c.name, c.bind, c.inputs, c.framing.describe(), c.framing.maxFrameBytes, c.framing.delimiter,
+                           c.framing.strip, c.maxClients, c.replayFrames);
+  };
+  return hard(same) == hard(from);
+}
+
+int SubscriberListener::update(const ListenerConfig& next) {
+  auto soft = std::make_shared<const Soft>(Soft{next.allow, next.queue, next.writeDeadlineMs, next.sendBufferBytes});
+  {
+    std::lock_guard<std::mutex> lock(softMutex_);
+    soft_ = soft;
+  }
+  std::vector<QueuePtr> refused;
+  {
+    std::lock_guard<std::mutex> lock(sessionsMutex_);
+    for (const Attached& a : sessionQueues_)
+      if (QueuePtr queue = a.queue.lock())
+        if (!soft->allow.allows(reinterpret_cast<const sockaddr*>(&a.peer))) refused.push_back(queue);
+  }
+  for (const QueuePtr& queue : refused) queue->close(CloseReason::Removed);
+  return static_cast<int>(refused.size());
+}
+
 int SubscriberListener::closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(sessionsMutex_);
   std::vector<QueuePtr> open;
-  for (const auto& weak : sessionQueues_)
-    if (QueuePtr queue = weak.lock()) open.push_back(queue);
+  for (const Attached& a : sessionQueues_)
+    if (QueuePtr queue = a.queue.lock()) open.push_back(queue);
   lock.unlock();
   for (const QueuePtr& queue : open) queue->close(reason);  // each writer closes its session, then onClosed
   lock.lock();

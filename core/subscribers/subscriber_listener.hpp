@@ -16,6 +16,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <sys/socket.h>
 #include <memory>
 #include <vector>
 
@@ -53,7 +54,15 @@ class SubscriberListener {
   // listener may be destroyed). Returns how many were closed; -1 if some were
   // still open at the deadline.
   int closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline);
+  // Keys a running listener takes without a restart: allow, queue,
+  // write_deadline_ms, send_buffer_bytes (the rest need a new listener).
+  static bool changesInPlace(const ListenerConfig& from, const ListenerConfig& to);
+  // Applies those keys: new subscribers get the new queue and deadlines;
+  // subscribers the new allow list refuses are closed (reason `removed`).
+  // Returns how many were closed.
+  int update(const ListenerConfig& next);
 
+  // Its config as it was started (name, bind, inputs, framing never change).
   const ListenerConfig& config() const { return config_; }
   std::uint16_t port() const { return port_; }
   int clients() const { return clients_.load(); }
@@ -69,6 +78,17 @@ class SubscriberListener {
   int sendBufferFor(int fd);
 
   const ListenerConfig config_;
+  // The keys update() may change, as they are now; read by the accept and
+  // writer threads through soft().
+  struct Soft {
+    CidrList allow;
+    QueueLimits queue;
+    int writeDeadlineMs;
+    int sendBufferBytes;
+  };
+  std::shared_ptr<const Soft> soft() const;
+  mutable std::mutex softMutex_;
+  std::shared_ptr<const Soft> soft_;
   const std::vector<Bus*> inputs_;
   WriterPool& writers_;
   Histogram& writeLatency_;
@@ -80,7 +100,11 @@ class SubscriberListener {
   // The queues of the sessions attached and not yet closed (closeSubscribers).
   std::mutex sessionsMutex_;
   std::condition_variable sessionsGone_;
-  std::vector<std::weak_ptr<SubscriptionQueue>> sessionQueues_;
+  struct Attached {
+    std::weak_ptr<SubscriptionQueue> queue;
+    sockaddr_storage peer;  // for an allow list changed by update()
+  };
+  std::vector<Attached> sessionQueues_;
   ListenerCounters counters_;
   LogLimiter refusalLog_;
 };

@@ -511,7 +511,8 @@ TEST_CASE("a late subscriber with replay gets the recent past, then live frames,
   CHECK(inOrder == 40000);
 }
 
-// Config reload under load (SIGHUP): a listener added, changed, removed, then an
+// Config reload under load (SIGHUP): a listener added, its allow list changed in
+// place, replaced, removed, then an
 // invalid file and a new log level, while one publisher sends 60,000 frames
 // at 20,000 frames/s to 16 subscribers of an unchanged listener. The
 // publisher's one connection is never dropped, every subscriber of the
@@ -543,11 +544,20 @@ TEST_CASE("config reload: listeners come and go under load, the upstream and the
   std::string frame;
   CHECK(extra.next(frame, 10s));  // it serves the same stream
 
-  // A changed listener is replaced: its subscribers are closed (reason removed).
-  reload(base + listener("extra", "max_clients: 5"));
-  CHECK(relay.process->waitForLine("config reload: listener extra changed: replaced, its subscribers closed").size() > 0);
+  // An allow list changed in place: subscribers it still admits stay, those it
+  // now refuses are closed (reason removed).
+  reload(base + listener("extra", "allow: ['127.0.0.0/8']"));
+  CHECK(relay.process->waitForLine("config reload: listener extra changed in place .*: 0 subscriber\\(s\\) the allow "
+                                   "list now refuses closed").size() > 0);
+  reload(base + listener("extra", "allow: ['10.0.0.0/8']"));
+  CHECK(relay.process->waitForLine("config reload: listener extra changed in place .*: 1 subscriber\\(s\\) the allow "
+                                   "list now refuses closed").size() > 0);
   if (relay.process->waitForLine("listener extra: subscriber .* disconnected: removed").empty())
     FAIL_CHECK("no 'disconnected: removed' line in: " << relay.process->output());
+
+  // A change a running listener cannot take (max_clients) replaces it.
+  reload(base + listener("extra", "max_clients: 5"));
+  CHECK(relay.process->waitForLine("config reload: listener extra changed: replaced, its subscribers closed").size() > 0);
 
   reload(base);
   CHECK(relay.process->waitForLine("config reload: listener extra removed \\(0 subscriber\\(s\\) closed\\)").size() > 0);
