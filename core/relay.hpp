@@ -44,8 +44,10 @@ class Relay {
   // instances added, removed or reconfigured (through the plugins' hot
   // replace), listeners added, removed or changed (a changed one is replaced:
   // its subscribers are closed with reason `removed`) and the log level; one
-  // log line per change. What it cannot apply yet (sources, streams, the
-  // plugins directory, writer threads) is logged as needing a restart. Unchanged listeners and the
+  // log line per change; a source whose keys changed is restarted alone (its
+  // stream goes on), sources added start and removed ones stop. What it
+  // cannot apply yet (streams, the plugins directory, writer threads) is
+  // logged as needing a restart. Unchanged listeners and the
   // sources are not touched. Called from the thread that calls start()/stop().
   void reload(const Config& next);
   // Thread safe: the relay's figures as JSON (the plugin host API's stats).
@@ -56,6 +58,7 @@ class Relay {
 
  private:
   std::vector<Bus*> buses(const std::vector<std::string>& names) const;
+  int reloadSources(const Config& next);  // reload()'s part for sources; returns the changes made
 
   Config config_;  // what runs: reload() changes its listeners and log level
   const std::uint64_t epoch_;  // random id of this run, shared by every stream
@@ -67,7 +70,8 @@ class Relay {
   // new plugin instances) while statsJson reads it.
   std::map<std::string, std::unique_ptr<Bus>> streams_;
   mutable std::mutex streamsMutex_;
-  std::vector<std::unique_ptr<UpstreamSource>> sources_;  // in config order
+  // Index-aligned with config_.sources; both change under streamsMutex_ (a reload).
+  std::vector<std::unique_ptr<UpstreamSource>> sources_;
   // Declared before writers_: sessions report to their listener when the
   // writers close them, so listeners must be destroyed last. Guarded by
   // listenersMutex_ (reload changes it while statsJson reads it).

@@ -38,6 +38,74 @@ const ListenerConfig* findListener(const std::vector<ListenerConfig>& list, cons
 
 }  // namespace
 
+int Relay::reloadSources(const Config& next) {
+  int changes = 0;
+  auto find = [](const std::vector<SourceConfig>& list, const std::string& name) -> const SourceConfig* {
+    for (const SourceConfig& s : list)
+      if (s.name == name) return &s;
+    return nullptr;
+  };
+  auto replayOf = [&](const std::string& stream) {
+    for (const StreamConfig& kept : next.streams)
+      if (kept.name == stream) return kept.replay;
+    return ReplayLimits{};
+  };
+  // Starts `config` on its stream; false (logged) if it cannot be set up.
+  auto launch = [&](const SourceConfig& config, const char* what) {
+    Bus* bus;
+    {
+      std::lock_guard<std::mutex> lock(streamsMutex_);
+      auto it = streams_.find(config.name);
+      if (it == streams_.end())
+        it = streams_.emplace(config.name, std::make_unique<Bus>(StreamId{config.name, epoch_}, &frameSizes_,
+                                                                  replayOf(config.name))).first;
+      bus = it->second.get();
+    }
+    std::unique_ptr<UpstreamSource> source;
+    try {
+      source = UpstreamSource::create(config, *bus);
+      source->prepare();
+    } catch (const std::exception& e) {
+      logger().error("config reload: source %s not %s: %s", config.name, std::string(what), oneLine(e.what()));
+      return false;
+    }
+    source->start();
+    std::lock_guard<std::mutex> lock(streamsMutex_);
+    sources_.push_back(std::move(source));
+    config_.sources.push_back(config);
+    return true;
+  };
+  for (const SourceConfig& old : std::vector<SourceConfig>(config_.sources)) {
+    const SourceConfig* now = find(next.sources, old.name);
+    if (now && printed(now->settings) == printed(old.settings)) continue;
+    std::unique_ptr<UpstreamSource> retired;
+    {
+      std::lock_guard<std::mutex> lock(streamsMutex_);
+      for (std::size_t i = 0; i < config_.sources.size(); ++i)
+        if (config_.sources[i].name == old.name) {
+          retired = std::move(sources_[i]);
+          sources_.erase(sources_.begin() + static_cast<std::ptrdiff_t>(i));
+          config_.sources.erase(config_.sources.begin() + static_cast<std::ptrdiff_t>(i));
+          break;
+        }
+    }
+    retired->stop();  // a frame it had half read is dropped with it
+    retired.reset();
+    ++changes;
+    if (!now) {
+      logger().information("config reload: source %s removed (its stream stays for whoever still reads it)", old.name);
+    } else if (launch(*now, "restarted")) {
+      logger().information("config reload: source %s changed: it alone reconnects, its stream goes on", old.name);
+    }
+  }
+  for (const SourceConfig& s : next.sources) {
+    if (find(config_.sources, s.name)) continue;
+    ++changes;
+    if (launch(s, "added")) logger().information("config reload: source %s added (%s)", s.name, s.type());
+  }
+  return changes;
+}
+
 void Relay::reload(const Config& next) {
   int changes = 0;
   // What a restart applies: said once each, never half applied.
@@ -46,10 +114,6 @@ void Relay::reload(const Config& next) {
     ++changes;
     logger().warning("config reload: %s changed: not applied while running (a restart applies it)", std::string(what));
   };
-  std::string sources, nextSources;
-  for (const SourceConfig& s : config_.sources) sources += s.name + ":" + printed(s.settings) + "\n";
-  for (const SourceConfig& s : next.sources) nextSources += s.name + ":" + printed(s.settings) + "\n";
-  notApplied(sources != nextSources, "sources");
   notApplied(printedAll(config_.streams) != printedAll(next.streams), "streams");
   notApplied(printed(config_.plugins.settings) != printed(next.plugins.settings), "plugins (directory, allow_insecure, rescan_ms)");
   notApplied(config_.writerThreads != next.writerThreads, "writer_threads");
@@ -66,6 +130,10 @@ void Relay::reload(const Config& next) {
     config_.shutdownTimeoutMs = next.shutdownTimeoutMs;
     ++changes;
   }
+
+  // Sources: a changed one reconnects alone (its stream goes on, seq and all),
+  // an added one starts, a removed one stops; the others are not touched.
+  changes += reloadSources(next);
 
   // Plugin instances, before the listeners (a new listener may read a new
   // instance's stream): new streams first, then the plugins' hot replace.
