@@ -12,9 +12,11 @@
 #include <cstring>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 
 #include "config.hpp"
+#include "config_watcher.hpp"
 #include "logging.hpp"
 #include "relay.hpp"
 
@@ -141,7 +143,14 @@ int main(int argc, char** argv) {
     streamrelay::Relay relay(config);
     relay.start();
     if (!options.pidFile.empty()) std::ofstream(options.pidFile) << ::getpid() << "\n";
+    // watch_config: a changed file is reloaded as a SIGHUP is, on this thread.
+    std::unique_ptr<streamrelay::ConfigWatcher> watcher;
+    if (config.watchConfig) {
+      watcher = std::make_unique<streamrelay::ConfigWatcher>(options.config, [] { ::kill(::getpid(), SIGHUP); });
+      watcher->start();
+    }
     waitForTermination(signals, relay, options.config);
+    if (watcher) watcher->stop();
     relay.stop();
     if (!options.pidFile.empty()) std::remove(options.pidFile.c_str());
   } catch (const std::exception& e) {

@@ -297,6 +297,7 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   c.logLevel = c.settings.group("log").string("level");
   c.shutdownTimeoutMs = static_cast<int>(c.settings.integer("shutdown_timeout_ms"));
   c.writerThreads = static_cast<int>(c.settings.integer("writer_threads"));
+  c.watchConfig = c.settings.boolean("watch_config");
   return c;
 }
 

@@ -85,6 +85,7 @@ struct Config {
   std::string logLevel = "information";
   int shutdownTimeoutMs = 5000;
   int writerThreads = 0;         // 0 = one per CPU core, at most 4
+  bool watchConfig = false;      // reload when the file changes (read at start)
   Settings settings;             // the top level's own keys
 };
 

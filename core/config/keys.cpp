@@ -99,7 +99,8 @@ const Schema& topSchema() {
        groupKey("log", logSchema()),
        key("shutdown_timeout_ms", KeyKind::Int).def("5000").range(0, 3600000)
            .doc("how long consumers get to drain at shutdown"),
-       key("writer_threads", KeyKind::Int).def("0").range(0, 64).doc("0: one per CPU core, at most 4")},
+       key("writer_threads", KeyKind::Int).def("0").range(0, 64).doc("0: one per CPU core, at most 4"),
+       key("watch_config", KeyKind::Bool).def("false").doc("reload when this file changes, as on SIGHUP (read at start)")},
       {},
       {}};
   return schema;

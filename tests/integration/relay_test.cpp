@@ -645,3 +645,15 @@ TEST_CASE("config reload: a source added, changed and removed while another sour
   CHECK(feed->waitForExit(30s) == 0);
   CHECK(relay.process->countLines("publisher .* connected") == 1);
 }
+
+TEST_CASE("watch_config: a changed file is reloaded without a signal, once per change", "[integration][reload]") {
+  const std::string base = "upstream: {type: generator}\nwatch_config: true\nlisteners:\n" + listener("main");
+  RunningRelay relay = startRelay(base);
+  std::ofstream(relay.configPath) << base + listener("extra");
+  CHECK(relay.process->waitForLine("config reload: listener extra added").size() > 0);
+  std::ofstream(relay.configPath) << base + "log: {level: loud}\n";
+  CHECK(relay.process->waitForLine("config reload: .*'loud' is not one of: .*; the running config stays").size() > 0);
+  std::ofstream(relay.configPath) << base;
+  CHECK(relay.process->waitForLine("config reload: listener extra removed").size() > 0);
+  CHECK(relay.process->countLines("config reload: listener extra added") == 1);
+}
