@@ -117,6 +117,7 @@ void Relay::reload(const Config& next) {
   notApplied(printedAll(config_.streams) != printedAll(next.streams), "streams");
   notApplied(printed(config_.plugins.settings) != printed(next.plugins.settings), "plugins (directory, allow_insecure, rescan_ms)");
   notApplied(config_.writerThreads != next.writerThreads, "writer_threads");
+  notApplied(config_.watchConfig != next.watchConfig, "watch_config");
 
   if (next.logLevel != config_.logLevel) {
     setLogLevel(next.logLevel);
