@@ -120,6 +120,8 @@ int main(int argc, char** argv) {
   }
 
   streamrelay::Config config;
+  // Taken before the file is read: a change made from now on is a change to watch for.
+  const streamrelay::ConfigWatcher::Version readVersion = streamrelay::ConfigWatcher::look(options.config);
   try {
     config = streamrelay::loadConfig(options.config);
   } catch (const std::exception& e) {  // ConfigError, or anything else reading the file: one line, exit 1
@@ -146,7 +148,8 @@ int main(int argc, char** argv) {
     // watch_config: a changed file is reloaded as a SIGHUP is, on this thread.
     std::unique_ptr<streamrelay::ConfigWatcher> watcher;
     if (config.watchConfig) {
-      watcher = std::make_unique<streamrelay::ConfigWatcher>(options.config, [] { ::kill(::getpid(), SIGHUP); });
+      watcher = std::make_unique<streamrelay::ConfigWatcher>(options.config, readVersion,
+                                                             [] { ::kill(::getpid(), SIGHUP); });
       watcher->start();
     }
     waitForTermination(signals, relay, options.config);

@@ -6,8 +6,8 @@ namespace {
 constexpr std::chrono::milliseconds kLookEvery(500);
 }
 
-ConfigWatcher::ConfigWatcher(std::string path, std::function<void()> onChange)
-    : path_(std::move(path)), onChange_(std::move(onChange)) {}
+ConfigWatcher::ConfigWatcher(std::string path, Version running, std::function<void()> onChange)
+    : path_(std::move(path)), running_(running), onChange_(std::move(onChange)) {}
 
 ConfigWatcher::~ConfigWatcher() { stop(); }
 
@@ -18,10 +18,10 @@ void ConfigWatcher::stop() {
   if (thread_.joinable()) thread_.join();
 }
 
-ConfigWatcher::Version ConfigWatcher::look() const {
+ConfigWatcher::Version ConfigWatcher::look(const std::string& path) {
   struct stat st {};
   Version v;
-  if (::stat(path_.c_str(), &st) != 0) return v;
+  if (::stat(path.c_str(), &st) != 0) return v;
   v.exists = true;
   v.size = st.st_size;
   v.mtimeNs = static_cast<long long>(st.st_mtim.tv_sec) * 1000000000LL + st.st_mtim.tv_nsec;
@@ -30,10 +30,10 @@ ConfigWatcher::Version ConfigWatcher::look() const {
 }
 
 void ConfigWatcher::run() {
-  Version applied = look();  // what the relay runs now
-  Version previous = applied;
+  Version applied = running_;  // what the relay runs now
+  Version previous = look(path_);
   while (!stop_.waitFor(kLookEvery)) {
-    const Version now = look();
+    const Version now = look(path_);
     // Changed, and the same as at the last look: written, and done writing.
     if (now != applied && now == previous && now.exists) {
       applied = now;

@@ -17,15 +17,7 @@ namespace streamrelay {
 
 class ConfigWatcher {
  public:
-  ConfigWatcher(std::string path, std::function<void()> onChange);
-  ~ConfigWatcher();  // stops the thread
-  ConfigWatcher(const ConfigWatcher&) = delete;
-  ConfigWatcher& operator=(const ConfigWatcher&) = delete;
-
-  void start();
-  void stop();
-
- private:
+  // One version of the file: what changes when it is written or replaced.
   struct Version {
     bool exists = false;
     off_t size = 0;
@@ -36,10 +28,23 @@ class ConfigWatcher {
     }
     bool operator!=(const Version& o) const { return !(*this == o); }
   };
-  Version look() const;
+  static Version look(const std::string& path);
+
+  // `running`: the version the relay's config was read from (taken before it
+  // was read, so that a change made while the relay starts is not missed).
+  ConfigWatcher(std::string path, Version running, std::function<void()> onChange);
+  ~ConfigWatcher();  // stops the thread
+  ConfigWatcher(const ConfigWatcher&) = delete;
+  ConfigWatcher& operator=(const ConfigWatcher&) = delete;
+
+  void start();
+  void stop();
+
+ private:
   void run();
 
   const std::string path_;
+  const Version running_;
   const std::function<void()> onChange_;
   StopSignal stop_;
   std::thread thread_;
