@@ -39,8 +39,7 @@ printf "| source | size B | frames | seconds | frames/s | MB/s |\n|---|---:|---:
 for size in $SIZES; do
   frames=$(( size <= 128 ? 2000000 : 200000 ))
   for mode in $MODES; do
-    go=$work/go; rm -f "$go"
-    /usr/bin/python3 "$ROOT/tests/bench/source_feed.py" --mode "$mode" --size "$size" --frames "$frames" --go "$go" \
+    /usr/bin/python3 "$ROOT/tests/bench/source_feed.py" --mode "$mode" --size "$size" --frames "$frames" \
       --cert "$work/server.pem" --key "$work/server.key" 2>"$work/feed.log" &
     feed=$!
     wait_for "$work/feed.log" "listening on" || continue
@@ -70,7 +69,7 @@ YAML
     wait_for "$work/relay.log" "subscriber .* connected" "$SUBS" || { kill $relay $feed "${subs[@]}"; continue; }
     wait_for "$work/relay.log" "upstream .*connected" || { kill $relay $feed "${subs[@]}"; continue; }
     start=$(date +%s.%N)
-    touch "$go"
+    kill -USR1 $feed
     wait "${subs[@]}"
     end=$(date +%s.%N)
     kill -TERM $relay; wait $relay 2>/dev/null

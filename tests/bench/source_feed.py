@@ -8,13 +8,13 @@ to the first client sends --frames frames of --size bytes in the protocol of
   http       an HTTP/1.1 200 response, chunked, one payload + "\\n" per frame
   ws, wss    after the WebSocket handshake, one text message per frame
 
-It starts sending once the file --go exists (the bench connects its
+It starts sending when it receives SIGUSR1 (the bench connects its
 subscribers first), then holds the connection until the client leaves or
 --max-seconds pass."""
 import argparse
 import base64
 import hashlib
-import os
+import signal
 import socket
 import ssl
 import struct
@@ -37,11 +37,11 @@ def main():
     p.add_argument("--mode", required=True, choices=["tcp", "tls", "http", "ws", "wss"])
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--frames", type=int, default=1000000)
-    p.add_argument("--go", required=True)
     p.add_argument("--cert")
     p.add_argument("--key")
     p.add_argument("--max-seconds", type=float, default=300)
     a = p.parse_args()
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])  # kept pending until sigtimedwait takes it
     deadline = time.time() + a.max_seconds
     server = socket.socket()
     server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -69,8 +69,8 @@ def main():
     block = one * per_block
     if a.mode == "http":
         block = b"%x\r\n" % len(block) + block + b"\r\n"
-    while not os.path.exists(a.go) and time.time() < deadline:
-        time.sleep(0.01)
+    if signal.sigtimedwait([signal.SIGUSR1], max(0.0, deadline - time.time())) is None:
+        return  # never told to start
     sent = 0
     while sent + per_block <= a.frames:
         conn.sendall(block)
