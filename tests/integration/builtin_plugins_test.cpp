@@ -603,20 +603,7 @@ TEST_CASE("config reload: a filter instance added, reconfigured and removed unde
   const std::string base = kListenUpstream + "listeners:\n" + listener("main");
   const std::string plugins = pluginsSection(dir, "");
   RunningRelay relay = startRelay(base + plugins);
-  std::vector<std::unique_ptr<Subscriber>> subs;
-  for (int i = 0; i < 16; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
-  REQUIRE(relay.process->waitForLines("subscriber .* connected", 16));
-  auto reload = [&](const std::string& yaml) {
-    std::ofstream(relay.configPath) << yaml;
-    relay.process->signal(SIGHUP);
-  };
-  const int frames = 60000;
-  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
-                         "20000", "--size", "32", "--count", std::to_string(frames)});
-  std::vector<long> got(subs.size());
-  std::vector<std::thread> readers;
-  for (std::size_t i = 0; i < subs.size(); ++i)
-    readers.emplace_back([&, i] { got[i] = readSequence(*subs[i], frames, 60s); });
+  LoadUnderTest load(relay, 60000, 32);
 
   auto withFilter = [&](const std::string& regex) {
     return base + listener("picked", "inputs: [picked]") +
@@ -625,7 +612,7 @@ TEST_CASE("config reload: a filter instance added, reconfigured and removed unde
   // The number N of "feed N....", or -1.
   auto numberOf = [](const std::string& frame) { return frame.rfind("feed ", 0) == 0 ? std::atol(frame.c_str() + 5) : -1L; };
 
-  reload(withFilter("[13579][.]*$"));  // odd N
+  relay.reload(withFilter("[13579][.]*$"));  // odd N
   CHECK(relay.process->waitForLine("config reload: plugin instances picked added, removed or changed").size() > 0);
   auto m = relay.process->waitForLine("listener picked: listening on 127\\.0\\.0\\.1:(\\d+) ");
   REQUIRE(m.size() == 2);
@@ -639,18 +626,15 @@ TEST_CASE("config reload: a filter instance added, reconfigured and removed unde
     previous = n;
   }
 
-  reload(withFilter("[02468][.]*$"));  // now even N: the instance is replaced in place
+  relay.reload(withFilter("[02468][.]*$"));  // now even N: the instance is replaced in place
   CHECK(relay.process->waitForLines("config reload: plugin instances picked added, removed or changed", 2));
   bool even = false;
   for (int i = 0; i < 20000 && !even && picked.next(frame, 10s); ++i) even = numberOf(frame) % 2 == 0;
   CHECK(even);
 
-  reload(base + plugins);
+  relay.reload(base + plugins);
   CHECK(relay.process->waitForLines("config reload: plugin instances picked added, removed or changed", 3));
   CHECK(relay.process->waitForLine("config reload: listener picked removed").size() > 0);
 
-  for (auto& r : readers) r.join();
-  for (long n : got) CHECK(n == frames);
-  CHECK(feed->waitForExit(30s) == 0);
-  CHECK(relay.process->countLines("publisher .* connected") == 1);
+  load.finish();
 }

@@ -160,25 +160,14 @@ TEST_CASE("http endpoints: fail over when the primary dies, and back when it ret
       "upstream: {type: http, endpoints: ['" + primary->url(path) + "', '" + secondary.url(path) +
       "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 400}}\nlisteners:\n" + listener("main"));
   Subscriber sub(relay.address());
-  auto readWhole = [&](int count) {
-    std::string frame;
-    int got = 0;
-    while (got < count && sub.next(frame, 10s)) {
-      INFO("frame '" << frame << "'");
-      REQUIRE(frame.rfind("feed ", 0) == 0);
-      REQUIRE(frame.find_first_not_of("0123456789", 5) == std::string::npos);
-      ++got;
-    }
-    return got;
-  };
   REQUIRE(relay.process->waitForLine("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)").size() > 0);
-  CHECK(readWhole(100) == 100);
+  CHECK(readWholeFeedFrames(sub, 100) == 100);
   primary->process->kill();
   primary->process->waitForExit();
   CHECK(relay.process->waitForLine("\\(endpoint 2 of 2\\): connected \\(HTTP 200\\)").size() > 0);
-  CHECK(readWhole(100) == 100);
+  CHECK(readWholeFeedFrames(sub, 100) == 100);
   HttpFeed back(primaryPort);
   CHECK(relay.process->waitForLine("the primary .* answers again: switching back").size() > 0);
   CHECK(relay.process->waitForLines("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)", 2));
-  CHECK(readWhole(100) == 100);
+  CHECK(readWholeFeedFrames(sub, 100) == 100);
 }

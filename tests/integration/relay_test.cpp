@@ -521,22 +521,9 @@ TEST_CASE("config reload: listeners come and go under load, the upstream and the
           "[integration][reload]") {
   const std::string base = kListenUpstream + "listeners:\n" + listener("main");
   RunningRelay relay = startRelay(base);
-  std::vector<std::unique_ptr<Subscriber>> subs;
-  for (int i = 0; i < 16; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
-  REQUIRE(relay.process->waitForLines("subscriber .* connected", 16));
-  auto reload = [&](const std::string& yaml) {
-    std::ofstream(relay.configPath) << yaml;
-    relay.process->signal(SIGHUP);
-  };
-  const int frames = 60000;
-  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
-                         "20000", "--size", "64", "--count", std::to_string(frames)});
-  std::vector<long> got(subs.size());
-  std::vector<std::thread> readers;
-  for (std::size_t i = 0; i < subs.size(); ++i)
-    readers.emplace_back([&, i] { got[i] = readSequence(*subs[i], frames, 60s); });
+  LoadUnderTest load(relay, 60000, 64);
 
-  reload(base + listener("extra"));
+  relay.reload(base + listener("extra"));
   auto m = relay.process->waitForLine("listener extra: listening on 127\\.0\\.0\\.1:(\\d+) ");
   REQUIRE(m.size() == 2);
   CHECK(relay.process->waitForLine("config reload: listener extra added \\(127\\.0\\.0\\.1:0\\)").size() > 0);
@@ -546,32 +533,29 @@ TEST_CASE("config reload: listeners come and go under load, the upstream and the
 
   // An allow list changed in place: subscribers it still admits stay, those it
   // now refuses are closed (reason removed).
-  reload(base + listener("extra", "allow: ['127.0.0.0/8']"));
+  relay.reload(base + listener("extra", "allow: ['127.0.0.0/8']"));
   CHECK(relay.process->waitForLine("config reload: listener extra changed in place .*: 0 subscriber\\(s\\) the allow "
                                    "list now refuses closed").size() > 0);
-  reload(base + listener("extra", "allow: ['10.0.0.0/8']"));
+  relay.reload(base + listener("extra", "allow: ['10.0.0.0/8']"));
   CHECK(relay.process->waitForLine("config reload: listener extra changed in place .*: 1 subscriber\\(s\\) the allow "
                                    "list now refuses closed").size() > 0);
   if (relay.process->waitForLine("listener extra: subscriber .* disconnected: removed").empty())
     FAIL_CHECK("no 'disconnected: removed' line in: " << relay.process->output());
 
   // A change a running listener cannot take (max_clients) replaces it.
-  reload(base + listener("extra", "max_clients: 5"));
+  relay.reload(base + listener("extra", "max_clients: 5"));
   CHECK(relay.process->waitForLine("config reload: listener extra changed: replaced, its subscribers closed").size() > 0);
 
-  reload(base);
+  relay.reload(base);
   CHECK(relay.process->waitForLine("config reload: listener extra removed \\(0 subscriber\\(s\\) closed\\)").size() > 0);
 
-  reload(base + "log: {level: lots}\n");
+  relay.reload(base + "log: {level: lots}\n");
   CHECK(relay.process->waitForLine("config reload: .*log.level: 'lots' is not one of: .*; the running config stays")
             .size() > 0);
-  reload(base + "log: {level: debug}\n");
+  relay.reload(base + "log: {level: debug}\n");
   CHECK(relay.process->waitForLine("config reload: log level debug \\(was information\\)").size() > 0);
 
-  for (auto& r : readers) r.join();
-  for (long n : got) CHECK(n == frames);
-  CHECK(feed->waitForExit(30s) == 0);  // its one connection was never dropped
-  CHECK(relay.process->countLines("publisher .* connected") == 1);
+  load.finish();
 }
 
 TEST_CASE("streamrelay --reload PIDFILE makes the running relay reload its config", "[integration][reload]") {
@@ -602,26 +586,13 @@ TEST_CASE("config reload: a source added, changed and removed while another sour
   const std::string upstream = "{type: listen, bind: '127.0.0.1:0'}";
   const std::string base = "upstream: " + upstream + "\nlisteners:\n" + listener("main");
   RunningRelay relay = startRelay(base);
-  std::vector<std::unique_ptr<Subscriber>> subs;
-  for (int i = 0; i < 16; ++i) subs.push_back(std::make_unique<Subscriber>(relay.address()));
-  REQUIRE(relay.process->waitForLines("subscriber .* connected", 16));
-  auto reload = [&](const std::string& yaml) {
-    std::ofstream(relay.configPath) << yaml;
-    relay.process->signal(SIGHUP);
-  };
-  const int frames = 60000;
-  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
-                         "20000", "--size", "64", "--count", std::to_string(frames)});
-  std::vector<long> got(subs.size());
-  std::vector<std::thread> readers;
-  for (std::size_t i = 0; i < subs.size(); ++i)
-    readers.emplace_back([&, i] { got[i] = readSequence(*subs[i], frames, 60s); });
+  LoadUnderTest load(relay, 60000, 64);
 
   auto withGenerator = [&](int rate) {
     return "sources:\n  upstream: " + upstream + "\n  gen: {type: generator, rate: " + std::to_string(rate) +
            "}\nlisteners:\n" + listener("main", "inputs: [upstream]") + listener("genl", "inputs: [gen]");
   };
-  reload(withGenerator(1000));
+  relay.reload(withGenerator(1000));
   CHECK(relay.process->waitForLine("config reload: source gen added \\(generator\\)").size() > 0);
   auto m = relay.process->waitForLine("listener genl: listening on 127\\.0\\.0\\.1:(\\d+) ");
   REQUIRE(m.size() == 2);
@@ -630,20 +601,17 @@ TEST_CASE("config reload: a source added, changed and removed while another sour
   REQUIRE(gen.next(frame, 10s));
   CHECK(frame.rfind("frame ", 0) == 0);
 
-  reload(withGenerator(2000));
+  relay.reload(withGenerator(2000));
   CHECK(relay.process->waitForLine("config reload: source gen changed: it alone reconnects, its stream goes on").size() >
         0);
   CHECK(relay.process->countLines("config reload: listener") == 1);  // genl untouched: only its "added" line
   for (int i = 0; i < 50; ++i) REQUIRE(gen.next(frame, 10s));  // the restarted generator still feeds it
 
-  reload(base);
+  relay.reload(base);
   CHECK(relay.process->waitForLine("config reload: source gen removed").size() > 0);
   CHECK(relay.process->waitForLine("config reload: listener genl removed").size() > 0);
 
-  for (auto& r : readers) r.join();
-  for (long n : got) CHECK(n == frames);
-  CHECK(feed->waitForExit(30s) == 0);
-  CHECK(relay.process->countLines("publisher .* connected") == 1);
+  load.finish();
 }
 
 TEST_CASE("watch_config: a changed file is reloaded without a signal, once per change", "[integration][reload]") {

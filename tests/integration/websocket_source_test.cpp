@@ -113,25 +113,14 @@ TEST_CASE("websocket endpoints: fail over when the primary dies, and back when i
       "upstream: {type: websocket, endpoints: ['" + primary->url("ws", path) + "', '" + secondary.url("ws", path) +
       "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 400}}\nlisteners:\n" + listener("main"));
   Subscriber sub(relay.address());
-  auto readWhole = [&](int count) {
-    std::string frame;
-    int got = 0;
-    while (got < count && sub.next(frame, 10s)) {
-      INFO("frame '" << frame << "'");
-      REQUIRE(frame.rfind("feed ", 0) == 0);
-      REQUIRE(frame.find_first_not_of("0123456789", 5) == std::string::npos);
-      ++got;
-    }
-    return got;
-  };
   REQUIRE(relay.process->waitForLine("\\(endpoint 1 of 2\\): connected").size() > 0);
-  CHECK(readWhole(50) == 50);
+  CHECK(readWholeFeedFrames(sub, 50) == 50);
   primary->process->kill();
   primary->process->waitForExit();
   CHECK(relay.process->waitForLine("\\(endpoint 2 of 2\\): connected").size() > 0);
-  CHECK(readWhole(50) == 50);
+  CHECK(readWholeFeedFrames(sub, 50) == 50);
   WsFeed back({"--port", std::to_string(primaryPort)});
   CHECK(relay.process->waitForLine("the primary .* answers again: switching back").size() > 0);
   CHECK(relay.process->waitForLines("\\(endpoint 1 of 2\\): connected", 2));
-  CHECK(readWhole(50) == 50);
+  CHECK(readWholeFeedFrames(sub, 50) == 50);
 }

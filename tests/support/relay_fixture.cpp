@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -31,6 +32,45 @@ RunningRelay startRelay(const std::string& yaml, const std::vector<std::string>&
   auto m = relay.process->waitForLine("listening for publishers on .*:(\\d+)", 0ms);  // logged before "started"
   if (m.size() == 2) relay.publisherPort = std::stoi(m[1]);
   return relay;
+}
+
+void RunningRelay::reload(const std::string& yaml) const {
+  std::ofstream(configPath) << yaml;
+  process->signal(SIGHUP);
+}
+
+LoadUnderTest::LoadUnderTest(const RunningRelay& relay, int frames, std::size_t size, int subscribers)
+    : relay_(relay), frames_(frames), got_(static_cast<std::size_t>(subscribers)) {
+  for (int i = 0; i < subscribers; ++i) subs_.push_back(std::make_unique<Subscriber>(relay.address()));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", subscribers));
+  feed_ = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "20000",
+                     "--size", std::to_string(size), "--count", std::to_string(frames)});
+  for (std::size_t i = 0; i < subs_.size(); ++i)
+    readers_.emplace_back([this, i] { got_[i] = readSequence(*subs_[i], frames_, 60s); });
+}
+
+LoadUnderTest::~LoadUnderTest() {
+  for (auto& r : readers_)
+    if (r.joinable()) r.join();
+}
+
+void LoadUnderTest::finish() {
+  for (auto& r : readers_) r.join();
+  for (long n : got_) CHECK(n == frames_);
+  CHECK(feed_->waitForExit(30s) == 0);
+  CHECK(relay_.process->countLines("publisher .* connected") == 1);
+}
+
+int readWholeFeedFrames(Subscriber& sub, int count) {
+  std::string frame;
+  int got = 0;
+  while (got < count && sub.next(frame, 10s)) {
+    INFO("frame '" << frame << "'");
+    REQUIRE(frame.rfind("feed ", 0) == 0);
+    REQUIRE(frame.find_first_not_of("0123456789", 5) == std::string::npos);
+    ++got;
+  }
+  return got;
 }
 
 std::unique_ptr<ChildProcess> startFeed(std::vector<std::string> args) {

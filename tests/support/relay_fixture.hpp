@@ -10,6 +10,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "child_process.hpp"
@@ -39,6 +40,9 @@ struct RunningRelay {
     CHECK(code == 0);
   }
 
+  // Writes `yaml` over the config file and sends SIGHUP: the relay reloads it.
+  void reload(const std::string& yaml) const;
+
   std::string address(const std::string& listener = "main", const std::string& host = "127.0.0.1") const {
     return host + ":" + std::to_string(ports.at(listener));
   }
@@ -62,6 +66,31 @@ int connectLoopback(int port, int receiveBuffer = 0);
 // Reads frames "feed N" and checks they are numbered 1.. in order; returns how
 // many arrived in order.
 long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s);
+
+// Load for the reload tests: `subscribers` subscribers of the listener
+// `main` connect (and are seen), then one publisher sends `frames` frames
+// "feed N" of `size` bytes at 20,000 frames/s to the relay's listen source,
+// while each subscriber reads them in order on its own thread.
+class LoadUnderTest {
+ public:
+  LoadUnderTest(const RunningRelay& relay, int frames, std::size_t size, int subscribers = 16);
+  ~LoadUnderTest();
+  // Joins the readers and checks: every subscriber got every frame, the
+  // publisher sent all (exit 0), and its one connection was never dropped.
+  void finish();
+
+ private:
+  const RunningRelay& relay_;
+  const int frames_;
+  std::vector<std::unique_ptr<Subscriber>> subs_;
+  std::vector<long> got_;
+  std::vector<std::thread> readers_;
+  std::unique_ptr<ChildProcess> feed_;
+};
+
+// Reads `count` frames; each must be a whole "feed N" (N digits only).
+// Returns how many arrived.
+int readWholeFeedFrames(Subscriber& sub, int count);
 
 // A fresh plugins directory (mode 0755), removed at the end of the test.
 class PluginDir {
