@@ -4,12 +4,13 @@
 
 namespace streamrelay {
 
-Failover::Failover(std::vector<std::string> addresses, int initialDelayMs, int maxDelayMs, SourceCounters& counters)
+Failover::Failover(std::vector<std::string> addresses, const Settings& reconnect, SourceCounters& counters)
     : addresses_(std::move(addresses)),
-      initialDelayMs_(initialDelayMs),
-      maxDelayMs_(maxDelayMs),
+      initialDelayMs_(static_cast<int>(reconnect.integer("initial_delay_ms"))),
+      maxDelayMs_(static_cast<int>(reconnect.integer("max_delay_ms"))),
       counters_(counters),
-      probeDelayMs_(initialDelayMs) {
+      probeDelayMs_(initialDelayMs_),
+      delayMs_(initialDelayMs_) {
   std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
   for (const std::string& address : addresses_) counters_.endpoints.push_back({address, 0});
 }
@@ -57,6 +58,20 @@ int Failover::msUntilProbe(Clock::time_point now) const {
 void Failover::probeFailed(Clock::time_point now) {
   probeDelayMs_ = static_cast<int>(std::min<long long>(2LL * probeDelayMs_, maxDelayMs_));
   nextProbe_ = now + std::chrono::milliseconds(probeDelayMs_);
+}
+
+int Failover::nextWaitMs() {
+  const int wait = std::uniform_int_distribution<int>(delayMs_ / 2, delayMs_)(random_);
+  delayMs_ = static_cast<int>(std::min<long long>(2LL * delayMs_, maxDelayMs_));
+  return wait;
+}
+
+Failover::Next Failover::ended(const StreamOutcome& outcome, bool stopping) {
+  if (outcome.streamed) lost(stopping);
+  if (stopping) return Next::Stop;
+  if (outcome.delivered) deliveredFrames();
+  if (!outcome.streamed && failed(outcome.endpoint)) return Next::TryNext;
+  return Next::Wait;
 }
 
 void Failover::setLive(const std::string& address) {

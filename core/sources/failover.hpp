@@ -11,6 +11,7 @@
 // Used by the source's thread only (the counters take their own lock).
 
 #include <chrono>
+#include <random>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -19,11 +20,20 @@
 
 namespace streamrelay {
 
+// How one stream of a connecting source ended (http, websocket).
+struct StreamOutcome {
+  std::string error;         // "" when stopping
+  std::size_t endpoint = 0;  // the endpoint last streamed from (or tried)
+  bool streamed = false;     // the stream began (a 2xx response, an established connection)
+  bool delivered = false;    // frames were published
+};
+
 class Failover {
  public:
   using Clock = std::chrono::steady_clock;
 
-  Failover(std::vector<std::string> addresses, int initialDelayMs, int maxDelayMs, SourceCounters& counters);
+  // `reconnect`: the source's reconnect keys (initial_delay_ms, max_delay_ms).
+  Failover(std::vector<std::string> addresses, const Settings& reconnect, SourceCounters& counters);
 
   std::size_t size() const { return addresses_.size(); }
   const std::string& address(std::size_t endpoint) const { return addresses_[endpoint]; }
@@ -48,6 +58,18 @@ class Failover {
   // A probe of the primary failed: the next one waits twice as long.
   void probeFailed(Clock::time_point now = Clock::now());
 
+  // The reconnect backoff: a wait drawn from the upper half of a delay that
+  // doubles after each wait up to the maximum (full jitter keeps many relays
+  // from reconnecting in step), back to the initial delay once a connection
+  // delivered frames (deliveredFrames()).
+  int nextWaitMs();
+  void deliveredFrames() { delayMs_ = initialDelayMs_; }
+
+  // After a stream ended: records it (a lost stream, a failed try) and says
+  // what the source does next.
+  enum class Next { Stop, TryNext, Wait };
+  Next ended(const StreamOutcome& outcome, bool stopping);
+
  private:
   void setLive(const std::string& address);
 
@@ -59,6 +81,8 @@ class Failover {
   std::size_t live_ = SIZE_MAX;
   int probeDelayMs_;
   Clock::time_point nextProbe_;
+  int delayMs_;
+  std::mt19937 random_{std::random_device{}()};
 };
 
 }  // namespace streamrelay

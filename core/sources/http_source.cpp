@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cctype>
 #include <mutex>
-#include <random>
 
 #include "keys.hpp"
 #include "logging.hpp"
@@ -112,13 +111,11 @@ HttpSource::HttpSource(const SourceConfig& config, Bus& bus)
         o.verify = t.boolean("verify");
         return o;
       }()),
-      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
-      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
       idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
       failover_(config.settings.strings("endpoints").empty()
                     ? std::vector<std::string>{config.settings.string("url")}
                     : config.settings.strings("endpoints"),
-                initialDelayMs_, maxDelayMs_, counters_) {
+                config.settings.group("reconnect"), counters_) {
   for (const auto& [name, value] : config.settings.stringMap("headers")) headers_.push_back(name + ": " + value);
 }
 
@@ -287,33 +284,22 @@ HttpSource::Outcome HttpSource::stream(FrameReader& reader, std::size_t endpoint
 
 void HttpSource::run() {
   FrameReader reader(config_.framing, bus_, counters_);
-  std::mt19937 random(std::random_device{}());
-  int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
     counters_.connects.fetch_add(1);
     Outcome outcome = stream(reader, failover_.next());
     counters_.connected = false;
     reader.reset();  // a frame cut by the end of the response is never published
-    const bool stopping = outcome.error.empty() || stop_.requested();
-    if (outcome.streamed) failover_.lost(stopping);
-    if (stopping) break;
-    if (outcome.delivered) delayMs = initialDelayMs_;
+    const Failover::Next next = failover_.ended(outcome, outcome.error.empty() || stop_.requested());
+    if (next == Failover::Next::Stop) break;
     const bool honourRetryAfter = outcome.retryAfterMs >= 0 && (outcome.status == 429 || outcome.status == 503);
-    if (!outcome.streamed && failover_.failed(outcome.endpoint) && !honourRetryAfter) {
+    if (next == Failover::Next::TryNext && !honourRetryAfter) {
       logger().warning("%s %s: %s; trying %s", label(), failover_.describe(outcome.endpoint), outcome.error,
                        failover_.describe(failover_.next()));
       continue;  // the next endpoint at once: only a failed round waits
     }
-    int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
-    std::string why;
-    if (honourRetryAfter) {
-      wait = outcome.retryAfterMs;
-      why = " (Retry-After)";
-    } else {
-      delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
-    }
+    const int wait = honourRetryAfter ? outcome.retryAfterMs : failover_.nextWaitMs();
     logger().warning("%s %s: %s; retrying in %d ms%s", label(), failover_.describe(outcome.endpoint), outcome.error,
-                     wait, why);
+                     wait, std::string(honourRetryAfter ? " (Retry-After)" : ""));
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
   }
   logger().information("%s %s: stopped", label(), failover_.address(0));

@@ -33,14 +33,11 @@ class HttpSource : public UpstreamSource {
   void run() override;
 
  private:
-  // How one stream (one endpoint, or the primary taken back) ended.
-  struct Outcome {
-    std::string error;        // "" when stopping
-    std::size_t endpoint = 0; // the endpoint last streamed from (or tried)
+  // How one stream (one endpoint, or the primary taken back) ended, with
+  // what a retry needs from the response.
+  struct Outcome : StreamOutcome {
     long status = 0;          // the final response's status (0: none)
     int retryAfterMs = -1;    // from Retry-After on 429/503
-    bool streamed = false;    // a 2xx response began
-    bool delivered = false;   // body bytes were published
   };
   struct Request;
   Outcome stream(FrameReader& reader, std::size_t endpoint);
@@ -51,8 +48,6 @@ class HttpSource : public UpstreamSource {
   const std::string body_;
   const long maxRedirects_;
   const TlsOptions tls_;
-  const int initialDelayMs_;
-  const int maxDelayMs_;
   const int idleTimeoutMs_;  // 0: never
   Failover failover_;        // `url`, or `endpoints` in order
 };

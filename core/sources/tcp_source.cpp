@@ -11,7 +11,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <random>
 
 #include "keys.hpp"
 #include "source_type.hpp"
@@ -69,13 +68,11 @@ TcpSource::TcpSource(const SourceConfig& config, Bus& bus)
     : UpstreamSource(config, bus),
       endpoints_(endpointsOf(config.settings)),
       sendOnConnect_(config.settings.string("send_on_connect")),
-      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
-      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
       idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
       tlsOptions_(TlsOptions::from(config.settings.group("tls"))),
       failover_(textsOf(config.settings.strings("endpoints"), config.settings.string("host"),
                         config.settings.integer("port")),
-                initialDelayMs_, maxDelayMs_, counters_) {}
+                config.settings.group("reconnect"), counters_) {}
 
 TcpSource::~TcpSource() { stop(); }
 
@@ -214,8 +211,6 @@ std::string TcpSource::readUntilDone(Connection& connection, FrameReader& reader
 
 void TcpSource::run() {
   FrameReader reader(config_.framing, bus_, counters_);
-  std::mt19937 random(std::random_device{}());
-  int delayMs = initialDelayMs_;
   std::unique_ptr<Connection> ready;  // the primary, connected by a probe
   while (!stop_.requested()) {
     std::string error;
@@ -232,7 +227,7 @@ void TcpSource::run() {
       counters_.connected = false;
       connection.reset();
       reader.reset();  // a frame cut by the change of connection is never published
-      if (counters_.bytesRead.load() > before) delayMs = initialDelayMs_;
+      if (counters_.bytesRead.load() > before) failover_.deliveredFrames();
       const bool stopping = error.empty() || stop_.requested();  // whatever ended the read is no fault then
       failover_.lost(stopping || ready != nullptr);                // nor is switching back to the primary
       if (stopping) break;
@@ -245,11 +240,9 @@ void TcpSource::run() {
                        failover_.describe(failover_.next()));
       continue;
     }
-    // Full jitter over the upper half keeps many relays from reconnecting in step.
-    int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
+    const int wait = failover_.nextWaitMs();
     logger().warning("%s %s: %s; reconnecting in %d ms", label(), failover_.describe(tried), error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
-    delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }
   logger().information("%s %s: stopped", label(), endpoints_[0].text);
 }

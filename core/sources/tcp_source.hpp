@@ -58,8 +58,6 @@ class TcpSource : public UpstreamSource {
 
   const std::vector<Endpoint> endpoints_;
   const std::string sendOnConnect_;
-  const int initialDelayMs_;
-  const int maxDelayMs_;
   const int idleTimeoutMs_;  // 0: never
   const TlsOptions tlsOptions_;
   std::unique_ptr<TlsContext> tls_;  // set by prepare() when tls.enabled

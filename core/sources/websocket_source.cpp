@@ -5,7 +5,6 @@
 
 #include <cstring>
 #include <mutex>
-#include <random>
 
 #include "keys.hpp"
 #include "logging.hpp"
@@ -161,13 +160,11 @@ WebSocketSource::WebSocketSource(const SourceConfig& config, Bus& bus)
       certFile_(config.settings.group("tls").string("cert_file")),
       keyFile_(config.settings.group("tls").string("key_file")),
       verify_(config.settings.group("tls").boolean("verify")),
-      initialDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("initial_delay_ms"))),
-      maxDelayMs_(static_cast<int>(config.settings.group("reconnect").integer("max_delay_ms"))),
       idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
       failover_(config.settings.strings("endpoints").empty()
                     ? std::vector<std::string>{config.settings.string("url")}
                     : config.settings.strings("endpoints"),
-                initialDelayMs_, maxDelayMs_, counters_) {
+                config.settings.group("reconnect"), counters_) {
   for (const auto& [name, value] : config.settings.stringMap("headers")) {
     headers_.push_back(name + ":");
     headers_.push_back(value);
@@ -318,24 +315,19 @@ void WebSocketSource::run() {
     logger().warning("%s: tls.verify is false: the provider's certificate is NOT checked; anyone on the path "
                      "can read and change the stream",
                      label());
-  std::mt19937 random(std::random_device{}());
-  int delayMs = initialDelayMs_;
   while (!stop_.requested()) {
     Outcome outcome = stream(context, failover_.next());
-    const bool stopping = outcome.error.empty() || stop_.requested();
-    if (outcome.streamed) failover_.lost(stopping);
-    if (stopping) break;
-    if (outcome.delivered) delayMs = initialDelayMs_;
-    if (!outcome.streamed && failover_.failed(outcome.endpoint)) {
+    const Failover::Next next = failover_.ended(outcome, outcome.error.empty() || stop_.requested());
+    if (next == Failover::Next::Stop) break;
+    if (next == Failover::Next::TryNext) {
       logger().warning("%s %s: %s; trying %s", label(), failover_.describe(outcome.endpoint), outcome.error,
                        failover_.describe(failover_.next()));
       continue;  // the next endpoint at once: only a failed round waits
     }
-    int wait = std::uniform_int_distribution<int>(delayMs / 2, delayMs)(random);
+    const int wait = failover_.nextWaitMs();
     logger().warning("%s %s: %s; reconnecting in %d ms", label(), failover_.describe(outcome.endpoint),
                      outcome.error, wait);
     if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
-    delayMs = static_cast<int>(std::min<long long>(2LL * delayMs, maxDelayMs_));
   }
   lws_context_destroy(context);
   logger().information("%s %s: stopped", label(), failover_.address(0));

@@ -42,12 +42,7 @@ class WebSocketSource : public UpstreamSource {
 
  private:
   // How one stream (one endpoint, or the primary taken back) ended.
-  struct Outcome {
-    std::string error;         // "" when stopping
-    std::size_t endpoint = 0;  // the endpoint last streamed from (or tried)
-    bool streamed = false;     // a connection was established
-    bool delivered = false;    // messages were published
-  };
+  using Outcome = StreamOutcome;
   // Reads from `endpoint` until its connection ends, taking the primary back
   // when a probe of it connects (failover.hpp).
   Outcome stream(lws_context* context, std::size_t endpoint);
@@ -60,8 +55,6 @@ class WebSocketSource : public UpstreamSource {
   const int pingIntervalMs_;
   const std::string caFile_, certFile_, keyFile_;
   const bool verify_;
-  const int initialDelayMs_;
-  const int maxDelayMs_;
   const int idleTimeoutMs_;
   Failover failover_;  // `url`, or `endpoints` in order
   lws_retry_bo_t pings_{};
