@@ -1,7 +1,6 @@
 // Relay::reload: applies a new config while the relay runs, as far as it can
 // without touching the sources (the one upstream connection).
 #include <Poco/Logger.h>
-#include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 
@@ -14,19 +13,10 @@ namespace {
 
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay"); }
 
-// Two settings are the same when they print the same (defaults filled in).
-std::string printed(const Settings& settings) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  emitSettings(out, settings);
-  out << YAML::EndMap;
-  return out.c_str();
-}
-
 template <class Item>
 std::string printedAll(const std::vector<Item>& items) {
   std::string text;
-  for (const Item& item : items) text += printed(item.settings) + "\n";
+  for (const Item& item : items) text += printedSettings(item.settings) + "\n";
   return text;
 }
 
@@ -77,7 +67,7 @@ int Relay::reloadSources(const Config& next) {
   };
   for (const SourceConfig& old : std::vector<SourceConfig>(config_.sources)) {
     const SourceConfig* now = find(next.sources, old.name);
-    if (now && printed(now->settings) == printed(old.settings)) continue;
+    if (now && printedSettings(now->settings) == printedSettings(old.settings)) continue;
     std::unique_ptr<UpstreamSource> retired;
     {
       std::lock_guard<std::mutex> lock(streamsMutex_);
@@ -115,7 +105,7 @@ void Relay::reload(const Config& next) {
     logger().warning("config reload: %s changed: not applied while running (a restart applies it)", std::string(what));
   };
   notApplied(printedAll(config_.streams) != printedAll(next.streams), "streams");
-  notApplied(printed(config_.plugins.settings) != printed(next.plugins.settings), "plugins (directory, allow_insecure, rescan_ms)");
+  notApplied(printedSettings(config_.plugins.settings) != printedSettings(next.plugins.settings), "plugins (directory, allow_insecure, rescan_ms)");
   notApplied(config_.writerThreads != next.writerThreads, "writer_threads");
   notApplied(config_.watchConfig != next.watchConfig, "watch_config");
 
@@ -167,7 +157,7 @@ void Relay::reload(const Config& next) {
   std::vector<std::string> replaced;
   for (const ListenerConfig& old : std::vector<ListenerConfig>(config_.listeners)) {
     const ListenerConfig* now = findListener(next.listeners, old.name);
-    const bool changed = now && printed(now->settings) != printed(old.settings);
+    const bool changed = now && printedSettings(now->settings) != printedSettings(old.settings);
     if (now && !changed) continue;
     if (changed && SubscriberListener::changesInPlace(old, *now)) {
       int closed = 0;

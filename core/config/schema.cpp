@@ -338,6 +338,14 @@ void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& 
   }
 }
 
+std::string printedSettings(const Settings& settings) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emitSettings(out, settings);
+  out << YAML::EndMap;
+  return out.c_str();
+}
+
 std::string describeSchema(const Schema& schema, const std::string& path) {
   std::ostringstream out;
   describeKeys(out, schema, schema.keys, path, "");

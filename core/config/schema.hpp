@@ -145,6 +145,10 @@ Settings readSettings(const YamlMap& m, const Schema& schema);
 using EmitHook = std::function<bool(YAML::Emitter&, const Settings::Entry&)>;
 void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& hook = {});
 
+// `settings` as one YAML mapping: two settings are the same when these are
+// (a config reload compares what was running with what was read).
+std::string printedSettings(const Settings& settings);
+
 // A reference of every key of `schema`, one per line, indented under `path`
 // (what `streamrelay --list-keys` prints).
 std::string describeSchema(const Schema& schema, const std::string& path);

@@ -1,7 +1,5 @@
 #include "plugin_host.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <Poco/Delegate.h>
 #include <Poco/DirectoryIterator.h>
 #include <Poco/File.h>
@@ -125,13 +123,7 @@ namespace {
 std::string printedInstances(const std::vector<PluginInstanceConfig>& instances, const std::string& type) {
   std::string text;
   for (const PluginInstanceConfig& i : instances)
-    if (i.type == type) {
-      YAML::Emitter out;
-      out << YAML::BeginMap;
-      emitSettings(out, i.settings);
-      out << YAML::EndMap;
-      text += std::string(out.c_str()) + "\n";
-    }
+    if (i.type == type) text += printedSettings(i.settings) + "\n";
   return text;
 }
 }  // namespace
