@@ -25,11 +25,29 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay)
       ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr) {}
 
 void Bus::subscribe(QueuePtr queue, std::size_t replayFrames) {
+  subscribeAfter(std::move(queue), std::nullopt, replayFrames);
+}
+
+Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (ring_ && replayFrames > 0) queue->preload(ring_->newest(replayFrames));
+  const std::uint64_t nextLive = pushedSeq_ + 1;
+  Start start;
+  std::vector<FrameSpan> replay;
+  if (afterSeq && *afterSeq + 1 == nextLive) {
+    start.recovered = true;
+  } else if (afterSeq && *afterSeq < pushedSeq_ && ring_) {
+    if (auto spans = ring_->after(*afterSeq)) {
+      start.recovered = true;
+      replay = std::move(*spans);
+    }
+  }
+  if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
+  start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
+  if (!replay.empty()) queue->preload(replay);
   auto next = std::make_shared<QueueList>(*queues_);
   insertOrdered(*next, std::move(queue));
   queues_ = std::move(next);
+  return start;
 }
 
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
@@ -73,6 +91,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (ring_) ring_->append(shared, evicted_);
+    pushedSeq_ = shared->seq(count - 1);
     queues = queues_;
   }
   evicted_.clear();

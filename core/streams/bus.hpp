@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -38,6 +39,18 @@ class Bus {
   // Thread safe. The queue receives every batch published from now on,
   // preceded by the newest `replayFrames` frames the ring holds (if any).
   void subscribe(QueuePtr queue, std::size_t replayFrames = 0);
+  // Where a subscription starts: `firstSeq` is the seq of the first frame the
+  // queue gets (from the ring or live); `recovered` says whether that is the
+  // frame right after the one asked for.
+  struct Start {
+    bool recovered = false;
+    std::uint64_t firstSeq = 0;
+  };
+  // Thread safe. A resume: the queue gets every frame after `afterSeq` if the
+  // ring still holds the next one (or it is the next live one); otherwise it
+  // is subscribed as subscribe(queue, replayFrames) would, and the answer says
+  // where it starts. No `afterSeq` (another run's epoch): the latter.
+  Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames);
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -74,6 +87,7 @@ class Bus {
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
 };
 

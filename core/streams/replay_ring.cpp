@@ -52,4 +52,23 @@ std::vector<FrameSpan> ReplayRing::newest(std::size_t frames) const {
   return spans;
 }
 
+std::optional<std::vector<FrameSpan>> ReplayRing::after(std::uint64_t after) const {
+  // A batch past max_age is as good as gone (see newest()).
+  const std::int64_t now = steadyNowNs();
+  auto it = batches_.begin();
+  while (it != batches_.end() && tooOld(**it, now)) ++it;
+  if (it == batches_.end()) return std::nullopt;
+  const std::uint64_t wanted = after + 1;
+  const FrameBatch& newestBatch = *batches_.back();
+  if (wanted < (*it)->firstSeq() || wanted > newestBatch.seq(newestBatch.frameCount() - 1)) return std::nullopt;
+  std::vector<FrameSpan> spans;
+  for (; it != batches_.end(); ++it) {
+    const FrameBatch& batch = **it;
+    if (batch.seq(batch.frameCount() - 1) < wanted) continue;
+    const std::uint64_t first = wanted > batch.firstSeq() ? wanted - batch.firstSeq() : 0;
+    spans.push_back({*it, static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(batch.frameCount())});
+  }
+  return spans;
+}
+
 }  // namespace streamrelay

@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <optional>
 #include <vector>
 
 #include "frame_batch.hpp"
@@ -38,6 +39,9 @@ class ReplayRing {
   // The newest `frames` frames it holds (fewer if it holds fewer), oldest
   // first, as spans of its batches.
   std::vector<FrameSpan> newest(std::size_t frames) const;
+  // Every frame it holds after seq `after`, oldest first; nothing if the
+  // frame right after it is no longer (or not yet) held.
+  std::optional<std::vector<FrameSpan>> after(std::uint64_t after) const;
 
   std::size_t frames() const { return frames_; }
   std::size_t bytes() const { return bytes_; }

@@ -145,3 +145,73 @@ TEST_CASE("a stream without a ring replays nothing", "[replay]") {
   CHECK(queue->queuedFrames() == 0);
   CHECK(bus.replayHeld() == std::make_pair(std::size_t{0}, std::size_t{0}));
 }
+
+namespace {
+// Publishes `batches` batches of `perBatch` one-byte frames (seqs from 1).
+void publishFrames(Bus& bus, int batches, int perBatch) {
+  for (int b = 0; b < batches; ++b) {
+    FrameBatchBuilder builder;
+    for (int i = 0; i < perBatch; ++i) builder.add("x", 1);
+    bus.publish(builder.seal(0));
+  }
+}
+
+std::vector<std::uint64_t> queuedSeqs(SubscriptionQueue& queue) {
+  std::deque<FrameSpan> spans;
+  queue.takeAll(spans);
+  return seqsOf({spans.begin(), spans.end()});
+}
+}  // namespace
+
+TEST_CASE("a resume continues right after the seq asked for while the ring holds it", "[replay][resume]") {
+  Bus bus(StreamId{"s", 1}, nullptr, ring(100, 0));
+  publishFrames(bus, 30, 10);  // seqs 1..300, the ring holds 201..300
+  auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
+
+  SECTION("inside the ring, mid-batch") {
+    Bus::Start start = bus.subscribeAfter(queue, 254, 0);
+    CHECK(start.recovered);
+    CHECK(start.firstSeq == 255);
+    publishFrames(bus, 1, 10);
+    CHECK(queuedSeqs(*queue) == range(255, 310));
+  }
+  SECTION("at the newest frame: live frames only") {
+    Bus::Start start = bus.subscribeAfter(queue, 300, 0);
+    CHECK(start.recovered);
+    CHECK(start.firstSeq == 301);
+    publishFrames(bus, 1, 10);
+    CHECK(queuedSeqs(*queue) == range(301, 310));
+  }
+  SECTION("older than the ring: not recovered, starts where the listener's replay starts") {
+    Bus::Start start = bus.subscribeAfter(queue, 150, 50);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 251);
+    CHECK(queuedSeqs(*queue) == range(251, 300));
+  }
+  SECTION("older than the ring, no listener replay: starts live") {
+    Bus::Start start = bus.subscribeAfter(queue, 150, 0);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 301);
+  }
+  SECTION("a seq this run never reached (a client of another run): not recovered") {
+    Bus::Start start = bus.subscribeAfter(queue, 5000, 0);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 301);
+  }
+  SECTION("another epoch (no seq): not recovered") {
+    Bus::Start start = bus.subscribeAfter(queue, std::nullopt, 0);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 301);
+  }
+}
+
+TEST_CASE("a resume at the newest seq recovers without a ring", "[replay][resume]") {
+  Bus bus(StreamId{"s", 1}, nullptr);
+  publishFrames(bus, 3, 10);
+  auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
+  CHECK(bus.subscribeAfter(queue, 30, 0).recovered);
+  auto other = std::make_shared<SubscriptionQueue>("q2", QueueLimits{}, [] {});
+  Bus::Start start = bus.subscribeAfter(other, 29, 0);
+  CHECK_FALSE(start.recovered);
+  CHECK(start.firstSeq == 31);
+}
