@@ -158,7 +158,14 @@ void Relay::reload(const Config& next) {
   for (const ListenerConfig& old : std::vector<ListenerConfig>(config_.listeners)) {
     const ListenerConfig* now = findListener(next.listeners, old.name);
     const bool changed = now && printedSettings(now->settings) != printedSettings(old.settings);
-    if (now && !changed) continue;
+    if (now && !changed) {
+      // Unchanged keys may name files that changed (a renewed certificate,
+      // a rotated tokens file), and secret keys print the same when changed.
+      std::lock_guard<std::mutex> lock(listenersMutex_);
+      for (auto& l : listeners_)
+        if (l->config().name == old.name) l->reloadCredentials(*now);
+      continue;
+    }
     if (changed && SubscriberListener::changesInPlace(old, *now)) {
       int closed = 0;
       {

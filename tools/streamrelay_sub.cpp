@@ -1,6 +1,8 @@
 // streamrelay-sub: subscribe to a relay listener and print its frames.
 
+#include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 #include <string>
@@ -10,11 +12,38 @@
 namespace {
 
 const char* kUsage =
-    "usage: streamrelay-sub HOST:PORT [--format text|hex|raw] [--framing SPEC] [--count N] [--reconnect]\n"
-    "  --format    text: one frame per line (default); hex: hex bytes per line; raw: payload bytes only\n"
-    "  --framing   length-prefix[:W[:big|little]] (default length-prefix:4:big), delimiter[:TEXT], fixed:N\n"
-    "  --count N   exit after N frames\n"
-    "  --reconnect connect again when the relay goes away\n";
+    "usage: streamrelay-sub HOST:PORT [options]\n"
+    "  --format F        text: one frame per line (default); hex: hex bytes per line; raw: payload bytes only\n"
+    "  --framing SPEC    raw protocol: length-prefix[:W[:big|little]] (default), delimiter[:TEXT], fixed:N\n"
+    "  --count N         exit after N frames\n"
+    "  --reconnect       connect again when the relay goes away (streamrelay protocol: resuming)\n"
+    "  --protocol P      raw (default) or streamrelay: each line then starts with stream, seq and lag\n"
+    "  --token T         streamrelay protocol: the token to present (default: $STREAMRELAY_TOKEN)\n"
+    "  --inputs A,B      streamrelay protocol: the streams wanted (default: all of the listener's)\n"
+    "  --resume E:S      streamrelay protocol: start after seq S of run (epoch) E; S may be STREAM=SEQ,...\n"
+    "  --tls             connect with TLS (implied by the --tls-* options)\n"
+    "  --tls-ca FILE     PEM CAs to trust (default: the system's)\n"
+    "  --tls-cert FILE   client certificate (mutual TLS); --tls-key FILE its key\n"
+    "  --tls-server-name NAME  the name the relay's certificate must carry (default: HOST)\n";
+
+// "E:S" or "E:STREAM=SEQ,STREAM=SEQ".
+streamrelay::client::ResumePoint parseResume(const std::string& text) {
+  const std::size_t colon = text.find(':');
+  if (colon == std::string::npos) throw std::invalid_argument("--resume expects EPOCH:SEQ or EPOCH:STREAM=SEQ,...");
+  streamrelay::client::ResumePoint point;
+  point.epoch = std::stoull(text.substr(0, colon));
+  std::string rest = text.substr(colon + 1);
+  for (std::size_t start = 0; start <= rest.size();) {
+    std::size_t comma = rest.find(',', start);
+    if (comma == std::string::npos) comma = rest.size();
+    const std::string item = rest.substr(start, comma - start);
+    const std::size_t eq = item.find('=');
+    point.afterSeq[eq == std::string::npos ? std::string() : item.substr(0, eq)] =
+        std::stoull(eq == std::string::npos ? item : item.substr(eq + 1));
+    start = comma + 1;
+  }
+  return point;
+}
 
 void print(const std::string& frame, const std::string& format) {
   if (format == "raw") {
@@ -38,7 +67,9 @@ void print(const std::string& frame, const std::string& format) {
 int main(int argc, char** argv) {
   std::string target, format = "text";
   long long count = -1;
+  using Protocol = streamrelay::client::Subscriber::Protocol;
   streamrelay::client::Subscriber::Options options;
+  std::string resume;
   try {
     for (int i = 1; i < argc; ++i) {
       std::string arg = argv[i];
@@ -59,6 +90,37 @@ int main(int argc, char** argv) {
         count = std::stoll(value());
       } else if (arg == "--reconnect") {
         options.reconnect = true;
+      } else if (arg == "--protocol") {
+        const std::string protocol = value();
+        if (protocol != "raw" && protocol != "streamrelay")
+          throw std::invalid_argument("--protocol must be raw or streamrelay");
+        options.protocol = protocol == "raw" ? Protocol::Raw : Protocol::Streamrelay;
+      } else if (arg == "--token") {
+        options.token = value();
+      } else if (arg == "--inputs") {
+        const std::string list = value();
+        for (std::size_t start = 0; start < list.size();) {
+          std::size_t comma = list.find(',', start);
+          if (comma == std::string::npos) comma = list.size();
+          if (comma > start) options.inputs.push_back(list.substr(start, comma - start));
+          start = comma + 1;
+        }
+      } else if (arg == "--resume") {
+        resume = value();
+      } else if (arg == "--tls") {
+        options.tls.enabled = true;
+      } else if (arg == "--tls-ca") {
+        options.tls.enabled = true;
+        options.tls.caFile = value();
+      } else if (arg == "--tls-cert") {
+        options.tls.enabled = true;
+        options.tls.certFile = value();
+      } else if (arg == "--tls-key") {
+        options.tls.enabled = true;
+        options.tls.keyFile = value();
+      } else if (arg == "--tls-server-name") {
+        options.tls.enabled = true;
+        options.tls.serverName = value();
       } else if (target.empty() && arg[0] != '-') {
         target = arg;
       } else {
@@ -66,6 +128,20 @@ int main(int argc, char** argv) {
       }
     }
     if (target.empty()) throw std::invalid_argument("HOST:PORT is required");
+    if (options.protocol == Protocol::Raw && (!options.token.empty() || !options.inputs.empty() || !resume.empty()))
+      throw std::invalid_argument("--token, --inputs and --resume need --protocol streamrelay");
+    if (options.protocol == Protocol::Streamrelay && options.token.empty())
+      if (const char* token = std::getenv("STREAMRELAY_TOKEN")) options.token = token;
+    if (!resume.empty()) {
+      options.resume = parseResume(resume);
+      // "E:S" names no stream: it is the only one asked for.
+      auto unnamed = options.resume->afterSeq.find("");
+      if (unnamed != options.resume->afterSeq.end()) {
+        if (options.inputs.size() != 1) throw std::invalid_argument("--resume E:S needs exactly one --inputs stream");
+        options.resume->afterSeq[options.inputs.front()] = unnamed->second;
+        options.resume->afterSeq.erase(unnamed);
+      }
+    }
   } catch (const std::exception& e) {
     std::cerr << "streamrelay-sub: " << e.what() << "\n" << kUsage;
     return 2;
@@ -74,10 +150,23 @@ int main(int argc, char** argv) {
   try {
     streamrelay::client::Subscriber subscriber(target, options);
     std::string frame;
+    streamrelay::client::FrameInfo info;
+    int answersShown = 0;
     for (long long n = 0; count < 0 || n < count; ++n) {
-      if (!subscriber.next(frame)) {
+      if (!subscriber.next(frame, info)) {
         std::cerr << "streamrelay-sub: connection closed by " << target << "\n";
         return count < 0 ? 0 : 1;
+      }
+      if (subscriber.answers() != answersShown) {  // a new connection: what the relay said
+        answersShown = subscriber.answers();
+        std::cerr << "streamrelay-sub: connected: " << subscriber.answer().json << "\n";
+      }
+      if (options.protocol == Protocol::Streamrelay && format != "raw") {
+        // Lag: from the relay reading the frame to now (clocks of two hosts if remote).
+        const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+        std::printf("%s seq=%llu lag_ms=%.3f ", info.stream.c_str(), static_cast<unsigned long long>(info.seq),
+                    static_cast<double>(now - info.receivedUnixNs) / 1e6);
       }
       print(frame, format);
       if (format != "raw") std::fflush(stdout);

@@ -71,6 +71,17 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.sendBufferBytes = static_cast<int>(s.integer("send_buffer_bytes"));  // -1: auto
   l.writeDeadlineMs = static_cast<int>(s.integer("write_deadline_ms"));
   l.replayFrames = static_cast<std::size_t>(s.group("replay").integer("frames"));
+  l.protocol = s.string("protocol") == "streamrelay" ? ListenerConfig::Protocol::Streamrelay
+                                                     : ListenerConfig::Protocol::Raw;
+  l.helloTimeoutMs = static_cast<int>(s.integer("hello_timeout_ms"));
+  const Settings& tls = s.group("tls");
+  l.tls = {tls.boolean("enabled"),        tls.string("cert_file"),
+           tls.string("key_file"),        tls.string("client_ca_file"),
+           tls.boolean("require_client_cert"), static_cast<int>(tls.integer("handshake_timeout_ms"))};
+  const Settings& auth = s.group("auth");
+  const Settings& jwt = auth.group("jwt");
+  l.auth = {auth.strings("tokens"), auth.string("tokens_file"), jwt.string("secret"),
+            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim")};
   checkReplay(m, l, kept);
   return l;
 }

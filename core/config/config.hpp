@@ -51,6 +51,26 @@ struct ListenerConfig {
   int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::size_t replayFrames = 0;  // a new subscriber first gets up to this many frames of each input's ring
+  enum class Protocol { Raw, Streamrelay };
+  Protocol protocol = Protocol::Raw;  // see streamrelay_protocol.hpp
+  int helloTimeoutMs = 5000;
+  struct Tls {
+    bool enabled = false;
+    std::string certFile, keyFile, clientCaFile;
+    bool requireClientCert = false;
+    int handshakeTimeoutMs = 5000;
+  } tls;
+  struct Auth {
+    std::vector<std::string> tokens;
+    std::string tokensFile;
+    std::string jwtSecret;         // HS256
+    std::string jwtPublicKeyFile;  // RS256
+    std::string jwtAudience;
+    std::string jwtInputsClaim = "inputs";
+    bool enabled() const {
+      return !tokens.empty() || !tokensFile.empty() || !jwtSecret.empty() || !jwtPublicKeyFile.empty();
+    }
+  } auth;
   std::string where;             // "FILE:LINE" of its bind key, for start-up errors
   Settings settings;             // what the fields above were read from (printed by --check-config)
 };

@@ -219,6 +219,70 @@ const Schema& urlTlsSchema() {
   return schema;
 }
 
+const Schema& listenerTlsSchema() {
+  static const Schema schema{
+      "tls",
+      {key("enabled", KeyKind::Bool).def("false"),
+       key("cert_file").doc("PEM certificate chain the relay presents"),
+       key("key_file").doc("PEM private key of cert_file"),
+       key("client_ca_file").doc("PEM CA certificates a client certificate must chain to"),
+       key("require_client_cert", KeyKind::Bool).def("false").doc("mutual TLS: refuse clients without a trusted certificate"),
+       key("handshake_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax)
+           .doc("a handshake not done by then is closed and counted")},
+      {},
+      [](const Settings& t, const YamlMap& m) {
+        for (const char* file : {"cert_file", "key_file", "client_ca_file"}) {
+          const std::string& path = t.string(file);
+          if (!path.empty() && ::access(path.c_str(), R_OK) != 0)
+            m.fail(file, "cannot read '" + path + "': " + std::strerror(errno));
+        }
+        const bool anySet = !t.string("cert_file").empty() || !t.string("key_file").empty() ||
+                            !t.string("client_ca_file").empty() || t.boolean("require_client_cert");
+        if (!t.boolean("enabled")) {
+          if (anySet) m.fail("enabled", "is false while other tls keys are set");
+          return;
+        }
+        if (t.string("cert_file").empty()) m.fail("cert_file", "is needed when tls is enabled");
+        if (t.string("key_file").empty()) m.fail("key_file", "is needed when tls is enabled");
+        if (t.boolean("require_client_cert") && t.string("client_ca_file").empty())
+          m.fail("require_client_cert", "needs client_ca_file (the CA client certificates are checked against)");
+      }};
+  return schema;
+}
+
+const Schema& listenerJwtSchema() {
+  static const Schema schema{
+      "jwt",
+      {key("secret").env().hidden().doc("HS256 shared secret (${ENV} expands)"),
+       key("public_key_file").doc("PEM public key for RS256 tokens"),
+       key("audience").doc("the aud claim a token must carry (empty: not checked)"),
+       key("inputs_claim").def("inputs").doc("the claim listing the streams the holder may read (absent: all)")},
+      {},
+      [](const Settings& j, const YamlMap& m) {
+        const std::string& file = j.string("public_key_file");
+        if (!file.empty() && ::access(file.c_str(), R_OK) != 0)
+          m.fail("public_key_file", "cannot read '" + file + "': " + std::strerror(errno));
+        if (!j.string("secret").empty() && !file.empty())
+          m.fail("public_key_file", "give secret (HS256) or public_key_file (RS256), not both");
+      }};
+  return schema;
+}
+
+const Schema& listenerAuthSchema() {
+  static const Schema schema{
+      "auth",
+      {key("tokens", KeyKind::Strings).env().hidden().doc("static tokens a client may present (never logged)"),
+       key("tokens_file").doc("a file of tokens, one per line (read at start and on reload)"),
+       groupKey("jwt", listenerJwtSchema())},
+      {},
+      [](const Settings& a, const YamlMap& m) {
+        const std::string& file = a.string("tokens_file");
+        if (!file.empty() && ::access(file.c_str(), R_OK) != 0)
+          m.fail("tokens_file", "cannot read '" + file + "': " + std::strerror(errno));
+      }};
+  return schema;
+}
+
 const Schema& listenerSchema() {
   static const Schema schema{
       "listener",
@@ -233,11 +297,23 @@ const Schema& listenerSchema() {
            .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
        key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax)
            .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
-       groupKey("replay", listenerReplaySchema())},
+       groupKey("replay", listenerReplaySchema()),
+       key("protocol").def("raw").oneOf({"raw", "streamrelay"})
+           .doc("raw: frames only; streamrelay: a hello, then frames with stream, seq and time"),
+       key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax)
+           .doc("streamrelay protocol: a client that sends no hello line by then is closed"),
+       groupKey("tls", listenerTlsSchema()),
+       groupKey("auth", listenerAuthSchema())},
       {},
       [](const Settings& l, const YamlMap& m) {
         if (l.group("framing").type() == "sse")
           m.map("framing").fail("type", "sse reads Server-Sent Events from a source; a listener cannot write it");
+        const Settings& auth = l.group("auth");
+        const bool authSet = !auth.strings("tokens").empty() || !auth.string("tokens_file").empty() ||
+                             !auth.group("jwt").string("secret").empty() ||
+                             !auth.group("jwt").string("public_key_file").empty();
+        if (authSet && l.string("protocol") != "streamrelay")
+          m.fail("auth", "tokens need protocol: streamrelay (a raw client sends nothing); use tls.require_client_cert for raw");
       }};
   return schema;
 }

@@ -1,4 +1,5 @@
 #include "tls_client.hpp"
+#include "tls_error.hpp"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -11,16 +12,6 @@
 namespace streamrelay {
 
 namespace {
-
-// The oldest queued OpenSSL error as text (and the queue cleared), or `fallback`.
-std::string openSslError(const std::string& fallback) {
-  unsigned long code = ERR_get_error();
-  ERR_clear_error();
-  if (code == 0) return fallback;
-  char text[256];
-  ERR_error_string_n(code, text, sizeof text);
-  return text;
-}
 
 bool isIpAddress(const std::string& host) {
   unsigned char buffer[16];

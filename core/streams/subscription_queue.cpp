@@ -23,6 +23,11 @@ const char* toString(CloseReason reason) {
     case CloseReason::Shutdown: return "shutdown";
     case CloseReason::Removed: return "removed";
     case CloseReason::Failed: return "failed";
+    case CloseReason::TlsFailed: return "tls_failed";
+    case CloseReason::HandshakeTimeout: return "handshake_timeout";
+    case CloseReason::BadHello: return "bad_hello";
+    case CloseReason::HelloTimeout: return "hello_timeout";
+    case CloseReason::AuthFailed: return "auth_failed";
   }
   return "?";
 }

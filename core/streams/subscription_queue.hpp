@@ -43,8 +43,13 @@ struct QueueLimits {
 };
 
 // Why a consumer's queue was closed; logged and counted.
-enum class CloseReason { None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed, Failed };
-constexpr int kCloseReasonCount = 7;
+// The last five end a subscriber before it got any frame: a TLS handshake or
+// a `streamrelay` hello that failed or did not come in time, a token refused.
+enum class CloseReason {
+  None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed, Failed,
+  TlsFailed, HandshakeTimeout, BadHello, HelloTimeout, AuthFailed
+};
+constexpr int kCloseReasonCount = 12;
 
 const char* toString(CloseReason reason);
 

@@ -84,6 +84,12 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector
       writeLatency_(writeLatency),
       pool_(kHandOffThreads, kHandOffThreads) {
   try {
+    if (config_.tls.enabled) tls_ = std::make_shared<const TlsServerContext>(config_.tls);
+    auth_ = std::make_shared<const Authenticator>(config_.auth);
+  } catch (const std::runtime_error& e) {
+    throw std::runtime_error(config_.where + ": listener '" + config_.name + "': " + e.what());
+  }
+  try {
     Poco::Net::SocketAddress address(config_.bind);
     if (address.family() == Poco::Net::SocketAddress::IPv6)
       socket_.bind6(address, true, false, false);  // "[::]:port" also serves IPv4
@@ -199,25 +205,138 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   const std::shared_ptr<const Soft> now = soft();
   auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, now->queue,
                                                    [&writer, id] { writer.wake(id); });
-  auto session = std::make_shared<SubscriberSession>(
-      id, fd, peer, config_.framing, queue,
-      [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
-      std::chrono::milliseconds(now->writeDeadlineMs));
+  SessionSetup setup = setupFor();
+  const bool setUpFirst = setup.needed();
+  std::shared_ptr<SubscriberSession> session;
+  try {
+    session = std::make_shared<SubscriberSession>(
+        id, fd, peer, config_.framing, queue,
+        [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
+        std::chrono::milliseconds(now->writeDeadlineMs), std::move(setup));
+  } catch (const std::runtime_error& e) {  // no memory for a TLS session
+    logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, std::string(e.what()));
+    ::close(fd);
+    clients_.fetch_sub(1);
+    return;
+  }
   Attached attached{queue, {}};
   socklen_t peerLength = sizeof attached.peer;
   ::getpeername(fd, reinterpret_cast<sockaddr*>(&attached.peer), &peerLength);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
-  // Subscribed before the writer sees the session: a client that resets at
-  // once is then unsubscribed after it was subscribed, never before.
-  for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
   {
     std::lock_guard<std::mutex> lock(sessionsMutex_);
     sessionQueues_.push_back(attached);
   }
-  // Logged once subscribed: from this line on, every published frame reaches it.
-  logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
-                       config_.maxClients);
+  // A session with a TLS handshake or a hello subscribes once that is done
+  // (admitSession, on its writer's thread). The others are subscribed before
+  // the writer sees them: a client that resets at once is then unsubscribed
+  // after it was subscribed, never before.
+  if (!setUpFirst) {
+    for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
+    // Logged once subscribed: from this line on, every published frame reaches it.
+    logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
+                         config_.maxClients);
+  }
   writer.add(std::move(session));
+}
+
+SessionSetup SubscriberListener::setupFor() {
+  SessionSetup setup;
+  {
+    std::lock_guard<std::mutex> lock(softMutex_);
+    setup.tls = tls_;
+  }
+  setup.handshakeTimeout = std::chrono::milliseconds(config_.tls.handshakeTimeoutMs);
+  setup.hello = config_.protocol == ListenerConfig::Protocol::Streamrelay;
+  setup.helloTimeout = std::chrono::milliseconds(config_.helloTimeoutMs);
+  if (setup.needed())
+    setup.admit = [this](SubscriberSession& session, const std::string* helloLine, CloseReason& refused) {
+      return admitSession(session, helloLine, refused);
+    };
+  return setup;
+}
+
+std::string SubscriberListener::admitSession(SubscriberSession& session, const std::string* helloLine,
+                                             CloseReason& refused) {
+  std::string answer, described;
+  if (helloLine) {
+    answer = admitHello(session, *helloLine, refused, described);
+    if (refused != CloseReason::None) return answer;
+  } else {
+    for (Bus* bus : inputs_) bus->subscribe(session.queue(), config_.replayFrames);
+  }
+  std::string detail = session.setupDetail();
+  if (!described.empty()) detail += (detail.empty() ? "" : "; ") + described;
+  logger().information("listener %s: subscriber %s connected (%d of %d; %s)", config_.name, session.peer(),
+                       clients_.load(), config_.maxClients, detail);
+  return answer;
+}
+
+std::string SubscriberListener::admitHello(SubscriberSession& session, const std::string& helloLine,
+                                           CloseReason& refused, std::string& described) {
+  auto refuse = [&](CloseReason reason, const std::string& error) {
+    refused = reason;
+    session.noteSetupDetail(error);
+    return protocol::errorAnswer(error);
+  };
+  protocol::Hello hello;
+  try {
+    hello = protocol::parseHello(helloLine);
+  } catch (const protocol::HelloError& e) {
+    return refuse(CloseReason::BadHello, e.what());
+  }
+  std::shared_ptr<const Authenticator> auth;
+  {
+    std::lock_guard<std::mutex> lock(softMutex_);
+    auth = auth_;
+  }
+  const Authenticator::Verdict verdict = auth->check(hello.token);
+  if (!verdict.admitted) return refuse(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
+  auto allowed = [&](const std::string& name) {
+    return !verdict.inputs || std::find(verdict.inputs->begin(), verdict.inputs->end(), name) != verdict.inputs->end();
+  };
+  // The streams it gets: those it asked for (all the listener's if none),
+  // each one the token allows. A stream's id is its place in the listener's
+  // inputs, the same on every connection.
+  std::vector<std::size_t> chosen;
+  if (hello.inputs.empty()) {
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      if (allowed(inputs_[i]->stream().name)) chosen.push_back(i);
+    if (chosen.empty()) return refuse(CloseReason::AuthFailed, "the token allows none of this listener's streams");
+  }
+  for (const std::string& name : hello.inputs) {
+    auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const Bus* b) { return b->stream().name == name; });
+    if (it == inputs_.end()) {
+      std::string served;
+      for (const Bus* b : inputs_) served += (served.empty() ? "" : ", ") + b->stream().name;
+      return refuse(CloseReason::BadHello, "unknown input '" + name + "' (this listener serves: " + served + ")");
+    }
+    if (!allowed(name)) return refuse(CloseReason::AuthFailed, "the token does not allow input '" + name + "'");
+    const std::size_t index = static_cast<std::size_t>(it - inputs_.begin());
+    if (std::find(chosen.begin(), chosen.end(), index) == chosen.end()) chosen.push_back(index);
+  }
+  if (hello.resume && hello.resume->afterSeq && chosen.size() != 1)
+    return refuse(CloseReason::BadHello,
+                  "resume.after_seq: one number needs exactly one input; give {\"STREAM\": SEQ, ...}");
+
+  const std::uint64_t epoch = inputs_.front()->stream().epoch;
+  const bool sameRun = hello.resume && hello.resume->epoch == epoch;
+  std::vector<std::pair<const StreamId*, std::uint16_t>> ids;
+  for (std::size_t i : chosen) ids.emplace_back(&inputs_[i]->stream(), static_cast<std::uint16_t>(i));
+  session.useFrameHeaders(std::move(ids));
+  std::vector<protocol::StreamStart> starts;
+  for (std::size_t i : chosen) {
+    Bus& bus = *inputs_[i];
+    std::optional<std::uint64_t> after;
+    if (sameRun && hello.resume->afterSeq) after = hello.resume->afterSeq;
+    if (sameRun && hello.resume->byStream.count(bus.stream().name)) after = hello.resume->byStream.at(bus.stream().name);
+    const Bus::Start start = bus.subscribeAfter(session.queue(), after, config_.replayFrames);
+    starts.push_back({bus.stream().name, static_cast<std::uint16_t>(i), start.recovered, start.firstSeq});
+    described += (described.empty() ? "streamrelay: " : ", ") + bus.stream().name + " from seq " +
+                 std::to_string(start.firstSeq) +
+                 (hello.resume ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
+  }
+  return protocol::okAnswer(epoch, starts);
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
@@ -225,6 +344,11 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
   clients_.fetch_sub(1);
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
   std::string detail;
+  if (reason >= CloseReason::TlsFailed) {
+    // Refused before its first frame: a peer can cause these at will.
+    logRefusal(session.peer(), std::string(toString(reason)) +
+                                   (session.setupDetail().empty() ? "" : ": " + session.setupDetail()));
+  } else {
   if (reason == CloseReason::SlowConsumer && session.writeDeadlineExceeded())
     detail = " (no byte accepted for write_deadline_ms " + std::to_string(session.writeDeadline().count()) + ")";
   else if (reason == CloseReason::SlowConsumer)
@@ -240,6 +364,7 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
                                  " frames sent, " + std::to_string(session.queue()->counters().dropped.load()) +
                                  " dropped",
                              level));
+  }
   // Last: once the list is empty, closeSubscribers() may let the listener be
   // destroyed, so nothing here touches it after the lock is released.
   std::lock_guard<std::mutex> lock(sessionsMutex_);
@@ -267,9 +392,30 @@ bool SubscriberListener::changesInPlace(const ListenerConfig& from, const Listen
   same.sendBufferBytes = from.sendBufferBytes;
   auto hard = [](const ListenerConfig& c) {
     return std::make_tuple(c.name, c.bind, c.inputs, c.framing.describe(), c.framing.maxFrameBytes, c.framing.delimiter,
-                           c.framing.strip, c.maxClients, c.replayFrames);
+                           c.framing.strip, c.maxClients, c.replayFrames, c.protocol, c.helloTimeoutMs,
+                           c.tls.enabled, c.tls.handshakeTimeoutMs);
   };
   return hard(same) == hard(from);
+}
+
+void SubscriberListener::reloadCredentials(const ListenerConfig& next) {
+  if (!next.tls.enabled && !next.auth.enabled()) return;
+  try {
+    auto tls = next.tls.enabled ? std::make_shared<const TlsServerContext>(next.tls) : nullptr;
+    auto auth = std::make_shared<const Authenticator>(next.auth);
+    {
+      std::lock_guard<std::mutex> lock(softMutex_);
+      tls_ = std::move(tls);
+      auth_ = std::move(auth);
+    }
+    logger().information("listener %s: %s reloaded for new clients", config_.name,
+                         std::string(next.tls.enabled && next.auth.enabled() ? "certificate and tokens"
+                                     : next.tls.enabled                    ? "certificate"
+                                                                           : "tokens"));
+  } catch (const std::runtime_error& e) {
+    logger().error("listener %s: credentials not reloaded: %s; the previous ones stay", config_.name,
+                   std::string(e.what()));
+  }
 }
 
 int SubscriberListener::update(const ListenerConfig& next) {
@@ -278,6 +424,7 @@ int SubscriberListener::update(const ListenerConfig& next) {
     std::lock_guard<std::mutex> lock(softMutex_);
     soft_ = soft;
   }
+  reloadCredentials(next);
   std::vector<QueuePtr> refused;
   {
     std::lock_guard<std::mutex> lock(sessionsMutex_);

@@ -20,6 +20,7 @@
 #include <memory>
 #include <vector>
 
+#include "authenticator.hpp"
 #include "bus.hpp"
 #include "config.hpp"
 #include "log_limiter.hpp"
@@ -59,8 +60,12 @@ class SubscriberListener {
   static bool changesInPlace(const ListenerConfig& from, const ListenerConfig& to);
   // Applies those keys: new subscribers get the new queue and deadlines;
   // subscribers the new allow list refuses are closed (reason `removed`).
-  // Returns how many were closed.
+  // Returns how many were closed. Reloads the credentials too.
   int update(const ListenerConfig& next);
+  // Reads the certificate, key, client CA, tokens file and JWT key again
+  // (config reload): new clients get them, connected ones keep their session.
+  // A file that cannot be used is one error line; the previous ones stay.
+  void reloadCredentials(const ListenerConfig& next);
 
   // Its config as it was started (name, bind, inputs, framing never change).
   const ListenerConfig& config() const { return config_; }
@@ -74,6 +79,11 @@ class SubscriberListener {
 
  private:
   void onClosed(SubscriberSession& session, CloseReason reason);
+  // SessionSetup::admit: subscribes a TLS or streamrelay session once it is set up.
+  std::string admitSession(SubscriberSession& session, const std::string* helloLine, CloseReason& refused);
+  std::string admitHello(SubscriberSession& session, const std::string& helloLine, CloseReason& refused,
+                         std::string& described);
+  SessionSetup setupFor();
   void logRefusal(const std::string& peer, const std::string& why);
   int sendBufferFor(int fd);
 
@@ -89,6 +99,9 @@ class SubscriberListener {
   std::shared_ptr<const Soft> soft() const;
   mutable std::mutex softMutex_;
   std::shared_ptr<const Soft> soft_;
+  // Credentials, rebuilt by reloadCredentials(); guarded by softMutex_.
+  std::shared_ptr<const TlsServerContext> tls_;    // null: plain TCP
+  std::shared_ptr<const Authenticator> auth_;
   const std::vector<Bus*> inputs_;
   WriterPool& writers_;
   Histogram& writeLatency_;

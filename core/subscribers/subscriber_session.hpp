@@ -13,12 +13,17 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "framing.hpp"
 #include "histogram.hpp"
+#include "streamrelay_protocol.hpp"
 #include "subscription_queue.hpp"
+#include "tls_server.hpp"
 
 namespace streamrelay {
 
@@ -27,7 +32,28 @@ namespace streamrelay {
 struct WriteScratch {
   static constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
   iovec iov[kMaxIov];
-  char headers[kMaxIov][8];
+  char headers[kMaxIov][protocol::kFrameHeaderBytes];
+  // TLS: what one SSL_write encrypts (full 16 KiB records, few syscalls).
+  static constexpr std::size_t kTlsChunk = 256 * 1024;
+  char tlsPlain[kTlsChunk];
+};
+
+class SubscriberSession;
+
+// What happens before the first frame, for a listener with TLS or the
+// `streamrelay` protocol (a plain raw listener has no set-up: its session
+// streams at once).
+struct SessionSetup {
+  std::shared_ptr<const TlsServerContext> tls;  // null: plain TCP
+  std::chrono::milliseconds handshakeTimeout{5000};
+  bool hello = false;                           // the streamrelay protocol: read a hello line
+  std::chrono::milliseconds helloTimeout{5000};
+  // Called on the writer thread once the handshake is done and (with
+  // `hello`) the hello line is read: subscribes the queue and returns the
+  // bytes to send first (the answer). Setting `refused` closes the session
+  // with that reason once they are sent.
+  std::function<std::string(SubscriberSession&, const std::string* helloLine, CloseReason& refused)> admit;
+  bool needed() const { return tls || hello; }
 };
 
 class SubscriberSession {
@@ -39,7 +65,8 @@ class SubscriberSession {
   // Takes ownership of `fd`, a connected non-blocking socket.
   SubscriberSession(std::uint64_t id, int fd, std::string peer,
                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
-                    Histogram& writeLatency, std::chrono::milliseconds writeDeadline);
+                    Histogram& writeLatency, std::chrono::milliseconds writeDeadline,
+                    SessionSetup setup = {});
   SubscriberSession(const SubscriberSession&) = delete;
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
@@ -54,6 +81,28 @@ class SubscriberSession {
   bool drainInput();
   // Closes the socket and reports the reason to the listener. Idempotent.
   void close(CloseReason reason);
+
+  // Set-up (TLS handshake, hello), driven by the writer on socket events.
+  enum class SetupResult { Waiting, Ready, Closed };
+  SetupResult continueSetup();
+  bool settingUp() const { return phase_ != Phase::Streaming; }
+  // While setting up: the socket must become writable before it can go on.
+  bool setupWantsWritable() const { return setupWantsWritable_; }
+  // True once the handshake or hello is late; the session then closes with
+  // setupTimeoutReason().
+  bool pastSetupDeadline(std::chrono::steady_clock::time_point now) const {
+    return settingUp() && now >= setupDeadline_;
+  }
+  CloseReason setupTimeoutReason() const {
+    return phase_ == Phase::Handshake ? CloseReason::HandshakeTimeout : CloseReason::HelloTimeout;
+  }
+  // Why set-up failed (one line, no secrets), or what it agreed ("TLSv1.3, ...").
+  const std::string& setupDetail() const { return setupDetail_; }
+  // The streamrelay protocol: every frame gets a header naming its stream by
+  // these ids (set by SessionSetup::admit).
+  void useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds);
+  bool frameHeaders() const { return frameHeaders_; }
+  void noteSetupDetail(std::string detail) { setupDetail_ = std::move(detail); }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
   // True if the socket has accepted no byte for longer than the write
@@ -81,9 +130,23 @@ class SubscriberSession {
   std::uint64_t framesSkipped() const { return framesSkipped_.load(std::memory_order_relaxed); }
 
  private:
+  enum class Phase { Handshake, Hello, Streaming };
+  static constexpr long kWouldBlock = -2;
+  static constexpr long kFailed = -1;
+  // The socket, through TLS if the listener has it: bytes, 0 (peer closed),
+  // kWouldBlock or kFailed (closeReason_ set).
+  long send(const iovec* iov, int count, WriteScratch& scratch);
+  long receive(char* data, std::size_t size);
+  SetupResult readHello();
+  SetupResult admitted(const std::string* helloLine);
+  bool flushControl(WriteScratch& scratch, FlushResult& result);
+
+  bool wireForm() const { return !frameHeaders_ && encoder_.isWireForm(); }
   int buildIov(WriteScratch& scratch) const;
+  int buildHeaderedIov(WriteScratch& scratch) const;
   void advance(std::size_t written);
   std::size_t encodedBytes(const FrameBatch& batch, std::size_t i) const;
+  std::uint16_t streamIdOf(const FrameBatch& batch) const;
 
   const std::uint64_t id_;
   const int fd_;
@@ -100,6 +163,20 @@ class SubscriberSession {
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written
   CloseReason closeReason_ = CloseReason::None;
   std::atomic<std::uint64_t> framesSkipped_{0};  // frames this listener's framing cannot carry
+
+  // Set-up and the streamrelay protocol.
+  SessionSetup setup_;
+  std::unique_ptr<TlsServerStream> tls_;
+  Phase phase_ = Phase::Streaming;
+  std::chrono::steady_clock::time_point setupDeadline_;
+  bool setupWantsWritable_ = false;
+  std::string setupDetail_;
+  std::string hello_;                 // the hello line read so far (bounded by kMaxHelloBytes)
+  std::string control_;               // the answer, sent before any frame
+  std::size_t controlSent_ = 0;
+  CloseReason closeAfterControl_ = CloseReason::None;
+  bool frameHeaders_ = false;
+  std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds_;
 };
 
 }  // namespace streamrelay

@@ -122,16 +122,52 @@ void SubscriberWriter::takeRequests() {
       continue;
     }
     std::uint64_t id = session->id();
+    SubscriberSession& added = *session;
     sessions_.emplace(id, std::move(session));
-    serve(id);
+    if (added.settingUp()) {
+      settingUp_.insert(id);
+      continueSetup(added);
+    } else {
+      serve(id);
+    }
   }
   for (std::uint64_t id : ready) serve(id);
+}
+
+// Drives a handshake or hello on; once done, the session streams.
+void SubscriberWriter::continueSetup(SubscriberSession& session) {
+  switch (session.continueSetup()) {
+    case SubscriberSession::SetupResult::Waiting:
+      watchWritable(session, session.setupWantsWritable());
+      return;
+    case SubscriberSession::SetupResult::Closed:
+      closeSession(session, session.closeReason());
+      return;
+    case SubscriberSession::SetupResult::Ready:
+      settingUp_.erase(session.id());
+      serve(session.id());
+      return;
+  }
+}
+
+void SubscriberWriter::closePastSetupDeadline() {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::uint64_t> late;
+  for (std::uint64_t id : settingUp_) {
+    auto found = sessions_.find(id);
+    if (found != sessions_.end() && found->second->pastSetupDeadline(now)) late.push_back(id);
+  }
+  for (std::uint64_t id : late) {
+    SubscriberSession& session = *sessions_.at(id);
+    closeSession(session, session.setupTimeoutReason());
+  }
 }
 
 void SubscriberWriter::serve(std::uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // already closed
   SubscriberSession& session = *it->second;
+  if (session.settingUp()) return;  // its queue is not subscribed yet
   const SubscriberSession::FlushResult result = session.flush(*scratch_);
   switch (result) {
     case SubscriberSession::FlushResult::Closed:
@@ -195,6 +231,7 @@ void SubscriberWriter::closeSession(SubscriberSession& session, CloseReason reas
   std::uint64_t id = session.id();
   session.close(reason);
   stalled_.erase(id);
+  settingUp_.erase(id);
   sessions_.erase(id);
   sessionCount_.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -228,7 +265,8 @@ void SubscriberWriter::run() {
     }
     if (draining && drainStep()) return;
     int timeout = (!again_.empty() || draining) ? (again_.empty() ? 50 : 0) : -1;
-    if (!stalled_.empty()) timeout = timeout < 0 ? kDeadlineTickMs : std::min(timeout, kDeadlineTickMs);
+    if (!stalled_.empty() || !settingUp_.empty())
+      timeout = timeout < 0 ? kDeadlineTickMs : std::min(timeout, kDeadlineTickMs);
     // Announce the sleep before looking for requests: one made after the look
     // finds sleeping_ set and signals the eventfd (wakeIfSleeping).
     sleeping_.store(true);
@@ -248,6 +286,7 @@ void SubscriberWriter::run() {
     takeRequests();
     for (std::uint64_t id : again) serve(id);
     if (!stalled_.empty()) closePastWriteDeadline();
+    if (!settingUp_.empty()) closePastSetupDeadline();
   }
 }
 
@@ -255,6 +294,10 @@ void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events)
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   SubscriberSession& session = *it->second;
+  if (session.settingUp()) {
+    continueSetup(session);
+    return;
+  }
   if ((events & (EPOLLIN | EPOLLRDHUP)) && !session.drainInput()) {
     // Half-closed by the peer: it may still read. A full close shows up as
     // EPOLLHUP/EPOLLERR or a failed write on the next frame.

@@ -60,6 +60,8 @@ class SubscriberWriter {
   void watchWritable(SubscriberSession& session, bool watch);
   bool drainStep();  // true when every session is gone
   void closePastWriteDeadline();
+  void continueSetup(SubscriberSession& session);
+  void closePastSetupDeadline();
   void signal();
 
   const int index_;
@@ -79,6 +81,7 @@ class SubscriberWriter {
   std::unordered_map<std::uint64_t, std::shared_ptr<SubscriberSession>> sessions_;
   std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
   std::unordered_set<std::uint64_t> stalled_;  // sessions waiting for EPOLLOUT, with a write deadline
+  std::unordered_set<std::uint64_t> settingUp_;  // sessions in a TLS handshake or waiting for a hello
   std::unique_ptr<WriteScratch> scratch_ = std::make_unique<WriteScratch>();
   std::atomic<std::size_t> sessionCount_{0};
 };

@@ -1,14 +1,20 @@
 #pragma once
 // streamrelay client library: connect to a relay listener, read frames, and
-// reconnect if asked. Header-only, POSIX sockets, no dependencies, so any
-// C++17 program can subscribe by including this one file.
+// reconnect if asked. Header-only, POSIX sockets, so any C++17 program can
+// subscribe by including this one file.
 //
 //   streamrelay::client::Subscriber sub("127.0.0.1:7000");
 //   std::string frame;
 //   while (sub.next(frame)) use(frame);
 //
+// It speaks both listener protocols: `raw` (frames only) and `streamrelay`
+// (a hello line, an answer, then frames with stream, seq and receive time;
+// on reconnect it resumes after the last seq it returned). TLS needs OpenSSL:
+// define STREAMRELAY_CLIENT_TLS before including it and link OpenSSL::SSL.
+//
 // A Subscriber is not thread safe: one thread reads it.
 
+#include <arpa/inet.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,11 +23,22 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
+#include <map>
+#include <optional>
 #include <thread>
 #include <vector>
+
+#ifdef STREAMRELAY_CLIENT_TLS
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
+
+#include "streamrelay/mini_json.hpp"
 
 namespace streamrelay {
 namespace client {
@@ -137,18 +154,207 @@ inline int connectTo(const Endpoint& endpoint) {
   return fd;
 }
 
+struct TlsOptions {
+  bool enabled = false;
+  std::string caFile;      // PEM CAs to trust (empty: the system's store)
+  std::string certFile;    // client certificate (mutual TLS), with keyFile
+  std::string keyFile;
+  std::string serverName;  // the name the certificate must carry (empty: the host connected to)
+};
+
+// One connection to a listener: a socket, through TLS if asked.
+class Connection {
+ public:
+  Connection(const Endpoint& endpoint, const TlsOptions& tls) : fd_(connectTo(endpoint)) {
+    if (!tls.enabled) return;
+#ifdef STREAMRELAY_CLIENT_TLS
+    try {
+      startTls(endpoint, tls);
+    } catch (...) {
+      close();
+      throw;
+    }
+#else
+    close();
+    throw std::runtime_error("TLS asked for, but client.hpp was built without STREAMRELAY_CLIENT_TLS");
+#endif
+  }
+  ~Connection() { close(); }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  // > 0 bytes read; 0 when the relay closed the connection; throws on an error.
+  long read(char* data, std::size_t size) {
+#ifdef STREAMRELAY_CLIENT_TLS
+    if (ssl_) {
+      int n = SSL_read(ssl_, data, static_cast<int>(size));
+      if (n > 0) return n;
+      int code = SSL_get_error(ssl_, n);
+      if (code == SSL_ERROR_ZERO_RETURN || code == SSL_ERROR_SYSCALL) return 0;
+      throw std::runtime_error("TLS read: " + sslError());
+    }
+#endif
+    ssize_t n;
+    do n = ::recv(fd_, data, size, 0);
+    while (n < 0 && errno == EINTR);
+    return n < 0 ? 0 : n;
+  }
+
+  void writeAll(const std::string& data) {
+    std::size_t sent = 0;
+    while (sent < data.size()) {
+      long n;
+#ifdef STREAMRELAY_CLIENT_TLS
+      if (ssl_) n = SSL_write(ssl_, data.data() + sent, static_cast<int>(data.size() - sent));
+      else
+#endif
+        n = ::send(fd_, data.data() + sent, data.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw std::runtime_error("send: the relay closed the connection");
+      sent += static_cast<std::size_t>(n);
+    }
+  }
+
+  // Waits up to `ms` for something to read; false when nothing came.
+  bool waitReadable(int ms) {
+#ifdef STREAMRELAY_CLIENT_TLS
+    if (ssl_ && SSL_pending(ssl_) > 0) return true;
+#endif
+    pollfd p{fd_, POLLIN, 0};
+    int rc;
+    do rc = ::poll(&p, 1, ms);
+    while (rc < 0 && errno == EINTR);
+    return rc > 0;
+  }
+
+  // A raw subscriber never sends: it may say so at once (not over TLS, which
+  // still exchanges messages after the handshake).
+  void shutdownWrite() {
+    if (!tls()) ::shutdown(fd_, SHUT_WR);
+  }
+  bool tls() const {
+#ifdef STREAMRELAY_CLIENT_TLS
+    return ssl_ != nullptr;
+#else
+    return false;
+#endif
+  }
+
+ private:
+  void close() {
+#ifdef STREAMRELAY_CLIENT_TLS
+    if (ssl_) SSL_free(ssl_);
+    if (ctx_) SSL_CTX_free(ctx_);
+    ssl_ = nullptr;
+    ctx_ = nullptr;
+#endif
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+#ifdef STREAMRELAY_CLIENT_TLS
+  static std::string sslError() {
+    unsigned long code = ERR_get_error();
+    ERR_clear_error();
+    if (code == 0) return "connection closed";
+    const char* reason = ERR_reason_error_string(code);
+    return reason ? reason : "TLS error";
+  }
+
+  void startTls(const Endpoint& endpoint, const TlsOptions& tls) {
+    ctx_ = SSL_CTX_new(TLS_client_method());
+    if (!ctx_) throw std::runtime_error("TLS: " + sslError());
+    SSL_CTX_set_min_proto_version(ctx_, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx_, SSL_VERIFY_PEER, nullptr);
+    if (tls.caFile.empty() ? SSL_CTX_set_default_verify_paths(ctx_) != 1
+                           : SSL_CTX_load_verify_locations(ctx_, tls.caFile.c_str(), nullptr) != 1)
+      throw std::runtime_error("TLS CA file '" + tls.caFile + "': " + sslError());
+    if (!tls.certFile.empty()) {
+      if (SSL_CTX_use_certificate_chain_file(ctx_, tls.certFile.c_str()) != 1)
+        throw std::runtime_error("TLS certificate '" + tls.certFile + "': " + sslError());
+      if (SSL_CTX_use_PrivateKey_file(ctx_, (tls.keyFile.empty() ? tls.certFile : tls.keyFile).c_str(),
+                                      SSL_FILETYPE_PEM) != 1)
+        throw std::runtime_error("TLS key '" + tls.keyFile + "': " + sslError());
+    }
+    ssl_ = SSL_new(ctx_);
+    SSL_set_fd(ssl_, fd_);
+    const std::string name = tls.serverName.empty() ? endpoint.host : tls.serverName;
+    unsigned char ip[16];
+    const bool isIp = inet_pton(AF_INET, name.c_str(), ip) == 1 || inet_pton(AF_INET6, name.c_str(), ip) == 1;
+    if (isIp) {
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl_), name.c_str());
+    } else {
+      SSL_set_tlsext_host_name(ssl_, name.c_str());
+      SSL_set1_host(ssl_, name.c_str());
+    }
+    if (SSL_connect(ssl_) != 1) {
+      const long verify = SSL_get_verify_result(ssl_);
+      std::string why = sslError();
+      if (verify != X509_V_OK) why += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+      throw std::runtime_error("TLS handshake with " + endpoint.host + ":" + endpoint.port + ": " + why);
+    }
+  }
+
+  SSL_CTX* ctx_ = nullptr;
+  SSL* ssl_ = nullptr;
+#endif
+  int fd_ = -1;
+};
+
+// The streamrelay protocol's frame header (see the relay's streamrelay_protocol.hpp).
+constexpr std::size_t kFrameHeaderBytes = 24;
+constexpr std::uint16_t kControlStream = 0xFFFF;
+
+// What the relay said to a hello.
+struct Answer {
+  std::uint64_t epoch = 0;
+  bool recovered = false;  // every stream continues right after the seq asked for
+  struct Stream {
+    std::uint16_t id = 0;
+    std::uint64_t firstSeq = 0;
+    bool recovered = false;
+  };
+  std::map<std::string, Stream> streams;
+  std::string json;  // as received
+};
+
+// Where the last frame returned came from (streamrelay protocol).
+struct FrameInfo {
+  std::string stream;
+  std::uint64_t seq = 0;
+  std::int64_t receivedUnixNs = 0;  // when the relay read it
+};
+
+// A position to resume from: the run's epoch and, per stream, the last seq had.
+struct ResumePoint {
+  std::uint64_t epoch = 0;
+  std::map<std::string, std::uint64_t> afterSeq;
+};
+
+// Thrown when the relay refused the hello (bad token, unknown input): no
+// reconnect would change that.
+struct Refused : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class Subscriber {
  public:
+  enum class Protocol { Raw, Streamrelay };
   struct Options {
-    Framing framing;
+    Framing framing;         // raw protocol only
     bool reconnect = false;  // on a lost connection, connect again (backoff 100 ms .. 5 s)
+    TlsOptions tls;
+    Protocol protocol = Protocol::Raw;
+    std::string token;                // streamrelay protocol: sent in the hello
+    std::vector<std::string> inputs;  // streamrelay protocol: streams wanted (empty: all)
+    std::optional<ResumePoint> resume;  // streamrelay protocol: where the first connection starts
   };
 
   explicit Subscriber(const std::string& hostPort) : Subscriber(hostPort, Options()) {}
   Subscriber(const std::string& hostPort, Options options)
       : endpoint_(Endpoint::parse(hostPort)), options_(std::move(options)) {
-    fd_ = connectTo(endpoint_);
-    ::shutdown(fd_, SHUT_WR);  // a subscriber never sends
+    position_ = options_.resume;
+    open();
   }
   ~Subscriber() { close(); }
   Subscriber(const Subscriber&) = delete;
@@ -157,15 +363,19 @@ class Subscriber {
   // Blocks until the next frame. False when the connection ended (and
   // reconnect is off), or `timeout` passed without a frame (timedOut() then).
   bool next(std::string& frame, std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
+    FrameInfo ignored;
+    return next(frame, ignored, timeout);
+  }
+
+  bool next(std::string& frame, FrameInfo& info, std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
     timedOut_ = false;
     auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
-      if (extract(frame)) return true;
-      if (fd_ < 0 && !reopen()) return false;
+      if (extract(frame, info)) return true;
+      if (!connection_ && !reopen()) return false;
       if (timeout.count() >= 0) {
         auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        pollfd p{fd_, POLLIN, 0};
-        if (left.count() <= 0 || ::poll(&p, 1, static_cast<int>(left.count())) == 0) {
+        if (left.count() <= 0 || !connection_->waitReadable(static_cast<int>(left.count()))) {
           timedOut_ = true;
           return false;
         }
@@ -178,31 +388,150 @@ class Subscriber {
   }
 
   bool timedOut() const { return timedOut_; }
-  bool connected() const { return fd_ >= 0; }
+  bool connected() const { return connection_ != nullptr; }
+  // The relay's answer to the latest hello, and how many were received
+  // (one per connection): after a reconnect, answer().recovered says
+  // whether anything was missed, and first_seq where each stream restarted.
+  const Answer& answer() const { return answer_; }
+  int answers() const { return answers_; }
+  // Where a new connection would resume (streamrelay protocol).
+  const std::optional<ResumePoint>& position() const { return position_; }
+
   void close() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
+    connection_.reset();
     buffer_.clear();
     begin_ = 0;
   }
 
  private:
+  static std::string quoted(const std::string& text) {
+    std::string out = "\"";
+    for (char c : text) {
+      if (c == '"' || c == '\\') out += '\\';
+      if (static_cast<unsigned char>(c) < 0x20) {
+        char escape[8];
+        std::snprintf(escape, sizeof escape, "\\u%04x", c);
+        out += escape;
+      } else {
+        out += c;
+      }
+    }
+    return out + "\"";
+  }
+
+  std::string helloLine() const {
+    std::string hello = "{";
+    if (!options_.token.empty()) hello += "\"token\":" + quoted(options_.token) + ",";
+    if (!options_.inputs.empty()) {
+      hello += "\"inputs\":[";
+      for (std::size_t i = 0; i < options_.inputs.size(); ++i) hello += (i ? "," : "") + quoted(options_.inputs[i]);
+      hello += "],";
+    }
+    if (position_ && !position_->afterSeq.empty()) {
+      hello += "\"resume\":{\"epoch\":" + std::to_string(position_->epoch) + ",\"after_seq\":{";
+      bool first = true;
+      for (const auto& [stream, seq] : position_->afterSeq) {
+        hello += (first ? "" : ",") + quoted(stream) + ":" + std::to_string(seq);
+        first = false;
+      }
+      hello += "}},";
+    }
+    if (hello.back() == ',') hello.pop_back();
+    return hello + "}\n";
+  }
+
+  void open() {
+    connection_ = std::make_unique<Connection>(endpoint_, options_.tls);
+    if (options_.protocol == Protocol::Raw) connection_->shutdownWrite();
+    else connection_->writeAll(helloLine());
+    awaitingAnswer_ = options_.protocol == Protocol::Streamrelay;
+  }
+
   bool fill() {
     if (begin_ > 0) {  // drop what was consumed; a partial frame moves to the front
       buffer_.erase(buffer_.begin(), buffer_.begin() + static_cast<std::ptrdiff_t>(begin_));
       begin_ = 0;
     }
     char chunk[65536];
-    ssize_t n;
-    do n = ::recv(fd_, chunk, sizeof chunk, 0);
-    while (n < 0 && errno == EINTR);
+    long n = connection_->read(chunk, sizeof chunk);
     if (n <= 0) return false;
     buffer_.insert(buffer_.end(), chunk, chunk + n);
     return true;
   }
 
+  static std::uint64_t bigEndian(const char* data, int bytes) {
+    std::uint64_t value = 0;
+    for (int i = 0; i < bytes; ++i) value = (value << 8) | static_cast<unsigned char>(data[i]);
+    return value;
+  }
+
+  // The streamrelay protocol: header, payload; the answer comes first.
+  bool extractHeadered(std::string& frame, FrameInfo& info) {
+    for (;;) {
+      const char* data = buffer_.data() + begin_;
+      const std::size_t have = buffer_.size() - begin_;
+      if (have < kFrameHeaderBytes) return false;
+      const std::uint64_t size = bigEndian(data, 4);
+      if (size > options_.framing.maxFrameBytes)
+        throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
+      if (have < kFrameHeaderBytes + size) return false;
+      const auto stream = static_cast<std::uint16_t>(bigEndian(data + 4, 2));
+      const std::uint64_t seq = bigEndian(data + 8, 8);
+      const auto received = static_cast<std::int64_t>(bigEndian(data + 16, 8));
+      std::string payload(data + kFrameHeaderBytes, size);
+      begin_ += kFrameHeaderBytes + size;
+      if (stream == kControlStream) {
+        takeAnswer(payload);
+        continue;
+      }
+      if (awaitingAnswer_) throw std::runtime_error("protocol error: a frame before the answer");
+      auto name = names_.find(stream);
+      info.stream = name == names_.end() ? std::to_string(stream) : name->second;
+      info.seq = seq;
+      info.receivedUnixNs = received;
+      if (!position_) position_ = ResumePoint{answer_.epoch, {}};
+      position_->afterSeq[info.stream] = seq;
+      frame = std::move(payload);
+      return true;
+    }
+  }
+
+  void takeAnswer(const std::string& json) {
+    const JsonValue answer = JsonValue::parse(json);
+    const JsonValue* ok = answer.find("ok");
+    if (!ok || ok->type != JsonValue::Type::Bool || !ok->boolean) {
+      const JsonValue* error = answer.find("error");
+      throw Refused("the relay refused the hello: " + (error ? error->text : json));
+    }
+    Answer next;
+    next.json = json;
+    if (const JsonValue* epoch = answer.find("epoch")) next.epoch = epoch->integer;
+    if (const JsonValue* recovered = answer.find("recovered")) next.recovered = recovered->boolean;
+    names_.clear();
+    if (const JsonValue* streams = answer.find("streams")) {
+      for (const auto& [name, s] : streams->fields) {
+        Answer::Stream one;
+        if (const JsonValue* id = s.find("id")) one.id = static_cast<std::uint16_t>(id->integer);
+        if (const JsonValue* first = s.find("first_seq")) one.firstSeq = first->integer;
+        if (const JsonValue* recovered = s.find("recovered")) one.recovered = recovered->boolean;
+        next.streams[name] = one;
+        names_[one.id] = name;
+      }
+    }
+    // From here on, a reconnect resumes after the frame before each stream's
+    // first one (if nothing else arrives first).
+    if (!position_ || position_->epoch != next.epoch) position_ = ResumePoint{next.epoch, {}};
+    for (const auto& [name, s] : next.streams)
+      if (s.firstSeq > 0 && (!s.recovered || !position_->afterSeq.count(name)))
+        position_->afterSeq[name] = s.firstSeq - 1;
+    answer_ = std::move(next);
+    ++answers_;
+    awaitingAnswer_ = false;
+  }
+
   // Takes one complete frame from the buffer, if there is one.
-  bool extract(std::string& frame) {
+  bool extract(std::string& frame, FrameInfo& info) {
+    if (options_.protocol == Protocol::Streamrelay) return extractHeadered(frame, info);
     const Framing& f = options_.framing;
     const char* data = buffer_.data() + begin_;
     std::size_t have = buffer_.size() - begin_;
@@ -236,9 +565,10 @@ class Subscriber {
     if (!options_.reconnect) return false;
     for (int delayMs = 100;; delayMs = std::min(delayMs * 2, 5000)) {
       try {
-        fd_ = connectTo(endpoint_);
-        ::shutdown(fd_, SHUT_WR);
+        open();
         return true;
+      } catch (const Refused&) {
+        throw;
       } catch (const std::runtime_error&) {
         std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));  // reconnect backoff
       }
@@ -247,10 +577,15 @@ class Subscriber {
 
   Endpoint endpoint_;
   Options options_;
-  int fd_ = -1;
+  std::unique_ptr<Connection> connection_;
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
   bool timedOut_ = false;
+  bool awaitingAnswer_ = false;
+  Answer answer_;
+  int answers_ = 0;
+  std::map<std::uint16_t, std::string> names_;  // stream id -> name, from the answer
+  std::optional<ResumePoint> position_;
 };
 
 }  // namespace client

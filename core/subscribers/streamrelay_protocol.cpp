@@ -1,0 +1,138 @@
+#include "streamrelay_protocol.hpp"
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/Exception.h>
+#include <Poco/JSON/Object.h>
+#include <Poco/JSON/Parser.h>
+
+#include <limits>
+#include <sstream>
+
+namespace streamrelay {
+namespace protocol {
+
+namespace {
+
+void putBigEndian(char* out, std::uint64_t value, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i, value >>= 8) out[i] = static_cast<char>(value & 0xff);
+}
+
+// A seq or epoch: a JSON number or a decimal string (JavaScript clients keep
+// 64-bit integers as strings).
+std::uint64_t unsignedOf(const Poco::Dynamic::Var& value, const std::string& key) {
+  try {
+    if (value.isString()) {
+      const std::string text = value.extract<std::string>();
+      std::size_t used = 0;
+      if (text.empty() || text[0] == '-') throw HelloError("");
+      const unsigned long long n = std::stoull(text, &used);
+      if (used != text.size()) throw HelloError("");
+      return n;
+    }
+    if (value.isInteger() && !value.isSigned()) return value.convert<std::uint64_t>();
+    if (value.isInteger() && value.convert<std::int64_t>() >= 0) return value.convert<std::uint64_t>();
+  } catch (const std::exception&) {
+  }
+  throw HelloError(key + ": expected a non-negative integer");
+}
+
+std::string frame(std::uint16_t stream, const std::string& json) {
+  std::string out(kFrameHeaderBytes, '\0');
+  writeFrameHeader(out.data(), static_cast<std::uint32_t>(json.size()), stream, 0, 0);
+  return out + json;
+}
+
+std::string toJson(const Poco::JSON::Object& object) {
+  std::ostringstream text;
+  object.stringify(text);
+  return text.str();
+}
+
+}  // namespace
+
+void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
+                      std::int64_t receivedUnixNs) {
+  putBigEndian(out, payloadBytes, 4);
+  putBigEndian(out + 4, stream, 2);
+  putBigEndian(out + 6, 0, 2);
+  putBigEndian(out + 8, seq, 8);
+  putBigEndian(out + 16, static_cast<std::uint64_t>(receivedUnixNs), 8);
+}
+
+Hello parseHello(std::string_view line) {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  Poco::JSON::Object::Ptr root;
+  try {
+    Poco::JSON::Parser parser;
+    Poco::Dynamic::Var parsed = parser.parse(std::string(line));
+    if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) throw HelloError("the hello must be a JSON object");
+    root = parsed.extract<Poco::JSON::Object::Ptr>();
+  } catch (const HelloError&) {
+    throw;
+  } catch (const Poco::Exception& e) {
+    throw HelloError("the hello is not JSON: " + e.message());
+  }
+  Hello hello;
+  for (const auto& [name, value] : *root) {
+    if (name == "token") {
+      if (!value.isString()) throw HelloError("token: expected a string");
+      hello.token = value.extract<std::string>();
+    } else if (name == "inputs") {
+      if (value.type() != typeid(Poco::JSON::Array::Ptr)) throw HelloError("inputs: expected a list of stream names");
+      for (const auto& input : *value.extract<Poco::JSON::Array::Ptr>()) {
+        if (!input.isString()) throw HelloError("inputs: expected a list of stream names");
+        hello.inputs.push_back(input.extract<std::string>());
+      }
+    } else if (name == "resume") {
+      if (value.type() != typeid(Poco::JSON::Object::Ptr))
+        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
+      const auto resume = value.extract<Poco::JSON::Object::Ptr>();
+      if (!resume->has("epoch") || !resume->has("after_seq"))
+        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
+      Hello::Resume r;
+      r.epoch = unsignedOf(resume->get("epoch"), "resume.epoch");
+      const Poco::Dynamic::Var after = resume->get("after_seq");
+      if (after.type() == typeid(Poco::JSON::Object::Ptr)) {
+        for (const auto& [stream, seq] : *after.extract<Poco::JSON::Object::Ptr>())
+          r.byStream[stream] = unsignedOf(seq, "resume.after_seq." + stream);
+      } else {
+        r.afterSeq = unsignedOf(after, "resume.after_seq");
+      }
+      hello.resume = r;
+    } else {
+      throw HelloError("unknown hello field '" + name + "' (token, inputs, resume)");
+    }
+  }
+  return hello;
+}
+
+std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams) {
+  Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
+  answer.set("ok", true);
+  answer.set("epoch", epoch);
+  bool recovered = true;
+  Poco::JSON::Object::Ptr byName = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  for (const StreamStart& s : streams) {
+    recovered = recovered && s.recovered;
+    Poco::JSON::Object::Ptr one = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    one->set("id", s.id);
+    one->set("first_seq", s.firstSeq);
+    one->set("recovered", s.recovered);
+    byName->set(s.name, one);
+  }
+  answer.set("recovered", recovered);
+  // The single-stream case, as DESIGN writes it; with several, see `streams`.
+  if (streams.size() == 1) answer.set("first_seq", streams.front().firstSeq);
+  answer.set("streams", byName);
+  return frame(kControlStream, toJson(answer));
+}
+
+std::string errorAnswer(const std::string& error) {
+  Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
+  answer.set("ok", false);
+  answer.set("error", error);
+  return frame(kControlStream, toJson(answer));
+}
+
+}  // namespace protocol
+}  // namespace streamrelay

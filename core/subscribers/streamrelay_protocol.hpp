@@ -1,0 +1,73 @@
+#pragma once
+// The `streamrelay` subscriber protocol (listeners[].protocol: streamrelay).
+//
+//   client -> relay  one line of JSON, the hello (every field optional):
+//                    {"token": "...", "inputs": ["trades"],
+//                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
+//   relay -> client  one control frame of JSON, the answer:
+//                    {"ok": true, "epoch": E, "recovered": true, "first_seq": N,
+//                     "streams": {"trades": {"id": 0, "first_seq": N, "recovered": true}}}
+//                    or {"ok": false, "error": "..."}, after which it closes;
+//                    then the frames of the streams asked for.
+//
+// Every frame, the answer included, is a 24-byte big-endian header and the
+// payload:
+//   u32 payload bytes | u16 stream id | u16 flags (0) | u64 seq | i64 receive time (ns since the Unix epoch)
+// The answer's stream id is kControlStream and its seq 0.
+//
+// Nothing here allocates more than the line it was given, which its reader
+// bounds at kMaxHelloBytes.
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace streamrelay {
+namespace protocol {
+
+constexpr std::size_t kFrameHeaderBytes = 24;
+constexpr std::uint16_t kControlStream = 0xFFFF;
+constexpr std::size_t kMaxHelloBytes = 16 * 1024;
+
+void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
+                      std::int64_t receivedUnixNs);
+
+struct Hello {
+  std::string token;                // empty: none given
+  std::vector<std::string> inputs;  // empty: every input of the listener
+  struct Resume {
+    std::uint64_t epoch = 0;
+    std::optional<std::uint64_t> afterSeq;           // one number: the only stream asked for
+    std::map<std::string, std::uint64_t> byStream;   // or one per stream
+  };
+  std::optional<Resume> resume;
+};
+
+// A hello the relay cannot take; what() is the one-line reason, sent back to
+// the client and logged.
+struct HelloError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// Parses the hello line (without its newline). Throws HelloError.
+Hello parseHello(std::string_view line);
+
+// Where one stream starts for this subscriber.
+struct StreamStart {
+  std::string name;
+  std::uint16_t id = 0;
+  bool recovered = false;
+  std::uint64_t firstSeq = 0;
+};
+
+// The answer frames, header included.
+std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams);
+std::string errorAnswer(const std::string& error);
+
+}  // namespace protocol
+}  // namespace streamrelay
