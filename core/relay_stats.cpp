@@ -87,6 +87,9 @@ Object::Ptr consumerJson(const SubscriptionQueue& q) {
   o->set("policy", std::string(toString(q.limits().onFull)));
   o->set("queue_frames", static_cast<std::uint64_t>(q.queuedFrames()));
   o->set("queue_bytes", static_cast<std::uint64_t>(q.queuedBytes()));
+  // How far behind it is: queue_frames frames, the oldest waiting this long.
+  const std::int64_t oldest = q.oldestWaitingSteadyNs();
+  o->set("lag_seconds", oldest == 0 ? 0.0 : static_cast<double>(steadyNowNs() - oldest) / 1e9);
   o->set("enqueued", c.enqueued.load());
   o->set("delivered", c.delivered.load());
   o->set("dropped", c.dropped.load());

@@ -168,6 +168,11 @@ CloseReason SubscriptionQueue::closeReason() const {
   return closeReason_;
 }
 
+std::int64_t SubscriptionQueue::oldestWaitingSteadyNs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return spans_.empty() ? 0 : spans_.front().batch->receivedSteadyNs();
+}
+
 std::size_t SubscriptionQueue::queuedFrames() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return frames_;

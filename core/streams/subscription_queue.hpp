@@ -103,6 +103,8 @@ class SubscriptionQueue {
   const std::string& name() const { return name_; }
   const QueueLimits& limits() const { return limits_; }
   std::size_t queuedFrames() const;
+  // When the oldest frame waiting here was received (steady clock, ns); 0 if none waits.
+  std::int64_t oldestWaitingSteadyNs() const;
   std::size_t queuedBytes() const;
   const QueueCounters& counters() const { return *counters_; }
   // Called by the consumer.

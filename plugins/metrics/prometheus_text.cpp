@@ -168,6 +168,8 @@ void renderConsumers(Exposition& e, const Array::Ptr& consumers) {
   static const Field fields[] = {
       {"streamrelay_consumer_queue_frames", "gauge", "Frames waiting in the consumer's queue.", "queue_frames"},
       {"streamrelay_consumer_queue_bytes", "gauge", "Bytes waiting in the consumer's queue.", "queue_bytes"},
+      {"streamrelay_consumer_lag_seconds", "gauge", "How long the oldest frame waiting in the consumer's queue has waited.",
+       "lag_seconds"},
       {"streamrelay_consumer_delivered_frames_total", "counter",
        "Frames written to the subscriber or handed to the plugin.", "delivered"},
       {"streamrelay_consumer_dropped_frames_total", "counter", "Frames the consumer lost to its overflow policy.",

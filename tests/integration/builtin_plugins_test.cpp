@@ -22,6 +22,7 @@
 #include <regex>
 #include <set>
 
+#include "pki.hpp"
 #include "relay_fixture.hpp"
 
 using namespace streamrelay::test;
@@ -637,4 +638,63 @@ TEST_CASE("config reload: a filter instance added, reconfigured and removed unde
   CHECK(relay.process->waitForLine("config reload: listener picked removed").size() > 0);
 
   load.finish();
+}
+
+TEST_CASE("metrics: refusals by reason (TLS and tokens) and each subscriber's lag", "[builtin][protocol]") {
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");
+  RunningRelay relay = startRelay(
+      kListenUpstream + "listeners:\n" +
+          listener("main", "protocol: streamrelay, auth: {tokens: [right]}, write_deadline_ms: 0, send_buffer_bytes: 4096, "
+                           "queue: {max_frames: 1000000, max_bytes: 0}") +
+          listener("secure", "tls: {enabled: true, cert_file: '" + pki().path("server.pem") + "', key_file: '" +
+                                 pki().path("server.key") + "'}") +
+          pluginsSection(dir, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"),
+      {"main", "secure"});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  const int port = std::stoi(m[1]);
+  auto refusals = [&](const std::string& listenerName, const std::string& reason) {
+    return sampleValue(httpGet(port, "/metrics").body, "streamrelay_listener_disconnects_total{listener=\"" +
+                                                           listenerName + "\",reason=\"" + reason + "\"}");
+  };
+  std::string frame;
+  for (int i = 0; i < 3; ++i) {
+    Subscriber::Options o;
+    o.protocol = Subscriber::Protocol::Streamrelay;
+    o.token = "wrong";
+    Subscriber refused(relay.address(), o);
+    CHECK_THROWS_AS(refused.next(frame, 10s), streamrelay::client::Refused);
+  }
+  CHECK(pollUntil([&] { return refusals("main", "auth_failed") == 3; }));
+  const int plain = connectLoopback(relay.ports.at("secure"));
+  const std::string notTls = "GET / HTTP/1.1\r\n\r\n";
+  ::send(plain, notTls.data(), notTls.size(), MSG_NOSIGNAL);
+  CHECK(pollUntil([&] { return refusals("secure", "tls_failed") == 1; }));
+  ::close(plain);
+
+  // A subscriber that stops reading falls behind: its queue and the age of
+  // its oldest frame show it.
+  const int stalled = connectLoopback(relay.ports.at("main"), 4096);
+  const std::string hello = "{\"token\": \"right\"}\n";
+  REQUIRE(::send(stalled, hello.data(), hello.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(hello.size()));
+  REQUIRE(relay.process->waitForLine("main: subscriber .* connected").size() > 0);
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "1000", "--count", "20000"});
+  REQUIRE(feed->waitForExit(30s) == 0);
+  Poco::JSON::Object::Ptr subscriber;
+  CHECK(pollUntil([&] {
+    auto stats = Poco::JSON::Parser().parse(httpGet(port, "/stats").body).extract<Poco::JSON::Object::Ptr>();
+    for (const auto& c : *stats->getArray("consumers")) {
+      auto consumer = c.extract<Poco::JSON::Object::Ptr>();
+      if (consumer->getValue<std::string>("name").rfind("main/", 0) == 0) subscriber = consumer;
+    }
+    return subscriber && subscriber->getValue<double>("lag_seconds") > 0.2;
+  }));
+  REQUIRE(subscriber);
+  CHECK(subscriber->getValue<std::uint64_t>("queue_frames") > 0);
+  CHECK(sampleValue(httpGet(port, "/metrics").body,
+                    "streamrelay_consumer_lag_seconds{consumer=\"" + subscriber->getValue<std::string>("name") +
+                        "\",kind=\"subscriber\"}") > 0.2);
+  ::close(stalled);
 }

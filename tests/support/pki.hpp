@@ -2,7 +2,8 @@
 // Pki: a CA and certificates signed by it, made with the openssl CLI in a
 // fresh directory once per test binary: "ca" and "other-ca" (an authority
 // nobody trusts), "server" (for localhost and 127.0.0.1) and "client" (for
-// mutual TLS). Files: NAME.pem and NAME.key.
+// mutual TLS), and "expired" (like server, but valid only in 2020). Files:
+// NAME.pem and NAME.key.
 
 #include <string>
 
@@ -16,6 +17,7 @@ struct Pki {
  private:
   void makeCa(const std::string& name);
   void makeLeaf(const std::string& name, const std::string& ca, const std::string& cn, const std::string& ext);
+  void makeExpiredLeaf(const std::string& name, const std::string& ca, const std::string& cn, const std::string& ext);
 };
 
 const Pki& pki();

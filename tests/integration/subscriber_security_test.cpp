@@ -1,0 +1,349 @@
+// Integration tests of listeners across untrusted networks: TLS (certificates
+// made with the openssl CLI at test time), the `streamrelay` protocol (hello,
+// answer, frame headers, resume from the replay ring) and tokens/JWTs, with
+// the real relay, streamrelay-feed and the client library (client.hpp with
+// STREAMRELAY_CLIENT_TLS, as streamrelay-sub uses it).
+
+#include <catch2/catch.hpp>
+
+#include <Poco/JWT/Signer.h>
+#include <Poco/JWT/Token.h>
+#include <Poco/Timestamp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "pki.hpp"
+#include "relay_fixture.hpp"
+
+using namespace streamrelay::test;
+using streamrelay::client::FrameInfo;
+using streamrelay::client::Refused;
+using Protocol = streamrelay::client::Subscriber::Protocol;
+
+namespace {
+
+std::string tlsKeys(const std::string& cert = "server", const std::string& more = "") {
+  return "tls: {enabled: true, cert_file: '" + pki().path(cert + ".pem") + "', key_file: '" +
+         pki().path(cert + ".key") + "'" + more + "}";
+}
+
+Subscriber::Options tlsClient(const std::string& ca = "ca") {
+  Subscriber::Options o;
+  o.tls.enabled = true;
+  o.tls.caFile = pki().path(ca + ".pem");
+  return o;
+}
+
+Subscriber::Options protocolClient(const std::string& token = "") {
+  Subscriber::Options o;
+  o.protocol = Protocol::Streamrelay;
+  o.token = token;
+  return o;
+}
+
+std::unique_ptr<ChildProcess> publish(const RunningRelay& relay, int count, int rate = 0, int size = 64) {
+  return startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
+                    std::to_string(rate), "--size", std::to_string(size), "--count", std::to_string(count)});
+}
+
+// True if the peer closed `fd` by the deadline without sending a byte.
+bool closedWithoutAByte(int fd, std::chrono::milliseconds timeout = 10s) {
+  pollfd p{fd, POLLIN, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
+  char byte;
+  return ::recv(fd, &byte, 1, 0) <= 0;
+}
+
+// Reads frames with their headers until `count` arrived; checks the seqs
+// follow each other from `firstSeq`. Returns the last seq read (0: none).
+std::uint64_t readSeqs(Subscriber& sub, std::uint64_t firstSeq, long count) {
+  std::string frame;
+  FrameInfo info;
+  std::uint64_t expected = firstSeq;
+  for (long i = 0; i < count; ++i) {
+    if (!sub.next(frame, info, 20s)) {
+      FAIL_CHECK("frame " << i << " of " << count << " did not come");
+      return expected - 1;
+    }
+    if (info.seq != expected) {
+      FAIL_CHECK("seq " << info.seq << " where " << expected << " was due");
+      return info.seq;
+    }
+    const std::string want = "feed " + std::to_string(expected);
+    if (frame.compare(0, want.size(), want) != 0) FAIL_CHECK("seq " << expected << " carried '" << frame << "'");
+    ++expected;
+  }
+  return expected - 1;
+}
+
+std::string jwt(const std::string& secret, Poco::JSON::Object extra, int expiresInSeconds = 3600) {
+  Poco::JWT::Token token;
+  token.setType("JWT");
+  token.setExpiration(Poco::Timestamp() + Poco::Timespan(expiresInSeconds, 0));
+  for (const auto& [name, value] : extra) token.payload().set(name, value);
+  Poco::JWT::Signer signer(secret);
+  return signer.sign(token, Poco::JWT::Signer::ALGO_HS256);
+}
+
+}  // namespace
+
+TEST_CASE("tls listener: a subscriber gets every frame and nothing is sent in clear", "[integration][subscriber-tls]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", tlsKeys() + ", queue: {max_frames: 100000, max_bytes: 0}"));
+  Subscriber sub(relay.address(), tlsClient());
+  CHECK(relay.process->waitForLine("subscriber .* connected \\(1 of 64; TLSv1\\.3, ").size() > 0);
+  auto feed = publish(relay, 20000, 0, 300);
+  CHECK(readSequence(sub, 20000) == 20000);
+  CHECK(feed->waitForExit() == 0);
+
+  // A client that does not speak TLS gets no byte in clear, and a line says why.
+  const int plain = connectLoopback(relay.ports.at("main"));
+  REQUIRE(plain >= 0);
+  const std::string text = "hello\n";
+  CHECK(::send(plain, text.data(), text.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(text.size()));
+  CHECK(closedWithoutAByte(plain));
+  ::close(plain);
+  CHECK(relay.process->waitForLine("listener main: refused 127\\.0\\.0\\.1:\\d+: tls_failed: TLS handshake: ").size() > 0);
+}
+
+TEST_CASE("tls listener: the client refuses an untrusted CA or an expired certificate or a name mismatch", "[integration][subscriber-tls]") {
+  SECTION("untrusted CA") {
+    RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", tlsKeys()));
+    CHECK_THROWS_WITH(Subscriber(relay.address(), tlsClient("other-ca")),
+                      Catch::Contains("certificate verify failed") && Catch::Contains("unable to get local issuer"));
+  }
+  SECTION("expired certificate") {
+    RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", tlsKeys("expired")));
+    CHECK_THROWS_WITH(Subscriber(relay.address(), tlsClient()), Catch::Contains("certificate has expired"));
+  }
+  SECTION("name mismatch") {
+    RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("main", tlsKeys()));
+    Subscriber::Options o = tlsClient();
+    o.tls.serverName = "feed.example.com";
+    CHECK_THROWS_WITH(Subscriber(relay.address(), o), Catch::Contains("hostname mismatch"));
+    o.tls.serverName = "localhost";
+    CHECK_NOTHROW(Subscriber(relay.address(), o));
+  }
+}
+
+TEST_CASE("mutual TLS: a client without a trusted certificate is refused and one with it streams", "[integration][subscriber-tls]") {
+  RunningRelay relay = startRelay(
+      kListenUpstream + "listeners:\n" +
+      listener("main", tlsKeys("server", ", client_ca_file: '" + pki().path("ca.pem") + "', require_client_cert: true")));
+  std::string frame;
+  {
+    // TLS 1.3: the client's side of the handshake ends before the relay
+    // checks it, so the refusal arrives as an alert on the first read.
+    Subscriber without(relay.address(), tlsClient());
+    CHECK_THROWS_WITH(without.next(frame, 10s), Catch::Contains("alert certificate required"));
+  }
+  CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: tls_failed: TLS handshake: peer did not return a certificate")
+            .size() > 0);
+  {
+    Subscriber::Options o = tlsClient();
+    o.tls.certFile = pki().path("expired.pem");
+    o.tls.keyFile = pki().path("expired.key");
+    Subscriber expired(relay.address(), o);
+    // The relay's alert says why (its log line is folded into the next by
+    // the refusal limiter: a peer can cause refusals at will).
+    CHECK_THROWS_WITH(expired.next(frame, 10s), Catch::Contains("alert certificate expired"));
+  }
+
+  Subscriber::Options o = tlsClient();
+  o.tls.certFile = pki().path("client.pem");
+  o.tls.keyFile = pki().path("client.key");
+  Subscriber with(relay.address(), o);
+  CHECK(relay.process->waitForLine("connected \\(1 of 64; TLSv1\\.3, .*client CN=relay\\)").size() > 0);
+  auto feed = publish(relay, 1000);
+  CHECK(readSequence(with, 1000) == 1000);
+}
+
+TEST_CASE("tls listener: a stalled handshake is closed at handshake_timeout_ms", "[integration][subscriber-tls]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", tlsKeys("server", ", handshake_timeout_ms: 300")));
+  const int stalled = connectLoopback(relay.ports.at("main"));
+  REQUIRE(stalled >= 0);
+  CHECK(closedWithoutAByte(stalled));
+  ::close(stalled);
+  CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: handshake_timeout").size() > 0);
+}
+
+TEST_CASE("streamrelay protocol: the answer then every frame with its stream seq and receive time", "[integration][protocol]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
+  Subscriber sub(relay.address(), protocolClient());
+  auto feed = publish(relay, 5000);
+  const auto before = std::chrono::system_clock::now();
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 20s));
+  CHECK(sub.answers() == 1);
+  CHECK(sub.answer().epoch != 0);
+  REQUIRE(sub.answer().streams.count("upstream") == 1);
+  CHECK(sub.answer().streams.at("upstream").firstSeq == 1);
+  CHECK(info.stream == "upstream");
+  CHECK(info.seq == 1);
+  CHECK(frame.rfind("feed 1", 0) == 0);
+  const auto received = std::chrono::system_clock::time_point(std::chrono::nanoseconds(info.receivedUnixNs));
+  CHECK(received > before - 60s);
+  CHECK(received < std::chrono::system_clock::now() + 1s);
+  CHECK(readSeqs(sub, 2, 4999) == 5000);
+  CHECK(relay.process->waitForLine("connected \\(1 of 64; streamrelay: upstream from seq 1\\)").size() > 0);
+}
+
+TEST_CASE("streamrelay protocol: a malformed or oversize or missing hello is closed with one line and counted", "[integration][protocol]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, hello_timeout_ms: 300"));
+  const int port = relay.ports.at("main");
+  auto answerTo = [&](const std::string& sent) {
+    const int fd = connectLoopback(port);
+    REQUIRE(fd >= 0);
+    ::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL);
+    std::string got;
+    char chunk[4096];
+    pollfd p{fd, POLLIN, 0};
+    while (::poll(&p, 1, 10000) > 0) {
+      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
+      if (n <= 0) break;
+      got.append(chunk, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
+    return got.size() > 24 ? got.substr(24) : got;  // the answer's JSON, after its header
+  };
+  CHECK(answerTo("") == "");  // no hello: closed at hello_timeout_ms, nothing said
+  CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: hello_timeout").size() > 0);
+  CHECK_THAT(answerTo("{not json\n"), Catch::StartsWith(R"j({"ok":false,"error":"the hello is not JSON: )j"));
+  CHECK(answerTo("{\"tokn\": 1}\n") == R"j({"ok":false,"error":"unknown hello field 'tokn' (token, inputs, resume)"})j");
+  CHECK(answerTo("{\"inputs\": [\"nope\"]}\n") ==
+        R"j({"ok":false,"error":"unknown input 'nope' (this listener serves: upstream)"})j");
+  CHECK(answerTo(std::string(20000, 'x')) == R"j({"ok":false,"error":"hello line longer than 16384 bytes"})j");
+}
+
+TEST_CASE("auth: a bad token is refused and a good one streams and no token reaches the log", "[integration][protocol][auth]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, auth: {tokens: [good-token-4711]}"));
+  std::string frame;
+  {
+    Subscriber bad(relay.address(), protocolClient("wrong-token-0815"));
+    CHECK_THROWS_MATCHES(bad.next(frame, 10s), Refused,
+                         Catch::Matchers::Message("the relay refused the hello: not authorized: unknown token"));
+  }
+  {
+    Subscriber none(relay.address(), protocolClient());
+    CHECK_THROWS_WITH(none.next(frame, 10s), Catch::Contains("not authorized: no token"));
+  }
+  Subscriber good(relay.address(), protocolClient("good-token-4711"));
+  auto feed = publish(relay, 100);
+  CHECK(readSeqs(good, 1, 100) == 100);
+  CHECK(relay.process->countLines("auth_failed: not authorized: unknown token") +
+            relay.process->countLines("and \\d+ more refused") >= 1);
+  CHECK(relay.process->output().find("good-token-4711") == std::string::npos);
+  CHECK(relay.process->output().find("wrong-token-0815") == std::string::npos);
+}
+
+TEST_CASE("auth: JWTs with a secret with expiry and audience and the streams they allow", "[integration][protocol][auth]") {
+  RunningRelay relay = startRelay(
+      "sources:\n  a: {type: generator, rate: 200, size: 16}\n  b: {type: generator, rate: 200, size: 16}\n"
+      "listeners:\n" +
+      listener("main", "inputs: [a, b], protocol: streamrelay, auth: {jwt: {secret: jwt-secret, audience: relay}}"));
+  std::string frame;
+  FrameInfo info;
+  Poco::JSON::Object onlyB;
+  onlyB.set("aud", "relay");
+  Poco::JSON::Array::Ptr streams = new Poco::JSON::Array;
+  streams->add("b");
+  onlyB.set("inputs", streams);
+  {
+    Subscriber sub(relay.address(), protocolClient(jwt("jwt-secret", onlyB)));
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(info.stream == "b");
+    CHECK(sub.answer().streams.size() == 1);
+  }
+  {
+    Subscriber::Options o = protocolClient(jwt("jwt-secret", onlyB));
+    o.inputs = {"a"};
+    Subscriber sub(relay.address(), o);
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("the token does not allow input 'a'"));
+  }
+  {
+    Subscriber sub(relay.address(), protocolClient(jwt("jwt-secret", onlyB, -60)));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("JWT expired"));
+  }
+  {
+    Subscriber sub(relay.address(), protocolClient(jwt("another-secret", onlyB)));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("JWT signature not valid"));
+  }
+  {
+    Poco::JSON::Object otherAudience;
+    otherAudience.set("aud", "someone-else");
+    Subscriber sub(relay.address(), protocolClient(jwt("jwt-secret", otherAudience)));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("JWT audience is not 'relay'"));
+  }
+  Poco::JSON::Object all;
+  all.set("aud", "relay");
+  Subscriber sub(relay.address(), protocolClient(jwt("jwt-secret", all)));
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(sub.answer().streams.size() == 2);
+}
+
+TEST_CASE("resume: a subscriber killed and restarted under 20k f/s continues with no gap and no duplicate", "[integration][protocol][resume]") {
+  RunningRelay relay = startRelay(
+      kListenUpstream + "streams: {upstream: {replay: {frames: 100000}}}\nlisteners:\n" +
+      listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
+  std::optional<streamrelay::client::ResumePoint> position;
+  std::uint64_t last = 0;
+  auto feed = publish(relay, 60000, 20000);
+  {
+    Subscriber first(relay.address(), protocolClient());
+    last = readSeqs(first, 1, 10000);
+    REQUIRE(last == 10000);
+    position = first.position();
+  }  // killed: the connection drops with frames still on their way
+  REQUIRE(position);
+  CHECK(position->afterSeq.at("upstream") == 10000);
+  // Restarted while the publisher goes on: it asks to continue after 10000.
+  Subscriber::Options o = protocolClient();
+  o.resume = position;
+  Subscriber second(relay.address(), o);
+  CHECK(readSeqs(second, 10001, 50000) == 60000);
+  CHECK(second.answer().recovered);
+  CHECK(second.answer().streams.at("upstream").firstSeq == 10001);
+  CHECK(feed->waitForExit() == 0);
+  CHECK(relay.process->waitForLine("streamrelay: upstream from seq 10001 \\(resumed\\)").size() > 0);
+}
+
+TEST_CASE("resume: past the ring the answer says recovered false and where the stream restarts", "[integration][protocol][resume]") {
+  RunningRelay relay = startRelay(
+      kListenUpstream + "streams: {upstream: {replay: {frames: 1000}}}\nlisteners:\n" +
+      listener("main", "protocol: streamrelay, replay: {frames: 1000}") + listener("witness"),
+      {"main", "witness"});
+  Subscriber witness(relay.address("witness"));
+  auto feed = publish(relay, 5000);
+  CHECK(readSequence(witness, 5000) == 5000);  // the relay has published them all
+  Subscriber::Options o = protocolClient();
+  o.resume = streamrelay::client::ResumePoint{0, {{"upstream", 10}}};
+  SECTION("the same run, seq 11 long gone") {
+    std::string frame;
+    FrameInfo info;
+    Subscriber sub(relay.address(), o);  // epoch 0 never matches: learn the real one first
+    REQUIRE(sub.next(frame, info, 10s));
+    o.resume->epoch = sub.answer().epoch;
+    Subscriber late(relay.address(), o);
+    REQUIRE(late.next(frame, info, 10s));
+    CHECK_FALSE(late.answer().recovered);
+    CHECK(late.answer().streams.at("upstream").firstSeq == 4001);
+    CHECK(info.seq == 4001);
+    CHECK(late.answer().json.find("\"recovered\":false,\"first_seq\":4001") != std::string::npos);
+  }
+  SECTION("another run's epoch") {
+    std::string frame;
+    FrameInfo info;
+    Subscriber sub(relay.address(), o);
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK_FALSE(sub.answer().recovered);
+    CHECK(info.seq == 4001);
+  }
+}
