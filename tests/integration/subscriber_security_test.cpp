@@ -347,3 +347,19 @@ TEST_CASE("resume: past the ring the answer says recovered false and where the s
     CHECK(info.seq == 4001);
   }
 }
+
+TEST_CASE("the Python client example speaks the protocol over TLS with a token", "[integration][protocol]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, auth: {tokens: [py-token]}, " + tlsKeys()));
+  // Its frames go to stdout: joined with stderr, which the test reads.
+  ChildProcess client("/bin/sh", {"-c", "exec /usr/bin/python3 " STREAMRELAY_SOURCE_DIR
+                                        "/sdk/examples/python_client/streamrelay_client.py " +
+                                            relay.address("main", "localhost") + " --token py-token --ca " +
+                                            pki().path("ca.pem") + " --count 100 1>&2"});
+  REQUIRE(client.waitForLine("connected: \\{\"ok\":true,\"epoch\":\\d+").size() > 0);
+  auto feed = publish(relay, 100);
+  CHECK(client.waitForExit(30s) == 0);
+  INFO(client.output());
+  CHECK(client.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == 100);
+  CHECK(client.countLines("^upstream seq=100 lag_ms=[0-9.]+ feed 100") == 1);
+}
