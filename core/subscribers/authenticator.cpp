@@ -81,8 +81,8 @@ Authenticator::Verdict Authenticator::checkJwt(const std::string& token) const {
       verdict.refusal = "JWT signature not valid";
       return verdict;
     }
-  } catch (const Poco::Exception& e) {
-    verdict.refusal = "JWT not readable: " + e.message();
+  } catch (const Poco::Exception&) {  // its message may quote the token: not repeated
+    verdict.refusal = "JWT not readable";
     return verdict;
   }
   const Poco::JSON::Object& claims = jwt.payload();

@@ -50,6 +50,16 @@ std::string toJson(const Poco::JSON::Object& object) {
 
 }  // namespace
 
+std::string printable(std::string_view text, std::size_t limit) {
+  std::string out;
+  for (char c : text.substr(0, limit)) {
+    const auto byte = static_cast<unsigned char>(c);
+    out += byte < 0x20 || byte == 0x7f ? '?' : c;
+  }
+  if (text.size() > limit) out += "...";
+  return out;
+}
+
 void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
                       std::int64_t receivedUnixNs) {
   putBigEndian(out, payloadBytes, 4);

@@ -48,10 +48,14 @@ struct Hello {
   std::optional<Resume> resume;
 };
 
-// A hello the relay cannot take; what() is the one-line reason, sent back to
-// the client and logged.
+// Text a client sent, made fit for one log line: control bytes become '?',
+// and it is cut after `limit` bytes.
+std::string printable(std::string_view text, std::size_t limit = 200);
+
+// A hello the relay cannot take; what() is the one-line reason (printable()),
+// sent back to the client and logged.
 struct HelloError : std::runtime_error {
-  using std::runtime_error::runtime_error;
+  explicit HelloError(const std::string& what) : std::runtime_error(printable(what, 400)) {}
 };
 
 // Parses the hello line (without its newline). Throws HelloError.

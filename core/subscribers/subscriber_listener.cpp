@@ -309,9 +309,11 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
     if (it == inputs_.end()) {
       std::string served;
       for (const Bus* b : inputs_) served += (served.empty() ? "" : ", ") + b->stream().name;
-      return refuse(CloseReason::BadHello, "unknown input '" + name + "' (this listener serves: " + served + ")");
+      return refuse(CloseReason::BadHello,
+                    "unknown input '" + protocol::printable(name) + "' (this listener serves: " + served + ")");
     }
-    if (!allowed(name)) return refuse(CloseReason::AuthFailed, "the token does not allow input '" + name + "'");
+    if (!allowed(name))
+      return refuse(CloseReason::AuthFailed, "the token does not allow input '" + protocol::printable(name) + "'");
     const std::size_t index = static_cast<std::size_t>(it - inputs_.begin());
     if (std::find(chosen.begin(), chosen.end(), index) == chosen.end()) chosen.push_back(index);
   }

@@ -1,0 +1,78 @@
+#include <catch2/catch.hpp>
+
+#include <cstring>
+
+#include "authenticator.hpp"
+#include "streamrelay/mini_json.hpp"
+#include "streamrelay_protocol.hpp"
+
+using namespace streamrelay;
+using namespace streamrelay::protocol;
+
+TEST_CASE("a hello with every field is read", "[protocol]") {
+  Hello h = parseHello(R"({"token": "t0k", "inputs": ["a", "b"], "resume": {"epoch": 18446744073709551615, "after_seq": 42}})");
+  CHECK(h.token == "t0k");
+  CHECK(h.inputs == std::vector<std::string>{"a", "b"});
+  REQUIRE(h.resume);
+  CHECK(h.resume->epoch == 18446744073709551615ull);
+  CHECK(h.resume->afterSeq == 42u);
+  Hello byStream = parseHello(R"({"resume": {"epoch": "7", "after_seq": {"a": 1, "b": "2"}}})" "\r");
+  REQUIRE(byStream.resume);
+  CHECK(byStream.resume->epoch == 7);
+  CHECK(byStream.resume->byStream == std::map<std::string, std::uint64_t>{{"a", 1}, {"b", 2}});
+  CHECK(parseHello("{}").inputs.empty());
+}
+
+TEST_CASE("a hello the relay cannot take is one printable line naming what is wrong", "[protocol]") {
+  auto errorOf = [](const std::string& line) {
+    try {
+      parseHello(line);
+    } catch (const HelloError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(errorOf("[1]") == "the hello must be a JSON object");
+  CHECK(errorOf(R"({"token": 5})") == "token: expected a string");
+  CHECK(errorOf(R"({"inputs": "a"})") == "inputs: expected a list of stream names");
+  CHECK(errorOf(R"({"resume": {"epoch": 1}})") == R"(resume: expected {"epoch": E, "after_seq": S})");
+  CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
+  CHECK(errorOf(R"({"resume": {"epoch": 1, "after_seq": "12x"}})") == "resume.after_seq: expected a non-negative integer");
+  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, resume)");
+  const std::string notJson = errorOf("{\"x\n\x01");
+  CHECK(notJson.rfind("the hello is not JSON: ", 0) == 0);
+  CHECK(notJson.find_first_of("\n\r\x01") == std::string::npos);
+}
+
+TEST_CASE("the frame header is 24 big-endian bytes and the answer a control frame", "[protocol]") {
+  char header[kFrameHeaderBytes];
+  writeFrameHeader(header, 0x01020304, 0x0506, 0x0708090a0b0c0d0eull, 0x1112131415161718ll);
+  const unsigned char expected[kFrameHeaderBytes] = {1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 13, 14,
+                                                    0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
+  CHECK(std::memcmp(header, expected, kFrameHeaderBytes) == 0);
+
+  const std::string answer = okAnswer(99, {{"trades", 0, true, 101}});
+  REQUIRE(answer.size() > kFrameHeaderBytes);
+  CHECK(static_cast<unsigned char>(answer[4]) == 0xFF);  // the control stream
+  CHECK(static_cast<unsigned char>(answer[5]) == 0xFF);
+  const std::string json = answer.substr(kFrameHeaderBytes);
+  CHECK(json == R"({"ok":true,"epoch":99,"recovered":true,"first_seq":101,"streams":{"trades":{"id":0,"first_seq":101,"recovered":true}}})");
+  // What the client library reads back.
+  client::JsonValue v = client::JsonValue::parse(json);
+  CHECK(v.find("epoch")->integer == 99);
+  CHECK(v.find("streams")->find("trades")->find("first_seq")->integer == 101);
+  CHECK(errorAnswer("no").substr(kFrameHeaderBytes) == R"({"ok":false,"error":"no"})");
+}
+
+TEST_CASE("tokens: only a configured token matches and only exactly", "[protocol][auth]") {
+  ListenerConfig::Auth auth;
+  auth.tokens = {"alpha", "beta"};
+  Authenticator a(auth);
+  CHECK(a.check("alpha").admitted);
+  CHECK(a.check("beta").admitted);
+  CHECK_FALSE(a.check("alph").admitted);
+  CHECK_FALSE(a.check("alphaa").admitted);
+  CHECK(a.check("gamma").refusal == "unknown token");
+  CHECK(a.check("").refusal == "no token");
+  CHECK(Authenticator(ListenerConfig::Auth{}).check("").admitted);  // no auth configured
+}
