@@ -82,7 +82,7 @@ Authenticator::Verdict Authenticator::checkJwt(const std::string& token) const {
       return verdict;
     }
   } catch (const Poco::Exception&) {  // its message may quote the token: not repeated
-    verdict.refusal = "JWT not readable";
+    verdict.refusal = "JWT not accepted (its form or algorithm)";
     return verdict;
   }
   const Poco::JSON::Object& claims = jwt.payload();

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <Poco/Crypto/RSAKey.h>
 #include <Poco/JWT/Signer.h>
 #include <Poco/JWT/Token.h>
 #include <Poco/Timestamp.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
 #include <string>
 
 #include "pki.hpp"
@@ -362,4 +364,68 @@ TEST_CASE("the Python client example speaks the protocol over TLS with a token",
   INFO(client.output());
   CHECK(client.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == 100);
   CHECK(client.countLines("^upstream seq=100 lag_ms=[0-9.]+ feed 100") == 1);
+}
+
+TEST_CASE("reload: a new certificate and tokens file reach new clients while connected ones keep streaming", "[integration][subscriber-tls][reload]") {
+  auto copy = [](const std::string& from, const std::string& to) {
+    std::ifstream in(from, std::ios::binary);
+    std::ofstream(to, std::ios::binary) << in.rdbuf();
+  };
+  const std::string cert = writeTempFile("relay.pem", ""), key = writeTempFile("relay.key", "");
+  const std::string tokens = writeTempFile("tokens", "# subscribers\ntoken-one\n");
+  copy(pki().path("server.pem"), cert);
+  copy(pki().path("server.key"), key);
+  const std::string yaml = kListenUpstream + "listeners:\n" +
+                           listener("main", "protocol: streamrelay, auth: {tokens_file: '" + tokens +
+                                                "'}, tls: {enabled: true, cert_file: '" + cert + "', key_file: '" +
+                                                key + "'}, queue: {max_frames: 100000, max_bytes: 0}");
+  RunningRelay relay = startRelay(yaml);
+  Subscriber::Options first = tlsClient();
+  first.protocol = Protocol::Streamrelay;
+  first.token = "token-one";
+  Subscriber connected(relay.address("main", "localhost"), first);
+  auto feed = publish(relay, 6000, 2000);
+  REQUIRE(readSeqs(connected, 1, 1000) == 1000);
+
+  copy(pki().path("other-server.pem"), cert);
+  copy(pki().path("other-server.key"), key);
+  std::ofstream(tokens) << "token-two\n";
+  relay.reload(yaml);
+  REQUIRE(relay.process->waitForLine("listener main: certificate and tokens reloaded for new clients").size() > 0);
+
+  std::string frame;
+  CHECK_THROWS_WITH(Subscriber(relay.address("main", "localhost"), tlsClient()),
+                    Catch::Contains("certificate verify failed"));
+  Subscriber::Options next = tlsClient("other-ca");
+  next.protocol = Protocol::Streamrelay;
+  next.token = "token-one";
+  {
+    Subscriber oldToken(relay.address("main", "localhost"), next);
+    CHECK_THROWS_WITH(oldToken.next(frame, 10s), Catch::Contains("not authorized: unknown token"));
+  }
+  next.token = "token-two";
+  Subscriber fresh(relay.address("main", "localhost"), next);
+  FrameInfo info;
+  CHECK(fresh.next(frame, info, 10s));
+  // The subscriber connected before the reload kept its session: every frame, in order.
+  CHECK(readSeqs(connected, 1001, 5000) == 6000);
+  CHECK(feed->waitForExit(30s) == 0);
+}
+
+TEST_CASE("auth: RS256 JWTs are checked with the public key alone", "[integration][protocol][auth]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, auth: {jwt: {public_key_file: '" +
+                                                       pki().path("jwt-rsa.pub") + "'}}"));
+  Poco::JWT::Token token;
+  token.setExpiration(Poco::Timestamp() + Poco::Timespan(3600, 0));
+  Poco::SharedPtr<Poco::Crypto::RSAKey> privateKey = new Poco::Crypto::RSAKey("", pki().path("jwt-rsa.key"));
+  Poco::JWT::Signer rsa(privateKey);
+  Subscriber sub(relay.address(), protocolClient(rsa.sign(token, Poco::JWT::Signer::ALGO_RS256)));
+  auto feed = publish(relay, 10);
+  CHECK(readSeqs(sub, 1, 10) == 10);
+  // A token signed with HS256 (by whoever knows nothing but the public key) is refused.
+  Poco::JWT::Signer hmac(std::string("guess"));
+  Subscriber forged(relay.address(), protocolClient(hmac.sign(token, Poco::JWT::Signer::ALGO_HS256)));
+  std::string frame;
+  CHECK_THROWS_WITH(forged.next(frame, 10s), Catch::Contains("not authorized: JWT not accepted (its form or algorithm)"));
 }

@@ -27,6 +27,11 @@ Pki::Pki() {
   makeLeaf("server", "ca", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
   // The relay's client certificate, for mutual TLS.
   makeLeaf("client", "ca", "relay", "extendedKeyUsage=clientAuth\n");
+  // Like server, from the authority nobody trusts (a certificate swapped in by a reload).
+  makeLeaf("other-server", "other-ca", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
+  // An RSA key pair for RS256 JWTs: jwt-rsa.key (private), jwt-rsa.pub.
+  run({"genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", path("jwt-rsa.key")});
+  run({"pkey", "-in", path("jwt-rsa.key"), "-pubout", "-out", path("jwt-rsa.pub")});
   // Valid for localhost and 127.0.0.1, as a server or a client, but only in 2020.
   makeExpiredLeaf("expired", "ca", "localhost", "subjectAltName=DNS:localhost,IP:127.0.0.1\n");
 }

@@ -2,7 +2,9 @@
 // Pki: a CA and certificates signed by it, made with the openssl CLI in a
 // fresh directory once per test binary: "ca" and "other-ca" (an authority
 // nobody trusts), "server" (for localhost and 127.0.0.1) and "client" (for
-// mutual TLS), and "expired" (like server, but valid only in 2020). Files:
+// mutual TLS), "other-server" (like server, signed by other-ca) and "expired"
+// (like server, but valid only in 2020); jwt-rsa.key/.pub sign and check
+// RS256 tokens. Files:
 // NAME.pem and NAME.key.
 
 #include <string>
