@@ -33,8 +33,8 @@ struct WriteScratch {
   static constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
   iovec iov[kMaxIov];
   char headers[kMaxIov][protocol::kFrameHeaderBytes];
-  // TLS: what one SSL_write encrypts (full 16 KiB records, few syscalls).
-  static constexpr std::size_t kTlsChunk = 256 * 1024;
+  // TLS: small pieces gathered into one full record (16 KiB) before they are encrypted.
+  static constexpr std::size_t kTlsChunk = 16 * 1024;
   char tlsPlain[kTlsChunk];
 };
 

@@ -45,9 +45,11 @@ class TlsServerStream {
   long handshake();
   // Decrypted bytes: > 0; 0 when the peer closed; kWantRead/kWantWrite; kFailed.
   long read(char* data, std::size_t size);
-  // Encrypts and sends from `iov` (gathered into `gather`, up to `gatherSize`
-  // bytes, in full-size records): plaintext bytes sent, or kWantRead/kWantWrite
-  // (retry with at least the same bytes), or kFailed.
+  // Encrypts and sends from `iov`: pieces of kDirectBytes or more where they
+  // lie, smaller ones gathered into `gather` (gatherSize bytes: one record).
+  // Plaintext bytes sent, or kWantRead/kWantWrite (retry with at least the
+  // same bytes), or kFailed.
+  static constexpr std::size_t kDirectBytes = 16 * 1024;
   long writev(const iovec* iov, int count, char* gather, std::size_t gatherSize);
   // "TLSv1.3, TLS_AES_256_GCM_SHA384[, client CN=...]": for the connect log line.
   std::string describe() const;
@@ -55,6 +57,7 @@ class TlsServerStream {
 
  private:
   long failure(int result, const char* step);
+  long writeRecords(const char* data, std::size_t size);
 
   std::shared_ptr<const TlsServerContext> context_;
   SSL* ssl_ = nullptr;

@@ -6,15 +6,18 @@
 # for the "TLS costs" column. Certificates are made with openssl at start.
 # Prints a Markdown table; JSON lines go to RESULTS.
 #
-#   tests/bench/tls-bench.sh                       # 16 subscribers, 128 B and 4 KiB, about 3 minutes
+#   tests/bench/tls-bench.sh                       # 16 subscribers, 128 B and 4 KiB, 3 runs each, about 8 minutes
 #   SUBS=1000 SIZES=128 TARGETS="relay" tests/bench/tls-bench.sh   # the 1000-subscriber run (peak RSS)
 #
-# Knobs: SECS [5], SUBS ["16"], SIZES ["128 4096"], TARGETS ["relay relay-plain nats redis"],
+# Knobs: SECS [5], RUNS [3] (the table shows each cell's median run; the
+# machine's run-to-run noise is 15-30%), SUBS ["16"], SIZES ["128 4096"],
+# TARGETS ["relay relay-plain nats redis"],
 # RELAY [build/core/streamrelay], RESULTS [build/tls-bench-<time>.jsonl].
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 RELAY=${RELAY:-$ROOT/build/core/streamrelay}
 SECS=${SECS:-5}
+RUNS=${RUNS:-3}
 SUBS=${SUBS:-"16"}
 SIZES=${SIZES:-"128 4096"}
 TARGETS=${TARGETS:-"relay relay-plain nats redis"}
@@ -101,17 +104,29 @@ run_cell() {  # run_cell TARGET SUBS SIZE
 
 for subs in $SUBS; do
   for size in $SIZES; do
-    for target in $TARGETS; do run_cell "$target" "$subs" "$size"; done
+    for run in $(seq "$RUNS"); do
+      for target in $TARGETS; do run_cell "$target" "$subs" "$size"; done  # interleaved: noise hits all alike
+    done
   done
 done
 
 /usr/bin/python3 - "$RESULTS" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("| subscribers | size | target | frames/s published | deliveries/s | slowest subscriber f/s | gaps | server peak RSS MB |")
-print("|---|---|---|---|---|---|---|---|")
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+cells = {}
+for r in runs:
+    cells.setdefault((r["subscribers"], r["size"], r["label"]), []).append(r)
+rows = []
+for key in sorted(cells, key=lambda k: (k[0], k[1])):
+    ordered = sorted(cells[key], key=lambda r: r["published_per_s"])
+    median = dict(ordered[len(ordered) // 2])
+    median["gaps"] = sum(r["gaps"] for r in ordered)
+    median["runs"] = ", ".join("%.0f" % r["published_per_s"] for r in cells[key])
+    rows.append(median)
+print("| subscribers | size | target | frames/s (median) | deliveries/s | slowest subscriber f/s | gaps | server peak RSS MB | every run, frames/s |")
+print("|---|---|---|---|---|---|---|---|---|")
 for r in rows:
-    print("| %d | %d | %s%s | %.0f | %.0f | %.0f | %d | %d |" % (r["subscribers"], r["size"], r["label"],
+    print("| %d | %d | %s%s | %.0f | %.0f | %.0f | %d | %d | %s |" % (r["subscribers"], r["size"], r["label"],
           "" if r["tls"] else " (no TLS)", r["published_per_s"], r["delivered_per_s"], r["slowest_per_s"],
-          r["gaps"], r["server_peak_rss_mb"]))
+          r["gaps"], r["server_peak_rss_mb"], r["runs"]))
 PY

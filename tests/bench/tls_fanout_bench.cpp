@@ -341,19 +341,33 @@ int main(int argc, char** argv) {
     std::uint64_t seq = 0;
     const std::int64_t start = nowNs();
     const std::int64_t measureFrom = start + static_cast<std::int64_t>(O.warmup * 1e9);
-    const std::int64_t measureTo = measureFrom + static_cast<std::int64_t>(O.seconds * 1e9);
+    const std::int64_t giveUp = measureFrom + static_cast<std::int64_t>((O.seconds + 30) * 1e9);
+    std::int64_t measureTo = INT64_MAX;
     std::uint64_t seqAtMeasure = 0, seqAtEnd = 0;
     while (nowNs() < measureTo) {
+      if (nowNs() > giveUp) throw std::runtime_error("some subscriber never got a frame");
+      // The window counts subscribers that have had a frame: a raw listener
+      // subscribes a client a moment after its connect returned, and frames
+      // published before that never reach it (the warm-up covers them).
       std::uint64_t slowest = UINT64_MAX;
-      for (const Subscriber& s : subs) slowest = std::min(slowest, s.seen.load(std::memory_order_relaxed));
-      if (seq - slowest + batchFrames > window) {  // the window is full: wait for the slowest subscriber
+      bool allReady = true;
+      for (const Subscriber& s : subs) {
+        const std::uint64_t seen = s.seen.load(std::memory_order_relaxed);
+        if (seen == 0) allReady = false;
+        else slowest = std::min(slowest, seen);
+      }
+      if (slowest == UINT64_MAX) slowest = seq;  // nobody ready yet: pace by the wait below
+      if (seq - slowest + batchFrames > window || (!allReady && seq > 0 && !measuring.load())) {
+        // The window is full (or some subscriber is not registered yet): wait
+        // for the subscribers to advance.
         std::unique_lock<std::mutex> lock(progressMutex);
         progress.wait_for(lock, std::chrono::milliseconds(1));
         continue;
       }
-      if (!measuring.load() && nowNs() >= measureFrom) {
+      if (!measuring.load() && nowNs() >= measureFrom && allReady) {
         measuring.store(true);
         seqAtMeasure = seq;
+        measureTo = nowNs() + static_cast<std::int64_t>(O.seconds * 1e9);
       }
       batch.clear();
       for (std::size_t i = 0; i < batchFrames; ++i) {
