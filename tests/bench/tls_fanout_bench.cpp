@@ -333,6 +333,14 @@ int main(int argc, char** argv) {
       }
     }
     std::thread reader([&] { readLoop(subs); });
+    // Joined on every way out, so that an error is reported, not std::terminate.
+    struct JoinOnExit {
+      std::thread& thread;
+      ~JoinOnExit() {
+        stopping.store(true);
+        if (thread.joinable()) thread.join();
+      }
+    } joinReader{reader};
 
     // Publish: batches of frames, never more than `window` ahead of the slowest.
     const std::size_t batchFrames = std::max<std::size_t>(1, std::min<std::size_t>(65536 / (O.size + 64), window / 4));
@@ -357,12 +365,14 @@ int main(int argc, char** argv) {
         else slowest = std::min(slowest, seen);
       }
       if (slowest == UINT64_MAX) slowest = seq;  // nobody ready yet: pace by the wait below
-      if (seq - slowest + batchFrames > window || (!allReady && seq > 0 && !measuring.load())) {
-        // The window is full (or some subscriber is not registered yet): wait
-        // for the subscribers to advance.
+      if (seq - slowest + batchFrames > window) {  // the window is full: wait for the slowest subscriber
         std::unique_lock<std::mutex> lock(progressMutex);
         progress.wait_for(lock, std::chrono::milliseconds(1));
         continue;
+      }
+      if (!allReady && seq > 0) {  // some subscriber is not registered yet: a batch per millisecond until it is
+        std::unique_lock<std::mutex> lock(progressMutex);
+        progress.wait_for(lock, std::chrono::milliseconds(1));
       }
       if (!measuring.load() && nowNs() >= measureFrom && allReady) {
         measuring.store(true);
