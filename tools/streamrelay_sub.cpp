@@ -152,6 +152,10 @@ int main(int argc, char** argv) {
     std::string frame;
     streamrelay::client::FrameInfo info;
     int answersShown = 0;
+    if (options.protocol == Protocol::Streamrelay && subscriber.awaitAnswer(std::chrono::seconds(30))) {
+      answersShown = subscriber.answers();
+      std::cerr << "streamrelay-sub: connected: " << subscriber.answer().json << "\n";
+    }
     for (long long n = 0; count < 0 || n < count; ++n) {
       if (!subscriber.next(frame, info)) {
         std::cerr << "streamrelay-sub: connection closed by " << target << "\n";

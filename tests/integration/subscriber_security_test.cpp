@@ -429,3 +429,19 @@ TEST_CASE("auth: RS256 JWTs are checked with the public key alone", "[integratio
   std::string frame;
   CHECK_THROWS_WITH(forged.next(frame, 10s), Catch::Contains("not authorized: JWT not accepted (its form or algorithm)"));
 }
+
+TEST_CASE("streamrelay-sub speaks the protocol over TLS: the answer first then stream seq and lag per frame", "[integration][protocol]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, auth: {tokens: [sub-token]}, " + tlsKeys()));
+  // Its frames go to stdout: joined with stderr, which the test reads.
+  ChildProcess sub("/bin/sh", {"-c", "STREAMRELAY_TOKEN=sub-token exec " STREAMRELAY_SUB_BIN " " + relay.address() +
+                                         " --protocol streamrelay --tls-ca " + pki().path("ca.pem") +
+                                         " --count 50 1>&2"});
+  // The answer is printed before any frame exists.
+  REQUIRE(sub.waitForLine("streamrelay-sub: connected: \\{\"ok\":true,\"epoch\":\\d+,\"recovered\":false,\"first_seq\":1,").size() > 0);
+  auto feed = publish(relay, 50);
+  CHECK(sub.waitForExit(30s) == 0);
+  INFO(sub.output());
+  CHECK(sub.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == 50);
+  CHECK(sub.countLines("^upstream seq=50 lag_ms=[0-9.]+ feed 50") == 1);
+}

@@ -387,6 +387,19 @@ class Subscriber {
     }
   }
 
+  // The streamrelay protocol: waits until the relay has answered the hello
+  // of the current connection (answer() then holds it). False at the
+  // timeout, or if the connection ended first; throws Refused if refused.
+  bool awaitAnswer(std::chrono::milliseconds timeout) {
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (connection_ && awaitingAnswer_) {
+      if (takeLeadingAnswer()) return true;
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+      if (left.count() <= 0 || !connection_->waitReadable(static_cast<int>(left.count())) || !fill()) return false;
+    }
+    return connection_ != nullptr;
+  }
+
   bool timedOut() const { return timedOut_; }
   bool connected() const { return connection_ != nullptr; }
   // The relay's answer to the latest hello, and how many were received
@@ -494,6 +507,22 @@ class Subscriber {
       frame = std::move(payload);
       return true;
     }
+  }
+
+  // Takes the answer if it is whole at the front of the buffer.
+  bool takeLeadingAnswer() {
+    const char* data = buffer_.data() + begin_;
+    const std::size_t have = buffer_.size() - begin_;
+    if (have < kFrameHeaderBytes) return false;
+    const std::uint64_t size = bigEndian(data, 4);
+    if (size > options_.framing.maxFrameBytes)
+      throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
+    if (have < kFrameHeaderBytes + size) return false;
+    if (bigEndian(data + 4, 2) != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
+    const std::string json(data + kFrameHeaderBytes, size);
+    begin_ += kFrameHeaderBytes + size;
+    takeAnswer(json);
+    return true;
   }
 
   void takeAnswer(const std::string& json) {
