@@ -33,6 +33,8 @@ class ConfigReader {
     }
   }
 
+  bool has(const char* key) const { return static_cast<bool>(config_[key]); }
+
   template <class T>
   T read(const char* key, T fallback) const {
     if (!config_[key]) return fallback;

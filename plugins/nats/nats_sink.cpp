@@ -1,0 +1,226 @@
+// nats: publishes every frame it receives to NATS, with cnats (Debian's 3.4).
+//
+// Core NATS (no `jetstream:`): a PUB per frame to `subject` ({stream}
+// replaced), fire and forget; cnats buffers what is published during a
+// reconnect (8 MiB) and the server keeps nothing: as lossless as core NATS is.
+//
+// JetStream (`jetstream:`): every frame is published asynchronously with the
+// header `Nats-Msg-Id: <epoch>-<stream>-<seq>` and stays in cnats' hands
+// until the server acknowledged it: at most max_pending are unacknowledged
+// (then onFrame waits, and with `on_full: block` so does the upstream). An
+// acknowledgement that does not come within ack_timeout_ms (the node died,
+// the connection moved to another server) or that reports an error sends the
+// frame again with the same id, so the server stores it once whatever was
+// lost in between (its duplicate window, 2 minutes by default). Reconnects
+// and failover between `servers` are cnats' own; each outage is one log line
+// when it begins and one when it ends.
+
+#include <nats/nats.h>
+#include <streamrelay/plugin.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "nats_sink_config.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using streamrelay::plugins::NatsSinkConfig;
+
+std::string statusText(natsStatus s) {
+  const char* last = nats_GetLastError(nullptr);
+  return last && *last ? last : natsStatus_GetText(s);
+}
+
+void check(natsStatus s, const std::string& what) {
+  if (s != NATS_OK) throw std::runtime_error(what + ": " + statusText(s));
+}
+
+class NatsSink : public streamrelay::Plugin {
+ public:
+  NatsSink(streamrelay::Host& host, const std::string& configYaml)
+      : host_(host), config_(streamrelay::plugins::parseNatsSinkConfig(configYaml)) {
+    natsOptions* opts = nullptr;
+    check(natsOptions_Create(&opts), "nats options");
+    std::vector<const char*> servers;
+    for (const std::string& s : config_.servers) servers.push_back(s.c_str());
+    natsStatus s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+    if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts, true);  // the first server is the primary
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);     // forever: the relay holds the frames
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 200);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsSink::onDisconnected, this);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsSink::onReconnected, this);
+    if (s == NATS_OK && !config_.user.empty()) s = natsOptions_SetUserInfo(opts, config_.user.c_str(), config_.password.c_str());
+    if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts, config_.token.c_str());
+    if (s == NATS_OK && !config_.credsFile.empty())
+      s = natsOptions_SetUserCredentialsFromFiles(opts, config_.credsFile.c_str(), nullptr);
+    if (s == NATS_OK && config_.tls) s = natsOptions_SetSecure(opts, true);
+    if (s == NATS_OK && !config_.caFile.empty()) s = natsOptions_LoadCATrustedCertificates(opts, config_.caFile.c_str());
+    if (s == NATS_OK && !config_.certFile.empty())
+      s = natsOptions_LoadCertificatesChain(opts, config_.certFile.c_str(), config_.keyFile.c_str());
+    if (s != NATS_OK) {
+      const std::string why = statusText(s);
+      natsOptions_Destroy(opts);
+      throw std::runtime_error("nats options: " + why);
+    }
+    // With RetryOnFailedConnect a server that is down at start is not an
+    // error: publishes wait in the reconnect buffer (core) or for acks (JetStream).
+    s = natsConnection_Connect(&conn_, opts);
+    natsOptions_Destroy(opts);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) throw std::runtime_error("nats connect: " + statusText(s));
+    if (s == NATS_NOT_YET_CONNECTED) host_.warning("nats: no server answers yet (" + config_.servers.front() + ", ...); retrying");
+    if (config_.jetstream) {
+      jsOptions jsOpts;
+      jsOptions_Init(&jsOpts);
+      jsOpts.PublishAsync.MaxPending = config_.maxPending;
+      jsOpts.PublishAsync.AckHandler = &NatsSink::onAck;
+      jsOpts.PublishAsync.AckHandlerClosure = this;
+      jsOpts.PublishAsync.StallWait = 200;
+      check(natsConnection_JetStream(&js_, conn_, &jsOpts), "nats JetStream");
+    }
+  }
+
+  ~NatsSink() override {
+    drain(std::chrono::milliseconds(5000));
+    const std::uint64_t unacked = published_ - acked_.load();
+    if (config_.jetstream && unacked > 0)
+      host_.error("gave up at shutdown: " + std::to_string(unacked) + " frames not acknowledged by NATS");
+    if (js_) jsCtx_Destroy(js_);
+    for (natsMsg* m : retry_) natsMsg_Destroy(m);
+    natsConnection_Destroy(conn_);
+    host_.info(std::to_string(config_.jetstream ? acked_.load() : published_) + " frames published to NATS");
+  }
+
+  void onFrame(const streamrelay::Frame& frame) override {
+    if (frame.stream != lastStream_) {  // the previous frame's subject, kept: one lookup per stream change
+      lastStream_ = std::string(frame.stream);
+      lastSubject_ = subjectFor(lastStream_);
+    }
+    if (!config_.jetstream) {
+      const natsStatus s = natsConnection_Publish(conn_, lastSubject_.c_str(), frame.data.data(),
+                                                  static_cast<int>(frame.data.size()));
+      if (s != NATS_OK) throw std::runtime_error("nats publish: " + statusText(s));
+      ++published_;
+      host_.addCounter("published", 1);
+      return;
+    }
+    publishRetries();
+    natsMsg* msg = nullptr;
+    check(natsMsg_Create(&msg, lastSubject_.c_str(), nullptr, frame.data.data(), static_cast<int>(frame.data.size())),
+          "nats message");
+    const std::string id = std::to_string(frame.epoch) + "-" + lastStream_ + "-" + std::to_string(frame.seq);
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+    publish(msg);
+    ++published_;
+    host_.addCounter("published", 1);
+    host_.setGauge("in_flight", static_cast<double>(published_ - acked_.load()));
+  }
+
+  void flush() override {
+    if (!config_.jetstream) {
+      natsConnection_FlushTimeout(conn_, 1000);
+      return;
+    }
+    publishRetries();
+    host_.setGauge("in_flight", static_cast<double>(published_ - acked_.load()));
+  }
+
+ private:
+  std::string subjectFor(const std::string& stream) const {
+    std::string subject = config_.subject;
+    for (std::size_t at = subject.find("{stream}"); at != std::string::npos; at = subject.find("{stream}", at + stream.size()))
+      subject.replace(at, 8, stream);
+    return subject;
+  }
+
+  // Hands `msg` to cnats, waiting while max_pending are unacknowledged.
+  void publish(natsMsg* msg) {
+    jsPubOptions pubOpts;
+    jsPubOptions_Init(&pubOpts);
+    pubOpts.MaxWait = config_.ackTimeout.count();
+    if (!config_.stream.empty()) pubOpts.ExpectStream = config_.stream.c_str();
+    for (;;) {
+      const natsStatus s = js_PublishMsgAsync(js_, &msg, &pubOpts);
+      if (s == NATS_OK) return;
+      if (s != NATS_TIMEOUT) {  // NATS_TIMEOUT: max_pending in flight for StallWait; wait on
+        natsMsg_Destroy(msg);
+        throw std::runtime_error("nats publish: " + statusText(s));
+      }
+    }
+  }
+
+  // Frames whose acknowledgement failed or timed out, sent again (same id).
+  void publishRetries() {
+    std::vector<natsMsg*> again;
+    {
+      std::lock_guard<std::mutex> lock(retryMutex_);
+      again.swap(retry_);
+    }
+    if (again.empty()) return;
+    host_.addCounter("retried", again.size());
+    for (natsMsg* m : again) publish(m);
+  }
+
+  // Waits, up to `limit`, until every frame published was acknowledged.
+  void drain(std::chrono::milliseconds limit) {
+    if (!config_.jetstream) {
+      natsConnection_FlushTimeout(conn_, limit.count());
+      return;
+    }
+    const auto deadline = Clock::now() + limit;
+    while (acked_.load() < published_ && Clock::now() < deadline) {
+      publishRetries();
+      jsPubOptions opts;
+      jsPubOptions_Init(&opts);
+      opts.MaxWait = 100;
+      js_PublishAsyncComplete(js_, &opts);  // returns at the first of: all acknowledged, 100 ms
+    }
+  }
+
+  // cnats' threads.
+  static void onAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure) {
+    auto* self = static_cast<NatsSink*>(closure);
+    if (ack) {
+      self->acked_.fetch_add(1);
+      self->host_.addCounter("acked", 1);
+      natsMsg_Destroy(msg);
+      return;
+    }
+    (void)error;  // a timeout or the server's error: the same frame, the same id, again
+    std::lock_guard<std::mutex> lock(self->retryMutex_);
+    self->retry_.push_back(msg);  // kept: natsMsg_Destroy is not called for it here
+  }
+
+  static void onDisconnected(natsConnection*, void* closure) {
+    auto* self = static_cast<NatsSink*>(closure);
+    self->host_.addCounter("disconnects", 1);
+    self->host_.warning("nats: disconnected; reconnecting (frames are held until acknowledged)");
+  }
+
+  static void onReconnected(natsConnection* conn, void* closure) {
+    auto* self = static_cast<NatsSink*>(closure);
+    char url[256] = {0};
+    natsConnection_GetConnectedUrl(conn, url, sizeof url);
+    self->host_.info(std::string("nats: reconnected to ") + url);
+  }
+
+  streamrelay::Host& host_;
+  const NatsSinkConfig config_;
+  natsConnection* conn_ = nullptr;
+  jsCtx* js_ = nullptr;
+  std::string lastStream_ = "\x01", lastSubject_;
+  std::uint64_t published_ = 0;            // the worker thread's
+  std::atomic<std::uint64_t> acked_{0};    // cnats' ack thread adds
+  std::mutex retryMutex_;
+  std::vector<natsMsg*> retry_;            // guarded by retryMutex_
+};
+
+}  // namespace
+
+STREAMRELAY_EXPORT_PLUGIN(NatsSink, "nats", "publishes every frame to NATS (core or JetStream with acks)")

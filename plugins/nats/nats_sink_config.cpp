@@ -1,0 +1,58 @@
+#include "nats_sink_config.hpp"
+
+#include <map>
+
+#include "common/config_reader.hpp"
+
+namespace streamrelay::plugins {
+
+NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
+  const ConfigReader config(yaml, {"servers", "subject", "jetstream", "max_pending", "user", "password", "token",
+                                   "creds_file", "tls"});
+  auto fail = &ConfigReader::fail;
+  NatsSinkConfig c;
+  c.servers = config.read<std::vector<std::string>>("servers", c.servers);
+  if (c.servers.empty()) fail("servers", "must list at least one nats://HOST:PORT");
+  for (const std::string& s : c.servers)
+    if (s.rfind("nats://", 0) != 0 && s.rfind("tls://", 0) != 0)
+      fail("servers", "'" + s + "' is not nats://HOST:PORT or tls://HOST:PORT");
+  c.subject = config.read<std::string>("subject", c.subject);
+  if (c.subject.empty() || c.subject.find_first_of(" \t\r\n") != std::string::npos)
+    fail("subject", "must be a NATS subject (no spaces)");
+  const auto js = config.read<std::map<std::string, std::string>>("jetstream", {});
+  c.jetstream = config.has("jetstream");
+  for (const auto& [key, value] : js) {
+    if (key == "stream") c.stream = value;
+    else if (key == "ack_timeout_ms") {
+      long long ms = 0;
+      try {
+        ms = std::stoll(value);
+      } catch (const std::exception&) {
+        fail("jetstream.ack_timeout_ms", "expected milliseconds");
+      }
+      if (ms < 100 || ms > 3600000) fail("jetstream.ack_timeout_ms", "must be 100..3600000");
+      c.ackTimeout = std::chrono::milliseconds(ms);
+    } else {
+      fail("jetstream." + key, "unknown key (expected stream, ack_timeout_ms)");
+    }
+  }
+  c.maxPending = static_cast<int>(config.readInt("max_pending", 4096, 1, 1000000));
+  c.user = config.read<std::string>("user", "");
+  c.password = config.read<std::string>("password", "");
+  c.token = config.read<std::string>("token", "");
+  c.credsFile = config.read<std::string>("creds_file", "");
+  if (c.password.empty() != c.user.empty()) fail(c.user.empty() ? "password" : "user", "user and password go together");
+  const auto tls = config.read<std::map<std::string, std::string>>("tls", {});
+  for (const auto& [key, value] : tls) {
+    if (key == "ca_file") c.caFile = value;
+    else if (key == "cert_file") c.certFile = value;
+    else if (key == "key_file") c.keyFile = value;
+    else if (key == "enabled") c.tls = value == "true";
+    else fail("tls." + key, "unknown key (expected enabled, ca_file, cert_file, key_file)");
+  }
+  c.tls = c.tls || !tls.empty();
+  if (c.certFile.empty() != c.keyFile.empty()) fail("tls", "cert_file and key_file go together");
+  return c;
+}
+
+}  // namespace streamrelay::plugins

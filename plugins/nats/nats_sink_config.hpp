@@ -1,0 +1,25 @@
+#pragma once
+// The nats plugin's configuration, read from its `config:` YAML.
+
+#include <chrono>
+#include <string>
+#include <vector>
+
+namespace streamrelay::plugins {
+
+struct NatsSinkConfig {
+  std::vector<std::string> servers{"nats://127.0.0.1:4222"};  // tried in order; failover and reconnect by cnats
+  std::string subject = "streamrelay.{stream}";              // {stream}: the frame's stream
+  bool jetstream = false;                                     // `jetstream:` given: publish with acks
+  std::string stream;                                         // jetstream.stream: the stream that must answer (empty: any)
+  std::chrono::milliseconds ackTimeout{5000};                 // jetstream.ack_timeout_ms: then published again
+  int maxPending = 4096;                                      // unacknowledged publishes at most (JetStream)
+  std::string user, password, token, credsFile;
+  std::string caFile, certFile, keyFile;                      // tls: any of them turns TLS on
+  bool tls = false;
+};
+
+// Throws std::invalid_argument naming the key on any unknown key or bad value.
+NatsSinkConfig parseNatsSinkConfig(const std::string& yaml);
+
+}  // namespace streamrelay::plugins
