@@ -20,6 +20,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <mutex>
 #include <stdexcept>
 #include <string>
@@ -56,6 +57,7 @@ class NatsSink : public streamrelay::Plugin {
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsSink::onDisconnected, this);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsSink::onReconnected, this);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsSink::onClosed, this);
     if (s == NATS_OK && !config_.user.empty()) s = natsOptions_SetUserInfo(opts, config_.user.c_str(), config_.password.c_str());
     if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts, config_.token.c_str());
     if (s == NATS_OK && !config_.credsFile.empty())
@@ -91,6 +93,14 @@ class NatsSink : public streamrelay::Plugin {
     const std::uint64_t unacked = published_ - acked_.load();
     if (config_.jetstream && unacked > 0)
       host_.error("gave up at shutdown: " + std::to_string(unacked) + " frames not acknowledged by NATS");
+    // cnats calls back from its own threads: the connection is closed and
+    // its closed callback awaited before anything the callbacks touch goes.
+    closing_.store(true);
+    natsConnection_Close(conn_);
+    {
+      std::unique_lock<std::mutex> lock(closedMutex_);
+      closedSignal_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
+    }
     if (js_) jsCtx_Destroy(js_);
     for (natsMsg* m : retry_) natsMsg_Destroy(m);
     natsConnection_Destroy(conn_);
@@ -197,8 +207,16 @@ class NatsSink : public streamrelay::Plugin {
     self->retry_.push_back(msg);  // kept: natsMsg_Destroy is not called for it here
   }
 
+  static void onClosed(natsConnection*, void* closure) {
+    auto* self = static_cast<NatsSink*>(closure);
+    std::lock_guard<std::mutex> lock(self->closedMutex_);
+    self->closed_ = true;
+    self->closedSignal_.notify_all();
+  }
+
   static void onDisconnected(natsConnection*, void* closure) {
     auto* self = static_cast<NatsSink*>(closure);
+    if (self->closing_.load()) return;  // our own close at shutdown
     self->host_.addCounter("disconnects", 1);
     self->host_.warning("nats: disconnected; reconnecting (frames are held until acknowledged)");
   }
@@ -219,6 +237,10 @@ class NatsSink : public streamrelay::Plugin {
   std::atomic<std::uint64_t> acked_{0};    // cnats' ack thread adds
   std::mutex retryMutex_;
   std::vector<natsMsg*> retry_;            // guarded by retryMutex_
+  std::atomic<bool> closing_{false};
+  std::mutex closedMutex_;
+  std::condition_variable closedSignal_;
+  bool closed_ = false;                    // guarded by closedMutex_: cnats' callbacks are over
 };
 
 }  // namespace
