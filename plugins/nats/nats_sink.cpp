@@ -90,6 +90,7 @@ class NatsSink : public streamrelay::Plugin {
 
   ~NatsSink() override {
     drain(std::chrono::milliseconds(5000));
+    reportCounts();
     const std::uint64_t unacked = published_ - acked_.load();
     if (config_.jetstream && unacked > 0)
       host_.error("gave up at shutdown: " + std::to_string(unacked) + " frames not acknowledged by NATS");
@@ -116,8 +117,7 @@ class NatsSink : public streamrelay::Plugin {
       const natsStatus s = natsConnection_Publish(conn_, lastSubject_.c_str(), frame.data.data(),
                                                   static_cast<int>(frame.data.size()));
       if (s != NATS_OK) throw std::runtime_error("nats publish: " + statusText(s));
-      ++published_;
-      host_.addCounter("published", 1);
+      countPublished();
       return;
     }
     publishRetries();
@@ -127,18 +127,16 @@ class NatsSink : public streamrelay::Plugin {
     const std::string id = std::to_string(frame.epoch) + "-" + lastStream_ + "-" + std::to_string(frame.seq);
     natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
     publish(msg);
-    ++published_;
-    host_.addCounter("published", 1);
-    host_.setGauge("in_flight", static_cast<double>(published_ - acked_.load()));
+    countPublished();
   }
 
   void flush() override {
+    reportCounts();
     if (!config_.jetstream) {
       natsConnection_FlushTimeout(conn_, 1000);
       return;
     }
     publishRetries();
-    host_.setGauge("in_flight", static_cast<double>(published_ - acked_.load()));
   }
 
  private:
@@ -147,6 +145,22 @@ class NatsSink : public streamrelay::Plugin {
     for (std::size_t at = subject.find("{stream}"); at != std::string::npos; at = subject.find("{stream}", at + stream.size()))
       subject.replace(at, 8, stream);
     return subject;
+  }
+
+  // The counters go to the host every 1024 frames and when the queue is
+  // idle: a host call per frame would cost more than the publish.
+  void countPublished() {
+    ++published_;
+    if (++unreported_ >= 1024) reportCounts();
+  }
+
+  void reportCounts() {
+    if (unreported_ > 0) host_.addCounter("published", unreported_);
+    unreported_ = 0;
+    const std::uint64_t acked = acked_.load();
+    if (acked > ackedReported_) host_.addCounter("acked", acked - ackedReported_);
+    ackedReported_ = acked;
+    if (config_.jetstream) host_.setGauge("in_flight", static_cast<double>(published_ - acked));
   }
 
   // Hands `msg` to cnats, waiting while max_pending are unacknowledged.
@@ -198,7 +212,6 @@ class NatsSink : public streamrelay::Plugin {
     auto* self = static_cast<NatsSink*>(closure);
     if (ack) {
       self->acked_.fetch_add(1);
-      self->host_.addCounter("acked", 1);
       natsMsg_Destroy(msg);
       return;
     }
@@ -234,6 +247,8 @@ class NatsSink : public streamrelay::Plugin {
   jsCtx* js_ = nullptr;
   std::string lastStream_ = "\x01", lastSubject_;
   std::uint64_t published_ = 0;            // the worker thread's
+  std::uint64_t unreported_ = 0;           // published, not yet added to the host's counter
+  std::uint64_t ackedReported_ = 0;
   std::atomic<std::uint64_t> acked_{0};    // cnats' ack thread adds
   std::mutex retryMutex_;
   std::vector<natsMsg*> retry_;            // guarded by retryMutex_
