@@ -11,8 +11,10 @@ NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
                                    "creds_file", "tls"});
   auto fail = &ConfigReader::fail;
   NatsSinkConfig c;
-  c.servers = config.read<std::vector<std::string>>("servers", c.servers);
-  if (c.servers.empty()) fail("servers", "must list at least one nats://HOST:PORT");
+  // Required: a sink dropped into the plugins directory without a
+  // configured instance must not start publishing to whatever listens on 4222.
+  c.servers = config.read<std::vector<std::string>>("servers", {});
+  if (c.servers.empty()) fail("servers", "is required: a list of nats://HOST:PORT");
   for (const std::string& s : c.servers)
     if (s.rfind("nats://", 0) != 0 && s.rfind("tls://", 0) != 0)
       fail("servers", "'" + s + "' is not nats://HOST:PORT or tls://HOST:PORT");

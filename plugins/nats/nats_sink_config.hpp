@@ -8,7 +8,7 @@
 namespace streamrelay::plugins {
 
 struct NatsSinkConfig {
-  std::vector<std::string> servers{"nats://127.0.0.1:4222"};  // tried in order; failover and reconnect by cnats
+  std::vector<std::string> servers;                           // required; tried in order, failover and reconnect by cnats
   std::string subject = "streamrelay.{stream}";              // {stream}: the frame's stream
   bool jetstream = false;                                     // `jetstream:` given: publish with acks
   std::string stream;                                         // jetstream.stream: the stream that must answer (empty: any)

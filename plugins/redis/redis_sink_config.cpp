@@ -35,7 +35,10 @@ RedisSinkConfig parseRedisSinkConfig(const std::string& yaml) {
   auto fail = &ConfigReader::fail;
   RedisSinkConfig c;
   // redis://[:PASSWORD@]HOST[:PORT][/DB]
-  const std::string url = config.read<std::string>("url", "redis://127.0.0.1:6379");
+  // Required: a sink dropped into the plugins directory without a
+  // configured instance must not start writing to whatever listens on 6379.
+  const std::string url = config.read<std::string>("url", "");
+  if (url.empty()) fail("url", "is required (redis://[:PASSWORD@]HOST[:PORT][/DB])");
   static const std::regex form(R"(redis://(?::([^@]*)@)?([^:/@]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?(?:/(\d+))?)");
   std::smatch m;
   if (!std::regex_match(url, m, form)) fail("url", "'" + url + "' is not redis://[:PASSWORD@]HOST[:PORT][/DB]");

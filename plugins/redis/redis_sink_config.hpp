@@ -8,7 +8,7 @@
 namespace streamrelay::plugins {
 
 struct RedisSinkConfig {
-  std::string host = "127.0.0.1";
+  std::string host;                          // from `url` (required)
   int port = 6379;
   int database = 0;
   std::string password;                      // from the url (redis://:PASSWORD@host) or `password`
