@@ -81,6 +81,16 @@ std::uint64_t readSeqs(Subscriber& sub, std::uint64_t firstSeq, long count) {
   return expected - 1;
 }
 
+// A client that prints "STREAM seq=N lag_ms=L PAYLOAD" per frame exits 0
+// after printing `count` frames of the stream upstream, the last with seq `count`.
+void checkPrintedFrames(ChildProcess& client, int count) {
+  CHECK(client.waitForExit(30s) == 0);
+  INFO(client.output());
+  const std::string n = std::to_string(count);
+  CHECK(client.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == count);
+  CHECK(client.countLines("^upstream seq=" + n + " lag_ms=[0-9.]+ feed " + n) == 1);
+}
+
 std::string jwt(const std::string& secret, Poco::JSON::Object extra, int expiresInSeconds = 3600) {
   Poco::JWT::Token token;
   token.setType("JWT");
@@ -360,10 +370,7 @@ TEST_CASE("the Python client example speaks the protocol over TLS with a token",
                                             pki().path("ca.pem") + " --count 100 1>&2"});
   REQUIRE(client.waitForLine("connected: \\{\"ok\":true,\"epoch\":\\d+").size() > 0);
   auto feed = publish(relay, 100);
-  CHECK(client.waitForExit(30s) == 0);
-  INFO(client.output());
-  CHECK(client.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == 100);
-  CHECK(client.countLines("^upstream seq=100 lag_ms=[0-9.]+ feed 100") == 1);
+  checkPrintedFrames(client, 100);
 }
 
 TEST_CASE("reload: a new certificate and tokens file reach new clients while connected ones keep streaming", "[integration][subscriber-tls][reload]") {
@@ -440,8 +447,5 @@ TEST_CASE("streamrelay-sub speaks the protocol over TLS: the answer first then s
   // The answer is printed before any frame exists.
   REQUIRE(sub.waitForLine("streamrelay-sub: connected: \\{\"ok\":true,\"epoch\":\\d+,\"recovered\":false,\"first_seq\":1,").size() > 0);
   auto feed = publish(relay, 50);
-  CHECK(sub.waitForExit(30s) == 0);
-  INFO(sub.output());
-  CHECK(sub.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == 50);
-  CHECK(sub.countLines("^upstream seq=50 lag_ms=[0-9.]+ feed 50") == 1);
+  checkPrintedFrames(sub, 50);
 }

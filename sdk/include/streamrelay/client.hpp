@@ -478,39 +478,16 @@ class Subscriber {
     return value;
   }
 
-  // The streamrelay protocol: header, payload; the answer comes first.
-  bool extractHeadered(std::string& frame, FrameInfo& info) {
-    for (;;) {
-      const char* data = buffer_.data() + begin_;
-      const std::size_t have = buffer_.size() - begin_;
-      if (have < kFrameHeaderBytes) return false;
-      const std::uint64_t size = bigEndian(data, 4);
-      if (size > options_.framing.maxFrameBytes)
-        throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
-      if (have < kFrameHeaderBytes + size) return false;
-      const auto stream = static_cast<std::uint16_t>(bigEndian(data + 4, 2));
-      const std::uint64_t seq = bigEndian(data + 8, 8);
-      const auto received = static_cast<std::int64_t>(bigEndian(data + 16, 8));
-      std::string payload(data + kFrameHeaderBytes, size);
-      begin_ += kFrameHeaderBytes + size;
-      if (stream == kControlStream) {
-        takeAnswer(payload);
-        continue;
-      }
-      if (awaitingAnswer_) throw std::runtime_error("protocol error: a frame before the answer");
-      auto name = names_.find(stream);
-      info.stream = name == names_.end() ? std::to_string(stream) : name->second;
-      info.seq = seq;
-      info.receivedUnixNs = received;
-      if (!position_) position_ = ResumePoint{answer_.epoch, {}};
-      position_->afterSeq[info.stream] = seq;
-      frame = std::move(payload);
-      return true;
-    }
-  }
+  struct HeaderedFrame {
+    std::uint16_t stream = 0;
+    std::uint64_t seq = 0;
+    std::int64_t receivedUnixNs = 0;
+    std::string payload;
+  };
 
-  // Takes the answer if it is whole at the front of the buffer.
-  bool takeLeadingAnswer() {
+  // Takes the whole frame (header and payload) at the front of the buffer,
+  // if it is there; never allocates more than the limit a header announces.
+  bool takeHeadered(HeaderedFrame& out) {
     const char* data = buffer_.data() + begin_;
     const std::size_t have = buffer_.size() - begin_;
     if (have < kFrameHeaderBytes) return false;
@@ -518,10 +495,41 @@ class Subscriber {
     if (size > options_.framing.maxFrameBytes)
       throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
     if (have < kFrameHeaderBytes + size) return false;
-    if (bigEndian(data + 4, 2) != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
-    const std::string json(data + kFrameHeaderBytes, size);
+    out.stream = static_cast<std::uint16_t>(bigEndian(data + 4, 2));
+    out.seq = bigEndian(data + 8, 8);
+    out.receivedUnixNs = static_cast<std::int64_t>(bigEndian(data + 16, 8));
+    out.payload.assign(data + kFrameHeaderBytes, size);
     begin_ += kFrameHeaderBytes + size;
-    takeAnswer(json);
+    return true;
+  }
+
+  // The streamrelay protocol: header, payload; the answer comes first.
+  bool extractHeadered(std::string& frame, FrameInfo& info) {
+    HeaderedFrame f;
+    while (takeHeadered(f)) {
+      if (f.stream == kControlStream) {
+        takeAnswer(f.payload);
+        continue;
+      }
+      if (awaitingAnswer_) throw std::runtime_error("protocol error: a frame before the answer");
+      auto name = names_.find(f.stream);
+      info.stream = name == names_.end() ? std::to_string(f.stream) : name->second;
+      info.seq = f.seq;
+      info.receivedUnixNs = f.receivedUnixNs;
+      if (!position_) position_ = ResumePoint{answer_.epoch, {}};
+      position_->afterSeq[info.stream] = f.seq;
+      frame = std::move(f.payload);
+      return true;
+    }
+    return false;
+  }
+
+  // Takes the answer if it is whole at the front of the buffer.
+  bool takeLeadingAnswer() {
+    HeaderedFrame f;
+    if (!takeHeadered(f)) return false;
+    if (f.stream != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
+    takeAnswer(f.payload);
     return true;
   }
 
