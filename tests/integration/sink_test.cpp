@@ -293,7 +293,9 @@ class JetStreamClient {
     jsSubOptions_Init(&so);
     so.Config.AckPolicy = js_AckNone;
     natsSubscription* sub = nullptr;
-    REQUIRE(js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK);
+    // A cluster whose node just came back may still be electing the
+    // stream's leader: creating the consumer times out for a moment.
+    REQUIRE(pollUntil([&] { return js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK; }, 30s));
     std::map<std::string, int> seen;
     for (std::uint64_t i = 0; i < count; ++i) {
       natsMsg* msg = nullptr;
