@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "schema.hpp"
+#include "yaml_map.hpp"
+
 namespace streamrelay {
 
 Failover::Failover(std::vector<std::string> addresses, const Settings& reconnect, SourceCounters& counters)
@@ -77,6 +80,20 @@ Failover::Next Failover::ended(const StreamOutcome& outcome, bool stopping) {
 void Failover::setLive(const std::string& address) {
   std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
   counters_.liveEndpoint = address;
+}
+
+void checkUrlOrEndpoints(const Settings& s, const YamlMap& m, const std::vector<std::string>& schemes) {
+  if (s.string("url").empty() == s.strings("endpoints").empty())
+    m.failHere(s.string("url").empty() ? "missing required key 'url' (or endpoints)" : "use either url or endpoints");
+  std::vector<std::string> urls = s.strings("endpoints");
+  if (urls.empty()) urls.push_back(s.string("url"));
+  for (const std::string& url : urls) {
+    const bool known = std::any_of(schemes.begin(), schemes.end(),
+                                   [&](const std::string& scheme) { return url.rfind(scheme, 0) == 0; });
+    if (!known)
+      m.fail(s.string("url").empty() ? "endpoints" : "url",
+             "must start with " + schemes.at(0) + " or " + schemes.at(1) + ", got '" + url + "'");
+  }
 }
 
 }  // namespace streamrelay

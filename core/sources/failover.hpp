@@ -19,6 +19,11 @@
 #include "upstream_source.hpp"
 
 namespace streamrelay {
+class Settings;
+class YamlMap;
+}  // namespace streamrelay
+
+namespace streamrelay {
 
 // How one stream of a connecting source ended (http, websocket).
 struct StreamOutcome {
@@ -84,5 +89,9 @@ class Failover {
   int delayMs_;
   std::mt19937 random_{std::random_device{}()};
 };
+
+// The config check of a URL source (http, websocket): `url` or `endpoints`,
+// not both, and every address with one of the `schemes` ("http://", ...).
+void checkUrlOrEndpoints(const Settings& s, const YamlMap& m, const std::vector<std::string>& schemes);
 
 }  // namespace streamrelay

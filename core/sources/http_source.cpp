@@ -7,6 +7,7 @@
 #include <cctype>
 #include <mutex>
 
+#include "failover.hpp"
 #include "keys.hpp"
 #include "logging.hpp"
 #include "source_type.hpp"
@@ -320,15 +321,7 @@ SourceType http_source_type() {
                 .doc("a body quiet this long is dropped and requested again (0: never)"),
             groupKey("framing", lineFramingSchema())},
            [](const Settings& s, const YamlMap& m) {
-             if (s.string("url").empty() == s.strings("endpoints").empty())
-               m.failHere(s.string("url").empty() ? "missing required key 'url' (or endpoints)"
-                                                  : "use either url or endpoints");
-             std::vector<std::string> urls = s.strings("endpoints");
-             if (urls.empty()) urls.push_back(s.string("url"));
-             for (const std::string& url : urls)
-               if (url.rfind("http://", 0) != 0 && url.rfind("https://", 0) != 0)
-                 m.fail(s.string("url").empty() ? "endpoints" : "url",
-                        "must start with http:// or https://, got '" + url + "'");
+             checkUrlOrEndpoints(s, m, {"http://", "https://"});
              if (!s.string("body").empty() && s.string("method") != "POST") m.fail("body", "needs method: POST");
            }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<HttpSource>(config, bus); }};

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "failover.hpp"
 #include "keys.hpp"
 #include "logging.hpp"
 #include "source_type.hpp"
@@ -350,15 +351,7 @@ SourceType websocket_source_type() {
             key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
                 .doc("reconnect after this long without a message (0: never)")},
            [](const Settings& s, const YamlMap& m) {
-             if (s.string("url").empty() == s.strings("endpoints").empty())
-               m.failHere(s.string("url").empty() ? "missing required key 'url' (or endpoints)"
-                                                  : "use either url or endpoints");
-             std::vector<std::string> urls = s.strings("endpoints");
-             if (urls.empty()) urls.push_back(s.string("url"));
-             for (const std::string& url : urls)
-               if (url.rfind("ws://", 0) != 0 && url.rfind("wss://", 0) != 0)
-                 m.fail(s.string("url").empty() ? "endpoints" : "url",
-                        "must start with ws:// or wss://, got '" + url + "'");
+             checkUrlOrEndpoints(s, m, {"ws://", "wss://"});
            }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<WebSocketSource>(config, bus); }};
 }
