@@ -44,13 +44,12 @@ SubscriberSession::~SubscriberSession() { close(CloseReason::Shutdown); }
 
 std::size_t SubscriberSession::encodedBytes(const FrameBatch& batch, std::size_t i) const {
   std::string_view payload = batch.payload(i);
-  if (frameHeaders_) return protocol::kFrameHeaderBytes + payload.size();
+  if (frameHeaders()) return protocol::kFrameHeaderBytes + payload.size();
   return encoder_.canEncode(payload) ? encoder_.encodedSize(payload.size()) : 0;
 }
 
 void SubscriberSession::useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds) {
-  frameHeaders_ = true;
-  streamIds_ = std::move(streamIds);
+  streamIds_ = std::move(streamIds);  // the listener's admitHello never passes an empty list
 }
 
 std::uint16_t SubscriberSession::streamIdOf(const FrameBatch& batch) const {
@@ -88,7 +87,7 @@ int SubscriberSession::buildHeaderedIov(WriteScratch& scratch) const {
 }
 
 int SubscriberSession::buildIov(WriteScratch& scratch) const {
-  if (frameHeaders_) return buildHeaderedIov(scratch);
+  if (frameHeaders()) return buildHeaderedIov(scratch);
   int n = 0;
   std::size_t skip = skipBytes_;
   for (const FrameSpan& span : outgoing_) {

@@ -101,7 +101,7 @@ class SubscriberSession {
   // The streamrelay protocol: every frame gets a header naming its stream by
   // these ids (set by SessionSetup::admit).
   void useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds);
-  bool frameHeaders() const { return frameHeaders_; }
+  bool frameHeaders() const { return !streamIds_.empty(); }
   void noteSetupDetail(std::string detail) { setupDetail_ = std::move(detail); }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
@@ -141,7 +141,7 @@ class SubscriberSession {
   SetupResult admitted(const std::string* helloLine);
   bool flushControl(WriteScratch& scratch, FlushResult& result);
 
-  bool wireForm() const { return !frameHeaders_ && encoder_.isWireForm(); }
+  bool wireForm() const { return !frameHeaders() && encoder_.isWireForm(); }
   int buildIov(WriteScratch& scratch) const;
   int buildHeaderedIov(WriteScratch& scratch) const;
   void advance(std::size_t written);
@@ -175,8 +175,7 @@ class SubscriberSession {
   std::string control_;               // the answer, sent before any frame
   std::size_t controlSent_ = 0;
   CloseReason closeAfterControl_ = CloseReason::None;
-  bool frameHeaders_ = false;
-  std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds_;
+  std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds_;  // non-empty: frames carry the header
 };
 
 }  // namespace streamrelay
