@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // CidrList: the `allow` list of a listener. IPv4 rules also match IPv4-mapped
 // IPv6 peers (::ffff:a.b.c.d), as a dual-stack "[::]" listener reports them.

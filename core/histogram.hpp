@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Histogram: counts of values in fixed buckets, for Prometheus-style
 // histograms (cumulative `le` buckets are derived when rendered). Recording is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // LogLimiter: at most one log line per interval for an event that a remote
 // peer can cause at will (a flood of refused connections must not flood the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // streamrelay: one upstream in, every frame out to every subscriber.
 // main only wires parts together: read the config, build the relay, start it,
 // wait for a termination signal, stop it in order.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Relay: the running service, wired from a Config — one bus per stream, the
 // sources that publish on them, the writer threads, the listeners and the

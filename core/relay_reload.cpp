@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Relay::reload: applies a new config while the relay runs, as far as it can
 // without touching the sources (the one upstream connection).
 #include <Poco/Logger.h>

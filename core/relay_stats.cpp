@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Relay::statsJson: every figure the relay keeps, as one JSON document. The
 // plugin host API hands it to plugins (the metrics plugin renders it); its
 // schema is documented in README ("Stats").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // StopSignal: tells a thread to stop, and lets it wait (for a deadline, or in
 // poll() beside its sockets) in a way that the stop request interrupts at once.

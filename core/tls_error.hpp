@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // OpenSSL's error queue as one line, for the TLS clients (sources) and the
 // TLS listeners alike.

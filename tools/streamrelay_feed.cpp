@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // streamrelay-feed: a test upstream. It listens for the relay (the provider's
 // side of a `tcp` upstream) or connects to a relay's `listen` source, and sends
 // frames made from stdin lines, a file's lines, or a generator.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // streamrelay-sub: subscribe to a relay listener and print its frames.
 
 #include <chrono>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Config: the relay's configuration, read from one YAML file and validated in
 // full before anything starts. Every error names the key path and its line.

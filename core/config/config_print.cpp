@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // effectiveConfigYaml: the configuration as the relay will run it, defaults
 // filled in (what --check-config prints), and configKeysReference (what
 // --list-keys prints). Both read the key tables (keys.hpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // ConfigWatcher: `watch_config: true` — when the config file changes, calls
 // `onChange` (main.cpp raises SIGHUP, so the reload runs where a signalled one

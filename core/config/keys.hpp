@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The config's key tables (see schema.hpp): the top level, framings, queues,
 // listeners, plugins and their instances, and the keys sources share. Source

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Schema and Settings: every config key is declared once, as a KeySpec (its
 // name, kind, default, range, and the types it belongs to). readSettings

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // YamlMap: typed, validated access to one YAML mapping of the config file.
 // Every error it raises is one line: "FILE:LINE: key.path: what is wrong".

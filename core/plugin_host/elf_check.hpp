@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // checkElfSharedObject: refuses a file that dlopen() could map past its end.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // PluginHost: loads every .so in plugins.directory, creates the configured
 // instances, and follows the directory while the relay runs: a file dropped in

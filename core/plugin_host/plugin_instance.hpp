@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // PluginInstance: one configured instance of a plugin — its bounded queue on
 // the bus and the worker thread that feeds it frames.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // PluginLibrary: one loaded plugin .so and its validated descriptor.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // PluginMetrics: the figures of one plugin instance *name*. The plugin host
 // keeps one per instance name and hands it to every version of that instance,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Failover: the order in which a connecting source (tcp, http, websocket)
 // tries its endpoints, and when it probes the primary while a secondary is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // GeneratorSource: makes frames itself at `rate` frames/s of `size` bytes, so
 // the relay works out of the box and can be load-tested without a provider.

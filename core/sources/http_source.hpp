@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // HttpSource: a provider's HTTP(S) streaming endpoint — one long response
 // whose body is cut by the source's framing (default: one frame per line,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "listen_source.hpp"
 
 #include <Poco/Logger.h>

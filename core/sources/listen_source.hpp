@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // ListenSource: the relay listens and publishers connect to push frames. Any
 // number up to max_publishers at once; each has its own decoder, so their

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SourceType: what a source type registers — its keys (a TypeSpec of the
 // source schema) and how to build one. Every type is listed once, in

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The registry of source types, built from source_types.def.
 #include "source_type.hpp"
 

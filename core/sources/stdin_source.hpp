@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // StdinSource: frames from standard input (`producer | streamrelay`). At end of
 // input the source ends; the relay keeps serving until it is stopped.

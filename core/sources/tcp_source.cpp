@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tcp_source.hpp"
 
 #include <Poco/Logger.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // TcpSource: connects out to the provider (host:port, [v6]:port or a hostname),
 // optionally over TLS, sends send_on_connect, reads frames, and reconnects with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "tls_client.hpp"
 #include "tls_error.hpp"
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // TLS for sources that connect out (tcp now; http and websocket later), on
 // OpenSSL 3 directly: the sources own their sockets and poll loops, and

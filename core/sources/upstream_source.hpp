@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // UpstreamSource: where frames come from (tcp, listen, stdin, generator). Each
 // source runs one thread of its own — the only publisher on the bus.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // WebSocketSource: a provider's ws:// or wss:// feed. Each message (text or
 // binary; fragmented messages joined) is one frame. After every connect the

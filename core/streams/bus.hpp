@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Bus: hands every published FrameBatch to every subscribed queue.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // FrameBatch: the frames decoded from one upstream read, stored once and shared
 // by every consumer.

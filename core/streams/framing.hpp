@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Framing: how a byte stream is cut into frames (decoders, for sources) and how
 // frames are put back on a stream (encoders, for listeners).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // ReplayRing: the newest frames of one stream, kept for subscribers that join
 // late (listeners[].replay) and, later, for resumes. It holds the published

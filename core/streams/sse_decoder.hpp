@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SseDecoder: Server-Sent Events (the `text/event-stream` format of the HTML
 // standard) as a framing: each event's data is one frame. Several `data:`

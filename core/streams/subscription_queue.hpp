@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SubscriptionQueue: the bounded queue between the bus and one consumer (a
 // subscriber session or a plugin worker).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Authenticator: decides whether the token of a `streamrelay` hello admits
 // its client, and to which streams. Static tokens (config or tokens_file) are

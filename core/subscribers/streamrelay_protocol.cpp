@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "streamrelay_protocol.hpp"
 
 #include <Poco/Dynamic/Var.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SubscriberListener: one configured listener. POCO's TCPServer accepts;
 // a connection filter admits (allow list, max_clients) so that a refused

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SubscriberSession: one connected subscriber — its socket, its queue and what
 // is being written to it.

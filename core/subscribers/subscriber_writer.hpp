@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // SubscriberWriter: one thread that writes to many subscriber sockets with
 // epoll, as NATS' writeLoop and Redis' event loop do.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // TLS for listeners, on OpenSSL 3 driven from the writer threads' epoll loops
 // (POCO 1.11's SecureServerSocket would hand-shake in blocking mode, poco#822).

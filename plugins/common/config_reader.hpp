@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // ConfigReader: a built-in plugin's `config:` mapping, read key by key with
 // one-line errors that name the key ("config.batch_frames: must be 1..1000000").

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // conflate: a processor for slow dashboards. Per key (a JSON pointer), only
 // the newest frame is kept, and at most one per key per interval_ms is
 // emitted on the stream named after the instance (see conflator.hpp).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Conflator: for slow consumers such as dashboards, keeps only the newest
 // frame per key (the value at a JSON pointer) and releases at most one frame

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // filter: a processor. It reads its inputs and emits, on the stream named
 // after its instance, the frames that pass its test (see frame_filter.hpp).
 // Counters: passed, dropped, unparsable (a JSON test on a frame that is not

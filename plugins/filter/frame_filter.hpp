@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // FrameFilter: the test the `filter` processor applies to each frame: the
 // payload contains a byte string, matches a regular expression (POCO's

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // JSON pointers (RFC 6901) over POCO's JSON values, for the processors that
 // test or key frames by a field: "/data/0/sym" names data[0].sym.

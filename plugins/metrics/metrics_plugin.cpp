@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // metrics: serves the relay's figures over HTTP with POCO's HTTPServer —
 // /metrics (Prometheus text format), /stats (JSON) and / (a live status page).
 // Everything comes from the SDK's host API (stats_json), so a third-party

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Renders the relay's stats JSON (the host API's stats_json) in the
 // Prometheus text exposition format 0.0.4.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nats: publishes every frame it receives to NATS, with cnats (Debian's 3.4).
 //
 // Core NATS (no `jetstream:`): a PUB per frame to `subject` ({stream}

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // redis: writes every frame it receives into Redis: XADD to a stream (mode
 // xadd, the default: `XADD KEY [MAXLEN ~ N] * seq S epoch E received_ns T
 // payload P`) or PUBLISH to a channel (mode publish).

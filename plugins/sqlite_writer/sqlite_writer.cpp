@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // sqlite_writer: writes every frame it receives into a SQLite table.
 //
 // Batched: one transaction per batch_frames frames or flush_ms, whichever

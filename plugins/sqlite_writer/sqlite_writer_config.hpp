@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // The sqlite_writer plugin's configuration, read from its `config:` YAML.
 

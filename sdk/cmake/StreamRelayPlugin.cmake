@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # streamrelay_add_plugin(NAME SOURCES...): a plugin shared library NAME.so
 # (no "lib" prefix) that exports only its entry symbol.
 function(streamrelay_add_plugin name)

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # filter-bench.sh - the built-in `filter` processor at full speed: the shared
 # harness (../shared/bench/fanout_bench.cpp) publishes SIZE-byte frames as the
 # relay's tcp upstream; a `filter` instance keeps those whose first payload

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // nats_publish_bench: NATS' own best publisher on this machine, as the
 // yardstick for the nats plugin (tests/bench/sink-bench.sh), and the small
 // jobs that script needs around it. cnats only.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run-bench.sh - measures streamrelay fan-out with the shared load harness
 # (../shared/bench/fanout_bench.cpp) and, in the same run, the anchors it is
 # compared with: the harness's bare-epoll ceiling ("self"), nats-server and

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # sink-bench.sh - frames/s the sink plugins write into each engine, beside
 # the engine's own best client on the same machine:
 #   redis      the redis plugin (XADD, pipelined batches)   vs redis-benchmark -c 1 -P BATCH XADD

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # source-bench.sh - how fast each connecting source takes frames in: a
 # provider at full speed (tests/bench/source_feed.py: a pre-built buffer, so
 # Python is not the limit) speaks tcp, tls, http (chunked NDJSON), ws or wss;

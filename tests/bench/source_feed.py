@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """source_feed.py - a provider at full speed for tests/bench/source-bench.sh:
 listens on 127.0.0.1 (prints "source-feed: listening on 127.0.0.1:PORT"), and
 to the first client sends --frames frames of --size bytes in the protocol of

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # sqlite-bench.sh - end-to-end sqlite_writer throughput: a feed pushes N frames
 # of SIZE bytes as fast as the relay takes them into a `listen` upstream; the
 # sqlite_writer instance (on_full: block, so nothing is lost) writes them to a

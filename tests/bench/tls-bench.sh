@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # tls-bench.sh - TLS fan-out side by side: streamrelay (a raw listener with
 # tls), nats-server (TLS on its client port) and redis-server (tls-port), all
 # from this machine, driven by tests/bench/tls_fanout_bench.cpp (the shared

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // tls_fanout_bench: fan-out over TLS, for streamrelay, nats-server and
 // redis-server side by side. The shared harness (../shared/bench) speaks
 // plain TCP only; this is its TLS counterpart, kept in the project as the

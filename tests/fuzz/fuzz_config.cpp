@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: the config loader and the plugin sidecar parser. Any input
 // must give a Config or one ConfigError of one line: another exception, a
 // crash or a multi-line error is a bug (a list used as a key once aborted the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: every frame decoder (server-sent events included), fed a stream cut at fuzzer-chosen
 // points. A decoder must never crash, never hand out a frame over
 // max_frame_bytes, and never allocate what a length prefix announces (the run

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: whatever a delimiter listener agrees to send, a delimiter
 // decoder reads back exactly (frames split or merged would corrupt a
 // subscriber's stream).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // libFuzzer target: what a remote subscriber sends (the `streamrelay`
 // protocol's hello line, read by the relay) and what the client library
 // reads from a relay (the answer's JSON). Any input must give a Hello or one

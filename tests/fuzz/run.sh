@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets with clang and runs each for SECONDS (default
 # 60) from its seed corpus. CI runs the 60-second smoke; a longer run:
 #   tests/fuzz/run.sh 3600

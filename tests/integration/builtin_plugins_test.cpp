@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the built-in plugins (plugins/): real SQLite files and
 // real HTTP scrapes of a running relay.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the tcp source as providers really serve it: over TLS
 // (certificates made with the openssl CLI at test time, a TLS provider on
 // Python's ssl module) and with failover between endpoints (real feeds that

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the http source against a real HTTP server on
 // loopback (tests/support/http_feed.py, Python's http.server): chunked NDJSON,
 // gzip, Server-Sent Events with a connection dropped mid-event and resumed by

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the plugin host: real relay, real .so files built for
 // the tests (tests/plugins/), a real plugins directory changed while frames
 // flow.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests: the real streamrelay and streamrelay-feed binaries, real
 // sockets on ephemeral loopback ports, subscribers built on the SDK's client.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The seed's Python StreamClient, unchanged, against the real relay.
 
 DESIGN.md: "The seed's Python StreamClient must work against the relay

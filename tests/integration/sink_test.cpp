@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the sinks into distributed engines, against the real
 // servers from Debian started by the test on loopback: the redis plugin with
 // redis-server (killed and restarted mid-stream), the nats plugin with

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of listeners across untrusted networks: TLS (certificates
 // made with the openssl CLI at test time), the `streamrelay` protocol (hello,
 // answer, frame headers, resume from the replay ring) and tokens/JWTs, with

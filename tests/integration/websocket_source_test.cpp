@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // Integration tests of the websocket source against a real WebSocket server
 // on loopback (tests/support/ws_feed.py, the `websockets` library): text,
 // binary and fragmented messages after a subscribe message, the server's

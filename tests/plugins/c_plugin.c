@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* A plugin written in plain C against plugin.h, built in variants that the
  * host must handle: OLD_STRUCT (a descriptor from before `flush` existed),
  * WRONG_ABI (another major version), CREATE_FAILS, NO_ENTRY (no entry symbol),

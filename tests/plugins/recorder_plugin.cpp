@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // recorder: a test plugin that appends "BUILD SEQ PAYLOAD" per frame to a file,
 // so integration tests can see exactly which frames an instance handled and
 // which build of the plugin handled them (RECORDER_BUILD: 1 or 2).

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # Out-of-tree plugin build: install the project into a fresh prefix, build
 # sdk/examples/hello_plugin against that prefix alone with
 # find_package(StreamRelaySDK), then run the installed relay with the result

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Churn soak: CLIENTS subscribers connect, read a random amount and vanish
 (reset, half-close then close, stall then close, plain close) over and over for
 SECONDS while the relay publishes RATE frames/s. Then the relay's file

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Garbage upstream: a `tcp` upstream (the script plays the provider) and then
 a `listen` upstream (the script plays publishers) send random bytes,
 0xFFFFFFFF length prefixes, frames cut short, and stalls, at full rate, for

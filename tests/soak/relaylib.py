@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers for the soak scripts: run the real relay, read its log, look at the
 process from /proc, ask the metrics plugin for /stats. Standard library only."""
 

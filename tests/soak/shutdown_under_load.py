@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Shutdown under load: SUBSCRIBERS subscribers and a `block` sqlite_writer
 while a feed publishes as fast as it can; SIGTERM after SECONDS. The relay must
 exit 0 within shutdown_timeout_ms + 1 s, and every frame it received before

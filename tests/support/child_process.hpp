@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // ChildProcess: runs one of the project's binaries for an integration test,
 // collects its stderr line by line, and lets the test wait for a line or for

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """http_feed.py - an HTTP streaming provider for the integration tests, on
 Python's http.server: it listens on 127.0.0.1 (port 0: any free port), prints
 "http-feed: listening on 127.0.0.1:PORT" and one line per request to stderr,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Pki: a CA and certificates signed by it, made with the openssl CLI in a
 // fresh directory once per test binary: "ca" and "other-ca" (an authority

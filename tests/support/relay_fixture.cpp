@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #include "relay_fixture.hpp"
 
 #include <Poco/File.h>

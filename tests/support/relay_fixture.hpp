@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // Helpers for integration tests that run the real relay and feed binaries.
 // Catch2 assertions inside: include only from test files.

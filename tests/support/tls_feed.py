@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """tls_feed.py - a TLS provider for the integration tests, on Python's ssl
 module (OpenSSL underneath): it listens on 127.0.0.1, and to every client that
 completes the handshake sends --frames length-prefixed frames "feed N" padded

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """ws_feed.py - a WebSocket provider for the integration tests, on the
 `websockets` library (python3-websockets): it listens on 127.0.0.1 (port 0:
 any free port; with --cert/--key it speaks wss), prints

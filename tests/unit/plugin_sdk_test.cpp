@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // The C++ SDK helper (plugin.hpp) against host API tables as a 1.0 and a 1.1
 // host fill them in. The host side is the C ABI itself, so a table of plain
 // functions is the real boundary here.

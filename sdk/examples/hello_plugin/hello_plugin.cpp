@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // hello_plugin: the smallest useful streamrelay plugin. It counts frames and
 // bytes and logs a line every `every` frames.
 //

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """A streamrelay subscriber in Python, standard library only (socket, ssl, json).
 
 It speaks the `streamrelay` listener protocol: one hello line of JSON, the

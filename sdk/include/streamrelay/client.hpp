@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // streamrelay client library: connect to a relay listener, read frames, and
 // reconnect if asked. Header-only, POSIX sockets, so any C++17 program can

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // A small JSON reader for the client library: enough for the relay's answer
 // to a `streamrelay` hello (objects, arrays, strings, numbers, booleans,

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /*
  * streamrelay plugin ABI (C). A plugin is a shared library that exports one
  * function, STREAMRELAY_PLUGIN_ENTRY_SYMBOL, returning a descriptor. The relay

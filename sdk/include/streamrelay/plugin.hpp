@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 #pragma once
 // C++ helper for streamrelay plugins: derive from streamrelay::Plugin, export
 // the class with one macro. This header is the only place that catches

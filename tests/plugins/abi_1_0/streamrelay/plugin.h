@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 /* FROZEN: the plugin ABI 1.0 header as released (commit 59f9916). Only the
  * test plugin c_abi_1_0 builds against it, so that a real 1.0 plugin binary
  * keeps being loaded and run by every later host. Never edit. */
