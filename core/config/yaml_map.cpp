@@ -21,9 +21,13 @@ YamlMap::YamlMap(YAML::Node node, std::string path, std::string source)
 
 std::string YamlMap::path(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
 
+// The line of the key itself: its value may start on a later line (a mapping
+// or list under it), and the error names the key.
 std::string YamlMap::where(const char* key) const {
-  YAML::Node n = has(key) ? node_[key] : node_;
-  return source_ + ":" + lineOf(n);
+  if (node_.IsMap())
+    for (const auto& entry : node_)
+      if (entry.first.IsScalar() && entry.first.Scalar() == key) return source_ + ":" + lineOf(entry.first);
+  return source_ + ":" + lineOf(node_);
 }
 
 void YamlMap::fail(const char* key, const std::string& what) const {

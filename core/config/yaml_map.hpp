@@ -39,7 +39,7 @@ class YamlMap {
 
   [[noreturn]] void fail(const char* key, const std::string& what) const;
   [[noreturn]] void failHere(const std::string& what) const;
-  std::string where(const char* key) const;  // "FILE:LINE"
+  std::string where(const char* key) const;  // "FILE:LINE" of the key (of this mapping if absent)
   std::string path(const char* key) const;
   const std::string& source() const { return source_; }
 

@@ -307,6 +307,13 @@ TEST_CASE("start-up errors exit non-zero with one line", "[integration]") {
                                   ":1: (top level): a key must be a plain name, not a list or mapping\n");
     }
   }
+  // Defect: the line of the misspelt key's value (3), not of the key (2).
+  SECTION("a misspelt key whose value starts on the next line: --check-config names the key's line") {
+    std::string path = writeTempFile("misspelt.yaml", "upstream: {type: generator}\nlisteneers:\n  - {name: a, bind: '127.0.0.1:0'}\n");
+    ChildProcess check(STREAMRELAY_BIN, {"--check-config", path});
+    CHECK(check.waitForExit() == 1);
+    CHECK(check.output().rfind("streamrelay: config error: " + path + ":2: listeneers: unknown key (expected one of: ", 0) == 0);
+  }
   SECTION("--check-config prints the effective config") {
     ChildProcess check(STREAMRELAY_BIN, {"--check-config", STREAMRELAY_SOURCE_DIR "/config/streamrelay.yaml"});
     CHECK(check.waitForExit() == 0);

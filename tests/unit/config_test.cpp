@@ -52,6 +52,14 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
     CHECK(errorOf("upstream:\n  type: generator\n  rte: 5\n") ==
           "test.yaml:3: upstream.rte: unknown key (expected one of: type, rate, size, count, framing)");
   }
+  SECTION("a misspelt key whose value starts on the next line: the key's line, not its value's") {
+    CHECK(errorOf(std::string(kMinimal) + "listeneers:\n  main: {bind: '127.0.0.1:0'}\n")
+              .rfind("test.yaml:2: listeneers: unknown key (expected one of: ", 0) == 0);
+    CHECK(errorOf("upstream:\n  type: generator\n  framming:\n    type: delimiter\n")
+              .rfind("test.yaml:3: upstream.framming: unknown key", 0) == 0);
+    CHECK(errorOf("upstream:\n  type: tcp\n  host: h\n  port: 1\n  rate:\n    5\n") ==
+          "test.yaml:5: upstream.rate: belongs to source type generator, not tcp");
+  }
   SECTION("wrong type") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    max_clients: lots\n") ==
           "test.yaml:5: listeners[0].max_clients: expected an integer, got 'lots'");
@@ -349,7 +357,7 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
     CHECK(errorOf(two + "plugins: {directory: d, instances: [{name: a, type: t, inputs: [b]}]}\n") ==
           "test.yaml:4: plugins.instances[0].name: 'a' is also a source: a stream name must be unique");
     CHECK(errorOf(std::string(kMinimal) + two) ==
-          "test.yaml:3: sources: use either `upstream:` (one source) or `sources:`, not both");
+          "test.yaml:2: sources: use either `upstream:` (one source) or `sources:`, not both");
     CHECK(errorOf("listeners: []\n") ==
           "test.yaml: sources: missing (every relay needs a source: `upstream:` or `sources:`)");
     CHECK(errorOf("sources:\n  'a b': {type: generator}\n") ==
