@@ -119,9 +119,13 @@ const Schema& sourceSchema() {
 }
 
 namespace {
-Schema makeFramingSchema(const char* defaultType) {
+// `sse` only decodes (a source reads events); a listener's framing encodes,
+// so its schema, its errors and --list-keys offer the other three.
+enum class FramingUse { Source, Listener };
+
+Schema makeFramingSchema(const char* defaultType, FramingUse use) {
   Schema s;
-  s.what = "framing";
+  s.what = use == FramingUse::Source ? "framing" : "listener framing";
   s.keys = {
       key("type").def(defaultType).doc("how bytes are cut into frames"),
       key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
@@ -151,19 +155,25 @@ Schema makeFramingSchema(const char* defaultType) {
          if (f.integer("size") == 0) m.fail("size", "fixed framing needs size >= 1");
          if (f.integer("size") > f.integer("max_frame_bytes")) m.fail("size", "is larger than max_frame_bytes");
        }},
-      {"sse", "Server-Sent Events: each event's data is a frame (sources only)", {}, {}},
   };
+  if (use == FramingUse::Source)
+    s.types.push_back({"sse", "Server-Sent Events: each event's data is a frame", {}, {}});
   return s;
 }
 }  // namespace
 
 const Schema& framingSchema() {
-  static const Schema schema = makeFramingSchema("length-prefix");
+  static const Schema schema = makeFramingSchema("length-prefix", FramingUse::Source);
   return schema;
 }
 
 const Schema& lineFramingSchema() {
-  static const Schema schema = makeFramingSchema("delimiter");
+  static const Schema schema = makeFramingSchema("delimiter", FramingUse::Source);
+  return schema;
+}
+
+const Schema& listenerFramingSchema() {
+  static const Schema schema = makeFramingSchema("length-prefix", FramingUse::Listener);
   return schema;
 }
 
@@ -290,7 +300,7 @@ const Schema& listenerSchema() {
       {key("name").needed(),
        key("bind", KeyKind::Endpoint).needed().doc("HOST:PORT subscribers connect to (port 0: any free port)"),
        key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
-       groupKey("framing", framingSchema()),
+       groupKey("framing", listenerFramingSchema()),
        key("max_clients", KeyKind::Int).def("64").range(1, 100000),
        groupKey("queue", listenerQueueSchema()),
        key("allow", KeyKind::Cidrs).doc("subscribers admitted (empty: everyone)"),
@@ -307,8 +317,6 @@ const Schema& listenerSchema() {
        groupKey("auth", listenerAuthSchema())},
       {},
       [](const Settings& l, const YamlMap& m) {
-        if (l.group("framing").type() == "sse")
-          m.map("framing").fail("type", "sse reads Server-Sent Events from a source; a listener cannot write it");
         const Settings& auth = l.group("auth");
         const bool authSet = !auth.strings("tokens").empty() || !auth.string("tokens_file").empty() ||
                              !auth.group("jwt").string("secret").empty() ||

@@ -18,6 +18,7 @@ const Schema& topSchema();
 const Schema& sourceSchema();       // `type`, `framing`, and every registered source type
 const Schema& framingSchema();      // default length-prefix
 const Schema& lineFramingSchema();  // the same types, default delimiter "\n" (http: NDJSON)
+const Schema& listenerFramingSchema();  // what a listener can write: not sse
 const Schema& reconnectSchema();    // for sources that connect out
 const Schema& tlsSchema();          // for sources that connect out over TCP (tcp)
 const Schema& urlTlsSchema();       // for sources whose URL says whether TLS is used (http)
