@@ -68,7 +68,7 @@ void ListenSource::acceptPublisher() {
     counters_.refusedPublishers.fetch_add(1, std::memory_order_relaxed);
     std::uint64_t suppressed = 0;
     if (refusalLog_.allow(suppressed))
-      logger().warning("%s: refused publisher %s: max_publishers %d reached%s", label(), peer.toString(),
+      logger().warning("%s: refused publisher %s: max_publishers %z reached%s", label(), peer.toString(),
                        maxPublishers_,
                        suppressed ? " (and " + std::to_string(suppressed) + " more since the last such line)" : "");
     return;

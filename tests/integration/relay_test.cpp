@@ -407,6 +407,21 @@ TEST_CASE("listen upstream: idle_timeout_ms closes each silent publisher while a
   live->kill();
 }
 
+// Defect: the refusal logged "max_publishers [ERRFMT] reached" (a size_t given to %d).
+TEST_CASE("listen upstream: a publisher over max_publishers is refused with a line that says the limit", "[integration]") {
+  RunningRelay relay = startRelay("upstream: {type: listen, bind: '127.0.0.1:0', max_publishers: 1}\n"
+                                  "listeners:\n" + listener("main"));
+  int first = connectLoopback(relay.publisherPort);
+  REQUIRE(first >= 0);
+  REQUIRE(relay.process->waitForLines("publisher .* connected", 1));
+  int refused = connectLoopback(relay.publisherPort);
+  REQUIRE(refused >= 0);
+  CHECK(closedByPeer(refused, 5s));
+  ::close(refused);
+  ::close(first);
+  CHECK(relay.process->waitForLine("refused publisher 127\\.0\\.0\\.1:\\d+: max_publishers 1 reached$").size() > 0);
+}
+
 TEST_CASE("listen upstream: publishers outside the allow list are refused", "[integration]") {
   RunningRelay relay = startRelay("upstream: {type: listen, bind: '127.0.0.1:0', allow: ['10.0.0.0/8']}\n"
                                   "listeners:\n" + listener("main"));
