@@ -8,6 +8,8 @@
 #include <Poco/Logger.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -25,7 +27,7 @@ namespace {
 
 const char* kUsage =
     "usage: streamrelay [--config FILE] [--pid-file PIDFILE]\n"
-    "                                        run the relay (default FILE: config/streamrelay.yaml); SIGHUP\n"
+    "                                        run the relay (default FILE: " STREAMRELAY_DEFAULT_CONFIG "); SIGHUP\n"
     "                                        reloads FILE and rescans the plugins directory\n"
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
@@ -33,7 +35,10 @@ const char* kUsage =
     "       streamrelay --version | --help\n";
 
 struct Options {
-  std::string config = "config/streamrelay.yaml";
+  // A system install reads /etc/streamrelay/streamrelay.yaml, a source tree's
+  // build config/streamrelay.yaml (CMake's STREAMRELAY_DEFAULT_CONFIG).
+  std::string config = STREAMRELAY_DEFAULT_CONFIG;
+  bool configGiven = false;  // --config or --check-config named the file
   bool checkOnly = false;
   std::string pidFile;       // written once the relay runs, removed when it stops
   std::string reloadPidFile; // --reload: signal that relay and exit
@@ -65,12 +70,22 @@ int parseArgs(int argc, char** argv, Options& options) {
       std::cout << "streamrelay " << STREAMRELAY_VERSION << "\n";
       return 0;
     }
-    if (value("--check-config", options.config)) options.checkOnly = true;
-    else if (!value("--config", options.config) && !value("--pid-file", options.pidFile) &&
-             !value("--reload", options.reloadPidFile))
+    if (value("--check-config", options.config)) options.checkOnly = options.configGiven = true;
+    else if (value("--config", options.config)) options.configGiven = true;
+    else if (!value("--pid-file", options.pidFile) && !value("--reload", options.reloadPidFile))
       throw std::invalid_argument("unknown argument '" + arg + "'");
   }
   return -1;
+}
+
+// The one line for a config file that is not there: where it was looked for
+// (a relative path resolved against the working directory), and, for the
+// default, how to name another.
+std::string missingConfig(const Options& options) {
+  std::string where = options.config;
+  char cwd[PATH_MAX];
+  if (!where.empty() && where[0] != '/' && ::getcwd(cwd, sizeof cwd)) where = std::string(cwd) + "/" + where;
+  return "no config file at " + where + (options.configGiven ? "" : " (the default; --config FILE reads another)");
 }
 
 // Waits for SIGTERM, SIGINT or SIGQUIT (blocked in every thread, so they
@@ -123,6 +138,10 @@ int main(int argc, char** argv) {
   streamrelay::Config config;
   // Taken before the file is read: a change made from now on is a change to watch for.
   const streamrelay::ConfigWatcher::Version readVersion = streamrelay::ConfigWatcher::look(options.config);
+  if (::access(options.config.c_str(), F_OK) != 0 && errno == ENOENT) {
+    std::cerr << "streamrelay: config error: " << missingConfig(options) << "\n";
+    return 1;
+  }
   try {
     config = streamrelay::loadConfig(options.config);
   } catch (const std::exception& e) {  // ConfigError, or anything else reading the file: one line, exit 1

@@ -307,6 +307,23 @@ TEST_CASE("start-up errors exit non-zero with one line", "[integration]") {
                                   ":1: (top level): a key must be a plain name, not a list or mapping\n");
     }
   }
+  SECTION("no config file: one line with where it looked (a relative path from the working directory)") {
+    char cwd[4096];
+    REQUIRE(::getcwd(cwd, sizeof cwd) != nullptr);
+    const std::string defaultPath = STREAMRELAY_DEFAULT_CONFIG;
+    const std::string looked = defaultPath[0] == '/' ? defaultPath : std::string(cwd) + "/" + defaultPath;
+    if (::access(defaultPath.c_str(), F_OK) == 0) {
+      WARN(looked << " exists here: the default's case is not checked");
+    } else {
+      ChildProcess byDefault(STREAMRELAY_BIN, {});
+      CHECK(byDefault.waitForExit() == 1);
+      CHECK(byDefault.output() ==
+            "streamrelay: config error: no config file at " + looked + " (the default; --config FILE reads another)\n");
+    }
+    ChildProcess named(STREAMRELAY_BIN, {"--check-config", "no/such.yaml"});
+    CHECK(named.waitForExit() == 1);
+    CHECK(named.output() == "streamrelay: config error: no config file at " + std::string(cwd) + "/no/such.yaml\n");
+  }
   // Defect: the line of the misspelt key's value (3), not of the key (2).
   SECTION("a misspelt key whose value starts on the next line: --check-config names the key's line") {
     std::string path = writeTempFile("misspelt.yaml", "upstream: {type: generator}\nlisteneers:\n  - {name: a, bind: '127.0.0.1:0'}\n");
