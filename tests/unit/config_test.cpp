@@ -141,7 +141,7 @@ TEST_CASE("the key reference printed by --list-keys describes every source type 
 }
 
 // Defect: --list-keys offered sse as a listener framing, which the config then refused.
-TEST_CASE("--list-keys offers a listener only the framings it can write; sources keep sse", "[config]") {
+TEST_CASE("the --list-keys reference offers listeners only the framings they can write and sources sse too", "[config]") {
   const std::string reference = configKeysReference();
   CHECK(reference.find("listeners[].framing.type  string (length-prefix, delimiter, fixed), default length-prefix") !=
         std::string::npos);
