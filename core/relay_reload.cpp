@@ -299,11 +299,16 @@ void Relay::restartListener(const ComponentChange& change, const ListenerConfig&
                        std::max(closed, 0));
 }
 
+// Unlists listener `name` and stops its accepting (which may take a POCO
+// poll interval, so outside the lock statsJson takes).
 std::unique_ptr<SubscriberListener> Relay::takeListener(const std::string& name) {
-  std::lock_guard<std::mutex> lock(listenersMutex_);
-  auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const auto& l) { return l->config().name == name; });
-  std::unique_ptr<SubscriberListener> listener = std::move(*it);
-  listeners_.erase(it);
+  std::unique_ptr<SubscriberListener> listener;
+  {
+    std::lock_guard<std::mutex> lock(listenersMutex_);
+    auto it = std::find_if(listeners_.begin(), listeners_.end(), [&](const auto& l) { return l->config().name == name; });
+    listener = std::move(*it);
+    listeners_.erase(it);
+  }
   listener->stopAccepting();
   return listener;
 }

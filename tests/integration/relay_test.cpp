@@ -191,7 +191,7 @@ TEST_CASE("max_clients: the one over the limit is accepted and closed at once", 
 // max_clients slot until their timeout, locking real subscribers out.
 // Clients in their set-up have a limit of their own (max_pending_clients);
 // max_clients counts admitted subscribers only.
-TEST_CASE("silent connections beyond max_clients do not lock out a streamrelay subscriber; those beyond "
+TEST_CASE("silent connections beyond max_clients do not lock out a streamrelay subscriber, and those beyond "
           "max_pending_clients are refused at once and counted",
           "[integration][admission]") {
   RelayStats stats;

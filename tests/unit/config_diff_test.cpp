@@ -112,7 +112,7 @@ TEST_CASE("reload diff: the relay's keys and streams, in place or only by a rest
   CHECK(running.group("plugins").integer("rescan_ms") == 1000);
 }
 
-TEST_CASE("reload diff: a replay ring changed on a running stream needs a restart; a new stream's comes with it",
+TEST_CASE("reload diff: a replay ring changed on a running stream needs a restart, a new stream's comes with it",
           "[config][reload]") {
   const Config before = parse(kBase);
   const std::string more = replaced(kBase, "  gen: {type: generator, rate: 10}\n",
@@ -127,7 +127,7 @@ TEST_CASE("reload diff: a replay ring changed on a running stream needs a restar
   CHECK(changeOf(diff, Kind::Source, "extra").what == What::Added);
 }
 
-TEST_CASE("--list-keys says how a change to each key is applied by a reload", "[config][reload]") {
+TEST_CASE("the key reference (--list-keys) says how a change to each key is applied by a reload", "[config][reload]") {
   const std::string reference = configKeysReference();
   auto has = [&](const std::string& text) {
     INFO(text);
