@@ -66,11 +66,11 @@ void Relay::reload(const Config& next) {
   if (const ComponentChange* own = diff.find(Kind::Relay, "")) reloadRelayKeys(*own, next);
   // Sources before the consumers: a new listener or instance may read a new source's stream.
   for (const ComponentChange* c : diff.of(Kind::Source)) reloadSource(*c, next);
-  // Streams made by a reload (new sources, new instances) took their settings from `next`.
-  for (const StreamConfig& stream : next.streams)
-    if (!named(config_.streams, stream.name) && streams_.count(stream.name)) config_.streams.push_back(stream);
   // Plugin instances before the listeners: a new listener may read a new instance's stream.
   if (!diff.of(Kind::PluginInstance).empty()) reloadPluginInstances(next);
+  // Streams made by this reload (new sources, new instances) took their settings from `next`.
+  for (const StreamConfig& stream : next.streams)
+    if (!named(config_.streams, stream.name) && streams_.count(stream.name)) config_.streams.push_back(stream);
   for (const ComponentChange* c : diff.of(Kind::Listener)) reloadListener(*c, next);
   // Unchanged listeners may name files that changed (a renewed certificate, a rotated tokens file).
   std::lock_guard<std::mutex> lock(listenersMutex_);
@@ -260,15 +260,19 @@ void Relay::restartListener(const ComponentChange& change, const ListenerConfig&
   std::unique_ptr<SubscriberListener> successor;
   std::unique_ptr<SubscriberListener> predecessor;
   std::string problem;
+  bool addressTaken = false;
   auto build = [&](const Poco::Net::ServerSocket* inherited) {
     try {
       successor = std::make_unique<SubscriberListener>(config, buses(config.inputs), writers_, writeLatency_, inherited);
+    } catch (const ListenError& e) {
+      problem = oneLine(e.what());
+      addressTaken = true;
     } catch (const std::exception& e) {
       problem = oneLine(e.what());
     }
   };
   build(sameSocket ? &running->listeningSocket() : nullptr);
-  if (!successor && !sameSocket) {
+  if (!successor && addressTaken) {
     // The new address may overlap the old one (0.0.0.0 and 127.0.0.1, same port): free it first.
     predecessor = takeListener(config.name);
     predecessor->closeSocket();

@@ -101,8 +101,8 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector
     }
     port_ = socket_.address().port();
   } catch (const Poco::Exception& e) {
-    throw std::runtime_error(config_.where + ": listener '" + config_.name + "': cannot listen on " + config_.bind +
-                             ": " + e.displayText());
+    throw ListenError(config_.where + ": listener '" + config_.name + "': cannot listen on " + config_.bind + ": " +
+                      e.displayText());
   }
   auto params = new Poco::Net::TCPServerParams;
   params->setMaxThreads(kHandOffThreads);

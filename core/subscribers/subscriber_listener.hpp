@@ -27,6 +27,7 @@
 #include <mutex>
 #include <sys/socket.h>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include "authenticator.hpp"
@@ -47,12 +48,18 @@ struct ListenerCounters {
   std::atomic<std::uint64_t> disconnects[kCloseReasonCount]{};  // by CloseReason
 };
 
+// The listener's address cannot be used (in use, not local...).
+struct ListenError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 class SubscriberListener {
  public:
   // Binds the socket, or takes `inherited` (the listening socket of the
   // listener this one replaces, already bound to the same address); throws
-  // std::runtime_error naming the listener and its config line if the
-  // address cannot be used or a credential file cannot be loaded.
+  // std::runtime_error naming the listener and its config line if a
+  // credential file cannot be loaded, or ListenError if the address cannot
+  // be used.
   // `inputs`: the buses of the streams its subscribers get (config.inputs).
   SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
                      Histogram& writeLatency, const Poco::Net::ServerSocket* inherited = nullptr);
