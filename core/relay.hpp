@@ -18,6 +18,7 @@
 
 #include "bus.hpp"
 #include "config.hpp"
+#include "config_diff.hpp"
 #include "plugin_host.hpp"
 #include "subscriber_listener.hpp"
 #include "subscriber_writer.hpp"
@@ -41,15 +42,17 @@ class Relay {
 
   // Thread safe: look for new, changed and removed plugins now (SIGHUP).
   void rescanPlugins();
-  // Applies a new, already validated config while running (SIGHUP): plugin
-  // instances added, removed or reconfigured (through the plugins' hot
-  // replace), listeners added, removed or changed (a changed one is replaced:
-  // its subscribers are closed with reason `removed`) and the log level; one
-  // log line per change; a source whose keys changed is restarted alone (its
-  // stream goes on), sources added start and removed ones stop. What it
-  // cannot apply yet (streams, the plugins directory, writer threads) is
-  // logged as needing a restart. Unchanged listeners and the
-  // sources are not touched. Called from the thread that calls start()/stop().
+  // Applies a new, already validated config while running (SIGHUP), as the
+  // diff of the running config and `next` says (config_diff.hpp; how each
+  // key applies is in the key tables): the log level and shutdown_timeout_ms
+  // at once; a source added starts, removed stops, changed is restarted alone
+  // (its stream goes on); plugin instances added, removed or changed go
+  // through the plugins' hot replace; a listener added starts, removed stops
+  // (every session closed, the port freed), changed takes its in-place keys
+  // or, for the others, is restarted on the same listening socket when its
+  // address did not change (no port gap). What only a restart of the relay
+  // applies is said in one line. One log line per change; what did not
+  // change is not touched. Called from the thread that calls start()/stop().
   void reload(const Config& next);
   // Thread safe: the relay's figures as JSON (the plugin host API's stats).
   std::string statsJson() const;
@@ -59,9 +62,20 @@ class Relay {
 
  private:
   std::vector<Bus*> buses(const std::vector<std::string>& names) const;
-  int reloadSources(const Config& next);  // reload()'s part for sources; returns the changes made
+  // reload()'s parts, in this order (relay_reload.cpp).
+  void reloadRelayKeys(const ComponentChange& change, const Config& next);
+  void reloadSource(const ComponentChange& change, const Config& next);
+  bool launchSource(const SourceConfig& config, const Config& next);
+  void reloadPluginInstances(const Config& next);
+  void reloadListener(const ComponentChange& change, const Config& next);
+  void addListener(const ListenerConfig& config);
+  void restartListener(const ComponentChange& change, const ListenerConfig& config);
+  std::unique_ptr<SubscriberListener> takeListener(const std::string& name);
+  // Closes a stopped listener's sessions; keeps it, not listed, if writers
+  // still hold some at the deadline. Returns how many were closed (-1: not all).
+  int retireListener(std::unique_ptr<SubscriberListener> listener);
 
-  Config config_;  // what runs: reload() changes its listeners and log level
+  Config config_;  // what runs: reload() changes what it applies
   const std::uint64_t epoch_;  // random id of this run, shared by every stream
   Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all sources
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
@@ -78,6 +92,9 @@ class Relay {
   // listenersMutex_ (reload changes it while statsJson reads it).
   std::vector<std::unique_ptr<SubscriberListener>> listeners_;
   mutable std::mutex listenersMutex_;
+  // Listeners a reload removed whose sessions writers still held at the
+  // deadline: not accepting, not listed, destroyed after the writers.
+  std::vector<std::unique_ptr<SubscriberListener>> retiredListeners_;
   WriterPool writers_;
   std::unique_ptr<PluginHost> plugins_;  // null without plugins.directory
   bool stopped_ = false;

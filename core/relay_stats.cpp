@@ -68,8 +68,10 @@ Object::Ptr listenerJson(const SubscriberListener& l) {
   for (const std::string& input : l.config().inputs) inputs->add(input);
   o->set("inputs", inputs);
   o->set("clients", l.clients());
+  o->set("pending", l.pending());
   o->set("accepted", c.accepted.load());
   o->set("refused_max_clients", c.refusedMaxClients.load());
+  o->set("refused_max_pending_clients", c.refusedMaxPending.load());
   o->set("refused_allow", c.refusedAllow.load());
   o->set("lost_before_admission", c.lostBeforeAdmission.load());
   o->set("near_peers", c.nearPeers.load());

@@ -65,6 +65,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.where = m.where("bind");
   l.framing = framingFrom(s.group("framing"));
   l.maxClients = static_cast<int>(s.integer("max_clients"));
+  l.maxPendingClients = static_cast<int>(s.integer("max_pending_clients"));
   l.queue = queueFrom(s.group("queue"));
   std::vector<Cidr> rules;
   for (const std::string& text : s.strings("allow")) rules.push_back(Cidr::parse(text));

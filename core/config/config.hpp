@@ -42,7 +42,8 @@ struct ListenerConfig {
   std::string bind;
   std::vector<std::string> inputs;  // the streams its subscribers get (resolved: never empty)
   FramingSpec framing;
-  int maxClients = 64;
+  int maxClients = 64;           // admitted subscribers
+  int maxPendingClients = 32;    // clients still in their TLS handshake or hello (not counted in maxClients)
   QueueLimits queue;
   CidrList allow;
   // SO_SNDBUF per subscriber: kSendBufferAuto caps a near peer's buffer (see

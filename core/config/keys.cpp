@@ -48,7 +48,8 @@ const Schema& logSchema() {
       {key("level").def("information").oneOf({"none", "fatal", "critical", "error", "warning", "notice",
                                               "information", "debug", "trace"})},
       {},
-      {}};
+      {},
+      Reload::InPlace};
   return schema;
 }
 
@@ -98,12 +99,13 @@ const Schema& topSchema() {
        key("listeners", KeyKind::Custom).doc("a list of listeners"),
        groupKey("plugins", pluginsSchema()),
        groupKey("log", logSchema()),
-       key("shutdown_timeout_ms", KeyKind::Int).def("5000").range(0, 3600000)
+       key("shutdown_timeout_ms", KeyKind::Int).def("5000").range(0, 3600000).applies(Reload::InPlace)
            .doc("how long consumers get to drain at shutdown"),
        key("writer_threads", KeyKind::Int).def("0").range(0, 64).doc("0: one per CPU core, at most 4"),
        key("watch_config", KeyKind::Bool).def("false").doc("reload when this file changes, as on SIGHUP (read at start)")},
       {},
-      {}};
+      {},
+      Reload::Process};
   return schema;
 }
 
@@ -113,6 +115,7 @@ const Schema& sourceSchema() {
     s.what = "source";
     for (const SourceType& t : sourceTypes()) s.types.push_back(t.spec);
     s.keys = {key("type").def("generator").doc("where the frames come from")};
+    s.reload = Reload::Component;  // a changed source reconnects alone; its stream goes on
     return s;
   }();
   return schema;
@@ -230,10 +233,12 @@ const Schema& urlTlsSchema() {
   return schema;
 }
 
+// In a listener the tls keys apply in place (new clients get the new
+// certificate), but turning TLS on or off restarts the listener.
 const Schema& listenerTlsSchema() {
   static const Schema schema{
       "tls",
-      {key("enabled", KeyKind::Bool).def("false"),
+      {key("enabled", KeyKind::Bool).def("false").applies(Reload::Component),
        key("cert_file").doc("PEM certificate chain the relay presents"),
        key("key_file").doc("PEM private key of cert_file"),
        key("client_ca_file").doc("PEM CA certificates a client certificate must chain to"),
@@ -298,23 +303,27 @@ const Schema& listenerSchema() {
   static const Schema schema{
       "listener",
       {key("name").needed(),
-       key("bind", KeyKind::Endpoint).needed().doc("HOST:PORT subscribers connect to (port 0: any free port)"),
+       key("bind", KeyKind::Endpoint).needed()
+           .doc("HOST:PORT subscribers connect to (port 0: any free port; kept across a reload that restarts it)"),
        key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
        groupKey("framing", listenerFramingSchema()),
-       key("max_clients", KeyKind::Int).def("64").range(1, 100000),
-       groupKey("queue", listenerQueueSchema()),
-       key("allow", KeyKind::Cidrs).doc("subscribers admitted (empty: everyone)"),
-       key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30)
+       key("max_clients", KeyKind::Int).def("64").range(1, 100000).applies(Reload::InPlace)
+           .doc("admitted subscribers at once; one more is closed at once"),
+       key("max_pending_clients", KeyKind::Int).def("32").range(1, 100000).applies(Reload::InPlace)
+           .doc("clients still in their TLS handshake or hello at once; one more is closed at once"),
+       groupKey("queue", listenerQueueSchema()).applies(Reload::InPlace),
+       key("allow", KeyKind::Cidrs).applies(Reload::InPlace).doc("subscribers admitted (empty: everyone)"),
+       key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30).applies(Reload::InPlace)
            .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
-       key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax)
+       key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax).applies(Reload::InPlace)
            .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
        groupKey("replay", listenerReplaySchema()),
        key("protocol").def("raw").oneOf({"raw", "streamrelay"})
            .doc("raw: frames only; streamrelay: a hello, then frames with stream, seq and time"),
-       key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax)
+       key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
            .doc("streamrelay protocol: a client that sends no hello line by then is closed"),
-       groupKey("tls", listenerTlsSchema()),
-       groupKey("auth", listenerAuthSchema())},
+       groupKey("tls", listenerTlsSchema()).applies(Reload::InPlace),
+       groupKey("auth", listenerAuthSchema()).applies(Reload::InPlace)},
       {},
       [](const Settings& l, const YamlMap& m) {
         const Settings& auth = l.group("auth");
@@ -323,12 +332,13 @@ const Schema& listenerSchema() {
                              !auth.group("jwt").string("public_key_file").empty();
         if (authSet && l.string("protocol") != "streamrelay")
           m.fail("auth", "tokens need protocol: streamrelay (a raw client sends nothing); use tls.require_client_cert for raw");
-      }};
+      },
+      Reload::Component};  // the keys marked in place are taken by the running listener
   return schema;
 }
 
 const Schema& streamSchema() {
-  static const Schema schema{"stream", {groupKey("replay", replaySchema())}, {}, {}};
+  static const Schema schema{"stream", {groupKey("replay", replaySchema())}, {}, {}, Reload::Process};
   return schema;
 }
 
@@ -340,17 +350,19 @@ const Schema& pluginsSchema() {
        key("rescan_ms", KeyKind::Int).def("1000").range(50, 3600000).doc("how often the directory is scanned"),
        key("instances", KeyKind::Custom).doc("a list of plugin instances")},
       {},
-      {}};
+      {},
+      Reload::Process};
   return schema;
 }
 
 const Schema& instanceSchema() {
-  static const Schema schema{"plugin instance", instanceKeys(true), {}, {}};
+  // A changed instance is hot-replaced by its plugin (all or nothing).
+  static const Schema schema{"plugin instance", instanceKeys(true), {}, {}, Reload::Component};
   return schema;
 }
 
 const Schema& sidecarInstanceSchema() {
-  static const Schema schema{"plugin instance", instanceKeys(false), {}, {}};
+  static const Schema schema{"plugin instance", instanceKeys(false), {}, {}, Reload::Component};
   return schema;
 }
 

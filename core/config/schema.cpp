@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "schema.hpp"
 
+#include <openssl/sha.h>
+
+#include <algorithm>
 #include <cstdlib>
 #include <sstream>
 #include <stdexcept>
@@ -178,10 +181,27 @@ std::string escaped(const std::string& text) {
   return out.c_str();
 }
 
+Reload resolve(const KeySpec& k, const Schema& schema, Reload inherited) {
+  if (k.reload != Reload::Inherit) return k.reload;
+  return schema.reload != Reload::Inherit ? schema.reload : inherited;
+}
+
+std::string reloadWords(Reload how, const std::string& component) {
+  switch (how) {
+    case Reload::InPlace: return "in place";
+    case Reload::Component: return "restarts the " + component;
+    case Reload::Process: return "needs a relay restart";
+    case Reload::Inherit: break;
+  }
+  return "?";
+}
+
 void describeKeys(std::ostringstream& out, const Schema& schema, const std::vector<KeySpec>& keys,
-                  const std::string& path, const std::string& only) {
+                  const std::string& path, const std::string& only, const std::string& component,
+                  Reload inherited) {
   for (const KeySpec& k : keys) {
     const std::string keyPath = path.empty() ? k.name : path + "." + k.name;
+    const Reload how = resolve(k, schema, inherited);
     std::string line = keyPath + "  " + kindName(k.kind);
     if (k.kind == KeyKind::Number) line += " " + number(k.min) + ".." + number(k.max);
     if (k.kind == KeyKind::Int || k.kind == KeyKind::IntOrAuto)
@@ -196,8 +216,73 @@ void describeKeys(std::ostringstream& out, const Schema& schema, const std::vect
     if (k.expandEnv) line += ", ${ENV} expands";
     if (!only.empty()) line += " [" + only + "]";
     if (!k.help.empty()) line += " — " + k.help;
+    // A group's keys say for themselves; code reads (and reloads) Custom ones.
+    if (k.kind != KeyKind::Group && k.kind != KeyKind::Custom) line += " [reload: " + reloadWords(how, component) + "]";
     out << line << "\n";
-    if (k.kind == KeyKind::Group) out << describeSchema(*k.group, keyPath);
+    if (k.kind == KeyKind::Group) out << describeSchema(*k.group, keyPath, component, how);
+  }
+}
+
+// A value as bytes that differ exactly when the values differ: every piece
+// carries its length, so no two values share an encoding.
+void appendCanonical(std::string& out, const std::string& piece) {
+  out += std::to_string(piece.size()) + ":" + piece;
+}
+
+std::string canonical(const KeySpec& k, const Settings::Value& v) {
+  std::string out;
+  switch (k.kind) {
+    case KeyKind::String:
+    case KeyKind::Endpoint:
+    case KeyKind::Yaml: appendCanonical(out, v.text); break;
+    case KeyKind::Int:
+    case KeyKind::IntOrAuto: appendCanonical(out, std::to_string(v.integer)); break;
+    case KeyKind::Number: appendCanonical(out, std::string(reinterpret_cast<const char*>(&v.number), sizeof v.number)); break;
+    case KeyKind::Bool: appendCanonical(out, v.boolean ? "1" : "0"); break;
+    case KeyKind::Strings:
+    case KeyKind::Cidrs:
+    case KeyKind::Endpoints:
+      for (const std::string& item : v.list) appendCanonical(out, item);
+      break;
+    case KeyKind::StringMap:
+      for (const auto& [name, text] : v.map) {
+        appendCanonical(out, name);
+        appendCanonical(out, text);
+      }
+      break;
+    case KeyKind::Group:
+    case KeyKind::Custom: break;  // compared key by key, or by the code that reads them
+  }
+  return out;
+}
+
+// What two values are compared by: the value itself, or a secret's SHA-256
+// digest, so that nothing derived from a reload comparison holds a secret.
+std::string comparable(const KeySpec& k, const Settings::Value& v) {
+  std::string bytes = canonical(k, v);
+  if (!k.secret) return bytes;
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
+}
+
+void diffInto(std::vector<KeyChange>& out, const Settings& before, const Settings& after, const std::string& path,
+              Reload inherited) {
+  const Schema& schema = *before.schema();
+  if (before.type() != after.type()) {  // another type: other keys, all of them new
+    const KeySpec* typeKey = findKey(schema.keys, "type");
+    out.push_back({path + "type", resolve(*typeKey, schema, inherited)});
+    return;
+  }
+  const auto& a = before.entries();
+  const auto& b = after.entries();
+  for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
+    const KeySpec& k = *a[i].spec;
+    const Reload how = resolve(k, schema, inherited);
+    if (k.kind == KeyKind::Group)
+      diffInto(out, *a[i].value.group, *b[i].value.group, path + k.name + ".", how);
+    else if (k.kind != KeyKind::Custom && comparable(k, a[i].value) != comparable(k, b[i].value))
+      out.push_back({path + k.name, how});
   }
 }
 
@@ -339,18 +424,46 @@ void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& 
   }
 }
 
-std::string printedSettings(const Settings& settings) {
-  YAML::Emitter out;
-  out << YAML::BeginMap;
-  emitSettings(out, settings);
-  out << YAML::EndMap;
-  return out.c_str();
+std::vector<KeyChange> diffSettings(const Settings& before, const Settings& after, Reload inherited) {
+  if (before.schema() != after.schema())
+    throw std::logic_error("diffSettings: settings of two schemas (" + (before.schema() ? before.schema()->what : "?") +
+                           ", " + (after.schema() ? after.schema()->what : "?") + ")");
+  std::vector<KeyChange> changes;
+  if (before.schema()) diffInto(changes, before, after, "", inherited);
+  return changes;
 }
 
-std::string describeSchema(const Schema& schema, const std::string& path) {
+Settings adoptChanges(const Settings& running, const Settings& next, const std::vector<KeyChange>& taken) {
+  auto isTaken = [&](const std::string& path) {
+    return std::any_of(taken.begin(), taken.end(), [&](const KeyChange& k) { return k.key == path; });
+  };
+  auto within = [&](const std::string& prefix) {
+    return std::any_of(taken.begin(), taken.end(), [&](const KeyChange& k) { return k.key.rfind(prefix, 0) == 0; });
+  };
+  if (isTaken("type")) return next;  // another type: every key is new
+  Settings out = running;
+  for (std::size_t i = 0; i < out.entries_.size() && i < next.entries_.size(); ++i) {
+    Settings::Entry& e = out.entries_[i];
+    const std::string& name = e.spec->name;
+    if (e.spec->kind == KeyKind::Group && within(name + ".")) {
+      std::vector<KeyChange> inner;
+      for (const KeyChange& k : taken)
+        if (k.key.rfind(name + ".", 0) == 0) inner.push_back({k.key.substr(name.size() + 1), k.how});
+      e.value.group = std::make_shared<const Settings>(adoptChanges(*e.value.group, *next.entries_[i].value.group, inner));
+    } else if (isTaken(name)) {
+      e.value = next.entries_[i].value;
+    }
+  }
+  return out;
+}
+
+std::string describeSchema(const Schema& schema, const std::string& path, const std::string& component,
+                           Reload inherited) {
+  const std::string& owner = component.empty() ? schema.what : component;
   std::ostringstream out;
-  describeKeys(out, schema, schema.keys, path, "");
-  for (const TypeSpec& t : schema.types) describeKeys(out, schema, t.keys, path, schema.what + " type " + t.name);
+  describeKeys(out, schema, schema.keys, path, "", owner, inherited);
+  for (const TypeSpec& t : schema.types)
+    describeKeys(out, schema, t.keys, path, schema.what + " type " + t.name, owner, inherited);
   return out.str();
 }
 

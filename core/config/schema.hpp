@@ -4,8 +4,10 @@
 // name, kind, default, range, and the types it belongs to). readSettings
 // validates a YAML mapping against a Schema and fills in defaults;
 // emitSettings prints what it read (--check-config); the code that builds a
-// source, listener or plugin instance reads its values from the Settings.
-// Redis' standardConfig table is the model.
+// source, listener or plugin instance reads its values from the Settings;
+// diffSettings compares two of them key by key for a config reload, and
+// each key says how a change to it applies (`reload`). Redis'
+// standardConfig table is the model.
 
 #include <yaml-cpp/yaml.h>
 
@@ -37,6 +39,19 @@ enum class KeyKind {
   Custom,     // read and printed by code (named here so it is a known key)
 };
 
+// How a config reload applies a changed key (NATS' reload.go options, Redis'
+// IMMUTABLE flag): the running component takes it in place; the component
+// (that one source, listener or plugin instance) is restarted alone; or only
+// a restart of the relay applies it (said once, in the log).
+// Inherit: the key's schema decides, else the key that holds the group.
+enum class Reload { Inherit, InPlace, Component, Process };
+
+// One key whose value differs between two Settings, and how that applies.
+struct KeyChange {
+  std::string key;  // its path inside the Settings: "allow", "auth.tokens", "tls.cert_file"
+  Reload how;       // never Inherit
+};
+
 struct KeySpec {
   std::string name;
   KeyKind kind = KeyKind::String;
@@ -45,7 +60,8 @@ struct KeySpec {
   double min = 0, max = 0;       // Int, Number, IntOrAuto
   std::vector<std::string> choices;  // String: the accepted values (empty: any)
   bool expandEnv = false;        // ${NAME} expands from the environment (unset: an error)
-  bool secret = false;           // printed as "(set)", never its value (StringMap: every value)
+  bool secret = false;           // printed as "(set)", never its value (StringMap: every value); compared by digest
+  Reload reload = Reload::Inherit;
   const Schema* group = nullptr; // Group: the keys of the mapping
   std::string help;
 
@@ -56,6 +72,7 @@ struct KeySpec {
   KeySpec& oneOf(std::vector<std::string> values) { choices = std::move(values); return *this; }
   KeySpec& env() { expandEnv = true; return *this; }
   KeySpec& hidden() { secret = true; return *this; }
+  KeySpec& applies(Reload how) { reload = how; return *this; }
   KeySpec& doc(std::string text) { help = std::move(text); return *this; }
 };
 
@@ -82,6 +99,7 @@ struct Schema {
   std::vector<KeySpec> keys;    // keys every type has
   std::vector<TypeSpec> types;  // empty: untyped
   SettingsCheck check;          // after the type's own check
+  Reload reload = Reload::Inherit;  // how its keys reload, unless a key says otherwise
   const TypeSpec* findType(const std::string& name) const;
 };
 
@@ -127,6 +145,7 @@ class Settings {
 
  private:
   friend Settings readSettings(const YamlMap& m, const Schema& schema);
+  friend Settings adoptChanges(const Settings& running, const Settings& next, const std::vector<KeyChange>& taken);
   const Value* find(const char* name) const;
   // A key the schema does not give this type is a programming error: throws std::logic_error.
   const Value& at(const char* name) const;
@@ -146,12 +165,22 @@ Settings readSettings(const YamlMap& m, const Schema& schema);
 using EmitHook = std::function<bool(YAML::Emitter&, const Settings::Entry&)>;
 void emitSettings(YAML::Emitter& out, const Settings& settings, const EmitHook& hook = {});
 
-// `settings` as one YAML mapping: two settings are the same when these are
-// (a config reload compares what was running with what was read).
-std::string printedSettings(const Settings& settings);
+// The keys whose values differ between two Settings read with the same
+// schema, in schema order; a changed `type` is one change of `type`. Values
+// are compared by value, secrets through a SHA-256 digest (never by how they
+// print). `inherited`: how a key applies when neither it nor its schema says.
+// Custom keys are left to the code that reads them.
+std::vector<KeyChange> diffSettings(const Settings& before, const Settings& after,
+                                    Reload inherited = Reload::Process);
+inline bool sameSettings(const Settings& a, const Settings& b) { return diffSettings(a, b).empty(); }
+// `running` with the values of the keys `taken` (as diffSettings names them)
+// from `next`: what runs once a reload applied those keys and no others.
+Settings adoptChanges(const Settings& running, const Settings& next, const std::vector<KeyChange>& taken);
 
 // A reference of every key of `schema`, one per line, indented under `path`
-// (what `streamrelay --list-keys` prints).
-std::string describeSchema(const Schema& schema, const std::string& path);
+// (what `streamrelay --list-keys` prints). `component`: what a change that
+// restarts a component restarts ("listener"; empty: the schema's own name).
+std::string describeSchema(const Schema& schema, const std::string& path, const std::string& component = "",
+                           Reload inherited = Reload::Process);
 
 }  // namespace streamrelay

@@ -121,11 +121,19 @@ void PluginHost::start() {
 }
 
 namespace {
-std::string printedInstances(const std::vector<PluginInstanceConfig>& instances, const std::string& type) {
-  std::string text;
-  for (const PluginInstanceConfig& i : instances)
-    if (i.type == type) text += printedSettings(i.settings) + "\n";
-  return text;
+// Whether plugin `type` has the same instances in both lists, compared by
+// value as a config reload compares settings (secrets by digest).
+bool sameInstances(const std::vector<PluginInstanceConfig>& a, const std::vector<PluginInstanceConfig>& b,
+                   const std::string& type) {
+  std::vector<const PluginInstanceConfig*> before, after;
+  for (const PluginInstanceConfig& i : a)
+    if (i.type == type) before.push_back(&i);
+  for (const PluginInstanceConfig& i : b)
+    if (i.type == type) after.push_back(&i);
+  if (before.size() != after.size()) return false;
+  for (std::size_t i = 0; i < before.size(); ++i)
+    if (!sameSettings(before[i]->settings, after[i]->settings)) return false;
+  return true;
 }
 }  // namespace
 
@@ -141,7 +149,7 @@ std::vector<std::string> PluginHost::reconfigure(std::vector<PluginInstanceConfi
     for (const auto& i : before) types.insert(i.type);
     for (const auto& i : instances) types.insert(i.type);
     for (const std::string& type : types)
-      if (printedInstances(before, type) != printedInstances(instances, type)) r.types.insert(type);
+      if (!sameInstances(before, instances, type)) r.types.insert(type);
     auto has = [](const std::vector<PluginInstanceConfig>& list, const PluginInstanceConfig& i) {
       return std::any_of(list.begin(), list.end(), [&](const PluginInstanceConfig& j) { return j.name == i.name; });
     };

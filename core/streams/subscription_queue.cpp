@@ -29,6 +29,7 @@ const char* toString(CloseReason reason) {
     case CloseReason::BadHello: return "bad_hello";
     case CloseReason::HelloTimeout: return "hello_timeout";
     case CloseReason::AuthFailed: return "auth_failed";
+    case CloseReason::MaxClients: return "max_clients";
   }
   return "?";
 }

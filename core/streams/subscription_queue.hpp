@@ -44,13 +44,14 @@ struct QueueLimits {
 };
 
 // Why a consumer's queue was closed; logged and counted.
-// The last five end a subscriber before it got any frame: a TLS handshake or
-// a `streamrelay` hello that failed or did not come in time, a token refused.
+// From TlsFailed on they end a subscriber before it got any frame: a TLS
+// handshake or a `streamrelay` hello that failed or did not come in time, a
+// token refused, no max_clients slot left once its set-up was done.
 enum class CloseReason {
   None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed, Failed,
-  TlsFailed, HandshakeTimeout, BadHello, HelloTimeout, AuthFailed
+  TlsFailed, HandshakeTimeout, BadHello, HelloTimeout, AuthFailed, MaxClients
 };
-constexpr int kCloseReasonCount = 12;
+constexpr int kCloseReasonCount = 13;
 
 const char* toString(CloseReason reason);
 

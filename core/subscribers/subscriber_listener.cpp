@@ -2,7 +2,7 @@
 #include "subscriber_listener.hpp"
 
 #include <algorithm>
-#include <tuple>
+#include <limits>
 
 #include <Poco/Logger.h>
 #include <Poco/Net/NetException.h>
@@ -77,41 +77,59 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 }  // namespace
 
 SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
-                                       Histogram& writeLatency)
+                                       Histogram& writeLatency, const Poco::Net::ServerSocket* inherited)
     : config_(config),
-      soft_(std::make_shared<const Soft>(Soft{config.allow, config.queue, config.writeDeadlineMs, config.sendBufferBytes})),
       inputs_(std::move(inputs)),
       writers_(writers),
       writeLatency_(writeLatency),
       pool_(kHandOffThreads, kHandOffThreads) {
   try {
-    if (config_.tls.enabled) tls_ = std::make_shared<const TlsServerContext>(config_.tls);
-    auth_ = std::make_shared<const Authenticator>(config_.auth);
+    live_ = load(config_);
   } catch (const std::runtime_error& e) {
     throw std::runtime_error(config_.where + ": listener '" + config_.name + "': " + e.what());
   }
   try {
-    Poco::Net::SocketAddress address(config_.bind);
-    if (address.family() == Poco::Net::SocketAddress::IPv6)
-      socket_.bind6(address, true, false, false);  // "[::]:port" also serves IPv4
-    else
-      socket_.bind(address, true, false);  // SO_REUSEPORT off: a port in use must fail
-    socket_.listen(1024);
+    if (inherited) {
+      socket_ = *inherited;  // the same listening descriptor: its backlog is served from now on
+    } else {
+      Poco::Net::SocketAddress address(config_.bind);
+      if (address.family() == Poco::Net::SocketAddress::IPv6)
+        socket_.bind6(address, true, false, false);  // "[::]:port" also serves IPv4
+      else
+        socket_.bind(address, true, false);  // SO_REUSEPORT off: a port in use must fail
+      socket_.listen(1024);
+    }
     port_ = socket_.address().port();
   } catch (const Poco::Exception& e) {
-    throw std::runtime_error(config_.where + ": listener '" + config_.name + "': cannot listen on " + config_.bind +
-                             ": " + e.displayText());
+    throw ListenError(config_.where + ": listener '" + config_.name + "': cannot listen on " + config_.bind + ": " +
+                      e.displayText());
   }
   auto params = new Poco::Net::TCPServerParams;
   params->setMaxThreads(kHandOffThreads);
-  // Every admitted connection holds a max_clients slot, so the hand-off queue
-  // can never overflow (POCO would drop the surplus silently).
-  params->setMaxQueued(config_.maxClients + 1);
+  // Every queued connection passed admit(), so holds a max_clients or a
+  // max_pending_clients slot: the queue is bounded by admission (which
+  // update() may change), never by POCO, which would drop the surplus silently.
+  params->setMaxQueued(std::numeric_limits<int>::max());
   server_ = std::make_unique<Poco::Net::TCPServer>(new HandOffFactory(*this), pool_, socket_, params);
   server_->setConnectionFilter(new AdmissionFilter(*this));
 }
 
 SubscriberListener::~SubscriberListener() { stopAccepting(); }
+
+std::shared_ptr<const SubscriberListener::Live> SubscriberListener::load(const ListenerConfig& config) {
+  auto live = std::make_shared<Live>();
+  live->config = config;
+  if (config.tls.enabled) live->tls = std::make_shared<const TlsServerContext>(config.tls);
+  live->auth = std::make_shared<const Authenticator>(config.auth);
+  return live;
+}
+
+std::shared_ptr<const SubscriberListener::Live> SubscriberListener::live() const {
+  std::lock_guard<std::mutex> lock(liveMutex_);
+  return live_;
+}
+
+ListenerConfig SubscriberListener::liveConfig() const { return live()->config; }
 
 void SubscriberListener::start() {
   server_->start();
@@ -124,6 +142,20 @@ void SubscriberListener::stopAccepting() {
   server_->stop();
   pool_.joinAll();
   server_.reset();
+}
+
+void SubscriberListener::closeSocket() {
+  stopAccepting();
+  socket_.close();
+}
+
+bool SubscriberListener::listensOn(const std::string& bind) const {
+  if (bind == config_.bind) return true;
+  try {
+    return Poco::Net::SocketAddress(bind) == socket_.address();
+  } catch (const Poco::Exception&) {  // a name that does not resolve now: another address
+    return false;
+  }
 }
 
 // A peer can cause refusals at will: the first of a burst is logged, the rest
@@ -143,7 +175,7 @@ void SubscriberListener::logRefusal(const std::string& peer, const std::string& 
 // 4 KiB at 65% of the ceiling with autotuning and 105% with 256 KiB). A far
 // peer keeps autotuning: a 256 KiB buffer would cap it at 256 KiB per RTT.
 int SubscriberListener::sendBufferFor(int fd) {
-  if (const int bytes = soft()->sendBufferBytes; bytes != ListenerConfig::kSendBufferAuto) return bytes;
+  if (const int bytes = live()->config.sendBufferBytes; bytes != ListenerConfig::kSendBufferAuto) return bytes;
   tcp_info info{};
   socklen_t size = sizeof info;
   if (::getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &size) != 0 || info.tcpi_rtt == 0 ||
@@ -153,6 +185,10 @@ int SubscriberListener::sendBufferFor(int fd) {
   return kNearPeerSendBuffer;
 }
 
+// Acceptor thread. A listener with a set-up takes a pending slot here and a
+// max_clients slot once the set-up is done (takeClientSlot); one without
+// takes the max_clients slot here. Refused at once when the slot it would
+// need is taken (admitted subscribers are never crowded out by pending ones).
 bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
   Poco::Net::SocketAddress peer;
   try {
@@ -162,19 +198,32 @@ bool SubscriberListener::admit(const Poco::Net::StreamSocket& socket) {
     logRefusal("a client", "it was gone before admission (" + e.displayText() + ")");
     return false;
   }
-  if (!soft()->allow.allows(peer.addr())) {
+  const std::shared_ptr<const Live> now = live();
+  if (!now->config.allow.allows(peer.addr())) {
     counters_.refusedAllow.fetch_add(1, std::memory_order_relaxed);
     logRefusal(peer.toString(), "not in the allow list");
     return false;
   }
-  if (clients_.fetch_add(1) >= config_.maxClients) {
-    clients_.fetch_sub(1);
+  const int maxClients = now->config.maxClients;
+  std::atomic<int>& slots = needsSetup() ? pending_ : clients_;
+  const int limit = needsSetup() ? now->config.maxPendingClients : maxClients;
+  if (needsSetup() && clients_.load() >= maxClients) {  // no slot for it at the end of its set-up
     counters_.refusedMaxClients.fetch_add(1, std::memory_order_relaxed);
-    logRefusal(peer.toString(), "max_clients " + std::to_string(config_.maxClients) + " reached");
+    logRefusal(peer.toString(), "max_clients " + std::to_string(maxClients) + " reached");
+    return false;
+  }
+  if (slots.fetch_add(1) >= limit) {
+    slots.fetch_sub(1);
+    (needsSetup() ? counters_.refusedMaxPending : counters_.refusedMaxClients).fetch_add(1, std::memory_order_relaxed);
+    logRefusal(peer.toString(), needsSetup() ? "max_pending_clients " + std::to_string(limit) +
+                                                   " reached (clients in their TLS handshake or hello)"
+                                             : "max_clients " + std::to_string(limit) + " reached");
     return false;
   }
   return true;
 }
+
+void SubscriberListener::releaseAdmission() { (needsSetup() ? pending_ : clients_).fetch_sub(1); }
 
 void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   std::string peer = peerOf(socket);
@@ -198,58 +247,53 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   if (!failed.empty()) {
     logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, failed);
     if (fd >= 0) ::close(fd);
-    clients_.fetch_sub(1);
+    releaseAdmission();
     return;
   }
   const std::uint64_t id = nextSessionId.fetch_add(1);
   SubscriberWriter& writer = writers_.pick();
-  const std::shared_ptr<const Soft> now = soft();
-  auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, now->queue,
+  const std::shared_ptr<const Live> now = live();
+  auto queue = std::make_shared<SubscriptionQueue>(config_.name + "/" + peer, now->config.queue,
                                                    [&writer, id] { writer.wake(id); });
-  SessionSetup setup = setupFor();
-  const bool setUpFirst = setup.needed();
   std::shared_ptr<SubscriberSession> session;
   try {
     session = std::make_shared<SubscriberSession>(
         id, fd, peer, config_.framing, queue,
         [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
-        std::chrono::milliseconds(now->writeDeadlineMs), std::move(setup));
+        std::chrono::milliseconds(now->config.writeDeadlineMs), setupFor(*now));
   } catch (const std::runtime_error& e) {  // no memory for a TLS session
     logger().warning("listener %s: subscriber %s lost during set-up: %s", config_.name, peer, std::string(e.what()));
     ::close(fd);
-    clients_.fetch_sub(1);
+    releaseAdmission();
     return;
   }
-  Attached attached{queue, {}};
+  Attached attached{queue, queue.get(), {}, !needsSetup()};
   socklen_t peerLength = sizeof attached.peer;
   ::getpeername(fd, reinterpret_cast<sockaddr*>(&attached.peer), &peerLength);
   counters_.accepted.fetch_add(1, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(sessionsMutex_);
-    sessionQueues_.push_back(attached);
+    sessions_.push_back(attached);
   }
   // A session with a TLS handshake or a hello subscribes once that is done
   // (admitSession, on its writer's thread). The others are subscribed before
   // the writer sees them: a client that resets at once is then unsubscribed
   // after it was subscribed, never before.
-  if (!setUpFirst) {
+  if (!needsSetup()) {
     for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
     // Logged once subscribed: from this line on, every published frame reaches it.
     logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
-                         config_.maxClients);
+                         now->config.maxClients);
   }
   writer.add(std::move(session));
 }
 
-SessionSetup SubscriberListener::setupFor() {
+SessionSetup SubscriberListener::setupFor(const Live& now) {
   SessionSetup setup;
-  {
-    std::lock_guard<std::mutex> lock(softMutex_);
-    setup.tls = tls_;
-  }
-  setup.handshakeTimeout = std::chrono::milliseconds(config_.tls.handshakeTimeoutMs);
+  setup.tls = now.tls;
+  setup.handshakeTimeout = std::chrono::milliseconds(now.config.tls.handshakeTimeoutMs);
   setup.hello = config_.protocol == ListenerConfig::Protocol::Streamrelay;
-  setup.helloTimeout = std::chrono::milliseconds(config_.helloTimeoutMs);
+  setup.helloTimeout = std::chrono::milliseconds(now.config.helloTimeoutMs);
   if (setup.needed())
     setup.admit = [this](SubscriberSession& session, const std::string* helloLine, CloseReason& refused) {
       return admitSession(session, helloLine, refused);
@@ -257,8 +301,27 @@ SessionSetup SubscriberListener::setupFor() {
   return setup;
 }
 
+bool SubscriberListener::takeClientSlot(SubscriberSession& session) {
+  if (clients_.fetch_add(1) >= live()->config.maxClients) {
+    clients_.fetch_sub(1);
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(sessionsMutex_);
+  for (Attached& a : sessions_)
+    if (a.key == session.queue().get()) a.admitted = true;
+  pending_.fetch_sub(1);
+  return true;
+}
+
 std::string SubscriberListener::admitSession(SubscriberSession& session, const std::string* helloLine,
                                              CloseReason& refused) {
+  if (!takeClientSlot(session)) {
+    counters_.refusedMaxClients.fetch_add(1, std::memory_order_relaxed);
+    const std::string error = "max_clients " + std::to_string(live()->config.maxClients) + " reached";
+    refused = CloseReason::MaxClients;
+    session.noteSetupDetail(error);
+    return helloLine ? protocol::errorAnswer(error) : std::string();
+  }
   std::string answer, described;
   if (helloLine) {
     answer = admitHello(session, *helloLine, refused, described);
@@ -269,7 +332,7 @@ std::string SubscriberListener::admitSession(SubscriberSession& session, const s
   std::string detail = session.setupDetail();
   if (!described.empty()) detail += (detail.empty() ? "" : "; ") + described;
   logger().information("listener %s: subscriber %s connected (%d of %d; %s)", config_.name, session.peer(),
-                       clients_.load(), config_.maxClients, detail);
+                       clients_.load(), live()->config.maxClients, detail);
   return answer;
 }
 
@@ -286,11 +349,7 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
   } catch (const protocol::HelloError& e) {
     return refuse(CloseReason::BadHello, e.what());
   }
-  std::shared_ptr<const Authenticator> auth;
-  {
-    std::lock_guard<std::mutex> lock(softMutex_);
-    auth = auth_;
-  }
+  const std::shared_ptr<const Authenticator> auth = live()->auth;
   const Authenticator::Verdict verdict = auth->check(hello.token);
   if (!verdict.admitted) return refuse(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
   auto allowed = [&](const std::string& name) {
@@ -344,14 +403,28 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
   for (Bus* bus : inputs_) bus->unsubscribe(session.queue().get());
-  clients_.fetch_sub(1);
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
-  std::string detail;
   if (reason >= CloseReason::TlsFailed) {
     // Refused before its first frame: a peer can cause these at will.
     logRefusal(session.peer(), std::string(toString(reason)) +
                                    (session.setupDetail().empty() ? "" : ": " + session.setupDetail()));
   } else {
+    logDisconnect(session, reason);
+  }
+  // Last: once the list is empty, closeSubscribers() may let the listener be
+  // destroyed, so nothing here touches it after the lock is released.
+  std::lock_guard<std::mutex> lock(sessionsMutex_);
+  auto it = std::find_if(sessions_.begin(), sessions_.end(),
+                         [&](const Attached& a) { return a.key == session.queue().get(); });
+  if (it != sessions_.end()) {
+    (it->admitted ? clients_ : pending_).fetch_sub(1);
+    sessions_.erase(it);
+  }
+  if (sessions_.empty()) sessionsGone_.notify_all();
+}
+
+void SubscriberListener::logDisconnect(SubscriberSession& session, CloseReason reason) {
+  std::string detail;
   if (reason == CloseReason::SlowConsumer && session.writeDeadlineExceeded())
     detail = " (no byte accepted for write_deadline_ms " + std::to_string(session.writeDeadline().count()) + ")";
   else if (reason == CloseReason::SlowConsumer)
@@ -367,87 +440,70 @@ void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason
                                  " frames sent, " + std::to_string(session.queue()->counters().dropped.load()) +
                                  " dropped",
                              level));
-  }
-  // Last: once the list is empty, closeSubscribers() may let the listener be
-  // destroyed, so nothing here touches it after the lock is released.
-  std::lock_guard<std::mutex> lock(sessionsMutex_);
-  const SubscriptionQueue* queue = session.queue().get();
-  sessionQueues_.erase(std::remove_if(sessionQueues_.begin(), sessionQueues_.end(),
-                                      [&](const Attached& a) {
-                                        auto locked = a.queue.lock();
-                                        return !locked || locked.get() == queue;
-                                      }),
-                       sessionQueues_.end());
-  if (sessionQueues_.empty()) sessionsGone_.notify_all();
 }
 
-std::shared_ptr<const SubscriberListener::Soft> SubscriberListener::soft() const {
-  std::lock_guard<std::mutex> lock(softMutex_);
-  return soft_;
-}
-
-bool SubscriberListener::changesInPlace(const ListenerConfig& from, const ListenerConfig& to) {
-  // Everything but the soft keys must be equal: compare with those copied over.
-  ListenerConfig same = to;
-  same.allow = from.allow;
-  same.queue = from.queue;
-  same.writeDeadlineMs = from.writeDeadlineMs;
-  same.sendBufferBytes = from.sendBufferBytes;
-  auto hard = [](const ListenerConfig& c) {
-    return std::make_tuple(c.name, c.bind, c.inputs, c.framing.describe(), c.framing.maxFrameBytes, c.framing.delimiter,
-                           c.framing.strip, c.maxClients, c.replayFrames, c.protocol, c.helloTimeoutMs,
-                           c.tls.enabled, c.tls.handshakeTimeoutMs);
-  };
-  return hard(same) == hard(from);
-}
-
-void SubscriberListener::reloadCredentials(const ListenerConfig& next) {
-  if (!next.tls.enabled && !next.auth.enabled()) return;
+SubscriberListener::UpdateResult SubscriberListener::update(const ListenerConfig& next) {
+  UpdateResult result;
+  std::shared_ptr<const Live> now = live();
+  std::shared_ptr<const Live> loaded;
   try {
-    auto tls = next.tls.enabled ? std::make_shared<const TlsServerContext>(next.tls) : nullptr;
-    auto auth = std::make_shared<const Authenticator>(next.auth);
-    {
-      std::lock_guard<std::mutex> lock(softMutex_);
-      tls_ = std::move(tls);
-      auth_ = std::move(auth);
-    }
-    logger().information("listener %s: %s reloaded for new clients", config_.name,
-                         std::string(next.tls.enabled && next.auth.enabled() ? "certificate and tokens"
-                                     : next.tls.enabled                    ? "certificate"
-                                                                           : "tokens"));
+    loaded = load(next);
   } catch (const std::runtime_error& e) {
-    logger().error("listener %s: credentials not reloaded: %s; the previous ones stay", config_.name,
-                   std::string(e.what()));
+    // The other keys apply; the credentials, and what they were read from, stay.
+    result.credentialsProblem = e.what();
+    auto kept = std::make_shared<Live>(*now);
+    std::vector<KeyChange> others;
+    for (const KeyChange& k : diffSettings(now->config.settings, next.settings))
+      if (k.key.rfind("tls.", 0) != 0 && k.key.rfind("auth.", 0) != 0) others.push_back(k);
+    kept->config = next;
+    kept->config.tls = now->config.tls;
+    kept->config.auth = now->config.auth;
+    kept->config.settings = adoptChanges(now->config.settings, next.settings, others);
+    loaded = kept;
   }
-}
-
-int SubscriberListener::update(const ListenerConfig& next) {
-  auto soft = std::make_shared<const Soft>(Soft{next.allow, next.queue, next.writeDeadlineMs, next.sendBufferBytes});
   {
-    std::lock_guard<std::mutex> lock(softMutex_);
-    soft_ = soft;
+    std::lock_guard<std::mutex> lock(liveMutex_);
+    live_ = loaded;
   }
-  reloadCredentials(next);
   std::vector<QueuePtr> refused;
   {
     std::lock_guard<std::mutex> lock(sessionsMutex_);
-    for (const Attached& a : sessionQueues_)
+    for (const Attached& a : sessions_)
       if (QueuePtr queue = a.queue.lock())
-        if (!soft->allow.allows(reinterpret_cast<const sockaddr*>(&a.peer))) refused.push_back(queue);
+        if (!loaded->config.allow.allows(reinterpret_cast<const sockaddr*>(&a.peer))) refused.push_back(queue);
   }
   for (const QueuePtr& queue : refused) queue->close(CloseReason::Removed);
-  return static_cast<int>(refused.size());
+  result.closed = static_cast<int>(refused.size());
+  return result;
+}
+
+void SubscriberListener::reloadCredentials() {
+  const ListenerConfig now = liveConfig();
+  const bool files = now.tls.enabled || !now.auth.tokensFile.empty() || !now.auth.jwtPublicKeyFile.empty();
+  if (!files) return;
+  const UpdateResult result = update(now);
+  if (!result.credentialsProblem.empty()) {
+    logger().error("listener %s: credentials not reloaded: %s; the previous ones stay", config_.name,
+                   result.credentialsProblem);
+    return;
+  }
+  const bool tokens = !now.auth.tokensFile.empty() || !now.auth.jwtPublicKeyFile.empty();
+  logger().information("listener %s: %s reloaded for new clients", config_.name,
+                       std::string(now.tls.enabled && tokens ? "certificate and tokens"
+                                   : now.tls.enabled        ? "certificate"
+                                                            : "tokens"));
 }
 
 int SubscriberListener::closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(sessionsMutex_);
   std::vector<QueuePtr> open;
-  for (const Attached& a : sessionQueues_)
+  for (const Attached& a : sessions_)
     if (QueuePtr queue = a.queue.lock()) open.push_back(queue);
   lock.unlock();
-  for (const QueuePtr& queue : open) queue->close(reason);  // each writer closes its session, then onClosed
+  // Each writer closes its session, set-up under way or not, then onClosed.
+  for (const QueuePtr& queue : open) queue->close(reason);
   lock.lock();
-  const bool gone = sessionsGone_.wait_until(lock, deadline, [&] { return sessionQueues_.empty(); });
+  const bool gone = sessionsGone_.wait_until(lock, deadline, [&] { return sessions_.empty(); });
   return gone ? static_cast<int>(open.size()) : -1;
 }
 

@@ -127,7 +127,8 @@ void SubscriberWriter::takeRequests() {
     sessions_.emplace(id, std::move(session));
     if (added.settingUp()) {
       settingUp_.insert(id);
-      continueSetup(added);
+      if (added.queue()->closed()) closeSession(added, added.queue()->closeReason());  // its listener went first
+      else continueSetup(added);
     } else {
       serve(id);
     }
@@ -168,7 +169,12 @@ void SubscriberWriter::serve(std::uint64_t id) {
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // already closed
   SubscriberSession& session = *it->second;
-  if (session.settingUp()) return;  // its queue is not subscribed yet
+  if (session.settingUp()) {
+    // Its queue is not subscribed yet: a wake-up can only be its close (a
+    // listener removed while the session is in its handshake or hello).
+    if (session.queue()->closed()) closeSession(session, session.queue()->closeReason());
+    return;
+  }
   const SubscriberSession::FlushResult result = session.flush(*scratch_);
   switch (result) {
     case SubscriberSession::FlushResult::Closed:

@@ -2,6 +2,11 @@
 #include "relay_fixture.hpp"
 
 #include <Poco/File.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -143,6 +148,46 @@ void PluginDir::write(const std::string& file, const std::string& text) const {
 
 std::string pluginsSection(const PluginDir& dir, const std::string& rest) {
   return "plugins:\n  directory: " + dir.root() + "\n  rescan_ms: 200\n" + rest;
+}
+
+RelayStats::RelayStats(const std::string& inputs) : inputs_(inputs) {
+  dir_.drop(std::string(STREAMRELAY_PLUGINS_DIR) + "/metrics.so", "metrics.so");
+}
+
+std::string RelayStats::section() const {
+  return pluginsSection(dir_, "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}" +
+                                  (inputs_.empty() ? "" : ", inputs: [" + inputs_ + "]") + "}\n");
+}
+
+void RelayStats::attach(const RunningRelay& relay) {
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127\\.0\\.0\\.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  port_ = std::stoi(m[1]);
+}
+
+Poco::JSON::Object::Ptr RelayStats::get() const {
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
+  session.setTimeout(Poco::Timespan(10, 0));
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/stats", Poco::Net::HTTPMessage::HTTP_1_1);
+  session.sendRequest(request);
+  Poco::Net::HTTPResponse response;
+  std::string body;
+  Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+  REQUIRE(response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK);
+  return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
+}
+
+long RelayStats::listener(const std::string& name, const std::string& key) const {
+  Poco::JSON::Array::Ptr listeners = get()->getArray("listeners");
+  for (std::size_t i = 0; i < listeners->size(); ++i) {
+    Poco::JSON::Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
+    if (l->getValue<std::string>("name") != name) continue;
+    const auto dot = key.find('.');
+    if (dot != std::string::npos) l = l->getObject(key.substr(0, dot));
+    const std::string leaf = dot == std::string::npos ? key : key.substr(dot + 1);
+    return l && l->has(leaf) ? l->getValue<long>(leaf) : -1;
+  }
+  return -1;
 }
 
 bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {

@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <Poco/JSON/Object.h>
+
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -117,6 +119,27 @@ class PluginDir {
 
 // The pluginsSection of a config: this directory, a quick rescan, `rest` after.
 std::string pluginsSection(const PluginDir& dir, const std::string& rest);
+
+// The relay's /stats, served by the built-in metrics plugin: put section()
+// in the relay's config (its plugins section, the same in every reload),
+// then attach() once the relay runs. For tests that wait on counters rather
+// than on log lines.
+class RelayStats {
+ public:
+  // `inputs`: the metrics instance's inputs ("" with one source).
+  explicit RelayStats(const std::string& inputs = "");
+  std::string section() const;
+  void attach(const RunningRelay& relay);
+  Poco::JSON::Object::Ptr get() const;
+  // A number of listener `name`: "pending", "clients", "accepted",
+  // "disconnects.removed"...; -1 if there is no such listener (or number).
+  long listener(const std::string& name, const std::string& key) const;
+
+ private:
+  PluginDir dir_;
+  std::string inputs_;
+  int port_ = 0;
+};
 
 // Checks `condition` until it holds or the deadline passes (NATS' checkFor):
 // for state outside the process, such as a file another process writes.
