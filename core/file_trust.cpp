@@ -33,7 +33,7 @@ std::string readTrustedFile(const std::string& path, bool allowUntrusted, std::s
   if (::fstat(fd, &st) != 0) throw std::runtime_error("cannot read '" + path + "': " + std::strerror(errno));
   if (!S_ISREG(st.st_mode)) throw std::runtime_error("'" + path + "' is not a regular file");
   if (!allowUntrusted)
-    if (const std::string why = untrustedBecause(path, st); !why.empty()) throw std::runtime_error(why);
+    if (const std::string why = untrustedBecause(path, st); !why.empty()) throw UntrustedFileError(why);
   if (static_cast<std::size_t>(st.st_size) > maxBytes)
     throw std::runtime_error("'" + path + "' is larger than " + std::to_string(maxBytes) + " bytes");
   std::string text;

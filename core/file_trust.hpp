@@ -11,9 +11,15 @@
 
 #include <sys/stat.h>
 
+#include <stdexcept>
 #include <string>
 
 namespace streamrelay {
+
+// A file that exists but may not be trusted.
+struct UntrustedFileError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 // Empty if a file with this stat may be trusted, else why not (one line
 // naming `path`, e.g. "/etc/x is writable by group or others (mode 0666)").
@@ -21,9 +27,9 @@ std::string untrustedBecause(const std::string& path, const struct stat& st);
 
 // Reads a whole file of credentials after checking, on the open descriptor,
 // that it may be trusted (no window between the check and the read), unless
-// `allowUntrusted`. At most `maxBytes` are read. Throws std::runtime_error
-// with one line naming `path` if it cannot be read, may not be trusted, or
-// is larger than `maxBytes`.
+// `allowUntrusted`. At most `maxBytes` are read. Throws UntrustedFileError if
+// it may not be trusted, std::runtime_error if it cannot be read or is larger
+// than `maxBytes`: one line naming `path`.
 std::string readTrustedFile(const std::string& path, bool allowUntrusted, std::size_t maxBytes);
 
 }  // namespace streamrelay

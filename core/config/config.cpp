@@ -82,7 +82,8 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   const Settings& auth = s.group("auth");
   const Settings& jwt = auth.group("jwt");
   l.auth = {auth.strings("tokens"), auth.string("tokens_file"), jwt.string("secret"),
-            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim")};
+            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim"),
+            static_cast<int>(jwt.integer("leeway_s")), auth.boolean("allow_insecure")};
   checkReplay(m, l, kept);
   return l;
 }

@@ -68,6 +68,8 @@ struct ListenerConfig {
     std::string jwtPublicKeyFile;  // RS256
     std::string jwtAudience;
     std::string jwtInputsClaim = "inputs";
+    int jwtLeewayS = 30;           // clock difference allowed when exp, nbf and iat are checked
+    bool allowInsecure = false;    // read tokens_file and public_key_file even if others may write them
     bool enabled() const {
       return !tokens.empty() || !tokensFile.empty() || !jwtSecret.empty() || !jwtPublicKeyFile.empty();
     }

@@ -261,7 +261,15 @@ std::string SubscriberListener::admitSession(SubscriberSession& session, const s
                                              CloseReason& refused) {
   std::string answer, described;
   if (helloLine) {
-    answer = admitHello(session, *helloLine, refused, described);
+    // Runs on a writer thread, where an exception would end the relay: a
+    // hello that makes anything here throw is refused, as a bad hello.
+    try {
+      answer = admitHello(session, *helloLine, refused, described);
+    } catch (const std::exception& e) {
+      refused = CloseReason::BadHello;
+      session.noteSetupDetail("the hello could not be admitted: " + protocol::printable(e.what()));
+      answer = protocol::errorAnswer("the hello could not be admitted");
+    }
     if (refused != CloseReason::None) return answer;
   } else {
     for (Bus* bus : inputs_) bus->subscribe(session.queue(), config_.replayFrames);
@@ -291,7 +299,12 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
     std::lock_guard<std::mutex> lock(softMutex_);
     auth = auth_;
   }
-  const Authenticator::Verdict verdict = auth->check(hello.token);
+  Authenticator::Verdict verdict;
+  try {
+    verdict = auth->check(hello.token);  // which throws nothing it knows of
+  } catch (const std::exception&) {
+    verdict.refusal = "the token could not be checked";
+  }
   if (!verdict.admitted) return refuse(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
   auto allowed = [&](const std::string& name) {
     return !verdict.inputs || std::find(verdict.inputs->begin(), verdict.inputs->end(), name) != verdict.inputs->end();

@@ -52,7 +52,8 @@ struct SessionSetup {
   // Called on the writer thread once the handshake is done and (with
   // `hello`) the hello line is read: subscribes the queue and returns the
   // bytes to send first (the answer). Setting `refused` closes the session
-  // with that reason once they are sent.
+  // with that reason once they are sent. Never throws: a client whose hello
+  // cannot be admitted is refused.
   std::function<std::string(SubscriberSession&, const std::string* helloLine, CloseReason& refused)> admit;
   bool needed() const { return tls || hello; }
 };

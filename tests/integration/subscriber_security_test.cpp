@@ -15,9 +15,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <fstream>
+#include <sstream>
 #include <string>
 
+#include "jwt_mint.hpp"
 #include "pki.hpp"
 #include "relay_fixture.hpp"
 
@@ -449,4 +453,96 @@ TEST_CASE("streamrelay-sub speaks the protocol over TLS: the answer first then s
   REQUIRE(sub.waitForLine("streamrelay-sub: connected: \\{\"ok\":true,\"epoch\":\\d+,\"recovered\":false,\"first_seq\":1,").size() > 0);
   auto feed = publish(relay, 50);
   checkPrintedFrames(sub, 50);
+}
+
+TEST_CASE("auth: a signed JWT whose claims are null is refused and the relay serves on", "[integration][protocol][auth]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: streamrelay, auth: {jwt: {secret: s3cret, audience: relay}}"));
+  std::string frame;
+  for (const char* claims : {R"({"aud": "relay", "inputs": [null]})", R"({"aud": null})", R"({"aud": [null]})",
+                             R"({"aud": "relay", "inputs": null})", R"({"aud": "relay", "exp": null})",
+                             R"({"aud": "relay", "inputs": [[[[[[{"x": null}]]]]]]})"}) {
+    INFO(claims);
+    Subscriber sub(relay.address(), protocolClient(streamrelay::test::signedJwt("s3cret", claims)));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::StartsWith("the relay refused the hello: not authorized: JWT claim '"));
+  }
+  Subscriber good(relay.address(), protocolClient(streamrelay::test::signedJwt("s3cret", R"({"aud": "relay"})")));
+  auto feed = publish(relay, 10);
+  CHECK(readSeqs(good, 1, 10) == 10);
+}
+
+TEST_CASE("auth: the README's JWT recipe mints a token the relay admits", "[integration][protocol][auth]") {
+  std::ifstream readme(STREAMRELAY_SOURCE_DIR "/README.md");
+  std::stringstream text;
+  text << readme.rdbuf();
+  const std::string all = text.str();
+  const std::size_t marker = all.find("<!-- jwt-recipe -->");
+  REQUIRE(marker != std::string::npos);
+  const std::size_t begin = all.find("```sh\n", marker) + 6;
+  const std::string recipe = all.substr(begin, all.find("\n```", begin) - begin);
+  ChildProcess mint("/bin/sh", {"-c", "SECRET=recipe-secret; exec 1>&2; " + recipe});
+  REQUIRE(mint.waitForExit() == 0);
+  const auto token = mint.waitForLine("^([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+)$");
+  REQUIRE(token.size() == 2);
+
+  RunningRelay relay = startRelay(
+      "sources:\n  trades: {type: generator, rate: 200, size: 16}\n  quotes: {type: generator, rate: 200, size: 16}\n"
+      "  orders: {type: generator, rate: 200, size: 16}\nlisteners:\n" +
+      listener("main", "inputs: [trades, quotes, orders], protocol: streamrelay, "
+                       "auth: {jwt: {secret: recipe-secret, audience: relay}}"));
+  Subscriber sub(relay.address(), protocolClient(token[1]));
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().streams.size() == 2);  // the streams the token names, not orders
+  CHECK(sub.answer().streams.count("trades") == 1);
+  CHECK(sub.answer().streams.count("quotes") == 1);
+}
+
+TEST_CASE("auth: a tokens file or JWT key others may write stops the start, and a reload keeps the previous tokens", "[integration][protocol][auth]") {
+  const std::string tokens = writeTempFile("open-tokens", "token-one\n");
+  const std::string yaml = kListenUpstream + "listeners:\n" +
+                           listener("main", "protocol: streamrelay, auth: {tokens_file: '" + tokens + "'}");
+  SECTION("at start, and with --check-config, naming the key") {
+    REQUIRE(::chmod(tokens.c_str(), 0666) == 0);
+    const std::string path = writeTempFile("open-tokens.yaml", yaml);
+    for (const char* option : {"--check-config", "--config"}) {
+      ChildProcess relay(STREAMRELAY_BIN, {option, path});
+      CHECK(relay.waitForExit() == 1);
+      CHECK(relay.output() == "streamrelay: config error: " + path + ":3: listeners[0].auth.tokens_file: " + tokens +
+                                  " is writable by group or others (mode 0666) (auth.allow_insecure: true overrides)\n");
+    }
+    const std::string key = writeTempFile("open-key.pub", "");
+    std::ofstream(key) << std::ifstream(pki().path("jwt-rsa.pub")).rdbuf();
+    REQUIRE(::chmod(key.c_str(), 0646) == 0);
+    const std::string keyYaml = writeTempFile(
+        "open-key.yaml", kListenUpstream + "listeners:\n" +
+                             listener("main", "protocol: streamrelay, auth: {jwt: {public_key_file: '" + key + "'}}"));
+    ChildProcess relay(STREAMRELAY_BIN, {"--config", keyYaml});
+    CHECK(relay.waitForExit() == 1);
+    CHECK(relay.output() == "streamrelay: config error: " + keyYaml + ":3: listeners[0].auth.jwt.public_key_file: " +
+                                key + " is writable by group or others (mode 0646) (auth.allow_insecure: true overrides)\n");
+    // The override, for files another user keeps on purpose.
+    const std::string allowed = writeTempFile(
+        "allowed.yaml", kListenUpstream + "listeners:\n" +
+                            listener("main", "protocol: streamrelay, auth: {tokens_file: '" + tokens +
+                                                 "', allow_insecure: true}"));
+    ChildProcess check(STREAMRELAY_BIN, {"--check-config", allowed});
+    CHECK(check.waitForExit() == 0);
+  }
+  SECTION("at reload: one error line, and the tokens read before still admit") {
+    REQUIRE(::chmod(tokens.c_str(), 0600) == 0);
+    RunningRelay relay = startRelay(yaml);
+    std::ofstream(tokens) << "token-two\n";
+    REQUIRE(::chmod(tokens.c_str(), 0622) == 0);
+    relay.reload(yaml);
+    REQUIRE(relay.process->waitForLine("config reload: .*auth\\.tokens_file: .* is writable by group or others").size() > 0);
+    std::string frame;
+    {
+      Subscriber two(relay.address(), protocolClient("token-two"));
+      CHECK_THROWS_WITH(two.next(frame, 10s), Catch::Contains("not authorized: unknown token"));
+    }
+    Subscriber one(relay.address(), protocolClient("token-one"));
+    auto feed = publish(relay, 10);
+    CHECK(readSeqs(one, 1, 10) == 10);
+    CHECK(relay.process->countLines("tokens_file") == 1);
+  }
 }

@@ -3,7 +3,6 @@
 
 #include <cstring>
 
-#include "authenticator.hpp"
 #include "streamrelay/mini_json.hpp"
 #include "streamrelay_protocol.hpp"
 
@@ -63,17 +62,4 @@ TEST_CASE("the frame header is 24 big-endian bytes and the answer a control fram
   CHECK(v.find("epoch")->integer == 99);
   CHECK(v.find("streams")->find("trades")->find("first_seq")->integer == 101);
   CHECK(errorAnswer("no").substr(kFrameHeaderBytes) == R"({"ok":false,"error":"no"})");
-}
-
-TEST_CASE("tokens: only a configured token matches and only exactly", "[protocol][auth]") {
-  ListenerConfig::Auth auth;
-  auth.tokens = {"alpha", "beta"};
-  Authenticator a(auth);
-  CHECK(a.check("alpha").admitted);
-  CHECK(a.check("beta").admitted);
-  CHECK_FALSE(a.check("alph").admitted);
-  CHECK_FALSE(a.check("alphaa").admitted);
-  CHECK(a.check("gamma").refusal == "unknown token");
-  CHECK(a.check("").refusal == "no token");
-  CHECK(Authenticator(ListenerConfig::Auth{}).check("").admitted);  // no auth configured
 }
