@@ -177,8 +177,8 @@ void Relay::reload(const Config& next) {
       *std::find_if(config_.listeners.begin(), config_.listeners.end(),
                     [&](const ListenerConfig& l) { return l.name == old.name; }) = *now;
       logger().information("config reload: listener %s changed in place (allow, queue, write_deadline_ms, "
-                           "send_buffer_bytes): %d subscriber(s) the allow list now refuses closed; new subscribers "
-                           "get the new settings",
+                           "send_buffer_bytes, heartbeat_ms): %d subscriber(s) the allow list now refuses closed; "
+                           "new subscribers get the new settings",
                            old.name, closed);
       ++changes;
       continue;

@@ -75,6 +75,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.protocol = s.string("protocol") == "streamrelay" ? ListenerConfig::Protocol::Streamrelay
                                                      : ListenerConfig::Protocol::Raw;
   l.helloTimeoutMs = static_cast<int>(s.integer("hello_timeout_ms"));
+  l.heartbeatMs = static_cast<int>(s.integer("heartbeat_ms"));
   const Settings& tls = s.group("tls");
   l.tls = {tls.boolean("enabled"),        tls.string("cert_file"),
            tls.string("key_file"),        tls.string("client_ca_file"),

@@ -55,6 +55,7 @@ struct ListenerConfig {
   enum class Protocol { Raw, Streamrelay };
   Protocol protocol = Protocol::Raw;  // see streamrelay_protocol.hpp
   int helloTimeoutMs = 5000;
+  int heartbeatMs = 5000;        // streamrelay protocol: a subscriber sent nothing this long gets a heartbeat; 0 = never
   struct Tls {
     bool enabled = false;
     std::string certFile, keyFile, clientCaFile;

@@ -319,6 +319,8 @@ const Schema& listenerSchema() {
            .doc("raw: frames only; streamrelay: a hello, then frames with stream, seq and time"),
        key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax)
            .doc("streamrelay protocol: a client that sends no hello line by then is closed"),
+       key("heartbeat_ms", KeyKind::Int).def("5000").range(0, kIntMax)
+           .doc("streamrelay protocol: a subscriber sent nothing this long gets a heartbeat (0: never)"),
        groupKey("tls", listenerTlsSchema()),
        groupKey("auth", listenerAuthSchema())},
       {},

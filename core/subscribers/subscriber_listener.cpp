@@ -79,7 +79,8 @@ class HandOffFactory : public Poco::Net::TCPServerConnectionFactory {
 SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector<Bus*> inputs, WriterPool& writers,
                                        Histogram& writeLatency)
     : config_(config),
-      soft_(std::make_shared<const Soft>(Soft{config.allow, config.queue, config.writeDeadlineMs, config.sendBufferBytes})),
+      soft_(std::make_shared<const Soft>(
+          Soft{config.allow, config.queue, config.writeDeadlineMs, config.sendBufferBytes, config.heartbeatMs})),
       inputs_(std::move(inputs)),
       writers_(writers),
       writeLatency_(writeLatency),
@@ -250,6 +251,10 @@ SessionSetup SubscriberListener::setupFor() {
   setup.handshakeTimeout = std::chrono::milliseconds(config_.tls.handshakeTimeoutMs);
   setup.hello = config_.protocol == ListenerConfig::Protocol::Streamrelay;
   setup.helloTimeout = std::chrono::milliseconds(config_.helloTimeoutMs);
+  if (setup.hello) {
+    setup.heartbeatInterval = std::chrono::milliseconds(soft()->heartbeatMs);
+    setup.heartbeat = protocol::heartbeatFrame();
+  }
   if (setup.needed())
     setup.admit = [this](SubscriberSession& session, const std::string* helloLine, CloseReason& refused) {
       return admitSession(session, helloLine, refused);
@@ -343,16 +348,22 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
   std::vector<protocol::StreamStart> starts;
   for (std::size_t i : chosen) {
     Bus& bus = *inputs_[i];
-    std::optional<std::uint64_t> after;
-    if (sameRun && hello.resume->afterSeq) after = hello.resume->afterSeq;
-    if (sameRun && hello.resume->byStream.count(bus.stream().name)) after = hello.resume->byStream.at(bus.stream().name);
-    const Bus::Start start = bus.subscribeAfter(session.queue(), after, config_.replayFrames);
-    starts.push_back({bus.stream().name, static_cast<std::uint16_t>(i), start.recovered, start.firstSeq});
-    described += (described.empty() ? "streamrelay: " : ", ") + bus.stream().name + " from seq " +
+    const std::string& name = bus.stream().name;
+    // The position the hello gives for this stream, if any: only a
+    // position in this run can be continued.
+    std::optional<std::uint64_t> position;
+    if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
+    if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
+    const Bus::Start start =
+        bus.subscribeAfter(session.queue(), sameRun ? position : std::nullopt, config_.replayFrames);
+    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
+    if (position) started.recovered = start.recovered;
+    starts.push_back(started);
+    described += (described.empty() ? "streamrelay: " : ", ") + name + " from seq " +
                  std::to_string(start.firstSeq) +
-                 (hello.resume ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
+                 (position ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
   }
-  return protocol::okAnswer(epoch, starts);
+  return protocol::okAnswer(epoch, starts, static_cast<int>(session.heartbeatInterval().count()));
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
@@ -406,6 +417,7 @@ bool SubscriberListener::changesInPlace(const ListenerConfig& from, const Listen
   same.queue = from.queue;
   same.writeDeadlineMs = from.writeDeadlineMs;
   same.sendBufferBytes = from.sendBufferBytes;
+  same.heartbeatMs = from.heartbeatMs;
   auto hard = [](const ListenerConfig& c) {
     return std::make_tuple(c.name, c.bind, c.inputs, c.framing.describe(), c.framing.maxFrameBytes, c.framing.delimiter,
                            c.framing.strip, c.maxClients, c.replayFrames, c.protocol, c.helloTimeoutMs,
@@ -435,7 +447,8 @@ void SubscriberListener::reloadCredentials(const ListenerConfig& next) {
 }
 
 int SubscriberListener::update(const ListenerConfig& next) {
-  auto soft = std::make_shared<const Soft>(Soft{next.allow, next.queue, next.writeDeadlineMs, next.sendBufferBytes});
+  auto soft = std::make_shared<const Soft>(
+      Soft{next.allow, next.queue, next.writeDeadlineMs, next.sendBufferBytes, next.heartbeatMs});
   {
     std::lock_guard<std::mutex> lock(softMutex_);
     soft_ = soft;

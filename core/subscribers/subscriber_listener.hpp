@@ -57,7 +57,8 @@ class SubscriberListener {
   // still open at the deadline.
   int closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline);
   // Keys a running listener takes without a restart: allow, queue,
-  // write_deadline_ms, send_buffer_bytes (the rest need a new listener).
+  // write_deadline_ms, send_buffer_bytes, heartbeat_ms (the rest need a new
+  // listener).
   static bool changesInPlace(const ListenerConfig& from, const ListenerConfig& to);
   // Applies those keys: new subscribers get the new queue and deadlines;
   // subscribers the new allow list refuses are closed (reason `removed`).
@@ -96,6 +97,7 @@ class SubscriberListener {
     QueueLimits queue;
     int writeDeadlineMs;
     int sendBufferBytes;
+    int heartbeatMs;
   };
   std::shared_ptr<const Soft> soft() const;
   mutable std::mutex softMutex_;
