@@ -338,6 +338,7 @@ void SubscriberSession::close(CloseReason reason) {
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
   outgoing_.clear();
+  if (tls_) tls_->closeNotify();
   ::close(fd_);
   auto onClosed = std::move(onClosed_);
   onClosed_ = nullptr;
