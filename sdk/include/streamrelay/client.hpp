@@ -510,6 +510,7 @@ class Subscriber {
       if (connection_->waitReadable(static_cast<int>(std::min(wait, 24LL * 3600 * 1000)))) return Wait::Readable;
     }
   }
+
   static std::string quoted(const std::string& text) {
     std::string out = "\"";
     for (char c : text) {
