@@ -88,6 +88,7 @@ class Subscriber:
         # seq had (a bare number before the first answer names the stream).
         self.epoch, self.after_seq = resume if resume else (None, {})
         self.names = {}
+        self.heartbeat_ms = 0  # from the latest answer
 
     def connect(self):
         sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
@@ -109,8 +110,7 @@ class Subscriber:
             raise
         # Heartbeats come every heartbeat_ms when nothing else does: three
         # missed, and the relay is taken for gone. None announced: no limit.
-        heartbeat_ms = self.answer.get("heartbeat_ms", 0)
-        sock.settimeout(3 * heartbeat_ms / 1000 if heartbeat_ms else None)
+        sock.settimeout(3 * self.heartbeat_ms / 1000 if self.heartbeat_ms > 0 else None)
         return sock
 
     def take_answer(self, stream, payload):
@@ -123,17 +123,22 @@ class Subscriber:
         if not answer.get("ok"):
             raise Refused("the relay refused the hello: %s" % answer.get("error", payload.decode("utf-8", "replace")))
         print("connected: %s" % payload.decode(), file=sys.stderr)
-        self.answer = answer
-        epoch = int(answer["epoch"])  # a decimal string (numbers from older relays)
+        try:
+            epoch = int(answer["epoch"])  # a decimal string (numbers from older relays)
+            self.heartbeat_ms = int(answer.get("heartbeat_ms", 0))
+            streams = {name: (int(start["id"]), int(start["first_seq"]), start.get("recovered"))
+                       for name, start in answer["streams"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProtocolError("the answer lacks epoch or streams: %r" % payload[:200])
         if epoch != self.epoch or not isinstance(self.after_seq, dict):  # another run, or a bare SEQ given
             self.epoch, self.after_seq = epoch, {}
         self.names = {}
-        for name, start in answer["streams"].items():
-            self.names[start["id"]] = name
+        for name, (stream_id, first_seq, recovered) in streams.items():
+            self.names[stream_id] = name
             # Recovered: it continues after our seq. Otherwise (or a stream we
             # had nothing of) it starts at first_seq.
-            if start.get("recovered") is not True or name not in self.after_seq:
-                self.after_seq[name] = start["first_seq"] - 1
+            if recovered is not True or name not in self.after_seq:
+                self.after_seq[name] = first_seq - 1
 
     def frames(self):
         """Yields (stream, seq, received_ns, payload) forever, reconnecting with backoff.
