@@ -17,11 +17,14 @@ const char* kUsage =
     "  --format F        text: one frame per line (default); hex: hex bytes per line; raw: payload bytes only\n"
     "  --framing SPEC    raw protocol: length-prefix[:W[:big|little]] (default), delimiter[:TEXT], fixed:N\n"
     "  --count N         exit after N frames\n"
-    "  --reconnect       connect again when the relay goes away (streamrelay protocol: resuming)\n"
+    "  --reconnect       connect again when the connection ends or is lost (streamrelay protocol: resuming)\n"
+    "  --read-timeout MS a relay that sends nothing for MS ms is taken for gone (0: never; default: streamrelay\n"
+    "                    protocol, 3 x the heartbeat_ms the relay announces; raw protocol, never)\n"
     "  --protocol P      raw (default) or streamrelay: each line then starts with stream, seq and lag\n"
     "  --token T         streamrelay protocol: the token to present (default: $STREAMRELAY_TOKEN)\n"
     "  --inputs A,B      streamrelay protocol: the streams wanted (default: all of the listener's)\n"
-    "  --resume E:S      streamrelay protocol: start after seq S of run (epoch) E; S may be STREAM=SEQ,...\n"
+    "  --resume E:S      streamrelay protocol: start after seq S of epoch E (as the answer gives it);\n"
+    "                    S may be STREAM=SEQ,...\n"
     "  --tls             connect with TLS (implied by the --tls-* options)\n"
     "  --tls-ca FILE     PEM CAs to trust (default: the system's)\n"
     "  --tls-cert FILE   client certificate (mutual TLS); --tls-key FILE its key\n"
@@ -91,6 +94,10 @@ int main(int argc, char** argv) {
         count = std::stoll(value());
       } else if (arg == "--reconnect") {
         options.reconnect = true;
+      } else if (arg == "--read-timeout") {
+        const long long ms = std::stoll(value());
+        if (ms < 0) throw std::invalid_argument("--read-timeout must be 0 or more");
+        options.readTimeout = std::chrono::milliseconds(ms);
       } else if (arg == "--protocol") {
         const std::string protocol = value();
         if (protocol != "raw" && protocol != "streamrelay")
@@ -148,23 +155,21 @@ int main(int argc, char** argv) {
     return 2;
   }
   std::signal(SIGPIPE, SIG_IGN);
+  // Each connection's answer, as soon as it comes (before any frame).
+  options.onAnswer = [](const streamrelay::client::Subscriber& s) {
+    if (s.answers() > 1) std::cerr << "streamrelay-sub: " << s.endReason() << "; connected again\n";
+    std::cerr << "streamrelay-sub: connected: " << s.answer().json << std::endl;
+  };
   try {
     streamrelay::client::Subscriber subscriber(target, options);
     std::string frame;
     streamrelay::client::FrameInfo info;
-    int answersShown = 0;
-    if (options.protocol == Protocol::Streamrelay && subscriber.awaitAnswer(std::chrono::seconds(30))) {
-      answersShown = subscriber.answers();
-      std::cerr << "streamrelay-sub: connected: " << subscriber.answer().json << "\n";
-    }
+    if (options.protocol == Protocol::Streamrelay) subscriber.awaitAnswer(std::chrono::seconds(30));
     for (long long n = 0; count < 0 || n < count; ++n) {
       if (!subscriber.next(frame, info)) {
-        std::cerr << "streamrelay-sub: connection closed by " << target << "\n";
+        const std::string why = subscriber.endReason().empty() ? "connection closed" : subscriber.endReason();
+        std::cerr << "streamrelay-sub: " << target << ": " << why << "\n";
         return count < 0 ? 0 : 1;
-      }
-      if (subscriber.answers() != answersShown) {  // a new connection: what the relay said
-        answersShown = subscriber.answers();
-        std::cerr << "streamrelay-sub: connected: " << subscriber.answer().json << "\n";
       }
       if (options.protocol == Protocol::Streamrelay && format != "raw") {
         // Lag: from the relay reading the frame to now (clocks of two hosts if remote).

@@ -76,6 +76,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.protocol = s.string("protocol") == "streamrelay" ? ListenerConfig::Protocol::Streamrelay
                                                      : ListenerConfig::Protocol::Raw;
   l.helloTimeoutMs = static_cast<int>(s.integer("hello_timeout_ms"));
+  l.heartbeatMs = static_cast<int>(s.integer("heartbeat_ms"));
   const Settings& tls = s.group("tls");
   l.tls = {tls.boolean("enabled"),        tls.string("cert_file"),
            tls.string("key_file"),        tls.string("client_ca_file"),
@@ -83,7 +84,8 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   const Settings& auth = s.group("auth");
   const Settings& jwt = auth.group("jwt");
   l.auth = {auth.strings("tokens"), auth.string("tokens_file"), jwt.string("secret"),
-            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim")};
+            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim"),
+            static_cast<int>(jwt.integer("leeway_s")), auth.boolean("allow_insecure")};
   checkReplay(m, l, kept);
   return l;
 }

@@ -56,6 +56,7 @@ struct ListenerConfig {
   enum class Protocol { Raw, Streamrelay };
   Protocol protocol = Protocol::Raw;  // see streamrelay_protocol.hpp
   int helloTimeoutMs = 5000;
+  int heartbeatMs = 5000;        // streamrelay protocol: a subscriber sent nothing this long gets a heartbeat; 0 = never
   struct Tls {
     bool enabled = false;
     std::string certFile, keyFile, clientCaFile;
@@ -69,6 +70,8 @@ struct ListenerConfig {
     std::string jwtPublicKeyFile;  // RS256
     std::string jwtAudience;
     std::string jwtInputsClaim = "inputs";
+    int jwtLeewayS = 30;           // clock difference allowed when exp, nbf and iat are checked
+    bool allowInsecure = false;    // read tokens_file and public_key_file even if others may write them
     bool enabled() const {
       return !tokens.empty() || !tokensFile.empty() || !jwtSecret.empty() || !jwtPublicKeyFile.empty();
     }

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "file_trust.hpp"
 #include "source_type.hpp"
 #include "yaml_map.hpp"
 
@@ -272,7 +273,9 @@ const Schema& listenerJwtSchema() {
       {key("secret").env().hidden().doc("HS256 shared secret (${ENV} expands)"),
        key("public_key_file").doc("PEM public key for RS256 tokens"),
        key("audience").doc("the aud claim a token must carry (empty: not checked)"),
-       key("inputs_claim").def("inputs").doc("the claim listing the streams the holder may read (absent: all)")},
+       key("inputs_claim").def("inputs").doc("the claim listing the streams the holder may read (absent: all)"),
+       key("leeway_s", KeyKind::Int).def("30").range(0, 3600)
+           .doc("seconds of clock difference allowed when exp, nbf and iat are checked")},
       {},
       [](const Settings& j, const YamlMap& m) {
         const std::string& file = j.string("public_key_file");
@@ -289,12 +292,25 @@ const Schema& listenerAuthSchema() {
       "auth",
       {key("tokens", KeyKind::Strings).env().hidden().doc("static tokens a client may present (never logged)"),
        key("tokens_file").doc("a file of tokens, one per line (read at start and on reload)"),
-       groupKey("jwt", listenerJwtSchema())},
+       groupKey("jwt", listenerJwtSchema()),
+       key("allow_insecure", KeyKind::Bool).def("false")
+           .doc("read tokens_file and jwt.public_key_file even if others may write them")},
       {},
       [](const Settings& a, const YamlMap& m) {
-        const std::string& file = a.string("tokens_file");
-        if (!file.empty() && ::access(file.c_str(), R_OK) != 0)
-          m.fail("tokens_file", "cannot read '" + file + "': " + std::strerror(errno));
+        // The files that admit clients: readable, and (file_trust.hpp) not
+        // open to changes by other users. The listener checks them again
+        // when it reads them (at start and on every reload).
+        auto check = [&](const YamlMap& where, const char* key, const std::string& file) {
+          if (file.empty()) return;
+          struct stat st {};
+          if (::stat(file.c_str(), &st) != 0 || ::access(file.c_str(), R_OK) != 0)
+            where.fail(key, "cannot read '" + file + "': " + std::strerror(errno));
+          if (const std::string why = untrustedBecause(file, st); !why.empty() && !a.boolean("allow_insecure"))
+            where.fail(key, why + " (auth.allow_insecure: true overrides)");
+        };
+        check(m, "tokens_file", a.string("tokens_file"));
+        if (!a.group("jwt").string("public_key_file").empty())
+          check(m.map("jwt"), "public_key_file", a.group("jwt").string("public_key_file"));
       }};
   return schema;
 }
@@ -322,6 +338,8 @@ const Schema& listenerSchema() {
            .doc("raw: frames only; streamrelay: a hello, then frames with stream, seq and time"),
        key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
            .doc("streamrelay protocol: a client that sends no hello line by then is closed"),
+       key("heartbeat_ms", KeyKind::Int).def("5000").range(0, kIntMax).applies(Reload::InPlace)
+           .doc("streamrelay protocol: a subscriber sent nothing this long gets a heartbeat (0: never)"),
        groupKey("tls", listenerTlsSchema()).applies(Reload::InPlace),
        groupKey("auth", listenerAuthSchema()).applies(Reload::InPlace)},
       {},

@@ -17,6 +17,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "file_trust.hpp"
+
 namespace streamrelay {
 
 namespace {
@@ -28,19 +30,6 @@ constexpr std::chrono::milliseconds kSettleTime(250);
 
 std::int64_t mtimeNs(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-}
-
-// Empty if `path` is safe to load code from: not writable by group or others,
-// owned by this user or root.
-std::string unsafeBecause(const std::string& path, const struct stat& st) {
-  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return path + " is writable by group or others (mode " + mode + ")";
-  }
-  if (st.st_uid != ::geteuid() && st.st_uid != 0)
-    return path + " is owned by uid " + std::to_string(st.st_uid) + ", not by this user or root";
-  return "";
 }
 
 std::string sidecarOf(const std::string& soPath) { return soPath.substr(0, soPath.size() - 3) + ".yaml"; }
@@ -246,7 +235,7 @@ bool PluginHost::directoryIsSafe() {
   std::string problem;
   if (::stat(config_.directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     problem = "plugins directory " + config_.directory + " does not exist (yet)";
-  else if (!config_.allowInsecure && !(problem = unsafeBecause(config_.directory, st)).empty())
+  else if (!config_.allowInsecure && !(problem = untrustedBecause(config_.directory, st)).empty())
     problem = "refusing to load plugins: " + problem + " (plugins.allow_insecure: true overrides)";
   if (problem != lastDirectoryProblem_ && !problem.empty()) logger().warning(problem);
   lastDirectoryProblem_ = problem;
@@ -371,7 +360,7 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
   for (const std::string& file : {path, sidecarOf(path)}) {
     struct stat st {};
     std::string unsafe;
-    if (::stat(file.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = unsafeBecause(file, st)).empty())
+    if (::stat(file.c_str(), &st) == 0 && !config_.allowInsecure && !(unsafe = untrustedBecause(file, st)).empty())
       return refuse(path, signature, "refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
   }
   std::shared_ptr<PluginLibrary> library;

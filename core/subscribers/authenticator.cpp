@@ -3,16 +3,17 @@
 
 #include <Poco/Crypto/RSAKey.h>
 #include <Poco/Exception.h>
-#include <Poco/JSON/Array.h>
 #include <Poco/JWT/Signer.h>
 #include <Poco/JWT/Token.h>
-#include <Poco/Timestamp.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
 #include <algorithm>
-#include <fstream>
+#include <chrono>
+#include <sstream>
 #include <stdexcept>
+
+#include "file_trust.hpp"
 
 namespace streamrelay {
 
@@ -24,9 +25,14 @@ std::string digestOf(const std::string& text) {
   return std::string(reinterpret_cast<const char*>(digest), sizeof digest);
 }
 
-std::vector<std::string> readTokensFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("auth.tokens_file '" + path + "': cannot be read");
+const char* const kOverride = " (auth.allow_insecure: true overrides)";
+
+// Credentials files are small; a larger one is a mistake (a log file named
+// by accident), not tokens.
+constexpr std::size_t kMaxCredentialsFileBytes = 16 * 1024 * 1024;
+
+std::vector<std::string> readTokensFile(const std::string& path, bool allowUntrusted) {
+  std::istringstream in(readTrustedFile(path, allowUntrusted, kMaxCredentialsFileBytes));
   std::vector<std::string> tokens;
   std::string line;
   while (std::getline(in, line)) {
@@ -41,25 +47,39 @@ bool looksLikeJwt(const std::string& token) { return std::count(token.begin(), t
 
 }  // namespace
 
-Authenticator::Authenticator(const ListenerConfig::Auth& auth)
-    : enabled_(auth.enabled()), audience_(auth.jwtAudience), inputsClaim_(auth.jwtInputsClaim) {
+Authenticator::Authenticator(const ListenerConfig::Auth& auth) : enabled_(auth.enabled()) {
+  rules_.audience = auth.jwtAudience;
+  rules_.inputsClaim = auth.jwtInputsClaim;
+  rules_.leewaySeconds = auth.jwtLeewayS;
   std::vector<std::string> tokens = auth.tokens;
   if (!auth.tokensFile.empty()) {
-    std::vector<std::string> fromFile = readTokensFile(auth.tokensFile);
+    std::vector<std::string> fromFile;
+    try {
+      fromFile = readTokensFile(auth.tokensFile, auth.allowInsecure);
+    } catch (const UntrustedFileError& e) {
+      throw std::runtime_error(std::string("auth.tokens_file: ") + e.what() + kOverride);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("auth.tokens_file: ") + e.what());
+    }
     tokens.insert(tokens.end(), fromFile.begin(), fromFile.end());
   }
   for (const std::string& token : tokens) tokenDigests_.push_back(digestOf(token));
-  try {
-    if (!auth.jwtSecret.empty()) {
-      jwt_ = std::make_unique<Poco::JWT::Signer>(auth.jwtSecret);
-      jwt_->setAlgorithms({Poco::JWT::Signer::ALGO_HS256});
-    } else if (!auth.jwtPublicKeyFile.empty()) {
-      Poco::SharedPtr<Poco::Crypto::RSAKey> key = new Poco::Crypto::RSAKey(auth.jwtPublicKeyFile);
+  if (!auth.jwtSecret.empty()) {
+    jwt_ = std::make_unique<Poco::JWT::Signer>(auth.jwtSecret);
+    jwt_->setAlgorithms({Poco::JWT::Signer::ALGO_HS256});
+  } else if (!auth.jwtPublicKeyFile.empty()) {
+    try {
+      std::istringstream pem(readTrustedFile(auth.jwtPublicKeyFile, auth.allowInsecure, kMaxCredentialsFileBytes));
+      Poco::SharedPtr<Poco::Crypto::RSAKey> key = new Poco::Crypto::RSAKey(&pem);
       jwt_ = std::make_unique<Poco::JWT::Signer>(key);
       jwt_->setAlgorithms({Poco::JWT::Signer::ALGO_RS256});
+    } catch (const UntrustedFileError& e) {
+      throw std::runtime_error(std::string("auth.jwt.public_key_file: ") + e.what() + kOverride);
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error(std::string("auth.jwt.public_key_file: ") + e.what());
+    } catch (const Poco::Exception& e) {
+      throw std::runtime_error("auth.jwt.public_key_file '" + auth.jwtPublicKeyFile + "': " + e.displayText());
     }
-  } catch (const Poco::Exception& e) {
-    throw std::runtime_error("auth.jwt.public_key_file '" + auth.jwtPublicKeyFile + "': " + e.displayText());
   }
 }
 
@@ -76,39 +96,22 @@ bool Authenticator::knownToken(const std::string& token) const {
 
 Authenticator::Verdict Authenticator::checkJwt(const std::string& token) const {
   Verdict verdict;
-  Poco::JWT::Token jwt;
+  // POCO parses the header and the claims before it checks the signature:
+  // what reaches it is anyone's JSON. Its exceptions are refusals here, and
+  // their messages are not repeated (they may quote the token).
   try {
+    Poco::JWT::Token jwt;
     if (!jwt_->tryVerify(token, jwt)) {
       verdict.refusal = "JWT signature not valid";
       return verdict;
     }
-  } catch (const Poco::Exception&) {  // its message may quote the token: not repeated
+    const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+    return readJwtClaims(jwt.payload(), rules_, now);
+  } catch (const Poco::Exception&) {
     verdict.refusal = "JWT not accepted (its form or algorithm)";
-    return verdict;
+  } catch (const std::exception&) {
+    verdict.refusal = "JWT not accepted (it could not be read)";
   }
-  const Poco::JSON::Object& claims = jwt.payload();
-  if (claims.has("exp") && jwt.getExpiration() <= Poco::Timestamp()) {
-    verdict.refusal = "JWT expired";
-    return verdict;
-  }
-  if (!audience_.empty()) {
-    const std::vector<std::string> audience = jwt.getAudience();
-    if (std::find(audience.begin(), audience.end(), audience_) == audience.end()) {
-      verdict.refusal = "JWT audience is not '" + audience_ + "'";
-      return verdict;
-    }
-  }
-  if (claims.has(inputsClaim_)) {
-    Poco::JSON::Array::Ptr list = claims.getArray(inputsClaim_);
-    if (!list) {
-      verdict.refusal = "JWT claim '" + inputsClaim_ + "' is not a list of streams";
-      return verdict;
-    }
-    std::vector<std::string> inputs;
-    for (const auto& item : *list) inputs.push_back(item.toString());
-    verdict.inputs = std::move(inputs);
-  }
-  verdict.admitted = true;
   return verdict;
 }
 

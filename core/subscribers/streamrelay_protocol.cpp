@@ -117,23 +117,24 @@ Hello parseHello(std::string_view line) {
   return hello;
 }
 
-std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams) {
+std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs) {
   Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
   answer.set("ok", true);
-  answer.set("epoch", epoch);
-  bool recovered = true;
+  answer.set("epoch", std::to_string(epoch));
+  std::optional<bool> recovered;  // every stream asked to resume recovered (none asked: absent)
   Poco::JSON::Object::Ptr byName = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const StreamStart& s : streams) {
-    recovered = recovered && s.recovered;
+    if (s.recovered) recovered = recovered.value_or(true) && *s.recovered;
     Poco::JSON::Object::Ptr one = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
     one->set("id", s.id);
     one->set("first_seq", s.firstSeq);
-    one->set("recovered", s.recovered);
+    if (s.recovered) one->set("recovered", *s.recovered);
     byName->set(s.name, one);
   }
-  answer.set("recovered", recovered);
+  if (recovered) answer.set("recovered", *recovered);
   // The single-stream case, as DESIGN writes it; with several, see `streams`.
   if (streams.size() == 1) answer.set("first_seq", streams.front().firstSeq);
+  if (heartbeatMs > 0) answer.set("heartbeat_ms", heartbeatMs);
   answer.set("streams", byName);
   return frame(kControlStream, toJson(answer));
 }
@@ -143,6 +144,11 @@ std::string errorAnswer(const std::string& error) {
   answer.set("ok", false);
   answer.set("error", error);
   return frame(kControlStream, toJson(answer));
+}
+
+const std::string& heartbeatFrame() {
+  static const std::string heartbeat = frame(kControlStream, R"({"type":"heartbeat"})");
+  return heartbeat;
 }
 
 }  // namespace protocol

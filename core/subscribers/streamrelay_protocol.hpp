@@ -6,15 +6,26 @@
 //                    {"token": "...", "inputs": ["trades"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
 //   relay -> client  one control frame of JSON, the answer:
-//                    {"ok": true, "epoch": E, "recovered": true, "first_seq": N,
+//                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
+//                     "heartbeat_ms": H,
 //                     "streams": {"trades": {"id": 0, "first_seq": N, "recovered": true}}}
 //                    or {"ok": false, "error": "..."}, after which it closes;
-//                    then the frames of the streams asked for.
+//                    then the frames of the streams asked for, and when
+//                    nothing was sent for heartbeat_ms, a heartbeat:
+//                    a control frame {"type": "heartbeat"}.
+//
+// The epoch is a decimal string: a 64-bit number does not survive
+// JavaScript's or jq's JSON. `recovered` is there only for what the hello
+// asked to resume: per stream for each stream it named, and at the top
+// level (true when every one of them continues right after the seq asked
+// for). A hello without `resume` gets only where each stream starts.
+// `heartbeat_ms` is absent when the listener sends no heartbeats.
 //
 // Every frame, the answer included, is a 24-byte big-endian header and the
 // payload:
 //   u32 payload bytes | u16 stream id | u16 flags (0) | u64 seq | i64 receive time (ns since the Unix epoch)
-// The answer's stream id is kControlStream and its seq 0.
+// Control frames (the answer, heartbeats) have stream id kControlStream and
+// seq 0; a client skips those whose `type` it does not know.
 //
 // Nothing here allocates more than the line it was given, which its reader
 // bounds at kMaxHelloBytes.
@@ -66,13 +77,15 @@ Hello parseHello(std::string_view line);
 struct StreamStart {
   std::string name;
   std::uint16_t id = 0;
-  bool recovered = false;
+  std::optional<bool> recovered;  // none: the hello did not ask to resume this stream
   std::uint64_t firstSeq = 0;
 };
 
-// The answer frames, header included.
-std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams);
+// The control frames, header included. `heartbeatMs` 0: none announced.
+std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
 std::string errorAnswer(const std::string& error);
+// What a heartbeat is in this protocol (the same bytes every time).
+const std::string& heartbeatFrame();
 
 }  // namespace protocol
 }  // namespace streamrelay

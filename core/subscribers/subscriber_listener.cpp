@@ -294,6 +294,10 @@ SessionSetup SubscriberListener::setupFor(const Live& now) {
   setup.handshakeTimeout = std::chrono::milliseconds(now.config.tls.handshakeTimeoutMs);
   setup.hello = config_.protocol == ListenerConfig::Protocol::Streamrelay;
   setup.helloTimeout = std::chrono::milliseconds(now.config.helloTimeoutMs);
+  if (setup.hello) {
+    setup.heartbeatInterval = std::chrono::milliseconds(now.config.heartbeatMs);
+    setup.heartbeat = protocol::heartbeatFrame();
+  }
   if (setup.needed())
     setup.admit = [this](SubscriberSession& session, const std::string* helloLine, CloseReason& refused) {
       return admitSession(session, helloLine, refused);
@@ -324,7 +328,15 @@ std::string SubscriberListener::admitSession(SubscriberSession& session, const s
   }
   std::string answer, described;
   if (helloLine) {
-    answer = admitHello(session, *helloLine, refused, described);
+    // Runs on a writer thread, where an exception would end the relay: a
+    // hello that makes anything here throw is refused, as a bad hello.
+    try {
+      answer = admitHello(session, *helloLine, refused, described);
+    } catch (const std::exception& e) {
+      refused = CloseReason::BadHello;
+      session.noteSetupDetail("the hello could not be admitted: " + protocol::printable(e.what()));
+      answer = protocol::errorAnswer("the hello could not be admitted");
+    }
     if (refused != CloseReason::None) return answer;
   } else {
     for (Bus* bus : inputs_) bus->subscribe(session.queue(), config_.replayFrames);
@@ -350,7 +362,12 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
     return refuse(CloseReason::BadHello, e.what());
   }
   const std::shared_ptr<const Authenticator> auth = live()->auth;
-  const Authenticator::Verdict verdict = auth->check(hello.token);
+  Authenticator::Verdict verdict;
+  try {
+    verdict = auth->check(hello.token);  // which throws nothing it knows of
+  } catch (const std::exception&) {
+    verdict.refusal = "the token could not be checked";
+  }
   if (!verdict.admitted) return refuse(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
   auto allowed = [&](const std::string& name) {
     return !verdict.inputs || std::find(verdict.inputs->begin(), verdict.inputs->end(), name) != verdict.inputs->end();
@@ -389,16 +406,22 @@ std::string SubscriberListener::admitHello(SubscriberSession& session, const std
   std::vector<protocol::StreamStart> starts;
   for (std::size_t i : chosen) {
     Bus& bus = *inputs_[i];
-    std::optional<std::uint64_t> after;
-    if (sameRun && hello.resume->afterSeq) after = hello.resume->afterSeq;
-    if (sameRun && hello.resume->byStream.count(bus.stream().name)) after = hello.resume->byStream.at(bus.stream().name);
-    const Bus::Start start = bus.subscribeAfter(session.queue(), after, config_.replayFrames);
-    starts.push_back({bus.stream().name, static_cast<std::uint16_t>(i), start.recovered, start.firstSeq});
-    described += (described.empty() ? "streamrelay: " : ", ") + bus.stream().name + " from seq " +
+    const std::string& name = bus.stream().name;
+    // The position the hello gives for this stream, if any: only a
+    // position in this run can be continued.
+    std::optional<std::uint64_t> position;
+    if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
+    if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
+    const Bus::Start start =
+        bus.subscribeAfter(session.queue(), sameRun ? position : std::nullopt, config_.replayFrames);
+    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
+    if (position) started.recovered = start.recovered;
+    starts.push_back(started);
+    described += (described.empty() ? "streamrelay: " : ", ") + name + " from seq " +
                  std::to_string(start.firstSeq) +
-                 (hello.resume ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
+                 (position ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
   }
-  return protocol::okAnswer(epoch, starts);
+  return protocol::okAnswer(epoch, starts, static_cast<int>(session.heartbeatInterval().count()));
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {

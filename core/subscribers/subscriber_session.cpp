@@ -29,6 +29,7 @@ SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
       onClosed_(std::move(onClosed)),
       writeLatency_(writeLatency),
       writeDeadline_(writeDeadline),
+      lastWriteNs_(steadyNowNs()),
       setup_(std::move(setup)) {
   const auto now = std::chrono::steady_clock::now();
   if (setup_.tls) {
@@ -148,6 +149,7 @@ void SubscriberSession::advance(std::size_t written) {
   }
   queue_->countDelivered(sent);
   if (skipped) framesSkipped_.fetch_add(skipped, std::memory_order_relaxed);
+  lastWriteNs_ = now;
 }
 
 SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
@@ -176,8 +178,16 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
   return FlushResult::MoreWork;
 }
 
-// Sends the answer before any frame; false (with `result`) until it is out,
-// or when the session is to close after it.
+bool SubscriberSession::queueHeartbeat() {
+  if (setup_.heartbeat.empty() || settingUp() || closeReason_ != CloseReason::None || !control_.empty() || !idle())
+    return false;
+  control_.assign(setup_.heartbeat);
+  return true;
+}
+
+// Sends the control frame (the answer, a heartbeat) before any frame after
+// it; false (with `result`) until it is out, or when the session is to close
+// after it.
 bool SubscriberSession::flushControl(WriteScratch& scratch, FlushResult& result) {
   while (controlSent_ < control_.size()) {
     iovec iov{control_.data() + controlSent_, control_.size() - controlSent_};
@@ -190,6 +200,7 @@ bool SubscriberSession::flushControl(WriteScratch& scratch, FlushResult& result)
   }
   control_.clear();
   controlSent_ = 0;
+  lastWriteNs_ = steadyNowNs();
   if (closeAfterControl_ != CloseReason::None) {
     closeReason_ = closeAfterControl_;
     result = FlushResult::Closed;
@@ -327,6 +338,7 @@ void SubscriberSession::close(CloseReason reason) {
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
   outgoing_.clear();
+  if (tls_) tls_->closeNotify();
   ::close(fd_);
   auto onClosed = std::move(onClosed_);
   onClosed_ = nullptr;

@@ -17,6 +17,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,8 +53,14 @@ struct SessionSetup {
   // Called on the writer thread once the handshake is done and (with
   // `hello`) the hello line is read: subscribes the queue and returns the
   // bytes to send first (the answer). Setting `refused` closes the session
-  // with that reason once they are sent.
+  // with that reason once they are sent. Never throws: a client whose hello
+  // cannot be admitted is refused.
   std::function<std::string(SubscriberSession&, const std::string* helloLine, CloseReason& refused)> admit;
+  // Once streaming, a session that was sent nothing for heartbeatInterval
+  // (0: never) is sent `heartbeat`, what a heartbeat is in the listener's
+  // protocol (bytes with static storage, the same for every session).
+  std::chrono::milliseconds heartbeatInterval{0};
+  std::string_view heartbeat;
   bool needed() const { return tls || hello; }
 };
 
@@ -106,6 +113,18 @@ class SubscriberSession {
   void noteSetupDetail(std::string detail) { setupDetail_ = std::move(detail); }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
+
+  // Heartbeats (SessionSetup::heartbeat). When one is due is the writer's
+  // business: one is due heartbeatInterval() after lastWriteNs(), the
+  // steady-clock time (ns) the session last finished writing something
+  // (frames, the answer, a heartbeat), or was created.
+  std::chrono::milliseconds heartbeatInterval() const { return setup_.heartbeatInterval; }
+  std::int64_t lastWriteNs() const { return lastWriteNs_; }
+  // Queues a heartbeat, to go out before any later frame, if the session
+  // streams and is between frames with nothing waiting (so it never lands
+  // inside a frame); false otherwise (a session with frames on their way
+  // needs none).
+  bool queueHeartbeat();
   // True if the socket has accepted no byte for longer than the write
   // deadline while frames wait: the writer then closes it (SlowConsumer).
   bool pastWriteDeadline(std::chrono::steady_clock::time_point now) const {
@@ -158,6 +177,7 @@ class SubscriberSession {
   Histogram& writeLatency_;  // receive-to-write time of every frame written, all sessions
   const std::chrono::milliseconds writeDeadline_;
   std::optional<std::chrono::steady_clock::time_point> stalledSince_;  // first EAGAIN since the last byte accepted
+  std::int64_t lastWriteNs_;  // see lastWriteNs()
   bool writeDeadlineExceeded_ = false;
 
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
@@ -173,7 +193,7 @@ class SubscriberSession {
   bool setupWantsWritable_ = false;
   std::string setupDetail_;
   std::string hello_;                 // the hello line read so far (bounded by kMaxHelloBytes)
-  std::string control_;               // the answer, sent before any frame
+  std::string control_;               // the answer or a heartbeat, sent before any frame after it
   std::size_t controlSent_ = 0;
   CloseReason closeAfterControl_ = CloseReason::None;
   std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds_;  // non-empty: frames carry the header

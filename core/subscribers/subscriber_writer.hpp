@@ -16,7 +16,9 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <functional>
 #include <mutex>
+#include <queue>
 #include <thread>
 #include <unordered_map>
 #include <unordered_set>
@@ -63,6 +65,9 @@ class SubscriberWriter {
   void closePastWriteDeadline();
   void continueSetup(SubscriberSession& session);
   void closePastSetupDeadline();
+  void scheduleHeartbeat(const SubscriberSession& session);
+  void sendDueHeartbeats();
+  int untilNextHeartbeatMs() const;
   void signal();
 
   const int index_;
@@ -83,6 +88,14 @@ class SubscriberWriter {
   std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
   std::unordered_set<std::uint64_t> stalled_;  // sessions waiting for EPOLLOUT, with a write deadline
   std::unordered_set<std::uint64_t> settingUp_;  // sessions in a TLS handshake or waiting for a hello
+  // One entry per streaming session with heartbeats: when its next
+  // heartbeat may be due (see sendDueHeartbeats), soonest on top.
+  struct HeartbeatCheck {
+    std::int64_t dueNs;  // steady clock
+    std::uint64_t id;
+    bool operator>(const HeartbeatCheck& other) const { return dueNs > other.dueNs; }
+  };
+  std::priority_queue<HeartbeatCheck, std::vector<HeartbeatCheck>, std::greater<HeartbeatCheck>> heartbeats_;
   std::unique_ptr<WriteScratch> scratch_ = std::make_unique<WriteScratch>();
   std::atomic<std::size_t> sessionCount_{0};
 };

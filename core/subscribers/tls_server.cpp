@@ -64,6 +64,7 @@ long TlsServerStream::failure(int result, const char* step) {
   if (code == SSL_ERROR_WANT_READ) return kWantRead;
   if (code == SSL_ERROR_WANT_WRITE) return kWantWrite;
   if (code == SSL_ERROR_ZERO_RETURN) return 0;
+  fatal_ = true;
   if (code == SSL_ERROR_SYSCALL) {
     const int saved = errno;
     ERR_clear_error();
@@ -140,6 +141,13 @@ long TlsServerStream::writev(const iovec* iov, int count, char* gather, std::siz
   if (gathered > 0)
     if (const long stop = sendGathered()) return stop;
   return total;
+}
+
+void TlsServerStream::closeNotify() {
+  if (fatal_ || !SSL_is_init_finished(ssl_)) return;
+  ERR_clear_error();
+  SSL_shutdown(ssl_);  // the socket is non-blocking: one attempt, whatever it returns
+  ERR_clear_error();
 }
 
 std::string TlsServerStream::describe() const {

@@ -52,6 +52,11 @@ class TlsServerStream {
   // same bytes), or kFailed.
   static constexpr std::size_t kDirectBytes = 16 * 1024;
   long writev(const iovec* iov, int count, char* gather, std::size_t gatherSize);
+  // Sends a close_notify, so that the client reads a clean end rather than
+  // a cut connection. Best effort: it never waits (on a full socket or a
+  // record still half written the alert is lost), and is skipped before the
+  // handshake is done or after a fatal error (where OpenSSL forbids it).
+  void closeNotify();
   // "TLSv1.3, TLS_AES_256_GCM_SHA384[, client CN=...]": for the connect log line.
   std::string describe() const;
   const std::string& error() const { return error_; }
@@ -63,6 +68,7 @@ class TlsServerStream {
   std::shared_ptr<const TlsServerContext> context_;
   SSL* ssl_ = nullptr;
   std::string error_;
+  bool fatal_ = false;  // SSL_ERROR_SYSCALL or SSL_ERROR_SSL seen: no close_notify
 };
 
 }  // namespace streamrelay

@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Integration tests of listeners across untrusted networks: TLS (certificates
-// made with the openssl CLI at test time), the `streamrelay` protocol (hello,
-// answer, frame headers, resume from the replay ring) and tokens/JWTs, with
-// the real relay, streamrelay-feed and the client library (client.hpp with
-// STREAMRELAY_CLIENT_TLS, as streamrelay-sub uses it).
+// made with the openssl CLI at test time) and tokens/JWTs, with the real
+// relay, streamrelay-feed and the client library (client.hpp with
+// STREAMRELAY_CLIENT_TLS, as streamrelay-sub uses it). The protocol itself:
+// subscriber_protocol_test.cpp.
 
 #include <catch2/catch.hpp>
 
@@ -13,13 +13,17 @@
 #include <Poco/Timestamp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
+#include <sstream>
 #include <string>
 
+#include "jwt_mint.hpp"
 #include "pki.hpp"
 #include "relay_fixture.hpp"
+#include "subscriber_helpers.hpp"
 
 using namespace streamrelay::test;
 using streamrelay::client::FrameInfo;
@@ -28,68 +32,12 @@ using Protocol = streamrelay::client::Subscriber::Protocol;
 
 namespace {
 
-std::string tlsKeys(const std::string& cert = "server", const std::string& more = "") {
-  return "tls: {enabled: true, cert_file: '" + pki().path(cert + ".pem") + "', key_file: '" +
-         pki().path(cert + ".key") + "'" + more + "}";
-}
-
-Subscriber::Options tlsClient(const std::string& ca = "ca") {
-  Subscriber::Options o;
-  o.tls.enabled = true;
-  o.tls.caFile = pki().path(ca + ".pem");
-  return o;
-}
-
-Subscriber::Options protocolClient(const std::string& token = "") {
-  Subscriber::Options o;
-  o.protocol = Protocol::Streamrelay;
-  o.token = token;
-  return o;
-}
-
-std::unique_ptr<ChildProcess> publish(const RunningRelay& relay, int count, int rate = 0, int size = 64) {
-  return startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate",
-                    std::to_string(rate), "--size", std::to_string(size), "--count", std::to_string(count)});
-}
-
 // True if the peer closed `fd` by the deadline without sending a byte.
 bool closedWithoutAByte(int fd, std::chrono::milliseconds timeout = 10s) {
   pollfd p{fd, POLLIN, 0};
   if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0) return false;
   char byte;
   return ::recv(fd, &byte, 1, 0) <= 0;
-}
-
-// Reads frames with their headers until `count` arrived; checks the seqs
-// follow each other from `firstSeq`. Returns the last seq read (0: none).
-std::uint64_t readSeqs(Subscriber& sub, std::uint64_t firstSeq, long count) {
-  std::string frame;
-  FrameInfo info;
-  std::uint64_t expected = firstSeq;
-  for (long i = 0; i < count; ++i) {
-    if (!sub.next(frame, info, 20s)) {
-      FAIL_CHECK("frame " << i << " of " << count << " did not come");
-      return expected - 1;
-    }
-    if (info.seq != expected) {
-      FAIL_CHECK("seq " << info.seq << " where " << expected << " was due");
-      return info.seq;
-    }
-    const std::string want = "feed " + std::to_string(expected);
-    if (frame.compare(0, want.size(), want) != 0) FAIL_CHECK("seq " << expected << " carried '" << frame << "'");
-    ++expected;
-  }
-  return expected - 1;
-}
-
-// A client that prints "STREAM seq=N lag_ms=L PAYLOAD" per frame exits 0
-// after printing `count` frames of the stream upstream, the last with seq `count`.
-void checkPrintedFrames(ChildProcess& client, int count) {
-  CHECK(client.waitForExit(30s) == 0);
-  INFO(client.output());
-  const std::string n = std::to_string(count);
-  CHECK(client.countLines("^upstream seq=\\d+ lag_ms=[0-9.]+ feed \\d+") == count);
-  CHECK(client.countLines("^upstream seq=" + n + " lag_ms=[0-9.]+ feed " + n) == 1);
 }
 
 std::string jwt(const std::string& secret, Poco::JSON::Object extra, int expiresInSeconds = 3600) {
@@ -184,57 +132,6 @@ TEST_CASE("tls listener: a stalled handshake is closed at handshake_timeout_ms",
   CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: handshake_timeout").size() > 0);
 }
 
-TEST_CASE("streamrelay protocol: the answer then every frame with its stream seq and receive time", "[integration][protocol]") {
-  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
-                                  listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
-  Subscriber sub(relay.address(), protocolClient());
-  auto feed = publish(relay, 5000);
-  const auto before = std::chrono::system_clock::now();
-  std::string frame;
-  FrameInfo info;
-  REQUIRE(sub.next(frame, info, 20s));
-  CHECK(sub.answers() == 1);
-  CHECK(sub.answer().epoch != 0);
-  REQUIRE(sub.answer().streams.count("upstream") == 1);
-  CHECK(sub.answer().streams.at("upstream").firstSeq == 1);
-  CHECK(info.stream == "upstream");
-  CHECK(info.seq == 1);
-  CHECK(frame.rfind("feed 1", 0) == 0);
-  const auto received = std::chrono::system_clock::time_point(std::chrono::nanoseconds(info.receivedUnixNs));
-  CHECK(received > before - 60s);
-  CHECK(received < std::chrono::system_clock::now() + 1s);
-  CHECK(readSeqs(sub, 2, 4999) == 5000);
-  CHECK(relay.process->waitForLine("connected \\(1 of 64; streamrelay: upstream from seq 1\\)").size() > 0);
-}
-
-TEST_CASE("streamrelay protocol: a malformed or oversize or missing hello is closed with one line and counted", "[integration][protocol]") {
-  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
-                                  listener("main", "protocol: streamrelay, hello_timeout_ms: 300"));
-  const int port = relay.ports.at("main");
-  auto answerTo = [&](const std::string& sent) {
-    const int fd = connectLoopback(port);
-    REQUIRE(fd >= 0);
-    ::send(fd, sent.data(), sent.size(), MSG_NOSIGNAL);
-    std::string got;
-    char chunk[4096];
-    pollfd p{fd, POLLIN, 0};
-    while (::poll(&p, 1, 10000) > 0) {
-      const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
-      if (n <= 0) break;
-      got.append(chunk, static_cast<std::size_t>(n));
-    }
-    ::close(fd);
-    return got.size() > 24 ? got.substr(24) : got;  // the answer's JSON, after its header
-  };
-  CHECK(answerTo("") == "");  // no hello: closed at hello_timeout_ms, nothing said
-  CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: hello_timeout").size() > 0);
-  CHECK_THAT(answerTo("{not json\n"), Catch::StartsWith(R"j({"ok":false,"error":"the hello is not JSON: )j"));
-  CHECK(answerTo("{\"tokn\": 1}\n") == R"j({"ok":false,"error":"unknown hello field 'tokn' (token, inputs, resume)"})j");
-  CHECK(answerTo("{\"inputs\": [\"nope\"]}\n") ==
-        R"j({"ok":false,"error":"unknown input 'nope' (this listener serves: upstream)"})j");
-  CHECK(answerTo(std::string(20000, 'x')) == R"j({"ok":false,"error":"hello line longer than 16384 bytes"})j");
-}
-
 TEST_CASE("auth: a bad token is refused and a good one streams and no token reaches the log", "[integration][protocol][auth]") {
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
                                   listener("main", "protocol: streamrelay, auth: {tokens: [good-token-4711]}"));
@@ -302,78 +199,6 @@ TEST_CASE("auth: JWTs with a secret with expiry and audience and the streams the
   CHECK(sub.answer().streams.size() == 2);
 }
 
-TEST_CASE("resume: a subscriber killed and restarted under 20k f/s continues with no gap and no duplicate", "[integration][protocol][resume]") {
-  RunningRelay relay = startRelay(
-      kListenUpstream + "streams: {upstream: {replay: {frames: 100000}}}\nlisteners:\n" +
-      listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
-  std::optional<streamrelay::client::ResumePoint> position;
-  std::uint64_t last = 0;
-  auto feed = publish(relay, 60000, 20000);
-  {
-    Subscriber first(relay.address(), protocolClient());
-    last = readSeqs(first, 1, 10000);
-    REQUIRE(last == 10000);
-    position = first.position();
-  }  // killed: the connection drops with frames still on their way
-  REQUIRE(position);
-  CHECK(position->afterSeq.at("upstream") == 10000);
-  // Restarted while the publisher goes on: it asks to continue after 10000.
-  Subscriber::Options o = protocolClient();
-  o.resume = position;
-  Subscriber second(relay.address(), o);
-  CHECK(readSeqs(second, 10001, 50000) == 60000);
-  CHECK(second.answer().recovered);
-  CHECK(second.answer().streams.at("upstream").firstSeq == 10001);
-  CHECK(feed->waitForExit() == 0);
-  CHECK(relay.process->waitForLine("streamrelay: upstream from seq 10001 \\(resumed\\)").size() > 0);
-}
-
-TEST_CASE("resume: past the ring the answer says recovered false and where the stream restarts", "[integration][protocol][resume]") {
-  RunningRelay relay = startRelay(
-      kListenUpstream + "streams: {upstream: {replay: {frames: 1000}}}\nlisteners:\n" +
-      listener("main", "protocol: streamrelay, replay: {frames: 1000}") + listener("witness"),
-      {"main", "witness"});
-  Subscriber witness(relay.address("witness"));
-  auto feed = publish(relay, 5000);
-  CHECK(readSequence(witness, 5000) == 5000);  // the relay has published them all
-  Subscriber::Options o = protocolClient();
-  o.resume = streamrelay::client::ResumePoint{0, {{"upstream", 10}}};
-  SECTION("the same run, seq 11 long gone") {
-    std::string frame;
-    FrameInfo info;
-    Subscriber sub(relay.address(), o);  // epoch 0 never matches: learn the real one first
-    REQUIRE(sub.next(frame, info, 10s));
-    o.resume->epoch = sub.answer().epoch;
-    Subscriber late(relay.address(), o);
-    REQUIRE(late.next(frame, info, 10s));
-    CHECK_FALSE(late.answer().recovered);
-    CHECK(late.answer().streams.at("upstream").firstSeq == 4001);
-    CHECK(info.seq == 4001);
-    CHECK(late.answer().json.find("\"recovered\":false,\"first_seq\":4001") != std::string::npos);
-  }
-  SECTION("another run's epoch") {
-    std::string frame;
-    FrameInfo info;
-    Subscriber sub(relay.address(), o);
-    REQUIRE(sub.next(frame, info, 10s));
-    CHECK_FALSE(sub.answer().recovered);
-    CHECK(info.seq == 4001);
-  }
-}
-
-TEST_CASE("the Python client example speaks the protocol over TLS with a token", "[integration][protocol]") {
-  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
-                                  listener("main", "protocol: streamrelay, auth: {tokens: [py-token]}, " + tlsKeys()));
-  // Its frames go to stdout: joined with stderr, which the test reads.
-  ChildProcess client("/bin/sh", {"-c", "exec /usr/bin/python3 " STREAMRELAY_SOURCE_DIR
-                                        "/sdk/examples/python_client/streamrelay_client.py " +
-                                            relay.address("main", "localhost") + " --token py-token --ca " +
-                                            pki().path("ca.pem") + " --count 100 1>&2"});
-  REQUIRE(client.waitForLine("connected: \\{\"ok\":true,\"epoch\":\\d+").size() > 0);
-  auto feed = publish(relay, 100);
-  checkPrintedFrames(client, 100);
-}
-
 TEST_CASE("reload: a new certificate and tokens file reach new clients while connected ones keep streaming", "[integration][subscriber-tls][reload]") {
   auto copy = [](const std::string& from, const std::string& to) {
     std::ifstream in(from, std::ios::binary);
@@ -438,15 +263,94 @@ TEST_CASE("auth: RS256 JWTs are checked with the public key alone", "[integratio
   CHECK_THROWS_WITH(forged.next(frame, 10s), Catch::Contains("not authorized: JWT not accepted (its form or algorithm)"));
 }
 
-TEST_CASE("streamrelay-sub speaks the protocol over TLS: the answer first then stream seq and lag per frame", "[integration][protocol]") {
+TEST_CASE("auth: a signed JWT whose claims are null is refused and the relay serves on", "[integration][protocol][auth]") {
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
-                                  listener("main", "protocol: streamrelay, auth: {tokens: [sub-token]}, " + tlsKeys()));
-  // Its frames go to stdout: joined with stderr, which the test reads.
-  ChildProcess sub("/bin/sh", {"-c", "STREAMRELAY_TOKEN=sub-token exec " STREAMRELAY_SUB_BIN " " + relay.address() +
-                                         " --protocol streamrelay --tls-ca " + pki().path("ca.pem") +
-                                         " --count 50 1>&2"});
-  // The answer is printed before any frame exists.
-  REQUIRE(sub.waitForLine("streamrelay-sub: connected: \\{\"ok\":true,\"epoch\":\\d+,\"recovered\":false,\"first_seq\":1,").size() > 0);
-  auto feed = publish(relay, 50);
-  checkPrintedFrames(sub, 50);
+                                  listener("main", "protocol: streamrelay, auth: {jwt: {secret: s3cret, audience: relay}}"));
+  std::string frame;
+  for (const char* claims : {R"({"aud": "relay", "inputs": [null]})", R"({"aud": null})", R"({"aud": [null]})",
+                             R"({"aud": "relay", "inputs": null})", R"({"aud": "relay", "exp": null})",
+                             R"({"aud": "relay", "inputs": [[[[[[{"x": null}]]]]]]})"}) {
+    INFO(claims);
+    Subscriber sub(relay.address(), protocolClient(streamrelay::test::signedJwt("s3cret", claims)));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::StartsWith("the relay refused the hello: not authorized: JWT claim '"));
+  }
+  Subscriber good(relay.address(), protocolClient(streamrelay::test::signedJwt("s3cret", R"({"aud": "relay"})")));
+  auto feed = publish(relay, 10);
+  CHECK(readSeqs(good, 1, 10) == 10);
+}
+
+TEST_CASE("auth: the README's JWT recipe mints a token the relay admits", "[integration][protocol][auth]") {
+  std::ifstream readme(STREAMRELAY_SOURCE_DIR "/README.md");
+  std::stringstream text;
+  text << readme.rdbuf();
+  const std::string all = text.str();
+  const std::size_t marker = all.find("<!-- jwt-recipe -->");
+  REQUIRE(marker != std::string::npos);
+  const std::size_t begin = all.find("```sh\n", marker) + 6;
+  const std::string recipe = all.substr(begin, all.find("\n```", begin) - begin);
+  ChildProcess mint("/bin/sh", {"-c", "SECRET=recipe-secret; exec 1>&2; " + recipe});
+  REQUIRE(mint.waitForExit() == 0);
+  const auto token = mint.waitForLine("^([A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+)$");
+  REQUIRE(token.size() == 2);
+
+  RunningRelay relay = startRelay(
+      "sources:\n  trades: {type: generator, rate: 200, size: 16}\n  quotes: {type: generator, rate: 200, size: 16}\n"
+      "  orders: {type: generator, rate: 200, size: 16}\nlisteners:\n" +
+      listener("main", "inputs: [trades, quotes, orders], protocol: streamrelay, "
+                       "auth: {jwt: {secret: recipe-secret, audience: relay}}"));
+  Subscriber sub(relay.address(), protocolClient(token[1]));
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().streams.size() == 2);  // the streams the token names, not orders
+  CHECK(sub.answer().streams.count("trades") == 1);
+  CHECK(sub.answer().streams.count("quotes") == 1);
+}
+
+TEST_CASE("auth: a tokens file or JWT key others may write stops the start, and a reload keeps the previous tokens", "[integration][protocol][auth]") {
+  const std::string tokens = writeTempFile("open-tokens", "token-one\n");
+  const std::string yaml = kListenUpstream + "listeners:\n" +
+                           listener("main", "protocol: streamrelay, auth: {tokens_file: '" + tokens + "'}");
+  SECTION("at start, and with --check-config, naming the key") {
+    REQUIRE(::chmod(tokens.c_str(), 0666) == 0);
+    const std::string path = writeTempFile("open-tokens.yaml", yaml);
+    for (const char* option : {"--check-config", "--config"}) {
+      ChildProcess relay(STREAMRELAY_BIN, {option, path});
+      CHECK(relay.waitForExit() == 1);
+      CHECK(relay.output() == "streamrelay: config error: " + path + ":3: listeners[0].auth.tokens_file: " + tokens +
+                                  " is writable by group or others (mode 0666) (auth.allow_insecure: true overrides)\n");
+    }
+    const std::string key = writeTempFile("open-key.pub", "");
+    std::ofstream(key) << std::ifstream(pki().path("jwt-rsa.pub")).rdbuf();
+    REQUIRE(::chmod(key.c_str(), 0646) == 0);
+    const std::string keyYaml = writeTempFile(
+        "open-key.yaml", kListenUpstream + "listeners:\n" +
+                             listener("main", "protocol: streamrelay, auth: {jwt: {public_key_file: '" + key + "'}}"));
+    ChildProcess relay(STREAMRELAY_BIN, {"--config", keyYaml});
+    CHECK(relay.waitForExit() == 1);
+    CHECK(relay.output() == "streamrelay: config error: " + keyYaml + ":3: listeners[0].auth.jwt.public_key_file: " +
+                                key + " is writable by group or others (mode 0646) (auth.allow_insecure: true overrides)\n");
+    // The override, for files another user keeps on purpose.
+    const std::string allowed = writeTempFile(
+        "allowed.yaml", kListenUpstream + "listeners:\n" +
+                            listener("main", "protocol: streamrelay, auth: {tokens_file: '" + tokens +
+                                                 "', allow_insecure: true}"));
+    ChildProcess check(STREAMRELAY_BIN, {"--check-config", allowed});
+    CHECK(check.waitForExit() == 0);
+  }
+  SECTION("at reload: one error line, and the tokens read before still admit") {
+    REQUIRE(::chmod(tokens.c_str(), 0600) == 0);
+    RunningRelay relay = startRelay(yaml);
+    std::ofstream(tokens) << "token-two\n";
+    REQUIRE(::chmod(tokens.c_str(), 0622) == 0);
+    relay.reload(yaml);
+    REQUIRE(relay.process->waitForLine("config reload: .*auth\\.tokens_file: .* is writable by group or others").size() > 0);
+    std::string frame;
+    {
+      Subscriber two(relay.address(), protocolClient("token-two"));
+      CHECK_THROWS_WITH(two.next(frame, 10s), Catch::Contains("not authorized: unknown token"));
+    }
+    Subscriber one(relay.address(), protocolClient("token-one"));
+    auto feed = publish(relay, 10);
+    CHECK(readSeqs(one, 1, 10) == 10);
+    CHECK(relay.process->countLines("tokens_file") == 1);
+  }
 }

@@ -136,7 +136,7 @@ TEST_CASE("the key reference (--list-keys) says how a change to each key is appl
   has("listeners[].allow  list of addresses/networks — subscribers admitted (empty: everyone) [reload: in place]");
   has("listeners[].max_pending_clients  integer 1..100000, default 32 — clients still in their TLS handshake or hello "
       "at once; one more is closed at once [reload: in place]");
-  has("listeners[].framing.type  string (length-prefix, delimiter, fixed, sse), default length-prefix — how bytes are "
+  has("listeners[].framing.type  string (length-prefix, delimiter, fixed), default length-prefix — how bytes are "
       "cut into frames [reload: restarts the listener]");
   has("listeners[].tls.enabled  true|false, default false [reload: restarts the listener]");
   has("listeners[].tls.cert_file  string — PEM certificate chain the relay presents [reload: in place]");

@@ -3,7 +3,6 @@
 
 #include <cstring>
 
-#include "authenticator.hpp"
 #include "streamrelay/mini_json.hpp"
 #include "streamrelay_protocol.hpp"
 
@@ -52,28 +51,48 @@ TEST_CASE("the frame header is 24 big-endian bytes and the answer a control fram
                                                     0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
   CHECK(std::memcmp(header, expected, kFrameHeaderBytes) == 0);
 
-  const std::string answer = okAnswer(99, {{"trades", 0, true, 101}});
+  const std::string answer = okAnswer(99, {{"trades", 0, true, 101}}, 5000);
   REQUIRE(answer.size() > kFrameHeaderBytes);
   CHECK(static_cast<unsigned char>(answer[4]) == 0xFF);  // the control stream
   CHECK(static_cast<unsigned char>(answer[5]) == 0xFF);
   const std::string json = answer.substr(kFrameHeaderBytes);
-  CHECK(json == R"({"ok":true,"epoch":99,"recovered":true,"first_seq":101,"streams":{"trades":{"id":0,"first_seq":101,"recovered":true}}})");
+  CHECK(json == R"({"ok":true,"epoch":"99","recovered":true,"first_seq":101,"heartbeat_ms":5000,"streams":{"trades":{"id":0,"first_seq":101,"recovered":true}}})");
   // What the client library reads back.
   client::JsonValue v = client::JsonValue::parse(json);
-  CHECK(v.find("epoch")->integer == 99);
+  std::uint64_t epoch = 0;
+  CHECK(v.find("epoch")->asUnsigned(epoch));
+  CHECK(epoch == 99);
   CHECK(v.find("streams")->find("trades")->find("first_seq")->integer == 101);
   CHECK(errorAnswer("no").substr(kFrameHeaderBytes) == R"({"ok":false,"error":"no"})");
 }
 
-TEST_CASE("tokens: only a configured token matches and only exactly", "[protocol][auth]") {
-  ListenerConfig::Auth auth;
-  auth.tokens = {"alpha", "beta"};
-  Authenticator a(auth);
-  CHECK(a.check("alpha").admitted);
-  CHECK(a.check("beta").admitted);
-  CHECK_FALSE(a.check("alph").admitted);
-  CHECK_FALSE(a.check("alphaa").admitted);
-  CHECK(a.check("gamma").refusal == "unknown token");
-  CHECK(a.check("").refusal == "no token");
-  CHECK(Authenticator(ListenerConfig::Auth{}).check("").admitted);  // no auth configured
+TEST_CASE("the answer's epoch is a decimal string and recovered is there only for what the hello resumed", "[protocol]") {
+  const std::uint64_t epoch = 18446744073709551615ull;  // no JSON number that JavaScript reads keeps it
+  auto jsonOf = [](const std::string& frame) { return frame.substr(kFrameHeaderBytes); };
+  // No resume asked: where each stream starts, and nothing about recovery.
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, std::nullopt, 1}, {"b", 1, std::nullopt, 7}}, 0)) ==
+        R"({"ok":true,"epoch":"18446744073709551615","streams":{"a":{"id":0,"first_seq":1},"b":{"id":1,"first_seq":7}}})");
+  // One stream resumed, one not asked for: the top level speaks for the one asked.
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11}, {"b", 1, std::nullopt, 7}}, 0)) ==
+        R"({"ok":true,"epoch":"18446744073709551615","recovered":true,"streams":{"a":{"id":0,"first_seq":11,"recovered":true},"b":{"id":1,"first_seq":7}}})");
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11}, {"b", 1, false, 7}}, 0)).find(R"("recovered":false,)") !=
+        std::string::npos);
+}
+
+TEST_CASE("a heartbeat is a control frame of JSON", "[protocol]") {
+  const std::string& heartbeat = heartbeatFrame();
+  REQUIRE(heartbeat.size() == kFrameHeaderBytes + 20);
+  const unsigned char header[kFrameHeaderBytes] = {0, 0, 0, 20, 0xFF, 0xFF};  // seq and time 0
+  CHECK(std::memcmp(heartbeat.data(), header, kFrameHeaderBytes) == 0);
+  CHECK(heartbeat.substr(kFrameHeaderBytes) == R"({"type":"heartbeat"})");
+}
+
+TEST_CASE("the client library reads 64-bit integers sent as numbers or decimal strings", "[protocol]") {
+  std::uint64_t n = 0;
+  CHECK(client::JsonValue::parse("\"18446744073709551615\"").asUnsigned(n));
+  CHECK(n == 18446744073709551615ull);
+  CHECK(client::JsonValue::parse("12").asUnsigned(n));
+  CHECK(n == 12);
+  for (const char* bad : {"\"18446744073709551616\"", "\"-1\"", "\"1e3\"", "\"\"", "\" 1\"", "-1", "1.5", "null", "[1]"})
+    CHECK_FALSE(client::JsonValue::parse(bad).asUnsigned(n));
 }

@@ -8,11 +8,16 @@ big-endian header:
 
     u32 payload bytes | u16 stream id | u16 flags | u64 seq | i64 receive time (ns since the Unix epoch)
 
-The answer's stream id is 0xFFFF. On a lost connection it connects again and
-resumes after the last seq it printed; the answer then says whether the relay
-still had everything (`recovered`) or where each stream restarts (`first_seq`).
+Control frames (stream id 0xFFFF) are the answer, then heartbeats
+({"type": "heartbeat"}) when the relay had nothing to send for the answer's
+`heartbeat_ms`: a relay silent for three of those is taken for gone. On a lost
+connection it connects again and resumes after the last seq it printed; the
+answer then says whether the relay still had everything (`recovered`) and
+where each stream restarts (`first_seq`). A refusal by the relay (a bad token,
+an unknown stream) ends it with exit code 1: connecting again would not help.
 
     streamrelay_client.py 127.0.0.1:7001 --token "$TOKEN" --ca ca.pem --inputs trades
+    streamrelay_client.py 127.0.0.1:7001 --resume 8734562934:1200      # after seq 1200 of that epoch
 
 Prints one line per frame: stream, seq, lag in milliseconds, payload.
 """
@@ -27,6 +32,15 @@ import time
 HEADER = struct.Struct(">IHHQq")  # 24 bytes
 CONTROL_STREAM = 0xFFFF
 MAX_FRAME_BYTES = 1 << 20
+CONNECT_TIMEOUT_S = 30
+
+
+class Refused(Exception):
+    """The relay refused the hello: no reconnect would change that."""
+
+
+class ProtocolError(Exception):
+    """The relay sent something this client cannot read."""
 
 
 def read_exactly(sock, size):
@@ -42,12 +56,26 @@ def read_exactly(sock, size):
 def read_frame(sock):
     length, stream, _flags, seq, received_ns = HEADER.unpack(read_exactly(sock, HEADER.size))
     if length > MAX_FRAME_BYTES:  # never allocate what a header claims
-        raise ValueError("frame of %d bytes announced, over the limit" % length)
+        raise ProtocolError("frame of %d bytes announced, over the limit" % length)
     return stream, seq, received_ns, read_exactly(sock, length)
 
 
+def parse_resume(text):
+    """EPOCH:SEQ (the only stream asked for) or EPOCH:STREAM=SEQ,STREAM=SEQ."""
+    epoch, sep, rest = text.partition(":")
+    try:
+        if not sep:
+            raise ValueError
+        if "=" not in rest:
+            return int(epoch), int(rest)
+        return int(epoch), {name: int(seq) for name, seq in (item.split("=", 1) for item in rest.split(","))}
+    except ValueError:
+        raise argparse.ArgumentTypeError("expected EPOCH:SEQ or EPOCH:STREAM=SEQ,... (got %r)" % text)
+
+
 class Subscriber:
-    def __init__(self, host, port, token=None, inputs=None, ca=None, cert=None, key=None, server_name=None):
+    def __init__(self, host, port, token=None, inputs=None, ca=None, cert=None, key=None, server_name=None,
+                 resume=None):
         self.address = (host, port)
         self.token, self.inputs = token, inputs
         self.tls = None
@@ -56,48 +84,81 @@ class Subscriber:
             if cert:
                 self.tls.load_cert_chain(cert, key)
         self.server_name = server_name or host
-        self.epoch, self.after_seq, self.names = None, {}, {}
+        # Where a new connection resumes: the epoch and, per stream, the last
+        # seq had (a bare number before the first answer names the stream).
+        self.epoch, self.after_seq = resume if resume else (None, {})
+        self.names = {}
+        self.heartbeat_ms = 0  # from the latest answer
 
     def connect(self):
-        sock = socket.create_connection(self.address, timeout=30)
-        if self.tls:
-            sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
-        hello = {}
-        if self.token:
-            hello["token"] = self.token
-        if self.inputs:
-            hello["inputs"] = self.inputs
-        if self.epoch is not None and self.after_seq:
-            hello["resume"] = {"epoch": self.epoch, "after_seq": self.after_seq}
-        sock.sendall((json.dumps(hello) + "\n").encode())
-        stream, _seq, _t, payload = read_frame(sock)
-        answer = json.loads(payload)
-        if stream != CONTROL_STREAM or not answer.get("ok"):
-            raise PermissionError("the relay refused the hello: %s" % answer.get("error", answer))
-        print("connected: %s" % payload.decode(), file=sys.stderr)
-        if answer["epoch"] != self.epoch:
-            self.epoch, self.after_seq = answer["epoch"], {}
-        self.names = {}
-        for name, start in answer["streams"].items():
-            self.names[start["id"]] = name
-            if not start["recovered"] or name not in self.after_seq:
-                self.after_seq[name] = start["first_seq"] - 1
+        sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
+        try:
+            if self.tls:
+                sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
+            hello = {}
+            if self.token:
+                hello["token"] = self.token
+            if self.inputs:
+                hello["inputs"] = self.inputs
+            if self.epoch is not None and self.after_seq != {}:
+                hello["resume"] = {"epoch": str(self.epoch), "after_seq": self.after_seq}
+            sock.sendall((json.dumps(hello) + "\n").encode())
+            stream, _seq, _t, payload = read_frame(sock)
+            self.take_answer(stream, payload)
+        except BaseException:
+            sock.close()
+            raise
+        # Heartbeats come every heartbeat_ms when nothing else does: three
+        # missed, and the relay is taken for gone. None announced: no limit.
+        sock.settimeout(3 * self.heartbeat_ms / 1000 if self.heartbeat_ms > 0 else None)
         return sock
 
+    def take_answer(self, stream, payload):
+        try:
+            answer = json.loads(payload)
+        except ValueError:
+            raise ProtocolError("the answer is not JSON: %r" % payload[:200])
+        if stream != CONTROL_STREAM or not isinstance(answer, dict):
+            raise ProtocolError("the relay's first frame is not its answer")
+        if not answer.get("ok"):
+            raise Refused("the relay refused the hello: %s" % answer.get("error", payload.decode("utf-8", "replace")))
+        print("connected: %s" % payload.decode(), file=sys.stderr)
+        try:
+            epoch = int(answer["epoch"])  # a decimal string (numbers from older relays)
+            self.heartbeat_ms = int(answer.get("heartbeat_ms", 0))
+            streams = {name: (int(start["id"]), int(start["first_seq"]), start.get("recovered"))
+                       for name, start in answer["streams"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ProtocolError("the answer lacks epoch or streams: %r" % payload[:200])
+        if epoch != self.epoch or not isinstance(self.after_seq, dict):  # another run, or a bare SEQ given
+            self.epoch, self.after_seq = epoch, {}
+        self.names = {}
+        for name, (stream_id, first_seq, recovered) in streams.items():
+            self.names[stream_id] = name
+            # Recovered: it continues after our seq. Otherwise (or a stream we
+            # had nothing of) it starts at first_seq.
+            if recovered is not True or name not in self.after_seq:
+                self.after_seq[name] = first_seq - 1
+
     def frames(self):
-        """Yields (stream, seq, received_ns, payload) forever, reconnecting with backoff."""
+        """Yields (stream, seq, received_ns, payload) forever, reconnecting with backoff.
+
+        Raises Refused or ProtocolError, which connecting again would not cure."""
         delay = 0.1
         while True:
             try:
                 sock = self.connect()
                 delay = 0.1
-                while True:
-                    stream, seq, received_ns, payload = read_frame(sock)
-                    name = self.names.get(stream, str(stream))
-                    self.after_seq[name] = seq
-                    yield name, seq, received_ns, payload
-            except (ConnectionError, socket.timeout, ssl.SSLError, OSError) as e:
-                print("connection lost (%s); reconnecting in %.1f s" % (e, delay), file=sys.stderr)
+                with sock:
+                    while True:
+                        stream, seq, received_ns, payload = read_frame(sock)
+                        if stream == CONTROL_STREAM:
+                            continue  # a heartbeat, or a control message this client does not know
+                        name = self.names.get(stream, str(stream))
+                        self.after_seq[name] = seq
+                        yield name, seq, received_ns, payload
+            except OSError as e:  # refused, reset, closed, timed out, TLS errors
+                print("connection lost (%s); reconnecting in %.1f s" % (str(e) or type(e).__name__, delay), file=sys.stderr)
                 time.sleep(delay)  # reconnect backoff
                 delay = min(delay * 2, 5.0)
 
@@ -107,6 +168,8 @@ def main():
     parser.add_argument("address", help="HOST:PORT of a listener with protocol: streamrelay")
     parser.add_argument("--token")
     parser.add_argument("--inputs", help="streams wanted, comma-separated (default: all)")
+    parser.add_argument("--resume", type=parse_resume, metavar="EPOCH:SEQ",
+                        help="start after seq SEQ of epoch EPOCH; several streams: EPOCH:STREAM=SEQ,STREAM=SEQ")
     parser.add_argument("--ca", help="PEM CA file: connect with TLS")
     parser.add_argument("--cert", help="client certificate (mutual TLS)")
     parser.add_argument("--key", help="its key")
@@ -115,12 +178,18 @@ def main():
     args = parser.parse_args()
     host, _, port = args.address.rpartition(":")
     sub = Subscriber(host.strip("[]"), int(port), args.token, args.inputs.split(",") if args.inputs else None,
-                     args.ca, args.cert, args.key, args.server_name)
-    for n, (stream, seq, received_ns, payload) in enumerate(sub.frames(), 1):
-        lag_ms = (time.time_ns() - received_ns) / 1e6
-        print("%s seq=%d lag_ms=%.3f %s" % (stream, seq, lag_ms, payload.decode("utf-8", "replace")), flush=True)
-        if args.count and n >= args.count:
-            return 0
+                     args.ca, args.cert, args.key, args.server_name, args.resume)
+    try:
+        for n, (stream, seq, received_ns, payload) in enumerate(sub.frames(), 1):
+            lag_ms = (time.time_ns() - received_ns) / 1e6
+            print("%s seq=%d lag_ms=%.3f %s" % (stream, seq, lag_ms, payload.decode("utf-8", "replace")), flush=True)
+            if args.count and n >= args.count:
+                return 0
+    except (Refused, ProtocolError) as e:
+        print("streamrelay_client.py: %s" % e, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

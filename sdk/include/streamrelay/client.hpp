@@ -9,9 +9,13 @@
 //   while (sub.next(frame)) use(frame);
 //
 // It speaks both listener protocols: `raw` (frames only) and `streamrelay`
-// (a hello line, an answer, then frames with stream, seq and receive time;
-// on reconnect it resumes after the last seq it returned). TLS needs OpenSSL:
-// define STREAMRELAY_CLIENT_TLS before including it and link OpenSSL::SSL.
+// (a hello line, an answer, then frames with stream, seq and receive time,
+// and heartbeats, which it skips; on reconnect it resumes after the last seq
+// it returned). A connection that ends, cleanly or not (a relay restarted
+// or gone, a TLS connection cut without close_notify, a relay silent past
+// the read timeout), is a reconnect when asked, else the end of next(): see
+// endReason(). TLS needs OpenSSL: define STREAMRELAY_CLIENT_TLS before
+// including it and link OpenSSL::SSL.
 //
 // A Subscriber is not thread safe: one thread reads it.
 
@@ -21,11 +25,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -184,22 +190,40 @@ class Connection {
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
 
-  // > 0 bytes read; 0 when the relay closed the connection; throws on an error.
+  // > 0 bytes read; 0 when the connection ended, whether the relay closed it
+  // (a TLS close_notify, a TCP FIN) or it was lost (reset, or cut without
+  // close_notify: OpenSSL 3 reports that as SSL_R_UNEXPECTED_EOF_WHILE_READING),
+  // with ended() saying which. Throws on a TLS error that a new connection
+  // would meet again (an alert: a refused certificate).
   long read(char* data, std::size_t size) {
 #ifdef STREAMRELAY_CLIENT_TLS
     if (ssl_) {
+      ERR_clear_error();
       int n = SSL_read(ssl_, data, static_cast<int>(size));
       if (n > 0) return n;
-      int code = SSL_get_error(ssl_, n);
-      if (code == SSL_ERROR_ZERO_RETURN || code == SSL_ERROR_SYSCALL) return 0;
+      const int code = SSL_get_error(ssl_, n);
+      const int saved = errno;
+      if (code == SSL_ERROR_ZERO_RETURN) return end("the relay closed the connection");
+      if (code == SSL_ERROR_SYSCALL)
+        return end(std::string("connection lost: ") + (saved ? std::strerror(saved) : "cut without TLS close_notify"));
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+      if (code == SSL_ERROR_SSL && ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        ERR_clear_error();
+        return end("connection lost: cut without TLS close_notify");
+      }
+#endif
       throw std::runtime_error("TLS read: " + sslError());
     }
 #endif
     ssize_t n;
     do n = ::recv(fd_, data, size, 0);
     while (n < 0 && errno == EINTR);
-    return n < 0 ? 0 : n;
+    if (n > 0) return n;
+    return end(n == 0 ? "the relay closed the connection" : std::string("connection lost: ") + std::strerror(errno));
   }
+
+  // Why read() returned 0 (empty until then).
+  const std::string& ended() const { return ended_; }
 
   void writeAll(const std::string& data) {
     std::size_t sent = 0;
@@ -253,6 +277,11 @@ class Connection {
     fd_ = -1;
   }
 
+  long end(std::string why) {
+    ended_ = std::move(why);
+    return 0;
+  }
+
 #ifdef STREAMRELAY_CLIENT_TLS
   static std::string sslError() {
     unsigned long code = ERR_get_error();
@@ -300,20 +329,29 @@ class Connection {
   SSL* ssl_ = nullptr;
 #endif
   int fd_ = -1;
+  std::string ended_;
 };
 
 // The streamrelay protocol's frame header (see the relay's streamrelay_protocol.hpp).
 constexpr std::size_t kFrameHeaderBytes = 24;
 constexpr std::uint16_t kControlStream = 0xFFFF;
 
+// Whether the relay could continue where a hello asked to resume.
+enum class Recovery {
+  NotAsked,      // the hello did not ask to resume (this stream): nothing was missed, nothing to recover
+  Recovered,     // it continues right after the seq asked for: nothing missed
+  NotRecovered,  // frames were missed: it continues at first_seq
+};
+
 // What the relay said to a hello.
 struct Answer {
-  std::uint64_t epoch = 0;
-  bool recovered = false;  // every stream continues right after the seq asked for
+  std::uint64_t epoch = 0;      // sent as a decimal string (numbers are accepted too)
+  Recovery recovery = Recovery::NotAsked;  // over every stream the hello asked to resume
+  int heartbeatMs = 0;          // the relay sends a heartbeat after this long without a frame (0: none)
   struct Stream {
     std::uint16_t id = 0;
     std::uint64_t firstSeq = 0;
-    bool recovered = false;
+    Recovery recovery = Recovery::NotAsked;
   };
   std::map<std::string, Stream> streams;
   std::string json;  // as received
@@ -341,6 +379,7 @@ struct Refused : std::runtime_error {
 class Subscriber {
  public:
   enum class Protocol { Raw, Streamrelay };
+  static constexpr std::chrono::milliseconds kAutoReadTimeout{-1};
   struct Options {
     Framing framing;         // raw protocol only
     bool reconnect = false;  // on a lost connection, connect again (backoff 100 ms .. 5 s)
@@ -349,6 +388,16 @@ class Subscriber {
     std::string token;                // streamrelay protocol: sent in the hello
     std::vector<std::string> inputs;  // streamrelay protocol: streams wanted (empty: all)
     std::optional<ResumePoint> resume;  // streamrelay protocol: where the first connection starts
+    // How long the relay may send nothing at all (no frame, no heartbeat)
+    // before the connection counts as lost: kAutoReadTimeout is 3 x the
+    // heartbeat_ms the relay's answer announced (none announced: no limit);
+    // 0: no limit.
+    std::chrono::milliseconds readTimeout = kAutoReadTimeout;
+    // Called on the reading thread, inside next() or awaitAnswer(), each
+    // time the relay answers a hello (once per connection), before any
+    // frame of that connection is returned: answer(), answers() and
+    // endReason() (why the previous connection ended) say what happened.
+    std::function<void(const Subscriber&)> onAnswer;
   };
 
   explicit Subscriber(const std::string& hostPort) : Subscriber(hostPort, Options()) {}
@@ -370,21 +419,18 @@ class Subscriber {
 
   bool next(std::string& frame, FrameInfo& info, std::chrono::milliseconds timeout = std::chrono::milliseconds(-1)) {
     timedOut_ = false;
-    auto deadline = std::chrono::steady_clock::now() + timeout;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
     for (;;) {
       if (extract(frame, info)) return true;
       if (!connection_ && !reopen()) return false;
-      if (timeout.count() >= 0) {
-        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-        if (left.count() <= 0 || !connection_->waitReadable(static_cast<int>(left.count()))) {
-          timedOut_ = true;
-          return false;
-        }
+      const Wait waited = awaitBytes(timeout.count() >= 0 ? &deadline : nullptr);
+      if (waited == Wait::CallerTimeout) {
+        timedOut_ = true;
+        return false;
       }
-      if (!fill()) {
-        close();
-        if (!options_.reconnect) return false;
-      }
+      if (waited == Wait::Readable && fill()) continue;
+      close();  // ended, or silent past the read timeout: endReason() says which
+      if (!options_.reconnect) return false;
     }
   }
 
@@ -396,28 +442,75 @@ class Subscriber {
     while (connection_ && awaitingAnswer_) {
       if (takeLeadingAnswer()) return true;
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-      if (left.count() <= 0 || !connection_->waitReadable(static_cast<int>(left.count())) || !fill()) return false;
+      if (left.count() <= 0 || !connection_->waitReadable(static_cast<int>(left.count()))) return false;
+      if (!fill()) {
+        close();
+        return false;
+      }
     }
     return connection_ != nullptr;
   }
 
   bool timedOut() const { return timedOut_; }
   bool connected() const { return connection_ != nullptr; }
+  // Why the latest connection ended ("the relay closed the connection",
+  // "connection lost: ..."); empty while the first one lasts.
+  const std::string& endReason() const { return endReason_; }
   // The relay's answer to the latest hello, and how many were received
-  // (one per connection): after a reconnect, answer().recovered says
+  // (one per connection): after a reconnect, answer().recovery says
   // whether anything was missed, and first_seq where each stream restarted.
   const Answer& answer() const { return answer_; }
   int answers() const { return answers_; }
+  // Heartbeats received (streamrelay protocol), over every connection.
+  std::uint64_t heartbeats() const { return heartbeats_; }
   // Where a new connection would resume (streamrelay protocol).
   const std::optional<ResumePoint>& position() const { return position_; }
 
   void close() {
+    if (connection_ && !connection_->ended().empty()) endReason_ = connection_->ended();
     connection_.reset();
     buffer_.clear();
     begin_ = 0;
   }
 
  private:
+  enum class Wait { Readable, CallerTimeout, Silent };
+
+  // The read timeout in force (see Options::readTimeout); 0: none.
+  std::chrono::milliseconds silenceLimit() const {
+    if (options_.readTimeout != kAutoReadTimeout) return options_.readTimeout;
+    return std::chrono::milliseconds(3LL * answer_.heartbeatMs);
+  }
+
+  // Waits until the connection has bytes, the caller's deadline (if any)
+  // passes, or the relay has been silent for the read timeout. Without
+  // either limit, returns at once (the read then blocks).
+  Wait awaitBytes(const std::chrono::steady_clock::time_point* deadline) {
+    using std::chrono::milliseconds;
+    const milliseconds silence = silenceLimit();
+    if (!deadline && silence.count() <= 0) return Wait::Readable;
+    for (;;) {
+      const auto now = std::chrono::steady_clock::now();
+      long long wait = -1;
+      if (deadline) {
+        wait = std::max(0LL, static_cast<long long>(std::chrono::duration_cast<milliseconds>(*deadline - now).count()));
+        if (wait == 0) return Wait::CallerTimeout;
+      }
+      if (silence.count() > 0) {
+        const long long quiet = std::chrono::duration_cast<milliseconds>(lastByte_ + silence - now).count();
+        // Bytes waiting mean a relay that spoke, however long ago this
+        // client last looked.
+        if (quiet <= 0 && !connection_->waitReadable(0)) {
+          endReason_ = "connection lost: nothing from the relay for " + std::to_string(silence.count()) + " ms";
+          return Wait::Silent;
+        }
+        if (quiet <= 0) return Wait::Readable;
+        wait = wait < 0 ? quiet : std::min(wait, quiet);
+      }
+      if (connection_->waitReadable(static_cast<int>(std::min(wait, 24LL * 3600 * 1000)))) return Wait::Readable;
+    }
+  }
+
   static std::string quoted(const std::string& text) {
     std::string out = "\"";
     for (char c : text) {
@@ -442,7 +535,7 @@ class Subscriber {
       hello += "],";
     }
     if (position_ && !position_->afterSeq.empty()) {
-      hello += "\"resume\":{\"epoch\":" + std::to_string(position_->epoch) + ",\"after_seq\":{";
+      hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{";
       bool first = true;
       for (const auto& [stream, seq] : position_->afterSeq) {
         hello += (first ? "" : ",") + quoted(stream) + ":" + std::to_string(seq);
@@ -456,6 +549,7 @@ class Subscriber {
 
   void open() {
     connection_ = std::make_unique<Connection>(endpoint_, options_.tls);
+    lastByte_ = std::chrono::steady_clock::now();
     if (options_.protocol == Protocol::Raw) connection_->shutdownWrite();
     else connection_->writeAll(helloLine());
     awaitingAnswer_ = options_.protocol == Protocol::Streamrelay;
@@ -470,6 +564,7 @@ class Subscriber {
     long n = connection_->read(chunk, sizeof chunk);
     if (n <= 0) return false;
     buffer_.insert(buffer_.end(), chunk, chunk + n);
+    lastByte_ = std::chrono::steady_clock::now();
     return true;
   }
 
@@ -509,7 +604,7 @@ class Subscriber {
     HeaderedFrame f;
     while (takeHeadered(f)) {
       if (f.stream == kControlStream) {
-        takeAnswer(f.payload);
+        takeControl(f.payload);
         continue;
       }
       if (awaitingAnswer_) throw std::runtime_error("protocol error: a frame before the answer");
@@ -525,17 +620,43 @@ class Subscriber {
     return false;
   }
 
-  // Takes the answer if it is whole at the front of the buffer.
+  // Takes control frames from the front of the buffer until the answer;
+  // true once it is taken.
   bool takeLeadingAnswer() {
     HeaderedFrame f;
-    if (!takeHeadered(f)) return false;
-    if (f.stream != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
-    takeAnswer(f.payload);
-    return true;
+    while (awaitingAnswer_ && takeHeadered(f)) {
+      if (f.stream != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
+      takeControl(f.payload);
+    }
+    return !awaitingAnswer_;
   }
 
-  void takeAnswer(const std::string& json) {
-    const JsonValue answer = JsonValue::parse(json);
+  // A control frame: a message with a `type` (a heartbeat; one of a type
+  // this library does not know is skipped too), or the answer.
+  void takeControl(const std::string& json) {
+    const JsonValue message = JsonValue::parse(json);
+    if (const JsonValue* type = message.find("type")) {
+      if (type->type == JsonValue::Type::String && type->text == "heartbeat") ++heartbeats_;
+      return;
+    }
+    takeAnswer(message, json);
+  }
+
+  static Recovery recoveryOf(const JsonValue& object) {
+    const JsonValue* recovered = object.find("recovered");
+    if (!recovered || recovered->type != JsonValue::Type::Bool) return Recovery::NotAsked;
+    return recovered->boolean ? Recovery::Recovered : Recovery::NotRecovered;
+  }
+
+  static std::uint64_t unsignedField(const JsonValue& object, const char* key) {
+    std::uint64_t value = 0;
+    const JsonValue* field = object.find(key);
+    if (field && !field->asUnsigned(value))
+      throw std::runtime_error(std::string("protocol error: the answer's ") + key + " is not an unsigned integer");
+    return value;
+  }
+
+  void takeAnswer(const JsonValue& answer, const std::string& json) {
     const JsonValue* ok = answer.find("ok");
     if (!ok || ok->type != JsonValue::Type::Bool || !ok->boolean) {
       const JsonValue* error = answer.find("error");
@@ -543,15 +664,16 @@ class Subscriber {
     }
     Answer next;
     next.json = json;
-    if (const JsonValue* epoch = answer.find("epoch")) next.epoch = epoch->integer;
-    if (const JsonValue* recovered = answer.find("recovered")) next.recovered = recovered->boolean;
+    next.epoch = unsignedField(answer, "epoch");
+    next.recovery = recoveryOf(answer);
+    next.heartbeatMs = static_cast<int>(std::min<std::uint64_t>(unsignedField(answer, "heartbeat_ms"), 1u << 30));
     names_.clear();
     if (const JsonValue* streams = answer.find("streams")) {
       for (const auto& [name, s] : streams->fields) {
         Answer::Stream one;
-        if (const JsonValue* id = s.find("id")) one.id = static_cast<std::uint16_t>(id->integer);
-        if (const JsonValue* first = s.find("first_seq")) one.firstSeq = first->integer;
-        if (const JsonValue* recovered = s.find("recovered")) one.recovered = recovered->boolean;
+        one.id = static_cast<std::uint16_t>(unsignedField(s, "id"));
+        one.firstSeq = unsignedField(s, "first_seq");
+        one.recovery = recoveryOf(s);
         next.streams[name] = one;
         names_[one.id] = name;
       }
@@ -560,11 +682,12 @@ class Subscriber {
     // first one (if nothing else arrives first).
     if (!position_ || position_->epoch != next.epoch) position_ = ResumePoint{next.epoch, {}};
     for (const auto& [name, s] : next.streams)
-      if (s.firstSeq > 0 && (!s.recovered || !position_->afterSeq.count(name)))
+      if (s.firstSeq > 0 && (s.recovery != Recovery::Recovered || !position_->afterSeq.count(name)))
         position_->afterSeq[name] = s.firstSeq - 1;
     answer_ = std::move(next);
     ++answers_;
     awaitingAnswer_ = false;
+    if (options_.onAnswer) options_.onAnswer(*this);
   }
 
   // Takes one complete frame from the buffer, if there is one.
@@ -622,6 +745,9 @@ class Subscriber {
   bool awaitingAnswer_ = false;
   Answer answer_;
   int answers_ = 0;
+  std::uint64_t heartbeats_ = 0;
+  std::string endReason_;
+  std::chrono::steady_clock::time_point lastByte_;  // when the connection last gave bytes (or was opened)
   std::map<std::uint16_t, std::string> names_;  // stream id -> name, from the answer
   std::optional<ResumePoint> position_;
 };

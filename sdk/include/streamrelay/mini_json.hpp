@@ -32,6 +32,27 @@ struct JsonValue {
     return it == fields.end() ? nullptr : &it->second;
   }
 
+  // A 64-bit unsigned integer sent as a JSON integer or as a decimal string
+  // (as the relay sends epochs: JavaScript and jq round 64-bit numbers);
+  // false for anything else.
+  bool asUnsigned(std::uint64_t& out) const {
+    if (type == Type::Number && isInteger) {
+      out = integer;
+      return true;
+    }
+    if (type != Type::String || text.empty() || text.size() > 20 ||
+        text.find_first_not_of("0123456789") != std::string::npos)
+      return false;
+    std::uint64_t value = 0;
+    for (char c : text) {
+      const std::uint64_t digit = static_cast<std::uint64_t>(c - '0');
+      if (value > (UINT64_MAX - digit) / 10) return false;  // over 2^64 - 1
+      value = value * 10 + digit;
+    }
+    out = value;
+    return true;
+  }
+
   static JsonValue parse(const std::string& input) {
     std::size_t at = 0;
     JsonValue v = parseValue(input, at, 0);
