@@ -80,6 +80,35 @@ void removeStaleCopies(const std::string& tempDir) {
   }
 }
 
+// The instances whose worker did not stop by its deadline, for the rest of
+// the process: never destroyed, so their plugin's code stays mapped for the
+// thread that may still run it. Process-wide and never freed (a static
+// destructor at exit would destroy them under that thread).
+class AbandonedInstances {
+ public:
+  void add(std::shared_ptr<PluginInstance> instance) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    instances_.push_back(std::move(instance));
+  }
+  // How log lines name those whose worker still runs.
+  std::vector<std::string> stillRunning() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> running;
+    for (const auto& instance : instances_)
+      if (!instance->ended()) running.push_back(instance->description());
+    return running;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<PluginInstance>> instances_;
+};
+
+AbandonedInstances& abandonedInstances() {
+  static AbandonedInstances* const instances = new AbandonedInstances;
+  return *instances;
+}
+
 }  // namespace
 
 PluginHost::PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams,
@@ -203,7 +232,7 @@ void PluginHost::run(std::chrono::milliseconds firstWait) {
   }
 }
 
-void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
+std::vector<std::string> PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
   {
     std::lock_guard<std::mutex> lock(wakeMutex_);
     stopping_ = true;
@@ -218,8 +247,11 @@ void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
       for (auto& instance : f.second.instances) all.push_back(instance);
   }
   stopInstances(all, CloseReason::Shutdown, deadline);
-  std::lock_guard<std::mutex> lock(filesMutex_);
-  files_.clear();  // the last references: libraries unload here
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    files_.clear();  // the last references: libraries unload here (but an abandoned instance's)
+  }
+  return abandonedInstances().stillRunning();
 }
 
 void PluginHost::closeQueues() {
@@ -475,11 +507,22 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
 }
 
 // Drains (until the deadline) and destroys instances; their library unloads
-// with the last reference.
+// with the last reference. A worker still running at the deadline (a plugin
+// stuck in a callback) is abandoned, never waited for: its queue is closed,
+// it is unsubscribed, and the instance with its library is kept for the rest
+// of the process (code a stuck thread may still run is never unmapped).
 void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                                std::chrono::steady_clock::time_point deadline) {
   for (auto& instance : instances) instance->beginStop(reason, deadline);
-  for (auto& instance : instances) instance->join();
+  for (auto& instance : instances) {
+    if (instance->join(deadline)) continue;
+    logger().error("plugin instance %s did not stop within shutdown_timeout_ms (%s ms; stuck in a callback?): "
+                   "abandoned with its queue closed; its library stays loaded",
+                   instance->description(), std::to_string(drainTimeout_.count()));
+    unsubscribe(*instance);
+    instance->abandon();
+    abandonedInstances().add(std::move(instance));
+  }
   instances.clear();
 }
 

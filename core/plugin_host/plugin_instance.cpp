@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 
+#include "fatal_signal.hpp"
 #include "logging.hpp"
 
 namespace streamrelay {
@@ -34,7 +35,9 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
       queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},
-                                                 metrics_->queueCounters())) {
+                                                 metrics_->queueCounters())),
+      description_(config_.name + " (type " + library_->name() + ", file " + library_->path() + ")"),
+      crashNote_("plugin instance " + description_) {
   api_.struct_size = sizeof(api_);
   api_.abi_version = STREAMRELAY_ABI_VERSION;
   api_.host = this;
@@ -50,18 +53,26 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
 
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
-  join();
+  if (worker_.joinable()) worker_.join();  // it has ended: see the contract in the header
+  FatalSignalNote note(crashNote_);
   finish();
 }
 
 bool PluginInstance::create(std::string& error) {
   char message[kErrorBytes] = "";
+  FatalSignalNote note(crashNote_);
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
   if (!self_) error = *message ? oneLine(message) : "create() failed without a reason";
   return self_ != nullptr;
 }
 
-void PluginInstance::start() { worker_ = std::thread([this] { run(); }); }
+void PluginInstance::start() {
+  {
+    std::lock_guard<std::mutex> lock(endMutex_);
+    ended_ = false;
+  }
+  worker_ = std::thread([this] { run(); });
+}
 
 void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   deadlineNs_ = steadyNs(deadline);
@@ -69,11 +80,35 @@ void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::ti
   queue_->close(reason);
 }
 
-void PluginInstance::join() {
-  if (worker_.joinable()) worker_.join();
+bool PluginInstance::join(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::unique_lock<std::mutex> lock(endMutex_);
+    if (!endChanged_.wait_until(lock, deadline, [&] { return ended_; })) return false;
+  }
+  if (worker_.joinable()) worker_.join();  // returns at once: the worker's last step is signalEnded()
+  return true;
+}
+
+void PluginInstance::abandon() {
+  if (worker_.joinable()) worker_.detach();
+}
+
+bool PluginInstance::ended() const {
+  std::lock_guard<std::mutex> lock(endMutex_);
+  return ended_;
+}
+
+void PluginInstance::signalEnded() {
+  std::lock_guard<std::mutex> lock(endMutex_);
+  ended_ = true;
+  endChanged_.notify_all();
 }
 
 void PluginInstance::run() {
+  // A crash in the plugin's code on this thread names the instance, even
+  // when the plugin overflowed its stack.
+  AlternateSignalStack altStack;
+  FatalSignalNote note(crashNote_);
   std::deque<FrameSpan> spans;
   std::uint64_t skipped = 0;  // frames still queued at the stop deadline
   bool fed = false;  // once frames came, idle ticks flush: a plugin's own interval is honoured
@@ -107,6 +142,7 @@ void PluginInstance::run() {
     logger().warning("plugin %s: stop deadline reached with %?u frames not handed to the plugin", config_.name,
                      skipped);
   finish();
+  signalEnded();
 }
 
 void PluginInstance::callFlush() {
