@@ -368,11 +368,20 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
   } else {
     configs.push_back(implicitPluginInstance(type));
   }
-  for (PluginInstanceConfig& c : configs) {
-    std::string problem = resolveInputs(c.inputs, sources_, streamNames_);
-    if (!problem.empty()) throw std::runtime_error("instance " + c.name + ": inputs: " + problem);
-  }
   return configs;
+}
+
+// Resolves the inputs of an instance of `library` (a sidecar's as written,
+// the main config's that were left for now); returns "" or what is wrong.
+std::string PluginHost::resolveInstanceInputs(const PluginLibrary& library, PluginInstanceConfig& c) const {
+  if (library.readsNoFrames()) {
+    if (c.settings.has("inputs") && c.settings.given("inputs"))
+      logger().information("plugin %s: inputs ignored: plugin %s reads no frames", c.name, library.name());
+    c.inputs.clear();
+    return "";
+  }
+  std::lock_guard<std::mutex> lock(streamsMutex_);
+  return resolveInputs(c.inputs, sources_, streamNames_);
 }
 
 std::map<std::string, std::string> PluginHost::loadFailures() const {
@@ -440,7 +449,8 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
     const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs,
     std::string& refusals) {
   std::vector<std::shared_ptr<PluginInstance>> instances;
-  for (const PluginInstanceConfig& c : configs) {
+  for (PluginInstanceConfig c : configs) {
+    const std::string inputsProblem = resolveInstanceInputs(*library, c);
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();
     Bus* outputBus = nullptr;  // the stream it emits on (configured instances)
@@ -452,18 +462,32 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
     auto instance = std::make_shared<PluginInstance>(library, c, metrics,
                                                      outputBus, stats_,
                                                      [this](PluginInstance& i) { onDisabled(i); });
+    // Created first: a dropped-in plugin that cannot start without a config
+    // says so, whatever its inputs would have been.
     std::string error;
-    if (instance->create(error)) {
+    if (!instance->create(error)) {
+      if (c.implicit) {  // e.g. a processor or a sink, which need a config: not a failure of the file
+        logger().information("plugin %s: not started: it needs a config of its own (an instance in plugins.instances "
+                             "or in %s.yaml beside the file): %s",
+                             c.name, library->name(), error);
+        continue;
+      }
+      logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
+      refusals += (refusals.empty() ? "" : "; ") + c.name + ": create failed: " + error;
+      continue;
+    }
+    if (inputsProblem.empty()) {
       instances.push_back(std::move(instance));
       continue;
     }
-    if (c.implicit) {  // e.g. a processor, which needs a config: not a failure of the file
-      logger().information("plugin %s: not started without a configured instance (plugins.instances or %s.yaml): %s",
-                           c.name, library->name(), error);
+    if (c.implicit) {
+      logger().information("plugin %s: not started: it reads frames and there are several sources: configure an "
+                           "instance with inputs (plugins.instances or %s.yaml beside the file)",
+                           c.name, library->name());
       continue;
     }
-    logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
-    refusals += (refusals.empty() ? "" : "; ") + c.name + ": create failed: " + error;
+    logger().error("plugin %s (type %s): inputs: %s", c.name, library->name(), inputsProblem);
+    refusals += (refusals.empty() ? "" : "; ") + c.name + ": inputs: " + inputsProblem;
   }
   return instances;
 }

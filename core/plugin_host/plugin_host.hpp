@@ -96,6 +96,7 @@ class PluginHost {
   std::vector<std::shared_ptr<PluginInstance>> swapIn(const std::string& path, LoadedFile next);
   void unload(const std::string& path, CloseReason reason);
   std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
+  std::string resolveInstanceInputs(const PluginLibrary& library, PluginInstanceConfig& c) const;
   void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                      std::chrono::steady_clock::time_point deadline);
   void onDisabled(PluginInstance& instance);

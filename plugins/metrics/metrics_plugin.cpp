@@ -112,4 +112,6 @@ class MetricsPlugin : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page")
+// It reads no frames: every figure comes from the host's stats, so it needs no inputs.
+STREAMRELAY_EXPORT_PLUGIN_FLAGS(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page",
+                                STREAMRELAY_PLUGIN_NO_INPUTS)
