@@ -26,6 +26,10 @@ Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
 // A file whose size or mtime changed less than this long ago may still be being written.
 constexpr std::chrono::milliseconds kSettleTime(250);
 
+// After its drain deadline (the frames still queued are skipped), how long an
+// instance has for its final flush and destroy before it counts as stuck.
+constexpr std::chrono::seconds kStopGrace(1);
+
 std::int64_t mtimeNs(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
@@ -531,17 +535,18 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
 }
 
 // Drains (until the deadline) and destroys instances; their library unloads
-// with the last reference. A worker still running at the deadline (a plugin
-// stuck in a callback) is abandoned, never waited for: its queue is closed,
-// it is unsubscribed, and the instance with its library is kept for the rest
-// of the process (code a stuck thread may still run is never unmapped).
+// with the last reference. A worker still running kStopGrace after the
+// deadline (a plugin stuck in a callback) is abandoned, never waited for: its
+// queue is closed, it is unsubscribed, and the instance with its library is
+// kept for the rest of the process (code a stuck thread may still run is
+// never unmapped).
 void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                                std::chrono::steady_clock::time_point deadline) {
   for (auto& instance : instances) instance->beginStop(reason, deadline);
   for (auto& instance : instances) {
-    if (instance->join(deadline)) continue;
-    logger().error("plugin instance %s did not stop within shutdown_timeout_ms (%s ms; stuck in a callback?): "
-                   "abandoned with its queue closed; its library stays loaded",
+    if (instance->join(deadline + kStopGrace)) continue;
+    logger().error("plugin instance %s did not stop within shutdown_timeout_ms (%s ms, and 1 s for its final flush; "
+                   "stuck in a callback?): abandoned with its queue closed; its library stays loaded",
                    instance->description(), std::to_string(drainTimeout_.count()));
     unsubscribe(*instance);
     instance->abandon();
