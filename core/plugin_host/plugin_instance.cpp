@@ -10,6 +10,7 @@
 
 #include "fatal_signal.hpp"
 #include "logging.hpp"
+#include "secret_mask.hpp"
 
 namespace streamrelay {
 
@@ -23,6 +24,10 @@ constexpr std::chrono::milliseconds kIdleFlush(100);
 std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+
+// What a plugin says (a log line, an error), as the relay logs it: one line,
+// and no URL's password or token (secret_mask.hpp), whatever the plugin wrote.
+std::string fromPlugin(const char* message) { return oneLine(maskUrlSecrets(message ? message : "")); }
 }  // namespace
 
 PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
@@ -62,7 +67,7 @@ bool PluginInstance::create(std::string& error) {
   char message[kErrorBytes] = "";
   FatalSignalNote note(crashNote_);
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
-  if (!self_) error = *message ? oneLine(message) : "create() failed without a reason";
+  if (!self_) error = *message ? fromPlugin(message) : "create() failed without a reason";
   return self_ != nullptr;
 }
 
@@ -182,7 +187,7 @@ void PluginInstance::recordFailure(const char* what, const char* message) {
   metrics_->countFailure();
   ++consecutiveFailures_;
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
-                   *message ? oneLine(message) : std::string("no reason given"));
+                   *message ? fromPlugin(message) : std::string("no reason given"));
   if (consecutiveFailures_ < config_.maxFailures || disabled_) return;
   disabled_ = true;
   queue_->close(CloseReason::Failed);
@@ -198,7 +203,7 @@ void PluginInstance::finish() {
   if (library_->flush() && !disabled_) {
     char message[kErrorBytes] = "";
     if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
-      logger().warning("plugin %s: final flush failed: %s", config_.name, oneLine(message));
+      logger().warning("plugin %s: final flush failed: %s", config_.name, fromPlugin(message));
   }
   publishEmitted();
   library_->descriptor().destroy(self_);
@@ -211,7 +216,7 @@ void PluginInstance::apiLog(void* host, int level, const char* message) {
                   : level == STREAMRELAY_LOG_WARNING ? Poco::Message::PRIO_WARNING
                   : level >= STREAMRELAY_LOG_DEBUG   ? Poco::Message::PRIO_DEBUG
                                                      : Poco::Message::PRIO_INFORMATION;
-  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + oneLine(message ? message : ""),
+  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + fromPlugin(message),
                              priority));
 }
 
