@@ -6,6 +6,7 @@
 #include <string>
 
 #include "config.hpp"
+#include "metrics/metrics_config.hpp"
 #include "nats/nats_sink_config.hpp"
 #include "redis/redis_sink_config.hpp"
 #include "secret_mask.hpp"
@@ -67,7 +68,8 @@ TEST_CASE("the rule masks every secret key the built-in plugins declare, and no 
   };
   for (const Plugin& plugin : {Plugin{"sqlite_writer", plugins::sqliteWriterConfigKeys()},
                                Plugin{"redis", plugins::redisSinkConfigKeys()},
-                               Plugin{"nats", plugins::natsSinkConfigKeys()}}) {
+                               Plugin{"nats", plugins::natsSinkConfigKeys()},
+                               Plugin{"metrics", plugins::metricsConfigKeys()}}) {
     for (const ConfigKey& key : plugin.keys) {
       INFO(plugin.name << " config." << key.name);
       CHECK(isSecretKey(key.name) == (key.holds == ConfigKey::Holds::Secret));
