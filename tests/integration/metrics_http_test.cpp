@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -164,6 +166,19 @@ TEST_CASE("metrics: the status page's first answer holds the figures, and /histo
     auto before = samples->getArray(static_cast<unsigned>(i - 1)), after = samples->getArray(static_cast<unsigned>(i));
     CHECK(after->getElement<long long>(0) > before->getElement<long long>(0));
     CHECK(after->getElement<long long>(1) >= before->getElement<long long>(1));
+  }
+  // Where a browser is at hand (Debian's chromium; not installed in CI): the
+  // DOM right after loading has the tables filled, with no request of its own yet.
+  if (std::system("command -v chromium >/dev/null 2>&1") == 0) {
+    FILE* browser = ::popen(("chromium --headless --no-sandbox --disable-gpu --dump-dom http://127.0.0.1:" +
+                             std::to_string(port) + "/ 2>/dev/null").c_str(), "r");
+    REQUIRE(browser != nullptr);
+    std::string dom;
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, browser)) > 0;) dom.append(buffer, n);
+    ::pclose(browser);
+    INFO(dom);
+    CHECK(dom.find("<td>upstream</td><td>300</td>") != std::string::npos);  // the streams table's row
   }
   // ?after=T: only what is newer, for the page's polling.
   const long long last = samples->getArray(static_cast<unsigned>(samples->size() - 1))->getElement<long long>(0);
