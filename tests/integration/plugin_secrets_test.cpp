@@ -30,7 +30,7 @@ std::string checkConfig(const std::string& yaml, int& code) {
 
 }  // namespace
 
-TEST_CASE("--check-config prints every secret as (set): plugin configs, source URLs, auth lines", "[secrets]") {
+TEST_CASE("streamrelay --check-config prints every secret as (set): plugin configs, source URLs, auth lines", "[secrets]") {
   ::setenv("STREAMRELAY_TEST_LOGIN", "LOGIN alice hunter1", 1);
   int code = -1;
   const std::string out = checkConfig(

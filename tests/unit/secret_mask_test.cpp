@@ -82,7 +82,7 @@ TEST_CASE("the rule masks every secret key the built-in plugins declare, and no 
   }
 }
 
-TEST_CASE("--check-config prints no secret: plugin configs, source URLs, hidden core keys", "[secrets]") {
+TEST_CASE("the effective config (--check-config) prints no secret: plugin configs, source URLs, hidden core keys", "[secrets]") {
   ::setenv("TEST_AUTH_LINE", "LOGIN alice hunter9", 1);
   const Config c = parseConfig(
       "sources:\n"
