@@ -35,7 +35,7 @@ void append(char* line, std::size_t capacity, std::size_t& used, const char* tex
 }
 
 // Async-signal-safe: memcpy, strlen, write, sigaction, raise.
-void onFatalSignal(int number) {
+void onFatalSignal(int number, siginfo_t* info, void*) {
   const int savedErrno = errno;
   FatalSignal* signal = nullptr;
   for (FatalSignal& s : fatalSignals)
@@ -56,21 +56,23 @@ void onFatalSignal(int number) {
     }
   }
   // The previous action (SIG_DFL, or a sanitizer's handler) takes the signal
-  // again: it is blocked while this handler runs and arrives when it returns
-  // (a fault also recurs when the instruction runs again).
+  // again. A fault (si_code > 0, from the kernel) recurs by itself when the
+  // instruction runs again, with its own address for the core dump or the
+  // sanitizer; a signal that was sent (abort(), kill) is raised again: it is
+  // blocked while this handler runs and arrives when it returns.
   if (signal) ::sigaction(number, &signal->previous, nullptr);
   else ::signal(number, SIG_DFL);
   errno = savedErrno;
-  ::raise(number);
+  if (!info || info->si_code <= 0) ::raise(number);
 }
 
 }  // namespace
 
 void installFatalSignalHandler() {
   struct sigaction action {};
-  action.sa_handler = &onFatalSignal;
+  action.sa_sigaction = &onFatalSignal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_ONSTACK;
+  action.sa_flags = SA_SIGINFO | SA_ONSTACK;
   for (FatalSignal& s : fatalSignals) ::sigaction(s.number, &action, &s.previous);
 }
 

@@ -6,8 +6,8 @@
 // the plugin instance and file the crashing thread was running, e.g.
 //   streamrelay: fatal signal SIGSEGV in plugin instance db (type sqlite_writer, file /srv/plugins.d/sqlite_writer.so)
 // then restores the signal's previous action (the default, or a sanitizer's)
-// and raises it again, so the exit status and the core dump stay those of the
-// signal.
+// and lets the fault happen again (or raises a signal that was sent, such as
+// abort()'s), so the exit status and the core dump stay those of the signal.
 //
 // Async-signal-safe: the handler reads a thread-local pointer to a line
 // formatted beforehand, copies it into a buffer on its stack and write(2)s it.

@@ -16,6 +16,7 @@
 // and failover between `servers` are cnats' own; each outage is one log line
 // when it begins and one when it ends.
 
+#include <dlfcn.h>
 #include <nats/nats.h>
 #include <streamrelay/plugin.hpp>
 
@@ -32,6 +33,15 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// cnats keeps library-wide state and threads (timers, reconnects) in libnats:
+// it must stay mapped when this plugin is unloaded (removed, replaced), or
+// those threads would run unmapped code. dlopen with RTLD_NODELETE pins it.
+void pinLibnats() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&natsConnection_Connect), &info) != 0 && info.dli_fname)
+    ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 using streamrelay::plugins::NatsSinkConfig;
 
 std::string statusText(natsStatus s) {
@@ -47,6 +57,7 @@ class NatsSink : public streamrelay::Plugin {
  public:
   NatsSink(streamrelay::Host& host, const std::string& configYaml)
       : host_(host), config_(streamrelay::plugins::parseNatsSinkConfig(configYaml)) {
+    pinLibnats();
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "nats options");
     std::vector<const char*> servers;
