@@ -12,18 +12,24 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "config.hpp"
 #include "config_watcher.hpp"
+#include "fatal_signal.hpp"
 #include "logging.hpp"
 #include "relay.hpp"
 
 namespace {
+
+// The exit code when a plugin instance did not stop within shutdown_timeout_ms.
+constexpr int kExitPluginStuck = 3;
 
 const char* kUsage =
     "usage: streamrelay [--config FILE] [--pid-file PIDFILE]\n"
@@ -32,7 +38,9 @@ const char* kUsage =
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
     "       streamrelay --list-keys          print every config key: kind, range, default, what it does\n"
-    "       streamrelay --version | --help\n";
+    "       streamrelay --version | --help\n"
+    "exit codes: 0 stopped cleanly, 1 config or start-up error, 2 bad arguments,\n"
+    "            3 a plugin instance did not stop within shutdown_timeout_ms\n";
 
 struct Options {
   // A system install reads /etc/streamrelay/streamrelay.yaml, a source tree's
@@ -159,6 +167,7 @@ int main(int argc, char** argv) {
   for (int sig : {SIGTERM, SIGINT, SIGQUIT, SIGHUP}) sigaddset(&signals, sig);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // writes use MSG_NOSIGNAL too; this covers the rest
+  streamrelay::installFatalSignalHandler();  // a crash in a plugin names it
 
   streamrelay::configureLogging(config.logLevel);
   try {
@@ -174,8 +183,17 @@ int main(int argc, char** argv) {
     }
     waitForTermination(signals, relay, options.config);
     if (watcher) watcher->stop();
-    relay.stop();
+    const std::vector<std::string> stuck = relay.stop();
     if (!options.pidFile.empty()) std::remove(options.pidFile.c_str());
+    if (!stuck.empty()) {
+      // Their threads may still call into the relay: end the process now,
+      // without destroying it (nor running static destructors under them).
+      std::string names;
+      for (const std::string& name : stuck) names += (names.empty() ? "" : "; ") + name;
+      Poco::Logger::get("streamrelay").error("exiting with code %d: plugin instance(s) still running: %s",
+                                             kExitPluginStuck, names);
+      std::_Exit(kExitPluginStuck);
+    }
   } catch (const std::exception& e) {
     std::cerr << "streamrelay: " << e.what() << "\n";
     return 1;

@@ -87,8 +87,8 @@ std::uint64_t Relay::framesReceived() const {
   return frames;
 }
 
-void Relay::stop() {
-  if (stopped_) return;
+std::vector<std::string> Relay::stop() {
+  if (stopped_) return {};
   stopped_ = true;
   Poco::Logger& logger = Poco::Logger::get("streamrelay");
   logger.information("relay stopping: no new subscribers, sources closing, flushing queued frames");
@@ -108,9 +108,11 @@ void Relay::stop() {
   for (auto& source : sources_) source->stop();
   // Subscribers and plugins drain side by side, within the same deadline.
   writers_.beginDrain(deadline);
-  if (plugins_) plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
+  std::vector<std::string> stillRunning;
+  if (plugins_) stillRunning = plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
   writers_.join();
   logger.information("relay stopped after %?u frames received", framesReceived());
+  return stillRunning;
 }
 
 }  // namespace streamrelay

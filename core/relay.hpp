@@ -37,8 +37,11 @@ class Relay {
 
   void start();
   // Stops accepting, stops the upstream, sends subscribers what they have
-  // queued (within shutdown_timeout_ms), closes them. Idempotent.
-  void stop();
+  // queued (within shutdown_timeout_ms), closes them. Idempotent. Returns how
+  // log lines name the plugin instances that did not stop (stuck in a
+  // plugin's code, still running): the caller must then end the process
+  // without destroying the relay, which those threads may still call.
+  std::vector<std::string> stop();
 
   // Thread safe: look for new, changed and removed plugins now (SIGHUP).
   void rescanPlugins();

@@ -98,6 +98,15 @@ YAML::Node loadYaml(const std::string& text, const std::string& sourceName) {
   }
 }
 
+// A plugin instance's `inputs`: as a consumer's, except that with several
+// sources and none given they stay empty, to be resolved when its plugin
+// loads: a plugin that reads no frames (metrics) needs none, one that does is
+// refused then with the reason.
+std::vector<std::string> readInstanceInputs(const YamlMap& m, const StreamNames& streams) {
+  if (!m.has("inputs") && streams.sources.size() != 1) return {};
+  return readInputs(m, streams);
+}
+
 // `streams`: resolve `inputs` now (the main config); null: keep them as
 // written, resolved when the plugin loads (a sidecar file, whose `type` is
 // implied by its file name).
@@ -110,7 +119,7 @@ PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& imp
   p.type = impliedType.empty() ? s.string("type") : impliedType;
   p.name = s.given("name") ? s.string("name") : p.type;
   p.settings.setString("name", p.name);
-  p.inputs = streams ? readInputs(m, *streams) : s.strings("inputs");
+  p.inputs = streams ? readInstanceInputs(m, *streams) : s.strings("inputs");
   p.settings.setStrings("inputs", p.inputs);
   p.queue = queueFrom(s.group("queue"));
   p.maxFailures = static_cast<int>(s.integer("max_failures"));

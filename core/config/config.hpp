@@ -85,7 +85,9 @@ struct ListenerConfig {
 struct PluginInstanceConfig {
   std::string name;
   std::string type;
-  std::vector<std::string> inputs;  // the streams it gets (empty until resolved with resolveInputs)
+  // The streams it gets. Empty until resolved with resolveInputs: in the
+  // main config with exactly one source (or given), else when its plugin loads.
+  std::vector<std::string> inputs;
   QueueLimits queue;
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled

@@ -2,18 +2,74 @@
 // effectiveConfigYaml: the configuration as the relay will run it, defaults
 // filled in (what --check-config prints), and configKeysReference (what
 // --list-keys prints). Both read the key tables (keys.hpp).
+//
+// Secrets: keys marked secret (KeySpec::hidden) print as "(set)" (schema.cpp);
+// besides, every value here goes through the rule of secret_mask.hpp: a
+// plugin's `config:` by its keys, and every string by the URLs in it (a
+// source's url with user:password@ or ?token=).
 #include <yaml-cpp/yaml.h>
+
+#include <algorithm>
 
 #include "config.hpp"
 #include "keys.hpp"
+#include "secret_mask.hpp"
 
 namespace streamrelay {
 
 namespace {
 
+bool hasCustomKeys(const Schema& schema) {
+  auto custom = [](const std::vector<KeySpec>& keys) {
+    return std::any_of(keys.begin(), keys.end(), [](const KeySpec& k) { return k.kind == KeyKind::Custom; });
+  };
+  return custom(schema.keys) ||
+         std::any_of(schema.types.begin(), schema.types.end(), [&](const TypeSpec& t) { return custom(t.keys); });
+}
+
+bool emitMasked(YAML::Emitter& out, const Settings::Entry& e);
+
+// An entry whose printed value the secret rule changes, printed masked;
+// false to leave it to emitSettings. Applied at every level (groups too).
+bool emitMasked(YAML::Emitter& out, const Settings::Entry& e) {
+  const KeySpec& k = *e.spec;
+  const Settings::Value& v = e.value;
+  if (k.secret) return false;  // "(set)" already
+  switch (k.kind) {
+    case KeyKind::String:
+    case KeyKind::Endpoint: {
+      const std::string masked = maskUrlSecrets(v.text);
+      if (masked == v.text) return false;
+      out << YAML::Key << k.name << YAML::Value << YAML::DoubleQuoted << masked;
+      return true;
+    }
+    case KeyKind::Strings:
+    case KeyKind::Endpoints: {
+      if (std::all_of(v.list.begin(), v.list.end(), [](const std::string& s) { return maskUrlSecrets(s) == s; }))
+        return false;
+      out << YAML::Key << k.name << YAML::Value << YAML::Flow << YAML::BeginSeq;
+      for (const std::string& item : v.list) out << YAML::DoubleQuoted << maskUrlSecrets(item);
+      out << YAML::EndSeq;
+      return true;
+    }
+    case KeyKind::Yaml:
+      out << YAML::Key << k.name << YAML::Value << maskedPluginConfig(v.text);
+      return true;
+    case KeyKind::Group:
+      out << YAML::Key << k.name << YAML::Value;
+      if (!hasCustomKeys(*k.group)) out << YAML::Flow;
+      out << YAML::BeginMap;
+      emitSettings(out, *v.group, &emitMasked);
+      out << YAML::EndMap;
+      return true;
+    default:
+      return false;
+  }
+}
+
 void emitBlock(YAML::Emitter& out, const Settings& settings) {
   out << YAML::BeginMap;
-  emitSettings(out, settings);
+  emitSettings(out, settings, &emitMasked);
   out << YAML::EndMap;
 }
 
@@ -56,12 +112,12 @@ std::string effectiveConfigYaml(const Config& c) {
       out << YAML::EndSeq;
     } else if (name == "plugins") {
       out << YAML::Key << "plugins" << YAML::Value << YAML::BeginMap;
-      emitSettings(out, c.plugins.settings);
+      emitSettings(out, c.plugins.settings, &emitMasked);
       out << YAML::Key << "instances" << YAML::Value << YAML::BeginSeq;
       for (const PluginInstanceConfig& i : c.plugins.instances) emitBlock(out, i.settings);
       out << YAML::EndSeq << YAML::EndMap;
     } else {
-      return false;
+      return emitMasked(out, e);
     }
     return true;
   });

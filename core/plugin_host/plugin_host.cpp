@@ -28,6 +28,10 @@ Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
 // A file whose size or mtime changed less than this long ago may still be being written.
 constexpr std::chrono::milliseconds kSettleTime(250);
 
+// After its drain deadline (the frames still queued are skipped), how long an
+// instance has for its final flush and destroy before it counts as stuck.
+constexpr std::chrono::seconds kStopGrace(1);
+
 std::int64_t mtimeNs(const struct stat& st) {
   return static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
 }
@@ -67,6 +71,35 @@ void removeStaleCopies(const std::string& tempDir) {
   } catch (const Poco::Exception& e) {
     logger().warning("plugins: cannot clean stale copies in %s: %s", tempDir, e.displayText());
   }
+}
+
+// The instances whose worker did not stop by its deadline, for the rest of
+// the process: never destroyed, so their plugin's code stays mapped for the
+// thread that may still run it. Process-wide and never freed (a static
+// destructor at exit would destroy them under that thread).
+class AbandonedInstances {
+ public:
+  void add(std::shared_ptr<PluginInstance> instance) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    instances_.push_back(std::move(instance));
+  }
+  // How log lines name those whose worker still runs.
+  std::vector<std::string> stillRunning() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<std::string> running;
+    for (const auto& instance : instances_)
+      if (!instance->ended()) running.push_back(instance->description());
+    return running;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::vector<std::shared_ptr<PluginInstance>> instances_;
+};
+
+AbandonedInstances& abandonedInstances() {
+  static AbandonedInstances* const instances = new AbandonedInstances;
+  return *instances;
 }
 
 }  // namespace
@@ -200,7 +233,7 @@ void PluginHost::run(std::chrono::milliseconds firstWait) {
   }
 }
 
-void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
+std::vector<std::string> PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
   {
     std::lock_guard<std::mutex> lock(wakeMutex_);
     stopping_ = true;
@@ -215,8 +248,11 @@ void PluginHost::stop(std::chrono::steady_clock::time_point deadline) {
       for (auto& instance : f.second.instances) all.push_back(instance);
   }
   stopInstances(all, CloseReason::Shutdown, deadline);
-  std::lock_guard<std::mutex> lock(filesMutex_);
-  files_.clear();  // the last references: libraries unload here
+  {
+    std::lock_guard<std::mutex> lock(filesMutex_);
+    files_.clear();  // the last references: libraries unload here (but an abandoned instance's)
+  }
+  return abandonedInstances().stillRunning();
 }
 
 void PluginHost::closeQueues() {
@@ -333,11 +369,20 @@ std::vector<PluginInstanceConfig> PluginHost::instanceConfigs(const std::string&
   } else {
     configs.push_back(implicitPluginInstance(type));
   }
-  for (PluginInstanceConfig& c : configs) {
-    std::string problem = resolveInputs(c.inputs, sources_, streamNames_);
-    if (!problem.empty()) throw std::runtime_error("instance " + c.name + ": inputs: " + problem);
-  }
   return configs;
+}
+
+// Resolves the inputs of an instance of `library` (a sidecar's as written,
+// the main config's that were left for now); returns "" or what is wrong.
+std::string PluginHost::resolveInstanceInputs(const PluginLibrary& library, PluginInstanceConfig& c) const {
+  if (library.readsNoFrames()) {
+    if (c.settings.has("inputs") && c.settings.given("inputs"))
+      logger().information("plugin %s: inputs ignored: plugin %s reads no frames", c.name, library.name());
+    c.inputs.clear();
+    return "";
+  }
+  std::lock_guard<std::mutex> lock(streamsMutex_);
+  return resolveInputs(c.inputs, sources_, streamNames_);
 }
 
 std::map<std::string, std::string> PluginHost::loadFailures() const {
@@ -405,7 +450,8 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
     const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs,
     std::string& refusals) {
   std::vector<std::shared_ptr<PluginInstance>> instances;
-  for (const PluginInstanceConfig& c : configs) {
+  for (PluginInstanceConfig c : configs) {
+    const std::string inputsProblem = resolveInstanceInputs(*library, c);
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();
     Bus* outputBus = nullptr;  // the stream it emits on (configured instances)
@@ -417,18 +463,32 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
     auto instance = std::make_shared<PluginInstance>(library, c, metrics,
                                                      outputBus, stats_,
                                                      [this](PluginInstance& i) { onDisabled(i); });
+    // Created first: a dropped-in plugin that cannot start without a config
+    // says so, whatever its inputs would have been.
     std::string error;
-    if (instance->create(error)) {
+    if (!instance->create(error)) {
+      if (c.implicit) {  // e.g. a processor or a sink, which need a config: not a failure of the file
+        logger().information("plugin %s: not started: it needs a config of its own (an instance in plugins.instances "
+                             "or in %s.yaml beside the file): %s",
+                             c.name, library->name(), error);
+        continue;
+      }
+      logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
+      refusals += (refusals.empty() ? "" : "; ") + c.name + ": create failed: " + error;
+      continue;
+    }
+    if (inputsProblem.empty()) {
       instances.push_back(std::move(instance));
       continue;
     }
-    if (c.implicit) {  // e.g. a processor, which needs a config: not a failure of the file
-      logger().information("plugin %s: not started without a configured instance (plugins.instances or %s.yaml): %s",
-                           c.name, library->name(), error);
+    if (c.implicit) {
+      logger().information("plugin %s: not started: it reads frames and there are several sources: configure an "
+                           "instance with inputs (plugins.instances or %s.yaml beside the file)",
+                           c.name, library->name());
       continue;
     }
-    logger().error("plugin %s (type %s): create failed: %s", c.name, library->name(), error);
-    refusals += (refusals.empty() ? "" : "; ") + c.name + ": create failed: " + error;
+    logger().error("plugin %s (type %s): inputs: %s", c.name, library->name(), inputsProblem);
+    refusals += (refusals.empty() ? "" : "; ") + c.name + ": inputs: " + inputsProblem;
   }
   return instances;
 }
@@ -472,11 +532,23 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
 }
 
 // Drains (until the deadline) and destroys instances; their library unloads
-// with the last reference.
+// with the last reference. A worker still running kStopGrace after the
+// deadline (a plugin stuck in a callback) is abandoned, never waited for: its
+// queue is closed, it is unsubscribed, and the instance with its library is
+// kept for the rest of the process (code a stuck thread may still run is
+// never unmapped).
 void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                                std::chrono::steady_clock::time_point deadline) {
   for (auto& instance : instances) instance->beginStop(reason, deadline);
-  for (auto& instance : instances) instance->join();
+  for (auto& instance : instances) {
+    if (instance->join(deadline + kStopGrace)) continue;
+    logger().error("plugin instance %s did not stop within shutdown_timeout_ms (%s ms, and 1 s for its final flush; "
+                   "stuck in a callback?): abandoned with its queue closed; its library stays loaded",
+                   instance->description(), std::to_string(drainTimeout_.count()));
+    unsubscribe(*instance);
+    instance->abandon();
+    abandonedInstances().add(std::move(instance));
+  }
   instances.clear();
 }
 

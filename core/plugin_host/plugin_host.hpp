@@ -50,8 +50,10 @@ class PluginHost {
   // stopping: releases a publisher blocked on a `block` queue.
   void closeQueues();
   // Ends the host thread, drains every instance (until the deadline), destroys
-  // them and unloads the libraries.
-  void stop(std::chrono::steady_clock::time_point deadline);
+  // them and unloads the libraries. Returns how log lines name the instances
+  // whose worker is still running (stuck in the plugin's code): abandoned now
+  // or earlier, with their libraries still loaded.
+  std::vector<std::string> stop(std::chrono::steady_clock::time_point deadline);
   std::vector<std::shared_ptr<PluginInstance>> instances() const;
   // Thread safe: the plugin instances of a reloaded config, and every stream's
   // bus (those of instances added now included). The host thread applies it at
@@ -94,6 +96,7 @@ class PluginHost {
   std::vector<std::shared_ptr<PluginInstance>> swapIn(const std::string& path, LoadedFile next);
   void unload(const std::string& path, CloseReason reason);
   std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
+  std::string resolveInstanceInputs(const PluginLibrary& library, PluginInstanceConfig& c) const;
   void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                      std::chrono::steady_clock::time_point deadline);
   void onDisabled(PluginInstance& instance);

@@ -8,7 +8,9 @@
 #include <cstring>
 #include <deque>
 
+#include "fatal_signal.hpp"
 #include "logging.hpp"
+#include "secret_mask.hpp"
 
 namespace streamrelay {
 
@@ -22,6 +24,10 @@ constexpr std::chrono::milliseconds kIdleFlush(100);
 std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
+
+// What a plugin says (a log line, an error), as the relay logs it: one line,
+// and no URL's password or token (secret_mask.hpp), whatever the plugin wrote.
+std::string fromPlugin(const char* message) { return oneLine(maskUrlSecrets(message ? message : "")); }
 }  // namespace
 
 PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
@@ -34,7 +40,9 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
       queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},
-                                                 metrics_->queueCounters())) {
+                                                 metrics_->queueCounters())),
+      description_(config_.name + " (type " + library_->name() + ", file " + library_->path() + ")"),
+      crashNote_("plugin instance " + description_) {
   api_.struct_size = sizeof(api_);
   api_.abi_version = STREAMRELAY_ABI_VERSION;
   api_.host = this;
@@ -50,18 +58,26 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
 
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
-  join();
+  if (worker_.joinable()) worker_.join();  // it has ended: see the contract in the header
+  FatalSignalNote note(crashNote_);
   finish();
 }
 
 bool PluginInstance::create(std::string& error) {
   char message[kErrorBytes] = "";
+  FatalSignalNote note(crashNote_);
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
-  if (!self_) error = *message ? oneLine(message) : "create() failed without a reason";
+  if (!self_) error = *message ? fromPlugin(message) : "create() failed without a reason";
   return self_ != nullptr;
 }
 
-void PluginInstance::start() { worker_ = std::thread([this] { run(); }); }
+void PluginInstance::start() {
+  {
+    std::lock_guard<std::mutex> lock(endMutex_);
+    ended_ = false;
+  }
+  worker_ = std::thread([this] { run(); });
+}
 
 void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   deadlineNs_ = steadyNs(deadline);
@@ -69,11 +85,35 @@ void PluginInstance::beginStop(CloseReason reason, std::chrono::steady_clock::ti
   queue_->close(reason);
 }
 
-void PluginInstance::join() {
-  if (worker_.joinable()) worker_.join();
+bool PluginInstance::join(std::chrono::steady_clock::time_point deadline) {
+  {
+    std::unique_lock<std::mutex> lock(endMutex_);
+    if (!endChanged_.wait_until(lock, deadline, [&] { return ended_; })) return false;
+  }
+  if (worker_.joinable()) worker_.join();  // returns at once: the worker's last step is signalEnded()
+  return true;
+}
+
+void PluginInstance::abandon() {
+  if (worker_.joinable()) worker_.detach();
+}
+
+bool PluginInstance::ended() const {
+  std::lock_guard<std::mutex> lock(endMutex_);
+  return ended_;
+}
+
+void PluginInstance::signalEnded() {
+  std::lock_guard<std::mutex> lock(endMutex_);
+  ended_ = true;
+  endChanged_.notify_all();
 }
 
 void PluginInstance::run() {
+  // A crash in the plugin's code on this thread names the instance, even
+  // when the plugin overflowed its stack.
+  AlternateSignalStack altStack;
+  FatalSignalNote note(crashNote_);
   std::deque<FrameSpan> spans;
   std::uint64_t skipped = 0;  // frames still queued at the stop deadline
   bool fed = false;  // once frames came, idle ticks flush: a plugin's own interval is honoured
@@ -107,6 +147,7 @@ void PluginInstance::run() {
     logger().warning("plugin %s: stop deadline reached with %?u frames not handed to the plugin", config_.name,
                      skipped);
   finish();
+  signalEnded();
 }
 
 void PluginInstance::callFlush() {
@@ -146,7 +187,7 @@ void PluginInstance::recordFailure(const char* what, const char* message) {
   metrics_->countFailure();
   ++consecutiveFailures_;
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
-                   *message ? oneLine(message) : std::string("no reason given"));
+                   *message ? fromPlugin(message) : std::string("no reason given"));
   if (consecutiveFailures_ < config_.maxFailures || disabled_) return;
   disabled_ = true;
   queue_->close(CloseReason::Failed);
@@ -162,7 +203,7 @@ void PluginInstance::finish() {
   if (library_->flush() && !disabled_) {
     char message[kErrorBytes] = "";
     if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
-      logger().warning("plugin %s: final flush failed: %s", config_.name, oneLine(message));
+      logger().warning("plugin %s: final flush failed: %s", config_.name, fromPlugin(message));
   }
   publishEmitted();
   library_->descriptor().destroy(self_);
@@ -175,7 +216,7 @@ void PluginInstance::apiLog(void* host, int level, const char* message) {
                   : level == STREAMRELAY_LOG_WARNING ? Poco::Message::PRIO_WARNING
                   : level >= STREAMRELAY_LOG_DEBUG   ? Poco::Message::PRIO_DEBUG
                                                      : Poco::Message::PRIO_INFORMATION;
-  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + oneLine(message ? message : ""),
+  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + fromPlugin(message),
                              priority));
 }
 

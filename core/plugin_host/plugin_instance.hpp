@@ -5,14 +5,19 @@
 //
 // A callback that fails (returns an error, or throws inside a C++ plugin) is
 // logged and counted; after max_failures in a row the instance is disabled:
-// its queue closes and the relay goes on without it. What cannot be isolated
-// in-process (a crash, an endless loop in on_frame) is documented in README.
+// its queue closes and the relay goes on without it. A worker that does not
+// end by its stop deadline (a plugin stuck in on_frame) is abandoned: the
+// host keeps the instance, and so its library, alive for as long as the
+// process runs (see PluginHost::stopInstances). A fatal signal on the worker
+// names the instance (fatal_signal.hpp).
 //
-// Thread safe: start(), beginStop(), join(), counters. The plugin's callbacks
-// run on the worker thread only (create on the caller's, before start()).
+// Thread safe: start(), beginStop(), join(), abandon(), ended(), counters. The
+// plugin's callbacks run on the worker thread only (create on the caller's,
+// before start()).
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -37,7 +42,9 @@ class PluginInstance {
   // `output`: the bus of the stream it emits on (null: it cannot emit).
   PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
                  std::shared_ptr<PluginMetrics> metrics, Bus* output, StatsJson stats, OnDisabled onDisabled);
-  ~PluginInstance();  // stops at once if still running; destroys the plugin's instance
+  // Destroys the plugin's instance. The worker must have ended (joined) or
+  // never started: an abandoned instance is never destroyed.
+  ~PluginInstance();
   PluginInstance(const PluginInstance&) = delete;
   PluginInstance& operator=(const PluginInstance&) = delete;
 
@@ -47,7 +54,16 @@ class PluginInstance {
   // Closes the queue; the worker hands what is queued to the plugin until the
   // deadline, then flushes and destroys it.
   void beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline);
-  void join();
+  // Waits until the worker has ended, at most until `deadline`; true if it
+  // ended (and was joined) or never started.
+  bool join(std::chrono::steady_clock::time_point deadline);
+  // Lets a worker that did not end run on unowned: the caller must keep this
+  // instance alive for as long as the process runs.
+  void abandon();
+  // True once the worker has ended (or never started).
+  bool ended() const;
+  // "NAME (type TYPE, file PATH)": how log lines name this instance.
+  const std::string& description() const { return description_; }
 
   const std::string& name() const { return config_.name; }
   const PluginInstanceConfig& config() const { return config_; }
@@ -63,6 +79,7 @@ class PluginInstance {
   void recordFailure(const char* what, const char* message);
   void callFlush();
   void finish();
+  void signalEnded();
 
   // The host API table's functions; `host` is this instance.
   static void apiLog(void* host, int level, const char* message);
@@ -86,7 +103,12 @@ class PluginInstance {
   streamrelay_host_api api_{};
   void* self_ = nullptr;
   QueuePtr queue_;
+  const std::string description_;
+  const std::string crashNote_;  // what a fatal signal in the plugin's code prints
   std::thread worker_;
+  mutable std::mutex endMutex_;
+  std::condition_variable endChanged_;
+  bool ended_ = true;  // guarded by endMutex_: false from start() until the worker's last step
   std::atomic<std::int64_t> deadlineNs_{INT64_MAX};  // steady clock; frames left after it are dropped
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};

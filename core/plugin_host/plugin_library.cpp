@@ -84,6 +84,7 @@ void PluginLibrary::validate() {
   if (!d.create || !d.on_frame || !d.destroy) throw std::runtime_error("create, on_frame and destroy are required");
   name_ = d.name;
   if (covers(d, FIELD_END(flush))) flush_ = d.flush;
+  if (covers(d, FIELD_END(flags))) flags_ = d.flags;
 }
 
 }  // namespace streamrelay

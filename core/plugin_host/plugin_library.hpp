@@ -32,6 +32,8 @@ class PluginLibrary {
   const streamrelay_plugin& descriptor() const { return *descriptor_; }
   // The optional callback, or null if the descriptor predates it.
   decltype(streamrelay_plugin::flush) flush() const { return flush_; }
+  // STREAMRELAY_PLUGIN_NO_INPUTS: its instances subscribe to nothing.
+  bool readsNoFrames() const { return (flags_ & STREAMRELAY_PLUGIN_NO_INPUTS) != 0; }
 
  private:
   PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibrary> library);
@@ -42,6 +44,7 @@ class PluginLibrary {
   const streamrelay_plugin* descriptor_ = nullptr;
   std::string name_;
   decltype(streamrelay_plugin::flush) flush_ = nullptr;
+  std::uint32_t flags_ = 0;
 };
 
 }  // namespace streamrelay

@@ -3,6 +3,12 @@
 // ConfigReader: a built-in plugin's `config:` mapping, read key by key with
 // one-line errors that name the key ("config.batch_frames: must be 1..1000000").
 // Header-only, yaml-cpp; shared by the plugins that take a config.
+//
+// Each plugin declares its keys, and which of them hold a secret: the relay
+// prints a plugin's config (--check-config) masked by one rule of its own
+// (core/config/secret_mask.hpp: keys named password, token, ...; the userinfo
+// of URLs), and a unit test checks that the rule masks every key declared
+// here as secret, and no other. Errors never echo such a key's value.
 
 #include <yaml-cpp/yaml.h>
 
@@ -13,11 +19,25 @@
 
 namespace streamrelay::plugins {
 
+struct ConfigKey {
+  enum class Holds {
+    Value,   // nothing secret
+    Secret,  // the value is a secret (a password, a token)
+    Url,     // a URL, or a list of them, whose userinfo may be a secret (redis://:PASSWORD@host)
+  };
+  ConfigKey(const char* keyName, Holds what = Holds::Value) : name(keyName), holds(what) {}  // NOLINT: a plain key by name
+  std::string name;
+  Holds holds;
+};
+
+inline ConfigKey secretKey(const char* name) { return {name, ConfigKey::Holds::Secret}; }
+inline ConfigKey urlKey(const char* name) { return {name, ConfigKey::Holds::Url}; }
+
 class ConfigReader {
  public:
   // Throws std::invalid_argument if the text is not a mapping or has a key
-  // outside `known`.
-  ConfigReader(const std::string& yaml, std::vector<std::string> known) : known_(std::move(known)) {
+  // outside `keys`.
+  ConfigReader(const std::string& yaml, std::vector<ConfigKey> keys) : keys_(std::move(keys)) {
     try {
       config_ = YAML::Load(yaml);
     } catch (const YAML::Exception& e) {
@@ -26,9 +46,9 @@ class ConfigReader {
     if (!config_.IsMap() && !config_.IsNull()) throw std::invalid_argument("config: expected a mapping of keys");
     for (const auto& entry : config_) {
       const std::string key = entry.first.as<std::string>("?");
-      if (std::find(known_.begin(), known_.end(), key) == known_.end()) {
+      if (!find(key)) {
         std::string list;
-        for (const std::string& k : known_) list += (list.empty() ? "" : ", ") + k;
+        for (const ConfigKey& k : keys_) list += (list.empty() ? "" : ", ") + k.name;
         fail(key, "unknown key (expected " + list + ")");
       }
     }
@@ -42,6 +62,8 @@ class ConfigReader {
     try {
       return config_[key].as<T>();
     } catch (const YAML::Exception&) {
+      const ConfigKey* k = find(key);
+      if (k && k->holds != ConfigKey::Holds::Value) fail(key, "has the wrong type");
       fail(key, "has the wrong type ('" + config_[key].as<std::string>("?") + "')");
     }
   }
@@ -57,7 +79,12 @@ class ConfigReader {
   }
 
  private:
-  std::vector<std::string> known_;
+  const ConfigKey* find(const std::string& key) const {
+    auto it = std::find_if(keys_.begin(), keys_.end(), [&](const ConfigKey& k) { return k.name == key; });
+    return it == keys_.end() ? nullptr : &*it;
+  }
+
+  std::vector<ConfigKey> keys_;
   YAML::Node config_;
 };
 

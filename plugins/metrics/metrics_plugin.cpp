@@ -1,115 +1,105 @@
 // SPDX-License-Identifier: Apache-2.0
-// metrics: serves the relay's figures over HTTP with POCO's HTTPServer —
-// /metrics (Prometheus text format), /stats (JSON) and / (a live status page).
+// metrics: serves the relay's figures over HTTP — /metrics (Prometheus text
+// format), /stats (JSON), /history (the totals of the last five minutes, one
+// sample a second) and / (a status page with all of it in the first answer).
 // Everything comes from the SDK's host API (stats_json), so a third-party
-// plugin could do the same. Config: {bind: "127.0.0.1:9100"}.
+// plugin could do the same. It reads no frames, so it needs no inputs.
+// Config: metrics_config.hpp.
 
 #include <streamrelay/plugin.hpp>
-#include <yaml-cpp/yaml.h>
 
-#include <Poco/Net/HTTPRequestHandler.h>
-#include <Poco/Net/HTTPRequestHandlerFactory.h>
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/Net/HTTPServerRequest.h>
-#include <Poco/Net/HTTPServerResponse.h>
-#include <Poco/Net/ServerSocket.h>
-#include <Poco/ThreadPool.h>
+#include <Poco/Exception.h>
 
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
 #include <memory>
-#include <stdexcept>
+#include <string>
 
+#include "http_server.hpp"
+#include "metrics_config.hpp"
 #include "prometheus_text.hpp"
+#include "stats_history.hpp"
 #include "status_page.hpp"
 
 namespace {
 
-using Poco::Net::HTTPResponse;
-using Poco::Net::HTTPServerRequest;
-using Poco::Net::HTTPServerResponse;
+using streamrelay::plugins::HttpServer;
 
-std::string parseBind(const std::string& yaml) {
-  YAML::Node config = YAML::Load(yaml);
-  for (const auto& entry : config)
-    if (entry.first.as<std::string>() != "bind")
-      throw std::invalid_argument("config." + entry.first.as<std::string>() + ": unknown key (expected bind)");
-  return config["bind"] ? config["bind"].as<std::string>() : "127.0.0.1:9100";
+constexpr std::chrono::milliseconds kSampleInterval(1000);
+constexpr std::size_t kHistorySamples = 300;  // five minutes
+
+std::int64_t unixNowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
-class Handler : public Poco::Net::HTTPRequestHandler {
- public:
-  explicit Handler(const streamrelay::Host& host) : host_(host) {}
-
-  void handleRequest(HTTPServerRequest& request, HTTPServerResponse& response) override {
-    const std::string path = request.getURI().substr(0, request.getURI().find('?'));
-    if (request.getMethod() != "GET" && request.getMethod() != "HEAD") {
-      reply(response, HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "text/plain", "only GET\n");
-    } else if (path == "/metrics") {
-      reply(response, HTTPResponse::HTTP_OK, "text/plain; version=0.0.4; charset=utf-8",
-            streamrelay::plugins::renderPrometheus(host_.statsJson()));
-    } else if (path == "/stats") {
-      reply(response, HTTPResponse::HTTP_OK, "application/json", host_.statsJson());
-    } else if (path == "/") {
-      reply(response, HTTPResponse::HTTP_OK, "text/html; charset=utf-8", streamrelay::plugins::kStatusPageHtml);
-    } else {
-      reply(response, HTTPResponse::HTTP_NOT_FOUND, "text/plain", "not found: try /, /metrics or /stats\n");
-    }
+// The value of `name` in the query of `target` ("/history?after=N"), or `fallback`.
+long long queryNumber(const std::string& target, const std::string& name, long long fallback) {
+  const std::size_t query = target.find('?');
+  if (query == std::string::npos) return fallback;
+  for (std::size_t at = query + 1; at < target.size();) {
+    const std::size_t end = std::min(target.find('&', at), target.size());
+    if (target.compare(at, name.size() + 1, name + "=") == 0)
+      return std::strtoll(target.c_str() + at + name.size() + 1, nullptr, 10);
+    at = end + 1;
   }
-
- private:
-  static void reply(HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& type,
-                    const std::string& body) {
-    response.setStatus(status);
-    response.setContentType(type);
-    response.setContentLength(static_cast<std::streamsize>(body.size()));
-    response.send() << body;
-  }
-  const streamrelay::Host& host_;
-};
-
-class HandlerFactory : public Poco::Net::HTTPRequestHandlerFactory {
- public:
-  explicit HandlerFactory(const streamrelay::Host& host) : host_(host) {}
-  Poco::Net::HTTPRequestHandler* createRequestHandler(const HTTPServerRequest&) override { return new Handler(host_); }
-
- private:
-  const streamrelay::Host& host_;
-};
+  return fallback;
+}
 
 class MetricsPlugin : public streamrelay::Plugin {
  public:
-  MetricsPlugin(streamrelay::Host& host, const std::string& configYaml) : host_(host), pool_(1, 4) {
-    std::string bind = parseBind(configYaml);
-    Poco::Net::ServerSocket socket;
-    try {
-      socket.bind(Poco::Net::SocketAddress(bind), true, false);
-      socket.listen(64);
-    } catch (const Poco::Exception& e) {
-      throw std::runtime_error("cannot listen on " + bind + ": " + e.displayText());
-    }
-    auto* params = new Poco::Net::HTTPServerParams;
-    params->setMaxThreads(kHttpThreads);
-    params->setKeepAlive(false);
-    server_ = std::make_unique<Poco::Net::HTTPServer>(new HandlerFactory(host_), pool_, socket, params);
-    server_->start();
-    host_.info("serving http://" + socket.address().toString() + "/ (/metrics, /stats)");
+  MetricsPlugin(streamrelay::Host& host, const std::string& configYaml)
+      : host_(host), history_(kHistorySamples) {
+    const streamrelay::plugins::MetricsConfig config = streamrelay::plugins::parseMetricsConfig(configYaml);
+    HttpServer::Limits limits;
+    limits.requestTimeout = config.requestTimeout;
+    limits.maxConnections = config.maxConnections;
+    server_ = std::make_unique<HttpServer>(
+        config.bind, limits, [this](const std::string&, const std::string& target) { return handle(target); },
+        kSampleInterval, [this] { sample(); }, [this](const char* counter) { host_.addCounter(counter, 1); });
+    host_.info("serving http://" + server_->address() + "/ (/metrics, /stats, /history)");
   }
 
-  ~MetricsPlugin() override {
-    server_->stopAll(true);
-    pool_.joinAll();
-  }
-
-  // Every figure comes from the host's stats; the frames themselves are not needed.
+  // Every figure comes from the host's stats; it gets no frames (STREAMRELAY_PLUGIN_NO_INPUTS).
   void onFrame(const streamrelay::Frame&) override {}
 
  private:
+  // The server thread.
+  HttpServer::Response handle(const std::string& target) {
+    const std::string path = target.substr(0, target.find('?'));
+    try {
+      if (path == "/metrics")
+        return {200, "text/plain; version=0.0.4; charset=utf-8",
+                streamrelay::plugins::renderPrometheus(host_.statsJson())};
+      if (path == "/stats") return {200, "application/json", host_.statsJson()};
+      if (path == "/history")
+        return {200, "application/json", history_.json(kSampleInterval.count(), queryNumber(target, "after", -1))};
+      if (path == "/")
+        return {200, "text/html; charset=utf-8",
+                streamrelay::plugins::renderStatusPage(host_.statsJson(), history_.json(kSampleInterval.count()))};
+      return {404, "text/plain", "not found: try /, /metrics, /stats or /history\n"};
+    } catch (const std::exception& e) {  // the stats document is the host's: a bug there is not this client's
+      host_.error("cannot answer " + path + ": " + e.what());
+      return {500, "text/plain", "internal error\n"};
+    }
+  }
+
+  // The server thread, every second.
+  void sample() {
+    try {
+      history_.record(unixNowMs(), host_.statsJson());
+    } catch (const std::exception& e) {
+      host_.error(std::string("cannot sample the stats: ") + e.what());
+    }
+  }
+
   streamrelay::Host& host_;
-  // A fixed pool: the relay's thread count does not change with scrapes.
-  static constexpr int kHttpThreads = 4;
-  Poco::ThreadPool pool_{kHttpThreads, kHttpThreads};
-  std::unique_ptr<Poco::Net::HTTPServer> server_;
+  streamrelay::plugins::StatsHistory history_;  // the server thread's
+  std::unique_ptr<HttpServer> server_;          // last: its thread stops first
 };
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page")
+STREAMRELAY_EXPORT_PLUGIN_FLAGS(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page",
+                                STREAMRELAY_PLUGIN_NO_INPUTS)

@@ -1,7 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "status_page.hpp"
 
+#include <cstring>
+
 namespace streamrelay::plugins {
+
+namespace {
 
 const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <html lang="en">
@@ -41,19 +45,41 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <table id="loadFailures"><tr><th>file</th><th>why</th></tr></table>
 <script>
 "use strict";
-const history = [];          // {t, fps, bps}, one per second, five minutes
-let previous = null;
+// The relay's stats and recent history, put in by the server: the page shows
+// figures and charts at once, before any request of its own.
+const initial = /*INITIAL*/null;
+const windowMs = 300000;
+let samples = [];  // [unix_ms, frames_received, bytes_received], oldest first, from the relay
 
 function text(id, value) { document.getElementById(id).textContent = value; }
 
-function draw(id, key) {
+function addSamples(more) {
+  samples = samples.concat(more);
+  if (samples.length === 0) return;
+  const cutoff = samples[samples.length - 1][0] - windowMs;
+  samples = samples.filter(s => s[0] >= cutoff);
+}
+
+// Per-second rates of column `k` between consecutive samples.
+function rates(k) {
+  const out = [];
+  for (let i = 1; i < samples.length; ++i) {
+    const dt = Math.max(0.001, (samples[i][0] - samples[i - 1][0]) / 1000);
+    out.push({t: samples[i][0], v: (samples[i][k] - samples[i - 1][k]) / dt});
+  }
+  return out;
+}
+
+function draw(id, k) {
   const canvas = document.getElementById(id), g = canvas.getContext("2d");
   g.clearRect(0, 0, canvas.width, canvas.height);
-  const max = Math.max(1, ...history.map(p => p[key]));
+  const points = rates(k);
+  if (points.length === 0) return;
+  const end = points[points.length - 1].t, max = Math.max(1, ...points.map(p => p.v));
   g.fillStyle = "#666"; g.fillText(max.toFixed(0), 4, 12);
   g.strokeStyle = "#2a5db0"; g.lineWidth = 2; g.beginPath();
-  history.forEach((p, i) => {
-    const x = canvas.width * i / 299, y = canvas.height - 4 - (canvas.height - 20) * p[key] / max;
+  points.forEach((p, i) => {
+    const x = canvas.width * (1 - (end - p.t) / windowMs), y = canvas.height - 4 - (canvas.height - 20) * p.v / max;
     i === 0 ? g.moveTo(x, y) : g.lineTo(x, y);
   });
   g.stroke();
@@ -68,46 +94,75 @@ function fillTable(id, rows) {
   }
 }
 
+function render(s) {
+  const fps = rates(1), bps = rates(2);
+  text("fps", fps.length ? fps[fps.length - 1].v.toFixed(1) : "0");
+  text("bps", bps.length ? bps[bps.length - 1].v.toFixed(0) : "0");
+  text("frames", s.frames_received);
+  fillTable("sources", s.sources.map(u => [u.name, u.type, u.connected ? "connected" : "disconnected",
+    u.endpoint || "", u.connects, u.protocol_errors, u.bytes_read,
+    (u.endpoints || []).map(p => p.address + " " + p.failures).join(", ")]));
+  for (const row of document.getElementById("sources").rows) {
+    const cell = row.cells[2];
+    if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +
+      '">' + cell.textContent + "</span>";
+  }
+  fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers]));
+  fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
+    l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ") || "0"]));
+  fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.policy, c.queue_frames, c.queue_bytes, c.lag_seconds.toFixed(3),
+    c.delivered, c.dropped]));
+  fillTable("plugins", s.plugins.map(p => [p.name, p.type, p.failures, p.disabled ? "yes" : "no",
+    Object.entries(Object.assign({}, p.counters, p.gauges)).map(e => e[0] + " " + e[1]).join(", ")]));
+  fillTable("loadFailures", s.plugin_load_failures.map(f => [f.file, f.error]));
+  draw("framesChart", 1); draw("bytesChart", 2);
+}
+
 async function refresh() {
   try {
-    const s = await (await fetch("stats")).json();
-    const now = Date.now() / 1000;
-    if (previous) {
-      const dt = Math.max(0.001, now - previous.t);
-      history.push({fps: (s.frames_received - previous.frames) / dt, bps: (s.bytes_received - previous.bytes) / dt});
-      if (history.length > 300) history.shift();
-    }
-    previous = {t: now, frames: s.frames_received, bytes: s.bytes_received};
-    const last = history[history.length - 1] || {fps: 0, bps: 0};
-    text("fps", last.fps.toFixed(1)); text("bps", last.bps.toFixed(0));
-    text("frames", s.frames_received);
-    fillTable("sources", s.sources.map(u => [u.name, u.type, u.connected ? "connected" : "disconnected",
-      u.endpoint || "", u.connects, u.protocol_errors, u.bytes_read,
-      (u.endpoints || []).map(p => p.address + " " + p.failures).join(", ")]));
-    for (const row of document.getElementById("sources").rows) {
-      const cell = row.cells[2];
-      if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +
-        '">' + cell.textContent + "</span>";
-    }
-    fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers]));
-    fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
-      l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ") || "0"]));
-    fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.policy, c.queue_frames, c.queue_bytes, c.lag_seconds.toFixed(3),
-      c.delivered, c.dropped]));
-    fillTable("plugins", s.plugins.map(p => [p.name, p.type, p.failures, p.disabled ? "yes" : "no",
-      Object.entries(Object.assign({}, p.counters, p.gauges)).map(e => e[0] + " " + e[1]).join(", ")]));
-    fillTable("loadFailures", s.plugin_load_failures.map(f => [f.file, f.error]));
-    draw("framesChart", "fps"); draw("bytesChart", "bps");
+    const after = samples.length ? samples[samples.length - 1][0] : -1;
+    const [s, h] = await Promise.all([fetch("stats").then(r => r.json()),
+                                      fetch("history?after=" + after).then(r => r.json())]);
+    addSamples(h.samples);
+    render(s);
     text("error", "");
   } catch (e) {
     text("error", "relay unreachable: " + e);
   }
 }
-refresh();
+
+if (initial) {
+  addSamples(initial.history.samples);
+  render(initial.stats);
+}
 setInterval(refresh, 1000);
 </script>
 </body>
 </html>
 )HTML";
+
+const char* const kInitialMark = "/*INITIAL*/null";
+
+// JSON inside a <script> element: no "</script>" or "<!--" may appear in it.
+// A '<' can only be inside a JSON string, where \u003c means the same.
+std::string scriptSafe(const std::string& json) {
+  std::string out;
+  out.reserve(json.size());
+  for (char c : json) {
+    if (c == '<') out += "\\u003c";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string renderStatusPage(const std::string& statsJson, const std::string& historyJson) {
+  std::string page = kStatusPageHtml;
+  const std::size_t mark = page.find(kInitialMark);
+  page.replace(mark, std::strlen(kInitialMark),
+               "{\"stats\": " + scriptSafe(statsJson) + ", \"history\": " + scriptSafe(historyJson) + "}");
+  return page;
+}
 
 }  // namespace streamrelay::plugins

@@ -16,6 +16,7 @@
 // and failover between `servers` are cnats' own; each outage is one log line
 // when it begins and one when it ends.
 
+#include <dlfcn.h>
 #include <nats/nats.h>
 #include <streamrelay/plugin.hpp>
 
@@ -32,6 +33,15 @@
 namespace {
 
 using Clock = std::chrono::steady_clock;
+
+// cnats keeps library-wide state and threads (timers, reconnects) in libnats:
+// it must stay mapped when this plugin is unloaded (removed, replaced), or
+// those threads would run unmapped code. dlopen with RTLD_NODELETE pins it.
+void pinLibnats() {
+  Dl_info info{};
+  if (::dladdr(reinterpret_cast<void*>(&natsConnection_Connect), &info) != 0 && info.dli_fname)
+    ::dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 using streamrelay::plugins::NatsSinkConfig;
 
 std::string statusText(natsStatus s) {
@@ -47,6 +57,7 @@ class NatsSink : public streamrelay::Plugin {
  public:
   NatsSink(streamrelay::Host& host, const std::string& configYaml)
       : host_(host), config_(streamrelay::plugins::parseNatsSinkConfig(configYaml)) {
+    pinLibnats();
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "nats options");
     std::vector<const char*> servers;
@@ -55,7 +66,10 @@ class NatsSink : public streamrelay::Plugin {
     if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts, true);  // the first server is the primary
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);     // forever: the relay holds the frames
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 200);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, nullptr, nullptr);
+    // With a connected callback the first connect is asynchronous; without
+    // one cnats retries inside natsConnection_Connect (forever, with
+    // MaxReconnect -1), so a server down at start would hold create().
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, &NatsSink::onConnected, this);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsSink::onDisconnected, this);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsSink::onReconnected, this);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsSink::onClosed, this);
@@ -77,7 +91,7 @@ class NatsSink : public streamrelay::Plugin {
     s = natsConnection_Connect(&conn_, opts);
     natsOptions_Destroy(opts);
     if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) throw std::runtime_error("nats connect: " + statusText(s));
-    if (s == NATS_NOT_YET_CONNECTED) host_.warning("nats: no server answers yet (" + config_.servers.front() + ", ...); retrying");
+    if (s == NATS_NOT_YET_CONNECTED) host_.warning("nats: no server answers yet (" + streamrelay::plugins::serverForLog(config_.servers.front()) + ", ...); retrying");
     if (config_.jetstream) {
       jsOptions jsOpts;
       jsOptions_Init(&jsOpts);
@@ -192,14 +206,18 @@ class NatsSink : public streamrelay::Plugin {
     for (natsMsg* m : again) publish(m);
   }
 
-  // Waits, up to `limit`, until every frame published was acknowledged.
+  // Waits, up to `limit` and while connected, until every frame published was acknowledged.
   void drain(std::chrono::milliseconds limit) {
+    // No server: nothing will be flushed or acknowledged; waiting would only
+    // hold up the relay's shutdown (the host abandons a plugin that is late).
+    auto connected = [&] { return natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED; };
+    if (!connected()) return;
     if (!config_.jetstream) {
       natsConnection_FlushTimeout(conn_, limit.count());
       return;
     }
     const auto deadline = Clock::now() + limit;
-    while (acked_.load() < published_ && Clock::now() < deadline) {
+    while (acked_.load() < published_ && Clock::now() < deadline && connected()) {
       publishRetries();
       jsPubOptions opts;
       jsPubOptions_Init(&opts);
@@ -235,11 +253,18 @@ class NatsSink : public streamrelay::Plugin {
     self->host_.warning("nats: disconnected; reconnecting (frames are held until acknowledged)");
   }
 
+  static void onConnected(natsConnection* conn, void* closure) {
+    auto* self = static_cast<NatsSink*>(closure);
+    char url[256] = {0};
+    natsConnection_GetConnectedUrl(conn, url, sizeof url);
+    self->host_.info("nats: connected to " + streamrelay::plugins::serverForLog(url));
+  }
+
   static void onReconnected(natsConnection* conn, void* closure) {
     auto* self = static_cast<NatsSink*>(closure);
     char url[256] = {0};
     natsConnection_GetConnectedUrl(conn, url, sizeof url);
-    self->host_.info(std::string("nats: reconnected to ") + url);
+    self->host_.info("nats: reconnected to " + streamrelay::plugins::serverForLog(url));
   }
 
   streamrelay::Host& host_;

@@ -3,22 +3,34 @@
 
 #include <map>
 
-#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
+const std::vector<ConfigKey>& natsSinkConfigKeys() {
+  static const std::vector<ConfigKey> keys{urlKey("servers"), "subject", "jetstream", "max_pending", "user",
+                                           secretKey("password"), secretKey("token"), "creds_file", "tls"};
+  return keys;
+}
+
+std::string serverForLog(const std::string& url) {
+  const std::size_t scheme = url.find("://");
+  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  const std::size_t at = url.find('@', start);
+  if (at == std::string::npos || at > url.find('/', start)) return url;
+  return url.substr(0, start) + url.substr(at + 1);
+}
+
 NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
-  const ConfigReader config(yaml, {"servers", "subject", "jetstream", "max_pending", "user", "password", "token",
-                                   "creds_file", "tls"});
+  const ConfigReader config(yaml, natsSinkConfigKeys());
   auto fail = &ConfigReader::fail;
   NatsSinkConfig c;
   // Required: a sink dropped into the plugins directory without a
   // configured instance must not start publishing to whatever listens on 4222.
   c.servers = config.read<std::vector<std::string>>("servers", {});
   if (c.servers.empty()) fail("servers", "is required: a list of nats://HOST:PORT");
-  for (const std::string& s : c.servers)
-    if (s.rfind("nats://", 0) != 0 && s.rfind("tls://", 0) != 0)
-      fail("servers", "'" + s + "' is not nats://HOST:PORT or tls://HOST:PORT");
+  for (std::size_t i = 0; i < c.servers.size(); ++i)
+    if (c.servers[i].rfind("nats://", 0) != 0 && c.servers[i].rfind("tls://", 0) != 0)
+      fail("servers[" + std::to_string(i) + "]", "is not nats://HOST:PORT or tls://HOST:PORT");
   c.subject = config.read<std::string>("subject", c.subject);
   if (c.subject.empty() || c.subject.find_first_of(" \t\r\n") != std::string::npos)
     fail("subject", "must be a NATS subject (no spaces)");

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "common/config_reader.hpp"
+
 namespace streamrelay::plugins {
 
 struct NatsSinkConfig {
@@ -20,7 +22,15 @@ struct NatsSinkConfig {
   bool tls = false;
 };
 
-// Throws std::invalid_argument naming the key on any unknown key or bad value.
+// Its keys: `password` and `token` are secrets, `servers` may hold them
+// (nats://USER:PASSWORD@host, nats://TOKEN@host).
+const std::vector<ConfigKey>& natsSinkConfigKeys();
+
+// Throws std::invalid_argument naming the key on any unknown key or bad value
+// (never echoing a server's URL or a credential).
 NatsSinkConfig parseNatsSinkConfig(const std::string& yaml);
+
+// A server URL as log lines show it: without its userinfo.
+std::string serverForLog(const std::string& url);
 
 }  // namespace streamrelay::plugins

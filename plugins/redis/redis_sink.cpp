@@ -26,6 +26,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/backoff.hpp"
 #include "redis_sink_config.hpp"
 
 namespace {
@@ -232,8 +233,7 @@ class RedisSink : public streamrelay::Plugin {
         dropAcked(frameEnds_.size());
         return;
       }
-      // Backoff between retries of an unreachable server, not synchronisation.
-      std::this_thread::sleep_for(backoff);
+      streamrelay::plugins::waitBackoff(host_, backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(2000));
     }
   }

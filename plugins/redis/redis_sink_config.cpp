@@ -4,7 +4,6 @@
 #include <cstdlib>
 #include <regex>
 
-#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
@@ -31,18 +30,24 @@ std::string expandEnv(const std::string& key, const std::string& text) {
 
 }  // namespace
 
+const std::vector<ConfigKey>& redisSinkConfigKeys() {
+  static const std::vector<ConfigKey> keys{urlKey("url"), secretKey("password"), "mode", "key", "maxlen",
+                                           "batch_frames", "flush_ms", "timeout_ms"};
+  return keys;
+}
+
 RedisSinkConfig parseRedisSinkConfig(const std::string& yaml) {
-  const ConfigReader config(yaml, {"url", "password", "mode", "key", "maxlen", "batch_frames", "flush_ms", "timeout_ms"});
+  const ConfigReader config(yaml, redisSinkConfigKeys());
   auto fail = &ConfigReader::fail;
   RedisSinkConfig c;
   // redis://[:PASSWORD@]HOST[:PORT][/DB]
   // Required: a sink dropped into the plugins directory without a
   // configured instance must not start writing to whatever listens on 6379.
   const std::string url = config.read<std::string>("url", "");
-  if (url.empty()) fail("url", "is required (redis://[:PASSWORD@]HOST[:PORT][/DB])");
+  if (url.empty()) fail("url", "is required: redis://HOST[:PORT][/DB] (a password goes before HOST, as :PASSWORD@)");
   static const std::regex form(R"(redis://(?::([^@]*)@)?([^:/@]+|\[[0-9a-fA-F:]+\])(?::(\d{1,5}))?(?:/(\d+))?)");
   std::smatch m;
-  if (!std::regex_match(url, m, form)) fail("url", "'" + url + "' is not redis://[:PASSWORD@]HOST[:PORT][/DB]");
+  if (!std::regex_match(url, m, form)) fail("url", "is not of the form redis://HOST[:PORT][/DB] (a password goes before HOST, as :PASSWORD@)");
   c.password = m[1];
   c.host = m[2];
   if (c.host.front() == '[') c.host = c.host.substr(1, c.host.size() - 2);

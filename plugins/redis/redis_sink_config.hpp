@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
@@ -21,7 +24,11 @@ struct RedisSinkConfig {
   std::chrono::milliseconds timeout{5000};   // connect, and each batch's replies
 };
 
-// Throws std::invalid_argument naming the key on any unknown key or bad value.
+// Its keys: `password` is a secret, `url` may hold one.
+const std::vector<ConfigKey>& redisSinkConfigKeys();
+
+// Throws std::invalid_argument naming the key on any unknown key or bad value
+// (never echoing the url or the password).
 RedisSinkConfig parseRedisSinkConfig(const std::string& yaml);
 
 // The key for a frame of `stream`: `key` with {stream} replaced.

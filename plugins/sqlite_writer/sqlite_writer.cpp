@@ -18,6 +18,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/backoff.hpp"
 #include "sqlite_writer_config.hpp"
 
 namespace {
@@ -187,8 +188,7 @@ class SqliteWriter : public streamrelay::Plugin {
         pending_.clear();
         return;
       }
-      // Backoff between retries of a failing database, not synchronisation.
-      std::this_thread::sleep_for(backoff);
+      streamrelay::plugins::waitBackoff(host_, backoff);
       backoff = std::min(backoff * 2, std::chrono::milliseconds(5000));
     }
   }

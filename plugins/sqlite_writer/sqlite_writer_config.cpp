@@ -5,13 +5,17 @@
 #include <regex>
 #include <stdexcept>
 
-#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
+const std::vector<ConfigKey>& sqliteWriterConfigKeys() {
+  static const std::vector<ConfigKey> keys{"path", "table", "batch_frames", "flush_ms", "synchronous", "payload_as",
+                                           "max_rows", "max_age_s"};
+  return keys;
+}
+
 SqliteWriterConfig parseSqliteWriterConfig(const std::string& yaml) {
-  const ConfigReader config(yaml, {"path", "table", "batch_frames", "flush_ms", "synchronous", "payload_as",
-                                   "max_rows", "max_age_s"});
+  const ConfigReader config(yaml, sqliteWriterConfigKeys());
   auto fail = &ConfigReader::fail;
   SqliteWriterConfig c;
   c.path = config.read<std::string>("path", "");

@@ -5,6 +5,9 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <vector>
+
+#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
@@ -18,6 +21,9 @@ struct SqliteWriterConfig {
   std::int64_t maxRows = 0;                 // 0: no limit
   std::int64_t maxAgeSeconds = 0;           // 0: no limit
 };
+
+// Its keys (none holds a secret).
+const std::vector<ConfigKey>& sqliteWriterConfigKeys();
 
 // Throws std::invalid_argument naming the key on any unknown key or bad value.
 SqliteWriterConfig parseSqliteWriterConfig(const std::string& yaml);

@@ -431,9 +431,9 @@ TEST_CASE("send_buffer_bytes auto treats a loopback subscriber as a near peer", 
   CHECK(listeners->getObject(1)->getValue<long>("near_peers") == 0);
 }
 
-// Plugin ABI 1.1: frames carry their stream's name and the relay run's epoch;
-// a plugin binary built against the 1.0 header still loads and runs.
-TEST_CASE("a 1.0 plugin binary runs on the 1.1 host, and 1.1 plugins see the stream and the run's epoch", "[builtin]") {
+// Since plugin ABI 1.1 frames carry their stream's name and the relay run's
+// epoch; a plugin binary built against the 1.0 header still loads and runs.
+TEST_CASE("a 1.0 plugin binary runs on this host, and newer plugins see the stream and the run's epoch", "[builtin]") {
   std::uint64_t firstEpoch = 0;
   for (int run = 0; run < 2; ++run) {
     PluginDir dir;
@@ -698,4 +698,46 @@ TEST_CASE("metrics: refusals by reason (TLS and tokens) and each subscriber's la
                     "streamrelay_consumer_lag_seconds{consumer=\"" + subscriber->getValue<std::string>("name") +
                         "\",kind=\"subscriber\"}") > 0.2);
   ::close(stalled);
+}
+
+// A plugin that reads no frames (metrics) needs no inputs, however many
+// sources there are; one that reads frames and has no config says what it
+// needs in words about its config.
+TEST_CASE("several sources: metrics needs no inputs, a sink without config or inputs says what it needs", "[builtin]") {
+  PluginDir dir;
+  dir.drop(builtIn("metrics"), "metrics.so");
+  dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
+  const std::string twoSources = "sources:\n  a: {type: generator, rate: 100}\n  b: {type: generator, rate: 100}\n";
+  std::string instances;
+  SECTION("metrics dropped in with a sidecar file, sqlite_writer dropped in without a config") {
+    dir.write("metrics.yaml", "instances:\n  - {config: {bind: '127.0.0.1:0'}}\n");
+  }
+  SECTION("metrics configured without inputs, sqlite_writer configured without inputs") {
+    instances = "  instances:\n    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"
+                "    - {name: db, type: sqlite_writer, config: {path: " + dir.path("x.db") + "}}\n";
+  }
+  RunningRelay relay = startRelay(twoSources + pluginsSection(dir, instances), {});
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
+  INFO(relay.process->output());
+  REQUIRE(m.size() == 2);
+  REQUIRE(relay.process->waitForLine("plugin sqlite_writer loaded").size() > 0);
+  Poco::JSON::Parser parser;
+  auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
+  auto plugins = stats->getArray("plugins");
+  REQUIRE(plugins->size() == 1);
+  CHECK(plugins->getObject(0)->getValue<std::string>("type") == "metrics");
+  for (std::size_t i = 0; i < stats->getArray("consumers")->size(); ++i)  // it subscribes to nothing
+    CHECK(stats->getArray("consumers")->getObject(static_cast<unsigned>(i))->getValue<std::string>("kind") != "plugin");
+  auto failures = stats->getArray("plugin_load_failures");
+  if (instances.empty()) {
+    // Not a failure of the file: it waits for a config, and says so.
+    CHECK(failures->size() == 0);
+    CHECK(relay.process->countLines("plugin sqlite_writer: not started: it needs a config of its own .*config.path: "
+                                    "is required") == 1);
+    CHECK(relay.process->countLines("sqlite_writer.*inputs") == 0);
+  } else {
+    REQUIRE(failures->size() == 1);
+    CHECK(failures->getObject(0)->getValue<std::string>("error") ==
+          "db: inputs: required when there are several sources (a, b)");
+  }
 }

@@ -85,7 +85,7 @@ TEST_CASE("files that are not valid plugins are skipped with the reason", "[plug
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
                                   pluginsSection(dir, "  instances:\n    - {name: old, type: c_old_struct, config: {path: " + out + "}}\n"
                                                       "    - {name: refuser, type: c_create_fails}\n"));
-  CHECK(relay.process->waitForLine("wrong_abi.so skipped: built for plugin ABI 99.0, this relay speaks ABI 1.1").size() > 0);
+  CHECK(relay.process->waitForLine("wrong_abi.so skipped: built for plugin ABI 99.0, this relay speaks ABI 1.2").size() > 0);
   CHECK(relay.process->waitForLine("no_entry.so skipped: no streamrelay_plugin_entry symbol").size() > 0);
   CHECK(relay.process->waitForLine("garbage.so skipped: cannot load").size() > 0);
   CHECK(relay.process->waitForLine("plugin refuser \\(type c_create_fails\\): create failed: this plugin always refuses to start").size() > 0);

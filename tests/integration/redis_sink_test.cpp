@@ -197,5 +197,5 @@ TEST_CASE("redis: a bad config is one line naming the key", "[sink][redis]") {
       kListenUpstream + pluginsSection(dir, "  instances:\n    - {name: sink, type: redis, config: {url: 'http://x', "
                                             "key: k}}\n"),
       {});
-  CHECK(relay.process->waitForLine("config\\.url: 'http://x' is not redis://\\[:PASSWORD@\\]HOST\\[:PORT\\]\\[/DB\\]").size() > 0);
+  CHECK(relay.process->waitForLine("config\\.url: is not of the form redis://HOST\\[:PORT\\]\\[/DB\\]").size() > 0);
 }

@@ -352,6 +352,10 @@ TEST_CASE("named sources and inputs: defaults and every topology error on one li
     CHECK(c.listeners[0].inputs == std::vector<std::string>{"f"});
     CHECK(streamNames(c) == std::vector<std::string>{"a", "b", "f", "db"});
   }
+  SECTION("a plugin instance without inputs is resolved when its plugin loads (one that reads no frames needs none)") {
+    Config c = parseConfig(two + "plugins: {directory: d, instances: [{name: m, type: metrics}]}\n", "t");
+    CHECK(c.plugins.instances[0].inputs.empty());
+  }
   SECTION("errors") {
     CHECK(errorOf(two + "listeners: [{name: l, bind: '127.0.0.1:0'}]\n") ==
           "test.yaml:4: listeners[0].inputs: required when there are several sources (a, b)");

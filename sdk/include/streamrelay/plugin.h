@@ -45,7 +45,7 @@ extern "C" {
 #endif
 
 #define STREAMRELAY_ABI_MAJOR 1
-#define STREAMRELAY_ABI_MINOR 1
+#define STREAMRELAY_ABI_MINOR 2
 #define STREAMRELAY_ABI_VERSION ((STREAMRELAY_ABI_MAJOR << 16) | STREAMRELAY_ABI_MINOR)
 #define STREAMRELAY_ABI_MAJOR_OF(version) ((uint32_t)(version) >> 16)
 
@@ -67,6 +67,12 @@ extern "C" {
 /* Return codes of on_frame and flush. */
 #define STREAMRELAY_OK 0
 #define STREAMRELAY_ERROR 1
+
+/* Bits of streamrelay_plugin.flags (ABI 1.2). */
+/* The plugin reads no frames (it reports, serves or emits on its own, as the
+ * metrics plugin does): its instances subscribe to no stream, need no
+ * `inputs` (given ones are ignored) and on_frame is never called. */
+#define STREAMRELAY_PLUGIN_NO_INPUTS 1u
 
 /* Log levels for streamrelay_host_api.log (syslog numbers, as POCO's). */
 #define STREAMRELAY_LOG_ERROR 3
@@ -140,6 +146,8 @@ typedef struct streamrelay_plugin {
    * about every 100 ms while the queue is empty (once frames have come), and
    * before destroy: e.g. to commit a transaction when its time has come. */
   int (*flush)(void* self, char* error, size_t error_size);
+  /* ABI 1.2 (optional; 0 if struct_size stops before it): STREAMRELAY_PLUGIN_* bits. */
+  uint32_t flags;
 } streamrelay_plugin;
 
 typedef const streamrelay_plugin* (*streamrelay_plugin_entry_fn)(void);

@@ -157,9 +157,9 @@ void destroy(void* self) {
 }
 
 template <class T>
-const streamrelay_plugin* descriptor(const char* name, const char* description) {
+const streamrelay_plugin* descriptor(const char* name, const char* description, std::uint32_t flags) {
   static const streamrelay_plugin d = {sizeof(streamrelay_plugin), STREAMRELAY_ABI_VERSION, name, description,
-                                       &create<T>, &onFrame<T>, &destroy<T>, &flush<T>};
+                                       &create<T>, &onFrame<T>, &destroy<T>, &flush<T>, flags};
   return &d;
 }
 
@@ -168,7 +168,11 @@ const streamrelay_plugin* descriptor(const char* name, const char* description) 
 
 // Exports class CLASS (constructible from (streamrelay::Host&, const std::string&))
 // as plugin type NAME.
-#define STREAMRELAY_EXPORT_PLUGIN(CLASS, NAME, DESCRIPTION)                                       \
+#define STREAMRELAY_EXPORT_PLUGIN(CLASS, NAME, DESCRIPTION) STREAMRELAY_EXPORT_PLUGIN_FLAGS(CLASS, NAME, DESCRIPTION, 0)
+
+// The same with descriptor flags (plugin.h), e.g. STREAMRELAY_PLUGIN_NO_INPUTS
+// for a plugin that reads no frames.
+#define STREAMRELAY_EXPORT_PLUGIN_FLAGS(CLASS, NAME, DESCRIPTION, FLAGS)                          \
   STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void) {            \
-    return ::streamrelay::detail::descriptor<CLASS>(NAME, DESCRIPTION);                           \
+    return ::streamrelay::detail::descriptor<CLASS>(NAME, DESCRIPTION, FLAGS);                    \
   }
