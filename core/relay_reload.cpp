@@ -80,7 +80,7 @@ int Relay::reloadSources(const Config& next) {
           break;
         }
     }
-    retired->stop();  // a frame it had half read is dropped with it
+    retired->stop(StopReason::Restart);  // a frame it had half read is dropped with it
     retired.reset();
     ++changes;
     if (!now) {
