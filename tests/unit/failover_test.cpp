@@ -3,6 +3,7 @@
 // clock and a jitter of the test's own.
 #include <catch2/catch.hpp>
 
+#include "config.hpp"
 #include "failover.hpp"
 
 using namespace streamrelay;
@@ -191,4 +192,34 @@ TEST_CASE("failover when_quiet: the secondary is closed first, when it has been 
   CHECK(f.failed(0));
   f.connected(1);
   CHECK(f.msUntilAction(h.now - 1h) == 100);
+}
+
+TEST_CASE("failover keys: the policy read from the config, and its mistakes on one line", "[failover][config]") {
+  auto errorOf = [](const std::string& yaml) {
+    try {
+      parseConfig(yaml, "test.yaml");
+    } catch (const ConfigError& e) {
+      return std::string(e.what());
+    }
+    return std::string();
+  };
+  Config c = parseConfig("upstream: {type: websocket, endpoints: ['ws://a/', 'ws://b/'], reconnect: {initial_delay_ms: 7}, "
+                         "failover: {return_to_primary: when_quiet, quiet_ms: 250}}\n", "t");
+  FailoverPolicy p = FailoverPolicy::from(c.sources[0].settings);
+  CHECK(p.returnToPrimary == FailoverPolicy::Return::WhenQuiet);
+  CHECK(p.quietMs == 250);
+  CHECK(p.initialDelayMs == 7);
+  CHECK(FailoverPolicy::from(parseConfig("upstream: {type: tcp, host: h, port: 1}\n", "t").sources[0].settings)
+            .returnToPrimary == FailoverPolicy::Return::OnDisconnect);
+  CHECK(errorOf("upstream: {type: websocket, url: 'ws://a/', failover: {return_to_primary: probe}}\n") ==
+        "test.yaml:1: upstream.failover: needs endpoints (at least two): there is nothing to fail over to");
+  CHECK(errorOf("upstream: {type: tcp, endpoints: ['a:1', 'b:2'], failover: {return_to_primary: sometimes}}\n") ==
+        "test.yaml:1: upstream.failover.return_to_primary: 'sometimes' is not one of: on_disconnect, when_quiet, probe");
+  CHECK(errorOf("upstream: {type: http, endpoints: ['http://a/', 'http://b/'], failover: {return_to_primary: probe, "
+                "quiet_ms: 5}}\n") ==
+        "test.yaml:1: upstream.failover.quiet_ms: applies only with return_to_primary: when_quiet");
+  CHECK(errorOf("upstream: {type: stdin, failover: {}}\n") ==
+        "test.yaml:1: upstream.failover: belongs to source types tcp, http, websocket, not stdin");
+  CHECK(errorOf("upstream: {type: websocket, url: 'ws://a/', headers_on_redirect: true}\n") ==
+        "test.yaml:1: upstream.headers_on_redirect: belongs to source type http, not websocket");
 }
