@@ -42,7 +42,7 @@ struct Harness {
 
 }  // namespace
 
-TEST_CASE("failover: a failed try moves to the next endpoint at once; a round ends at the last", "[failover]") {
+TEST_CASE("failover: a failed try moves to the next endpoint at once, and a round ends at the last", "[failover]") {
   Harness h;
   Failover& f = h.failover;
   CHECK(f.next() == 0);
@@ -58,7 +58,7 @@ TEST_CASE("failover: a failed try moves to the next endpoint at once; a round en
   CHECK(f.describe(1) == "b:2 (endpoint 2 of 3)");
 }
 
-TEST_CASE("failover: after a lost connection the next try is the primary; /stats shows the live endpoint",
+TEST_CASE("failover: after a lost connection the next try is the primary, and /stats shows the live endpoint",
           "[failover]") {
   Harness h;
   Failover& f = h.failover;

@@ -67,7 +67,7 @@ TEST_CASE("http head: a WebSocket handshake's answer parsed from a buffer, with 
   CHECK(parseResponseHead("HTTP/1.1 101 x\r\nX: " + std::string(70000, 'y'), endless) == -1);
 }
 
-TEST_CASE("Retry-After: seconds in 64 bits, capped; an HTTP-date; anything else ignored", "[http_response]") {
+TEST_CASE("Retry-After: seconds in 64 bits and capped, or an HTTP-date, anything else ignored", "[http_response]") {
   const long long cap = 3600LL * 1000;
   const std::int64_t now = curl_getdate("Wed, 21 Oct 2015 07:28:00 GMT", nullptr);
   REQUIRE(now > 0);

@@ -35,7 +35,7 @@ std::vector<std::string> payloads(FrameBatchBuilder& builder) {
 
 }  // namespace
 
-TEST_CASE("websocket frames: messages whole, fragments joined, PINGs kept, a CLOSE ends it; cut at every byte",
+TEST_CASE("websocket frames: messages whole, fragments joined, PINGs kept, a CLOSE ends it, cut at every byte",
           "[websocket_frames]") {
   const std::string big(70000, 'b');
   const std::string stream = serverFrame(1, "feed 1") + serverFrame(2, std::string("\0\1\2", 3)) +
@@ -67,7 +67,7 @@ TEST_CASE("websocket frames: messages whole, fragments joined, PINGs kept, a CLO
   }
 }
 
-TEST_CASE("websocket frames: a close without a code is 1005; planned closes are 1000, 1001 and 1012",
+TEST_CASE("websocket frames: a close without a code is 1005, and planned closes are 1000, 1001 and 1012",
           "[websocket_frames]") {
   WebSocketDecoder decoder(100);
   FrameBatchBuilder builder;
@@ -124,7 +124,7 @@ TEST_CASE("websocket frames: what breaks RFC 6455 is a protocol error that names
   CHECK(errorOf(std::string("\x82\x7f\x80\x00\x00\x00\x00\x00\x00\x00", 10)) == "a frame length with its top bit set");
 }
 
-TEST_CASE("websocket frames: the client masks what it sends; the handshake key and accept of RFC 6455",
+TEST_CASE("websocket frames: the client masks what it sends, and the handshake key and accept of RFC 6455",
           "[websocket_frames]") {
   for (std::size_t size : {std::size_t{0}, std::size_t{125}, std::size_t{126}, std::size_t{70000}}) {
     const std::string payload(size, 'q');
