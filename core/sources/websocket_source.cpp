@@ -185,6 +185,37 @@ std::string WebSocketSource::handshakeRequest(const Endpoint& endpoint, const st
   return request + "\r\n";
 }
 
+// Reads the answer to the upgrade request by `deadline` and checks it is one
+// for `key`; the bytes after it (the first messages) land in `early`. "" if
+// it is, else why not.
+std::string WebSocketSource::awaitUpgrade(ClientSocket& socket, const std::string& key, Clock::time_point deadline,
+                                          std::string& early) {
+  std::string answer;
+  HttpResponseHead head;
+  long headBytes = 0;
+  while (headBytes == 0) {
+    if (socket.waitReadable(stop_.fd(), msUntil(deadline)) != ClientSocket::Wait::Readable)
+      return stop_.requested() ? "stopped" : "handshake: no answer in time";
+    char buffer[kReadBytes];
+    const long n = socket.read(buffer, sizeof buffer);
+    if (n == ClientSocket::kWouldBlock) continue;
+    if (n <= 0) return "handshake: " + (n == 0 ? std::string("the provider closed the connection") : socket.error());
+    answer.append(buffer, static_cast<std::size_t>(n));
+    head = HttpResponseHead();
+    headBytes = parseResponseHead(answer, head);
+    if (headBytes < 0) return "handshake: " + head.error();
+  }
+  if (head.status() != 101)
+    return "handshake: HTTP " + std::to_string(head.status()) +
+           (head.reason().empty() ? "" : " " + oneLine(head.reason())) + " (not an upgrade to WebSocket)";
+  if (!equalNoCase(head.header("upgrade"), "websocket") || head.header("sec-websocket-accept") != webSocketAccept(key))
+    return "handshake: the answer is not a WebSocket upgrade of this request (Upgrade, Sec-WebSocket-Accept)";
+  if (!head.header("sec-websocket-extensions").empty())
+    return "handshake: the provider chose an extension, and none was offered";
+  early = answer.substr(static_cast<std::size_t>(headBytes));
+  return "";
+}
+
 // Connects, upgrades and greets. Bytes that follow the upgrade's answer (the
 // first messages) wait in the connection for its first pump().
 std::unique_ptr<ProviderConnection> WebSocketSource::open(std::size_t index, Clock::time_point deadline,
@@ -207,50 +238,16 @@ std::unique_ptr<ProviderConnection> WebSocketSource::open(std::size_t index, Clo
     failure.why = "sending the handshake: " + socket->error();
     return nullptr;
   }
-  std::string answer;
-  HttpResponseHead head;
-  long headBytes = 0;
-  while (headBytes == 0) {
-    if (socket->waitReadable(stop_.fd(), msUntil(deadline)) != ClientSocket::Wait::Readable) {
-      failure.why = stop_.requested() ? "stopped" : "handshake: no answer in time";
-      return nullptr;
-    }
-    char buffer[kReadBytes];
-    const long n = socket->read(buffer, sizeof buffer);
-    if (n == ClientSocket::kWouldBlock) continue;
-    if (n <= 0) {
-      failure.why = "handshake: " + (n == 0 ? std::string("the provider closed the connection") : socket->error());
-      return nullptr;
-    }
-    answer.append(buffer, static_cast<std::size_t>(n));
-    head = HttpResponseHead();
-    headBytes = parseResponseHead(answer, head);
-    if (headBytes < 0) {
-      failure.why = "handshake: " + head.error();
-      return nullptr;
-    }
-  }
-  if (head.status() != 101) {
-    failure.why = "handshake: HTTP " + std::to_string(head.status()) +
-                  (head.reason().empty() ? "" : " " + oneLine(head.reason())) + " (not an upgrade to WebSocket)";
-    return nullptr;
-  }
-  if (!equalNoCase(head.header("upgrade"), "websocket") || head.header("sec-websocket-accept") != webSocketAccept(key)) {
-    failure.why = "handshake: the answer is not a WebSocket upgrade of this request (Upgrade, Sec-WebSocket-Accept)";
-    return nullptr;
-  }
-  if (!head.header("sec-websocket-extensions").empty()) {
-    failure.why = "handshake: the provider chose an extension, and none was offered";
-    return nullptr;
-  }
+  std::string early;
+  failure.why = awaitUpgrade(*socket, key, deadline, early);
+  if (!failure.why.empty()) return nullptr;
   for (const std::string& message : greeting_) {
     if (!socket->writeAll(encodeClientFrame(WsOpcode::Text, message), deadline)) {
       failure.why = "sending send_on_connect: " + socket->error();
       return nullptr;
     }
   }
-  return std::make_unique<Connection>(std::move(socket), answer.substr(static_cast<std::size_t>(headBytes)), reader(),
-                                      decoder_, pingIntervalMs_);
+  return std::make_unique<Connection>(std::move(socket), std::move(early), reader(), decoder_, pingIntervalMs_);
 }
 
 SourceType websocket_source_type() {

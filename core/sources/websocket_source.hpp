@@ -24,6 +24,7 @@
 
 namespace streamrelay {
 
+class ClientSocket;
 class WebSocketDecoder;
 
 class WebSocketSource : public ConnectingSource {
@@ -48,6 +49,8 @@ class WebSocketSource : public ConnectingSource {
   };
   static Endpoint endpointOf(const std::string& url);
   std::string handshakeRequest(const Endpoint& endpoint, const std::string& key) const;
+  std::string awaitUpgrade(ClientSocket& socket, const std::string& key, Clock::time_point deadline,
+                           std::string& early);
 
   std::vector<Endpoint> endpoints_;
   std::vector<std::pair<std::string, std::string>> headers_;
