@@ -94,7 +94,7 @@ std::vector<std::string> Relay::stop() {
   logger.information("relay stopping: no new subscribers, sources closing, flushing queued frames");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
   for (auto& listener : listeners_) listener->stopAccepting();
-  for (auto& source : sources_) source->requestStop();
+  for (auto& source : sources_) source->requestStop(StopReason::Shutdown, deadline);
   bool stuck = false;
   for (auto& source : sources_) stuck = !source->waitStopped(deadline) || stuck;
   if (stuck) {

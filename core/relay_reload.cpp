@@ -113,7 +113,7 @@ void Relay::reloadSource(const ComponentChange& change, const Config& next) {
           break;
         }
     }
-    retired->stop();  // a frame it had half read is dropped with it
+    retired->stop(StopReason::Restart);  // a frame it had half read is dropped with it
   }
   if (change.what == What::Removed) {
     logger().information("config reload: source %s removed (its stream stays for whoever still reads it)",

@@ -3,7 +3,6 @@
 #include "tls_error.hpp"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <openssl/err.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
@@ -19,14 +18,16 @@ bool isIpAddress(const std::string& host) {
   return inet_pton(AF_INET, host.c_str(), buffer) == 1 || inet_pton(AF_INET6, host.c_str(), buffer) == 1;
 }
 
-// Waits for the socket to be readable or writable, as OpenSSL asked; false at the deadline.
-bool waitFor(int fd, int sslError, std::chrono::steady_clock::time_point deadline) {
-  pollfd p{fd, static_cast<short>(sslError == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0};
+// Waits for the socket to be readable or writable, as OpenSSL asked; false
+// at the deadline or once `stopFd` (if >= 0) is readable.
+bool waitFor(int fd, int sslError, std::chrono::steady_clock::time_point deadline, int stopFd = -1) {
+  pollfd p[2] = {{fd, static_cast<short>(sslError == SSL_ERROR_WANT_WRITE ? POLLOUT : POLLIN), 0},
+                 {stopFd, POLLIN, 0}};
   for (;;) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return false;
-    int rc = ::poll(&p, 1, static_cast<int>(left.count()));
-    if (rc > 0) return true;
+    int rc = ::poll(p, stopFd >= 0 ? 2 : 1, static_cast<int>(left.count()));
+    if (rc > 0) return p[1].revents == 0;
     if (rc == 0) return false;
     if (errno != EINTR) return false;
   }
@@ -34,13 +35,13 @@ bool waitFor(int fd, int sslError, std::chrono::steady_clock::time_point deadlin
 
 }  // namespace
 
-TlsOptions TlsOptions::from(const Settings& tls) {
+TlsOptions TlsOptions::from(const Settings& tls, bool enabledByUrl) {
   TlsOptions o;
-  o.enabled = tls.boolean("enabled");
+  o.enabled = tls.has("enabled") ? tls.boolean("enabled") : enabledByUrl;
   o.caFile = tls.string("ca_file");
   o.certFile = tls.string("cert_file");
   o.keyFile = tls.string("key_file");
-  o.serverName = tls.string("server_name");
+  if (tls.has("server_name")) o.serverName = tls.string("server_name");
   o.verify = tls.boolean("verify");
   return o;
 }
@@ -76,9 +77,8 @@ TlsContext::~TlsContext() {
 }
 
 TlsConnection::TlsConnection(const TlsContext& context, int fd, const std::string& host,
-                             std::chrono::steady_clock::time_point deadline)
+                             std::chrono::steady_clock::time_point deadline, int stopFd)
     : fd_(fd) {
-  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
   ssl_ = SSL_new(context.get());
   if (!ssl_ || SSL_set_fd(ssl_, fd) != 1) {
     if (ssl_) SSL_free(ssl_);
@@ -98,9 +98,9 @@ TlsConnection::TlsConnection(const TlsContext& context, int fd, const std::strin
     int rc = SSL_connect(ssl_);
     if (rc == 1) return;
     int e = SSL_get_error(ssl_, rc);
-    if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && waitFor(fd, e, deadline)) continue;
+    if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && waitFor(fd, e, deadline, stopFd)) continue;
     std::string why;
-    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) why = "timed out";
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) why = "timed out (or stopped)";
     else if (long verdict = SSL_get_verify_result(ssl_); verdict != X509_V_OK)
       why = std::string("certificate rejected: ") + X509_verify_cert_error_string(verdict) + " (for '" + name + "')";
     else if (e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN)
@@ -114,8 +114,21 @@ TlsConnection::TlsConnection(const TlsContext& context, int fd, const std::strin
 
 TlsConnection::~TlsConnection() {
   if (!ssl_) return;
-  SSL_set_quiet_shutdown(ssl_, 1);  // the socket is closed next: no close_notify round trip
+  SSL_set_quiet_shutdown(ssl_, 1);  // sendCloseNotify() said goodbye, if anyone did
   SSL_free(ssl_);
+}
+
+bool TlsConnection::sendCloseNotify(std::chrono::steady_clock::time_point deadline) {
+  if (broken_) return false;
+  for (;;) {
+    ERR_clear_error();
+    const int rc = SSL_shutdown(ssl_);
+    if (rc >= 0) return true;  // 0: ours is sent (the peer's is not awaited); 1: both
+    const int e = SSL_get_error(ssl_, rc);
+    if (e == SSL_ERROR_WANT_WRITE && waitFor(fd_, e, deadline)) continue;
+    broken_ = true;
+    return e == SSL_ERROR_WANT_READ;  // sent; OpenSSL would read the peer's next
+  }
 }
 
 long TlsConnection::read(char* data, std::size_t size) {
@@ -129,16 +142,18 @@ long TlsConnection::read(char* data, std::size_t size) {
     case SSL_ERROR_ZERO_RETURN:
       return 0;
     case SSL_ERROR_SYSCALL:
+      broken_ = true;
       error_ = openSslError(errno ? std::string("read error: ") + strerror(errno)
                                   : "connection closed without close_notify");
       return kFailed;
     default:
+      broken_ = true;
       error_ = openSslError("TLS error");
       return kFailed;
   }
 }
 
-bool TlsConnection::writeAll(const std::string& data, std::chrono::steady_clock::time_point deadline) {
+bool TlsConnection::writeAll(std::string_view data, std::chrono::steady_clock::time_point deadline) {
   std::size_t sent = 0;
   while (sent < data.size()) {
     ERR_clear_error();
@@ -149,6 +164,7 @@ bool TlsConnection::writeAll(const std::string& data, std::chrono::steady_clock:
     }
     int e = SSL_get_error(ssl_, n);
     if ((e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) && waitFor(fd_, e, deadline)) continue;
+    if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) broken_ = true;
     error_ = e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? "write timed out" : openSslError("write failed");
     return false;
   }

@@ -26,20 +26,28 @@ void UpstreamSource::start() {
   });
 }
 
-void UpstreamSource::requestStop() { stop_.request(); }
+void UpstreamSource::requestStop(StopReason reason, std::chrono::steady_clock::time_point closeBy) {
+  if (stopRequested_.exchange(true)) return;
+  stopReason_ = static_cast<int>(reason);
+  closeBy_ = closeBy.time_since_epoch().count();
+  stop_.request();  // after the reason and deadline: the thread reads them once it sees this
+}
 
 bool UpstreamSource::waitStopped(std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(finishedMutex_);
   return finishedChanged_.wait_until(lock, deadline, [&] { return finished_; });
 }
 
-void UpstreamSource::stop() {
-  stop_.request();
+void UpstreamSource::stop(StopReason reason) {
+  requestStop(reason);
   if (thread_.joinable()) thread_.join();
 }
 
 FrameReader::FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters)
-    : decoder_(FrameDecoder::create(framing)), bus_(bus), counters_(counters), buffer_(kSourceReadBytes) {}
+    : FrameReader(FrameDecoder::create(framing), bus, counters) {}
+
+FrameReader::FrameReader(std::unique_ptr<FrameDecoder> decoder, Bus& bus, SourceCounters& counters)
+    : decoder_(std::move(decoder)), bus_(bus), counters_(counters), buffer_(kSourceReadBytes) {}
 
 FrameReader::Result FrameReader::readOnce(int fd) {
   ssize_t n;

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// UpstreamSource: where frames come from (tcp, listen, stdin, generator). Each
-// source runs one thread of its own — the only publisher on the bus.
+// UpstreamSource: where frames come from (tcp, http, websocket, listen, stdin,
+// generator). Each source runs one thread of its own — the only publisher on
+// the bus.
 //
 // Thread safe: start(), requestStop(), waitStopped(), stop(), counters().
 
@@ -26,17 +27,22 @@ namespace streamrelay {
 // much plus the frame in progress.
 constexpr int kSourceReadBytes = 256 * 1024;
 
-// One address of a source that can fail over (tcp with `endpoints:`).
+// One address of a connecting source (tcp, http, websocket).
 struct EndpointStatus {
   std::string address;
-  std::uint64_t failures = 0;  // connects, handshakes or greetings that failed, and connections lost
+  // Tries that failed (connect, TLS, the HTTP or WebSocket handshake, the
+  // greeting, a refused redirect) and connections that ended unplanned (an
+  // error, idle_timeout_ms, a protocol error, a drop without a close). A
+  // planned close is not one (README "Failover between endpoints").
+  std::uint64_t failures = 0;
 };
 
+// What /stats shows of a source; each counter has one meaning for every type.
 struct SourceCounters {
-  std::atomic<bool> connected{false};
-  std::atomic<std::uint64_t> connects{0};
-  std::atomic<std::uint64_t> protocolErrors{0};
-  std::atomic<std::uint64_t> bytesRead{0};
+  std::atomic<bool> connected{false};             // a provider connection (or publisher) is up
+  std::atomic<std::uint64_t> connects{0};         // connections established (handshakes done), publishers accepted
+  std::atomic<std::uint64_t> protocolErrors{0};   // connections dropped because the bytes broke the framing or protocol
+  std::atomic<std::uint64_t> bytesRead{0};        // bytes taken from the provider's stream (after TLS and HTTP)
   std::atomic<std::uint64_t> refusedPublishers{0};  // listen: allow list or max_publishers
 
   // Connecting sources: the endpoint connected now ("" while none) and every
@@ -45,6 +51,10 @@ struct SourceCounters {
   std::string liveEndpoint;
   std::vector<EndpointStatus> endpoints;
 };
+
+// Why a source stops: what a provider is told as its connection is closed
+// (a WebSocket close 1001 "going away" at shutdown, 1000 on a restart).
+enum class StopReason { Shutdown, Restart };
 
 class UpstreamSource {
  public:
@@ -58,12 +68,15 @@ class UpstreamSource {
   virtual void prepare() {}
   void start();
   // Asks the thread to stop; it may still be blocked in a push to a full
-  // `block` queue until that consumer makes room.
-  void requestStop();
+  // `block` queue until that consumer makes room. A provider connection is
+  // closed cleanly by `closeBy` at the latest (and within a second). The
+  // first request's reason and deadline count.
+  void requestStop(StopReason reason = StopReason::Shutdown,
+                   std::chrono::steady_clock::time_point closeBy = std::chrono::steady_clock::time_point::max());
   // True once the thread has ended (or never started), waiting until the deadline.
   bool waitStopped(std::chrono::steady_clock::time_point deadline);
   // Stops reading and joins the thread. Idempotent.
-  void stop();
+  void stop(StopReason reason = StopReason::Shutdown);
   const SourceCounters& counters() const { return counters_; }
   // How log lines name it: "upstream" for the `upstream:` shorthand, else "source NAME".
   std::string label() const { return config_.name == "upstream" ? "upstream" : "source " + config_.name; }
@@ -73,12 +86,21 @@ class UpstreamSource {
   // The thread's body; returns when stop_ is requested (or the source ends).
   virtual void run() = 0;
 
+  // Why and by when the thread was asked to stop (valid once stop_ is requested).
+  StopReason stopReason() const { return static_cast<StopReason>(stopReason_.load()); }
+  std::chrono::steady_clock::time_point closeBy() const {
+    return std::chrono::steady_clock::time_point(std::chrono::steady_clock::duration(closeBy_.load()));
+  }
+
   const SourceConfig config_;
   Bus& bus_;
   StopSignal stop_;
   SourceCounters counters_;
 
  private:
+  std::atomic<bool> stopRequested_{false};
+  std::atomic<int> stopReason_{0};
+  std::atomic<std::chrono::steady_clock::rep> closeBy_{0};
   std::thread thread_;
   std::mutex finishedMutex_;
   std::condition_variable finishedChanged_;
@@ -92,6 +114,8 @@ class FrameReader {
   enum class Result { Frames, WouldBlock, Eof, Error, ProtocolError };
 
   FrameReader(const FramingSpec& framing, Bus& bus, SourceCounters& counters);
+  // With a decoder of the source's own (a WebSocket source's messages).
+  FrameReader(std::unique_ptr<FrameDecoder> decoder, Bus& bus, SourceCounters& counters);
   // One read from `fd` (blocking or not); publishes the frames it completes.
   Result readOnce(int fd);
   // Decodes bytes read elsewhere (through TLS, say): Frames or ProtocolError.
@@ -103,6 +127,7 @@ class FrameReader {
   // Where the stream can resume (SSE: the last event id), "" if nowhere.
   std::string lastEventId() const { return decoder_->lastEventId(); }
   const ProtocolError& error() const { return decoder_->error(); }
+  FrameDecoder& decoder() { return *decoder_; }
   int lastErrno() const { return errno_; }
 
  private:

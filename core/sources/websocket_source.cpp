@@ -1,358 +1,272 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "websocket_source.hpp"
 
-#include <Poco/Logger.h>
-#include <libwebsockets.h>
+#include <curl/curl.h>
 
-#include <cstring>
-#include <mutex>
+#include <algorithm>
+#include <cctype>
 
-#include "failover.hpp"
+#include "client_socket.hpp"
+#include "http_response.hpp"
 #include "keys.hpp"
 #include "logging.hpp"
 #include "source_type.hpp"
+#include "websocket_frames.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
 
 namespace {
 
-Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
-constexpr int kTickMs = 100;  // how often the service loop looks at the stop signal and the idle clock
+constexpr std::size_t kReadBytes = 16 * 1024;  // a handshake answer's read
+constexpr int kMaxTlsReadsPerPump = 64;
 
-// libwebsockets' own log lines, at debug level in ours.
-void lwsLog(int, const char* line) {
-  std::string text(line);
-  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
-  text = oneLine(text);
-  Poco::Logger::get("streamrelay.websocket").debug("%s", text);
+bool equalNoCase(const std::string& a, const char* b) {
+  std::string lower = a;
+  for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return lower == b;
 }
 
-std::once_flag lwsLogRouted;
+int msUntil(ProviderConnection::Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - ProviderConnection::Clock::now());
+  return static_cast<int>(std::clamp<long long>(left.count(), 0, 1 << 30));
+}
 
-std::string closeText(const unsigned char* payload, std::size_t size) {
-  if (size < 2) return "closed by the provider (no close code)";
-  const int code = (payload[0] << 8) | payload[1];
-  std::string reason(reinterpret_cast<const char*>(payload) + 2, size - 2);
-  return "closed by the provider with code " + std::to_string(code) + (reason.empty() ? "" : " (" + oneLine(reason) + ")");
+std::string urlPart(CURLU* url, CURLUPart which, unsigned flags = 0) {
+  char* text = nullptr;
+  if (curl_url_get(url, which, &text, flags) != CURLUE_OK || !text) return "";
+  std::string value(text);
+  curl_free(text);
+  return value;
 }
 
 }  // namespace
 
-// One connection's state. libwebsockets calls back on the source thread only.
-struct WebSocketSource::Session {
-  WebSocketSource& source;
-  std::size_t endpoint;
-  FrameBatchBuilder batch;         // messages completed since the last publish
-  std::string message;             // the message in progress
-  std::size_t nextGreeting = 0;
-  bool established = false;
-  bool done = false;               // the connection is over for us (why: error)
-  bool gone = false;               // libwebsockets has let go of it: the session may be destroyed
-  std::string error;               // why it ended
-  std::chrono::steady_clock::time_point lastByte = std::chrono::steady_clock::now();
-  lws* wsi = nullptr;
+// One WebSocket connection after its handshake: messages in, PINGs
+// answered, the close handshake.
+class WebSocketSource::Connection : public ProviderConnection {
+ public:
+  Connection(std::unique_ptr<ClientSocket> socket, std::string early, FrameReader& reader, WebSocketDecoder& decoder,
+             int pingIntervalMs)
+      : socket_(std::move(socket)), early_(std::move(early)), reader_(reader), decoder_(decoder),
+        pingIntervalMs_(pingIntervalMs) {}
 
-  Session(WebSocketSource& s, std::size_t e) : source(s), endpoint(e) {}
-  void end(std::string why) {
-    if (!done) error = std::move(why);
-    done = true;
-  }
-};
-
-namespace {
-
-int callback(lws* wsi, lws_callback_reasons reason, void* user, void* in, std::size_t len) {
-  auto* s = static_cast<WebSocketSource::Session*>(user);
-  switch (reason) {
-    case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER: {
-      if (!s) break;
-      auto** p = static_cast<unsigned char**>(in);
-      unsigned char* end = *p + len;
-      const auto& headers = s->source.headersForHandshake();
-      for (std::size_t i = 0; i + 1 < headers.size(); i += 2)
-        if (lws_add_http_header_by_name(wsi, reinterpret_cast<const unsigned char*>(headers[i].c_str()),
-                                        reinterpret_cast<const unsigned char*>(headers[i + 1].data()),
-                                        static_cast<int>(headers[i + 1].size()), p, end))
-          return -1;
-      break;
+  std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
+    if (!early_.empty()) {  // what came with the handshake's answer
+      const std::string bytes = std::move(early_);
+      early_.clear();
+      if (std::optional<StreamEnd> end = take(bytes.data(), bytes.size())) return end;
     }
-    case LWS_CALLBACK_CLIENT_ESTABLISHED:
-      s->established = true;
-      s->lastByte = std::chrono::steady_clock::now();
-      if (!s->source.greeting().empty()) lws_callback_on_writable(wsi);
-      break;
-    case LWS_CALLBACK_CLIENT_WRITEABLE: {
-      const auto& greeting = s->source.greeting();
-      if (s->nextGreeting >= greeting.size()) break;
-      const std::string& text = greeting[s->nextGreeting++];
-      std::vector<unsigned char> buffer(LWS_PRE + text.size());
-      std::memcpy(buffer.data() + LWS_PRE, text.data(), text.size());
-      if (lws_write(wsi, buffer.data() + LWS_PRE, text.size(), LWS_WRITE_TEXT) < static_cast<int>(text.size())) {
-        s->end("sending send_on_connect failed");
-        return -1;
-      }
-      if (s->nextGreeting < greeting.size()) lws_callback_on_writable(wsi);
-      break;
-    }
-    case LWS_CALLBACK_CLIENT_RECEIVE: {
-      s->lastByte = std::chrono::steady_clock::now();
-      // The whole frame's length is known from its header: check it before keeping any of it.
-      const std::size_t announced = s->message.size() + len + lws_remaining_packet_payload(wsi);
-      if (announced > s->source.maxMessageBytes()) {
-        s->end("a message of at least " + std::to_string(announced) + " bytes is larger than max_frame_bytes (" +
-               std::to_string(s->source.maxMessageBytes()) + ")");
-        s->message.clear();
-        s->message.shrink_to_fit();
-        return -1;
-      }
-      const bool complete = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
-      if (complete && s->message.empty()) {  // the common case: a whole message in one piece, one copy
-        s->batch.add(static_cast<const char*>(in), len);
+    if (std::optional<StreamEnd> end = keepAlive(timeoutMs)) return end;
+    switch (socket_->waitReadable(stopFd, timeoutMs)) {
+      case ClientSocket::Wait::Stopped:
+        return StreamEnd::stopped();
+      case ClientSocket::Wait::TimedOut:
+        return std::nullopt;
+      case ClientSocket::Wait::Readable:
         break;
-      }
-      s->message.append(static_cast<const char*>(in), len);
-      if (complete) {
-        s->batch.add(s->message.data(), s->message.size());
-        s->message.clear();
-      }
-      break;
     }
-    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-      s->end(closeText(static_cast<const unsigned char*>(in), len));
-      break;
-    case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-      if (s) {
-        s->end(in ? oneLine(static_cast<const char*>(in)) : "cannot connect");
-        s->gone = true;
-      }
-      break;
-    case LWS_CALLBACK_CLIENT_CLOSED:
-      if (s) {
-        s->end("connection closed without a close code from the provider (a dropped connection, or one libwebsockets closed on a protocol error)");
-        s->gone = true;
-      }
-      break;
-    case LWS_CALLBACK_WSI_DESTROY:
-      if (s) s->gone = true;
-      break;
-    default:
-      break;
+    for (int reads = 0; reads < kMaxTlsReadsPerPump; ++reads) {
+      std::vector<char>& buffer = reader_.buffer();
+      const long n = socket_->read(buffer.data(), buffer.size());
+      if (n == ClientSocket::kWouldBlock) return std::nullopt;
+      if (n == ClientSocket::kFailed) return StreamEnd::failed(socket_->error());
+      if (n == 0) return StreamEnd::failed("connection closed by the provider without a close frame");
+      lastByte_ = Clock::now();
+      if (std::optional<StreamEnd> end = take(buffer.data(), static_cast<std::size_t>(n))) return end;
+      if (!socket_->tls()) return std::nullopt;
+    }
+    return std::nullopt;
   }
-  return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
 
-// Reads of up to 256 KiB, as the other sources make: one service call then
-// carries many messages, and they are published as one batch.
-constexpr std::size_t kReadBytes = 256 * 1024;
+  void close(const Goodbye& goodbye, Clock::time_point deadline) override {
+    if (!closeSent_) send(WsOpcode::Close, closePayload(goodbye.code, goodbye.reason), deadline);
+    socket_->close(deadline);  // close_notify, FIN, and what comes until the provider closes too
+  }
 
-const lws_protocols kProtocols[] = {
-    {"streamrelay", &callback, 0, kReadBytes, 0, nullptr, 0},
-    {nullptr, nullptr, 0, 0, 0, nullptr, 0},
+  std::string describe() const override { return socket_->describe(); }
+
+ private:
+  // Decodes bytes from the provider: messages are published, PINGs answered,
+  // a CLOSE answered and the stream ended.
+  std::optional<StreamEnd> take(const char* data, std::size_t size) {
+    if (reader_.decode(data, size) == FrameReader::Result::ProtocolError) {
+      send(WsOpcode::Close, closePayload(decoder_.errorCloseCode(), "protocol error"), soon());
+      return StreamEnd::failed(reader_.error().message);
+    }
+    for (const std::string& ping : decoder_.pings())
+      if (!send(WsOpcode::Pong, ping, soon())) return StreamEnd::failed("answering a PING: " + socket_->error());
+    decoder_.pings().clear();
+    if (!decoder_.closed()) return std::nullopt;
+    const int code = decoder_.closeCode();
+    send(WsOpcode::Close, code == 1005 ? std::string() : closePayload(code, ""), soon());  // the close handshake's answer
+    const std::string& reason = decoder_.closeReason();
+    const std::string name = closeCodeName(code);
+    const std::string why = "closed by the provider with code " + std::to_string(code) +
+                            (!reason.empty() ? " (" + oneLine(reason) + ")" : !name.empty() ? " (" + name + ")" : "");
+    return StreamEnd{isPlannedClose(code) ? StreamEnd::How::Planned : StreamEnd::How::Failed, why};
+  }
+
+  // Pings after ping_interval_ms without a byte; no byte for as long after
+  // the PING ends the stream. Shortens `timeoutMs` to the next of those moments.
+  std::optional<StreamEnd> keepAlive(int& timeoutMs) {
+    if (pingIntervalMs_ <= 0) return std::nullopt;
+    const Clock::time_point now = Clock::now();
+    const auto interval = std::chrono::milliseconds(pingIntervalMs_);
+    if (pingSent_ && lastByte_ >= pingSentAt_) pingSent_ = false;  // anything back proves the provider is there
+    if (pingSent_ && now - pingSentAt_ >= interval)
+      return StreamEnd::failed("no answer to a PING within ping_interval_ms " + std::to_string(pingIntervalMs_) + " ms");
+    if (!pingSent_ && now - lastByte_ >= interval) {
+      if (!send(WsOpcode::Ping, "", soon())) return StreamEnd::failed("sending a PING: " + socket_->error());
+      pingSent_ = true;
+      pingSentAt_ = now;
+    }
+    const int next = msUntil((pingSent_ ? pingSentAt_ : lastByte_) + interval);
+    timeoutMs = timeoutMs < 0 ? next : std::min(timeoutMs, next);
+    return std::nullopt;
+  }
+
+  bool send(WsOpcode opcode, std::string_view payload, Clock::time_point deadline) {
+    if (closeSent_) return true;
+    if (opcode == WsOpcode::Close) closeSent_ = true;
+    return socket_->writeAll(encodeClientFrame(opcode, payload), deadline);
+  }
+
+  static Clock::time_point soon() { return Clock::now() + std::chrono::seconds(3); }
+
+  std::unique_ptr<ClientSocket> socket_;
+  std::string early_;
+  FrameReader& reader_;
+  WebSocketDecoder& decoder_;
+  const int pingIntervalMs_;
+  Clock::time_point lastByte_ = Clock::now();
+  bool pingSent_ = false;
+  Clock::time_point pingSentAt_{};
+  bool closeSent_ = false;
 };
 
-}  // namespace
+WebSocketSource::Endpoint WebSocketSource::endpointOf(const std::string& text) {
+  Endpoint e;
+  std::unique_ptr<CURLU, void (*)(CURLU*)> url(curl_url(), &curl_url_cleanup);
+  if (!url || curl_url_set(url.get(), CURLUPART_URL, text.c_str(), CURLU_NON_SUPPORT_SCHEME) != CURLUE_OK) {
+    e.error = "cannot parse the url";
+    return e;
+  }
+  e.tls = urlPart(url.get(), CURLUPART_SCHEME) == "wss";
+  const std::string host = urlPart(url.get(), CURLUPART_HOST);
+  const std::string port = urlPart(url.get(), CURLUPART_PORT);
+  e.host = host.size() >= 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  e.port = port.empty() ? (e.tls ? 443 : 80) : std::stoi(port);
+  e.hostHeader = port.empty() ? host : host + ":" + port;
+  const std::string query = urlPart(url.get(), CURLUPART_QUERY);
+  e.target = urlPart(url.get(), CURLUPART_PATH) + (query.empty() ? "" : "?" + query);
+  if (e.target.empty() || e.target[0] != '/') e.target = "/" + e.target;
+  return e;
+}
 
 WebSocketSource::WebSocketSource(const SourceConfig& config, Bus& bus)
-    : UpstreamSource(config, bus),
+    : ConnectingSource(config, bus, urlsOf(config.settings),
+                       std::make_unique<WebSocketDecoder>(
+                           static_cast<std::size_t>(config.settings.integer("max_frame_bytes")))),
+      headers_(config.settings.stringMap("headers")),
       greeting_(config.settings.strings("send_on_connect")),
-      maxMessageBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))),
       pingIntervalMs_(static_cast<int>(config.settings.integer("ping_interval_ms"))),
-      caFile_(config.settings.group("tls").string("ca_file")),
-      certFile_(config.settings.group("tls").string("cert_file")),
-      keyFile_(config.settings.group("tls").string("key_file")),
-      verify_(config.settings.group("tls").boolean("verify")),
-      idleTimeoutMs_(static_cast<int>(config.settings.integer("idle_timeout_ms"))),
-      failover_(config.settings.strings("endpoints").empty()
-                    ? std::vector<std::string>{config.settings.string("url")}
-                    : config.settings.strings("endpoints"),
-                config.settings.group("reconnect"), counters_) {
-  for (const auto& [name, value] : config.settings.stringMap("headers")) {
-    headers_.push_back(name + ":");
-    headers_.push_back(value);
-  }
-  const int pingSecs = pingIntervalMs_ > 0 ? std::max(1, pingIntervalMs_ / 1000) : 65534;
-  pings_.secs_since_valid_ping = static_cast<uint16_t>(std::min(pingSecs, 65534));
-  pings_.secs_since_valid_hangup = static_cast<uint16_t>(std::min(pingSecs * 2 + 5, 65535));
+      decoder_(static_cast<WebSocketDecoder&>(reader().decoder())) {
+  for (const std::string& url : urlsOf(config.settings)) endpoints_.push_back(endpointOf(url));
 }
 
 WebSocketSource::~WebSocketSource() { stop(); }
 
-std::unique_ptr<WebSocketSource::Session> WebSocketSource::open(lws_context* context, std::size_t endpoint,
-                                                                std::string& error) {
-  auto session = std::make_unique<Session>(*this, endpoint);
-  std::string url = failover_.address(endpoint);  // lws_parse_uri cuts it up in place
-  const char *scheme = nullptr, *address = nullptr, *path = nullptr;
-  int port = 0;
-  if (lws_parse_uri(url.data(), &scheme, &address, &port, &path) != 0) {
-    error = "cannot parse the url";
+std::string WebSocketSource::handshakeRequest(const Endpoint& endpoint, const std::string& key) const {
+  std::string request = "GET " + endpoint.target + " HTTP/1.1\r\nHost: " + endpoint.hostHeader +
+                        "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " + key +
+                        "\r\nSec-WebSocket-Version: 13\r\nUser-Agent: streamrelay\r\n";
+  for (const auto& [name, value] : headers_) request += name + ": " + value + "\r\n";
+  return request + "\r\n";
+}
+
+// Reads the answer to the upgrade request by `deadline` and checks it is one
+// for `key`; the bytes after it (the first messages) land in `early`. "" if
+// it is, else why not.
+std::string WebSocketSource::awaitUpgrade(ClientSocket& socket, const std::string& key, Clock::time_point deadline,
+                                          std::string& early) {
+  std::string answer;
+  HttpResponseHead head;
+  long headBytes = 0;
+  while (headBytes == 0) {
+    if (socket.waitReadable(stop_.fd(), msUntil(deadline)) != ClientSocket::Wait::Readable)
+      return stop_.requested() ? "stopped" : "handshake: no answer in time";
+    char buffer[kReadBytes];
+    const long n = socket.read(buffer, sizeof buffer);
+    if (n == ClientSocket::kWouldBlock) continue;
+    if (n <= 0) return "handshake: " + (n == 0 ? std::string("the provider closed the connection") : socket.error());
+    answer.append(buffer, static_cast<std::size_t>(n));
+    head = HttpResponseHead();
+    headBytes = parseResponseHead(answer, head);
+    if (headBytes < 0) return "handshake: " + head.error();
+  }
+  if (head.status() != 101)
+    return "handshake: HTTP " + std::to_string(head.status()) +
+           (head.reason().empty() ? "" : " " + oneLine(head.reason())) + " (not an upgrade to WebSocket)";
+  if (!equalNoCase(head.header("upgrade"), "websocket") || head.header("sec-websocket-accept") != webSocketAccept(key))
+    return "handshake: the answer is not a WebSocket upgrade of this request (Upgrade, Sec-WebSocket-Accept)";
+  if (!head.header("sec-websocket-extensions").empty())
+    return "handshake: the provider chose an extension, and none was offered";
+  early = answer.substr(static_cast<std::size_t>(headBytes));
+  return "";
+}
+
+// Connects, upgrades and greets. Bytes that follow the upgrade's answer (the
+// first messages) wait in the connection for its first pump().
+std::unique_ptr<ProviderConnection> WebSocketSource::open(std::size_t index, Clock::time_point deadline,
+                                                          OpenFailure& failure) {
+  const Endpoint& endpoint = endpoints_[index];
+  if (!endpoint.error.empty()) {
+    failure.why = endpoint.error;
     return nullptr;
   }
-  const std::string fullPath = "/" + std::string(path);
-  lws_client_connect_info info{};
-  info.context = context;
-  info.address = address;
-  info.port = port;
-  info.path = fullPath.c_str();
-  info.host = address;
-  info.origin = address;
-  info.protocol = nullptr;
-  info.local_protocol_name = "streamrelay";
-  info.pwsi = &session->wsi;
-  info.userdata = session.get();
-  info.retry_and_idle_policy = &pings_;
-  if (std::string(scheme) == "wss") {
-    info.ssl_connection = LCCSCF_USE_SSL;
-    if (!verify_)
-      info.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED | LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK | LCCSCF_ALLOW_EXPIRED |
-                             LCCSCF_ALLOW_INSECURE;
-  }
-  if (!lws_client_connect_via_info(&info)) {
-    // Failed at once: the callback may have had the session (an error), and the wsi is gone.
-    error = session->error.empty() ? "cannot connect" : session->error;
+  std::unique_ptr<ClientSocket> socket;
+  try {
+    socket = std::make_unique<ClientSocket>(endpoint.host, endpoint.port, endpoint.tls ? tlsContext() : nullptr,
+                                            deadline, stop_.fd());
+  } catch (const std::runtime_error& e) {
+    failure.why = e.what();
     return nullptr;
   }
-  return session;
-}
-
-// The session is libwebsockets' user data: close its connection now, in this
-// call, so that no callback can reach the session once it is destroyed.
-void WebSocketSource::close(Session& session) {
-  if (!session.gone && session.wsi) lws_set_timeout(session.wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_SYNC);
-}
-
-WebSocketSource::Outcome WebSocketSource::stream(lws_context* context, std::size_t endpoint) {
-  Outcome outcome;
-  outcome.endpoint = endpoint;
-  std::unique_ptr<Session> live = open(context, endpoint, outcome.error);
-  if (!live) return outcome;
-  std::unique_ptr<Session> probe;
-  // A tick that wakes the service loop, so that a stop, an idle feed or a due
-  // probe is noticed however quiet the connection.
-  struct Tick {
-    lws_sorted_usec_list_t sul;  // first: standard layout for lws_container_of
-    lws_context* context;
-    static void fire(lws_sorted_usec_list_t* sul) {
-      auto* t = lws_container_of(sul, Tick, sul);
-      lws_sul_schedule(t->context, 0, sul, &Tick::fire, kTickMs * LWS_US_PER_MS);
-    }
-  } tick{};
-  tick.context = context;
-  lws_sul_schedule(context, 0, &tick.sul, &Tick::fire, kTickMs * LWS_US_PER_MS);
-  bool logged = false;
-  for (;;) {
-    if (lws_service(context, 0) < 0) {
-      live->end("libwebsockets service failed");
-      break;
-    }
-    if (!live->batch.empty()) {  // what one service call received: one batch, one publish
-      auto batch = live->batch.seal(unixNowNs());
-      counters_.bytesRead.fetch_add(batch->totalWireBytes() - batch->frameCount() * kWireHeaderBytes,
-                                    std::memory_order_relaxed);
-      bus_.publish(std::move(batch));
-      outcome.delivered = true;
-    }
-    if (live->established && !logged) {
-      logged = true;
-      outcome.streamed = true;
-      counters_.connects.fetch_add(1);
-      counters_.connected = true;
-      failover_.connected(live->endpoint);
-      logger().information("%s %s: connected", label(), failover_.describe(live->endpoint));
-    }
-    if (probe && probe->established) {  // the primary answers: it takes over
-      logger().warning("%s %s: the primary %s answers again: switching back", label(),
-                       failover_.describe(live->endpoint), failover_.address(0));
-      close(*live);
-      failover_.lost(true);
-      live = std::move(probe);  // what it received meanwhile is published next
-      logged = false;
-      continue;
-    }
-    if (probe && probe->done) {
-      close(*probe);
-      probe.reset();
-      failover_.probeFailed();
-    }
-    if (stop_.requested() || live->done) break;
-    if (idleTimeoutMs_ > 0 && live->established &&
-        std::chrono::steady_clock::now() - live->lastByte > std::chrono::milliseconds(idleTimeoutMs_)) {
-      live->end("no data for idle_timeout_ms " + std::to_string(idleTimeoutMs_) + " ms");
-      break;
-    }
-    if (!probe && logged && failover_.probeDue()) {
-      std::string ignored;
-      probe = open(context, 0, ignored);
-      if (!probe) failover_.probeFailed();
+  const std::string key = newWebSocketKey();
+  if (!socket->writeAll(handshakeRequest(endpoint, key), deadline)) {
+    failure.why = "sending the handshake: " + socket->error();
+    return nullptr;
+  }
+  std::string early;
+  failure.why = awaitUpgrade(*socket, key, deadline, early);
+  if (!failure.why.empty()) return nullptr;
+  for (const std::string& message : greeting_) {
+    if (!socket->writeAll(encodeClientFrame(WsOpcode::Text, message), deadline)) {
+      failure.why = "sending send_on_connect: " + socket->error();
+      return nullptr;
     }
   }
-  outcome.endpoint = live->endpoint;
-  outcome.error = stop_.requested() ? "" : live->error;
-  lws_sul_cancel(&tick.sul);
-  if (probe) close(*probe);
-  close(*live);
-  counters_.connected = false;
-  return outcome;
-}
-
-void WebSocketSource::run() {
-  std::call_once(lwsLogRouted, [] { lws_set_log_level(LLL_ERR | LLL_WARN, &lwsLog); });
-  lws_context_creation_info info{};
-  info.port = CONTEXT_PORT_NO_LISTEN;
-  info.protocols = kProtocols;
-  info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
-  info.fd_limit_per_thread = 6;  // the live connection, a probe, and lws' own
-  info.pt_serv_buf_size = kReadBytes;
-  if (!caFile_.empty()) info.client_ssl_ca_filepath = caFile_.c_str();
-  if (!certFile_.empty()) {
-    info.client_ssl_cert_filepath = certFile_.c_str();
-    info.client_ssl_private_key_filepath = keyFile_.c_str();
-  }
-  lws_context* context = lws_create_context(&info);
-  if (!context) {
-    logger().error("%s %s: cannot create a libwebsockets context (TLS files?)", label(), failover_.address(0));
-    return;
-  }
-  if (!verify_)
-    logger().warning("%s: tls.verify is false: the provider's certificate is NOT checked; anyone on the path "
-                     "can read and change the stream",
-                     label());
-  while (!stop_.requested()) {
-    Outcome outcome = stream(context, failover_.next());
-    const Failover::Next next = failover_.ended(outcome, outcome.error.empty() || stop_.requested());
-    if (next == Failover::Next::Stop) break;
-    if (next == Failover::Next::TryNext) {
-      logger().warning("%s %s: %s; trying %s", label(), failover_.describe(outcome.endpoint), outcome.error,
-                       failover_.describe(failover_.next()));
-      continue;  // the next endpoint at once: only a failed round waits
-    }
-    const int wait = failover_.nextWaitMs();
-    logger().warning("%s %s: %s; reconnecting in %d ms", label(), failover_.describe(outcome.endpoint),
-                     outcome.error, wait);
-    if (stop_.waitFor(std::chrono::milliseconds(wait))) break;
-  }
-  lws_context_destroy(context);
-  logger().information("%s %s: stopped", label(), failover_.address(0));
+  return std::make_unique<Connection>(std::move(socket), std::move(early), reader(), decoder_, pingIntervalMs_);
 }
 
 SourceType websocket_source_type() {
-  return {{"websocket",
-           "a ws:// or wss:// feed: each message is a frame; subscribe messages after every connect",
-           {key("url").doc("ws:// or wss://"),
-            key("endpoints", KeyKind::Strings).doc("URLs instead of url: the first is the primary, the others fail over"),
-            key("headers", KeyKind::StringMap).env().hidden().doc("sent with the handshake; ${ENV} expands"),
-            key("send_on_connect", KeyKind::Strings).env().hidden()
-                .doc("messages sent in order after every connect (subscribe, auth); ${ENV} expands"),
-            key("ping_interval_ms", KeyKind::Int).def("30000").range(0, 3600000)
-                .doc("a PING after this long without traffic (whole seconds; 0: never)"),
-            key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
-                .doc("a larger message closes the connection"),
-            groupKey("tls", urlTlsSchema()),
-            groupKey("reconnect", reconnectSchema()),
-            key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
-                .doc("reconnect after this long without a message (0: never)")},
+  std::vector<KeySpec> keys{
+      key("url").doc("ws:// or wss://"),
+      key("endpoints", KeyKind::Strings).doc("URLs instead of url: the first is the primary, the others fail over"),
+      key("headers", KeyKind::StringMap).env().hidden().doc("sent with the handshake; ${ENV} expands"),
+      key("send_on_connect", KeyKind::Strings).env().hidden()
+          .doc("messages sent in order after every connect (subscribe, auth); ${ENV} expands"),
+      key("ping_interval_ms", KeyKind::Int).def("30000").range(0, 3600000)
+          .doc("a PING after this long without a byte; no byte for as long after it hangs up (0: never)"),
+      key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
+          .doc("a larger message closes the connection")};
+  addConnectingKeys(keys, urlTlsSchema());
+  return {{"websocket", "a ws:// or wss:// feed: each message is a frame; subscribe messages after every connect",
+           std::move(keys),
            [](const Settings& s, const YamlMap& m) {
              checkUrlOrEndpoints(s, m, {"ws://", "wss://"});
+             checkFailover(s, m);
            }},
           [](const SourceConfig& config, Bus& bus) { return std::make_unique<WebSocketSource>(config, bus); }};
 }

@@ -2,63 +2,61 @@
 #pragma once
 // WebSocketSource: a provider's ws:// or wss:// feed. Each message (text or
 // binary; fragmented messages joined) is one frame. After every connect the
-// `send_on_connect` messages (subscribe, auth) are sent in order; the relay
-// pings every ping_interval_ms and answers the provider's pings; a close code
-// is logged; the connection is made again with backoff. With `endpoints:` it
-// fails over as failover.hpp says.
+// `send_on_connect` messages (subscribe, auth) are sent in order; the
+// provider's PINGs are answered, and the relay pings after ping_interval_ms
+// without a byte and hangs up if nothing comes back within as long. A close
+// is logged with the code and reason the provider sent; 1000, 1001 and 1012
+// (service restart) are planned closes, not failures. The relay says goodbye
+// itself with a close frame (1001 at shutdown, 1000 otherwise) and, over TLS,
+// close_notify. The loop — reconnects, failover, idle timeout — is
+// ConnectingSource's.
 //
-// Built on libwebsockets (Debian's 4.1): non-blocking, it answers PINGs,
-// reports fragments as they arrive (so a message is checked against
-// max_frame_bytes before any of it is kept, from the length the frame header
-// announces) and does TLS with OpenSSL. POCO 1.11's WebSocket neither answers
-// PINGs nor joins continuation frames, and a receive timeout mid-frame breaks
-// its stream, which would leave a quiet feed unable to notice a stop.
+// RFC 6455 over the same socket and TLS as the tcp source (client_socket.hpp,
+// websocket_frames.hpp): libwebsockets 4.1 rewrites a received close code
+// 1012-1014 into 1002 before the application sees it, and hides the close
+// handshake from the caller.
 
-#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include <libwebsockets.h>
-
-#include "failover.hpp"
-#include "upstream_source.hpp"
+#include "connecting_source.hpp"
 
 namespace streamrelay {
 
-class WebSocketSource : public UpstreamSource {
+class ClientSocket;
+class WebSocketDecoder;
+
+class WebSocketSource : public ConnectingSource {
  public:
   WebSocketSource(const SourceConfig& config, Bus& bus);
   ~WebSocketSource() override;
 
-  struct Session;  // one connection's state, shared with libwebsockets' callback
-
-  // For the callback: the handshake headers ("Name:", value, ...), the
-  // greeting messages, the message size limit.
-  const std::vector<std::string>& headersForHandshake() const { return headers_; }
-  const std::vector<std::string>& greeting() const { return greeting_; }
-  std::size_t maxMessageBytes() const { return maxMessageBytes_; }
-
  protected:
-  void run() override;
+  std::unique_ptr<ProviderConnection> open(std::size_t endpoint, Clock::time_point deadline,
+                                           OpenFailure& failure) override;
 
  private:
-  // How one stream (one endpoint, or the primary taken back) ended.
-  using Outcome = StreamOutcome;
-  // Reads from `endpoint` until its connection ends, taking the primary back
-  // when a probe of it connects (failover.hpp).
-  Outcome stream(lws_context* context, std::size_t endpoint);
-  std::unique_ptr<Session> open(lws_context* context, std::size_t endpoint, std::string& error);
-  static void close(Session& session);
+  class Connection;
+  // An endpoint's URL, cut up for the connect and the handshake.
+  struct Endpoint {
+    std::string host;        // to connect to (an IPv6 address without brackets)
+    int port = 0;
+    bool tls = false;        // wss://
+    std::string hostHeader;  // Host: as the URL names it
+    std::string target;      // the path and query
+    std::string error;       // why the URL cannot be used ("" if it can)
+  };
+  static Endpoint endpointOf(const std::string& url);
+  std::string handshakeRequest(const Endpoint& endpoint, const std::string& key) const;
+  std::string awaitUpgrade(ClientSocket& socket, const std::string& key, Clock::time_point deadline,
+                           std::string& early);
 
-  std::vector<std::string> headers_;        // "Name:" and value pairs, flattened
+  std::vector<Endpoint> endpoints_;
+  std::vector<std::pair<std::string, std::string>> headers_;
   const std::vector<std::string> greeting_;  // send_on_connect messages
-  const std::size_t maxMessageBytes_;
   const int pingIntervalMs_;
-  const std::string caFile_, certFile_, keyFile_;
-  const bool verify_;
-  const int idleTimeoutMs_;
-  Failover failover_;  // `url`, or `endpoints` in order
-  lws_retry_bo_t pings_{};
+  WebSocketDecoder& decoder_;                // the reader's
 };
 
 }  // namespace streamrelay

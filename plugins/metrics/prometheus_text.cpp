@@ -121,7 +121,7 @@ void renderSources(Exposition& e, const Array::Ptr& sources) {
     e.sample("streamrelay_upstream_endpoint_live", labels, ep->getValue<bool>("live") ? 1 : 0);
   });
   e.family("streamrelay_upstream_endpoint_failures_total", "counter",
-           "Connects, handshakes or greetings to the endpoint that failed, and connections to it lost.");
+           "Tries of the endpoint that failed, and connections to it that ended unplanned.");
   eachEndpoint([&](const std::string& labels, const Object::Ptr& ep) {
     e.sample("streamrelay_upstream_endpoint_failures_total", labels, ep->getValue<double>("failures"));
   });

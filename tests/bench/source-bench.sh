@@ -5,14 +5,17 @@
 # Python is not the limit) speaks tcp, tls, http (chunked NDJSON), ws or wss;
 # the relay relays to 16 subscribers (streamrelay-sub, lossless `block`
 # queues); the clock runs from the first byte sent to the last subscriber
-# having all N frames. Prints frames/s and MB/s of payload per source and size.
+# having all N frames. Prints frames/s and MB/s of payload per source and size,
+# and the CPU seconds the relay used (user + system): on a shared, loaded
+# machine that compares two builds far better than the wall clock.
 #   bash .ci/build && tests/bench/source-bench.sh        # MODES="tcp tls http ws wss" SIZES="128 4096"
+#   RELAY=/tmp/old/streamrelay tests/bench/source-bench.sh   # another build of the relay
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 MODES=${MODES:-"tcp tls http ws wss"}
 SIZES=${SIZES:-"128 4096"}
 SUBS=${SUBS:-16}
-RELAY=$ROOT/build/core/streamrelay
+RELAY=${RELAY:-$ROOT/build/core/streamrelay}
 SUB=$ROOT/build/tools/streamrelay-sub
 work=$(mktemp -d /tmp/source-bench.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
@@ -27,16 +30,17 @@ openssl x509 -req -in "$work/server.csr" -CA "$work/ca.pem" -CAkey "$work/ca.key
   -extfile "$work/ext" -out "$work/server.pem" 2>/dev/null
 
 wait_for() {  # wait_for FILE PATTERN [COUNT]: bounded
-  local i
+  local i n
   for ((i = 0; i < 300; i++)); do
-    [ "$(grep -c -E "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
+    n=$(grep -c -E "$2" "$1" 2>/dev/null)
+    [ "${n:-0}" -ge "${3:-1}" ] && return 0
     sleep 0.05
   done
   echo "timed out waiting for '$2' in $1" >&2
   return 1
 }
 
-printf "| source | size B | frames | seconds | frames/s | MB/s |\n|---|---:|---:|---:|---:|---:|\n"
+printf "| source | size B | frames | seconds | frames/s | MB/s | relay CPU s |\n|---|---:|---:|---:|---:|---:|---:|\n"
 for size in $SIZES; do
   frames=$(( size <= 128 ? 2000000 : 200000 ))
   for mode in $MODES; do
@@ -73,11 +77,12 @@ YAML
     kill -USR1 $feed
     wait "${subs[@]}"
     end=$(date +%s.%N)
+    cpu=$(awk '{print ($14 + $15) / 100}' "/proc/$relay/stat")
     kill -TERM $relay; wait $relay 2>/dev/null
     kill $feed 2>/dev/null; wait $feed 2>/dev/null
     /usr/bin/python3 -c "
 import sys; f, s, t = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[4]) - float(sys.argv[3])
-print(f'| {sys.argv[5]} | {s} | {f:,} | {t:.2f} | {f / t:,.0f} | {f * s / t / 1e6:,.1f} |')" \
-      "$frames" "$size" "$start" "$end" "$mode"
+print(f'| {sys.argv[5]} | {s} | {f:,} | {t:.2f} | {f / t:,.0f} | {f * s / t / 1e6:,.1f} | {sys.argv[6]} |')" \
+      "$frames" "$size" "$start" "$end" "$mode" "$cpu"
   done
 done

@@ -2,8 +2,9 @@
 // Integration tests of the http source against a real HTTP server on
 // loopback (tests/support/http_feed.py, Python's http.server): chunked NDJSON,
 // gzip, Server-Sent Events with a connection dropped mid-event and resumed by
-// Last-Event-ID, 429 with Retry-After, 500, redirects, headers from the
-// environment, POST, an idle body, and garbage instead of HTTP.
+// Last-Event-ID, 429 with Retry-After, 500, redirects (and where the
+// configured headers may go), headers from the environment, POST, an idle
+// body, a response that ends, and garbage instead of HTTP.
 
 #include <catch2/catch.hpp>
 
@@ -14,7 +15,9 @@
 #include <string>
 #include <thread>
 
+#include "pki.hpp"
 #include "relay_fixture.hpp"
+#include "source_stats.hpp"
 
 using namespace streamrelay::test;
 
@@ -23,16 +26,20 @@ namespace {
 struct HttpFeed {
   std::unique_ptr<ChildProcess> process;
   int port = 0;
-  explicit HttpFeed(int fixedPort = 0) {
-    process = std::make_unique<ChildProcess>(
-        "/usr/bin/python3", std::vector<std::string>{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py", "--port",
-                                                     std::to_string(fixedPort)});
+  bool https = false;
+  explicit HttpFeed(int fixedPort = 0, bool withTls = false) : https(withTls) {
+    std::vector<std::string> args{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py", "--port",
+                                  std::to_string(fixedPort)};
+    if (https) args.insert(args.end(), {"--cert", pki().path("server.pem"), "--key", pki().path("server.key")});
+    process = std::make_unique<ChildProcess>("/usr/bin/python3", args);
     auto m = process->waitForLine("listening on 127.0.0.1:(\\d+)");
     INFO(process->output());
     REQUIRE(m.size() == 2);
     port = std::stoi(m[1]);
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port) + path; }
+  std::string url(const std::string& path) const {
+    return (https ? "https://127.0.0.1:" : "http://127.0.0.1:") + std::to_string(port) + path;
+  }
 };
 
 // The subscriber connects after the relay started fetching: a replay ring
@@ -94,13 +101,17 @@ TEST_CASE("http sse: a connection dropped mid-event resumes with Last-Event-ID, 
 TEST_CASE("http: 429 waits for Retry-After, 500 is retried with backoff, each one line", "[integration][http]") {
   HttpFeed feed;
   SECTION("429") {
-    RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=100")));
+    SourceStats stats;
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=100")) + stats.pluginsSection());
+    stats.attach(relay);
     auto m = relay.process->waitForLine("(HTTP 429 Too Many Requests: slow down, please); retrying in 1000 ms "
                                         "\\(Retry-After\\)");
     INFO(relay.process->output());
     REQUIRE(m.size() == 2);
     Subscriber sub(relay.address());
     CHECK(readSequence(sub, 100) == 100);
+    CHECK(stats.counter("connects") == 1);  // the refused request was a failed try, not a connection
+    CHECK(stats.endpointFailures(0) == 1);
   }
   SECTION("500") {
     RunningRelay relay = startRelay(httpUpstream(feed.url("/fail")));
@@ -149,17 +160,20 @@ TEST_CASE("http: garbage instead of an HTTP response is one line and a retry, ne
   provider.join();
 }
 
-// Failover: the primary dies mid-stream, the secondary takes over at once,
-// and the primary is taken back (probed while the secondary streams) when it
-// serves again. Every frame arrives whole.
-TEST_CASE("http endpoints: fail over when the primary dies, and back when it returns", "[integration][http][failover]") {
+// Failover with `return_to_primary: probe`: the primary dies mid-stream, the
+// secondary takes over at once, and the primary is taken back (probed while
+// the secondary streams) when it serves again. Every frame arrives whole.
+// (The default policy is tested with the other sources in connecting_source_test.)
+TEST_CASE("http endpoints, probe: fail over when the primary dies, and back when it answers",
+          "[integration][http][failover]") {
   auto primary = std::make_unique<HttpFeed>();
   const int primaryPort = primary->port;
   HttpFeed secondary;
   const std::string path = "/ndjson?n=100000&rate=2000";
   RunningRelay relay = startRelay(
       "upstream: {type: http, endpoints: ['" + primary->url(path) + "', '" + secondary.url(path) +
-      "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 400}}\nlisteners:\n" + listener("main"));
+      "'], reconnect: {initial_delay_ms: 50, max_delay_ms: 400}, failover: {return_to_primary: probe}}\nlisteners:\n" +
+      listener("main"));
   Subscriber sub(relay.address());
   REQUIRE(relay.process->waitForLine("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)").size() > 0);
   CHECK(readWholeFeedFrames(sub, 100) == 100);
@@ -171,4 +185,81 @@ TEST_CASE("http endpoints: fail over when the primary dies, and back when it ret
   CHECK(relay.process->waitForLine("the primary .* answers again: switching back").size() > 0);
   CHECK(relay.process->waitForLines("\\(endpoint 1 of 2\\): connected \\(HTTP 200\\)", 2));
   CHECK(readWholeFeedFrames(sub, 100) == 100);
+}
+
+// Retry-After in seconds is read with 64-bit arithmetic and capped at an
+// hour: 4294968 s in a 32-bit int of ms wraps to 704 ms, 2147484 goes negative.
+TEST_CASE("http: a Retry-After too large for an int waits the cap (an hour), never a wrapped value",
+          "[integration][http]") {
+  HttpFeed feed;
+  const std::string value = GENERATE(as<std::string>{}, "4294968", "2147484", "99999999999999999999");
+  RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=10&retry_after=" + value)));
+  INFO(relay.process->output());
+  CHECK(relay.process->waitForLine("HTTP 429 Too Many Requests: slow down, please; retrying in 3600000 ms "
+                                   "\\(Retry-After\\)").size() > 0);
+}
+
+// The configured headers (API keys) go only to the configured URL's origin:
+// a redirect to another host (here: another port) does not get them, unless
+// headers_on_redirect says so. The same origin still gets them.
+TEST_CASE("http: the configured headers never follow a redirect to another origin", "[integration][http]") {
+  HttpFeed origin;
+  HttpFeed other;
+  const std::string elsewhere = other.url("/ndjson?n=50");
+  const std::string key = "headers: {X-Api-Key: k3y, Authorization: 'Bearer s3cret'}";
+  SECTION("to another origin: without them") {
+    RunningRelay relay = startRelay(httpUpstream(origin.url("/redirect?to=" + elsewhere), key));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 50) == 50);
+    auto m = other.process->waitForLine("GET /ndjson\\?n=50 .* headers=(.*)");
+    INFO(other.process->output());
+    REQUIRE(m.size() == 2);
+    CHECK(m[1].str().find("x-api-key") == std::string::npos);
+    CHECK(m[1].str().find("authorization") == std::string::npos);
+    CHECK(origin.process->waitForLine("GET /redirect.* headers=.*x-api-key").size() > 0);
+  }
+  SECTION("to another origin with headers_on_redirect: true") {
+    RunningRelay relay = startRelay(httpUpstream(origin.url("/redirect?to=" + elsewhere), key + ", headers_on_redirect: true"));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 50) == 50);
+    CHECK(other.process->waitForLine("GET /ndjson\\?n=50 .* headers=.*x-api-key").size() > 0);
+  }
+  SECTION("to the same origin: with them") {
+    RunningRelay relay = startRelay(httpUpstream(origin.url("/redirect?to=/auth%3Fn%3D50"), key));
+    Subscriber sub(relay.address());
+    CHECK(readSequence(sub, 50) == 50);  // /auth serves only with the bearer token
+  }
+}
+
+TEST_CASE("http: https is never redirected to http, with one line", "[integration][http][tls]") {
+  HttpFeed secure(0, true);
+  HttpFeed plain;
+  SourceStats stats;
+  RunningRelay relay = startRelay(
+      httpUpstream(secure.url("/redirect?to=" + plain.url("/ndjson?n=10%26token=t0k3n")),  // the line names no query
+                   "headers: {X-Api-Key: k3y}, tls: {ca_file: '" + pki().path("ca.pem") + "'}") +
+      stats.pluginsSection());
+  stats.attach(relay);
+  INFO(relay.process->output());
+  CHECK(relay.process->waitForLines(
+      "upstream https://127\\.0\\.0\\.1:\\d+/redirect\\?to=.*: HTTP 302: the redirect to http://127\\.0\\.0\\.1:" +
+          std::to_string(plain.port) + "/ndjson is refused: https must not be downgraded to http .*; retrying in "
+          "\\d+ ms$", 2));
+  CHECK(plain.process->countLines("GET ") == 0);
+  CHECK(stats.counter("connects") == 0);
+  CHECK(stats.endpointFailures(0) >= 2);
+}
+
+// A response that ends after its frames is the provider's own end of the
+// stream: requested again, and not an endpoint failure.
+TEST_CASE("http: a response that ends after its frames is requested again, and is no failure",
+          "[integration][http]") {
+  HttpFeed feed;
+  SourceStats stats;
+  RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=5&end=1")) + stats.pluginsSection());
+  stats.attach(relay);
+  INFO(relay.process->output());
+  CHECK(relay.process->waitForLines("the response ended \\(HTTP 200\\); retrying in", 2));
+  CHECK(pollUntil([&] { return stats.counter("connects") >= 2; }));
+  CHECK(stats.endpointFailures(0) == 0);
 }

@@ -1,26 +1,30 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: Apache-2.0
 """http_feed.py - an HTTP streaming provider for the integration tests, on
-Python's http.server: it listens on 127.0.0.1 (port 0: any free port), prints
-"http-feed: listening on 127.0.0.1:PORT" and one line per request to stderr,
-and exits after --max-seconds. Frames are "feed N" (N from 1), as the tests'
-readSequence expects.
+Python's http.server: it listens on 127.0.0.1 (port 0: any free port; with
+--cert/--key it speaks https), prints "http-feed: listening on
+127.0.0.1:PORT" and one line per request to stderr (with the names of the
+request's headers), and exits after --max-seconds. Frames are "feed N" (N
+from 1), as the tests' readSequence expects.
 
-  GET /ndjson?n=N[&gzip=1][&rate=R]  N lines, chunked in 7-byte pieces that cut
-                              lines (R lines per second if given), then holds the
-                              connection open
+  GET /ndjson?n=N[&gzip=1][&rate=R][&end=1]  N lines, chunked in 7-byte
+                              pieces that cut lines (R lines per second if
+                              given), then holds the connection open (with
+                              end=1: ends the response instead)
   GET /sse?n=N[&drop_after=K] N events "id: i / data: feed i" with comments
                               between; with drop_after and no Last-Event-ID it
                               sends K events and half of the next, then drops
                               the connection; Last-Event-ID: i resumes after i
-  GET /limited?n=N            first request: 429 with Retry-After: 1; then /ndjson
+  GET /limited?n=N[&retry_after=V]  first request: 429 with Retry-After: V
+                              (default 1); then /ndjson
   GET /fail                   500 with a body, every time
-  GET /redirect?to=PATH       302 to PATH
+  GET /redirect?to=URL        302 to URL (a path, or another server)
   GET /auth?n=N               /ndjson if "Authorization: Bearer s3cret", else 401
   POST /post                  /ndjson with n = the request body
 """
 import argparse
 import gzip
+import ssl
 import sys
 import threading
 import time
@@ -73,7 +77,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def ndjson(self, n, compress=False, rate=0):
+    def ndjson(self, n, compress=False, rate=0, end=False):
         self.start_stream("application/x-ndjson", "gzip" if compress else None)
         if rate:
             for i in range(1, n + 1):
@@ -82,6 +86,10 @@ class Handler(BaseHTTPRequestHandler):
                 self.chunk(b"feed %d\n" % i)
                 time.sleep(1.0 / rate)
             self.hold()
+            return
+        if end:
+            self.chunk(b"".join(b"feed %d\n" % i for i in range(1, n + 1)))
+            self.wfile.write(b"0\r\n\r\n")
             return
         body = b"".join(b"feed %d\n" % i for i in range(1, n + 1))
         if compress:
@@ -116,9 +124,10 @@ class Handler(BaseHTTPRequestHandler):
         url = urlparse(self.path)
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         n = int(q.get("n", "100"))
-        log("GET %s Last-Event-ID=%s" % (self.path, self.headers.get("Last-Event-ID")))
+        log("GET %s Last-Event-ID=%s headers=%s" % (self.path, self.headers.get("Last-Event-ID"),
+                                                      ",".join(sorted(k.lower() for k in self.headers.keys()))))
         if url.path == "/ndjson":
-            self.ndjson(n, q.get("gzip") == "1", int(q.get("rate", "0")))
+            self.ndjson(n, q.get("gzip") == "1", int(q.get("rate", "0")), q.get("end") == "1")
         elif url.path == "/sse":
             self.sse(n, int(q.get("drop_after", "0")))
         elif url.path == "/limited":
@@ -126,7 +135,7 @@ class Handler(BaseHTTPRequestHandler):
                 LIMITED_CALLS[0] += 1
                 first = LIMITED_CALLS[0] == 1
             if first:
-                self.plain(429, b"slow down, please", [("Retry-After", "1")])
+                self.plain(429, b"slow down, please", [("Retry-After", q.get("retry_after", "1"))])
             else:
                 self.ndjson(n)
         elif url.path == "/fail":
@@ -152,10 +161,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--max-seconds", type=float, default=120)
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--cert")
+    p.add_argument("--key")
     args = p.parse_args()
     DEADLINE[0] = time.time() + args.max_seconds
     ThreadingHTTPServer.allow_reuse_address = True
     server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    if args.cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.cert, args.key)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     server.daemon_threads = True
     server.timeout = 0.5
     log("listening on 127.0.0.1:%d" % server.server_address[1])

@@ -6,7 +6,9 @@ completes the handshake sends --frames length-prefixed frames "feed N" padded
 with '.' to --size bytes, then holds the connection until the client leaves.
 With --client-ca it requires a client certificate signed by that CA.
 It prints "tls-feed: listening on 127.0.0.1:PORT" to stderr, logs each
-handshake, and exits after --max-seconds without a new client."""
+handshake and how each client left ("client sent close_notify", or "client
+left without close_notify: ..."), and exits after --max-seconds without a new
+client."""
 import argparse
 import socket
 import ssl
@@ -29,6 +31,8 @@ def main():
     args = p.parse_args()
 
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    # Python sets this by default: an EOF without close_notify would look like one.
+    ctx.options &= ~ssl.OP_IGNORE_UNEXPECTED_EOF
     ctx.load_cert_chain(args.cert, args.key)
     if args.client_ca:
         ctx.verify_mode = ssl.CERT_REQUIRED
@@ -52,7 +56,8 @@ def main():
             return
         conn.settimeout(args.max_seconds)
         try:
-            tls = ctx.wrap_socket(conn, server_side=True)
+            # suppress_ragged_eofs=False: an EOF without close_notify is an error, not b"".
+            tls = ctx.wrap_socket(conn, server_side=True, suppress_ragged_eofs=False)
         except (ssl.SSLError, OSError) as e:
             log("handshake failed: %s" % e)
             conn.close()
@@ -62,8 +67,9 @@ def main():
             tls.sendall(frames)
             while tls.recv(4096):
                 pass
+            log("client sent close_notify")
         except (ssl.SSLError, OSError) as e:
-            log("connection ended: %s" % e)
+            log("client left without close_notify: %s" % e)
         tls.close()
 
 

@@ -4,7 +4,9 @@
 `websockets` library (python3-websockets): it listens on 127.0.0.1 (port 0:
 any free port; with --cert/--key it speaks wss), prints
 "ws-feed: listening on 127.0.0.1:PORT" and one line per event to stderr, and
-exits after --max-seconds.
+exits after --max-seconds. When a connection ends it logs how:
+"connection to PATH closed by the client with code C" (the code of the
+client's close frame; 1006 if it sent none) or "... closed by the server".
 
   /feed?n=N[&expect=1][&rate=R]  (R messages per second if given)
                         (waits for one message from the client first, and logs
@@ -12,7 +14,8 @@ exits after --max-seconds.
                         every 5th fragmented in three; then pings and logs the
                         pong; then holds the connection
   /oversize             "feed 1", then a message of 2 MiB, then holds
-  /close                "feed 1".."feed 3", then closes with 4001 "maintenance"
+  /close[?code=C[&reason=R]]  "feed 1".."feed 3", then closes with C and
+                        reason R (default 4001 "maintenance")
   /invalid              "feed 1", then a frame with a reserved opcode (0xB):
                         not WebSocket
 """
@@ -61,11 +64,13 @@ async def handler(ws, path=None):
         elif url.path == "/close":
             for i in range(1, 4):
                 await ws.send("feed %d" % i)
-            await ws.close(4001, "maintenance")
+            await ws.close(int(q.get("code", "4001")), q.get("reason", "" if "code" in q else "maintenance"))
+            log("connection to %s closed by the server" % url.path)
             return
         await ws.wait_closed()
     except websockets.ConnectionClosed as e:
         log("connection closed: %s" % e)
+    log("connection to %s closed by the client with code %s" % (url.path, ws.close_code))
 
 
 async def main():
