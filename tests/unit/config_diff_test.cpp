@@ -142,8 +142,8 @@ TEST_CASE("the key reference (--list-keys) says how a change to each key is appl
   has("listeners[].tls.cert_file  string — PEM certificate chain the relay presents [reload: in place]");
   has("listeners[].auth.tokens  list of strings, ${ENV} expands — static tokens a client may present (never logged) "
       "[reload: in place]");
-  has("sources.NAME.headers  mapping of strings, ${ENV} expands [source type http] — sent with every request; ${ENV} "
-      "expands [reload: restarts the source]");
+  has("sources.NAME.headers  mapping of strings, ${ENV} expands [source type http] — sent with every request to the URL's origin; "
+      "${ENV} expands [reload: restarts the source]");
   has("writer_threads  integer 0..64, default 0 — 0: one per CPU core, at most 4 [reload: needs a relay restart]");
   has("log.level  string");
   has("shutdown_timeout_ms  integer 0..3600000, default 5000 — how long consumers get to drain at shutdown [reload: "
