@@ -69,7 +69,7 @@ void ConnectingSource::run() {
     if (waitMs == kStop || (waitMs > 0 && stop_.waitFor(std::chrono::milliseconds(waitMs)))) break;
   }
   if (probed) probed->close(goodbyeFor(StreamEnd::stopped()), closeDeadline(StreamEnd::stopped()));
-  logger().information("%s %s: stopped", label(), failover_.address(0));
+  logger().information("%s %s: stopped", label(), failover_.shown(0));
 }
 
 int ConnectingSource::afterFailedTry(std::size_t endpoint, const OpenFailure& failure) {
@@ -141,7 +141,7 @@ std::optional<StreamEnd> ConnectingSource::actOnPrimary(Clock::time_point lastBy
       return std::nullopt;
     case Failover::Action::CloseAndReturn:
       logger().information("%s %s: nothing for quiet_ms %d ms: closing it to return to the primary %s", label(),
-                           failover_.describe(live), failover_.policy().quietMs, failover_.address(0));
+                           failover_.describe(live), failover_.policy().quietMs, failover_.shown(0));
       failover_.returning();
       return StreamEnd{StreamEnd::How::Return, "returning to the primary"};
     case Failover::Action::Probe: {
@@ -150,11 +150,11 @@ std::optional<StreamEnd> ConnectingSource::actOnPrimary(Clock::time_point lastBy
       if (stop_.requested()) return StreamEnd::stopped();
       if (probed) {
         logger().warning("%s %s: the primary %s answers again: switching back", label(), failover_.describe(live),
-                         failover_.address(0));
+                         failover_.shown(0));
         return StreamEnd{StreamEnd::How::Return, "switching back to the primary"};
       }
       failover_.probeFailed();
-      logger().debug("%s: the primary %s does not answer yet: %s", label(), failover_.address(0), failure.why);
+      logger().debug("%s: the primary %s does not answer yet: %s", label(), failover_.shown(0), failure.why);
       return std::nullopt;
     }
   }

@@ -6,6 +6,7 @@
 
 #include "keys.hpp"
 #include "schema.hpp"
+#include "secret_mask.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -48,12 +49,13 @@ Failover::Failover(std::vector<std::string> addresses, const FailoverPolicy& pol
     };
   }
   std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  for (const std::string& address : addresses_) counters_.endpoints.push_back({address, 0});
+  for (const std::string& address : addresses_) shown_.push_back(maskUrlSecrets(address));
+  for (const std::string& address : shown_) counters_.endpoints.push_back({address, 0});
 }
 
 std::string Failover::describe(std::size_t endpoint) const {
-  if (addresses_.size() == 1) return addresses_[endpoint];
-  return addresses_[endpoint] + " (endpoint " + std::to_string(endpoint + 1) + " of " +
+  if (addresses_.size() == 1) return shown_[endpoint];
+  return shown_[endpoint] + " (endpoint " + std::to_string(endpoint + 1) + " of " +
          std::to_string(addresses_.size()) + ")";
 }
 
@@ -131,7 +133,7 @@ void Failover::countFailure(std::size_t endpoint) {
 void Failover::setLive(std::size_t endpoint) {
   live_ = endpoint;
   std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
-  counters_.liveEndpoint = endpoint == SIZE_MAX ? std::string() : addresses_[endpoint];
+  counters_.liveEndpoint = endpoint == SIZE_MAX ? std::string() : shown_[endpoint];
 }
 
 const Schema& failoverSchema() {

@@ -72,8 +72,12 @@ class Failover {
            Now now = {}, Random random = {});
 
   std::size_t size() const { return addresses_.size(); }
+  // Where to connect: the address as configured, secrets included.
   const std::string& address(std::size_t endpoint) const { return addresses_[endpoint]; }
-  // "ADDRESS" alone, or "ADDRESS (endpoint 2 of 3)": how log lines name it.
+  // How logs, /stats and /metrics show it: a URL's userinfo and secret query
+  // values as "(set)" (secret_mask.hpp).
+  const std::string& shown(std::size_t endpoint) const { return shown_[endpoint]; }
+  // "ADDRESS" alone, or "ADDRESS (endpoint 2 of 3)", as shown(): how log lines name it.
   std::string describe(std::size_t endpoint) const;
   const FailoverPolicy& policy() const { return policy_; }
 
@@ -114,6 +118,7 @@ class Failover {
   void returnFailed();
 
   const std::vector<std::string> addresses_;
+  std::vector<std::string> shown_;  // index-aligned with addresses_
   const FailoverPolicy policy_;
   SourceCounters& counters_;
   Now now_;

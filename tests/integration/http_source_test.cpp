@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -262,4 +263,23 @@ TEST_CASE("http: a response that ends after its frames is requested again, and i
   CHECK(relay.process->waitForLines("the response ended \\(HTTP 200\\); retrying in", 2));
   CHECK(pollUntil([&] { return stats.counter("connects") >= 2; }));
   CHECK(stats.endpointFailures(0) == 0);
+}
+
+// A URL may carry credentials (user:password@, ?token=): they are sent to the
+// provider, never shown in a log line, /stats or /metrics.
+TEST_CASE("http: a URL's password and token are used but never shown", "[integration][http][secrets]") {
+  HttpFeed feed;
+  SourceStats stats;
+  const std::string url =
+      "http://reader:hunter3@127.0.0.1:" + std::to_string(feed.port) + "/ndjson?n=100&token=hunter2";
+  RunningRelay relay = startRelay(httpUpstream(url) + stats.pluginsSection());
+  stats.attach(relay);
+  Subscriber sub(relay.address());
+  CHECK(readSequence(sub, 100) == 100);
+  std::ostringstream shown;
+  stats.source()->stringify(shown);
+  INFO(shown.str());
+  CHECK(shown.str().find("127.0.0.1") != std::string::npos);
+  CHECK(shown.str().find("hunter") == std::string::npos);
+  CHECK(relay.process->output().find("hunter") == std::string::npos);
 }
