@@ -124,6 +124,8 @@ PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& imp
   p.queue = queueFrom(s.group("queue"));
   p.maxFailures = static_cast<int>(s.integer("max_failures"));
   p.configYaml = s.string("config");
+  p.isolation = s.string("isolation") == "process" ? PluginIsolation::Process : PluginIsolation::InProcess;
+  p.process = pluginProcessFrom(s.group("process"));
   return p;
 }
 

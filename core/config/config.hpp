@@ -80,6 +80,20 @@ struct ListenerConfig {
   Settings settings;             // what the fields above were read from (printed by --check-config)
 };
 
+// Where a plugin instance runs: on a worker thread of the relay, or in a
+// child process of its own (plugin_host/isolated_instance.hpp).
+enum class PluginIsolation { InProcess, Process };
+
+// `isolation: process`: the limits of the instance's child process.
+struct PluginProcessConfig {
+  std::uint64_t memoryLimitBytes = 0;   // resident memory above which the child is killed; 0: no limit
+  int watchdogMs = 10000;               // no frame acknowledged this long while frames wait: killed; 0: never
+  int restartInitialDelayMs = 100;      // backoff before a restart, doubling while no frame is acknowledged
+  int restartMaxDelayMs = 30000;
+  std::size_t ringBytes = 4 << 20;      // the shared-memory ring that carries frames to the child
+  bool seccomp = true;                  // the child's system calls are limited to an allow-list
+};
+
 // One plugin instance: `type` is the plugin's name, `configYaml` its own
 // sub-tree, passed to the plugin as text.
 struct PluginInstanceConfig {
@@ -92,6 +106,8 @@ struct PluginInstanceConfig {
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
   bool implicit = false;         // no config anywhere: the one default instance of a dropped-in plugin
+  PluginIsolation isolation = PluginIsolation::InProcess;
+  PluginProcessConfig process;   // isolation: process
   Settings settings;
 };
 
