@@ -24,6 +24,8 @@
 #include "config_watcher.hpp"
 #include "fatal_signal.hpp"
 #include "logging.hpp"
+#include "plugin_child.hpp"
+#include "plugin_process.hpp"
 #include "relay.hpp"
 
 namespace {
@@ -133,6 +135,8 @@ int signalReload(const std::string& pidFile) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The child process of an isolated plugin instance (never started by hand).
+  if (argc > 1 && std::strcmp(argv[1], streamrelay::kPluginChildFlag) == 0) streamrelay::runPluginChild(argc, argv);
   Options options;
   try {
     int code = parseArgs(argc, argv, options);

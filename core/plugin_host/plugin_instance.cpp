@@ -179,6 +179,8 @@ void PluginInstance::deliver(const FrameSpan& span) {
     } else {
       recordFailure("on_frame", message);
     }
+    ++handled_;
+    if (progress_ && !output_) progress_(handled_);  // one that emits reports after it published
   }
   queue_->countDelivered(delivered);
 }
@@ -244,10 +246,10 @@ void PluginInstance::publishEmitted() {
   std::unique_ptr<FrameBatch> batch;
   {
     std::lock_guard<std::mutex> lock(emitMutex_);
-    if (emitted_.empty()) return;
-    batch = emitted_.seal(unixNowNs());
+    if (!emitted_.empty()) batch = emitted_.seal(unixNowNs());
   }
-  output_->publish(std::move(batch));
+  if (batch) output_->publish(std::move(batch));
+  if (progress_) progress_(handled_);
 }
 
 int PluginInstance::apiSupports(void* host, std::size_t offset) {

@@ -26,17 +26,15 @@
 
 #include "bus.hpp"
 #include "config.hpp"
+#include "hosted_instance.hpp"
 #include "plugin_library.hpp"
 #include "plugin_metrics.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
 
-class PluginInstance {
+class PluginInstance : public HostedInstance {
  public:
-  using StatsJson = std::function<std::string()>;
-  // Called (from the worker) when the instance disables itself.
-  using OnDisabled = std::function<void(PluginInstance&)>;
 
   // `metrics` belongs to the instance name and outlives this version of it.
   // `output`: the bus of the stream it emits on (null: it cannot emit).
@@ -44,34 +42,42 @@ class PluginInstance {
                  std::shared_ptr<PluginMetrics> metrics, Bus* output, StatsJson stats, OnDisabled onDisabled);
   // Destroys the plugin's instance. The worker must have ended (joined) or
   // never started: an abandoned instance is never destroyed.
-  ~PluginInstance();
+  ~PluginInstance() override;
   PluginInstance(const PluginInstance&) = delete;
   PluginInstance& operator=(const PluginInstance&) = delete;
 
   // Calls the plugin's create(); false with `error` set if it refused.
-  bool create(std::string& error);
-  void start();
+  bool create(std::string& error) override;
+  void start() override;
   // Closes the queue; the worker hands what is queued to the plugin until the
   // deadline, then flushes and destroys it.
-  void beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline);
+  void beginStop(CloseReason reason, std::chrono::steady_clock::time_point deadline) override;
   // Waits until the worker has ended, at most until `deadline`; true if it
   // ended (and was joined) or never started.
-  bool join(std::chrono::steady_clock::time_point deadline);
+  bool join(std::chrono::steady_clock::time_point deadline) override;
   // Lets a worker that did not end run on unowned: the caller must keep this
   // instance alive for as long as the process runs.
-  void abandon();
+  void abandon() override;
   // True once the worker has ended (or never started).
-  bool ended() const;
+  bool ended() const override;
   // "NAME (type TYPE, file PATH)": how log lines name this instance.
-  const std::string& description() const { return description_; }
+  const std::string& description() const override { return description_; }
 
-  const std::string& name() const { return config_.name; }
-  const PluginInstanceConfig& config() const { return config_; }
-  const std::string& type() const { return library_->name(); }
-  const QueuePtr& queue() const { return queue_; }
-  bool disabled() const { return disabled_.load(); }
+  const std::string& name() const override { return config_.name; }
+  const PluginInstanceConfig& config() const override { return config_; }
+  const std::string& type() const override { return library_->name(); }
+  const QueuePtr& queue() const override { return queue_; }
+  bool disabled() const override { return disabled_.load(); }
   // Failures, and the counters and gauges the plugin keeps through the host API.
-  const PluginMetrics& metrics() const { return *metrics_; }
+  const PluginMetrics& metrics() const override { return *metrics_; }
+
+  // How far the plugin has got, for the child process of an isolated
+  // instance, which acknowledges frames by it: called on the worker thread
+  // with the number of frames handed to the plugin so far whose callback has
+  // returned (OK or not) and whose emitted frames, if any, have been
+  // published on the output. Set before start().
+  using Progress = std::function<void(std::uint64_t framesHandled)>;
+  void setProgress(Progress progress) { progress_ = std::move(progress); }
 
  private:
   void run();
@@ -113,6 +119,8 @@ class PluginInstance {
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
   int consecutiveFailures_ = 0;  // worker thread only
+  Progress progress_;
+  std::uint64_t handled_ = 0;    // worker thread only: frames whose callback returned
 };
 
 }  // namespace streamrelay

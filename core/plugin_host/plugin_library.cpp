@@ -5,6 +5,9 @@
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstddef>
 #include <stdexcept>
@@ -51,7 +54,24 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path, cons
     removeCopy();
     throw std::runtime_error("cannot load: " + e.displayText());
   }
+  const int codeFd = ::open(copy.c_str(), O_RDONLY | O_CLOEXEC);
   Poco::File(copy).remove();  // the mapping stays; the private directory stays clean
+  std::shared_ptr<PluginLibrary> loaded(new PluginLibrary(path, std::move(library)));
+  loaded->codeFd_ = codeFd;
+  loaded->validate();
+  return loaded;
+}
+
+std::shared_ptr<PluginLibrary> PluginLibrary::loadInherited(int codeFd, const std::string& path) {
+  const std::string code = "/proc/self/fd/" + std::to_string(codeFd);
+  std::string incomplete = checkElfSharedObject(code);
+  if (!incomplete.empty()) throw std::runtime_error("cannot load: " + incomplete);
+  auto library = std::make_unique<Poco::SharedLibrary>();
+  try {
+    library->load(code, Poco::SharedLibrary::SHLIB_LOCAL);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot load: " + e.displayText());
+  }
   std::shared_ptr<PluginLibrary> loaded(new PluginLibrary(path, std::move(library)));
   loaded->validate();
   return loaded;
@@ -62,6 +82,7 @@ PluginLibrary::PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibra
 
 PluginLibrary::~PluginLibrary() {
   if (library_->isLoaded()) library_->unload();
+  if (codeFd_ >= 0) ::close(codeFd_);
 }
 
 void PluginLibrary::validate() {

@@ -23,6 +23,9 @@ class PluginLibrary {
   // Loads `path` through a copy in `privateDir`; throws std::runtime_error with
   // the reason (not a shared library, no entry symbol, ABI mismatch, ...).
   static std::shared_ptr<PluginLibrary> load(const std::string& path, const std::string& privateDir);
+  // The child process of an isolated instance: loads the code that `codeFd`
+  // (another PluginLibrary's codeFd(), inherited) reads, as the file `path`.
+  static std::shared_ptr<PluginLibrary> loadInherited(int codeFd, const std::string& path);
   ~PluginLibrary();
   PluginLibrary(const PluginLibrary&) = delete;
   PluginLibrary& operator=(const PluginLibrary&) = delete;
@@ -34,6 +37,10 @@ class PluginLibrary {
   decltype(streamrelay_plugin::flush) flush() const { return flush_; }
   // STREAMRELAY_PLUGIN_NO_INPUTS: its instances subscribe to nothing.
   bool readsNoFrames() const { return (flags_ & STREAMRELAY_PLUGIN_NO_INPUTS) != 0; }
+  // A read-only descriptor of the very code that was loaded (its private
+  // copy, removed from the directory): what an isolated instance's child
+  // loads, whatever happened to the file since. -1 if it could not be kept.
+  int codeFd() const { return codeFd_; }
 
  private:
   PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibrary> library);
@@ -45,6 +52,7 @@ class PluginLibrary {
   std::string name_;
   decltype(streamrelay_plugin::flush) flush_ = nullptr;
   std::uint32_t flags_ = 0;
+  int codeFd_ = -1;
 };
 
 }  // namespace streamrelay

@@ -19,6 +19,25 @@
 
 namespace streamrelay {
 
+// isolation: process — what happened to the instance's child processes.
+struct ChildProcessCounters {
+  std::atomic<std::uint64_t> restarts{0};          // children started again after one died or was killed
+  std::atomic<std::uint64_t> watchdogKills{0};     // killed: no frame acknowledged for watchdog_ms
+  std::atomic<std::uint64_t> memoryLimitKills{0};  // killed: resident memory over memory_limit_bytes
+  void setLastExit(std::string how) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    lastExit_ = std::move(how);
+  }
+  std::string lastExit() const {  // "" if none has ended yet
+    std::lock_guard<std::mutex> lock(mutex_);
+    return lastExit_;
+  }
+
+ private:
+  mutable std::mutex mutex_;
+  std::string lastExit_;
+};
+
 class PluginMetrics {
  public:
   void addCounter(const std::string& name, std::uint64_t delta) {
@@ -40,6 +59,8 @@ class PluginMetrics {
   void countFailure() { failures_.fetch_add(1, std::memory_order_relaxed); }
   std::uint64_t failures() const { return failures_.load(std::memory_order_relaxed); }
   const std::shared_ptr<QueueCounters>& queueCounters() const { return queueCounters_; }
+  ChildProcessCounters& childProcesses() { return childProcesses_; }
+  const ChildProcessCounters& childProcesses() const { return childProcesses_; }
 
  private:
   mutable std::mutex mutex_;
@@ -47,6 +68,7 @@ class PluginMetrics {
   std::map<std::string, double> gauges_;
   std::atomic<std::uint64_t> failures_{0};
   const std::shared_ptr<QueueCounters> queueCounters_ = std::make_shared<QueueCounters>();
+  ChildProcessCounters childProcesses_;
 };
 
 }  // namespace streamrelay

@@ -1,0 +1,482 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugin_child.hpp"
+
+#include <Poco/AutoPtr.h>
+#include <Poco/Channel.h>
+#include <Poco/Logger.h>
+#include <Poco/Message.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "bus.hpp"
+#include "child_channel.hpp"
+#include "child_sandbox.hpp"
+#include "frame_ring.hpp"
+#include "plugin_instance.hpp"
+#include "plugin_process.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+// Exit codes the relay reads as "the child could not run" (not a crash).
+constexpr int kExitBadStart = 70;
+
+constexpr std::chrono::milliseconds kReportEvery(100);
+constexpr std::chrono::seconds kStatsTimeout(5);
+// A processor's emitted frames go in messages of about this size.
+constexpr std::size_t kEmitMessageBytes = 4 << 20;
+
+[[noreturn]] void quit(int code) {
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+}
+
+// The child's end of the control channel. Thread safe.
+class ChildLink {
+ public:
+  explicit ChildLink(int fd) : fd_(fd) {}
+
+  // Whole messages, one at a time. The relay gone: nothing left to do.
+  void send(const std::string& message) {
+    std::lock_guard<std::mutex> lock(sendMutex_);
+    for (std::size_t sent = 0; sent < message.size();) {
+      const ssize_t n = ::send(fd_, message.data() + sent, message.size() - sent, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) quit(0);
+      sent += static_cast<std::size_t>(n);
+    }
+  }
+  void send(const char* header, std::size_t headerSize, const char* body, std::size_t bodySize) {
+    std::lock_guard<std::mutex> lock(sendMutex_);
+    iovec parts[2] = {{const_cast<char*>(header), headerSize}, {const_cast<char*>(body), bodySize}};
+    std::size_t left = headerSize + bodySize;
+    msghdr m{};
+    m.msg_iov = parts;
+    m.msg_iovlen = 2;
+    while (left > 0) {
+      const ssize_t n = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) quit(0);
+      left -= static_cast<std::size_t>(n);
+      for (std::size_t done = static_cast<std::size_t>(n); done > 0;) {  // skip what went out
+        const std::size_t step = std::min(done, m.msg_iov->iov_len);
+        m.msg_iov->iov_base = static_cast<char*>(m.msg_iov->iov_base) + step;
+        m.msg_iov->iov_len -= step;
+        done -= step;
+        if (m.msg_iov->iov_len == 0 && m.msg_iovlen > 1) {
+          ++m.msg_iov;
+          --m.msg_iovlen;
+        }
+      }
+    }
+  }
+
+  // One message from the relay (blocking); false once the relay is gone.
+  bool receive(ChildMessage& type, std::string& payload) {
+    char header[kMessageHeaderBytes];
+    if (!readFully(header, sizeof header)) return false;
+    std::uint32_t kind = 0, length = 0;
+    std::memcpy(&kind, header, 4);
+    std::memcpy(&length, header + 4, 4);
+    type = static_cast<ChildMessage>(kind);
+    payload.resize(length);
+    return readFully(payload.data(), length);
+  }
+
+  // The host API's stats_json: asks the relay and waits for its answer
+  // (which the control thread hands over), "{}" if none comes.
+  std::string requestStats() {
+    std::lock_guard<std::mutex> one(requestMutex_);
+    {
+      std::lock_guard<std::mutex> lock(statsMutex_);
+      stats_.reset();
+    }
+    send(MessageBuilder(ChildMessage::StatsRequest).finish());
+    std::unique_lock<std::mutex> lock(statsMutex_);
+    if (!statsArrived_.wait_for(lock, kStatsTimeout, [&] { return stats_.has_value(); })) return "{}";
+    return *stats_;
+  }
+  void deliverStats(std::string json) {
+    std::lock_guard<std::mutex> lock(statsMutex_);
+    stats_ = std::move(json);
+    statsArrived_.notify_all();
+  }
+
+ private:
+  bool readFully(char* data, std::size_t size) {
+    for (std::size_t got = 0; got < size;) {
+      const ssize_t n = ::read(fd_, data + got, size - got);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) return false;
+      got += static_cast<std::size_t>(n);
+    }
+    return true;
+  }
+
+  const int fd_;
+  std::mutex sendMutex_;
+  std::mutex requestMutex_;  // one stats request at a time
+  std::mutex statsMutex_;
+  std::condition_variable statsArrived_;
+  std::optional<std::string> stats_;
+};
+
+// Every log line of the child goes to the relay, which logs it as its own.
+class LinkChannel : public Poco::Channel {
+ public:
+  explicit LinkChannel(ChildLink& link) : link_(link) {}
+  void log(const Poco::Message& message) override {
+    link_.send(MessageBuilder(ChildMessage::Log)
+                   .u32(static_cast<std::uint32_t>(message.getPriority()))
+                   .str(message.getSource())
+                   .str(message.getText())
+                   .finish());
+  }
+
+ private:
+  ChildLink& link_;
+};
+
+// Sends what the plugin's counters, gauges and failures became since the last call.
+class MetricsReporter {
+ public:
+  void report(ChildLink& link, const PluginMetrics& metrics) {
+    const std::uint64_t failures = metrics.failures();
+    std::vector<std::pair<std::string, std::uint64_t>> added;
+    for (const auto& [name, value] : metrics.counters()) {
+      std::uint64_t& seen = counters_[name];
+      if (value != seen) added.emplace_back(name, value - seen);
+      seen = value;
+    }
+    std::vector<std::pair<std::string, double>> set;
+    for (const auto& [name, value] : metrics.gauges()) {
+      auto it = gauges_.find(name);
+      if (it == gauges_.end() || it->second != value) set.emplace_back(name, value);
+      gauges_[name] = value;
+    }
+    if (failures == failures_ && added.empty() && set.empty()) return;
+    MessageBuilder m(ChildMessage::Metrics);
+    m.u64(failures - failures_).u32(static_cast<std::uint32_t>(added.size()));
+    for (const auto& [name, delta] : added) m.str(name).u64(delta);
+    m.u32(static_cast<std::uint32_t>(set.size()));
+    for (const auto& [name, value] : set) m.str(name).f64(value);
+    failures_ = failures;
+    link.send(m.finish());
+  }
+
+ private:
+  std::uint64_t failures_ = 0;
+  std::map<std::string, std::uint64_t> counters_;
+  std::map<std::string, double> gauges_;
+};
+
+// A processor: sends what it emitted to the relay, then acknowledges the
+// input frames handled before those frames were published (see plugin_child.hpp).
+class EmitForwarder {
+ public:
+  EmitForwarder(ChildLink& link, FrameRingReader& ring, std::uint64_t firstRingSeq, Bus& output)
+      : link_(link),
+        ring_(ring),
+        firstRingSeq_(firstRingSeq),
+        queue_(std::make_shared<SubscriptionQueue>("emitted", QueueLimits{0, 64 << 20, OverflowPolicy::Block},
+                                                   [this] { wake(); })) {
+    output.subscribe(queue_);
+    thread_ = std::thread([this] { run(); });
+  }
+  // PluginInstance's progress: worker thread.
+  void progress(std::uint64_t handled) {
+    handled_.store(handled, std::memory_order_release);
+    wake();
+  }
+  // Sends the rest and acknowledges; after the instance has ended.
+  void finish() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      finishing_ = true;
+      woken_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
+
+ private:
+  void wake() {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      woken_ = true;
+    }
+    changed_.notify_all();
+  }
+
+  void run() {
+    std::deque<FrameSpan> spans;
+    std::uint64_t acked = 0;
+    for (;;) {
+      bool finishing;
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return woken_; });
+        woken_ = false;
+        finishing = finishing_;
+      }
+      // Read before taking: every batch published before this value is in the queue.
+      const std::uint64_t handled = handled_.load(std::memory_order_acquire);
+      queue_->takeAll(spans);
+      for (const FrameSpan& span : spans) send(span);
+      spans.clear();
+      if (handled > acked) ring_.acknowledge(firstRingSeq_ - 1 + handled);
+      acked = handled;
+      if (finishing) return;
+    }
+  }
+
+  // One span in messages of about kEmitMessageBytes, whole frames each.
+  void send(const FrameSpan& span) {
+    for (std::uint32_t first = span.first; first < span.end;) {
+      std::uint32_t end = first + 1;
+      while (end < span.end && span.batch->wireBytes(first, end + 1) <= kEmitMessageBytes) ++end;
+      const std::size_t bytes = span.batch->wireBytes(first, end);
+      MessageBuilder header(ChildMessage::Emit);
+      std::string h = header.finish();
+      const auto length = static_cast<std::uint32_t>(bytes);
+      std::memcpy(&h[4], &length, sizeof length);
+      link_.send(h.data(), h.size(), span.batch->wireBegin(first), bytes);
+      first = end;
+    }
+  }
+
+  ChildLink& link_;
+  FrameRingReader& ring_;
+  const std::uint64_t firstRingSeq_;
+  QueuePtr queue_;
+  std::atomic<std::uint64_t> handled_{0};
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool woken_ = false;
+  bool finishing_ = false;
+  std::thread thread_;
+};
+
+// Copies the ring's records into the instance's queue until told to stop.
+class RingFeeder {
+ public:
+  RingFeeder(FrameRingReader& ring, const ChildStart& start, PluginInstance& instance)
+      : ring_(ring), instance_(instance), lastPushed_(start.firstRingSeq - 1) {
+    for (const std::string& input : start.inputs) streams_.push_back({input, {}});
+  }
+  void start() {
+    thread_ = std::thread([this] { run(); });
+    thread_.detach();  // ends with the process
+  }
+  // The relay's Stop: after ring seq `last`, or at the deadline, the
+  // instance's queue closes. Control thread.
+  void stopAfter(std::uint64_t last, std::int64_t deadlineNs, CloseReason reason) {
+    deadlineNs_.store(deadlineNs);
+    reason_.store(static_cast<int>(reason));
+    stopAfter_.store(last);
+    ring_.ring();
+  }
+
+ private:
+  void run() {
+    for (;;) {
+      const std::uint64_t stopAfter = stopAfter_.load();
+      if (lastPushed_ >= stopAfter || steadyNowNs() > deadlineNs_.load()) break;
+      const RingRecord* record = ring_.next();
+      if (!record) {
+        ring_.wait(static_cast<int>(kReportEvery.count()));
+        continue;
+      }
+      push(*record);
+      ring_.consume(record);
+    }
+    instance_.beginStop(static_cast<CloseReason>(reason_.load()),
+                        std::chrono::steady_clock::time_point(std::chrono::nanoseconds(deadlineNs_.load())));
+  }
+
+  void push(const RingRecord& r) {
+    std::vector<char> bytes;
+    std::vector<FrameBatch::Record> records;
+    if (r.kind == RingRecord::kFramePart) {
+      part_.insert(part_.end(), r.data(), r.data() + r.bytes);
+      if (!r.last) return;
+      const auto size = static_cast<std::uint32_t>(part_.size());
+      const char header[4] = {static_cast<char>(size >> 24), static_cast<char>(size >> 16),
+                              static_cast<char>(size >> 8), static_cast<char>(size)};
+      bytes.assign(header, header + 4);
+      bytes.insert(bytes.end(), part_.begin(), part_.end());
+      std::vector<char>().swap(part_);
+      records.push_back({0, size});
+    } else {
+      bytes.assign(r.data(), r.data() + r.bytes);
+      records.reserve(r.frames);
+      std::size_t offset = 0;
+      for (std::uint32_t i = 0; i < r.frames; ++i) {
+        const auto* p = reinterpret_cast<const unsigned char*>(bytes.data() + offset);
+        const std::uint32_t size = (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) |
+                                   (std::uint32_t{p[2]} << 8) | p[3];
+        records.push_back({static_cast<std::uint32_t>(offset), size});
+        offset += kWireHeaderBytes + size;
+      }
+    }
+    auto batch = std::make_shared<FrameBatch>(std::move(bytes), std::move(records), r.receivedUnixNs, steadyNowNs());
+    batch->assignFirstSeq(r.streamSeq, streamOf(r.input, r.epoch));
+    instance_.queue()->push(batch);
+    lastPushed_ = r.ringSeq + r.frames - 1;
+  }
+
+  const StreamId* streamOf(std::uint32_t input, std::uint64_t epoch) {
+    if (input >= streams_.size()) return nullptr;
+    std::deque<StreamId>& epochs = streams_[input].second;
+    for (const StreamId& s : epochs)
+      if (s.epoch == epoch) return &s;
+    epochs.push_back({streams_[input].first, epoch});  // a deque: earlier ones stay where they are
+    return &epochs.back();
+  }
+
+  FrameRingReader& ring_;
+  PluginInstance& instance_;
+  std::uint64_t lastPushed_;
+  std::atomic<std::uint64_t> stopAfter_{UINT64_MAX};
+  std::atomic<std::int64_t> deadlineNs_{INT64_MAX};
+  std::atomic<int> reason_{static_cast<int>(CloseReason::Shutdown)};
+  std::vector<std::pair<std::string, std::deque<StreamId>>> streams_;  // by input: one StreamId per epoch
+  std::vector<char> part_;  // a frame that came in parts, so far
+  std::thread thread_;
+};
+
+void closeOtherDescriptors() {
+#ifdef SYS_close_range
+  if (::syscall(SYS_close_range, kChildCodeFd + 1, ~0U, 0) == 0) return;
+#endif
+  for (int fd = kChildCodeFd + 1; fd < 1024; ++fd) ::close(fd);
+}
+
+ChildStart readStart(ChildLink& link) {
+  ChildMessage type{};
+  std::string payload;
+  ChildStart start;
+  if (!link.receive(type, payload) || type != ChildMessage::Start) quit(kExitBadStart);
+  MessageParser p(payload.data(), payload.size());
+  if (!decodeStart(p, start)) quit(kExitBadStart);
+  return start;
+}
+
+// Reports a create() that cannot happen and ends.
+[[noreturn]] void refuse(ChildLink& link, const std::string& why) {
+  link.send(MessageBuilder(ChildMessage::CreateFailed).str(why).finish());
+  quit(0);
+}
+
+void confine(ChildLink& link, const ChildStart& start) {
+  std::string problem = forbidNewPrivileges();
+  if (problem.empty() && start.memoryLimitBytes > 0)
+    problem = limitHeap(2 * start.memoryLimitBytes + (std::uint64_t{64} << 20));  // see docs/plugin-isolation.md
+  if (problem.empty() && start.seccomp) {
+    problem = installSeccompFilter();
+    if (!problem.empty()) problem = "cannot install the seccomp filter (" + problem + "); process.seccomp: false runs without it";
+  }
+  if (!problem.empty()) refuse(link, problem);
+}
+
+PluginInstanceConfig instanceConfig(const ChildStart& start) {
+  PluginInstanceConfig c;
+  c.name = start.name;
+  c.type = start.type;
+  c.inputs = start.inputs;
+  c.configYaml = start.configYaml;
+  c.maxFailures = static_cast<int>(start.maxFailures);
+  // The relay's queue applies on_full; here nothing may be dropped.
+  c.queue = QueueLimits{static_cast<std::size_t>(start.queueMaxFrames), static_cast<std::size_t>(start.queueMaxBytes),
+                        OverflowPolicy::Block};
+  return c;
+}
+
+}  // namespace
+
+void runPluginChild(int argc, char** argv) {
+  if (argc < 4) quit(kExitBadStart);
+  if (!dieWithRelay(static_cast<pid_t>(std::strtol(argv[3], nullptr, 10)))) quit(kExitBadStart);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);  // the relay stops it
+  closeOtherDescriptors();
+  ChildLink link(kChildControlFd);
+  const ChildStart start = readStart(link);
+
+  Poco::AutoPtr<LinkChannel> channel(new LinkChannel(link));
+  Poco::Logger::root().setChannel(channel);
+  Poco::Logger::root().setLevel(start.logLevel);
+  Poco::Logger::setChannel("", channel);
+  Poco::Logger::setLevel("", start.logLevel);
+
+  confine(link, start);
+  std::shared_ptr<PluginLibrary> library;
+  try {
+    library = PluginLibrary::loadInherited(kChildCodeFd, start.libraryPath);
+  } catch (const std::exception& e) {
+    refuse(link, e.what());
+  }
+  FrameRingReader ring(kChildRingFd, start.ringCapacity, kChildReaderBellFd, kChildWriterBellFd);
+  auto metrics = std::make_shared<PluginMetrics>();
+  std::unique_ptr<Bus> output = start.hasOutput ? std::make_unique<Bus>(StreamId{start.name, 0}, nullptr) : nullptr;
+  PluginInstance instance(
+      library, instanceConfig(start), metrics, output.get(), [&link] { return link.requestStats(); },
+      [&link](HostedInstance&) { link.send(MessageBuilder(ChildMessage::Disabled).finish()); });
+  std::unique_ptr<EmitForwarder> forwarder;
+  if (output) {
+    forwarder = std::make_unique<EmitForwarder>(link, ring, start.firstRingSeq, *output);
+    instance.setProgress([&forwarder](std::uint64_t handled) { forwarder->progress(handled); });
+  } else {
+    instance.setProgress([&ring, first = start.firstRingSeq](std::uint64_t handled) {
+      ring.acknowledge(first - 1 + handled);
+    });
+  }
+  RingFeeder feeder(ring, start, instance);
+  // The control thread: the relay's stop, and its answers to stats_json
+  // (create() may already ask). Runs until the process ends.
+  std::thread([&link, &feeder] {
+    ChildMessage type{};
+    std::string payload;
+    while (link.receive(type, payload)) {
+      MessageParser p(payload.data(), payload.size());
+      std::uint64_t last = 0;
+      std::int64_t deadline = 0;
+      std::uint32_t reason = 0;
+      if (type == ChildMessage::StatsReply) {
+        std::string json;
+        if (p.str(json)) link.deliverStats(std::move(json));
+      } else if (type == ChildMessage::Stop && p.u64(last) && p.i64(deadline) && p.u32(reason)) {
+        feeder.stopAfter(last, deadline, static_cast<CloseReason>(reason));
+      }
+    }
+    quit(0);  // the relay is gone
+  }).detach();
+
+  std::string error;
+  if (!instance.create(error)) refuse(link, error);
+  link.send(MessageBuilder(ChildMessage::Ready).finish());
+  instance.start();
+  feeder.start();
+  MetricsReporter reporter;
+  while (!instance.join(std::chrono::steady_clock::now() + kReportEvery)) reporter.report(link, *metrics);
+  if (forwarder) forwarder->finish();
+  reporter.report(link, *metrics);
+  link.send(MessageBuilder(ChildMessage::Ended).finish());
+  quit(0);
+}
+
+}  // namespace streamrelay
