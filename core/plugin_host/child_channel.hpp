@@ -30,7 +30,9 @@ enum class ChildMessage : std::uint32_t {
   CreateFailed = 101,  // str reason
   Log = 102,           // u32 priority, str logger, str text
   Metrics = 103,       // u64 failures added, u32 n, n x (str, u64 added), u32 m, m x (str, f64 value)
-  Emit = 104,          // frames in wire form (4-byte big-endian length, payload), back to back
+  Emit = 104,          // u64 ring seq acknowledged with them (0: none), then frames in wire form
+                       // (4-byte big-endian length, payload), back to back: one message, so that a
+                       // crash loses both or neither
   StatsRequest = 105,  //
   Disabled = 106,      // the plugin failed max_failures times in a row
   Ended = 107,         // the plugin was flushed and destroyed; the child exits 0 next

@@ -168,10 +168,12 @@ bool ChildSession::handle(ChildMessage type, std::string_view payload, Listener&
       if (ok) listener.childMetrics(failures, counters, gauges);
       break;
     }
-    case ChildMessage::Emit:
-      ok = wholeFrames(payload);
-      if (ok) listener.childEmitted(payload);
+    case ChildMessage::Emit: {
+      std::uint64_t acknowledged = 0;
+      ok = p.u64(acknowledged) && wholeFrames(std::string_view(p.rest(), p.left()));
+      if (ok) listener.childEmitted(acknowledged, std::string_view(p.rest(), p.left()));
       break;
+    }
     case ChildMessage::StatsRequest: {
       const std::string stats = listener.childWantsStats();
       outbox_ += MessageBuilder(ChildMessage::StatsReply).str(stats).finish();

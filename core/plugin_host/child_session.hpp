@@ -34,8 +34,9 @@ class ChildSession {
     virtual void childRefused(const std::string& why) = 0;
     virtual void childMetrics(std::uint64_t failures, const std::vector<std::pair<std::string, std::uint64_t>>& counters,
                               const std::vector<std::pair<std::string, double>>& gauges) = 0;
-    // Frames in wire form, checked: whole frames, back to back.
-    virtual void childEmitted(std::string_view frames) = 0;
+    // Frames in wire form, checked: whole frames, back to back; and the ring
+    // seq their sending acknowledges (0: none).
+    virtual void childEmitted(std::uint64_t acknowledged, std::string_view frames) = 0;
     virtual std::string childWantsStats() = 0;
     virtual void childDisabled() = 0;
     virtual void childEnded() = 0;

@@ -169,7 +169,7 @@ IsolationStatus IsolatedInstance::isolation() const {
 // The supervisor: one loop over the child, the queue and the ring.
 void IsolatedInstance::run() {
   supervising_ = true;
-  for (std::string& frames : stashedEmits_) childEmitted(frames);
+  for (const auto& [acknowledged, frames] : stashedEmits_) childEmitted(acknowledged, frames);
   stashedEmits_.clear();
   lastProgress_ = Clock::now();
   while (!finished()) {
@@ -247,7 +247,7 @@ void IsolatedInstance::startChild() {
   ready_ = refused_ = stopSent_ = ringFull_ = false;
   killed_ = Kill::None;
   refusal_.clear();
-  ackedAtStart_ = inFlight_.acked();
+  ackedAtStart_ = ringAcked_ = inFlight_.acked();
   lastProgress_ = nextSample_ = Clock::now();
   pid_ = child_->pid();
 }
@@ -340,13 +340,21 @@ void IsolatedInstance::disable() {
 }
 
 void IsolatedInstance::checkAcknowledgements() {
-  std::uint64_t acked = inFlight_.acked();
-  if (!ring_.readerProgress(inFlight_.lastWritten(), acked)) {
+  if (!ring_.readerProgress(inFlight_.lastWritten(), ringAcked_)) {
     kill(Kill::Other, "it wrote nonsense into the frame ring's control page");
     return;
   }
-  if (acked == inFlight_.acked()) return;
-  queue_->countDelivered(inFlight_.release(acked));
+  acknowledged(ringAcked_);
+}
+
+// The child acknowledged up to `ringSeq` (in the ring, or with emitted frames).
+void IsolatedInstance::acknowledged(std::uint64_t ringSeq) {
+  if (ringSeq <= inFlight_.acked()) return;
+  if (ringSeq > inFlight_.lastWritten()) {
+    kill(Kill::Other, "it acknowledged frames it was never given");
+    return;
+  }
+  queue_->countDelivered(inFlight_.release(ringSeq));
   lastProgress_ = Clock::now();
 }
 
@@ -435,12 +443,13 @@ void IsolatedInstance::childMetrics(std::uint64_t failures,
   for (const auto& [name, value] : gauges) metrics_->setGauge(name, value);
 }
 
-void IsolatedInstance::childEmitted(std::string_view frames) {
-  if (!output_) return;
+void IsolatedInstance::childEmitted(std::uint64_t acknowledgedSeq, std::string_view frames) {
   if (!supervising_) {  // only the supervisor publishes on the instance's stream, after its predecessor ended
-    stashedEmits_.emplace_back(frames);
+    stashedEmits_.emplace_back(acknowledgedSeq, std::string(frames));
     return;
   }
+  if (acknowledgedSeq > 0) acknowledged(acknowledgedSeq);  // first: the frames are on their way
+  if (!output_) return;
   FrameBatchBuilder builder;
   for (std::size_t at = 0; at < frames.size();) {
     const auto* p = reinterpret_cast<const unsigned char*>(frames.data() + at);

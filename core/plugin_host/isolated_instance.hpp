@@ -83,7 +83,7 @@ class IsolatedInstance : public HostedInstance, private ChildSession::Listener {
   void childRefused(const std::string& why) override;
   void childMetrics(std::uint64_t failures, const std::vector<std::pair<std::string, std::uint64_t>>& counters,
                     const std::vector<std::pair<std::string, double>>& gauges) override;
-  void childEmitted(std::string_view frames) override;
+  void childEmitted(std::uint64_t acknowledged, std::string_view frames) override;
   std::string childWantsStats() override;
   void childDisabled() override;
   void childEnded() override;
@@ -96,6 +96,7 @@ class IsolatedInstance : public HostedInstance, private ChildSession::Listener {
   void childGone();
   void scheduleRestart(const std::string& how);
   void checkAcknowledgements();
+  void acknowledged(std::uint64_t ringSeq);
   void feed();
   void sendStopWhenDone();
   void checkLimits(Clock::time_point now);
@@ -136,7 +137,8 @@ class IsolatedInstance : public HostedInstance, private ChildSession::Listener {
   Clock::time_point lastProgress_{};   // an acknowledgement, or frames began to wait
   Clock::time_point nextSample_{};     // of the child's resident memory
   std::uint64_t skipped_ = 0;          // frames not handed to the plugin by the stop deadline
-  std::vector<std::string> stashedEmits_;  // emitted before start(): published first by the supervisor
+  std::vector<std::pair<std::uint64_t, std::string>> stashedEmits_;  // before start(): published first by the supervisor
+  std::uint64_t ringAcked_ = 0;    // what the current child wrote into the ring's control page
   bool supervising_ = false;
   bool done_ = false;              // no child will be started again
   std::string lastDeath_;          // how the last child that died ended, for create()'s error

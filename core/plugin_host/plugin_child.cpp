@@ -38,7 +38,7 @@ constexpr int kExitBadStart = 70;
 constexpr std::chrono::milliseconds kReportEvery(100);
 constexpr std::chrono::seconds kStatsTimeout(5);
 // A processor's emitted frames go in messages of about this size.
-constexpr std::size_t kEmitMessageBytes = 4 << 20;
+constexpr std::size_t kEmitMessageBytes = 256 << 10;
 
 [[noreturn]] void quit(int code) {
   std::fflush(stdout);
@@ -185,91 +185,72 @@ class MetricsReporter {
   std::map<std::string, double> gauges_;
 };
 
-// A processor: sends what it emitted to the relay, then acknowledges the
-// input frames handled before those frames were published (see plugin_child.hpp).
-class EmitForwarder {
+// A processor: sends what it emitted to the relay, from the worker thread.
+// An Emit message carries the frames emitted while handling frames up to
+// some ring seq and the acknowledgement of that seq: a crash loses both or
+// neither (the relay reads what was written before the child died). Frames
+// are gathered for up to kEmitEveryFrames handled frames (or
+// kEmitMessageBytes), and sent at the end of each drain, so a child that dies
+// often still gets most of its work acknowledged. A frame handled while
+// nothing emitted waits unsent is acknowledged in the ring at once.
+class EmitSender {
  public:
-  EmitForwarder(ChildLink& link, FrameRingReader& ring, std::uint64_t firstRingSeq, Bus& output)
+  EmitSender(ChildLink& link, FrameRingReader& ring, std::uint64_t firstRingSeq, Bus& output)
       : link_(link),
         ring_(ring),
         firstRingSeq_(firstRingSeq),
-        queue_(std::make_shared<SubscriptionQueue>("emitted", QueueLimits{0, 64 << 20, OverflowPolicy::Block},
-                                                   [this] { wake(); })) {
+        queue_(std::make_shared<SubscriptionQueue>("emitted", QueueLimits{0, std::size_t{1} << 40, OverflowPolicy::Block},
+                                                   [] {})) {
     output.subscribe(queue_);
-    thread_ = std::thread([this] { run(); });
   }
-  // PluginInstance's progress: worker thread.
+  // PluginInstance's progress: after each frame, once what it emitted was
+  // published; again with the same count at the end of a drain.
   void progress(std::uint64_t handled) {
-    handled_.store(handled, std::memory_order_release);
-    wake();
-  }
-  // Sends the rest and acknowledges; after the instance has ended.
-  void finish() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      finishing_ = true;
-      woken_ = true;
+    const bool drained = handled == handled_;
+    handled_ = handled;
+    queue_->takeAll(taken_);
+    for (const FrameSpan& span : taken_) add(span);
+    taken_.clear();
+    if (message_.empty()) {  // nothing it emitted waits
+      if (handled > acked_) ring_.acknowledge(firstRingSeq_ - 1 + handled);
+      acked_ = handled;
+      return;
     }
-    changed_.notify_all();
-    thread_.join();
+    if (drained || handled - acked_ >= kEmitEveryFrames) send(handled);
   }
 
  private:
-  void wake() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      woken_ = true;
-    }
-    changed_.notify_all();
-  }
+  static constexpr std::uint64_t kEmitEveryFrames = 128;
 
-  void run() {
-    std::deque<FrameSpan> spans;
-    std::uint64_t acked = 0;
-    for (;;) {
-      bool finishing;
-      {
-        std::unique_lock<std::mutex> lock(mutex_);
-        changed_.wait(lock, [&] { return woken_; });
-        woken_ = false;
-        finishing = finishing_;
-      }
-      // Read before taking: every batch published before this value is in the queue.
-      const std::uint64_t handled = handled_.load(std::memory_order_acquire);
-      queue_->takeAll(spans);
-      for (const FrameSpan& span : spans) send(span);
-      spans.clear();
-      if (handled > acked) ring_.acknowledge(firstRingSeq_ - 1 + handled);
-      acked = handled;
-      if (finishing) return;
+  void add(const FrameSpan& span) {
+    for (std::uint32_t i = span.first; i < span.end; ++i) {
+      const std::size_t bytes = span.batch->wireBytes(i, i + 1);
+      if (message_.size() > kMessageHeaderBytes + 8 && message_.size() + bytes > kEmitMessageBytes) send(0);
+      if (message_.empty()) message_ = MessageBuilder(ChildMessage::Emit).u64(0).finish();
+      message_.append(span.batch->wireBegin(i), bytes);
     }
   }
 
-  // One span in messages of about kEmitMessageBytes, whole frames each.
-  void send(const FrameSpan& span) {
-    for (std::uint32_t first = span.first; first < span.end;) {
-      std::uint32_t end = first + 1;
-      while (end < span.end && span.batch->wireBytes(first, end + 1) <= kEmitMessageBytes) ++end;
-      const std::size_t bytes = span.batch->wireBytes(first, end);
-      MessageBuilder header(ChildMessage::Emit);
-      std::string h = header.finish();
-      const auto length = static_cast<std::uint32_t>(bytes);
-      std::memcpy(&h[4], &length, sizeof length);
-      link_.send(h.data(), h.size(), span.batch->wireBegin(first), bytes);
-      first = end;
-    }
+  // `handled` 0: frames only (a message of many); they are acknowledged with the next.
+  void send(std::uint64_t handled) {
+    const auto length = static_cast<std::uint32_t>(message_.size() - kMessageHeaderBytes);
+    const std::uint64_t acknowledged = handled > 0 ? firstRingSeq_ - 1 + handled : 0;
+    std::memcpy(&message_[4], &length, sizeof length);
+    std::memcpy(&message_[kMessageHeaderBytes], &acknowledged, sizeof acknowledged);
+    link_.send(message_);
+    message_.clear();
+    if (message_.capacity() > 2 * kEmitMessageBytes) std::string().swap(message_);  // after a huge frame
+    if (handled > 0) acked_ = handled;
   }
 
   ChildLink& link_;
   FrameRingReader& ring_;
   const std::uint64_t firstRingSeq_;
   QueuePtr queue_;
-  std::atomic<std::uint64_t> handled_{0};
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  bool woken_ = false;
-  bool finishing_ = false;
-  std::thread thread_;
+  std::deque<FrameSpan> taken_;
+  std::string message_;        // emitted frames not yet sent
+  std::uint64_t handled_ = 0;  // the last progress reported
+  std::uint64_t acked_ = 0;    // handled frames acknowledged (in the ring or a message)
 };
 
 // Copies the ring's records into the instance's queue until told to stop.
@@ -436,10 +417,10 @@ void runPluginChild(int argc, char** argv) {
   PluginInstance instance(
       library, instanceConfig(start), metrics, output.get(), [&link] { return link.requestStats(); },
       [&link](HostedInstance&) { link.send(MessageBuilder(ChildMessage::Disabled).finish()); });
-  std::unique_ptr<EmitForwarder> forwarder;
+  std::unique_ptr<EmitSender> sender;
   if (output) {
-    forwarder = std::make_unique<EmitForwarder>(link, ring, start.firstRingSeq, *output);
-    instance.setProgress([&forwarder](std::uint64_t handled) { forwarder->progress(handled); });
+    sender = std::make_unique<EmitSender>(link, ring, start.firstRingSeq, *output);
+    instance.setProgress([&sender](std::uint64_t handled) { sender->progress(handled); });
   } else {
     instance.setProgress([&ring, first = start.firstRingSeq](std::uint64_t handled) {
       ring.acknowledge(first - 1 + handled);
@@ -473,7 +454,6 @@ void runPluginChild(int argc, char** argv) {
   feeder.start();
   MetricsReporter reporter;
   while (!instance.join(std::chrono::steady_clock::now() + kReportEvery)) reporter.report(link, *metrics);
-  if (forwarder) forwarder->finish();
   reporter.report(link, *metrics);
   link.send(MessageBuilder(ChildMessage::Ended).finish());
   quit(0);

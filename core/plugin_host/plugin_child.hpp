@@ -10,10 +10,9 @@
 //  - the feeder thread copies records from the FrameRing into the instance's
 //    queue (on_full: block: nothing is dropped in the child);
 //  - the plugin's progress (PluginInstance::setProgress) becomes the ring's
-//    acknowledgement; for a processor only once the frames it emitted while
-//    handling them have been written to the control channel (the forwarder
-//    thread), so that a crash never loses an emitted frame whose input frame
-//    was acknowledged;
+//    acknowledgement; for a processor the acknowledgement travels in the
+//    same message as the frames emitted while handling those frames, so a
+//    crash loses both or neither (EmitSender);
 //  - log lines, counters and gauges (every 100 ms) and stats_json go over the
 //    control channel; the control thread reads the relay's messages (stop,
 //    stats answers).

@@ -180,7 +180,9 @@ void PluginInstance::deliver(const FrameSpan& span) {
       recordFailure("on_frame", message);
     }
     ++handled_;
-    if (progress_ && !output_) progress_(handled_);  // one that emits reports after it published
+    // With a progress hook (in an isolated instance's child), what this frame
+    // emitted is published now, so that the progress reported covers it.
+    if (progress_) output_ ? publishEmitted() : progress_(handled_);
   }
   queue_->countDelivered(delivered);
 }

@@ -72,10 +72,11 @@ class PluginInstance : public HostedInstance {
   const PluginMetrics& metrics() const override { return *metrics_; }
 
   // How far the plugin has got, for the child process of an isolated
-  // instance, which acknowledges frames by it: called on the worker thread
-  // with the number of frames handed to the plugin so far whose callback has
-  // returned (OK or not) and whose emitted frames, if any, have been
-  // published on the output. Set before start().
+  // instance, which acknowledges frames by it: called on the worker thread,
+  // after each frame, with the number of frames handed to the plugin so far
+  // whose callback has returned (OK or not) and whose emitted frames, if any,
+  // have been published on the output (with a hook set, what a frame emits
+  // is published as soon as its callback returns). Set before start().
   using Progress = std::function<void(std::uint64_t framesHandled)>;
   void setProgress(Progress progress) { progress_ = std::move(progress); }
 
