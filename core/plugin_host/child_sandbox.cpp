@@ -64,7 +64,7 @@ const char* const kAllowed[] = {
     "sched_get_priority_min", "gettid", "getpid", "getppid", "getuid", "geteuid", "getgid", "getegid", "getgroups",
     "getresuid", "getresgid", "clock_gettime", "clock_getres", "clock_nanosleep", "nanosleep", "gettimeofday",
     "time", "rt_sigaction", "rt_sigprocmask", "rt_sigreturn", "rt_sigtimedwait", "rt_sigpending", "sigaltstack",
-    "restart_syscall", "exit", "exit_group", "arch_prctl",
+    "restart_syscall", "pause", "rt_sigsuspend", "exit", "exit_group", "arch_prctl",
     // about the process and the system, read only
     "getrlimit", "getrusage", "times", "sysinfo", "uname", "getrandom",
 };

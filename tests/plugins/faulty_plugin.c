@@ -7,7 +7,8 @@
  * crash_every: N crashes on every Nth frame it is handed (before it handles
  * it), hang_every: N hangs on it; leak_bytes: N allocates and touches N bytes
  * per frame and never frees them; echo: 1 emits every frame it handles (a
- * processor).
+ * processor); fork_at: N starts a process (fork) on the frame with seq N,
+ * which a seccomp filter refuses.
  * Config: "{path: FILE, hang_at: N}" (or the others): appends "SEQ" per frame
  * handled, then "hang", "crash" or "overflow" just before it misbehaves, so a
  * test can wait for that moment. */
@@ -15,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "streamrelay/plugin.h"
@@ -22,7 +24,7 @@
 typedef struct {
   const streamrelay_host_api* host;
   FILE* out;
-  unsigned long long hang_at, crash_at, overflow_at, crash_every, hang_every, leak_bytes, echo;
+  unsigned long long hang_at, crash_at, overflow_at, crash_every, hang_every, leak_bytes, echo, fork_at;
   unsigned long long handed; /* frames handed to this instance in this process */
   void* leaked;               /* leak_bytes: a chain of every block, so none can be optimised away */
 } faulty;
@@ -53,6 +55,7 @@ static void* create(const streamrelay_host_api* host, const char* config, char* 
   self->hang_every = number_after(config, "hang_every: ");
   self->leak_bytes = number_after(config, "leak_bytes: ");
   self->echo = number_after(config, "echo: ");
+  self->fork_at = number_after(config, "fork_at: ");
   self->host = host;
   return self;
 }
@@ -93,6 +96,12 @@ static int on_frame(void* self_, const streamrelay_frame* frame, char* error, si
   if (self->echo && self->host->emit(self->host->host, frame->data, frame->size) != STREAMRELAY_OK) {
     snprintf(error, error_size, "emit failed");
     return STREAMRELAY_ERROR;
+  }
+  if (frame->seq == self->fork_at) {
+    mark(self, "fork");
+    pid_t child = fork();
+    if (child == 0) _exit(0);
+    if (child > 0) waitpid(child, NULL, 0);
   }
   if (frame->seq == self->hang_at) {
     mark(self, "hang");
