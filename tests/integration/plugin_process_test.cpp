@@ -10,6 +10,10 @@
 
 #include <dirent.h>
 #include <signal.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+#include <Poco/StreamCopier.h>
 #include <sqlite3.h>
 
 #include <algorithm>
@@ -75,6 +79,19 @@ std::vector<Row> readRows(const std::string& path) {
 
 // "feed N....": N.
 long feedNumber(const std::string& payload) { return std::stol(payload.substr(5)); }
+
+// The relay's /metrics, served by the metrics instance of the config.
+std::string prometheusText(const RunningRelay& relay) {
+  auto m = relay.process->waitForLine("plugin metrics: serving http://127\\.0\\.0\\.1:(\\d+)/");
+  REQUIRE(m.size() == 2);
+  Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(std::stoi(m[1])));
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/metrics", Poco::Net::HTTPMessage::HTTP_1_1);
+  session.sendRequest(request);
+  Poco::Net::HTTPResponse response;
+  std::string body;
+  Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
+  return body;
+}
 
 std::size_t openDescriptors(long pid) {
   std::size_t count = 0;
@@ -234,6 +251,11 @@ TEST_CASE("an isolated plugin that allocates without bound is killed at its memo
   stats.attach(relay);
   REQUIRE(pollUntil([&] { return processFigure(stats, "leaky", "memory_limit_kills") >= 1; }, 60s));
   CHECK(lastExit(stats, "leaky") == "memory_limit");
+  const std::string metrics = prometheusText(relay);
+  CHECK(metrics.find("streamrelay_plugin_isolated{plugin=\"leaky\"} 1\n") != std::string::npos);
+  CHECK(metrics.find("streamrelay_plugin_kills_total{plugin=\"leaky\",reason=\"memory_limit\"} ") != std::string::npos);
+  CHECK(metrics.find("streamrelay_plugin_last_exit_info{plugin=\"leaky\",reason=\"memory_limit\"} 1\n") !=
+        std::string::npos);
   CHECK(pollUntil([&] { return processFigure(stats, "leaky", "restarts") >= 1; }));
   CHECK(relay.process->countLines("plugin instance leaky .*: child process \\d+ killed: resident memory \\d+ MiB "
                                   "over memory_limit_bytes \\(256 MiB\\)") >= 1);
