@@ -203,12 +203,11 @@ bool FrameRingWriter::readerProgress(std::uint64_t written, std::uint64_t& acked
   return true;
 }
 
-bool FrameRingWriter::prepareToSleep(std::uint64_t ackedSeen) {
+bool FrameRingWriter::prepareToSleep() {
   RingControl& c = mapping_.control();
   c.writerSleeping.store(1, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (c.readPos.load(std::memory_order_relaxed) != readPosSeen_ ||
-      c.acked.load(std::memory_order_relaxed) != ackedSeen) {
+  if (c.readPos.load(std::memory_order_relaxed) != readPosSeen_) {
     c.writerSleeping.store(0, std::memory_order_relaxed);
     return false;
   }
@@ -253,9 +252,11 @@ void FrameRingReader::wait(int timeoutMs) {
 
 void FrameRingReader::ring() { ringBell(readerBell_); }
 
+// No bell: the writer waits for room (readPos), never for acknowledgements,
+// which it reads on its next turn. A sink acknowledges every frame: ringing
+// here would cost a system call per frame while the writer waits for room.
 void FrameRingReader::acknowledge(std::uint64_t ringSeq) {
   mapping_.control().acked.store(ringSeq, std::memory_order_release);
-  wakeWriter();
 }
 
 void FrameRingReader::wakeWriter() {

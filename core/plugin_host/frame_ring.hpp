@@ -25,7 +25,8 @@
 //
 // Doorbells: two eventfds. A side that is about to sleep says so in the
 // control page, checks once more, then waits on its eventfd; the other side
-// rings only when the flag is set, so a busy pair makes no system call.
+// rings only when the flag is set, so a busy pair makes no system call. The
+// writer is woken for room only; acknowledgements it reads on its next turn.
 //
 // Thread rules: one thread writes (FrameRingWriter), one thread reads
 // (FrameRingReader::next/consume), any one thread acknowledges. Not copyable.
@@ -122,9 +123,9 @@ class FrameRingWriter {
   // beyond `written`) and whether its positions make sense. False: the child
   // wrote nonsense into the control page.
   bool readerProgress(std::uint64_t written, std::uint64_t& acked);
-  // Before sleeping on writerBell() for room or progress: sets the flag; if
-  // it returns false, progress came meanwhile: do not sleep.
-  bool prepareToSleep(std::uint64_t ackedSeen);
+  // Before sleeping on writerBell() for room: sets the flag; if it returns
+  // false, the reader moved meanwhile: do not sleep.
+  bool prepareToSleep();
   void wokeUp();
   // Empties the ring for a new reader (none may be attached). `acked` is the
   // ring seq acknowledged so far.

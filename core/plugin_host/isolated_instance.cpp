@@ -257,7 +257,7 @@ void IsolatedInstance::waitForEvents(std::chrono::milliseconds timeout) {
   polled_.push_back({wakeBell_, POLLIN, 0});
   if (child_) child_->pollFds(polled_);
   if (ringFull_ && child_) {
-    if (ring_.prepareToSleep(inFlight_.acked())) polled_.push_back({ring_.writerBell(), POLLIN, 0});
+    if (ring_.prepareToSleep()) polled_.push_back({ring_.writerBell(), POLLIN, 0});
     else timeout = std::chrono::milliseconds(0);
   }
   const int rc = ::poll(polled_.data(), polled_.size(), static_cast<int>(std::max<std::int64_t>(0, timeout.count())));

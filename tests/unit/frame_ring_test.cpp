@@ -67,8 +67,7 @@ void writeAll(FrameRingWriter& writer, std::vector<FrameRingWriter::Cursor> curs
     while (c.span.first < c.span.end) {
       if (writer.write(c)) continue;
       writer.publish();
-      std::uint64_t acked = 0;
-      if (writer.prepareToSleep(acked)) {
+      if (writer.prepareToSleep()) {
         pollfd bell{writer.writerBell(), POLLIN, 0};
         ::poll(&bell, 1, 5000);  // the reader rings once it frees room
         writer.wokeUp();
