@@ -2,27 +2,21 @@
 #include "plugin_child.hpp"
 
 #include <Poco/AutoPtr.h>
-#include <Poco/Channel.h>
 #include <Poco/Logger.h>
-#include <Poco/Message.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
-#include <map>
 #include <memory>
-#include <mutex>
-#include <optional>
 #include <thread>
 
 #include "bus.hpp"
 #include "child_channel.hpp"
+#include "child_link.hpp"
 #include "child_sandbox.hpp"
 #include "frame_ring.hpp"
 #include "plugin_instance.hpp"
@@ -36,154 +30,9 @@ namespace {
 constexpr int kExitBadStart = 70;
 
 constexpr std::chrono::milliseconds kReportEvery(100);
-constexpr std::chrono::seconds kStatsTimeout(5);
 // A processor's emitted frames go in messages of about this size.
 constexpr std::size_t kEmitMessageBytes = 256 << 10;
 
-[[noreturn]] void quit(int code) {
-  std::fflush(stdout);
-  std::fflush(stderr);
-  std::_Exit(code);
-}
-
-// The child's end of the control channel. Thread safe.
-class ChildLink {
- public:
-  explicit ChildLink(int fd) : fd_(fd) {}
-
-  // Whole messages, one at a time. The relay gone: nothing left to do.
-  void send(const std::string& message) {
-    std::lock_guard<std::mutex> lock(sendMutex_);
-    for (std::size_t sent = 0; sent < message.size();) {
-      const ssize_t n = ::send(fd_, message.data() + sent, message.size() - sent, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) quit(0);
-      sent += static_cast<std::size_t>(n);
-    }
-  }
-  void send(const char* header, std::size_t headerSize, const char* body, std::size_t bodySize) {
-    std::lock_guard<std::mutex> lock(sendMutex_);
-    iovec parts[2] = {{const_cast<char*>(header), headerSize}, {const_cast<char*>(body), bodySize}};
-    std::size_t left = headerSize + bodySize;
-    msghdr m{};
-    m.msg_iov = parts;
-    m.msg_iovlen = 2;
-    while (left > 0) {
-      const ssize_t n = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) quit(0);
-      left -= static_cast<std::size_t>(n);
-      for (std::size_t done = static_cast<std::size_t>(n); done > 0;) {  // skip what went out
-        const std::size_t step = std::min(done, m.msg_iov->iov_len);
-        m.msg_iov->iov_base = static_cast<char*>(m.msg_iov->iov_base) + step;
-        m.msg_iov->iov_len -= step;
-        done -= step;
-        if (m.msg_iov->iov_len == 0 && m.msg_iovlen > 1) {
-          ++m.msg_iov;
-          --m.msg_iovlen;
-        }
-      }
-    }
-  }
-
-  // One message from the relay (blocking); false once the relay is gone.
-  bool receive(ChildMessage& type, std::string& payload) {
-    char header[kMessageHeaderBytes];
-    if (!readFully(header, sizeof header)) return false;
-    std::uint32_t kind = 0, length = 0;
-    std::memcpy(&kind, header, 4);
-    std::memcpy(&length, header + 4, 4);
-    type = static_cast<ChildMessage>(kind);
-    payload.resize(length);
-    return readFully(payload.data(), length);
-  }
-
-  // The host API's stats_json: asks the relay and waits for its answer
-  // (which the control thread hands over), "{}" if none comes.
-  std::string requestStats() {
-    std::lock_guard<std::mutex> one(requestMutex_);
-    {
-      std::lock_guard<std::mutex> lock(statsMutex_);
-      stats_.reset();
-    }
-    send(MessageBuilder(ChildMessage::StatsRequest).finish());
-    std::unique_lock<std::mutex> lock(statsMutex_);
-    if (!statsArrived_.wait_for(lock, kStatsTimeout, [&] { return stats_.has_value(); })) return "{}";
-    return *stats_;
-  }
-  void deliverStats(std::string json) {
-    std::lock_guard<std::mutex> lock(statsMutex_);
-    stats_ = std::move(json);
-    statsArrived_.notify_all();
-  }
-
- private:
-  bool readFully(char* data, std::size_t size) {
-    for (std::size_t got = 0; got < size;) {
-      const ssize_t n = ::read(fd_, data + got, size - got);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) return false;
-      got += static_cast<std::size_t>(n);
-    }
-    return true;
-  }
-
-  const int fd_;
-  std::mutex sendMutex_;
-  std::mutex requestMutex_;  // one stats request at a time
-  std::mutex statsMutex_;
-  std::condition_variable statsArrived_;
-  std::optional<std::string> stats_;
-};
-
-// Every log line of the child goes to the relay, which logs it as its own.
-class LinkChannel : public Poco::Channel {
- public:
-  explicit LinkChannel(ChildLink& link) : link_(link) {}
-  void log(const Poco::Message& message) override {
-    link_.send(MessageBuilder(ChildMessage::Log)
-                   .u32(static_cast<std::uint32_t>(message.getPriority()))
-                   .str(message.getSource())
-                   .str(message.getText())
-                   .finish());
-  }
-
- private:
-  ChildLink& link_;
-};
-
-// Sends what the plugin's counters, gauges and failures became since the last call.
-class MetricsReporter {
- public:
-  void report(ChildLink& link, const PluginMetrics& metrics) {
-    const std::uint64_t failures = metrics.failures();
-    std::vector<std::pair<std::string, std::uint64_t>> added;
-    for (const auto& [name, value] : metrics.counters()) {
-      std::uint64_t& seen = counters_[name];
-      if (value != seen) added.emplace_back(name, value - seen);
-      seen = value;
-    }
-    std::vector<std::pair<std::string, double>> set;
-    for (const auto& [name, value] : metrics.gauges()) {
-      auto it = gauges_.find(name);
-      if (it == gauges_.end() || it->second != value) set.emplace_back(name, value);
-      gauges_[name] = value;
-    }
-    if (failures == failures_ && added.empty() && set.empty()) return;
-    MessageBuilder m(ChildMessage::Metrics);
-    m.u64(failures - failures_).u32(static_cast<std::uint32_t>(added.size()));
-    for (const auto& [name, delta] : added) m.str(name).u64(delta);
-    m.u32(static_cast<std::uint32_t>(set.size()));
-    for (const auto& [name, value] : set) m.str(name).f64(value);
-    failures_ = failures;
-    link.send(m.finish());
-  }
-
- private:
-  std::uint64_t failures_ = 0;
-  std::map<std::string, std::uint64_t> counters_;
-  std::map<std::string, double> gauges_;
-};
 
 // A processor: sends what it emitted to the relay, from the worker thread.
 // An Emit message carries the frames emitted while handling frames up to
@@ -352,16 +201,16 @@ ChildStart readStart(ChildLink& link) {
   ChildMessage type{};
   std::string payload;
   ChildStart start;
-  if (!link.receive(type, payload) || type != ChildMessage::Start) quit(kExitBadStart);
+  if (!link.receive(type, payload) || type != ChildMessage::Start) quitChild(kExitBadStart);
   MessageParser p(payload.data(), payload.size());
-  if (!decodeStart(p, start)) quit(kExitBadStart);
+  if (!decodeStart(p, start)) quitChild(kExitBadStart);
   return start;
 }
 
 // Reports a create() that cannot happen and ends.
 [[noreturn]] void refuse(ChildLink& link, const std::string& why) {
   link.send(MessageBuilder(ChildMessage::CreateFailed).str(why).finish());
-  quit(0);
+  quitChild(0);
 }
 
 void confine(ChildLink& link, const ChildStart& start) {
@@ -391,8 +240,8 @@ PluginInstanceConfig instanceConfig(const ChildStart& start) {
 }  // namespace
 
 void runPluginChild(int argc, char** argv) {
-  if (argc < 4) quit(kExitBadStart);
-  if (!dieWithRelay(static_cast<pid_t>(std::strtol(argv[3], nullptr, 10)))) quit(kExitBadStart);
+  if (argc < 4) quitChild(kExitBadStart);
+  if (!dieWithRelay(static_cast<pid_t>(std::strtol(argv[3], nullptr, 10)))) quitChild(kExitBadStart);
   for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE}) ::signal(sig, SIG_IGN);  // the relay stops it
   closeOtherDescriptors();
   ChildLink link(kChildControlFd);
@@ -444,7 +293,7 @@ void runPluginChild(int argc, char** argv) {
         feeder.stopAfter(last, deadline, static_cast<CloseReason>(reason));
       }
     }
-    quit(0);  // the relay is gone
+    quitChild(0);  // the relay is gone
   }).detach();
 
   std::string error;
@@ -456,7 +305,7 @@ void runPluginChild(int argc, char** argv) {
   while (!instance.join(std::chrono::steady_clock::now() + kReportEvery)) reporter.report(link, *metrics);
   reporter.report(link, *metrics);
   link.send(MessageBuilder(ChildMessage::Ended).finish());
-  quit(0);
+  quitChild(0);
 }
 
 }  // namespace streamrelay
