@@ -123,7 +123,11 @@ PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& imp
   p.settings.setStrings("inputs", p.inputs);
   p.queue = queueFrom(s.group("queue"));
   p.maxFailures = static_cast<int>(s.integer("max_failures"));
+  p.maxEmitBytes = static_cast<std::size_t>(s.integer("max_emit_bytes"));
   p.configYaml = s.string("config");
+  if (m.has("config")) p.configNode = m.node("config");
+  p.configPath = m.path("config");
+  p.configSource = m.source();
   return p;
 }
 

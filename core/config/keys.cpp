@@ -86,6 +86,9 @@ std::vector<KeySpec> instanceKeys(bool withType) {
   keys.push_back(key("config", KeyKind::Yaml).doc("the plugin's own keys, handed to it as YAML"));
   keys.push_back(key("max_failures", KeyKind::Int).def("10").range(1, 1000000)
                      .doc("consecutive on_frame failures before the instance is disabled"));
+  keys.push_back(key("max_emit_bytes", KeyKind::Int).def("16777216").range(65536, 1LL << 30)
+                     .doc("bytes a processor's frames emitted in one drain may hold; more are published in several "
+                          "batches"));
   return keys;
 }
 

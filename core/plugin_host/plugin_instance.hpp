@@ -11,6 +11,12 @@
 // process runs (see PluginHost::stopInstances). A fatal signal on the worker
 // names the instance (fatal_signal.hpp).
 //
+// The plugin is given this instance's HostApi (host_api.hpp), whose services
+// this class provides: counters in the instance name's PluginMetrics, emits
+// gathered per drain and published on the instance's stream (in several
+// batches when a drain emits more than max_emit_bytes), retain through the
+// FrameHandout of the call.
+//
 // Thread safe: start(), beginStop(), join(), abandon(), ended(), counters. The
 // plugin's callbacks run on the worker thread only (create on the caller's,
 // before start()).
@@ -18,6 +24,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -26,13 +33,16 @@
 
 #include "bus.hpp"
 #include "config.hpp"
+#include "frame_handout.hpp"
+#include "host_api.hpp"
+#include "plugin_calls.hpp"
 #include "plugin_library.hpp"
 #include "plugin_metrics.hpp"
 #include "subscription_queue.hpp"
 
 namespace streamrelay {
 
-class PluginInstance {
+class PluginInstance : private HostServices {
  public:
   using StatsJson = std::function<std::string()>;
   // Called (from the worker) when the instance disables itself.
@@ -75,33 +85,37 @@ class PluginInstance {
 
  private:
   void run();
-  void deliver(const FrameSpan& span);
-  void recordFailure(const char* what, const char* message);
-  void callFlush();
+  // Hands the spans' frames to the plugin, at most FrameHandout::kMaxFrames a call.
+  void deliver(const std::deque<FrameSpan>& spans, std::uint64_t& skipped);
+  void recordFailure(const char* what, const char* message, int inARow);
   void finish();
   void signalEnded();
-
-  // The host API table's functions; `host` is this instance.
-  static void apiLog(void* host, int level, const char* message);
-  static void apiAddCounter(void* host, const char* name, std::uint64_t delta);
-  static std::size_t apiStatsJson(void* host, char* buffer, std::size_t capacity);
-  static const char* apiInstanceName(void* host);
-  static int apiStopping(void* host);
-  static void apiSetGauge(void* host, const char* name, double value);
-  static int apiSupports(void* host, std::size_t offset);
-  static int apiEmit(void* host, const std::uint8_t* data, std::size_t size);
   void publishEmitted();
 
-  std::shared_ptr<PluginLibrary> library_;  // outlives self_: unloaded after destroy()
+  // HostServices: what the plugin's host API calls do for this instance.
+  void log(int level, const std::string& line) override;
+  PluginMetrics& metrics() override { return *metrics_; }
+  std::string statsJson() override { return stats_ ? stats_() : "{}"; }
+  const std::string& instanceName() const override { return config_.name; }
+  bool stopping() const override { return stopping_.load(); }
+  bool emit(std::string_view data, std::string_view key) override;
+  streamrelay_retained* retain(const streamrelay_frame* frame) override { return handout_.retain(frame); }
+  void release(streamrelay_retained* retained) override { FrameHandout::release(retained); }
+  bool trustsAnyFile() const override { return config_.allowInsecureFiles; }
+
+  std::shared_ptr<PluginLibrary> library_;  // outlives the plugin's instance: unloaded after destroy()
   const PluginInstanceConfig config_;
   const std::shared_ptr<PluginMetrics> metrics_;
   Bus* const output_;
-  std::mutex emitMutex_;         // guards emitted_: emit() may come from any thread
+  std::mutex emitMutex_;         // guards emitted_, emittedBytes_: emit() may come from any thread
   FrameBatchBuilder emitted_;    // frames emitted since the last publish
+  std::size_t emittedBytes_ = 0;
   StatsJson stats_;
   OnDisabled onDisabled_;
-  streamrelay_host_api api_{};
-  void* self_ = nullptr;
+  HostApi api_;
+  PluginCalls calls_;
+  FrameHandout handout_;         // the worker's: the frames of the current call
+  std::atomic<std::thread::id> workerId_{};  // the one thread that publishes what was emitted
   QueuePtr queue_;
   const std::string description_;
   const std::string crashNote_;  // what a fatal signal in the plugin's code prints
@@ -112,7 +126,6 @@ class PluginInstance {
   std::atomic<std::int64_t> deadlineNs_{INT64_MAX};  // steady clock; frames left after it are dropped
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
-  int consecutiveFailures_ = 0;  // worker thread only
 };
 
 }  // namespace streamrelay

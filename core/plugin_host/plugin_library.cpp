@@ -85,6 +85,8 @@ void PluginLibrary::validate() {
   name_ = d.name;
   if (covers(d, FIELD_END(flush))) flush_ = d.flush;
   if (covers(d, FIELD_END(flags))) flags_ = d.flags;
+  if (covers(d, FIELD_END(on_frames))) onFrames_ = d.on_frames;
+  if (covers(d, FIELD_END(config_keys)) && d.config_keys) configKeys_ = PluginConfigKeys::read(d.config_keys, name_);
 }
 
 }  // namespace streamrelay

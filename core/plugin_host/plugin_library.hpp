@@ -8,12 +8,16 @@
 // instance holds a shared_ptr to its library).
 //
 // Thread safe once constructed (immutable).
+//
+// What an older descriptor lacks reads as absent: a field is read only if
+// the descriptor's struct_size covers it.
 
 #include <Poco/SharedLibrary.h>
 
 #include <memory>
 #include <string>
 
+#include "plugin_config_keys.hpp"
 #include "streamrelay/plugin.h"
 
 namespace streamrelay {
@@ -30,8 +34,11 @@ class PluginLibrary {
   const std::string& path() const { return path_; }
   const std::string& name() const { return name_; }
   const streamrelay_plugin& descriptor() const { return *descriptor_; }
-  // The optional callback, or null if the descriptor predates it.
+  // The optional callbacks, or null if the descriptor predates them.
   decltype(streamrelay_plugin::flush) flush() const { return flush_; }
+  decltype(streamrelay_plugin::on_frames) onFrames() const { return onFrames_; }
+  // The keys its config may hold (ABI 1.2 config_keys), or null: it declares none.
+  const std::shared_ptr<const PluginConfigKeys>& configKeys() const { return configKeys_; }
   // STREAMRELAY_PLUGIN_NO_INPUTS: its instances subscribe to nothing.
   bool readsNoFrames() const { return (flags_ & STREAMRELAY_PLUGIN_NO_INPUTS) != 0; }
 
@@ -44,6 +51,8 @@ class PluginLibrary {
   const streamrelay_plugin* descriptor_ = nullptr;
   std::string name_;
   decltype(streamrelay_plugin::flush) flush_ = nullptr;
+  decltype(streamrelay_plugin::on_frames) onFrames_ = nullptr;
+  std::shared_ptr<const PluginConfigKeys> configKeys_;
   std::uint32_t flags_ = 0;
 };
 

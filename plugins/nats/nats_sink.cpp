@@ -286,4 +286,5 @@ class NatsSink : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(NatsSink, "nats", "publishes every frame to NATS (core or JetStream with acks)")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(NatsSink, "nats", "publishes every frame to NATS (core or JetStream with acks)", 0,
+                                    streamrelay::plugins::natsSinkConfigKeys())

@@ -264,4 +264,5 @@ class RedisSink : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(RedisSink, "redis", "writes every frame into a Redis stream (XADD) or channel (PUBLISH)")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(RedisSink, "redis", "writes every frame into a Redis stream (XADD) or channel (PUBLISH)",
+                                    0, streamrelay::plugins::redisSinkConfigKeys())

@@ -217,4 +217,5 @@ class SqliteWriter : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(SqliteWriter, "sqlite_writer", "writes every frame into a SQLite table")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(SqliteWriter, "sqlite_writer", "writes every frame into a SQLite table", 0,
+                                    streamrelay::plugins::sqliteWriterConfigKeys())
