@@ -5,12 +5,12 @@ namespace streamrelay {
 
 static_assert(PluginCalls::kErrorBytes >= STREAMRELAY_MIN_ERROR_SIZE, "plugin.h promises at least this much room");
 
-PluginCalls::PluginCalls(const PluginLibrary& library, OnFailure onFailure)
-    : library_(library), onFailure_(std::move(onFailure)) {}
+PluginCalls::PluginCalls(const PluginCallbacks& callbacks, OnFailure onFailure)
+    : callbacks_(callbacks), onFailure_(std::move(onFailure)) {}
 
 bool PluginCalls::create(const streamrelay_host_api* api, const std::string& configYaml, std::string& error) {
   char message[kErrorBytes] = "";
-  self_ = library_.descriptor().create(api, configYaml.c_str(), message, sizeof message);
+  self_ = callbacks_.create(api, configYaml.c_str(), message, sizeof message);
   if (!self_) error = *message ? message : "create() failed without a reason";
   return self_ != nullptr;
 }
@@ -22,14 +22,14 @@ void PluginCalls::failed(const char* call, const char* message) {
 
 std::size_t PluginCalls::deliver(const streamrelay_frame* frames, std::size_t count,
                                  const std::atomic<bool>& disabled) {
-  const auto onFrames = library_.onFrames();
-  if (!onFrames) return deliverOneByOne(frames, count, disabled);
+  if (!callbacks_.onFrames) return deliverOneByOne(frames, count, disabled);
   char message[kErrorBytes];
   std::size_t delivered = 0;
   for (std::size_t next = 0; next < count && !disabled;) {
     std::size_t handledHere = count - next;
     message[0] = '\0';
-    if (onFrames(self_, frames + next, count - next, &handledHere, message, sizeof message) == STREAMRELAY_OK) {
+    const int result = callbacks_.onFrames(self_, frames + next, count - next, &handledHere, message, sizeof message);
+    if (result == STREAMRELAY_OK) {
       delivered += count - next;
       handled();
       break;
@@ -52,7 +52,7 @@ std::size_t PluginCalls::deliverOneByOne(const streamrelay_frame* frames, std::s
   std::size_t delivered = 0;
   for (std::size_t i = 0; i < count && !disabled; ++i) {
     message[0] = '\0';
-    if (library_.descriptor().on_frame(self_, &frames[i], message, sizeof message) == STREAMRELAY_OK) {
+    if (callbacks_.onFrame(self_, &frames[i], message, sizeof message) == STREAMRELAY_OK) {
       handled();
       ++delivered;
     } else {
@@ -63,22 +63,22 @@ std::size_t PluginCalls::deliverOneByOne(const streamrelay_frame* frames, std::s
 }
 
 void PluginCalls::flush() {
-  if (!library_.flush()) return;
+  if (!callbacks_.flush) return;
   char message[kErrorBytes] = "";
-  if (library_.flush()(self_, message, sizeof message) != STREAMRELAY_OK) failed("flush", message);
+  if (callbacks_.flush(self_, message, sizeof message) != STREAMRELAY_OK) failed("flush", message);
 }
 
 bool PluginCalls::finalFlush(std::string& error) {
-  if (!library_.flush()) return true;
+  if (!callbacks_.flush) return true;
   char message[kErrorBytes] = "";
-  if (library_.flush()(self_, message, sizeof message) == STREAMRELAY_OK) return true;
+  if (callbacks_.flush(self_, message, sizeof message) == STREAMRELAY_OK) return true;
   error = message;
   return false;
 }
 
 void PluginCalls::destroy() {
   if (!self_) return;
-  library_.descriptor().destroy(self_);
+  callbacks_.destroy(self_);
   self_ = nullptr;
 }
 

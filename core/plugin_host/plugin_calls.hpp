@@ -31,8 +31,8 @@ class PluginCalls {
   // plugin's own words (may be empty), and the failures in a row so far.
   using OnFailure = std::function<void(const char* call, const char* message, int inARow)>;
 
-  // `library` must outlive this object.
-  PluginCalls(const PluginLibrary& library, OnFailure onFailure);
+  // The callbacks' code (their library) must stay loaded while this lives.
+  PluginCalls(const PluginCallbacks& callbacks, OnFailure onFailure);
   PluginCalls(const PluginCalls&) = delete;
   PluginCalls& operator=(const PluginCalls&) = delete;
 
@@ -53,7 +53,7 @@ class PluginCalls {
   void handled() { inARow_ = 0; }
   void failed(const char* call, const char* message);
 
-  const PluginLibrary& library_;
+  const PluginCallbacks callbacks_;
   const OnFailure onFailure_;
   void* self_ = nullptr;
   int inARow_ = 0;

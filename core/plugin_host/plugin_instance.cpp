@@ -33,7 +33,7 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
       api_(*this, HostApi::Offers{output_ != nullptr, true}, secretsOf(*library_, config_.configYaml)),
-      calls_(*library_, [this](const char* call, const char* message, int inARow) {
+      calls_(library_->callbacks(), [this](const char* call, const char* message, int inARow) {
         recordFailure(call, message, inARow);
       }),
       queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},

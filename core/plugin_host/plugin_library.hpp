@@ -22,6 +22,17 @@
 
 namespace streamrelay {
 
+// A plugin's callbacks, as its descriptor gives them: create, on_frame and
+// destroy always; the optional ones null where the plugin has none or its
+// descriptor predates them.
+struct PluginCallbacks {
+  decltype(streamrelay_plugin::create) create = nullptr;
+  decltype(streamrelay_plugin::on_frame) onFrame = nullptr;
+  decltype(streamrelay_plugin::destroy) destroy = nullptr;
+  decltype(streamrelay_plugin::flush) flush = nullptr;
+  decltype(streamrelay_plugin::on_frames) onFrames = nullptr;
+};
+
 class PluginLibrary {
  public:
   // Loads `path` through a copy in `privateDir`; throws std::runtime_error with
@@ -34,9 +45,7 @@ class PluginLibrary {
   const std::string& path() const { return path_; }
   const std::string& name() const { return name_; }
   const streamrelay_plugin& descriptor() const { return *descriptor_; }
-  // The optional callbacks, or null if the descriptor predates them.
-  decltype(streamrelay_plugin::flush) flush() const { return flush_; }
-  decltype(streamrelay_plugin::on_frames) onFrames() const { return onFrames_; }
+  const PluginCallbacks& callbacks() const { return callbacks_; }
   // The keys its config may hold (ABI 1.2 config_keys), or null: it declares none.
   const std::shared_ptr<const PluginConfigKeys>& configKeys() const { return configKeys_; }
   // STREAMRELAY_PLUGIN_NO_INPUTS: its instances subscribe to nothing.
@@ -50,8 +59,7 @@ class PluginLibrary {
   std::unique_ptr<Poco::SharedLibrary> library_;
   const streamrelay_plugin* descriptor_ = nullptr;
   std::string name_;
-  decltype(streamrelay_plugin::flush) flush_ = nullptr;
-  decltype(streamrelay_plugin::on_frames) onFrames_ = nullptr;
+  PluginCallbacks callbacks_;
   std::shared_ptr<const PluginConfigKeys> configKeys_;
   std::uint32_t flags_ = 0;
 };
