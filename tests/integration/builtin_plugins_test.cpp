@@ -759,8 +759,8 @@ TEST_CASE("several sources: metrics needs no inputs, a sink without config or in
   if (instances.empty()) {
     // Not a failure of the file: it waits for a config, and says so.
     CHECK(failures->size() == 0);
-    CHECK(relay.process->countLines("plugin sqlite_writer: not started: it needs a config of its own .*config.path: "
-                                    "is required") == 1);
+    CHECK(relay.process->countLines("plugin sqlite_writer: not started: it needs a config of its own .*config: "
+                                    "missing required key 'path'") == 1);
     CHECK(relay.process->countLines("sqlite_writer.*inputs") == 0);
   } else {
     REQUIRE(failures->size() == 1);

@@ -12,7 +12,7 @@
  * Built for 1.2 it takes frames in batches (on_frames), counts "calls" and
  * "frames" through counter handles, retains every frame and writes it only
  * at flush (so the bytes must have stayed valid after the call), and
- * declares its config keys (path, required). */
+ * declares its config keys (path, required; dsn, a secret it does not use). */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -150,6 +150,8 @@ static int on_frames(void* plugin, const streamrelay_frame* frames, size_t count
 static const streamrelay_config_key config_keys[] = {
     {sizeof(streamrelay_config_key), STREAMRELAY_KEY_STRING, STREAMRELAY_KEY_REQUIRED, "path", NULL, 0, 0, NULL,
      "the file a line per frame goes to"},
+    {sizeof(streamrelay_config_key), STREAMRELAY_KEY_STRING, STREAMRELAY_KEY_SECRET, "dsn", NULL, 0, 0, NULL,
+     "a secret no name rule would know (unused)"},
     {sizeof(streamrelay_config_key), 0, 0, NULL, NULL, 0, 0, NULL, NULL},
 };
 #endif
