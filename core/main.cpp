@@ -24,6 +24,7 @@
 #include "config_watcher.hpp"
 #include "fatal_signal.hpp"
 #include "logging.hpp"
+#include "plugin_catalog.hpp"
 #include "plugin_child.hpp"
 #include "plugin_process.hpp"
 #include "relay.hpp"
@@ -39,7 +40,9 @@ const char* kUsage =
     "                                        reloads FILE and rescans the plugins directory\n"
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
-    "       streamrelay --list-keys          print every config key: kind, range, default, what it does\n"
+    "       streamrelay --list-keys [--config FILE]\n"
+    "                                        print every config key: kind, range, default, what it does\n"
+    "                                        (with those of the plugins in FILE's plugins directory)\n"
     "       streamrelay --version | --help\n"
     "exit codes: 0 stopped cleanly, 1 config or start-up error, 2 bad arguments,\n"
     "            3 a plugin instance did not stop within shutdown_timeout_ms\n";
@@ -50,6 +53,7 @@ struct Options {
   std::string config = STREAMRELAY_DEFAULT_CONFIG;
   bool configGiven = false;  // --config or --check-config named the file
   bool checkOnly = false;
+  bool listKeys = false;
   std::string pidFile;       // written once the relay runs, removed when it stops
   std::string reloadPidFile; // --reload: signal that relay and exit
 };
@@ -73,8 +77,8 @@ int parseArgs(int argc, char** argv, Options& options) {
       return 0;
     }
     if (arg == "--list-keys") {
-      std::cout << streamrelay::configKeysReference();
-      return 0;
+      options.listKeys = true;
+      continue;
     }
     if (arg == "--version") {
       std::cout << "streamrelay " << STREAMRELAY_VERSION << "\n";
@@ -96,6 +100,45 @@ std::string missingConfig(const Options& options) {
   char cwd[PATH_MAX];
   if (!where.empty() && where[0] != '/' && ::getcwd(cwd, sizeof cwd)) where = std::string(cwd) + "/" + where;
   return "no config file at " + where + (options.configGiven ? "" : " (the default; --config FILE reads another)");
+}
+
+// The plugins of the config's directory, read without running them; a note
+// on stderr for each file that could not be read.
+streamrelay::PluginCatalog readPluginCatalog(const streamrelay::Config& config) {
+  streamrelay::PluginCatalog catalog =
+      streamrelay::PluginCatalog::read(config.plugins.directory, config.plugins.allowInsecure);
+  for (const std::string& note : catalog.notes()) std::cerr << "streamrelay: note: " << note << "\n";
+  return catalog;
+}
+
+// --list-keys: the relay's keys, and those of the plugins in the plugins
+// directory of the config file, if there is one that reads.
+int listKeys(const Options& options) {
+  streamrelay::PluginCatalog catalog;
+  if (::access(options.config.c_str(), F_OK) != 0) {
+    if (options.configGiven) std::cerr << "streamrelay: note: plugin keys not listed: " << missingConfig(options) << "\n";
+  } else {
+    try {
+      catalog = readPluginCatalog(streamrelay::loadConfig(options.config));
+    } catch (const std::exception& e) {
+      std::cerr << "streamrelay: note: plugin keys not listed: " << streamrelay::oneLine(e.what()) << "\n";
+    }
+  }
+  std::cout << streamrelay::configKeysReference(catalog.schemas());
+  return 0;
+}
+
+// --check-config: the config, checked with its plugins' declared keys too, printed.
+int checkConfig(const streamrelay::Config& config) {
+  try {
+    const streamrelay::PluginCatalog catalog = readPluginCatalog(config);
+    streamrelay::checkPluginConfigs(config, catalog.schemas());
+    std::cout << streamrelay::effectiveConfigYaml(config, catalog.schemas());
+  } catch (const std::exception& e) {
+    std::cerr << "streamrelay: config error: " << streamrelay::oneLine(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 // Waits for SIGTERM, SIGINT or SIGQUIT (blocked in every thread, so they
@@ -141,6 +184,7 @@ int main(int argc, char** argv) {
   try {
     int code = parseArgs(argc, argv, options);
     if (code >= 0) return code;
+    if (options.listKeys) return listKeys(options);
     if (!options.reloadPidFile.empty()) return signalReload(options.reloadPidFile);
   } catch (const std::invalid_argument& e) {
     std::cerr << "streamrelay: " << e.what() << "\n" << kUsage;
@@ -160,10 +204,7 @@ int main(int argc, char** argv) {
     std::cerr << "streamrelay: config error: " << streamrelay::oneLine(e.what()) << "\n";
     return 1;
   }
-  if (options.checkOnly) {
-    std::cout << streamrelay::effectiveConfigYaml(config);
-    return 0;
-  }
+  if (options.checkOnly) return checkConfig(config);
 
   // Before any thread starts, so every thread inherits the mask.
   sigset_t signals;

@@ -130,6 +130,9 @@ std::vector<KeySpec> instanceKeys(bool withType) {
   keys.push_back(key("isolation").def("in_process").oneOf({"in_process", "process"})
                      .doc("process: run the instance in a child process of its own, restarted if it dies"));
   keys.push_back(groupKey("process", pluginProcessSchema()));
+  keys.push_back(key("max_emit_bytes", KeyKind::Int).def("16777216").range(65536, 1LL << 30)
+                     .doc("bytes a processor's frames emitted in one drain may hold; more are published in several "
+                          "batches"));
   return keys;
 }
 

@@ -55,6 +55,7 @@ bool MessageParser::str(std::string& v) {
 std::string encodeStart(const ChildStart& s) {
   MessageBuilder m(ChildMessage::Start);
   m.str(s.name).str(s.type).str(s.libraryPath).str(s.configYaml).u32(s.maxFailures);
+  m.u64(s.maxEmitBytes).u32(s.allowInsecureFiles ? 1 : 0);
   m.u64(s.queueMaxFrames).u64(s.queueMaxBytes).u32(static_cast<std::uint32_t>(s.inputs.size()));
   for (const std::string& input : s.inputs) m.str(input);
   m.u32(s.hasOutput ? 1 : 0).u64(s.ringCapacity).u64(s.firstRingSeq);
@@ -63,9 +64,9 @@ std::string encodeStart(const ChildStart& s) {
 }
 
 bool decodeStart(MessageParser& p, ChildStart& s) {
-  std::uint32_t inputs = 0, hasOutput = 0, logLevel = 0, seccomp = 0;
+  std::uint32_t inputs = 0, hasOutput = 0, logLevel = 0, seccomp = 0, allowInsecure = 0;
   if (!(p.str(s.name) && p.str(s.type) && p.str(s.libraryPath) && p.str(s.configYaml) && p.u32(s.maxFailures) &&
-        p.u64(s.queueMaxFrames) && p.u64(s.queueMaxBytes) && p.u32(inputs)))
+        p.u64(s.maxEmitBytes) && p.u32(allowInsecure) && p.u64(s.queueMaxFrames) && p.u64(s.queueMaxBytes) && p.u32(inputs)))
     return false;
   s.inputs.resize(inputs > 4096 ? 0 : inputs);
   for (std::string& input : s.inputs)
@@ -74,6 +75,7 @@ bool decodeStart(MessageParser& p, ChildStart& s) {
         p.u64(s.memoryLimitBytes)))
     return false;
   s.hasOutput = hasOutput != 0;
+  s.allowInsecureFiles = allowInsecure != 0;
   s.logLevel = static_cast<std::int32_t>(logLevel);
   s.seccomp = seccomp != 0;
   return p.done();

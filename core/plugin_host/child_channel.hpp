@@ -45,6 +45,8 @@ struct ChildStart {
   std::string libraryPath;    // the file, as log lines name it (the code comes by fd)
   std::string configYaml;     // may hold secrets: it never goes on a command line
   std::uint32_t maxFailures = 10;
+  std::uint64_t maxEmitBytes = 16 << 20;
+  bool allowInsecureFiles = false;  // plugins.allow_insecure: check_file_trust trusts every file
   std::uint64_t queueMaxFrames = 0;
   std::uint64_t queueMaxBytes = 0;
   std::vector<std::string> inputs;

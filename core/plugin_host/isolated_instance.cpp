@@ -233,6 +233,8 @@ void IsolatedInstance::startChild() {
   s.libraryPath = library_->path();
   s.configYaml = config_.configYaml;
   s.maxFailures = static_cast<std::uint32_t>(config_.maxFailures);
+  s.maxEmitBytes = config_.maxEmitBytes;
+  s.allowInsecureFiles = config_.allowInsecureFiles;
   s.queueMaxFrames = config_.queue.maxFrames;
   s.queueMaxBytes = config_.queue.maxBytes;
   s.inputs = config_.inputs;

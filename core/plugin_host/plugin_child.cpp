@@ -231,6 +231,8 @@ PluginInstanceConfig instanceConfig(const ChildStart& start) {
   c.inputs = start.inputs;
   c.configYaml = start.configYaml;
   c.maxFailures = static_cast<int>(start.maxFailures);
+  c.maxEmitBytes = static_cast<std::size_t>(start.maxEmitBytes);
+  c.allowInsecureFiles = start.allowInsecureFiles;
   // The relay's queue applies on_full; here nothing may be dropped.
   c.queue = QueueLimits{static_cast<std::size_t>(start.queueMaxFrames), static_cast<std::size_t>(start.queueMaxBytes),
                         OverflowPolicy::Block};

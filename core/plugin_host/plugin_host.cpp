@@ -452,6 +452,7 @@ std::vector<std::shared_ptr<HostedInstance>> PluginHost::createInstances(
     std::string& refusals) {
   std::vector<std::shared_ptr<HostedInstance>> instances;
   for (PluginInstanceConfig c : configs) {
+    c.allowInsecureFiles = config_.allowInsecure;
     const std::string inputsProblem = resolveInstanceInputs(*library, c);
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();

@@ -104,8 +104,13 @@ void PluginLibrary::validate() {
   if (!d.name || !*d.name) throw std::runtime_error("the descriptor has no name");
   if (!d.create || !d.on_frame || !d.destroy) throw std::runtime_error("create, on_frame and destroy are required");
   name_ = d.name;
-  if (covers(d, FIELD_END(flush))) flush_ = d.flush;
+  callbacks_.create = d.create;
+  callbacks_.onFrame = d.on_frame;
+  callbacks_.destroy = d.destroy;
+  if (covers(d, FIELD_END(flush))) callbacks_.flush = d.flush;
   if (covers(d, FIELD_END(flags))) flags_ = d.flags;
+  if (covers(d, FIELD_END(on_frames))) callbacks_.onFrames = d.on_frames;
+  if (covers(d, FIELD_END(config_keys)) && d.config_keys) configKeys_ = PluginConfigKeys::read(d.config_keys, name_);
 }
 
 }  // namespace streamrelay

@@ -128,6 +128,6 @@ static void destroy(void* self) {
 
 static const streamrelay_plugin descriptor = {
     sizeof(streamrelay_plugin), STREAMRELAY_ABI_VERSION, "faulty", "misbehaves on purpose (tests)",
-    create, on_frame, destroy, NULL, 0};
+    create, on_frame, destroy, NULL, 0, NULL, NULL};
 
 STREAMRELAY_PLUGIN_EXPORT const streamrelay_plugin* streamrelay_plugin_entry(void) { return &descriptor; }
