@@ -59,11 +59,13 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
   if (worker_.joinable()) worker_.join();  // it has ended: see the contract in the header
+  owner_.claim();  // the worker has ended or never started: this thread takes the last step
   FatalSignalNote note(crashNote_);
   finish();
 }
 
 bool PluginInstance::create(std::string& error) {
+  owner_.assertOwned();
   char message[kErrorBytes] = "";
   FatalSignalNote note(crashNote_);
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
@@ -110,6 +112,8 @@ void PluginInstance::signalEnded() {
 }
 
 void PluginInstance::run() {
+  owner_.claim();
+  if (output_) output_->claimPublisher();  // the version it replaces has ended
   // A crash in the plugin's code on this thread names the instance, even
   // when the plugin overflowed its stack.
   AlternateSignalStack altStack;
@@ -151,6 +155,7 @@ void PluginInstance::run() {
 }
 
 void PluginInstance::callFlush() {
+  owner_.assertOwned();
   if (!library_->flush() || disabled_) return;
   char message[kErrorBytes] = "";
   if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
@@ -158,6 +163,7 @@ void PluginInstance::callFlush() {
 
 // Hands one span's frames to the plugin. Worker thread only.
 void PluginInstance::deliver(const FrameSpan& span) {
+  owner_.assertOwned();
   char message[kErrorBytes];
   streamrelay_frame frame{};
   frame.struct_size = sizeof frame;
@@ -184,6 +190,7 @@ void PluginInstance::deliver(const FrameSpan& span) {
 }
 
 void PluginInstance::recordFailure(const char* what, const char* message) {
+  owner_.assertOwned();
   metrics_->countFailure();
   ++consecutiveFailures_;
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
@@ -197,8 +204,10 @@ void PluginInstance::recordFailure(const char* what, const char* message) {
 }
 
 // Flushes and destroys the plugin's instance once. Worker thread, or the
-// destructor after the worker has ended.
+// destructor after the worker has ended (or when it never started): the
+// owner either way.
 void PluginInstance::finish() {
+  owner_.assertOwned();
   if (!self_) return;
   if (library_->flush() && !disabled_) {
     char message[kErrorBytes] = "";
@@ -237,9 +246,10 @@ int PluginInstance::apiEmit(void* host, const std::uint8_t* data, std::size_t si
 }
 
 // Publishes what was emitted since the last call as one batch on the
-// instance's stream. Worker thread only (the stream's one publisher: a
+// instance's stream. The owner only (the stream's one publisher: a
 // replacement starts after its predecessor has finished).
 void PluginInstance::publishEmitted() {
+  owner_.assertOwned();
   if (!output_) return;
   std::unique_ptr<FrameBatch> batch;
   {

@@ -13,7 +13,13 @@
 //
 // Thread safe: start(), beginStop(), join(), abandon(), ended(), counters. The
 // plugin's callbacks run on the worker thread only (create on the caller's,
-// before start()).
+// before start()). Its owner (thread_owner.hpp): the thread that made it,
+// then the worker from its start; the destructor's thread once the worker
+// has ended (or if it never started).
+//
+// The instance's stream (output) is published by its worker: the worker
+// claims the stream when it starts, which is after the version it replaces
+// has ended.
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +35,7 @@
 #include "plugin_library.hpp"
 #include "plugin_metrics.hpp"
 #include "subscription_queue.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -113,6 +120,7 @@ class PluginInstance {
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
   int consecutiveFailures_ = 0;  // worker thread only
+  ThreadOwner owner_;            // see the class comment
 };
 
 }  // namespace streamrelay
