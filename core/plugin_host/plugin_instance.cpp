@@ -97,6 +97,7 @@ bool PluginInstance::join(std::chrono::steady_clock::time_point deadline) {
 }
 
 void PluginInstance::abandon() {
+  abandoned_ = true;  // before its replacement starts publishing (PluginHost::stopInstances)
   if (worker_.joinable()) worker_.detach();
 }
 
@@ -113,7 +114,8 @@ void PluginInstance::signalEnded() {
 
 void PluginInstance::run() {
   owner_.claim();
-  if (output_) output_->claimPublisher();  // the version it replaces has ended
+  if (output_) output_->claimPublisher();  // the version it replaces has ended or was abandoned
+  publishing_ = true;
   // A crash in the plugin's code on this thread names the instance, even
   // when the plugin overflowed its stack.
   AlternateSignalStack altStack;
@@ -246,8 +248,10 @@ int PluginInstance::apiEmit(void* host, const std::uint8_t* data, std::size_t si
 }
 
 // Publishes what was emitted since the last call as one batch on the
-// instance's stream. The owner only (the stream's one publisher: a
-// replacement starts after its predecessor has finished).
+// instance's stream. The owner only; published only by a worker that is its
+// stream's publisher (see the class comment), else dropped with a line.
+// (A worker abandoned while blocked inside publish() itself, on a full
+// `block` queue, still completes that one call.)
 void PluginInstance::publishEmitted() {
   owner_.assertOwned();
   if (!output_) return;
@@ -256,6 +260,12 @@ void PluginInstance::publishEmitted() {
     std::lock_guard<std::mutex> lock(emitMutex_);
     if (emitted_.empty()) return;
     batch = emitted_.seal(unixNowNs());
+  }
+  if (!publishing_ || abandoned_) {
+    logger().warning("plugin %s: %z emitted frame(s) dropped: %s", config_.name, batch->frameCount(),
+                     std::string(publishing_ ? "the instance was abandoned (its replacement publishes its stream)"
+                                             : "the instance never started"));
+    return;
   }
   output_->publish(std::move(batch));
 }

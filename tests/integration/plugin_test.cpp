@@ -461,3 +461,61 @@ TEST_CASE("a processor hot-replaced under load: its output stream stays gapless 
   CHECK(builds.front() == 1);
   CHECK(builds.back() == 2);
 }
+
+// Defect: a replacement refused as a whole (one of its instances' create
+// failed) destroyed the instances it had made on the plugin host's thread,
+// which published what they had emitted in create() on their streams: next
+// to the running version's frames, from a second publisher.
+TEST_CASE("a replacement refused as a whole publishes nothing on its instances' streams", "[plugins]") {
+  PluginDir dir;
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  RunningRelay relay = startRelay(
+      "upstream: {type: stdin, framing: {type: delimiter}}\nlisteners:\n" + listener("out", "inputs: [proc]") +
+          pluginsSection(dir, "  instances:\n"
+                              "    - {name: proc, type: recorder, queue: {on_full: block}, config: {path: " +
+                                  dir.path("p.txt") + ", emit: true, emit_on_create: hello}}\n"
+                                  "    - {name: other, type: recorder, config: {path: " +
+                                  dir.path("o.txt") + ", refuse_build: 2}}\n"),
+      {"out"});
+  Subscriber sub(relay.address("out"));
+  relay.waitForSubscribers(1);
+  std::string frame;
+  relay.process->writeStdin("one\n");
+  REQUIRE(sub.next(frame, 10s));
+  if (frame == "hello by build 1") REQUIRE(sub.next(frame, 10s));  // v1's own, if it came after the subscriber
+  CHECK(frame == "v1 one");
+  dir.drop(testPlugin("recorder_v2"), "recorder.so");
+  REQUIRE(relay.process->waitForLine("recorder.so skipped: the replacement was not loaded").size() > 0);
+  relay.process->writeStdin("two\n");
+  REQUIRE(sub.next(frame, 10s));
+  CHECK(frame == "v1 two");  // not "hello by build 2": that instance never ran
+}
+
+// Defect: an instance abandoned at a hot replace (stuck in on_frame past
+// shutdown_timeout_ms) that came back later published what it had emitted
+// on its stream, which its replacement publishes by then: two publishers on
+// one stream, and a frame of the old version after the new one took over.
+TEST_CASE("a processor abandoned at a hot replace publishes nothing once its replacement runs", "[plugins]") {
+  PluginDir dir;
+  dir.drop(testPlugin("recorder_v1"), "recorder.so");
+  const std::string recorded = dir.path("p.txt"), released = dir.path("go");
+  RunningRelay relay = startRelay(
+      "upstream: {type: stdin, framing: {type: delimiter}}\nshutdown_timeout_ms: 100\nlisteners:\n" +
+          listener("out", "inputs: [proc]") +
+          pluginsSection(dir, "  instances:\n    - {name: proc, type: recorder, queue: {on_full: block}, config: {path: " +
+                                  recorded + ", emit: true, hold_until: " + released + "}}\n"),
+      {"out"});
+  Subscriber sub(relay.address("out"));
+  relay.waitForSubscribers(1);
+  relay.process->writeStdin("one\n");
+  REQUIRE(relay.process->waitForLine("plugin proc: holding frame 1$").size() > 0);
+  dir.drop(testPlugin("recorder_v2"), "recorder.so");  // v1 is stuck in on_frame: it is abandoned
+  REQUIRE(relay.process->waitForLine("plugin instance proc .*abandoned").size() > 0);
+  // v1 comes back: it records frame 1 (its file is flushed after on_frame) and would publish "v1 one".
+  std::ofstream(released) << "go\n";
+  REQUIRE(pollUntil([&] { return readRecorded(recorded).seqs.size() == 1; }));
+  relay.process->writeStdin("two\n");
+  std::string frame;
+  REQUIRE(sub.next(frame, 10s));
+  CHECK(frame == "v2 two");
+}
