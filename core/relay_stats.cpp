@@ -96,6 +96,8 @@ Object::Ptr consumerJson(const SubscriptionQueue& q) {
   o->set("enqueued", c.enqueued.load());
   o->set("delivered", c.delivered.load());
   o->set("dropped", c.dropped.load());
+  // `block`: its queue is full and the stream's publisher waits for room now.
+  o->set("holding_publisher", c.holdingPublisher.load());
   return o;
 }
 
