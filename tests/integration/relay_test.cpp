@@ -251,6 +251,9 @@ TEST_CASE("silent connections beyond max_clients do not lock out a streamrelay s
   CHECK(stats.listener("main", "refused_max_pending_clients") == 4);
   CHECK(stats.listener("main", "pending") == 32);
   CHECK(stats.listener("main", "refused_max_clients") == 0);
+  const std::string metrics = stats.text("/metrics");
+  CHECK_THAT(metrics, Catch::Contains("streamrelay_listener_refused_total{listener=\"main\",reason=\"max_pending_clients\"} 4\n"));
+  CHECK_THAT(metrics, Catch::Contains("streamrelay_listener_pending_clients{listener=\"main\"} 32\n"));
   for (int i = 0; i < 5; ++i) CHECK(sub.next(frame, 10s));  // the admitted subscriber streams on
   for (int fd : silent) ::close(fd);
 }

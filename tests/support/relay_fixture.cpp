@@ -232,16 +232,20 @@ void RelayStats::attach(const RunningRelay& relay) {
   port_ = std::stoi(m[1]);
 }
 
-Poco::JSON::Object::Ptr RelayStats::get() const {
+std::string RelayStats::text(const std::string& path) const {
   Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
   session.setTimeout(Poco::Timespan(10, 0));
-  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/stats", Poco::Net::HTTPMessage::HTTP_1_1);
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
   session.sendRequest(request);
   Poco::Net::HTTPResponse response;
   std::string body;
   Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
   REQUIRE(response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK);
-  return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
+  return body;
+}
+
+Poco::JSON::Object::Ptr RelayStats::get() const {
+  return Poco::JSON::Parser().parse(text("/stats")).extract<Poco::JSON::Object::Ptr>();
 }
 
 long RelayStats::listener(const std::string& name, const std::string& key) const {

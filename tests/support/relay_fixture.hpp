@@ -162,6 +162,8 @@ class RelayStats {
   std::string section() const;
   void attach(const RunningRelay& relay);
   Poco::JSON::Object::Ptr get() const;
+  // The body of GET `path` ("/metrics", "/history") from the metrics plugin.
+  std::string text(const std::string& path) const;
   // A number of listener `name`: "pending", "clients", "accepted",
   // "disconnects.removed"...; -1 if there is no such listener (or number).
   long listener(const std::string& name, const std::string& key) const;
