@@ -457,7 +457,9 @@ TEST_CASE("a 1.0 plugin binary runs on this host, and newer plugins see the stre
     REQUIRE(pollUntil([&] { return readLines(oldOut).size() >= 20 && readLines(newOut).size() >= 20; }));
     Poco::JSON::Parser parser;
     auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
-    const std::uint64_t epoch = stats->getValue<std::uint64_t>("epoch");
+    // A decimal string: a 64-bit epoch does not fit a JSON number (53 bits in JavaScript).
+    REQUIRE(stats->get("epoch").isString());
+    const std::uint64_t epoch = std::stoull(stats->getValue<std::string>("epoch"));
     CHECK(epoch != 0);
     std::vector<std::string> old = readLines(oldOut), now = readLines(newOut);
     for (std::size_t i = 0; i < 20; ++i) {
