@@ -40,9 +40,10 @@ const char* kUsage =
     "                                        reloads FILE and rescans the plugins directory\n"
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
-    "       streamrelay --list-keys [--config FILE]\n"
+    "       streamrelay --list-keys [--format text|markdown] [--config FILE]\n"
     "                                        print every config key: kind, range, default, what it does\n"
-    "                                        (with those of the plugins in FILE's plugins directory)\n"
+    "                                        (text: with the keys of the plugins in FILE's plugins directory;\n"
+    "                                        markdown: the relay's keys, the tables of docs/configuration.md)\n"
     "       streamrelay --version | --help\n"
     "exit codes: 0 stopped cleanly, 1 config or start-up error, 2 bad arguments,\n"
     "            3 a plugin instance did not stop within shutdown_timeout_ms\n";
@@ -53,22 +54,23 @@ struct Options {
   std::string config = STREAMRELAY_DEFAULT_CONFIG;
   bool configGiven = false;  // --config or --check-config named the file
   bool checkOnly = false;
-  bool listKeys = false;
   std::string pidFile;       // written once the relay runs, removed when it stops
   std::string reloadPidFile; // --reload: signal that relay and exit
+  bool listKeys = false;     // --list-keys: print the key reference and exit
+  std::string format;        // --format: how --list-keys prints (text, markdown)
 };
 
 // Returns -1 to go on, or an exit code.
 int parseArgs(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&](const char* name, std::string& out) -> bool {
+    auto value = [&](const char* name, std::string& out, const char* what = "a FILE") -> bool {
       if (arg.rfind(std::string(name) + "=", 0) == 0) {
         out = arg.substr(std::strlen(name) + 1);
         return true;
       }
       if (arg != name) return false;
-      if (i + 1 >= argc) throw std::invalid_argument(std::string(name) + " needs a FILE");
+      if (i + 1 >= argc) throw std::invalid_argument(std::string(name) + " needs " + what);
       out = argv[++i];
       return true;
     };
@@ -86,9 +88,13 @@ int parseArgs(int argc, char** argv, Options& options) {
     }
     if (value("--check-config", options.config)) options.checkOnly = options.configGiven = true;
     else if (value("--config", options.config)) options.configGiven = true;
-    else if (!value("--pid-file", options.pidFile) && !value("--reload", options.reloadPidFile))
+    else if (!value("--pid-file", options.pidFile) && !value("--reload", options.reloadPidFile) &&
+             !value("--format", options.format, "text or markdown"))
       throw std::invalid_argument("unknown argument '" + arg + "'");
   }
+  if (!options.format.empty() && !options.listKeys) throw std::invalid_argument("--format goes with --list-keys");
+  if (options.listKeys && !options.format.empty() && options.format != "text" && options.format != "markdown")
+    throw std::invalid_argument("--format: '" + options.format + "' is not one of: text, markdown");
   return -1;
 }
 
@@ -111,9 +117,14 @@ streamrelay::PluginCatalog readPluginCatalog(const streamrelay::Config& config) 
   return catalog;
 }
 
-// --list-keys: the relay's keys, and those of the plugins in the plugins
-// directory of the config file, if there is one that reads.
+// --list-keys: the relay's keys, and (as text) those of the plugins in the
+// plugins directory of the config file, if there is one that reads. Markdown
+// is the registry's alone: docs/configuration.md, the same on every machine.
 int listKeys(const Options& options) {
+  if (options.format == "markdown") {
+    std::cout << streamrelay::configKeysMarkdown();
+    return 0;
+  }
   streamrelay::PluginCatalog catalog;
   if (::access(options.config.c_str(), F_OK) != 0) {
     if (options.configGiven) std::cerr << "streamrelay: note: plugin keys not listed: " << missingConfig(options) << "\n";

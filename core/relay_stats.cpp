@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Relay::statsJson: every figure the relay keeps, as one JSON document. The
 // plugin host API hands it to plugins (the metrics plugin renders it); its
-// schema is documented in README ("Stats").
+// schema is documented in docs/operations.md ("Stats").
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
@@ -96,6 +96,8 @@ Object::Ptr consumerJson(const SubscriptionQueue& q) {
   o->set("enqueued", c.enqueued.load());
   o->set("delivered", c.delivered.load());
   o->set("dropped", c.dropped.load());
+  // `block`: its queue is full and the stream's publisher waits for room now.
+  o->set("holding_publisher", c.holdingPublisher.load());
   return o;
 }
 
@@ -154,7 +156,7 @@ Object::Ptr histogramJson(const Histogram& h) {
 std::string Relay::statsJson() const {
   std::lock_guard<std::mutex> streamsLock(streamsMutex_);
   Object root;
-  root.set("epoch", epoch_);
+  root.set("epoch", std::to_string(epoch_));  // a string, as in every JSON answer: 64 bits do not fit a JSON number's 53
   std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit
   for (const SourceConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
   Array::Ptr streams = new Array;

@@ -175,5 +175,8 @@ std::string effectiveConfigYaml(const Config& config, const PluginConfigSchemas&
 // Every key the config file may hold, one per line (streamrelay --list-keys),
 // with the keys of the plugins in `plugins`.
 std::string configKeysReference(const PluginConfigSchemas& plugins = {});
+// The relay's keys as Markdown tables (--list-keys --format markdown):
+// docs/configuration.md.
+std::string configKeysMarkdown();
 
 }  // namespace streamrelay

@@ -48,7 +48,8 @@ const Schema& logSchema() {
   static const Schema schema{
       "log",
       {key("level").def("information").oneOf({"none", "fatal", "critical", "error", "warning", "notice",
-                                              "information", "debug", "trace"})},
+                                              "information", "debug", "trace"})
+           .doc("the least severe level logged (stderr: the journal under systemd)")},
       {},
       {},
       Reload::InPlace};
@@ -186,7 +187,7 @@ Schema makeFramingSchema(const char* defaultType, FramingUse use) {
       {"length-prefix",
        "a length before each frame (4-byte big-endian is the relay's wire form)",
        {key("width", KeyKind::Int).def("4").range(1, 8).doc("bytes of the length: 1, 2, 4 or 8"),
-        key("byte_order").def("big").oneOf({"big", "little"})},
+        key("byte_order").def("big").oneOf({"big", "little"}).doc("of the length")},
        [](const Settings& f, const YamlMap& m) {
          const auto width = f.integer("width");
          if (width != 1 && width != 2 && width != 4 && width != 8)
@@ -365,7 +366,7 @@ const Schema& listenerAuthSchema() {
 const Schema& listenerSchema() {
   static const Schema schema{
       "listener",
-      {key("name").needed(),
+      {key("name").needed().doc("names the listener in log lines, /stats and /metrics"),
        key("bind", KeyKind::Endpoint).needed()
            .doc("HOST:PORT subscribers connect to (port 0: any free port; kept across a reload that restarts it)"),
        key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),

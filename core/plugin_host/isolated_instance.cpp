@@ -139,6 +139,7 @@ bool IsolatedInstance::join(Clock::time_point deadline) {
 }
 
 void IsolatedInstance::abandon() {
+  abandoned_ = true;  // before its replacement starts publishing (PluginHost::stopInstances)
   if (supervisor_.joinable()) supervisor_.detach();
 }
 
@@ -168,6 +169,8 @@ IsolationStatus IsolatedInstance::isolation() const {
 
 // The supervisor: one loop over the child, the queue and the ring.
 void IsolatedInstance::run() {
+  if (output_) output_->claimPublisher();  // the version it replaces has ended or was abandoned
+  publishing_ = true;
   supervising_ = true;
   for (const auto& [acknowledged, frames] : stashedEmits_) childEmitted(acknowledged, frames);
   stashedEmits_.clear();
@@ -463,6 +466,12 @@ void IsolatedInstance::childEmitted(std::uint64_t acknowledgedSeq, std::string_v
 }
 
 void IsolatedInstance::publish(std::unique_ptr<FrameBatch> batch) {
+  if (!publishing_ || abandoned_) {
+    logger().warning("plugin %s: %z emitted frame(s) dropped: %s", config_.name, batch->frameCount(),
+                     std::string(publishing_ ? "the instance was abandoned (its replacement publishes its stream)"
+                                             : "the instance never started"));
+    return;
+  }
   output_->publish(std::move(batch));  // may wait for a consumer with on_full: block
   lastProgress_ = Clock::now();  // the child could not acknowledge meanwhile: not its fault
 }

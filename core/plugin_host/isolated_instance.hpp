@@ -15,8 +15,8 @@
 // the file and how it ended; it is counted; and a new child starts after a
 // backoff (doubling while no child acknowledges a frame), getting again every
 // frame after the last acknowledged one. So with on_full: block nothing is
-// lost, and nothing is handed twice to a plugin that returns from on_frame
-// only once its work is done. While no child runs, frames wait in the queue,
+// lost, and nothing is handed twice to a plugin that returns from its call
+// only once its work is done, or retains the frames until it is. While no child runs, frames wait in the queue,
 // under its limits and on_full policy as ever.
 //
 // After max_failures deaths in a row without an acknowledgement the instance
@@ -25,7 +25,9 @@
 // Threads: one supervisor thread per instance (start() to its end) owns the
 // child, the ring and the frames in flight; create() does the same work on
 // the caller's thread before start(). The rest is thread safe as
-// HostedInstance says.
+// HostedInstance says. The instance's stream is published by the supervisor
+// only, which claims it when it starts (after the version it replaces ended
+// or was abandoned); once abandoned, what the child emits is dropped.
 
 #include <atomic>
 #include <chrono>
@@ -140,12 +142,14 @@ class IsolatedInstance : public HostedInstance, private ChildSession::Listener {
   std::vector<std::pair<std::uint64_t, std::string>> stashedEmits_;  // before start(): published first by the supervisor
   std::uint64_t ringAcked_ = 0;    // what the current child wrote into the ring's control page
   bool supervising_ = false;
+  bool publishing_ = false;        // the supervisor started: it is its stream's publisher
   bool done_ = false;              // no child will be started again
   std::string lastDeath_;          // how the last child that died ended, for create()'s error
 
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
   std::atomic<bool> killNow_{false};   // join() gave up waiting
+  std::atomic<bool> abandoned_{false};
   std::atomic<std::int64_t> deadlineNs_{INT64_MAX};
   std::atomic<int> stopReason_{static_cast<int>(CloseReason::Shutdown)};
   std::atomic<long> pid_{0};

@@ -45,11 +45,13 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
   if (worker_.joinable()) worker_.join();  // it has ended: see the contract in the header
+  owner_.claim();  // the worker has ended or never started: this thread takes the last step
   FatalSignalNote note(crashNote_);
   finish();
 }
 
 bool PluginInstance::create(std::string& error) {
+  owner_.assertOwned();
   FatalSignalNote note(crashNote_);
   const bool created = calls_.create(api_.table(), config_.configYaml, error);
   if (!created) error = api_.fromPlugin(error.c_str());
@@ -86,6 +88,7 @@ bool PluginInstance::join(std::chrono::steady_clock::time_point deadline) {
 }
 
 void PluginInstance::abandon() {
+  abandoned_ = true;  // before its replacement starts publishing (PluginHost::stopInstances)
   if (worker_.joinable()) worker_.detach();
 }
 
@@ -101,6 +104,9 @@ void PluginInstance::signalEnded() {
 }
 
 void PluginInstance::run() {
+  owner_.claim();
+  if (output_) output_->claimPublisher();  // the version it replaces has ended or was abandoned
+  publishing_ = true;
   // A crash in the plugin's code on this thread names the instance, even
   // when the plugin overflowed its stack.
   AlternateSignalStack altStack;
@@ -144,6 +150,7 @@ void PluginInstance::run() {
 // on_frames gets up to FrameHandout::kMaxFrames at once); spans reached after
 // the stop deadline are skipped.
 void PluginInstance::deliver(const std::deque<FrameSpan>& spans, std::uint64_t& skipped) {
+  owner_.assertOwned();
   std::uint64_t delivered = 0;
   auto call = [&] {
     if (handout_.empty()) return;
@@ -186,6 +193,7 @@ std::uint64_t PluginInstance::handledAndReleased() const {
 }
 
 void PluginInstance::recordFailure(const char* what, const char* message, int inARow) {
+  owner_.assertOwned();
   metrics_->countFailure();
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), inARow,
                    *message ? api_.fromPlugin(message) : std::string("no reason given"));
@@ -198,8 +206,10 @@ void PluginInstance::recordFailure(const char* what, const char* message, int in
 }
 
 // Flushes and destroys the plugin's instance once. Worker thread, or the
-// destructor after the worker has ended.
+// destructor after the worker has ended (or when it never started): the
+// owner either way.
 void PluginInstance::finish() {
+  owner_.assertOwned();
   if (!calls_.created()) return;
   std::string error;
   if (!disabled_ && !calls_.finalFlush(error))
@@ -240,14 +250,14 @@ bool PluginInstance::emit(std::string_view data, std::string_view key) {
     emitted_.add(data.data(), data.size());
     emittedBytes_ += bytes;
   }
-  if (full) output_->publish(std::move(full));  // before anything emitted after it: this is the worker
+  if (full) publish(std::move(full));  // before anything emitted after it: this is the worker
   return true;
 }
 
 // Publishes what was emitted since the last call as one batch on the
-// instance's stream. Worker thread only (the stream's one publisher: a
-// replacement starts after its predecessor has finished).
+// instance's stream. The owner only.
 void PluginInstance::publishEmitted() {
+  owner_.assertOwned();
   if (!output_) return;
   std::unique_ptr<FrameBatch> batch;
   {
@@ -257,7 +267,21 @@ void PluginInstance::publishEmitted() {
       emittedBytes_ = 0;
     }
   }
-  if (batch) output_->publish(std::move(batch));
+  if (batch) publish(std::move(batch));
+}
+
+// Published only by a worker that is its stream's publisher (see the class
+// comment), else dropped with a line. (A worker abandoned while blocked
+// inside publish() itself, on a full `block` queue, still completes that one
+// call.) The owner only.
+void PluginInstance::publish(std::unique_ptr<FrameBatch> batch) {
+  if (!publishing_ || abandoned_) {
+    logger().warning("plugin %s: %z emitted frame(s) dropped: %s", config_.name, batch->frameCount(),
+                     std::string(publishing_ ? "the instance was abandoned (its replacement publishes its stream)"
+                                             : "the instance never started"));
+    return;
+  }
+  output_->publish(std::move(batch));
 }
 
 }  // namespace streamrelay

@@ -42,7 +42,10 @@ SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
   }
 }
 
-SubscriberSession::~SubscriberSession() { close(CloseReason::Shutdown); }
+SubscriberSession::~SubscriberSession() {
+  owner_.claim();  // the last reference: no other thread can reach it
+  close(CloseReason::Shutdown);
+}
 
 std::size_t SubscriberSession::encodedBytes(const FrameBatch& batch, std::size_t i) const {
   std::string_view payload = batch.payload(i);
@@ -51,6 +54,7 @@ std::size_t SubscriberSession::encodedBytes(const FrameBatch& batch, std::size_t
 }
 
 void SubscriberSession::useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds) {
+  owner_.assertOwned();
   streamIds_ = std::move(streamIds);  // the listener's admitHello never passes an empty list
 }
 
@@ -153,6 +157,7 @@ void SubscriberSession::advance(std::size_t written) {
 }
 
 SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
+  owner_.assertOwned();
   if (closeReason_ != CloseReason::None) return FlushResult::Closed;
   // A queue closed for shutdown is drained first; any other reason (a slow
   // consumer cut off, a listener removed by a reload) ends the session now.
@@ -179,6 +184,7 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
 }
 
 bool SubscriberSession::queueHeartbeat() {
+  owner_.assertOwned();
   if (setup_.heartbeat.empty() || settingUp() || closeReason_ != CloseReason::None || !control_.empty() || !idle())
     return false;
   control_.assign(setup_.heartbeat);
@@ -253,6 +259,7 @@ long SubscriberSession::receive(char* data, std::size_t size) {
 }
 
 bool SubscriberSession::drainInput() {
+  owner_.assertOwned();
   // Subscribers have nothing to say; a bounded read per wake-up keeps one that
   // floods us from starving the others (what is left waits in its socket).
   char discard[4096];
@@ -267,6 +274,7 @@ bool SubscriberSession::drainInput() {
 }
 
 SubscriberSession::SetupResult SubscriberSession::continueSetup() {
+  owner_.assertOwned();
   if (closeReason_ != CloseReason::None) return SetupResult::Closed;
   setupWantsWritable_ = false;
   if (phase_ == Phase::Handshake) {
@@ -334,6 +342,7 @@ SubscriberSession::SetupResult SubscriberSession::admitted(const std::string* he
 }
 
 void SubscriberSession::close(CloseReason reason) {
+  owner_.assertOwned();
   if (!onClosed_) return;
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);

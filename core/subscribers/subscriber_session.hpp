@@ -5,7 +5,9 @@
 //
 // Created by its listener on a TCPServer pool thread, then owned and driven by
 // exactly one SubscriberWriter thread: every method but the constructor and the
-// accessors marked thread safe is called only from that writer thread.
+// accessors marked thread safe is called only from that writer thread, which
+// claims the session when it takes it (checked: thread_owner.hpp). Whoever
+// drops the last reference may destroy it.
 
 #include <sys/uio.h>
 
@@ -25,6 +27,7 @@
 #include "histogram.hpp"
 #include "streamrelay_protocol.hpp"
 #include "subscription_queue.hpp"
+#include "thread_owner.hpp"
 #include "tls_server.hpp"
 
 namespace streamrelay {
@@ -79,6 +82,9 @@ class SubscriberSession {
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
 
+  // The calling thread (its writer) drives the session from now on.
+  void claim() { owner_.claim(); }
+
   enum class FlushResult { Idle, WouldBlock, MoreWork, Closed };
   // Writes queued frames until the queue is empty, the socket is full, or a
   // fairness budget is spent (MoreWork). Closed: the session must be closed
@@ -110,7 +116,10 @@ class SubscriberSession {
   // these ids (set by SessionSetup::admit).
   void useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds);
   bool frameHeaders() const { return !streamIds_.empty(); }
-  void noteSetupDetail(std::string detail) { setupDetail_ = std::move(detail); }
+  void noteSetupDetail(std::string detail) {
+    owner_.assertOwned();
+    setupDetail_ = std::move(detail);
+  }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
 
@@ -133,7 +142,10 @@ class SubscriberSession {
   bool stalled() const { return stalledSince_.has_value(); }
   std::chrono::milliseconds writeDeadline() const { return writeDeadline_; }
   // Set when the writer closed it for pastWriteDeadline().
-  void markWriteDeadlineExceeded() { writeDeadlineExceeded_ = true; }
+  void markWriteDeadlineExceeded() {
+    owner_.assertOwned();
+    writeDeadlineExceeded_ = true;
+  }
   bool writeDeadlineExceeded() const { return writeDeadlineExceeded_; }
   std::uint64_t id() const { return id_; }
   int fd() const { return fd_; }
@@ -168,6 +180,7 @@ class SubscriberSession {
   std::size_t encodedBytes(const FrameBatch& batch, std::size_t i) const;
   std::uint16_t streamIdOf(const FrameBatch& batch) const;
 
+  ThreadOwner owner_;
   const std::uint64_t id_;
   const int fd_;
   const std::string peer_;

@@ -201,9 +201,8 @@ TEST_CASE("an isolated sqlite_writer killed with frames in an open transaction: 
   dir.drop(builtinPlugin("sqlite_writer"), "sqlite_writer.so");
   dir.drop(builtinPlugin("metrics"), "metrics.so");
   const std::string db = dir.path("frames.db");
-  constexpr long kFrames = 6000;
   RunningRelay relay = startRelay(
-      "upstream: {type: generator, rate: 3000, size: 64, count: " + std::to_string(kFrames) + "}\n" +
+      "upstream: {type: generator, rate: 3000, size: 64}\n" +
           pluginsSection(dir, "  instances:\n    - {name: db, type: sqlite_writer, isolation: process, queue: "
                               "{on_full: block}, process: {restart: {initial_delay_ms: 10}}, config: {path: " +
                                   db + ", batch_frames: 100000, flush_ms: 400}}\n" + kMetrics),
@@ -213,20 +212,22 @@ TEST_CASE("an isolated sqlite_writer killed with frames in an open transaction: 
   // Killed three times while frames flow, each time once it has written
   // some and holds more in its open transaction.
   long lastPid = 0;
+  std::size_t writtenAtKill = 0;
   for (int kill = 0; kill < 3; ++kill) {
     long pid = 0;
     REQUIRE(pollUntil([&] {
       pid = processFigure(stats, "db", "pid");
-      const std::size_t written = readRows(db).size();
-      return pid > 0 && pid != lastPid && written >= static_cast<std::size_t>(500 * (kill + 1)) &&
-             stats.get()->getValue<std::size_t>("frames_received") >= written + 300;
-    }, 30s));
+      writtenAtKill = readRows(db).size();
+      return pid > 0 && pid != lastPid && writtenAtKill >= static_cast<std::size_t>(500 * (kill + 1)) &&
+             stats.get()->getValue<std::size_t>("frames_received") >= writtenAtKill + 300;
+    }, 60s));
     REQUIRE(::kill(static_cast<pid_t>(pid), SIGKILL) == 0);
     lastPid = pid;
   }
-  REQUIRE(pollUntil([&] { return readRows(db).size() >= static_cast<std::size_t>(kFrames); }, 60s));
+  // Written on past the last kill: a frame lost would be a gap in the seqs,
+  // one written twice a repeat.
+  REQUIRE(pollUntil([&] { return readRows(db).size() >= writtenAtKill + 2000; }, 60s));
   const std::vector<Row> rows = readRows(db);
-  REQUIRE(rows.size() == static_cast<std::size_t>(kFrames));
   for (std::size_t i = 0; i < rows.size(); ++i) {
     INFO("row " << i);
     REQUIRE(rows[i].seq == static_cast<long long>(i + 1));
@@ -235,7 +236,7 @@ TEST_CASE("an isolated sqlite_writer killed with frames in an open transaction: 
   CHECK(lastExit(stats, "db") == "signal SIGKILL");
   // What it counts through its handle reaches the relay's figures from each
   // child (a killed child's last 100 ms of counting may be missing).
-  CHECK(pollUntil([&] { return pluginCounter(stats, "db", "rows_written") >= kFrames / 2; }));
+  CHECK(pollUntil([&] { return pluginCounter(stats, "db", "rows_written") >= 1000; }));
 }
 
 TEST_CASE("the relay's own memory and descriptors stay flat while an isolated plugin crashes hundreds of times",
