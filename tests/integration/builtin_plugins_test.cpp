@@ -276,8 +276,20 @@ TEST_CASE("sqlite_writer: SIGTERM does not hang on a database that stays down", 
   REQUIRE(m.size() == 2);
   int port = std::stoi(m[1]);
   // Wait until the upstream is held: the database's queue is full and the
-  // source waits in it (a full queue alone may be emptied a moment later).
-  REQUIRE(pollUntil([&] { return holdsPublisher(port, "plugin db"); }));
+  // source waits in it (a full queue alone may be emptied a moment later),
+  // and the writer is in a backoff longer than shutdown_timeout_ms (after
+  // its 6th failed write it waits 3.2 s), so that nothing empties the queue
+  // before the deadline.
+  auto writeErrors = [&] {
+    auto stats = Poco::JSON::Parser().parse(httpGet(port, "/stats").body).extract<Poco::JSON::Object::Ptr>();
+    for (const auto& p : *stats->getArray("plugins")) {
+      auto plugin = p.extract<Poco::JSON::Object::Ptr>();
+      if (plugin->getValue<std::string>("name") == "db" && plugin->getObject("counters")->has("write_errors"))
+        return plugin->getObject("counters")->getValue<long>("write_errors");
+    }
+    return 0L;
+  };
+  REQUIRE(pollUntil([&] { return writeErrors() >= 6 && holdsPublisher(port, "plugin db"); }, 30s));
   auto start = std::chrono::steady_clock::now();
   stopRelay(relay);
   CHECK(std::chrono::steady_clock::now() - start < 10s);  // bounded (1 s and a loaded machine's margin), not forever

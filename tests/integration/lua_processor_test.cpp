@@ -89,21 +89,27 @@ std::vector<std::string> read(Subscriber& sub, std::size_t count) {
 
 }  // namespace
 
-TEST_CASE("lua: the example scripts filter by field, reshape JSON and split a batch message into frames", "[lua]") {
+// Run in the relay's process and in child processes of their own (the
+// same ABI 1.2 host: emits with keys, counter handles, the file trust rule,
+// LuaJIT under the seccomp filter).
+TEST_CASE("lua: the example scripts filter by field, reshape JSON and split a batch message into frames",
+          "[lua][process]") {
+  const std::string isolation = GENERATE(as<std::string>{}, "in_process", "process");
+  INFO("isolation: " << isolation);
   PluginDir dir;
   dir.drop(builtIn("lua"), "lua.so");
   dir.drop(builtIn("metrics"), "metrics.so");
   for (const char* script : {"filter_by_field.lua", "reshape_json.lua", "split_batch.lua"}) dir.write(script, example(script));
+  auto instance = [&](const std::string& name, const std::string& script) {
+    return "    - {name: " + name + ", type: lua, isolation: " + isolation +
+           ", queue: {on_full: block}, config: {script: " + dir.path(script) + "}}\n";
+  };
   RunningRelay relay = startRelay(
       luaRelay(dir,
                listener("filtered", "inputs: [filtered]") + listener("reshaped", "inputs: [reshaped]") +
                    listener("split", "inputs: [split]"),
-               "    - {name: filtered, type: lua, queue: {on_full: block}, config: {script: " +
-                   dir.path("filter_by_field.lua") + "}}\n"
-                   "    - {name: reshaped, type: lua, queue: {on_full: block}, config: {script: " +
-                   dir.path("reshape_json.lua") + "}}\n"
-                   "    - {name: split, type: lua, queue: {on_full: block}, config: {script: " +
-                   dir.path("split_batch.lua") + "}}\n"),
+               instance("filtered", "filter_by_field.lua") + instance("reshaped", "reshape_json.lua") +
+                   instance("split", "split_batch.lua")),
       {"filtered", "reshaped", "split"});
   Figures figures;
   figures.attach(relay);
