@@ -118,11 +118,17 @@ TEST_CASE("sqlite_writer: N frames fed then SIGTERM leaves exactly N rows in ord
   PluginDir dir;
   dir.drop(builtIn("sqlite_writer"), "sqlite_writer.so");
   std::string db = dir.path("frames.db");
-  RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, sqliteInstance("{path: " + db + "}")), {});
+  // What SIGTERM drains is bounded by shutdown_timeout_ms (5 s by default):
+  // 20,000 rows on a loaded machine's disk may take longer, and this test is
+  // about every row arriving, not about the deadline (tested apart).
+  RunningRelay relay = startRelay(kListenUpstream + "shutdown_timeout_ms: 60000\n" +
+                                      pluginsSection(dir, sqliteInstance("{path: " + db + "}")),
+                                  {});
   REQUIRE(relay.process->waitForLine("plugin sqlite_writer loaded").size() > 0);
   const long frames = 20000;
   feedFrames(relay, frames);
-  stopRelay(relay);
+  relay.process->terminate();
+  REQUIRE(relay.process->waitForExit(90s) == 0);
   std::vector<Row> rows = readRows(db);
   REQUIRE(rows.size() == static_cast<std::size_t>(frames));
   for (long i = 0; i < frames; ++i) {

@@ -156,7 +156,9 @@ TEST_CASE("auth: a bad token is refused and a good one streams and no token reac
   // Every line written: the relay has stopped.
   relay.process->terminate();
   REQUIRE(relay.process->waitForExit() == 0);
-  CHECK(relay.process->countLines("auth_failed: not authorized: unknown token") == 1);  // the first refusal of a burst
+  // One line for the burst: whichever refusal's session closed first (two
+  // writer threads may close them in either order), the other counted into it.
+  CHECK(relay.process->countLines("auth_failed: not authorized: (unknown|no) token") == 1);
   CHECK(relay.process->output().find("good-token-4711") == std::string::npos);
   CHECK(relay.process->output().find("wrong-token-0815") == std::string::npos);
 }
