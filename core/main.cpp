@@ -24,6 +24,9 @@
 #include "config_watcher.hpp"
 #include "fatal_signal.hpp"
 #include "logging.hpp"
+#include "plugin_catalog.hpp"
+#include "plugin_child.hpp"
+#include "plugin_process.hpp"
 #include "relay.hpp"
 
 namespace {
@@ -37,9 +40,10 @@ const char* kUsage =
     "                                        reloads FILE and rescans the plugins directory\n"
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
-    "       streamrelay --list-keys [--format text|markdown]\n"
+    "       streamrelay --list-keys [--format text|markdown] [--config FILE]\n"
     "                                        print every config key: kind, range, default, what it does\n"
-    "                                        (markdown: the tables of docs/configuration.md)\n"
+    "                                        (text: with the keys of the plugins in FILE's plugins directory;\n"
+    "                                        markdown: the relay's keys, the tables of docs/configuration.md)\n"
     "       streamrelay --version | --help\n"
     "exit codes: 0 stopped cleanly, 1 config or start-up error, 2 bad arguments,\n"
     "            3 a plugin instance did not stop within shutdown_timeout_ms\n";
@@ -89,12 +93,8 @@ int parseArgs(int argc, char** argv, Options& options) {
       throw std::invalid_argument("unknown argument '" + arg + "'");
   }
   if (!options.format.empty() && !options.listKeys) throw std::invalid_argument("--format goes with --list-keys");
-  if (options.listKeys) {
-    if (options.format == "markdown") std::cout << streamrelay::configKeysMarkdown();
-    else if (options.format.empty() || options.format == "text") std::cout << streamrelay::configKeysReference();
-    else throw std::invalid_argument("--format: '" + options.format + "' is not one of: text, markdown");
-    return 0;
-  }
+  if (options.listKeys && !options.format.empty() && options.format != "text" && options.format != "markdown")
+    throw std::invalid_argument("--format: '" + options.format + "' is not one of: text, markdown");
   return -1;
 }
 
@@ -106,6 +106,50 @@ std::string missingConfig(const Options& options) {
   char cwd[PATH_MAX];
   if (!where.empty() && where[0] != '/' && ::getcwd(cwd, sizeof cwd)) where = std::string(cwd) + "/" + where;
   return "no config file at " + where + (options.configGiven ? "" : " (the default; --config FILE reads another)");
+}
+
+// The plugins of the config's directory, read without running them; a note
+// on stderr for each file that could not be read.
+streamrelay::PluginCatalog readPluginCatalog(const streamrelay::Config& config) {
+  streamrelay::PluginCatalog catalog =
+      streamrelay::PluginCatalog::read(config.plugins.directory, config.plugins.allowInsecure);
+  for (const std::string& note : catalog.notes()) std::cerr << "streamrelay: note: " << note << "\n";
+  return catalog;
+}
+
+// --list-keys: the relay's keys, and (as text) those of the plugins in the
+// plugins directory of the config file, if there is one that reads. Markdown
+// is the registry's alone: docs/configuration.md, the same on every machine.
+int listKeys(const Options& options) {
+  if (options.format == "markdown") {
+    std::cout << streamrelay::configKeysMarkdown();
+    return 0;
+  }
+  streamrelay::PluginCatalog catalog;
+  if (::access(options.config.c_str(), F_OK) != 0) {
+    if (options.configGiven) std::cerr << "streamrelay: note: plugin keys not listed: " << missingConfig(options) << "\n";
+  } else {
+    try {
+      catalog = readPluginCatalog(streamrelay::loadConfig(options.config));
+    } catch (const std::exception& e) {
+      std::cerr << "streamrelay: note: plugin keys not listed: " << streamrelay::oneLine(e.what()) << "\n";
+    }
+  }
+  std::cout << streamrelay::configKeysReference(catalog.schemas());
+  return 0;
+}
+
+// --check-config: the config, checked with its plugins' declared keys too, printed.
+int checkConfig(const streamrelay::Config& config) {
+  try {
+    const streamrelay::PluginCatalog catalog = readPluginCatalog(config);
+    streamrelay::checkPluginConfigs(config, catalog.schemas());
+    std::cout << streamrelay::effectiveConfigYaml(config, catalog.schemas());
+  } catch (const std::exception& e) {
+    std::cerr << "streamrelay: config error: " << streamrelay::oneLine(e.what()) << "\n";
+    return 1;
+  }
+  return 0;
 }
 
 // Waits for SIGTERM, SIGINT or SIGQUIT (blocked in every thread, so they
@@ -145,10 +189,13 @@ int signalReload(const std::string& pidFile) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The child process of an isolated plugin instance (never started by hand).
+  if (argc > 1 && std::strcmp(argv[1], streamrelay::kPluginChildFlag) == 0) streamrelay::runPluginChild(argc, argv);
   Options options;
   try {
     int code = parseArgs(argc, argv, options);
     if (code >= 0) return code;
+    if (options.listKeys) return listKeys(options);
     if (!options.reloadPidFile.empty()) return signalReload(options.reloadPidFile);
   } catch (const std::invalid_argument& e) {
     std::cerr << "streamrelay: " << e.what() << "\n" << kUsage;
@@ -168,10 +215,7 @@ int main(int argc, char** argv) {
     std::cerr << "streamrelay: config error: " << streamrelay::oneLine(e.what()) << "\n";
     return 1;
   }
-  if (options.checkOnly) {
-    std::cout << streamrelay::effectiveConfigYaml(config);
-    return 0;
-  }
+  if (options.checkOnly) return checkConfig(config);
 
   // Before any thread starts, so every thread inherits the mask.
   sigset_t signals;

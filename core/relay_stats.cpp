@@ -101,7 +101,7 @@ Object::Ptr consumerJson(const SubscriptionQueue& q) {
   return o;
 }
 
-Object::Ptr pluginJson(const PluginInstance& p) {
+Object::Ptr pluginJson(const HostedInstance& p) {
   Object::Ptr o = new Object;
   o->set("name", p.name());
   o->set("type", p.type());
@@ -113,6 +113,18 @@ Object::Ptr pluginJson(const PluginInstance& p) {
   Object::Ptr gauges = new Object;
   for (const auto& entry : p.metrics().gauges()) gauges->set(entry.first, entry.second);
   o->set("gauges", gauges);
+  const IsolationStatus isolation = p.isolation();
+  o->set("isolation", isolation.isolated ? "process" : "in_process");
+  if (isolation.isolated) {
+    Object::Ptr process = new Object;
+    process->set("pid", isolation.pid);
+    process->set("frames_in_flight", isolation.framesInFlight);
+    process->set("restarts", isolation.restarts);
+    process->set("watchdog_kills", isolation.watchdogKills);
+    process->set("memory_limit_kills", isolation.memoryLimitKills);
+    process->set("last_exit", isolation.lastExit);
+    o->set("process", process);
+  }
   return o;
 }
 

@@ -123,7 +123,13 @@ PluginInstanceConfig readPluginInstance(const YamlMap& m, const std::string& imp
   p.settings.setStrings("inputs", p.inputs);
   p.queue = queueFrom(s.group("queue"));
   p.maxFailures = static_cast<int>(s.integer("max_failures"));
+  p.maxEmitBytes = static_cast<std::size_t>(s.integer("max_emit_bytes"));
   p.configYaml = s.string("config");
+  p.isolation = s.string("isolation") == "process" ? PluginIsolation::Process : PluginIsolation::InProcess;
+  p.process = pluginProcessFrom(s.group("process"));
+  if (m.has("config")) p.configNode = m.node("config");
+  p.configPath = m.path("config");
+  p.configSource = m.source();
   return p;
 }
 

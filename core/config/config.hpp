@@ -4,6 +4,7 @@
 // full before anything starts. Every error names the key path and its line.
 
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -80,6 +81,20 @@ struct ListenerConfig {
   Settings settings;             // what the fields above were read from (printed by --check-config)
 };
 
+// Where a plugin instance runs: on a worker thread of the relay, or in a
+// child process of its own (plugin_host/isolated_instance.hpp).
+enum class PluginIsolation { InProcess, Process };
+
+// `isolation: process`: the limits of the instance's child process.
+struct PluginProcessConfig {
+  std::uint64_t memoryLimitBytes = 0;   // resident memory above which the child is killed; 0: no limit
+  int watchdogMs = 10000;               // no frame acknowledged this long while frames wait: killed; 0: never
+  int restartInitialDelayMs = 100;      // backoff before a restart, doubling while no frame is acknowledged
+  int restartMaxDelayMs = 30000;
+  std::size_t ringBytes = 4 << 20;      // the shared-memory ring that carries frames to the child
+  bool seccomp = true;                  // the child's system calls are limited to an allow-list
+};
+
 // One plugin instance: `type` is the plugin's name, `configYaml` its own
 // sub-tree, passed to the plugin as text.
 struct PluginInstanceConfig {
@@ -91,8 +106,17 @@ struct PluginInstanceConfig {
   QueueLimits queue;
   std::string configYaml = "{}";
   int maxFailures = 10;          // consecutive on_frame failures before the instance is disabled
+  std::size_t maxEmitBytes = 16 << 20;  // what one drain's emits may hold before they are published
   bool implicit = false;         // no config anywhere: the one default instance of a dropped-in plugin
+  PluginIsolation isolation = PluginIsolation::InProcess;
+  PluginProcessConfig process;   // isolation: process
+  bool allowInsecureFiles = false;  // plugins.allow_insecure (set by the plugin host): check_file_trust trusts all
   Settings settings;
+  // `config:` as read from the file, with its line marks, for checking it
+  // against the keys its plugin declares (--check-config): the node, its
+  // path ("plugins.instances[0].config") and the file's name.
+  YAML::Node configNode;
+  std::string configPath, configSource;
 };
 
 struct PluginsConfig {
@@ -134,11 +158,25 @@ std::string resolveInputs(std::vector<std::string>& inputs, const std::vector<st
 // Every stream of a config: its sources, then its plugin instances.
 std::vector<std::string> streamNames(const Config& config);
 
-// The effective configuration (defaults filled in) as YAML.
-std::string effectiveConfigYaml(const Config& config);
-// Every key the config file may hold, one per line (streamrelay --list-keys).
-std::string configKeysReference();
-// The same as Markdown tables (--list-keys --format markdown): docs/configuration.md.
+// The keys of `config:` of each plugin type that declares them (ABI 1.2
+// config_keys), by type; their Schemas are owned elsewhere.
+using PluginConfigSchemas = std::map<std::string, const Schema*>;
+
+// Checks the `config:` of every plugin instance of the main config whose
+// plugin declares its keys, as the relay's own keys are checked. Throws
+// ConfigError ("FILE:LINE: plugins.instances[0].config.KEY: what is wrong").
+void checkPluginConfigs(const Config& config, const PluginConfigSchemas& plugins);
+
+// The effective configuration (defaults filled in) as YAML. A plugin
+// instance's `config:` prints by its plugin's declared keys where `plugins`
+// has them (defaults filled in, secrets "(set)"), else by the rule of
+// secret_mask.hpp.
+std::string effectiveConfigYaml(const Config& config, const PluginConfigSchemas& plugins = {});
+// Every key the config file may hold, one per line (streamrelay --list-keys),
+// with the keys of the plugins in `plugins`.
+std::string configKeysReference(const PluginConfigSchemas& plugins = {});
+// The relay's keys as Markdown tables (--list-keys --format markdown):
+// docs/configuration.md.
 std::string configKeysMarkdown();
 
 }  // namespace streamrelay

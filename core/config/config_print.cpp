@@ -4,9 +4,10 @@
 // --list-keys prints). Both read the key tables (keys.hpp).
 //
 // Secrets: keys marked secret (KeySpec::hidden) print as "(set)" (schema.cpp);
-// besides, every value here goes through the rule of secret_mask.hpp: a
-// plugin's `config:` by its keys, and every string by the URLs in it (a
-// source's url with user:password@ or ?token=).
+// besides, every value here goes through the rule of secret_mask.hpp: every
+// string by the URLs in it (a source's url with user:password@ or ?token=),
+// and a plugin's `config:` by the keys its plugin declares secret (ABI 1.2
+// config_keys), or by the names of its keys for a plugin that declares none.
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -14,6 +15,7 @@
 #include "config.hpp"
 #include "keys.hpp"
 #include "secret_mask.hpp"
+#include "yaml_map.hpp"
 
 namespace streamrelay {
 
@@ -88,9 +90,38 @@ void emitSources(YAML::Emitter& out, const std::vector<SourceConfig>& sources, b
   out << YAML::EndMap;
 }
 
+// A plugin instance's `config:` read by its plugin's declared keys.
+Settings readPluginConfig(const PluginInstanceConfig& i, const Schema& schema) {
+  return readSettings(YamlMap(i.configNode, i.configPath, i.configSource), schema);
+}
+
+void emitInstance(YAML::Emitter& out, const PluginInstanceConfig& i, const PluginConfigSchemas& plugins) {
+  auto declared = plugins.find(i.type);
+  out << YAML::BeginMap;
+  emitSettings(out, i.settings, [&](YAML::Emitter& out, const Settings::Entry& e) {
+    if (e.spec->name != "config" || declared == plugins.end()) return emitMasked(out, e);
+    out << YAML::Key << "config" << YAML::Value << YAML::BeginMap;
+    // A plugin's group that is absent is not printed: its presence may be
+    // what turns a feature on (nats' jetstream:), whatever its defaults.
+    emitSettings(out, readPluginConfig(i, *declared->second), [](YAML::Emitter& out, const Settings::Entry& entry) {
+      return (entry.spec->kind == KeyKind::Group && !entry.value.given) || emitMasked(out, entry);
+    });
+    out << YAML::EndMap;
+    return true;
+  });
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
-std::string effectiveConfigYaml(const Config& c) {
+void checkPluginConfigs(const Config& config, const PluginConfigSchemas& plugins) {
+  for (const PluginInstanceConfig& i : config.plugins.instances) {
+    auto declared = plugins.find(i.type);
+    if (declared != plugins.end()) readPluginConfig(i, *declared->second);
+  }
+}
+
+std::string effectiveConfigYaml(const Config& c, const PluginConfigSchemas& plugins) {
   // One source named "upstream" prints as the `upstream:` shorthand.
   const bool shorthand = c.sources.size() == 1 && c.sources.front().name == "upstream";
   YAML::Emitter out;
@@ -114,7 +145,7 @@ std::string effectiveConfigYaml(const Config& c) {
       out << YAML::Key << "plugins" << YAML::Value << YAML::BeginMap;
       emitSettings(out, c.plugins.settings, &emitMasked);
       out << YAML::Key << "instances" << YAML::Value << YAML::BeginSeq;
-      for (const PluginInstanceConfig& i : c.plugins.instances) emitBlock(out, i.settings);
+      for (const PluginInstanceConfig& i : c.plugins.instances) emitInstance(out, i, plugins);
       out << YAML::EndSeq << YAML::EndMap;
     } else {
       return emitMasked(out, e);
@@ -125,10 +156,15 @@ std::string effectiveConfigYaml(const Config& c) {
   return std::string(out.c_str()) + "\n";
 }
 
-std::string configKeysReference() {
-  return describeSchema(topSchema(), "") + describeSchema(sourceSchema(), "sources.NAME") +
-         describeSchema(streamSchema(), "streams.NAME") +
-         describeSchema(listenerSchema(), "listeners[]") + describeSchema(instanceSchema(), "plugins.instances[]");
+std::string configKeysReference(const PluginConfigSchemas& plugins) {
+  std::string text = describeSchema(topSchema(), "") + describeSchema(sourceSchema(), "sources.NAME") +
+                     describeSchema(streamSchema(), "streams.NAME") + describeSchema(listenerSchema(), "listeners[]") +
+                     describeSchema(instanceSchema(), "plugins.instances[]");
+  // As the keys of a source type: one line each, saying the plugin type they belong to.
+  Schema byType;
+  byType.what = "plugin";
+  for (const auto& [type, schema] : plugins) byType.types.push_back({type, "", schema->keys, {}});
+  return text + describeSchema(byType, "plugins.instances[].config", "plugin instance", Reload::Component);
 }
 
 }  // namespace streamrelay

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "config.hpp"
 #include "file_trust.hpp"
 #include "source_type.hpp"
 #include "yaml_map.hpp"
@@ -79,6 +80,46 @@ const Schema& listenerReplaySchema() {
   return schema;
 }
 
+const Schema& restartSchema() {
+  static const Schema schema{
+      "restart",
+      {key("initial_delay_ms", KeyKind::Int).def("100").range(0, kIntMax)
+           .doc("wait before restarting a child that died; doubles while none acknowledges a frame"),
+       key("max_delay_ms", KeyKind::Int).def("30000").range(0, kIntMax).doc("the wait doubles up to this")},
+      {},
+      [](const Settings& r, const YamlMap& m) {
+        if (r.integer("max_delay_ms") < r.integer("initial_delay_ms"))
+          m.fail("max_delay_ms", "must be >= initial_delay_ms");
+      }};
+  return schema;
+}
+
+// A child process resident in less than this is not a plugin being careless:
+// the relay's own code and libraries take about that much.
+constexpr std::int64_t kMinMemoryLimit = 32LL << 20;
+
+const Schema& pluginProcessSchema() {
+  static const Schema schema{
+      "process",
+      {key("memory_limit_bytes", KeyKind::Int).def("0").range(0, 1LL << 46)
+           .doc("resident memory above which the child is killed and restarted (0: no limit)"),
+       key("watchdog_ms", KeyKind::Int).def("10000").range(0, kIntMax)
+           .doc("a child that acknowledges no frame this long while frames wait is killed and restarted (0: never)"),
+       groupKey("restart", restartSchema()),
+       key("ring_bytes", KeyKind::Int).def("4194304").range(65536, 1LL << 30)
+           .doc("the shared-memory ring that carries frames to the child"),
+       key("seccomp", KeyKind::Bool).def("true")
+           .doc("limit the child's system calls to what the built-in plugins need (docs/plugin-isolation.md)")},
+      {},
+      [](const Settings& p, const YamlMap& m) {
+        const std::int64_t limit = p.integer("memory_limit_bytes");
+        if (limit != 0 && limit < kMinMemoryLimit)
+          m.fail("memory_limit_bytes", "must be 0 (no limit) or at least " + std::to_string(kMinMemoryLimit) +
+                                           " (the child's own code and libraries take about that much)");
+      }};
+  return schema;
+}
+
 std::vector<KeySpec> instanceKeys(bool withType) {
   std::vector<KeySpec> keys{key("name").doc("the instance's name and the stream it emits (default: its type)")};
   if (withType) keys.push_back(key("type").needed().doc("the plugin: its file name without lib and .so"));
@@ -87,6 +128,12 @@ std::vector<KeySpec> instanceKeys(bool withType) {
   keys.push_back(key("config", KeyKind::Yaml).doc("the plugin's own keys, handed to it as YAML"));
   keys.push_back(key("max_failures", KeyKind::Int).def("10").range(1, 1000000)
                      .doc("consecutive on_frame failures before the instance is disabled"));
+  keys.push_back(key("isolation").def("in_process").oneOf({"in_process", "process"})
+                     .doc("process: run the instance in a child process of its own, restarted if it dies"));
+  keys.push_back(groupKey("process", pluginProcessSchema()));
+  keys.push_back(key("max_emit_bytes", KeyKind::Int).def("16777216").range(65536, 1LL << 30)
+                     .doc("bytes a processor's frames emitted in one drain may hold; more are published in several "
+                          "batches"));
   return keys;
 }
 
@@ -415,6 +462,17 @@ QueueLimits queueFrom(const Settings& q) {
                   : policy == "drop_newest" ? OverflowPolicy::DropNewest
                                             : OverflowPolicy::Block;
   return limits;
+}
+
+PluginProcessConfig pluginProcessFrom(const Settings& p) {
+  PluginProcessConfig c;
+  c.memoryLimitBytes = static_cast<std::uint64_t>(p.integer("memory_limit_bytes"));
+  c.watchdogMs = static_cast<int>(p.integer("watchdog_ms"));
+  c.restartInitialDelayMs = static_cast<int>(p.group("restart").integer("initial_delay_ms"));
+  c.restartMaxDelayMs = static_cast<int>(p.group("restart").integer("max_delay_ms"));
+  c.ringBytes = static_cast<std::size_t>(p.integer("ring_bytes"));
+  c.seccomp = p.boolean("seccomp");
+  return c;
 }
 
 ReplayLimits replayFrom(const Settings& r) {

@@ -31,5 +31,7 @@ const Schema& sidecarInstanceSchema();  // NAME.yaml's instances[]: `type` is im
 FramingSpec framingFrom(const Settings& framing);
 QueueLimits queueFrom(const Settings& queue);
 ReplayLimits replayFrom(const Settings& replay);
+struct PluginProcessConfig;
+PluginProcessConfig pluginProcessFrom(const Settings& process);  // plugins.instances[].process
 
 }  // namespace streamrelay

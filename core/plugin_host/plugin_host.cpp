@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "file_trust.hpp"
+#include "isolated_instance.hpp"
 
 namespace streamrelay {
 
@@ -79,7 +80,7 @@ void removeStaleCopies(const std::string& tempDir) {
 // destructor at exit would destroy them under that thread).
 class AbandonedInstances {
  public:
-  void add(std::shared_ptr<PluginInstance> instance) {
+  void add(std::shared_ptr<HostedInstance> instance) {
     std::lock_guard<std::mutex> lock(mutex_);
     instances_.push_back(std::move(instance));
   }
@@ -94,7 +95,7 @@ class AbandonedInstances {
 
  private:
   mutable std::mutex mutex_;
-  std::vector<std::shared_ptr<PluginInstance>> instances_;
+  std::vector<std::shared_ptr<HostedInstance>> instances_;
 };
 
 AbandonedInstances& abandonedInstances() {
@@ -105,7 +106,7 @@ AbandonedInstances& abandonedInstances() {
 }  // namespace
 
 PluginHost::PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams,
-                       std::vector<std::string> sources, PluginInstance::StatsJson stats, int shutdownTimeoutMs)
+                       std::vector<std::string> sources, HostedInstance::StatsJson stats, int shutdownTimeoutMs)
     : config_(config),
       streams_(std::move(streams)),
       sources_(std::move(sources)),
@@ -244,7 +245,7 @@ std::vector<std::string> PluginHost::stop(std::chrono::steady_clock::time_point 
   if (thread_.joinable()) thread_.join();
   owner_.claim();  // the host thread has ended (or never started): its state is this thread's now
   watcher_.reset();
-  std::vector<std::shared_ptr<PluginInstance>> all;
+  std::vector<std::shared_ptr<HostedInstance>> all;
   {
     std::lock_guard<std::mutex> lock(filesMutex_);
     for (auto& f : files_)
@@ -262,9 +263,9 @@ void PluginHost::closeQueues() {
   for (auto& instance : instances()) instance->beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
 }
 
-std::vector<std::shared_ptr<PluginInstance>> PluginHost::instances() const {
+std::vector<std::shared_ptr<HostedInstance>> PluginHost::instances() const {
   std::lock_guard<std::mutex> lock(filesMutex_);
-  std::vector<std::shared_ptr<PluginInstance>> all;
+  std::vector<std::shared_ptr<HostedInstance>> all;
   for (const auto& f : files_) all.insert(all.end(), f.second.instances.begin(), f.second.instances.end());
   return all;
 }
@@ -434,8 +435,8 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
     return refuse(path, signature, "the replacement was not loaded (" + refusals + "); the old version keeps running");
   }
   const std::size_t count = next.instances.size();
-  const std::vector<std::shared_ptr<PluginInstance>> started = next.instances;
-  std::vector<std::shared_ptr<PluginInstance>> old = swapIn(path, std::move(next));
+  const std::vector<std::shared_ptr<HostedInstance>> started = next.instances;
+  std::vector<std::shared_ptr<HostedInstance>> old = swapIn(path, std::move(next));
   failed_.erase(path);
   {
     std::lock_guard<std::mutex> lock(filesMutex_);
@@ -451,11 +452,12 @@ void PluginHost::load(const std::string& path, const Signature& signature) {
   for (const auto& instance : started) instance->start();
 }
 
-std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
+std::vector<std::shared_ptr<HostedInstance>> PluginHost::createInstances(
     const std::shared_ptr<PluginLibrary>& library, const std::vector<PluginInstanceConfig>& configs,
     std::string& refusals) {
-  std::vector<std::shared_ptr<PluginInstance>> instances;
+  std::vector<std::shared_ptr<HostedInstance>> instances;
   for (PluginInstanceConfig c : configs) {
+    c.allowInsecureFiles = config_.allowInsecure;
     const std::string inputsProblem = resolveInstanceInputs(*library, c);
     std::shared_ptr<PluginMetrics>& metrics = metrics_[c.name];
     if (!metrics) metrics = std::make_shared<PluginMetrics>();
@@ -465,9 +467,12 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
       auto output = streams_.find(c.name);
       if (output != streams_.end()) outputBus = output->second;
     }
-    auto instance = std::make_shared<PluginInstance>(library, c, metrics,
-                                                     outputBus, stats_,
-                                                     [this](PluginInstance& i) { onDisabled(i); });
+    auto onDisabled = [this](HostedInstance& i) { this->onDisabled(i); };
+    std::shared_ptr<HostedInstance> instance;
+    if (c.isolation == PluginIsolation::Process)
+      instance = std::make_shared<IsolatedInstance>(library, c, metrics, outputBus, stats_, onDisabled);
+    else
+      instance = std::make_shared<PluginInstance>(library, c, metrics, outputBus, stats_, onDisabled);
     // Created first: a dropped-in plugin that cannot start without a config
     // says so, whatever its inputs would have been.
     std::string error;
@@ -501,9 +506,9 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
 // Puts `next` on the bus in place of what `path` had; returns the instances it
 // replaced. An old instance with a new one of the same name is swapped in one
 // step, so the pair sees every frame exactly once; others just come and go.
-std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::string& path, LoadedFile next) {
+std::vector<std::shared_ptr<HostedInstance>> PluginHost::swapIn(const std::string& path, LoadedFile next) {
   owner_.assertOwned();
-  std::vector<std::shared_ptr<PluginInstance>> old;
+  std::vector<std::shared_ptr<HostedInstance>> old;
   auto previous = files_.find(path);
   if (previous != files_.end()) old = previous->second.instances;
   for (auto& instance : next.instances) {
@@ -523,7 +528,7 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::strin
 
 void PluginHost::unload(const std::string& path, CloseReason reason) {
   owner_.assertOwned();
-  std::vector<std::shared_ptr<PluginInstance>> instances;
+  std::vector<std::shared_ptr<HostedInstance>> instances;
   std::string type;
   {
     std::lock_guard<std::mutex> lock(filesMutex_);
@@ -544,7 +549,7 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
 // queue is closed, it is unsubscribed, and the instance with its library is
 // kept for the rest of the process (code a stuck thread may still run is
 // never unmapped).
-void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
+void PluginHost::stopInstances(std::vector<std::shared_ptr<HostedInstance>>& instances, CloseReason reason,
                                std::chrono::steady_clock::time_point deadline) {
   owner_.assertOwned();
   for (auto& instance : instances) instance->beginStop(reason, deadline);
@@ -560,9 +565,9 @@ void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& ins
   instances.clear();
 }
 
-void PluginHost::onDisabled(PluginInstance& instance) { unsubscribe(instance); }
+void PluginHost::onDisabled(HostedInstance& instance) { unsubscribe(instance); }
 
-std::vector<Bus*> PluginHost::inputsOf(const PluginInstance& instance) const {
+std::vector<Bus*> PluginHost::inputsOf(const HostedInstance& instance) const {
   std::vector<Bus*> buses;
   std::lock_guard<std::mutex> lock(streamsMutex_);
   for (const std::string& name : instance.config().inputs) buses.push_back(streams_.at(name));
@@ -570,7 +575,7 @@ std::vector<Bus*> PluginHost::inputsOf(const PluginInstance& instance) const {
 }
 
 // From every stream (a bus that does not hold the queue ignores it).
-void PluginHost::unsubscribe(const PluginInstance& instance) {
+void PluginHost::unsubscribe(const HostedInstance& instance) {
   std::lock_guard<std::mutex> lock(streamsMutex_);
   for (const auto& stream : streams_) stream.second->unsubscribe(instance.queue().get());
 }

@@ -41,7 +41,7 @@ class PluginHost {
   // an instance subscribes to its inputs and emits on the stream of its name.
   // `sources`: the source names (the default input with exactly one).
   PluginHost(const PluginsConfig& config, std::map<std::string, Bus*> streams, std::vector<std::string> sources,
-             PluginInstance::StatsJson stats, int shutdownTimeoutMs);
+             HostedInstance::StatsJson stats, int shutdownTimeoutMs);
   ~PluginHost();
   PluginHost(const PluginHost&) = delete;
   PluginHost& operator=(const PluginHost&) = delete;
@@ -57,7 +57,7 @@ class PluginHost {
   // whose worker is still running (stuck in the plugin's code): abandoned now
   // or earlier, with their libraries still loaded.
   std::vector<std::string> stop(std::chrono::steady_clock::time_point deadline);
-  std::vector<std::shared_ptr<PluginInstance>> instances() const;
+  std::vector<std::shared_ptr<HostedInstance>> instances() const;
   // Thread safe: the plugin instances of a reloaded config, and every stream's
   // bus (those of instances added now included). The host thread applies it at
   // its next scan: each loaded plugin whose instances changed is reloaded
@@ -80,7 +80,7 @@ class PluginHost {
   struct LoadedFile {
     Signature signature;
     std::string type;
-    std::vector<std::shared_ptr<PluginInstance>> instances;
+    std::vector<std::shared_ptr<HostedInstance>> instances;
   };
 
   void run(std::chrono::milliseconds firstWait);
@@ -92,20 +92,20 @@ class PluginHost {
   void load(const std::string& path, const Signature& signature);
   // Creates every configured instance; `refusals` collects one line per
   // instance whose create() refused.
-  std::vector<std::shared_ptr<PluginInstance>> createInstances(const std::shared_ptr<PluginLibrary>& library,
+  std::vector<std::shared_ptr<HostedInstance>> createInstances(const std::shared_ptr<PluginLibrary>& library,
                                                                const std::vector<PluginInstanceConfig>& configs,
                                                                std::string& refusals);
   void refuse(const std::string& path, const Signature& signature, const std::string& why);
-  std::vector<std::shared_ptr<PluginInstance>> swapIn(const std::string& path, LoadedFile next);
+  std::vector<std::shared_ptr<HostedInstance>> swapIn(const std::string& path, LoadedFile next);
   void unload(const std::string& path, CloseReason reason);
   std::vector<PluginInstanceConfig> instanceConfigs(const std::string& type, const std::string& path);
   std::string resolveInstanceInputs(const PluginLibrary& library, PluginInstanceConfig& c) const;
-  void stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
+  void stopInstances(std::vector<std::shared_ptr<HostedInstance>>& instances, CloseReason reason,
                      std::chrono::steady_clock::time_point deadline);
-  void onDisabled(PluginInstance& instance);
+  void onDisabled(HostedInstance& instance);
   // The buses an instance reads (its resolved inputs).
-  std::vector<Bus*> inputsOf(const PluginInstance& instance) const;
-  void unsubscribe(const PluginInstance& instance);
+  std::vector<Bus*> inputsOf(const HostedInstance& instance) const;
+  void unsubscribe(const HostedInstance& instance);
   void onDirectoryEvent(const void* sender, const Poco::DirectoryWatcher::DirectoryEvent& event);
 
   // Host thread (and construction, start, stop): config_.instances is
@@ -126,7 +126,7 @@ class PluginHost {
   std::vector<PluginInstanceConfig> requested_;  // the instances last applied (under pendingMutex_)
   std::set<std::string> reloadNow_;       // host thread only: paths to load again at once
   void applyReconfigurations();
-  PluginInstance::StatsJson stats_;
+  HostedInstance::StatsJson stats_;
   const std::chrono::milliseconds drainTimeout_;
   std::string privateDir_;
   std::thread thread_;

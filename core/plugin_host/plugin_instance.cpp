@@ -3,21 +3,15 @@
 
 #include <Poco/Logger.h>
 
-#include <cstddef>
-#include <cstdio>
-#include <cstring>
-#include <deque>
+#include <algorithm>
+#include <vector>
 
 #include "fatal_signal.hpp"
-#include "logging.hpp"
-#include "secret_mask.hpp"
 
 namespace streamrelay {
 
 namespace {
 Poco::Logger& logger() { return Poco::Logger::get("streamrelay.plugin"); }
-constexpr std::size_t kErrorBytes = 512;
-static_assert(kErrorBytes >= STREAMRELAY_MIN_ERROR_SIZE, "plugin.h promises at least this much room");
 // While its queue is empty, an instance that has had frames is flushed this often.
 constexpr std::chrono::milliseconds kIdleFlush(100);
 
@@ -25,9 +19,9 @@ std::int64_t steadyNs(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
 }
 
-// What a plugin says (a log line, an error), as the relay logs it: one line,
-// and no URL's password or token (secret_mask.hpp), whatever the plugin wrote.
-std::string fromPlugin(const char* message) { return oneLine(maskUrlSecrets(message ? message : "")); }
+std::vector<std::string> secretsOf(const PluginLibrary& library, const std::string& configYaml) {
+  return library.configKeys() ? library.configKeys()->secretValues(configYaml) : std::vector<std::string>{};
+}
 }  // namespace
 
 PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginInstanceConfig config,
@@ -39,22 +33,14 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
       output_(output),
       stats_(std::move(stats)),
       onDisabled_(std::move(onDisabled)),
+      api_(*this, HostApi::Offers{output_ != nullptr, true}, secretsOf(*library_, config_.configYaml)),
+      calls_(library_->callbacks(), [this](const char* call, const char* message, int inARow) {
+        recordFailure(call, message, inARow);
+      }),
       queue_(std::make_shared<SubscriptionQueue>("plugin " + config_.name, config_.queue, [] {},
                                                  metrics_->queueCounters())),
       description_(config_.name + " (type " + library_->name() + ", file " + library_->path() + ")"),
-      crashNote_("plugin instance " + description_) {
-  api_.struct_size = sizeof(api_);
-  api_.abi_version = STREAMRELAY_ABI_VERSION;
-  api_.host = this;
-  api_.log = &PluginInstance::apiLog;
-  api_.add_counter = &PluginInstance::apiAddCounter;
-  api_.stats_json = &PluginInstance::apiStatsJson;
-  api_.instance_name = &PluginInstance::apiInstanceName;
-  api_.stopping = &PluginInstance::apiStopping;
-  api_.set_gauge = &PluginInstance::apiSetGauge;
-  api_.supports = &PluginInstance::apiSupports;
-  api_.emit = &PluginInstance::apiEmit;
-}
+      crashNote_("plugin instance " + description_) {}
 
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
@@ -66,11 +52,16 @@ PluginInstance::~PluginInstance() {
 
 bool PluginInstance::create(std::string& error) {
   owner_.assertOwned();
-  char message[kErrorBytes] = "";
   FatalSignalNote note(crashNote_);
-  self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
-  if (!self_) error = *message ? fromPlugin(message) : "create() failed without a reason";
-  return self_ != nullptr;
+  const bool created = calls_.create(api_.table(), config_.configYaml, error);
+  if (!created) error = api_.fromPlugin(error.c_str());
+  return created;
+}
+
+void PluginInstance::setProgress(Progress progress) {
+  progress_ = std::move(progress);
+  handout_.trackOrder();
+  calls_.setOnReturned([this](std::size_t frames) { returned(frames); });
 }
 
 void PluginInstance::start() {
@@ -120,6 +111,7 @@ void PluginInstance::run() {
   // when the plugin overflowed its stack.
   AlternateSignalStack altStack;
   FatalSignalNote note(crashNote_);
+  workerId_ = std::this_thread::get_id();
   std::deque<FrameSpan> spans;
   std::uint64_t skipped = 0;  // frames still queued at the stop deadline
   bool fed = false;  // once frames came, idle ticks flush: a plugin's own interval is honoured
@@ -128,19 +120,17 @@ void PluginInstance::run() {
     bool closed = queue_->closed();  // read before taking: nothing arrives after close
     if (queue_->takeAll(spans) == 0) {
       if (closed) break;
-      if (fed) callFlush();
+      if (fed && !disabled_) calls_.flush();
       publishEmitted();
+      reportProgress();  // a flush may have released what the plugin retained
       continue;
     }
     fed = true;
-    for (const FrameSpan& span : spans) {
-      if (disabled_) break;
-      if (steadyNs(std::chrono::steady_clock::now()) > deadlineNs_) skipped += span.frameCount();
-      else deliver(span);
-    }
+    deliver(spans, skipped);
     spans.clear();
-    callFlush();
-    publishEmitted();  // what this drain emitted: one batch, one publish
+    if (!disabled_) calls_.flush();
+    publishEmitted();  // what this drain emitted: one batch, one publish (or more, over max_emit_bytes)
+    reportProgress();
     if (disabled_) break;
   }
   if (queue_->closeReason() == CloseReason::SlowConsumer) {
@@ -156,52 +146,62 @@ void PluginInstance::run() {
   signalEnded();
 }
 
-void PluginInstance::callFlush() {
+// Worker thread only. Frames of several spans go in one call (a plugin with
+// on_frames gets up to FrameHandout::kMaxFrames at once); spans reached after
+// the stop deadline are skipped.
+void PluginInstance::deliver(const std::deque<FrameSpan>& spans, std::uint64_t& skipped) {
   owner_.assertOwned();
-  if (!library_->flush() || disabled_) return;
-  char message[kErrorBytes] = "";
-  if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
-}
-
-// Hands one span's frames to the plugin. Worker thread only.
-void PluginInstance::deliver(const FrameSpan& span) {
-  owner_.assertOwned();
-  char message[kErrorBytes];
-  streamrelay_frame frame{};
-  frame.struct_size = sizeof frame;
-  frame.received_unix_ns = span.batch->receivedUnixNs();
-  if (const StreamId* stream = span.batch->stream()) {
-    frame.stream = stream->name.c_str();
-    frame.epoch = stream->epoch;
-  }
   std::uint64_t delivered = 0;
-  for (std::uint32_t i = span.first; i < span.end && !disabled_; ++i) {
-    std::string_view payload = span.batch->payload(i);
-    frame.data = reinterpret_cast<const std::uint8_t*>(payload.data());
-    frame.size = payload.size();
-    frame.seq = span.batch->seq(i);
-    message[0] = '\0';
-    if (library_->descriptor().on_frame(self_, &frame, message, sizeof message) == STREAMRELAY_OK) {
-      consecutiveFailures_ = 0;
-      ++delivered;
-    } else {
-      recordFailure("on_frame", message);
+  auto call = [&] {
+    if (handout_.empty()) return;
+    handout_.startCall(handled_);
+    delivered += calls_.deliver(handout_.frames(), handout_.size(), disabled_);
+    handout_.endCall();
+  };
+  for (const FrameSpan& span : spans) {
+    if (disabled_) break;
+    if (steadyNs(std::chrono::steady_clock::now()) > deadlineNs_) {
+      skipped += span.frameCount();
+      continue;
+    }
+    for (std::uint32_t next = span.first; next < span.end && !disabled_;) {
+      next = handout_.add(span, next);
+      if (handout_.full()) call();
     }
   }
+  call();
   queue_->countDelivered(delivered);
 }
 
-void PluginInstance::recordFailure(const char* what, const char* message) {
+// After each call into the plugin (worker thread), with a progress hook:
+// what the call emitted is published now, so that the progress reported
+// covers it.
+void PluginInstance::returned(std::size_t frames) {
+  handled_ += frames;
+  publishEmitted();
+  reportProgress();
+}
+
+void PluginInstance::reportProgress() {
+  if (progress_) progress_(handledAndReleased());
+}
+
+// Frames whose call has returned, up to the first one the plugin still
+// retains: a frame it keeps (a sink until its commit) is not done with.
+std::uint64_t PluginInstance::handledAndReleased() const {
+  return std::min(handled_, handout_.lowestRetained());
+}
+
+void PluginInstance::recordFailure(const char* what, const char* message, int inARow) {
   owner_.assertOwned();
   metrics_->countFailure();
-  ++consecutiveFailures_;
-  logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
-                   *message ? fromPlugin(message) : std::string("no reason given"));
-  if (consecutiveFailures_ < config_.maxFailures || disabled_) return;
+  logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), inARow,
+                   *message ? api_.fromPlugin(message) : std::string("no reason given"));
+  if (inARow < config_.maxFailures || disabled_) return;
   disabled_ = true;
   queue_->close(CloseReason::Failed);
   logger().error("plugin %s: disabled after %d failures in a row; the relay goes on without it", config_.name,
-                 consecutiveFailures_);
+                 inARow);
   if (onDisabled_) onDisabled_(*this);
 }
 
@@ -210,57 +210,71 @@ void PluginInstance::recordFailure(const char* what, const char* message) {
 // owner either way.
 void PluginInstance::finish() {
   owner_.assertOwned();
-  if (!self_) return;
-  if (library_->flush() && !disabled_) {
-    char message[kErrorBytes] = "";
-    if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK)
-      logger().warning("plugin %s: final flush failed: %s", config_.name, fromPlugin(message));
-  }
+  if (!calls_.created()) return;
+  std::string error;
+  if (!disabled_ && !calls_.finalFlush(error))
+    logger().warning("plugin %s: final flush failed: %s", config_.name, api_.fromPlugin(error.c_str()));
   publishEmitted();
-  library_->descriptor().destroy(self_);
-  self_ = nullptr;
+  calls_.destroy();
+  reportProgress();  // what destroy() released
+  if (const std::int64_t kept = handout_.retainedBatches(); kept > 0)
+    logger().warning("plugin %s: %?d batches of frames still retained after destroy (never released): their "
+                     "memory stays",
+                     config_.name, kept);
 }
 
-void PluginInstance::apiLog(void* host, int level, const char* message) {
-  auto* self = static_cast<PluginInstance*>(host);
+void PluginInstance::log(int level, const std::string& line) {
   auto priority = level <= STREAMRELAY_LOG_ERROR     ? Poco::Message::PRIO_ERROR
                   : level == STREAMRELAY_LOG_WARNING ? Poco::Message::PRIO_WARNING
                   : level >= STREAMRELAY_LOG_DEBUG   ? Poco::Message::PRIO_DEBUG
                                                      : Poco::Message::PRIO_INFORMATION;
-  logger().log(Poco::Message(logger().name(), "plugin " + self->config_.name + ": " + fromPlugin(message),
-                             priority));
+  logger().log(Poco::Message(logger().name(), line, priority));
 }
 
-void PluginInstance::apiAddCounter(void* host, const char* name, std::uint64_t delta) {
-  if (name) static_cast<PluginInstance*>(host)->metrics_->addCounter(name, delta);
-}
-
-void PluginInstance::apiSetGauge(void* host, const char* name, double value) {
-  if (name) static_cast<PluginInstance*>(host)->metrics_->setGauge(name, value);
-}
-
-int PluginInstance::apiEmit(void* host, const std::uint8_t* data, std::size_t size) {
-  auto* self = static_cast<PluginInstance*>(host);
-  if (!self->output_ || size > (std::size_t{1} << 30) || (!data && size > 0)) return STREAMRELAY_ERROR;
-  std::lock_guard<std::mutex> lock(self->emitMutex_);
-  self->emitted_.add(reinterpret_cast<const char*>(data), size);
-  return STREAMRELAY_OK;
+// Any thread. A drain's emits wait in emitted_ for publishEmitted(); when
+// they would hold more than max_emit_bytes, the worker publishes them first
+// (another thread cannot: the worker is the stream's one publisher, so that
+// emit fails).
+bool PluginInstance::emit(std::string_view data, std::string_view key) {
+  (void)key;  // kept nowhere yet: subscribers do not select by key yet
+  if (!output_) return false;
+  std::unique_ptr<FrameBatch> full;
+  {
+    std::lock_guard<std::mutex> lock(emitMutex_);
+    const std::size_t bytes = data.size() + kWireHeaderBytes;
+    if (!emitted_.empty() && emittedBytes_ + bytes > config_.maxEmitBytes) {
+      if (std::this_thread::get_id() != workerId_.load()) return false;
+      full = emitted_.seal(unixNowNs());
+      emittedBytes_ = 0;
+    }
+    emitted_.add(data.data(), data.size());
+    emittedBytes_ += bytes;
+  }
+  if (full) publish(std::move(full));  // before anything emitted after it: this is the worker
+  return true;
 }
 
 // Publishes what was emitted since the last call as one batch on the
-// instance's stream. The owner only; published only by a worker that is its
-// stream's publisher (see the class comment), else dropped with a line.
-// (A worker abandoned while blocked inside publish() itself, on a full
-// `block` queue, still completes that one call.)
+// instance's stream. The owner only.
 void PluginInstance::publishEmitted() {
   owner_.assertOwned();
   if (!output_) return;
   std::unique_ptr<FrameBatch> batch;
   {
     std::lock_guard<std::mutex> lock(emitMutex_);
-    if (emitted_.empty()) return;
-    batch = emitted_.seal(unixNowNs());
+    if (!emitted_.empty()) {
+      batch = emitted_.seal(unixNowNs());
+      emittedBytes_ = 0;
+    }
   }
+  if (batch) publish(std::move(batch));
+}
+
+// Published only by a worker that is its stream's publisher (see the class
+// comment), else dropped with a line. (A worker abandoned while blocked
+// inside publish() itself, on a full `block` queue, still completes that one
+// call.) The owner only.
+void PluginInstance::publish(std::unique_ptr<FrameBatch> batch) {
   if (!publishing_ || abandoned_) {
     logger().warning("plugin %s: %z emitted frame(s) dropped: %s", config_.name, batch->frameCount(),
                      std::string(publishing_ ? "the instance was abandoned (its replacement publishes its stream)"
@@ -269,28 +283,5 @@ void PluginInstance::publishEmitted() {
   }
   output_->publish(std::move(batch));
 }
-
-int PluginInstance::apiSupports(void* host, std::size_t offset) {
-  auto* self = static_cast<PluginInstance*>(host);
-  if (offset == offsetof(streamrelay_host_api, emit) && !self->output_) return 0;  // no stream of its own
-  const streamrelay_host_api& api = self->api_;
-  if (offset % alignof(void (*)()) != 0 || offset + sizeof(void (*)()) > api.struct_size) return 0;
-  void (*function)();
-  std::memcpy(&function, reinterpret_cast<const char*>(&api) + offset, sizeof function);
-  return function != nullptr && offset >= offsetof(streamrelay_host_api, log) ? 1 : 0;
-}
-
-std::size_t PluginInstance::apiStatsJson(void* host, char* buffer, std::size_t capacity) {
-  auto* self = static_cast<PluginInstance*>(host);
-  std::string json = self->stats_ ? self->stats_() : "{}";
-  if (buffer && capacity > json.size()) std::memcpy(buffer, json.c_str(), json.size() + 1);
-  return json.size();
-}
-
-const char* PluginInstance::apiInstanceName(void* host) {
-  return static_cast<PluginInstance*>(host)->config_.name.c_str();
-}
-
-int PluginInstance::apiStopping(void* host) { return static_cast<PluginInstance*>(host)->stopping_ ? 1 : 0; }
 
 }  // namespace streamrelay

@@ -5,6 +5,9 @@
 #include <Poco/Logger.h>
 #include <Poco/Path.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <cstddef>
 #include <stdexcept>
@@ -51,7 +54,24 @@ std::shared_ptr<PluginLibrary> PluginLibrary::load(const std::string& path, cons
     removeCopy();
     throw std::runtime_error("cannot load: " + e.displayText());
   }
+  const int codeFd = ::open(copy.c_str(), O_RDONLY | O_CLOEXEC);
   Poco::File(copy).remove();  // the mapping stays; the private directory stays clean
+  std::shared_ptr<PluginLibrary> loaded(new PluginLibrary(path, std::move(library)));
+  loaded->codeFd_ = codeFd;
+  loaded->validate();
+  return loaded;
+}
+
+std::shared_ptr<PluginLibrary> PluginLibrary::loadInherited(int codeFd, const std::string& path) {
+  const std::string code = "/proc/self/fd/" + std::to_string(codeFd);
+  std::string incomplete = checkElfSharedObject(code);
+  if (!incomplete.empty()) throw std::runtime_error("cannot load: " + incomplete);
+  auto library = std::make_unique<Poco::SharedLibrary>();
+  try {
+    library->load(code, Poco::SharedLibrary::SHLIB_LOCAL);
+  } catch (const Poco::Exception& e) {
+    throw std::runtime_error("cannot load: " + e.displayText());
+  }
   std::shared_ptr<PluginLibrary> loaded(new PluginLibrary(path, std::move(library)));
   loaded->validate();
   return loaded;
@@ -62,6 +82,7 @@ PluginLibrary::PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibra
 
 PluginLibrary::~PluginLibrary() {
   if (library_->isLoaded()) library_->unload();
+  if (codeFd_ >= 0) ::close(codeFd_);
 }
 
 void PluginLibrary::validate() {
@@ -83,8 +104,13 @@ void PluginLibrary::validate() {
   if (!d.name || !*d.name) throw std::runtime_error("the descriptor has no name");
   if (!d.create || !d.on_frame || !d.destroy) throw std::runtime_error("create, on_frame and destroy are required");
   name_ = d.name;
-  if (covers(d, FIELD_END(flush))) flush_ = d.flush;
+  callbacks_.create = d.create;
+  callbacks_.onFrame = d.on_frame;
+  callbacks_.destroy = d.destroy;
+  if (covers(d, FIELD_END(flush))) callbacks_.flush = d.flush;
   if (covers(d, FIELD_END(flags))) flags_ = d.flags;
+  if (covers(d, FIELD_END(on_frames))) callbacks_.onFrames = d.on_frames;
+  if (covers(d, FIELD_END(config_keys)) && d.config_keys) configKeys_ = PluginConfigKeys::read(d.config_keys, name_);
 }
 
 }  // namespace streamrelay

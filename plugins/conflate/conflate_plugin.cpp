@@ -50,4 +50,5 @@ class ConflatePlugin : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(ConflatePlugin, "conflate", "keeps the newest frame per key, at most one per key per interval")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(ConflatePlugin, "conflate", "keeps the newest frame per key, at most one per key per interval",
+                                    0, streamrelay::plugins::conflateConfigKeys())

@@ -1,44 +1,32 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "conflator.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <stdexcept>
+
+#include "common/config_reader.hpp"
 
 namespace streamrelay::plugins {
 
-namespace {
-[[noreturn]] void fail(const std::string& key, const std::string& what) {
-  throw std::invalid_argument("config." + key + ": " + what);
+const ConfigKeys& conflateConfigKeys() {
+  static const ConfigKeys keys{
+      stringKey("key").needed().doc("a JSON pointer to each frame's key, such as /sym"),
+      intKey("interval_ms", 1000, 1, 3600000).doc("at most one frame per key per interval"),
+      intKey("max_keys", 10000, 1, 10000000).doc("keys held at most; a new one beyond evicts the oldest"),
+  };
+  return keys;
 }
-}  // namespace
 
 ConflateConfig parseConflateConfig(const std::string& yaml) {
-  YAML::Node config = YAML::Load(yaml);
-  if (!config.IsMap()) throw std::invalid_argument("config: expected a mapping with key, interval_ms, max_keys");
-  for (const auto& entry : config) {
-    const std::string key = entry.first.as<std::string>();
-    if (key != "key" && key != "interval_ms" && key != "max_keys")
-      fail(key, "unknown key (expected key, interval_ms, max_keys)");
-  }
+  const ConfigReader config(yaml, conflateConfigKeys());
   ConflateConfig c;
-  if (!config["key"]) fail("key", "is required (a JSON pointer such as /sym)");
-  c.key = config["key"].as<std::string>();
+  c.key = config.string("key");
   try {
     JsonPointer check(c.key);
   } catch (const std::invalid_argument& e) {
-    fail("key", e.what());
+    ConfigReader::fail("key", e.what());
   }
-  try {
-    long long interval = config["interval_ms"] ? config["interval_ms"].as<long long>() : 1000;
-    long long maxKeys = config["max_keys"] ? config["max_keys"].as<long long>() : 10000;
-    if (interval < 1 || interval > 3600000) fail("interval_ms", "must be 1..3600000");
-    if (maxKeys < 1 || maxKeys > 10000000) fail("max_keys", "must be 1..10000000");
-    c.interval = std::chrono::milliseconds(interval);
-    c.maxKeys = static_cast<std::size_t>(maxKeys);
-  } catch (const YAML::Exception&) {
-    throw std::invalid_argument("config: interval_ms and max_keys are integers");
-  }
+  c.interval = std::chrono::milliseconds(config.integer("interval_ms"));
+  c.maxKeys = static_cast<std::size_t>(config.integer("max_keys"));
   return c;
 }
 

@@ -16,6 +16,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include <streamrelay/plugin.hpp>
+
 #include "json/json_pointer.hpp"
 
 namespace streamrelay::plugins {
@@ -25,7 +27,8 @@ struct ConflateConfig {
   std::chrono::milliseconds interval{1000};   // at most one frame per key per interval
   std::size_t maxKeys = 10000;
 };
-// Throws std::invalid_argument("config.KEY: what is wrong").
+// Its keys, and the reading: throws std::invalid_argument("config.KEY: what is wrong").
+const ConfigKeys& conflateConfigKeys();
 ConflateConfig parseConflateConfig(const std::string& yaml);
 
 class Conflator {

@@ -37,4 +37,5 @@ class FilterPlugin : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(FilterPlugin, "filter", "keeps the frames that pass a test (contains, regex, JSON field)")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(FilterPlugin, "filter", "keeps the frames that pass a test (contains, regex, JSON field)",
+                                    0, streamrelay::plugins::filterConfigKeys())

@@ -1,69 +1,61 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "frame_filter.hpp"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <stdexcept>
 
+#include "common/config_reader.hpp"
+
 namespace streamrelay::plugins {
 
-namespace {
-
-[[noreturn]] void fail(const std::string& key, const std::string& what) {
-  throw std::invalid_argument("config." + key + ": " + what);
+const ConfigKeys& filterConfigKeys() {
+  static const ConfigKeys keys{
+      stringKey("contains").doc("keep frames whose payload contains these bytes"),
+      stringKey("regex").doc("keep frames in which this regular expression (PCRE) finds a match"),
+      groupKey("json").doc("keep frames whose JSON value at `pointer` passes one test"),
+      stringKey("json.pointer").doc("a JSON pointer, such as /type (required with json)"),
+      stringKey("json.equals").doc("the value equals this scalar"),
+      stringsKey("json.in").doc("the value is one of these scalars"),
+      boolKey("json.exists", false).doc("the pointer resolves (true) or does not (false)"),
+      boolKey("invert", false).doc("keep the frames that fail the test instead"),
+  };
+  return keys;
 }
 
-}  // namespace
-
 FrameFilter::FrameFilter(const std::string& configYaml) {
-  YAML::Node config = YAML::Load(configYaml);
-  if (!config.IsMap()) throw std::invalid_argument("config: expected a mapping with one of contains, regex, json");
-  int tests = 0;
-  for (const auto& entry : config) {
-    const std::string key = entry.first.as<std::string>();
-    if (key == "invert") continue;
-    if (key != "contains" && key != "regex" && key != "json")
-      fail(key, "unknown key (expected contains, regex or json, and invert)");
-    ++tests;
-  }
+  const ConfigReader config(configYaml, filterConfigKeys());
+  auto fail = &ConfigReader::fail;
+  const int tests = config.given("contains") + config.given("regex") + config.given("json");
   if (tests != 1) throw std::invalid_argument("config: needs exactly one of contains, regex, json");
-  invert_ = config["invert"] && config["invert"].as<bool>();
-  if (config["contains"]) {
+  invert_ = config.boolean("invert");
+  if (config.given("contains")) {
     kind_ = Kind::Contains;
-    contains_ = config["contains"].as<std::string>();
+    contains_ = config.string("contains");
     if (contains_.empty()) fail("contains", "must not be empty");
-  } else if (config["regex"]) {
+  } else if (config.given("regex")) {
     kind_ = Kind::Regex;
     try {
-      regex_ = std::make_unique<Poco::RegularExpression>(config["regex"].as<std::string>());
+      regex_ = std::make_unique<Poco::RegularExpression>(config.string("regex"));
     } catch (const Poco::Exception& e) {
       fail("regex", e.displayText());
     }
   } else {
     kind_ = Kind::Json;
-    YAML::Node json = config["json"];
-    if (!json.IsMap() || !json["pointer"]) fail("json", "needs {pointer: /path, and one of equals, in, exists}");
-    int checks = 0;
-    for (const auto& entry : json) {
-      const std::string key = entry.first.as<std::string>();
-      if (key == "pointer") continue;
-      if (key != "equals" && key != "in" && key != "exists") fail("json." + key, "unknown key (expected equals, in, exists)");
-      ++checks;
-    }
+    if (!config.given("json.pointer")) fail("json", "needs {pointer: /path, and one of equals, in, exists}");
+    const int checks = config.given("json.equals") + config.given("json.in") + config.given("json.exists");
     if (checks != 1) fail("json", "needs exactly one of equals, in, exists");
     try {
-      pointer_.emplace(json["pointer"].as<std::string>());
+      pointer_.emplace(config.string("json.pointer"));
     } catch (const std::invalid_argument& e) {
       fail("json.pointer", e.what());
     }
-    if (json["equals"]) {
-      accepted_.push_back(json["equals"].as<std::string>());
-    } else if (json["in"]) {
-      if (!json["in"].IsSequence() || json["in"].size() == 0) fail("json.in", "must be a non-empty list");
-      for (const auto& item : json["in"]) accepted_.push_back(item.as<std::string>());
+    if (config.given("json.equals")) {
+      accepted_.push_back(config.string("json.equals"));
+    } else if (config.given("json.in")) {
+      accepted_ = config.strings("json.in");
+      if (accepted_.empty()) fail("json.in", "must be a non-empty list");
     } else {
-      exists_ = json["exists"].as<bool>();
+      exists_ = config.boolean("json.exists");
     }
   }
 }

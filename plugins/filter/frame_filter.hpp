@@ -10,6 +10,8 @@
 
 #include <Poco/RegularExpression.h>
 
+#include <streamrelay/plugin.hpp>
+
 #include "json/json_pointer.hpp"
 
 #include <memory>
@@ -19,6 +21,10 @@
 #include <vector>
 
 namespace streamrelay::plugins {
+
+// Its keys (the tests, and invert). Which test applies, and that there is
+// exactly one, the plugin checks itself.
+const ConfigKeys& filterConfigKeys();
 
 class FrameFilter {
  public:

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstddef>
 #include <string>
-#include <vector>
 
 #include "common/config_reader.hpp"
 
@@ -22,7 +21,7 @@ struct MetricsConfig {
 };
 
 // Its keys (none holds a secret).
-const std::vector<ConfigKey>& metricsConfigKeys();
+const ConfigKeys& metricsConfigKeys();
 
 // Throws std::invalid_argument naming the key on any unknown key or bad value.
 MetricsConfig parseMetricsConfig(const std::string& yaml);

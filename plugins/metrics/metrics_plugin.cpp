@@ -101,5 +101,5 @@ class MetricsPlugin : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN_FLAGS(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page",
-                                STREAMRELAY_PLUGIN_NO_INPUTS)
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(MetricsPlugin, "metrics", "Prometheus /metrics, /stats JSON and a live status page",
+                                    STREAMRELAY_PLUGIN_NO_INPUTS, streamrelay::plugins::metricsConfigKeys())

@@ -182,6 +182,44 @@ void renderConsumers(Exposition& e, const Array::Ptr& consumers) {
   renderFields(e, fields, consumers, &consumerLabels);
 }
 
+// isolation: process — the instances whose plugin runs in a child process of its own.
+void renderIsolation(Exposition& e, const Array::Ptr& plugins) {
+  e.family("streamrelay_plugin_isolated", "gauge", "1 if the plugin instance runs in a child process of its own.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    e.sample("streamrelay_plugin_isolated", label("plugin", p->getValue<std::string>("name")), p->has("process") ? 1 : 0);
+  }
+  e.family("streamrelay_plugin_restarts_total", "counter",
+           "Child processes of an isolated plugin instance started again after one ended.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    if (Object::Ptr c = p->getObject("process"))
+      e.sample("streamrelay_plugin_restarts_total", label("plugin", p->getValue<std::string>("name")),
+               c->getValue<double>("restarts"));
+  }
+  e.family("streamrelay_plugin_kills_total", "counter",
+           "Child processes of an isolated plugin instance killed by the relay, by reason.");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    Object::Ptr c = p->getObject("process");
+    if (!c) continue;
+    const std::string plugin = label("plugin", p->getValue<std::string>("name"));
+    e.sample("streamrelay_plugin_kills_total", plugin + "," + label("reason", "watchdog"),
+             c->getValue<double>("watchdog_kills"));
+    e.sample("streamrelay_plugin_kills_total", plugin + "," + label("reason", "memory_limit"),
+             c->getValue<double>("memory_limit_kills"));
+  }
+  e.family("streamrelay_plugin_last_exit_info", "gauge",
+           "How the last child process of an isolated plugin instance ended (the reason label; 1).");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    Object::Ptr p = plugins->getObject(static_cast<unsigned>(i));
+    Object::Ptr c = p->getObject("process");
+    if (c && !c->getValue<std::string>("last_exit").empty())
+      e.sample("streamrelay_plugin_last_exit_info",
+               label("plugin", p->getValue<std::string>("name")) + "," + label("reason", c->getValue<std::string>("last_exit")), 1);
+  }
+}
+
 void renderPlugins(Exposition& e, const Array::Ptr& plugins) {
   e.family("streamrelay_plugin_failures_total", "counter", "Plugin callbacks that failed.");
   for (std::size_t i = 0; i < plugins->size(); ++i) {
@@ -208,6 +246,7 @@ void renderPlugins(Exposition& e, const Array::Ptr& plugins) {
                label("plugin", p->getValue<std::string>("name")) + "," + label("event", counter.first),
                counter.second.convert<double>());
   }
+  renderIsolation(e, plugins);
 }
 
 }  // namespace

@@ -15,12 +15,18 @@
 // lost in between (its duplicate window, 2 minutes by default). Reconnects
 // and failover between `servers` are cnats' own; each outage is one log line
 // when it begins and one when it ends.
+//
+// ABI 1.2: frames come in batches (onFrames); counters and the gauge go
+// through handles, updated once per batch and when idle. A frame is not
+// retained: cnats copies every message it is given (natsMsg_Create, its
+// connection buffer) and keeps that copy until the server acknowledged it.
 
 #include <dlfcn.h>
 #include <nats/nats.h>
 #include <streamrelay/plugin.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -56,7 +62,10 @@ void check(natsStatus s, const std::string& what) {
 class NatsSink : public streamrelay::Plugin {
  public:
   NatsSink(streamrelay::Host& host, const std::string& configYaml)
-      : host_(host), config_(streamrelay::plugins::parseNatsSinkConfig(configYaml)) {
+      : host_(host), config_(streamrelay::plugins::parseNatsSinkConfig(configYaml)),
+        publishedCounter_(host.counter("published")), ackedCounter_(host.counter("acked")),
+        retriedCounter_(host.counter("retried")), disconnects_(host.counter("disconnects")),
+        inFlight_(host.gauge("in_flight")) {
     pinLibnats();
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "nats options");
@@ -123,26 +132,19 @@ class NatsSink : public streamrelay::Plugin {
     host_.info(std::to_string(config_.jetstream ? acked_.load() : published_) + " frames published to NATS");
   }
 
-  void onFrame(const streamrelay::Frame& frame) override {
-    if (frame.stream != lastStream_) {  // the previous frame's subject, kept: one lookup per stream change
-      lastStream_ = std::string(frame.stream);
-      lastSubject_ = subjectFor(lastStream_);
+  void onFrames(const streamrelay::Frames& frames) override {
+    if (config_.jetstream) publishRetries();
+    for (const streamrelay::Frame& frame : frames) {
+      if (frame.stream != lastStream_) {  // the previous frame's subject, kept: one lookup per stream change
+        lastStream_ = std::string(frame.stream);
+        lastSubject_ = subjectFor(lastStream_);
+        idPrefix_ = std::to_string(frame.epoch) + "-" + lastStream_ + "-";
+      }
+      if (config_.jetstream) publishToJetStream(frame);
+      else publishCore(frame);
+      ++published_;
     }
-    if (!config_.jetstream) {
-      const natsStatus s = natsConnection_Publish(conn_, lastSubject_.c_str(), frame.data.data(),
-                                                  static_cast<int>(frame.data.size()));
-      if (s != NATS_OK) throw std::runtime_error("nats publish: " + statusText(s));
-      countPublished();
-      return;
-    }
-    publishRetries();
-    natsMsg* msg = nullptr;
-    check(natsMsg_Create(&msg, lastSubject_.c_str(), nullptr, frame.data.data(), static_cast<int>(frame.data.size())),
-          "nats message");
-    const std::string id = std::to_string(frame.epoch) + "-" + lastStream_ + "-" + std::to_string(frame.seq);
-    natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
-    publish(msg);
-    countPublished();
+    if (++batches_ % 16 == 0) reportCounts();  // and when idle: a host call per frame would cost more than the publish
   }
 
   void flush() override {
@@ -162,20 +164,31 @@ class NatsSink : public streamrelay::Plugin {
     return subject;
   }
 
-  // The counters go to the host every 1024 frames and when the queue is
-  // idle: a host call per frame would cost more than the publish.
-  void countPublished() {
-    ++published_;
-    if (++unreported_ >= 1024) reportCounts();
+  void publishCore(const streamrelay::Frame& frame) {
+    const natsStatus s =
+        natsConnection_Publish(conn_, lastSubject_.c_str(), frame.data.data(), static_cast<int>(frame.data.size()));
+    if (s != NATS_OK) throw std::runtime_error("nats publish: " + statusText(s));
   }
 
+  void publishToJetStream(const streamrelay::Frame& frame) {
+    natsMsg* msg = nullptr;
+    check(natsMsg_Create(&msg, lastSubject_.c_str(), nullptr, frame.data.data(), static_cast<int>(frame.data.size())),
+          "nats message");
+    char seq[24];
+    const auto end = std::to_chars(seq, seq + sizeof seq, frame.seq).ptr;
+    id_.assign(idPrefix_).append(seq, static_cast<std::size_t>(end - seq));
+    natsMsgHeader_Set(msg, "Nats-Msg-Id", id_.c_str());
+    publish(msg);
+  }
+
+  // The figures, to the host through handles: every 16 batches and when idle.
   void reportCounts() {
-    if (unreported_ > 0) host_.addCounter("published", unreported_);
-    unreported_ = 0;
+    if (published_ > publishedReported_) publishedCounter_.add(published_ - publishedReported_);
+    publishedReported_ = published_;
     const std::uint64_t acked = acked_.load();
-    if (acked > ackedReported_) host_.addCounter("acked", acked - ackedReported_);
+    if (acked > ackedReported_) ackedCounter_.add(acked - ackedReported_);
     ackedReported_ = acked;
-    if (config_.jetstream) host_.setGauge("in_flight", static_cast<double>(published_ - acked));
+    if (config_.jetstream) inFlight_.set(static_cast<double>(published_ - acked));
   }
 
   // Hands `msg` to cnats, waiting while max_pending are unacknowledged.
@@ -196,13 +209,15 @@ class NatsSink : public streamrelay::Plugin {
 
   // Frames whose acknowledgement failed or timed out, sent again (same id).
   void publishRetries() {
+    if (!retryWaiting_.load(std::memory_order_acquire)) return;  // no lock taken while nothing failed
     std::vector<natsMsg*> again;
     {
       std::lock_guard<std::mutex> lock(retryMutex_);
       again.swap(retry_);
+      retryWaiting_.store(false, std::memory_order_relaxed);
     }
     if (again.empty()) return;
-    host_.addCounter("retried", again.size());
+    retriedCounter_.add(again.size());
     for (natsMsg* m : again) publish(m);
   }
 
@@ -237,6 +252,7 @@ class NatsSink : public streamrelay::Plugin {
     (void)error;  // a timeout or the server's error: the same frame, the same id, again
     std::lock_guard<std::mutex> lock(self->retryMutex_);
     self->retry_.push_back(msg);  // kept: natsMsg_Destroy is not called for it here
+    self->retryWaiting_.store(true, std::memory_order_release);
   }
 
   static void onClosed(natsConnection*, void* closure) {
@@ -249,7 +265,7 @@ class NatsSink : public streamrelay::Plugin {
   static void onDisconnected(natsConnection*, void* closure) {
     auto* self = static_cast<NatsSink*>(closure);
     if (self->closing_.load()) return;  // our own close at shutdown
-    self->host_.addCounter("disconnects", 1);
+    self->disconnects_.add(1);
     self->host_.warning("nats: disconnected; reconnecting (frames are held until acknowledged)");
   }
 
@@ -271,13 +287,18 @@ class NatsSink : public streamrelay::Plugin {
   const NatsSinkConfig config_;
   natsConnection* conn_ = nullptr;
   jsCtx* js_ = nullptr;
+  streamrelay::Counter publishedCounter_, ackedCounter_, retriedCounter_, disconnects_;
+  streamrelay::Gauge inFlight_;
   std::string lastStream_ = "\x01", lastSubject_;
+  std::string idPrefix_, id_;              // "EPOCH-STREAM-" of the last stream; the last id
   std::uint64_t published_ = 0;            // the worker thread's
-  std::uint64_t unreported_ = 0;           // published, not yet added to the host's counter
+  std::uint64_t publishedReported_ = 0;    // published, already added to the host's counter
   std::uint64_t ackedReported_ = 0;
+  std::uint64_t batches_ = 0;
   std::atomic<std::uint64_t> acked_{0};    // cnats' ack thread adds
   std::mutex retryMutex_;
   std::vector<natsMsg*> retry_;            // guarded by retryMutex_
+  std::atomic<bool> retryWaiting_{false};  // retry_ may hold messages
   std::atomic<bool> closing_{false};
   std::mutex closedMutex_;
   std::condition_variable closedSignal_;
@@ -286,4 +307,5 @@ class NatsSink : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(NatsSink, "nats", "publishes every frame to NATS (core or JetStream with acks)")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(NatsSink, "nats", "publishes every frame to NATS (core or JetStream with acks)", 0,
+                                    streamrelay::plugins::natsSinkConfigKeys())

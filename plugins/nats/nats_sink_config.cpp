@@ -1,14 +1,26 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "nats_sink_config.hpp"
 
-#include <map>
-
-
 namespace streamrelay::plugins {
 
-const std::vector<ConfigKey>& natsSinkConfigKeys() {
-  static const std::vector<ConfigKey> keys{urlKey("servers"), "subject", "jetstream", "max_pending", "user",
-                                           secretKey("password"), secretKey("token"), "creds_file", "tls"};
+const ConfigKeys& natsSinkConfigKeys() {
+  static const ConfigKeys keys{
+      stringsKey("servers").needed().url().doc("nats://HOST:PORT or tls://HOST:PORT, tried in order"),
+      stringKey("subject").def("streamrelay.{stream}").doc("the subject; {stream}: the frame's stream"),
+      groupKey("jetstream").doc("present: publish to JetStream, each frame acknowledged"),
+      stringKey("jetstream.stream").doc("the stream that must store the frames (empty: any)"),
+      intKey("jetstream.ack_timeout_ms", 5000, 100, 3600000).doc("a frame not acknowledged by then is sent again"),
+      intKey("max_pending", 4096, 1, 1000000).doc("JetStream: frames published and not yet acknowledged, at most"),
+      stringKey("user").doc("with password"),
+      stringKey("password").secret().doc("with user"),
+      stringKey("token").secret().doc("an authentication token"),
+      stringKey("creds_file").doc("a NATS credentials file (JWT and seed)"),
+      groupKey("tls").doc("present: TLS"),
+      boolKey("tls.enabled", true).doc("false: plain TCP despite the tls group"),
+      stringKey("tls.ca_file").doc("CA certificates that sign the servers'"),
+      stringKey("tls.cert_file").doc("a client certificate, with key_file"),
+      stringKey("tls.key_file").doc("the client certificate's key"),
+  };
   return keys;
 }
 
@@ -26,46 +38,27 @@ NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
   NatsSinkConfig c;
   // Required: a sink dropped into the plugins directory without a
   // configured instance must not start publishing to whatever listens on 4222.
-  c.servers = config.read<std::vector<std::string>>("servers", {});
-  if (c.servers.empty()) fail("servers", "is required: a list of nats://HOST:PORT");
+  c.servers = config.strings("servers");
+  if (c.servers.empty()) fail("servers", "must list at least one nats://HOST:PORT");
   for (std::size_t i = 0; i < c.servers.size(); ++i)
     if (c.servers[i].rfind("nats://", 0) != 0 && c.servers[i].rfind("tls://", 0) != 0)
       fail("servers[" + std::to_string(i) + "]", "is not nats://HOST:PORT or tls://HOST:PORT");
-  c.subject = config.read<std::string>("subject", c.subject);
+  c.subject = config.string("subject");
   if (c.subject.empty() || c.subject.find_first_of(" \t\r\n") != std::string::npos)
     fail("subject", "must be a NATS subject (no spaces)");
-  const auto js = config.read<std::map<std::string, std::string>>("jetstream", {});
-  c.jetstream = config.has("jetstream");
-  for (const auto& [key, value] : js) {
-    if (key == "stream") c.stream = value;
-    else if (key == "ack_timeout_ms") {
-      long long ms = 0;
-      try {
-        ms = std::stoll(value);
-      } catch (const std::exception&) {
-        fail("jetstream.ack_timeout_ms", "expected milliseconds");
-      }
-      if (ms < 100 || ms > 3600000) fail("jetstream.ack_timeout_ms", "must be 100..3600000");
-      c.ackTimeout = std::chrono::milliseconds(ms);
-    } else {
-      fail("jetstream." + key, "unknown key (expected stream, ack_timeout_ms)");
-    }
-  }
-  c.maxPending = static_cast<int>(config.readInt("max_pending", 4096, 1, 1000000));
-  c.user = config.read<std::string>("user", "");
-  c.password = config.read<std::string>("password", "");
-  c.token = config.read<std::string>("token", "");
-  c.credsFile = config.read<std::string>("creds_file", "");
+  c.jetstream = config.given("jetstream");
+  c.stream = config.string("jetstream.stream");
+  c.ackTimeout = std::chrono::milliseconds(config.integer("jetstream.ack_timeout_ms"));
+  c.maxPending = static_cast<int>(config.integer("max_pending"));
+  c.user = config.string("user");
+  c.password = config.string("password");
+  c.token = config.string("token");
+  c.credsFile = config.string("creds_file");
   if (c.password.empty() != c.user.empty()) fail(c.user.empty() ? "password" : "user", "user and password go together");
-  const auto tls = config.read<std::map<std::string, std::string>>("tls", {});
-  for (const auto& [key, value] : tls) {
-    if (key == "ca_file") c.caFile = value;
-    else if (key == "cert_file") c.certFile = value;
-    else if (key == "key_file") c.keyFile = value;
-    else if (key == "enabled") c.tls = value == "true";
-    else fail("tls." + key, "unknown key (expected enabled, ca_file, cert_file, key_file)");
-  }
-  c.tls = c.tls || !tls.empty();
+  c.caFile = config.string("tls.ca_file");
+  c.certFile = config.string("tls.cert_file");
+  c.keyFile = config.string("tls.key_file");
+  c.tls = config.given("tls") && config.boolean("tls.enabled");
   if (c.certFile.empty() != c.keyFile.empty()) fail("tls", "cert_file and key_file go together");
   return c;
 }

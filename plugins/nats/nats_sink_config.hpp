@@ -24,7 +24,7 @@ struct NatsSinkConfig {
 
 // Its keys: `password` and `token` are secrets, `servers` may hold them
 // (nats://USER:PASSWORD@host, nats://TOKEN@host).
-const std::vector<ConfigKey>& natsSinkConfigKeys();
+const ConfigKeys& natsSinkConfigKeys();
 
 // Throws std::invalid_argument naming the key on any unknown key or bad value
 // (never echoing a server's URL or a credential).

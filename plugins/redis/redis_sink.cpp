@@ -4,14 +4,18 @@
 // payload P`) or PUBLISH to a channel (mode publish).
 //
 // Pipelined: batch_frames frames (or what flush_ms gathered), encoded in RESP
-// as they arrive, go out as one write; their replies are read once the next
-// batch is written, so two batches are in flight. A frame leaves the instance's hands
-// only once Redis acknowledged it: until then it stays in the batch, and a
-// lost connection (a Redis restart, a network cut) is one log line, then
-// reconnects with backoff and sends again every frame not acknowledged. With
-// `on_full: block` nothing is lost; a frame Redis applied whose reply was lost
-// with the connection is written twice, and readers deduplicate by
-// (epoch, seq) (docs/plugins.md, "redis").
+// as they arrive (resp_batch.hpp), go out as one write; their replies are
+// read once the next batch is written, so two batches are in flight. A frame
+// leaves the instance's hands only once Redis acknowledged it: until then it
+// stays in the batch — its payload retained from the relay (ABI 1.2), not
+// copied — and a lost connection (a Redis restart, a network cut) is one log
+// line, then reconnects with backoff and sends again every frame not
+// acknowledged. With `on_full: block` nothing is lost; a frame Redis applied
+// whose reply was lost with the connection is written twice, and readers
+// deduplicate by (epoch, seq) (docs/plugins.md, "redis").
+//
+// The frames come in batches (onFrames); counters and the gauge go through
+// handles: no lookup per frame.
 //
 // hiredis (Debian's 0.14) rather than POCO's Redis client: POCO 1.11's client
 // has no stream commands and no pipelining API of its own; hiredis is the
@@ -28,20 +32,13 @@
 
 #include "common/backoff.hpp"
 #include "redis_sink_config.hpp"
+#include "resp_batch.hpp"
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
 using streamrelay::plugins::RedisSinkConfig;
-
-// Appends one RESP bulk string.
-void appendBulk(std::string& out, std::string_view data) {
-  out += '$';
-  out += std::to_string(data.size());
-  out += "\r\n";
-  out.append(data.data(), data.size());
-  out += "\r\n";
-}
+using streamrelay::plugins::RespBatch;
 
 timeval toTimeval(std::chrono::milliseconds ms) {
   return {static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
@@ -51,38 +48,45 @@ class RedisSink : public streamrelay::Plugin {
  public:
   RedisSink(streamrelay::Host& host, const std::string& configYaml)
       : host_(host), config_(streamrelay::plugins::parseRedisSinkConfig(configYaml)),
-        address_(config_.host + ":" + std::to_string(config_.port)) {
-    frameEnds_.reserve(config_.batchFrames);
+        address_(config_.host + ":" + std::to_string(config_.port)),
+        batch_(config_.mode == RedisSinkConfig::Mode::Xadd ? RespBatch::Mode::Xadd : RespBatch::Mode::Publish,
+               config_.maxlen),
+        published_(host.counter("published")), acked_(host.counter("acked")), retried_(host.counter("retried")),
+        errors_(host.counter("errors")), inFlight_(host.gauge("in_flight")) {
     std::string error;
     if (!connect(error)) reportFailure(error);  // retried on the first write
   }
 
   ~RedisSink() override {
-    if (!frameEnds_.empty()) sendWithRetry(true);
+    if (batch_.frames() > 0) sendWithRetry(true);
     if (context_) redisFree(context_);
     if (lost_ > 0) host_.error("gave up at shutdown: " + std::to_string(lost_) + " frames not acknowledged by " + address_);
-    host_.info(std::to_string(acked_) + " frames written to redis " + address_);
+    host_.info(std::to_string(ackedTotal_) + " frames written to redis " + address_);
   }
 
-  void onFrame(const streamrelay::Frame& frame) override {
-    if (unsentFrames() == 0) firstPending_ = Clock::now();
-    if (frame.stream != lastStream_) {  // the key of the previous frame's stream, kept: one lookup per stream change
-      lastStream_ = std::string(frame.stream);
-      lastKey_ = streamrelay::plugins::keyFor(config_.key, lastStream_);
+  void onFrames(const streamrelay::Frames& frames) override {
+    for (const streamrelay::Frame& frame : frames) {
+      if (batch_.unwritten() == 0) firstPending_ = Clock::now();
+      if (frame.stream != lastStream_) {  // the key of the previous frame's stream, kept: one lookup per stream change
+        lastStream_ = std::string(frame.stream);
+        lastKey_ = streamrelay::plugins::keyFor(config_.key, lastStream_);
+      }
+      batch_.add(frame, lastKey_,
+                 frame.data.size() >= RespBatch::kCopyBelow ? host_.retain(frame) : streamrelay::Retained());
+      if (batch_.unwritten() >= config_.batchFrames || flushIntervalPassed()) sendWithRetry(false);
     }
-    encode(frame);
-    frameEnds_.push_back(batch_.size());
-    if (unsentFrames() >= config_.batchFrames || flushIntervalPassed()) sendWithRetry(false);
   }
 
   // When the queue is idle (and at the end): everything written and acknowledged.
   void flush() override {
-    if (!frameEnds_.empty() && (flushIntervalPassed() || host_.stopping() || unsentFrames() == 0)) sendWithRetry(true);
+    if (batch_.frames() > 0 && (flushIntervalPassed() || host_.stopping() || batch_.unwritten() == 0))
+      sendWithRetry(true);
   }
 
  private:
-  bool flushIntervalPassed() const { return unsentFrames() > 0 && Clock::now() - firstPending_ >= config_.flushInterval; }
-  std::size_t unsentFrames() const { return frameEnds_.size() - written_; }
+  bool flushIntervalPassed() const {
+    return batch_.unwritten() > 0 && Clock::now() - firstPending_ >= config_.flushInterval;
+  }
 
   bool command(const std::vector<std::string>& args, std::string& error) {
     std::vector<const char*> argv;
@@ -122,32 +126,7 @@ class RedisSink : public streamrelay::Plugin {
   void disconnect() {
     if (context_) redisFree(context_);
     context_ = nullptr;
-    written_ = 0;  // a new connection has been sent nothing
-  }
-
-  // The frame's command, in RESP, at the end of the batch: the batch is what
-  // is held until Redis acknowledges it, and what is written, as it is.
-  void encode(const streamrelay::Frame& f) {
-    if (config_.mode == RedisSinkConfig::Mode::Publish) {
-      batch_ += "*3\r\n$7\r\nPUBLISH\r\n";
-      appendBulk(batch_, lastKey_);
-      appendBulk(batch_, f.data);
-      return;
-    }
-    batch_ += config_.maxlen > 0 ? "*14\r\n$4\r\nXADD\r\n" : "*11\r\n$4\r\nXADD\r\n";
-    appendBulk(batch_, lastKey_);
-    if (config_.maxlen > 0) {
-      batch_ += "$6\r\nMAXLEN\r\n$1\r\n~\r\n";
-      appendBulk(batch_, std::to_string(config_.maxlen));
-    }
-    batch_ += "$1\r\n*\r\n$3\r\nseq\r\n";
-    appendBulk(batch_, std::to_string(f.seq));
-    batch_ += "$5\r\nepoch\r\n";
-    appendBulk(batch_, std::to_string(f.epoch));
-    batch_ += "$11\r\nreceived_ns\r\n";
-    appendBulk(batch_, std::to_string(f.receivedUnixNs));
-    batch_ += "$7\r\npayload\r\n";
-    appendBulk(batch_, f.data);
+    batch_.rewind();  // a new connection has been sent nothing
   }
 
   // Two batches in flight: writes the frames not yet written, then reads the
@@ -156,21 +135,12 @@ class RedisSink : public streamrelay::Plugin {
   // the batch; after a failure every frame still in it is written again.
   bool exchange(bool all, std::string& error) {
     if (!context_ && !connect(error)) return false;
-    const std::size_t before = written_;
-    if (unsentFrames() > 0) {
-      const std::size_t from = written_ == 0 ? 0 : frameEnds_[written_ - 1];
-      redisAppendFormattedCommand(context_, batch_.data() + from, batch_.size() - from);
-      int done = 0;
-      do {
-        if (redisBufferWrite(context_, &done) != REDIS_OK) {
-          error = context_->errstr;
-          return false;
-        }
-      } while (!done);
-      host_.addCounter("published", unsentFrames());
-      written_ = frameEnds_.size();
+    const std::size_t before = batch_.written();
+    if (const std::size_t sending = batch_.unwritten(); sending > 0) {
+      if (!batch_.writeUnwritten(context_->fd, error)) return false;  // straight to the socket: hiredis' buffer is empty
+      published_.add(sending);
     }
-    const std::size_t toRead = all ? written_ : before;
+    const std::size_t toRead = all ? batch_.written() : before;
     std::size_t acked = 0;
     bool ok = true;
     for (; acked < toRead; ++acked) {
@@ -189,20 +159,10 @@ class RedisSink : public streamrelay::Plugin {
         break;
       }
     }
-    acked_ += acked;
-    host_.addCounter("acked", acked);
-    dropAcked(acked);
+    ackedTotal_ += acked;
+    acked_.add(acked);
+    batch_.dropAcknowledged(acked);
     return ok;
-  }
-
-  // The first `count` frames of the batch were acknowledged: they leave it.
-  void dropAcked(std::size_t count) {
-    if (count == 0) return;
-    const std::size_t bytes = frameEnds_[count - 1];
-    batch_.erase(0, bytes);
-    frameEnds_.erase(frameEnds_.begin(), frameEnds_.begin() + static_cast<std::ptrdiff_t>(count));
-    for (std::size_t& end : frameEnds_) end -= bytes;
-    written_ -= std::min(written_, count);
   }
 
   // Sends until it worked (with `all`: every frame acknowledged), or the
@@ -212,12 +172,12 @@ class RedisSink : public streamrelay::Plugin {
     std::size_t sentAgain = 0;
     for (bool retry = false;; retry = true) {
       if (retry) {
-        sentAgain += frameEnds_.size();
-        host_.addCounter("retried", frameEnds_.size());
+        sentAgain += batch_.frames();
+        retried_.add(batch_.frames());
       }
       std::string error;
       const bool ok = exchange(all || retry, error);
-      host_.setGauge("in_flight", static_cast<double>(frameEnds_.size()));
+      inFlight_.set(static_cast<double>(batch_.frames()));
       if (ok) {
         if (failing_)
           host_.info("redis " + address_ + ": writing again after " +
@@ -229,8 +189,8 @@ class RedisSink : public streamrelay::Plugin {
       reportFailure(error);
       disconnect();  // a new connection on the next try: the server may be back
       if (host_.stopping()) {  // no more retries: counted, reported once at destruction
-        lost_ += frameEnds_.size();
-        dropAcked(frameEnds_.size());
+        lost_ += batch_.frames();
+        batch_.dropAcknowledged(batch_.frames());
         return;
       }
       streamrelay::plugins::waitBackoff(host_, backoff);
@@ -239,11 +199,11 @@ class RedisSink : public streamrelay::Plugin {
   }
 
   void reportFailure(const std::string& error) {
-    host_.addCounter("errors", 1);
+    errors_.add(1);
     if (failing_) return;  // one line per outage
     failing_ = true;
     failingSince_ = Clock::now();
-    host_.error("redis " + address_ + ": " + error + "; " + std::to_string(frameEnds_.size()) +
+    host_.error("redis " + address_ + ": " + error + "; " + std::to_string(batch_.frames()) +
                 " frames held, retrying with backoff");
   }
 
@@ -251,17 +211,18 @@ class RedisSink : public streamrelay::Plugin {
   const RedisSinkConfig config_;
   const std::string address_;
   redisContext* context_ = nullptr;
-  std::string batch_;                   // the commands of the frames not yet acknowledged, in RESP
-  std::vector<std::size_t> frameEnds_;  // where each frame's command ends in batch_
-  std::size_t written_ = 0;             // frames at the front of batch_ written, replies not yet read
+  RespBatch batch_;                     // the frames not yet acknowledged, as commands
+  streamrelay::Counter published_, acked_, retried_, errors_;
+  streamrelay::Gauge inFlight_;
   std::string lastStream_ = "\x01", lastKey_;
   Clock::time_point firstPending_;
   bool failing_ = false;
   Clock::time_point failingSince_;
-  std::uint64_t acked_ = 0;
+  std::uint64_t ackedTotal_ = 0;
   std::uint64_t lost_ = 0;
 };
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(RedisSink, "redis", "writes every frame into a Redis stream (XADD) or channel (PUBLISH)")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(RedisSink, "redis", "writes every frame into a Redis stream (XADD) or channel (PUBLISH)",
+                                    0, streamrelay::plugins::redisSinkConfigKeys())

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "common/config_reader.hpp"
 
@@ -25,7 +24,7 @@ struct RedisSinkConfig {
 };
 
 // Its keys: `password` is a secret, `url` may hold one.
-const std::vector<ConfigKey>& redisSinkConfigKeys();
+const ConfigKeys& redisSinkConfigKeys();
 
 // Throws std::invalid_argument naming the key on any unknown key or bad value
 // (never echoing the url or the password).

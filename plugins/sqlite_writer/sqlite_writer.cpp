@@ -8,6 +8,10 @@
 // logged once per failure streak with the file and SQLite's message, counted,
 // and retried with backoff; the frames stay in hand meanwhile, so with
 // `on_full: block` nothing is lost. Written only against the public SDK.
+//
+// ABI 1.2: frames come in batches (onFrames); a frame waiting for its
+// transaction is retained from the relay, not copied (a host that cannot
+// retain gets a copy); counters go through handles.
 
 #include <streamrelay/plugin.hpp>
 #include <sqlite3.h>
@@ -37,16 +41,22 @@ bool validUtf8(std::string_view s) {
   return true;
 }
 
+// A frame waiting for its transaction: its bytes retained from the relay, or
+// copied into `copy` where the host cannot retain.
 struct PendingFrame {
   std::uint64_t seq;
   std::int64_t receivedUnixNs;
-  std::string payload;
+  std::string_view retainedBytes;
+  streamrelay::Retained retained;
+  std::string copy;
+  std::string_view payload() const { return retained.held() ? retainedBytes : std::string_view(copy); }
 };
 
 class SqliteWriter : public streamrelay::Plugin {
  public:
   SqliteWriter(streamrelay::Host& host, const std::string& configYaml)
-      : host_(host), config_(streamrelay::plugins::parseSqliteWriterConfig(configYaml)) {
+      : host_(host), config_(streamrelay::plugins::parseSqliteWriterConfig(configYaml)),
+        rowsWrittenCounter_(host.counter("rows_written")), writeErrors_(host.counter("write_errors")) {
     pending_.reserve(config_.batchFrames);
     std::string error;
     if (!open(error)) reportFailure(error);  // retried on the first write
@@ -61,10 +71,14 @@ class SqliteWriter : public streamrelay::Plugin {
                (busy > 0 ? " (" + std::to_string(static_cast<long long>(rowsWritten_ / busy)) + " rows/s while writing)" : ""));
   }
 
-  void onFrame(const streamrelay::Frame& frame) override {
-    if (pending_.empty()) firstPending_ = Clock::now();
-    pending_.push_back({frame.seq, frame.receivedUnixNs, std::string(frame.data)});
-    if (pending_.size() >= config_.batchFrames || flushIntervalPassed()) commitWithRetry();
+  void onFrames(const streamrelay::Frames& frames) override {
+    for (const streamrelay::Frame& frame : frames) {
+      if (pending_.empty()) firstPending_ = Clock::now();
+      PendingFrame& f =
+          pending_.emplace_back(PendingFrame{frame.seq, frame.receivedUnixNs, frame.data, host_.retain(frame), {}});
+      if (!f.retained.held()) f.copy.assign(frame.data.data(), frame.data.size());
+      if (pending_.size() >= config_.batchFrames || flushIntervalPassed()) commitWithRetry();
+    }
   }
 
   void flush() override {
@@ -153,10 +167,11 @@ class SqliteWriter : public streamrelay::Plugin {
     for (const PendingFrame& f : pending_) {
       sqlite3_bind_int64(insert_, 1, f.receivedUnixNs);
       sqlite3_bind_int64(insert_, 2, static_cast<sqlite3_int64>(f.seq));
-      if (config_.payloadAsText && validUtf8(f.payload))
-        sqlite3_bind_text(insert_, 3, f.payload.data(), static_cast<int>(f.payload.size()), SQLITE_STATIC);
+      const std::string_view payload = f.payload();
+      if (config_.payloadAsText && validUtf8(payload))
+        sqlite3_bind_text(insert_, 3, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
       else
-        sqlite3_bind_blob(insert_, 3, f.payload.data(), static_cast<int>(f.payload.size()), SQLITE_STATIC);
+        sqlite3_bind_blob(insert_, 3, payload.data(), static_cast<int>(payload.size()), SQLITE_STATIC);
       if (!step(insert_, error)) break;
     }
     std::string ignored;
@@ -175,7 +190,7 @@ class SqliteWriter : public streamrelay::Plugin {
       if (writeBatch(error)) {
         busy_ += Clock::now() - start;
         rowsWritten_ += pending_.size();
-        host_.addCounter("rows_written", pending_.size());
+        rowsWrittenCounter_.add(pending_.size());
         if (failing_) host_.info("writing to " + config_.path + " again");
         failing_ = false;
         pending_.clear();
@@ -194,7 +209,7 @@ class SqliteWriter : public streamrelay::Plugin {
   }
 
   void reportFailure(const std::string& error) {
-    host_.addCounter("write_errors", 1);
+    writeErrors_.add(1);
     if (failing_) return;  // one line per failure streak
     failing_ = true;
     host_.error("cannot write to " + config_.path + ": " + error + " (retrying with backoff)");
@@ -202,6 +217,7 @@ class SqliteWriter : public streamrelay::Plugin {
 
   streamrelay::Host& host_;
   const streamrelay::plugins::SqliteWriterConfig config_;
+  streamrelay::Counter rowsWrittenCounter_, writeErrors_;
   sqlite3* db_ = nullptr;
   sqlite3_stmt* insert_ = nullptr;
   sqlite3_stmt* trimRows_ = nullptr;
@@ -217,4 +233,5 @@ class SqliteWriter : public streamrelay::Plugin {
 
 }  // namespace
 
-STREAMRELAY_EXPORT_PLUGIN(SqliteWriter, "sqlite_writer", "writes every frame into a SQLite table")
+STREAMRELAY_EXPORT_PLUGIN_WITH_KEYS(SqliteWriter, "sqlite_writer", "writes every frame into a SQLite table", 0,
+                                    streamrelay::plugins::sqliteWriterConfigKeys())

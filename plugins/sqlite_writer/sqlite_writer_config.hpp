@@ -5,7 +5,6 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
-#include <vector>
 
 #include "common/config_reader.hpp"
 
@@ -22,8 +21,8 @@ struct SqliteWriterConfig {
   std::int64_t maxAgeSeconds = 0;           // 0: no limit
 };
 
-// Its keys (none holds a secret).
-const std::vector<ConfigKey>& sqliteWriterConfigKeys();
+// Its keys (none holds a secret): what the relay checks, prints and lists.
+const ConfigKeys& sqliteWriterConfigKeys();
 
 // Throws std::invalid_argument naming the key on any unknown key or bad value.
 SqliteWriterConfig parseSqliteWriterConfig(const std::string& yaml);

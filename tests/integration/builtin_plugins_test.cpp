@@ -282,8 +282,20 @@ TEST_CASE("sqlite_writer: SIGTERM does not hang on a database that stays down", 
   REQUIRE(m.size() == 2);
   int port = std::stoi(m[1]);
   // Wait until the upstream is held: the database's queue is full and the
-  // source waits in it (a full queue alone may be emptied a moment later).
-  REQUIRE(pollUntil([&] { return holdsPublisher(port, "plugin db"); }));
+  // source waits in it (a full queue alone may be emptied a moment later),
+  // and the writer is in a backoff longer than shutdown_timeout_ms (after
+  // its 6th failed write it waits 3.2 s), so that nothing empties the queue
+  // before the deadline.
+  auto writeErrors = [&] {
+    auto stats = Poco::JSON::Parser().parse(httpGet(port, "/stats").body).extract<Poco::JSON::Object::Ptr>();
+    for (const auto& p : *stats->getArray("plugins")) {
+      auto plugin = p.extract<Poco::JSON::Object::Ptr>();
+      if (plugin->getValue<std::string>("name") == "db" && plugin->getObject("counters")->has("write_errors"))
+        return plugin->getObject("counters")->getValue<long>("write_errors");
+    }
+    return 0L;
+  };
+  REQUIRE(pollUntil([&] { return writeErrors() >= 6 && holdsPublisher(port, "plugin db"); }, 30s));
   auto start = std::chrono::steady_clock::now();
   stopRelay(relay);
   CHECK(std::chrono::steady_clock::now() - start < 10s);  // bounded (1 s and a loaded machine's margin), not forever
@@ -444,33 +456,60 @@ TEST_CASE("send_buffer_bytes auto treats a loopback subscriber as a near peer", 
 
 // Since plugin ABI 1.1 frames carry their stream's name and the relay run's
 // epoch; a plugin binary built against the 1.0 header still loads and runs.
-TEST_CASE("a 1.0 plugin binary runs on this host, and newer plugins see the stream and the run's epoch", "[builtin]") {
+// The value of one instance's counter or gauge in /stats (-1 if absent).
+double pluginFigure(const Poco::JSON::Object::Ptr& stats, const std::string& instance, const std::string& group,
+                    const std::string& name) {
+  auto plugins = stats->getArray("plugins");
+  for (std::size_t i = 0; i < plugins->size(); ++i) {
+    auto p = plugins->getObject(static_cast<unsigned>(i));
+    if (p->getValue<std::string>("name") == instance && p->getObject(group)->has(name))
+      return p->getObject(group)->getValue<double>(name);
+  }
+  return -1;
+}
+
+// Binaries built against the frozen 1.0 and 1.1 headers keep loading and
+// working; a 1.2 binary gets its frames in batches, counts through handles,
+// and writes each frame only at flush, from the bytes it retained.
+TEST_CASE("plugin binaries of ABI 1.0, 1.1 and 1.2 run on this host, and newer ones see the stream and the run's epoch",
+          "[builtin][abi]") {
   std::uint64_t firstEpoch = 0;
   for (int run = 0; run < 2; ++run) {
     PluginDir dir;
     dir.drop(builtIn("metrics"), "metrics.so");
     dir.drop(testPlugin("c_abi_1_0"), "c_abi_1_0.so");
+    dir.drop(testPlugin("c_abi_1_1"), "c_abi_1_1.so");
     dir.drop(testPlugin("c_current"), "c_current.so");
-    const std::string oldOut = dir.path("old.txt"), newOut = dir.path("new.txt");
+    const std::string v10 = dir.path("v10.txt"), v11 = dir.path("v11.txt"), v12 = dir.path("v12.txt");
     RunningRelay relay = startRelay("upstream: {type: generator, rate: 500}\n" +
                                         pluginsSection(dir, "  instances:\n"
                                                             "    - {name: metrics, type: metrics, config: {bind: '127.0.0.1:0'}}\n"
-                                                            "    - {name: old, type: c_abi_1_0, config: {path: " + oldOut + "}}\n"
-                                                            "    - {name: new, type: c_current, config: {path: " + newOut + "}}\n"),
+                                                            "    - {name: v10, type: c_abi_1_0, config: {path: " + v10 + "}}\n"
+                                                            "    - {name: v11, type: c_abi_1_1, config: {path: " + v11 + "}}\n"
+                                                            "    - {name: v12, type: c_current, config: {path: " + v12 + "}}\n"),
                                     {});
     auto m = relay.process->waitForLine("plugin metrics: serving http://127.0.0.1:(\\d+)/");
     REQUIRE(m.size() == 2);
-    REQUIRE(pollUntil([&] { return readLines(oldOut).size() >= 20 && readLines(newOut).size() >= 20; }));
+    REQUIRE(pollUntil([&] {
+      return readLines(v10).size() >= 20 && readLines(v11).size() >= 20 && readLines(v12).size() >= 20;
+    }));
     Poco::JSON::Parser parser;
     auto stats = parser.parse(httpGet(std::stoi(m[1]), "/stats").body).extract<Poco::JSON::Object::Ptr>();
     // A decimal string: a 64-bit epoch does not fit a JSON number (53 bits in JavaScript).
     REQUIRE(stats->get("epoch").isString());
     const std::uint64_t epoch = std::stoull(stats->getValue<std::string>("epoch"));
     CHECK(epoch != 0);
-    std::vector<std::string> old = readLines(oldOut), now = readLines(newOut);
+    CHECK(pluginFigure(stats, "v11", "gauges", "last_seq") >= 20);  // set_gauge, asked through supports()
+    CHECK(pluginFigure(stats, "v12", "counters", "frames") >= 20);  // counter handles
+    CHECK(pluginFigure(stats, "v12", "counters", "calls") >= 1);
+    CHECK(pluginFigure(stats, "v12", "counters", "calls") <= pluginFigure(stats, "v12", "counters", "frames"));
+    const std::vector<std::string> a = readLines(v10), b = readLines(v11), c = readLines(v12);
     for (std::size_t i = 0; i < 20; ++i) {
-      CHECK(old[i] == std::to_string(i + 1));  // the 1.0 binary: seq only, every frame
-      CHECK(now[i] == std::to_string(i + 1) + " upstream " + std::to_string(epoch));
+      const std::string seq = std::to_string(i + 1);
+      CHECK(a[i] == seq);  // the 1.0 binary: seq only, every frame
+      CHECK(b[i] == seq + " upstream " + std::to_string(epoch));
+      // Written after the call, from the retained bytes: the generator's payload "frame N at ...".
+      CHECK(c[i].rfind(seq + " upstream " + std::to_string(epoch) + " frame " + seq + " at ", 0) == 0);
     }
     if (run == 0) firstEpoch = epoch;
     else CHECK(epoch != firstEpoch);  // a new run, a new epoch
@@ -757,8 +796,8 @@ TEST_CASE("several sources: metrics needs no inputs, a sink without config or in
   if (instances.empty()) {
     // Not a failure of the file: it waits for a config, and says so.
     CHECK(failures->size() == 0);
-    CHECK(relay.process->countLines("plugin sqlite_writer: not started: it needs a config of its own .*config.path: "
-                                    "is required") == 1);
+    CHECK(relay.process->countLines("plugin sqlite_writer: not started: it needs a config of its own .*config: "
+                                    "missing required key 'path'") == 1);
     CHECK(relay.process->countLines("sqlite_writer.*inputs") == 0);
   } else {
     REQUIRE(failures->size() == 1);

@@ -103,12 +103,12 @@ TEST_CASE("a plugin that keeps failing is disabled while the relay goes on", "[p
   RunningRelay relay = startRelay("upstream: {type: generator, rate: 200}\nlisteners:\n" + listener("main") +
                                   pluginsSection(dir, "  instances:\n    - {name: bad, type: recorder, max_failures: 3, config: {path: " +
                                                           dir.path("x.txt") + ", fail: true}}\n"));
-  CHECK(relay.process->waitForLine("plugin bad: on_frame failed \\(1 in a row\\): told to fail on frame").size() > 0);
+  CHECK(relay.process->waitForLine("plugin bad: on_frames? failed \\(1 in a row\\): told to fail on frame").size() > 0);
   CHECK(relay.process->waitForLine("plugin bad: disabled after 3 failures in a row").size() > 0);
   Subscriber sub(relay.address());
   std::string frame;
   for (int i = 0; i < 20; ++i) REQUIRE(sub.next(frame, 5s));
-  CHECK(relay.process->countLines("on_frame failed") == 3);
+  CHECK(relay.process->countLines("on_frames? failed") == 3);
 }
 
 TEST_CASE("a slow plugin under each overflow policy", "[plugins]") {

@@ -384,10 +384,47 @@ TEST_CASE("every example in config/ loads, and prints a config that loads the sa
   ::setenv("STREAMRELAY_TOKEN", "example-token", 1);
   ::setenv("JWT_SECRET", "example-secret", 1);
   for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml",
-                           "http-ndjson.yaml", "http-sse.yaml", "websocket-exchange.yaml", "remote-subscribers.yaml"}) {
+                           "http-ndjson.yaml", "http-sse.yaml", "websocket-exchange.yaml", "remote-subscribers.yaml",
+                           "lua.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);
     CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+  }
+}
+
+TEST_CASE("isolation: in_process by default, process with its limits, and their mistakes on one line", "[config]") {
+  const std::string head = std::string(kMinimal) + "plugins:\n  directory: /tmp\n  instances:\n";
+  SECTION("the default") {
+    Config c = parseConfig(head + "    - {type: filter}\n", "t");
+    CHECK(c.plugins.instances[0].isolation == PluginIsolation::InProcess);
+    CHECK(c.plugins.instances[0].process.watchdogMs == 10000);
+    CHECK(c.plugins.instances[0].process.memoryLimitBytes == 0);
+    CHECK(c.plugins.instances[0].process.seccomp);
+  }
+  SECTION("process, with every limit given") {
+    Config c = parseConfig(head + "    - type: filter\n      isolation: process\n      process: {memory_limit_bytes: "
+                                  "67108864, watchdog_ms: 500, restart: {initial_delay_ms: 5, max_delay_ms: 50}, "
+                                  "ring_bytes: 65536, seccomp: false}\n",
+                           "t");
+    const PluginInstanceConfig& i = c.plugins.instances[0];
+    CHECK(i.isolation == PluginIsolation::Process);
+    CHECK(i.process.memoryLimitBytes == 67108864);
+    CHECK(i.process.watchdogMs == 500);
+    CHECK(i.process.restartInitialDelayMs == 5);
+    CHECK(i.process.restartMaxDelayMs == 50);
+    CHECK(i.process.ringBytes == 65536);
+    CHECK_FALSE(i.process.seccomp);
+    std::string printed = effectiveConfigYaml(c);
+    CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+  }
+  SECTION("mistakes") {
+    CHECK(errorOf(head + "    - {type: filter, isolation: fork}\n") ==
+          "test.yaml:5: plugins.instances[0].isolation: 'fork' is not one of: in_process, process");
+    CHECK(errorOf(head + "    - {type: filter, process: {memory_limit_bytes: 1000}}\n") ==
+          "test.yaml:5: plugins.instances[0].process.memory_limit_bytes: must be 0 (no limit) or at least 33554432 "
+          "(the child's own code and libraries take about that much)");
+    CHECK(errorOf(head + "    - {type: filter, process: {restart: {initial_delay_ms: 10, max_delay_ms: 5}}}\n") ==
+          "test.yaml:5: plugins.instances[0].process.restart.max_delay_ms: must be >= initial_delay_ms");
   }
 }

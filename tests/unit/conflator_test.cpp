@@ -55,8 +55,9 @@ TEST_CASE("conflate: config errors name the key", "[conflate]") {
     }
     return std::string();
   };
-  CHECK(errorOf("{interval_ms: 5}") == "config.key: is required (a JSON pointer such as /sym)");
+  CHECK(errorOf("{interval_ms: 5}") == "config: missing required key 'key'");
   CHECK(errorOf("{key: sym}").rfind("config.key: 'sym' is not a JSON pointer", 0) == 0);
-  CHECK(errorOf("{key: /s, interval_ms: 0}") == "config.interval_ms: must be 1..3600000");
+  CHECK(errorOf("{key: /s, interval_ms: 0}") == "config.interval_ms: 0 is out of range 1..3600000");
+  CHECK(errorOf("{key: /s, max_keys: lots}") == "config.max_keys: expected an integer, got 'lots'");
   CHECK(errorOf("{key: /s, every: 1}").rfind("config.every: unknown key", 0) == 0);
 }

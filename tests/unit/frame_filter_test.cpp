@@ -58,4 +58,6 @@ TEST_CASE("filter: config errors name the key", "[filter]") {
   CHECK(errorOf("{regex: '('}").rfind("config.regex: ", 0) == 0);
   CHECK(errorOf("{json: {pointer: type, equals: x}}").rfind("config.json.pointer: ", 0) == 0);
   CHECK(errorOf("{json: {pointer: /t}}") == "config.json: needs exactly one of equals, in, exists");
+  CHECK(errorOf("{contains: a, invert: maybe}") == "config.invert: expected true or false, got 'maybe'");
+  CHECK(errorOf("{json: {pointer: /t, in: x}}") == "config.json.in: expected a list");
 }
