@@ -248,6 +248,7 @@ TEST_CASE("streamrelay protocol: the epoch is a decimal string, a resume with it
   RunningRelay relay = startRelay(kListenUpstream + "streams: {upstream: {replay: {frames: 1000}}}\nlisteners:\n" +
                                   listener("main", "protocol: streamrelay"));
   Subscriber first(relay.address(), protocolClient());
+  REQUIRE(first.awaitAnswer(10s));  // subscribed: every frame published from now on reaches it
   auto feed = publish(relay, 100);
   REQUIRE(readSeqs(first, 1, 100) == 100);
   const std::string fresh = first.answer().json;

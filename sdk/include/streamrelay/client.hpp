@@ -46,6 +46,7 @@
 #endif
 
 #include "streamrelay/mini_json.hpp"
+#include "streamrelay/wire.hpp"
 
 namespace streamrelay {
 namespace client {
@@ -114,10 +115,9 @@ struct Framing {
   // Appends one frame in this framing to `out` (the publisher's side).
   void encode(const std::string& payload, std::string& out) const {
     if (type == Type::LengthPrefix) {
-      for (int i = 0; i < width; ++i) {
-        int shift = 8 * (bigEndian ? width - 1 - i : i);
-        out += static_cast<char>(shift >= 64 ? 0 : (static_cast<std::uint64_t>(payload.size()) >> shift) & 0xff);
-      }
+      char prefix[8];
+      wire::putUnsigned(prefix, payload.size(), width, bigEndian);
+      out.append(prefix, static_cast<std::size_t>(width));
     }
     out += payload;
     if (type == Type::Delimiter) out += delimiter;
@@ -331,10 +331,6 @@ class Connection {
   int fd_ = -1;
   std::string ended_;
 };
-
-// The streamrelay protocol's frame header (see the relay's streamrelay_protocol.hpp).
-constexpr std::size_t kFrameHeaderBytes = 24;
-constexpr std::uint16_t kControlStream = 0xFFFF;
 
 // Whether the relay could continue where a hello asked to resume.
 enum class Recovery {
@@ -568,12 +564,6 @@ class Subscriber {
     return true;
   }
 
-  static std::uint64_t bigEndian(const char* data, int bytes) {
-    std::uint64_t value = 0;
-    for (int i = 0; i < bytes; ++i) value = (value << 8) | static_cast<unsigned char>(data[i]);
-    return value;
-  }
-
   struct HeaderedFrame {
     std::uint16_t stream = 0;
     std::uint64_t seq = 0;
@@ -586,16 +576,17 @@ class Subscriber {
   bool takeHeadered(HeaderedFrame& out) {
     const char* data = buffer_.data() + begin_;
     const std::size_t have = buffer_.size() - begin_;
-    if (have < kFrameHeaderBytes) return false;
-    const std::uint64_t size = bigEndian(data, 4);
+    if (have < wire::kFrameHeaderBytes) return false;
+    const wire::FrameHeader header = wire::readFrameHeader(data);
+    const std::size_t size = header.payloadBytes;
     if (size > options_.framing.maxFrameBytes)
       throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
-    if (have < kFrameHeaderBytes + size) return false;
-    out.stream = static_cast<std::uint16_t>(bigEndian(data + 4, 2));
-    out.seq = bigEndian(data + 8, 8);
-    out.receivedUnixNs = static_cast<std::int64_t>(bigEndian(data + 16, 8));
-    out.payload.assign(data + kFrameHeaderBytes, size);
-    begin_ += kFrameHeaderBytes + size;
+    if (have < wire::kFrameHeaderBytes + size) return false;
+    out.stream = header.stream;
+    out.seq = header.seq;
+    out.receivedUnixNs = header.receivedUnixNs;
+    out.payload.assign(data + wire::kFrameHeaderBytes, size);
+    begin_ += wire::kFrameHeaderBytes + size;
     return true;
   }
 
@@ -603,7 +594,7 @@ class Subscriber {
   bool extractHeadered(std::string& frame, FrameInfo& info) {
     HeaderedFrame f;
     while (takeHeadered(f)) {
-      if (f.stream == kControlStream) {
+      if (f.stream == wire::kControlStream) {
         takeControl(f.payload);
         continue;
       }
@@ -625,7 +616,7 @@ class Subscriber {
   bool takeLeadingAnswer() {
     HeaderedFrame f;
     while (awaitingAnswer_ && takeHeadered(f)) {
-      if (f.stream != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
+      if (f.stream != wire::kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
       takeControl(f.payload);
     }
     return !awaitingAnswer_;
@@ -699,9 +690,7 @@ class Subscriber {
     std::size_t header = 0, size = 0, consumed = 0;
     if (f.type == Framing::Type::LengthPrefix) {
       if (have < static_cast<std::size_t>(f.width)) return false;
-      std::uint64_t length = 0;
-      for (int i = 0; i < f.width; ++i)
-        length = (length << 8) | static_cast<unsigned char>(data[f.bigEndian ? i : f.width - 1 - i]);
+      const std::uint64_t length = wire::getUnsigned(data, f.width, f.bigEndian);
       if (length > f.maxFrameBytes) throw std::runtime_error("frame of " + std::to_string(length) + " bytes announced, over the limit");
       header = f.width;
       size = length;

@@ -1,18 +1,21 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The `streamrelay` subscriber protocol (listeners[].protocol: streamrelay).
+// The hello a subscriber sends and the answer it gets: the `streamrelay`
+// protocol's (listeners[].protocol: streamrelay), which every protocol with
+// a hello shares (websocket: the same JSON as its first message; websocket
+// and sse: the same fields as query parameters). wire.hpp has the bytes
+// around them (the frame header).
 //
-//   client -> relay  one line of JSON, the hello (every field optional):
+//   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
-//   relay -> client  one control frame of JSON, the answer:
+//   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
 //                     "streams": {"trades": {"id": 0, "first_seq": N, "recovered": true}}}
 //                    or {"ok": false, "error": "..."}, after which it closes;
 //                    then the frames of the streams asked for, and when
-//                    nothing was sent for heartbeat_ms, a heartbeat:
-//                    a control frame {"type": "heartbeat"}.
+//                    nothing was sent for heartbeat_ms, a heartbeat.
 //
 // The epoch is a decimal string: a 64-bit number does not survive
 // JavaScript's or jq's JSON. `recovered` is there only for what the hello
@@ -21,14 +24,8 @@
 // for). A hello without `resume` gets only where each stream starts.
 // `heartbeat_ms` is absent when the listener sends no heartbeats.
 //
-// Every frame, the answer included, is a 24-byte big-endian header and the
-// payload:
-//   u32 payload bytes | u16 stream id | u16 flags (0) | u64 seq | i64 receive time (ns since the Unix epoch)
-// Control frames (the answer, heartbeats) have stream id kControlStream and
-// seq 0; a client skips those whose `type` it does not know.
-//
-// Nothing here allocates more than the line it was given, which its reader
-// bounds at kMaxHelloBytes.
+// Nothing here allocates more than the text it was given, which its reader
+// bounds at wire::kMaxHelloBytes.
 
 #include <cstddef>
 #include <cstdint>
@@ -41,13 +38,6 @@
 
 namespace streamrelay {
 namespace protocol {
-
-constexpr std::size_t kFrameHeaderBytes = 24;
-constexpr std::uint16_t kControlStream = 0xFFFF;
-constexpr std::size_t kMaxHelloBytes = 16 * 1024;
-
-void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
-                      std::int64_t receivedUnixNs);
 
 struct Hello {
   std::string token;                // empty: none given
@@ -81,10 +71,13 @@ struct StreamStart {
   std::uint64_t firstSeq = 0;
 };
 
-// The control frames, header included. `heartbeatMs` 0: none announced.
+// The answer's JSON. `heartbeatMs` 0: none announced.
+std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
+std::string errorAnswerJson(const std::string& error);
+// The same as the streamrelay protocol sends them: control frames (wire.hpp).
 std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
 std::string errorAnswer(const std::string& error);
-// What a heartbeat is in this protocol (the same bytes every time).
+// What a heartbeat is in the streamrelay protocol (the same bytes every time).
 const std::string& heartbeatFrame();
 
 }  // namespace protocol
