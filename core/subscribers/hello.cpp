@@ -93,14 +93,66 @@ Hello parseHello(std::string_view line) {
         r.afterSeq = unsignedOf(after, "resume.after_seq");
       }
       hello.resume = r;
+    } else if (name == "select") {
+      if (value.type() != typeid(Poco::JSON::Array::Ptr)) throw HelloError("select: expected a list of patterns");
+      for (const auto& pattern : *value.extract<Poco::JSON::Array::Ptr>()) {
+        if (!pattern.isString()) throw HelloError("select: expected a list of patterns");
+        hello.select.push_back(pattern.extract<std::string>());
+      }
     } else {
-      throw HelloError("unknown hello field '" + name + "' (token, inputs, resume)");
+      throw HelloError("unknown hello field '" + name + "' (token, inputs, select, resume)");
     }
   }
   return hello;
 }
 
-std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs) {
+namespace {
+
+std::vector<std::string> commaList(const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start <= text.size();) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
+}  // namespace
+
+Hello::Resume resumeFromEventIds(std::string_view ids, const std::string& what) {
+  Hello::Resume resume;
+  bool first = true;
+  const std::vector<std::string> items = commaList(std::string(ids));
+  if (items.empty()) throw HelloError(what + ": expected EPOCH-SEQ or EPOCH-STREAM-SEQ,...");
+  for (const std::string& item : items) {
+    const std::optional<wire::EventId> id = wire::parseEventId(item);
+    if (!id) throw HelloError(what + ": '" + item + "' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
+    if (!first && id->epoch != resume.epoch) throw HelloError(what + ": the positions name two epochs");
+    resume.epoch = id->epoch;
+    first = false;
+    if (!id->stream.empty()) resume.byStream[id->stream] = id->seq;
+    else if (items.size() == 1) resume.afterSeq = id->seq;
+    else throw HelloError(what + ": with several positions, each names its stream (EPOCH-STREAM-SEQ)");
+  }
+  return resume;
+}
+
+Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query) {
+  Hello hello;
+  for (const auto& [name, value] : query) {
+    if (name == "token") hello.token = value;
+    else if (name == "inputs") hello.inputs = commaList(value);
+    else if (name == "select") hello.select = commaList(value);
+    else if (name == "resume") hello.resume = resumeFromEventIds(value, "resume");
+    else throw HelloError("unknown query parameter '" + printable(name, 64) + "' (token, inputs, select, resume)");
+  }
+  return hello;
+}
+
+std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
+                         const std::vector<std::pair<std::string, std::string>>& extra) {
   Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
   answer.set("ok", true);
   answer.set("epoch", std::to_string(epoch));
@@ -118,6 +170,7 @@ std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& st
   // The single-stream case, as DESIGN writes it; with several, see `streams`.
   if (streams.size() == 1) answer.set("first_seq", streams.front().firstSeq);
   if (heartbeatMs > 0) answer.set("heartbeat_ms", heartbeatMs);
+  for (const auto& [name, value] : extra) answer.set(name, value);
   answer.set("streams", byName);
   return toJson(answer);
 }

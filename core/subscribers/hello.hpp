@@ -9,6 +9,9 @@
 //   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
+//                    or, where a client cannot send a first line (a browser),
+//                    the same as query parameters (helloFromQuery):
+//                    ?token=T&inputs=a,b&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
 //   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
@@ -34,6 +37,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace streamrelay {
@@ -48,6 +52,9 @@ struct Hello {
     std::map<std::string, std::uint64_t> byStream;   // or one per stream
   };
   std::optional<Resume> resume;
+  // Patterns of the keys wanted. Selection is a later feature: the field is
+  // read so that admission can refuse it in words.
+  std::vector<std::string> select;
 };
 
 // Text a client sent, made fit for one log line: control bytes become '?',
@@ -62,6 +69,14 @@ struct HelloError : std::runtime_error {
 
 // Parses the hello line (without its newline). Throws HelloError.
 Hello parseHello(std::string_view line);
+// The hello as query parameters: token, inputs (a,b), select (p,q) and
+// resume (event ids, see below). Throws HelloError (an unknown parameter too).
+Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query);
+// A resume point written as Server-Sent Event ids (wire.hpp), comma
+// separated: EPOCH-SEQ (the only stream asked for) or EPOCH-STREAM-SEQ per
+// stream, all of one epoch (a query's resume, SSE's Last-Event-ID). Throws
+// HelloError naming `what`.
+Hello::Resume resumeFromEventIds(std::string_view ids, const std::string& what);
 
 // Where one stream starts for this subscriber.
 struct StreamStart {
@@ -71,8 +86,10 @@ struct StreamStart {
   std::uint64_t firstSeq = 0;
 };
 
-// The answer's JSON. `heartbeatMs` 0: none announced.
-std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
+// The answer's JSON. `heartbeatMs` 0: none announced. `extra`: string
+// fields a protocol adds (how it sends frames: "envelope", "encoding").
+std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
+                         const std::vector<std::pair<std::string, std::string>>& extra = {});
 std::string errorAnswerJson(const std::string& error);
 // The same as the streamrelay protocol sends them: control frames (wire.hpp).
 std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);

@@ -84,6 +84,8 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     verdict.refusal = "the token could not be checked";
   }
   if (!verdict.admitted) return refusal(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
+  if (!hello.select.empty())
+    return refusal(CloseReason::BadHello, "select: choosing frames by key is not available in this version");
   AdmissionResult result;
   std::vector<std::size_t> chosen;
   if (!choose(hello, verdict, chosen, result)) return result;
