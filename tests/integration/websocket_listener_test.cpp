@@ -131,8 +131,10 @@ TEST_CASE("websocket listener: allow_origins refuses pages from other sites, not
   auto refused = pythonSubscriber(url(relay, "main"), 1, {"--origin", "http://evil.example"});
   CHECK(refused->waitForExit() == 0);
   CHECK(refused->countLines("^REFUSED 403$") == 1);
-  CHECK(pollUntil([&] { return stats.listener("main", "disconnects.origin_refused") == 2; }));
-  CHECK(stats.listener("none", "disconnects.origin_refused") == 1);
+  CHECK(pollUntil([&] {
+    return stats.listener("main", "disconnects.origin_refused") == 2 &&
+           stats.listener("none", "disconnects.origin_refused") == 1;
+  }));
 }
 
 TEST_CASE("websocket listener: a client that breaks the protocol after its hello is closed with the code that says why", "[integration][websocket]") {

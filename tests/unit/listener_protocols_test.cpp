@@ -103,6 +103,24 @@ TEST_CASE("websocket envelopes: none, header and json, text or binary messages",
   }
 }
 
+TEST_CASE("sse events: ids, event types with several inputs, lines, base64", "[protocols][sse]") {
+  const std::string notUtf8("\xff", 1);
+  auto batch = batchOf({"one line", "two\nlines\r\nand\rthree", notUtf8, std::string(600, 'L'), ""}, &kTrades, 41);
+  SECTION("text, one input: id EPOCH-SEQ, one data line per line, what is not UTF-8 skipped") {
+    auto frames = encodeAll(*protocolOf("protocol: sse, inputs: [a]", {&kTrades}), *batch);
+    CHECK(frames[0] == "id: 42-41\ndata: one line\n\n");
+    CHECK(frames[1] == "id: 42-42\ndata: two\ndata: lines\ndata: and\ndata: three\n\n");
+    CHECK(frames[2] == "(skipped)");
+    CHECK(frames[3] == "id: 42-44\ndata: " + std::string(600, 'L') + "\n\n");
+    CHECK(frames[4] == "id: 42-45\ndata: \n\n");
+  }
+  SECTION("base64, several inputs: id EPOCH-STREAM-SEQ and the stream as the event type") {
+    auto frames = encodeAll(*protocolOf("protocol: sse, encoding: base64", {&kTrades, &kQuotes}), *batch);
+    CHECK(frames[0] == "id: 42-trades-41\nevent: trades\ndata: b25lIGxpbmU=\n\n");
+    CHECK(frames[2] == "id: 42-trades-43\nevent: trades\ndata: /w==\n\n");
+  }
+}
+
 TEST_CASE("listener protocol keys are checked against the protocol", "[protocols][config]") {
   auto errorOf = [](const std::string& keys) {
     try {
@@ -123,6 +141,9 @@ TEST_CASE("listener protocol keys are checked against the protocol", "[protocols
   CHECK(errorOf("protocol: websocket, envelope: header, message: text").find("message:") != std::string::npos);
   CHECK(errorOf("auth: {tokens: [t]}").find("tokens need a protocol whose clients send a hello") != std::string::npos);
   CHECK(errorOf("protocol: websocket, auth: {tokens: [t]}") == "(accepted)");
+  CHECK(errorOf("protocol: sse, allow_origins: ['*'], encoding: base64, retry_ms: 0") == "(accepted)");
+  CHECK(errorOf("protocol: sse, envelope: json").find("belongs to listener protocol websocket, not sse") !=
+        std::string::npos);
 }
 
 TEST_CASE("an HTTP request head is read in pieces, bounded, and bad ones are a status", "[protocols][http]") {
