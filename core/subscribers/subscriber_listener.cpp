@@ -437,6 +437,13 @@ void SubscriberListener::reloadCredentials() {
                                                             : "tokens"));
 }
 
+std::vector<const SubscriptionQueue*> SubscriberListener::subscriberQueues() const {
+  std::lock_guard<std::mutex> lock(sessionsMutex_);
+  std::vector<const SubscriptionQueue*> queues;
+  for (const Attached& a : sessions_) queues.push_back(a.key);
+  return queues;
+}
+
 int SubscriberListener::closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock<std::mutex> lock(sessionsMutex_);
   std::vector<QueuePtr> open;

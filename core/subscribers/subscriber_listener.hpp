@@ -113,6 +113,8 @@ class SubscriberListener {
   int clients() const { return clients_.load(); }   // admitted and not yet closed
   int pending() const { return pending_.load(); }   // in their TLS handshake or hello
   const ListenerCounters& counters() const { return counters_; }
+  // The queues of its subscribers, pending ones included (for /stats).
+  std::vector<const SubscriptionQueue*> subscriberQueues() const;
 
   // Called from the TCPServer threads.
   bool admit(const Poco::Net::StreamSocket& socket);
@@ -159,7 +161,7 @@ class SubscriberListener {
   std::atomic<int> clients_{0};  // admitted and not yet closed
   std::atomic<int> pending_{0};  // accepted, set-up under way (needsSetup() listeners only)
   // The sessions attached and not yet closed (closeSubscribers, update).
-  std::mutex sessionsMutex_;
+  mutable std::mutex sessionsMutex_;
   std::condition_variable sessionsGone_;
   struct Attached {
     std::weak_ptr<SubscriptionQueue> queue;

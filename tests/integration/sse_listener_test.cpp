@@ -143,6 +143,14 @@ TEST_CASE("sse listener: refusals are HTTP statuses that say why, counted", "[in
            stats.listener("main", "disconnects.origin_refused") == 1;
   }));
   CHECK(stats.listener("main", "clients") == 1);
+  // /stats shows each subscriber's listener and protocol.
+  Poco::JSON::Array::Ptr consumers = stats.get()->getArray("consumers");
+  REQUIRE(consumers->size() == 1);
+  Poco::JSON::Object::Ptr subscriber = consumers->getObject(0);
+  CHECK(subscriber->getValue<std::string>("kind") == "subscriber");
+  CHECK(subscriber->getValue<std::string>("protocol") == "sse");
+  CHECK(subscriber->getValue<std::string>("listener") == "main");
+  CHECK(stats.get()->getArray("listeners")->getObject(0)->getValue<std::string>("protocol") == "sse");
   // Beyond max_clients a client is closed at once, as on every listener
   // (EventSource then tries again after its retry time).
   WebClient first(relay.ports.at("one"));
