@@ -317,3 +317,73 @@ TEST_CASE("websocket listener over TLS (wss): python websockets reads frames thr
   INFO(client->output());
   CHECK(client->countLines("^BINARY ") == 10);
 }
+
+TEST_CASE("client.hpp and streamrelay-sub speak websocket and sse, and resume across a listener restart with no gap", "[integration][websocket][sse][resume]") {
+  const std::string base = kListenUpstream + "streams: {upstream: {replay: {frames: 100000}}}\nlisteners:\n";
+  auto config = [&](const std::string& envelope, const std::string& encoding) {
+    return base + "  - {name: ws, bind: '127.0.0.1:0', protocol: websocket, envelope: " + envelope + "}\n" +
+           "  - {name: sse, bind: '127.0.0.1:0', protocol: sse, encoding: " + encoding + "}\n";
+  };
+  RunningRelay relay = startRelay(config("header", "text"), {"ws", "sse"});
+  Subscriber::Options reconnecting;
+  reconnecting.reconnect = true;
+  Subscriber ws(url(relay, "ws"), reconnecting);
+  Subscriber sse("http://127.0.0.1:" + std::to_string(relay.ports.at("sse")) + "/", reconnecting);
+  REQUIRE(ws.awaitAnswer(10s));
+  REQUIRE(sse.awaitAnswer(10s));
+  CHECK(ws.protocol() == Subscriber::Protocol::WebSocket);
+  CHECK(sse.protocol() == Subscriber::Protocol::Sse);
+  // Its frames go to stdout: joined with stderr, which the test reads.
+  auto printer = std::make_unique<ChildProcess>(
+      "/bin/sh", std::vector<std::string>{"-c", "exec " STREAMRELAY_SUB_BIN " sse://127.0.0.1:" +
+                                                    std::to_string(relay.ports.at("sse")) +
+                                                    "/ --count 3000 --reconnect 1>&2"});
+  REQUIRE(printer->waitForLine("connected: \\{\"ok\":true").size() > 0);
+  auto feed = publish(relay, 3000, 3000);
+  CHECK(readSeqs(ws, 1, 1000) == 1000);
+  CHECK(readSeqs(sse, 1, 1000) == 1000);
+  // Other envelope and encoding: both listeners restart, their subscribers
+  // are closed (1001) and come back, resuming where they were.
+  relay.reload(config("json", "base64"));
+  CHECK(readSeqs(ws, 1001, 2000) == 3000);
+  CHECK(readSeqs(sse, 1001, 2000) == 3000);
+  CHECK(ws.answers() == 2);
+  CHECK(ws.answer().recovery == streamrelay::client::Recovery::Recovered);
+  CHECK(ws.answer().envelope == "json");
+  CHECK(sse.answers() == 2);
+  CHECK(sse.answer().recovery == streamrelay::client::Recovery::Recovered);
+  CHECK(sse.answer().encoding == "base64");
+  CHECK(printer->waitForExit(30s) == 0);
+  INFO(printer->output());
+  CHECK(printer->countLines("^upstream seq=\\d+ feed \\d+") == 3000);
+  CHECK(printer->countLines("^upstream seq=3000 feed 3000") == 1);
+}
+
+TEST_CASE("client.hpp over wss:// and https:// reads frames through the listener's certificate; a wrong token is Refused", "[integration][websocket][sse][tls]") {
+  RunningRelay relay = startRelay(
+      kListenUpstream + "listeners:\n" +
+          listener("ws", "protocol: websocket, envelope: header, auth: {tokens: [web-token]}, " + tlsKeys()) +
+          listener("sse", "protocol: sse, auth: {tokens: [web-token]}, " + tlsKeys()),
+      {"ws", "sse"});
+  const std::string wss = "wss://localhost:" + std::to_string(relay.ports.at("ws")) + "/";
+  const std::string https = "https://localhost:" + std::to_string(relay.ports.at("sse")) + "/";
+  SECTION("the right token, in the options or in the URL's query") {
+    Subscriber::Options options = tlsClient();
+    options.token = "web-token";
+    Subscriber ws(wss, options);
+    Subscriber sse(https + "?token=web-token", tlsClient());
+    REQUIRE(ws.awaitAnswer(10s));
+    REQUIRE(sse.awaitAnswer(10s));
+    auto feed = publish(relay, 10);
+    CHECK(readSeqs(ws, 1, 10) == 10);
+    CHECK(readSeqs(sse, 1, 10) == 10);
+  }
+  SECTION("a wrong token") {
+    Subscriber::Options options = tlsClient();
+    options.token = "guess";
+    Subscriber ws(wss, options);
+    Subscriber sse(https, options);
+    CHECK_THROWS_AS(ws.awaitAnswer(10s), streamrelay::client::Refused);
+    CHECK_THROWS_AS(sse.awaitAnswer(10s), streamrelay::client::Refused);
+  }
+}

@@ -9,7 +9,7 @@
 //   - the `streamrelay` protocol's 24-byte frame header and its control frames;
 //   - WebSocket (RFC 6455) frame headers and close payloads;
 //   - Server-Sent Event ids: EPOCH-SEQ, or EPOCH-STREAM-SEQ where a listener
-//     serves several streams.
+//     serves several streams; base64 (an sse listener's encoding: base64).
 //
 // Header-only, the standard library only; nothing here allocates more than
 // what it returns.
@@ -244,6 +244,32 @@ inline std::optional<EventId> parseEventId(std::string_view text) {
     if (id.stream.empty()) return std::nullopt;
   }
   return id;
+}
+
+// Standard base64 (RFC 4648) back to bytes; false if `text` is not base64.
+inline bool decodeBase64(std::string_view text, std::string& out) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  out.clear();
+  if (text.size() % 4 != 0) return false;
+  for (std::size_t i = 0; i < text.size(); i += 4) {
+    const bool last = i + 4 == text.size();
+    const int pad = last ? (text[i + 3] == '=') + (text[i + 2] == '=') : 0;
+    std::uint32_t v = 0;
+    for (std::size_t k = 0; k < 4; ++k) {
+      const int d = k >= 4 - static_cast<std::size_t>(pad) ? 0 : value(text[i + k]);
+      if (d < 0) return false;
+      v = (v << 6) | static_cast<std::uint32_t>(d);
+    }
+    out += static_cast<char>(v >> 16);
+    if (pad < 2) out += static_cast<char>((v >> 8) & 0xff);
+    if (pad < 1) out += static_cast<char>(v & 0xff);
+  }
+  return true;
 }
 
 }  // namespace wire
