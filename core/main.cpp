@@ -37,7 +37,9 @@ const char* kUsage =
     "                                        reloads FILE and rescans the plugins directory\n"
     "       streamrelay --reload PIDFILE     make the relay whose pid PIDFILE holds reload its config\n"
     "       streamrelay --check-config FILE  validate FILE, print the effective config, exit 0 or 1\n"
-    "       streamrelay --list-keys          print every config key: kind, range, default, what it does\n"
+    "       streamrelay --list-keys [--format text|markdown]\n"
+    "                                        print every config key: kind, range, default, what it does\n"
+    "                                        (markdown: the tables of docs/configuration.md)\n"
     "       streamrelay --version | --help\n"
     "exit codes: 0 stopped cleanly, 1 config or start-up error, 2 bad arguments,\n"
     "            3 a plugin instance did not stop within shutdown_timeout_ms\n";
@@ -50,19 +52,21 @@ struct Options {
   bool checkOnly = false;
   std::string pidFile;       // written once the relay runs, removed when it stops
   std::string reloadPidFile; // --reload: signal that relay and exit
+  bool listKeys = false;     // --list-keys: print the key reference and exit
+  std::string format;        // --format: how --list-keys prints (text, markdown)
 };
 
 // Returns -1 to go on, or an exit code.
 int parseArgs(int argc, char** argv, Options& options) {
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
-    auto value = [&](const char* name, std::string& out) -> bool {
+    auto value = [&](const char* name, std::string& out, const char* what = "a FILE") -> bool {
       if (arg.rfind(std::string(name) + "=", 0) == 0) {
         out = arg.substr(std::strlen(name) + 1);
         return true;
       }
       if (arg != name) return false;
-      if (i + 1 >= argc) throw std::invalid_argument(std::string(name) + " needs a FILE");
+      if (i + 1 >= argc) throw std::invalid_argument(std::string(name) + " needs " + what);
       out = argv[++i];
       return true;
     };
@@ -71,8 +75,8 @@ int parseArgs(int argc, char** argv, Options& options) {
       return 0;
     }
     if (arg == "--list-keys") {
-      std::cout << streamrelay::configKeysReference();
-      return 0;
+      options.listKeys = true;
+      continue;
     }
     if (arg == "--version") {
       std::cout << "streamrelay " << STREAMRELAY_VERSION << "\n";
@@ -80,8 +84,16 @@ int parseArgs(int argc, char** argv, Options& options) {
     }
     if (value("--check-config", options.config)) options.checkOnly = options.configGiven = true;
     else if (value("--config", options.config)) options.configGiven = true;
-    else if (!value("--pid-file", options.pidFile) && !value("--reload", options.reloadPidFile))
+    else if (!value("--pid-file", options.pidFile) && !value("--reload", options.reloadPidFile) &&
+             !value("--format", options.format, "text or markdown"))
       throw std::invalid_argument("unknown argument '" + arg + "'");
+  }
+  if (!options.format.empty() && !options.listKeys) throw std::invalid_argument("--format goes with --list-keys");
+  if (options.listKeys) {
+    if (options.format == "markdown") std::cout << streamrelay::configKeysMarkdown();
+    else if (options.format.empty() || options.format == "text") std::cout << streamrelay::configKeysReference();
+    else throw std::invalid_argument("--format: '" + options.format + "' is not one of: text, markdown");
+    return 0;
   }
   return -1;
 }

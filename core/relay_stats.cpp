@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Relay::statsJson: every figure the relay keeps, as one JSON document. The
 // plugin host API hands it to plugins (the metrics plugin renders it); its
-// schema is documented in README ("Stats").
+// schema is documented in docs/operations.md ("Stats").
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 

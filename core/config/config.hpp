@@ -137,5 +137,7 @@ std::vector<std::string> streamNames(const Config& config);
 std::string effectiveConfigYaml(const Config& config);
 // Every key the config file may hold, one per line (streamrelay --list-keys).
 std::string configKeysReference();
+// The same as Markdown tables (--list-keys --format markdown): docs/configuration.md.
+std::string configKeysMarkdown();
 
 }  // namespace streamrelay

@@ -48,7 +48,8 @@ const Schema& logSchema() {
   static const Schema schema{
       "log",
       {key("level").def("information").oneOf({"none", "fatal", "critical", "error", "warning", "notice",
-                                              "information", "debug", "trace"})},
+                                              "information", "debug", "trace"})
+           .doc("the least severe level logged (stderr: the journal under systemd)")},
       {},
       {},
       Reload::InPlace};
@@ -140,7 +141,7 @@ Schema makeFramingSchema(const char* defaultType, FramingUse use) {
       {"length-prefix",
        "a length before each frame (4-byte big-endian is the relay's wire form)",
        {key("width", KeyKind::Int).def("4").range(1, 8).doc("bytes of the length: 1, 2, 4 or 8"),
-        key("byte_order").def("big").oneOf({"big", "little"})},
+        key("byte_order").def("big").oneOf({"big", "little"}).doc("of the length")},
        [](const Settings& f, const YamlMap& m) {
          const auto width = f.integer("width");
          if (width != 1 && width != 2 && width != 4 && width != 8)
@@ -325,7 +326,7 @@ const Schema& listenerSchema() {
     s.typeKey = "protocol";
     for (const ListenerProtocolType& p : listenerProtocols()) s.types.push_back(p.spec);
     s.keys = {
-        key("name").needed(),
+        key("name").needed().doc("names the listener in log lines, /stats and /metrics"),
         key("bind", KeyKind::Endpoint).needed()
             .doc("HOST:PORT subscribers connect to (port 0: any free port; kept across a reload that restarts it)"),
         key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
@@ -341,8 +342,8 @@ const Schema& listenerSchema() {
         key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax).applies(Reload::InPlace)
             .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
         groupKey("replay", listenerReplaySchema()),
-        key("protocol").def("raw").doc("what subscribers speak: raw, frames only; streamrelay: a hello, then frames "
-                                       "with stream, seq and time"),
+        key("protocol").def("raw").doc("what subscribers speak: raw, frames only; streamrelay, a hello then frames "
+                                       "with stream, seq and time; websocket and sse, for browsers (see listener-protocols.md)"),
         key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
             .doc("protocols whose clients speak first: a client that has not sent its hello by then is closed"),
         key("heartbeat_ms", KeyKind::Int).def("5000").range(0, kIntMax).applies(Reload::InPlace)

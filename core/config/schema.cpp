@@ -148,25 +148,6 @@ bool printable(const std::string& text) {
   return true;
 }
 
-const char* kindName(KeyKind kind) {
-  switch (kind) {
-    case KeyKind::String: return "string";
-    case KeyKind::Int: return "integer";
-    case KeyKind::Number: return "number";
-    case KeyKind::Bool: return "true|false";
-    case KeyKind::Strings: return "list of strings";
-    case KeyKind::Endpoint: return "HOST:PORT";
-    case KeyKind::Endpoints: return "list of HOST:PORT";
-    case KeyKind::StringMap: return "mapping of strings";
-    case KeyKind::Cidrs: return "list of addresses/networks";
-    case KeyKind::IntOrAuto: return "integer or auto";
-    case KeyKind::Group: return "mapping";
-    case KeyKind::Yaml: return "mapping (handed on)";
-    case KeyKind::Custom: return "see README";
-  }
-  return "?";
-}
-
 std::string number(double value) {
   std::ostringstream text;
   text.precision(15);
@@ -181,38 +162,18 @@ std::string escaped(const std::string& text) {
   return out.c_str();
 }
 
-Reload resolve(const KeySpec& k, const Schema& schema, Reload inherited) {
-  if (k.reload != Reload::Inherit) return k.reload;
-  return schema.reload != Reload::Inherit ? schema.reload : inherited;
-}
-
-std::string reloadWords(Reload how, const std::string& component) {
-  switch (how) {
-    case Reload::InPlace: return "in place";
-    case Reload::Component: return "restarts the " + component;
-    case Reload::Process: return "needs a relay restart";
-    case Reload::Inherit: break;
-  }
-  return "?";
-}
-
 void describeKeys(std::ostringstream& out, const Schema& schema, const std::vector<KeySpec>& keys,
                   const std::string& path, const std::string& only, const std::string& component,
                   Reload inherited) {
   for (const KeySpec& k : keys) {
     const std::string keyPath = path.empty() ? k.name : path + "." + k.name;
-    const Reload how = resolve(k, schema, inherited);
+    const Reload how = resolveReload(k, schema, inherited);
     std::string line = keyPath + "  " + kindName(k.kind);
-    if (k.kind == KeyKind::Number) line += " " + number(k.min) + ".." + number(k.max);
-    if (k.kind == KeyKind::Int || k.kind == KeyKind::IntOrAuto)
-      line += " " + std::to_string(static_cast<long long>(k.min)) + ".." + std::to_string(static_cast<long long>(k.max));
-    std::vector<std::string> choices = k.choices;
-    if (k.name == schema.typeKey && !schema.types.empty())
-      for (const TypeSpec& t : schema.types) choices.push_back(t.name);
-    if (!choices.empty()) line += " (" + join(choices) + ")";
+    if (const std::string range = rangeOf(k); !range.empty()) line += " " + range;
+    if (const std::vector<std::string> choices = choicesOf(k, schema); !choices.empty())
+      line += " (" + join(choices) + ")";
     if (k.required) line += ", required";
-    else if (!k.fallback.empty() && k.kind != KeyKind::Group && k.kind != KeyKind::Custom)
-      line += ", default " + (printable(k.fallback) ? k.fallback : escaped(k.fallback));
+    else if (const std::string fallback = defaultOf(k); !fallback.empty()) line += ", default " + fallback;
     if (k.expandEnv) line += ", ${ENV} expands";
     if (!only.empty()) line += " [" + only + "]";
     if (!k.help.empty()) line += " — " + k.help;
@@ -271,14 +232,14 @@ void diffInto(std::vector<KeyChange>& out, const Settings& before, const Setting
   const Schema& schema = *before.schema();
   if (before.type() != after.type()) {  // another type: other keys, all of them new
     const KeySpec* typeKey = findKey(schema.keys, schema.typeKey);
-    out.push_back({path + schema.typeKey, resolve(*typeKey, schema, inherited)});
+    out.push_back({path + schema.typeKey, resolveReload(*typeKey, schema, inherited)});
     return;
   }
   const auto& a = before.entries();
   const auto& b = after.entries();
   for (std::size_t i = 0; i < a.size() && i < b.size(); ++i) {
     const KeySpec& k = *a[i].spec;
-    const Reload how = resolve(k, schema, inherited);
+    const Reload how = resolveReload(k, schema, inherited);
     if (k.kind == KeyKind::Group)
       diffInto(out, *a[i].value.group, *b[i].value.group, path + k.name + ".", how);
     else if (k.kind != KeyKind::Custom && comparable(k, a[i].value) != comparable(k, b[i].value))
@@ -456,6 +417,59 @@ Settings adoptChanges(const Settings& running, const Settings& next, const std::
     }
   }
   return out;
+}
+
+const char* kindName(KeyKind kind) {
+  switch (kind) {
+    case KeyKind::String: return "string";
+    case KeyKind::Int: return "integer";
+    case KeyKind::Number: return "number";
+    case KeyKind::Bool: return "true|false";
+    case KeyKind::Strings: return "list of strings";
+    case KeyKind::Endpoint: return "HOST:PORT";
+    case KeyKind::Endpoints: return "list of HOST:PORT";
+    case KeyKind::StringMap: return "mapping of strings";
+    case KeyKind::Cidrs: return "list of addresses/networks";
+    case KeyKind::IntOrAuto: return "integer or auto";
+    case KeyKind::Group: return "mapping";
+    case KeyKind::Yaml: return "mapping (handed on)";
+    case KeyKind::Custom: return "described below";
+  }
+  return "?";
+}
+
+Reload resolveReload(const KeySpec& k, const Schema& schema, Reload inherited) {
+  if (k.reload != Reload::Inherit) return k.reload;
+  return schema.reload != Reload::Inherit ? schema.reload : inherited;
+}
+
+std::string reloadWords(Reload how, const std::string& component) {
+  switch (how) {
+    case Reload::InPlace: return "in place";
+    case Reload::Component: return "restarts the " + component;
+    case Reload::Process: return "needs a relay restart";
+    case Reload::Inherit: return "as the key that holds it";
+  }
+  return "?";
+}
+
+std::vector<std::string> choicesOf(const KeySpec& k, const Schema& schema) {
+  std::vector<std::string> choices = k.choices;
+  if (k.name == schema.typeKey && !schema.types.empty())
+    for (const TypeSpec& t : schema.types) choices.push_back(t.name);
+  return choices;
+}
+
+std::string rangeOf(const KeySpec& k) {
+  if (k.kind == KeyKind::Number) return number(k.min) + ".." + number(k.max);
+  if (k.kind == KeyKind::Int || k.kind == KeyKind::IntOrAuto)
+    return std::to_string(static_cast<long long>(k.min)) + ".." + std::to_string(static_cast<long long>(k.max));
+  return "";
+}
+
+std::string defaultOf(const KeySpec& k) {
+  if (k.fallback.empty() || k.kind == KeyKind::Group || k.kind == KeyKind::Custom) return "";
+  return printable(k.fallback) ? k.fallback : escaped(k.fallback);
 }
 
 std::string describeSchema(const Schema& schema, const std::string& path, const std::string& component,

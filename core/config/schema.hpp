@@ -184,4 +184,20 @@ Settings adoptChanges(const Settings& running, const Settings& next, const std::
 std::string describeSchema(const Schema& schema, const std::string& path, const std::string& component = "",
                            Reload inherited = Reload::Process);
 
+// The pieces both key references (describeSchema, and the Markdown of
+// keys_markdown.cpp) are made of, so that the two never say different things.
+const char* kindName(KeyKind kind);
+// How a reload applies a change to `k` in `schema`: the key's own rule, else
+// the schema's, else `inherited` (Inherit when the holder is not known).
+Reload resolveReload(const KeySpec& k, const Schema& schema, Reload inherited);
+// "in place", "restarts the listener", "needs a relay restart"; for Inherit,
+// "as the key that holds it".
+std::string reloadWords(Reload how, const std::string& component);
+// The accepted values: `choices`, or for a typed schema's `type` its types.
+std::vector<std::string> choicesOf(const KeySpec& k, const Schema& schema);
+// "min..max" of a number, "" for other kinds.
+std::string rangeOf(const KeySpec& k);
+// The default as it would be written in YAML ("\n" quoted), "" if none.
+std::string defaultOf(const KeySpec& k);
+
 }  // namespace streamrelay

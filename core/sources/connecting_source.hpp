@@ -10,7 +10,7 @@
 // A type supplies its transport: open() connects to endpoint i (socket, TLS,
 // HTTP or WebSocket handshake, greeting) and returns a ProviderConnection
 // that streams until it ends and closes cleanly. Adding a connecting source
-// type is one small file pair (README "Adding a source type").
+// type is one small file pair (docs/development.md "Adding a source type").
 //
 // The source thread runs run(); the constructor and prepare() run on main.
 

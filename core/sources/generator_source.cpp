@@ -22,7 +22,7 @@ GeneratorSource::GeneratorSource(const SourceConfig& config, Bus& bus)
 
 namespace {
 // A batch is at most as large as one read of a socket source (see the queue's
-// bound in README): 4096 frames or 256 KiB, whichever comes first.
+// bound in docs/configuring.md): 4096 frames or 256 KiB, whichever comes first.
 constexpr std::uint64_t kMaxFramesPerBatch = 4096;
 constexpr std::uint64_t kMaxBytesPerBatch = 256 * 1024;
 }

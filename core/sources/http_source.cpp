@@ -298,13 +298,14 @@ SourceType http_source_type() {
   std::vector<KeySpec> keys{
       key("url").doc("http:// or https://"),
       key("endpoints", KeyKind::Strings).doc("URLs instead of url: the first is the primary, the others fail over"),
-      key("method").def("GET").oneOf({"GET", "POST"}),
+      key("method").def("GET").oneOf({"GET", "POST"}).doc("POST sends body"),
       key("headers", KeyKind::StringMap).env().hidden()
           .doc("sent with every request to the URL's origin; ${ENV} expands"),
       key("headers_on_redirect", KeyKind::Bool).def("false")
           .doc("send headers to the hosts redirects name too (false: only to the configured URL's origin)"),
       key("body").env().hidden().doc("the POST body; ${ENV} expands"),
-      key("max_redirects", KeyKind::Int).def("5").range(0, 50)};
+      key("max_redirects", KeyKind::Int).def("5").range(0, 50)
+          .doc("redirects followed (0: none); only to http(s)://, never from https to http")};
   addConnectingKeys(keys, urlTlsSchema());
   keys.push_back(groupKey("framing", lineFramingSchema()));
   return {{"http", "an HTTP(S) streaming response: NDJSON lines by default, or framing: {type: sse}", std::move(keys),

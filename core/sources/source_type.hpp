@@ -2,7 +2,7 @@
 #pragma once
 // SourceType: what a source type registers — its keys (a TypeSpec of the
 // source schema) and how to build one. Every type is listed once, in
-// source_types.def; see README "Adding a source type".
+// source_types.def; see docs/development.md "Adding a source type".
 
 #include <functional>
 #include <memory>

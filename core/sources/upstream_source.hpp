@@ -33,7 +33,7 @@ struct EndpointStatus {
   // Tries that failed (connect, TLS, the HTTP or WebSocket handshake, the
   // greeting, a refused redirect) and connections that ended unplanned (an
   // error, idle_timeout_ms, a protocol error, a drop without a close). A
-  // planned close is not one (README "Failover between endpoints").
+  // planned close is not one (docs/sources.md "Failover between endpoints").
   std::uint64_t failures = 0;
 };
 

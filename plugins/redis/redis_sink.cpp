@@ -11,12 +11,12 @@
 // reconnects with backoff and sends again every frame not acknowledged. With
 // `on_full: block` nothing is lost; a frame Redis applied whose reply was lost
 // with the connection is written twice, and readers deduplicate by
-// (epoch, seq) (README, "When one machine is not enough").
+// (epoch, seq) (docs/plugins.md, "redis").
 //
 // hiredis (Debian's 0.14) rather than POCO's Redis client: POCO 1.11's client
 // has no stream commands and no pipelining API of its own; hiredis is the
 // reference C client, with pipelining built in (redisAppendCommandArgv).
-// Neither speaks TLS (hiredis has it from 1.0): see README.
+// Neither speaks TLS (hiredis has it from 1.0): see docs/plugins.md.
 
 #include <hiredis/hiredis.h>
 #include <streamrelay/plugin.hpp>

@@ -11,7 +11,7 @@
 # Knobs: SECS [5], SUBS ["1 16 256 1000"], SIZES ["128 4096"], LAT_RATES ["20000"],
 # LAT_MANY ["2000"] (1000-subscriber latency cells), PROFILES ["defaults tuned"],
 # ANCHORS ["self nats redis"] (needs nats-server and redis-server for those),
-# WRITERS [0] writer_threads, SNDBUF [262144] send_buffer_bytes (see README),
+# WRITERS [0] writer_threads, SNDBUF [262144] send_buffer_bytes (see docs/subscribers.md),
 # BENCH_DIR [../shared/bench beside the repo], RELAY [build/core/streamrelay],
 # RESULTS [build/bench-<time>.jsonl].
 set -u
@@ -40,7 +40,7 @@ echo "results: $RESULTS   logs: $LOGDIR" >&2
 # - defaults: the shipped listener defaults (queue, send buffer, write
 #   deadline); only max_clients is raised so that 1000 subscribers fit;
 # - tuned: big per-subscriber queues (the harness's window bounds what is in
-#   flight) and a fixed 256 KiB SO_SNDBUF (see README, Benchmark).
+#   flight) and a fixed 256 KiB SO_SNDBUF (see docs/benchmarks.md).
 # Both: disconnect on overflow, warnings only.
 PROFILES=${PROFILES:-"defaults tuned"}
 write_config() {  # write_config PROFILE -> path

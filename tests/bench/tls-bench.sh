@@ -33,7 +33,7 @@ ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 echo "results: $RESULTS   work: $WORK" >&2
 
-# A CA and a server certificate for 127.0.0.1, as a user would make them (README).
+# A CA and a server certificate for 127.0.0.1, as a user would make them (docs/subscribers.md).
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench-ca \
   -keyout "$WORK/ca.key" -out "$WORK/ca.pem" 2>/dev/null
 openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj /CN=127.0.0.1 \

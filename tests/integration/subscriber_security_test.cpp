@@ -279,10 +279,10 @@ TEST_CASE("auth: a signed JWT whose claims are null is refused and the relay ser
   CHECK(readSeqs(good, 1, 10) == 10);
 }
 
-TEST_CASE("auth: the README's JWT recipe mints a token the relay admits", "[integration][protocol][auth]") {
-  std::ifstream readme(STREAMRELAY_SOURCE_DIR "/README.md");
+TEST_CASE("auth: the JWT recipe in docs/subscribers.md mints a token the relay admits", "[integration][protocol][auth]") {
+  std::ifstream doc(STREAMRELAY_SOURCE_DIR "/docs/subscribers.md");
   std::stringstream text;
-  text << readme.rdbuf();
+  text << doc.rdbuf();
   const std::string all = text.str();
   const std::size_t marker = all.find("<!-- jwt-recipe -->");
   REQUIRE(marker != std::string::npos);

@@ -290,7 +290,7 @@ TEST_CASE("websocket listener: a reconnect with resume=EPOCH-SEQ continues with 
   for (std::uint64_t seq = 41; seq <= 100; ++seq) REQUIRE(seqOfHeadered(again.readData().payload) == seq);
 }
 
-TEST_CASE("websocket listener: pings when idle; a close frame 1001 at shutdown", "[integration][websocket][heartbeat]") {
+TEST_CASE("websocket listener: pings when idle and a close frame 1001 at shutdown", "[integration][websocket][heartbeat]") {
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
                                   listener("main", "protocol: websocket, heartbeat_ms: 200"));
   WebClient client(relay.ports.at("main"));
@@ -359,7 +359,7 @@ TEST_CASE("client.hpp and streamrelay-sub speak websocket and sse, and resume ac
   CHECK(printer->countLines("^upstream seq=3000 feed 3000") == 1);
 }
 
-TEST_CASE("client.hpp over wss:// and https:// reads frames through the listener's certificate; a wrong token is Refused", "[integration][websocket][sse][tls]") {
+TEST_CASE("client.hpp over wss:// and https:// reads frames through the listener's certificate and a wrong token is Refused", "[integration][websocket][sse][tls]") {
   RunningRelay relay = startRelay(
       kListenUpstream + "listeners:\n" +
           listener("ws", "protocol: websocket, envelope: header, auth: {tokens: [web-token]}, " + tlsKeys()) +

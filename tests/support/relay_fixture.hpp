@@ -107,7 +107,7 @@ class PluginDir {
   ~PluginDir();
   const std::string& root() const { return root_; }
   std::string path(const std::string& file) const { return root_ + "/" + file; }
-  // Drops a plugin the way README recommends: copy beside, then rename into
+  // Drops a plugin the way docs/plugins.md recommends: copy beside, then rename into
   // place, so the host never sees a half-written file under its final name.
   void drop(const std::string& builtPlugin, const std::string& as) const;
   // Writes a file the same way.

@@ -17,12 +17,14 @@ using namespace streamrelay;
 
 namespace {
 
-// A listener of `yaml` (its keys beside name and bind) serving `inputs`.
+// A listener of `yaml` (its keys beside name and bind; inputs a and b unless
+// it names its own) serving `inputs`.
 std::unique_ptr<ListenerProtocol> protocolOf(const std::string& yaml,
                                              const std::vector<const StreamId*>& inputs) {
+  const std::string inputsKey = yaml.find("inputs:") == std::string::npos ? "inputs: [a, b], " : "";
   const Config config = parseConfig(
       "sources: {a: {type: generator}, b: {type: generator}}\nlisteners:\n"
-      "  - {name: l, bind: '127.0.0.1:0', inputs: [a, b], " + yaml + "}\n", "test.yaml");
+      "  - {name: l, bind: '127.0.0.1:0', " + inputsKey + yaml + "}\n", "test.yaml");
   return listenerProtocol(config.listeners.front().protocol).create(config.listeners.front(), inputs);
 }
 

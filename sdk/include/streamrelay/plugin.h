@@ -103,7 +103,7 @@ typedef struct streamrelay_host_api {
   /* Adds to a counter of this instance, published in the relay's stats.
    * Counters belong to the instance name: a hot replace carries them on. */
   void (*add_counter)(void* host, const char* name, uint64_t delta);
-  /* Writes the relay's stats as JSON (schema in README) into buffer, NUL
+  /* Writes the relay's stats as JSON (schema in docs/operations.md) into buffer, NUL
    * terminated if it fits; returns the length needed without the NUL. */
   size_t (*stats_json)(void* host, char* buffer, size_t capacity);
   /* The instance's name from the config (valid while the instance lives). */
