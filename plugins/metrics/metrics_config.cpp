@@ -4,7 +4,7 @@
 namespace streamrelay::plugins {
 
 const std::vector<ConfigKey>& metricsConfigKeys() {
-  static const std::vector<ConfigKey> keys{"bind", "request_timeout_ms", "max_connections"};
+  static const std::vector<ConfigKey> keys{"bind", "request_timeout_ms", "max_connections", "pages"};
   return keys;
 }
 
@@ -15,6 +15,7 @@ MetricsConfig parseMetricsConfig(const std::string& yaml) {
   if (c.bind.empty()) ConfigReader::fail("bind", "must be HOST:PORT");
   c.requestTimeout = std::chrono::milliseconds(config.readInt("request_timeout_ms", 5000, 100, 600000));
   c.maxConnections = static_cast<std::size_t>(config.readInt("max_connections", 64, 1, 10000));
+  c.pages = config.read<std::string>("pages", c.pages);
   return c;
 }
 

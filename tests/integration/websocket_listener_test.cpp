@@ -387,3 +387,19 @@ TEST_CASE("client.hpp over wss:// and https:// reads frames through the listener
     CHECK_THROWS_AS(sse.awaitAnswer(10s), streamrelay::client::Refused);
   }
 }
+
+TEST_CASE("websocket listener: python websockets sending after its hello, chatter is dropped and an oversized message closed with 1009", "[integration][websocket]") {
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: websocket, message: text, max_message_bytes: 200"));
+  auto chatty = pythonSubscriber(url(relay, "main", "/?inputs=upstream"), 20, {"--after", "not a hello: \x01\x02 {["});
+  auto oversized = pythonSubscriber(url(relay, "main", "/?inputs=upstream"), 20, {"--after", std::string(300, 'x')});
+  REQUIRE(chatty->waitForLine("^ANSWER \\{\"ok\":true").size() > 0);
+  CHECK(oversized->waitForExit(20s) == 0);
+  INFO(oversized->output());
+  CHECK(oversized->countLines("^CLOSED 1009 ") == 1);
+  auto feed = publish(relay, 20);
+  CHECK(chatty->waitForExit(20s) == 0);
+  INFO(chatty->output());
+  CHECK(chatty->countLines("^TEXT feed \\d+") == 20);
+  CHECK(chatty->countLines("^DONE$") == 1);
+}

@@ -6,7 +6,10 @@ reads it) one line per message: ANSWER <json> for the first, then
 TEXT <message> or BINARY <hex>; at the end CLOSED <code> <reason> if the
 relay closed the connection, or DONE after COUNT messages.
 
-  ws_subscriber.py URL COUNT [--hello JSON] [--origin O] [--cafile PEM]
+  ws_subscriber.py URL COUNT [--hello JSON] [--origin O] [--cafile PEM] [--after TEXT]
+
+--after sends TEXT as a message once the answer came (what a client may
+say after its hello: the relay drops it, or closes if it is too big).
 """
 import argparse
 import asyncio
@@ -30,6 +33,8 @@ async def run(args):
             if args.hello is not None:
                 await ws.send(args.hello)
             say("ANSWER " + await ws.recv())
+            if args.after is not None:
+                await ws.send(args.after)
             for _ in range(args.count):
                 message = await ws.recv()
                 say("TEXT " + message if isinstance(message, str) else "BINARY " + message.hex())
@@ -48,6 +53,7 @@ def main():
     parser.add_argument("--hello")
     parser.add_argument("--origin")
     parser.add_argument("--cafile")
+    parser.add_argument("--after")
     asyncio.run(run(parser.parse_args()))
 
 
