@@ -190,6 +190,9 @@ int main(int argc, char** argv) {
       print(frame, format);
       if (format != "raw") std::fflush(stdout);
     }
+  } catch (const std::invalid_argument& e) {  // the address or its URL: a bad argument
+    std::cerr << "streamrelay-sub: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "streamrelay-sub: " << e.what() << "\n";
     return 1;

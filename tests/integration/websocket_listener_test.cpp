@@ -403,3 +403,22 @@ TEST_CASE("websocket listener: python websockets sending after its hello, chatte
   CHECK(chatty->countLines("^TEXT feed \\d+") == 20);
   CHECK(chatty->countLines("^DONE$") == 1);
 }
+
+TEST_CASE("client.hpp and streamrelay-sub refuse a URL they cannot use in one line, before connecting", "[integration][websocket][sse]") {
+  auto errorOf = [](const std::string& address) {
+    try {
+      Subscriber sub(address);
+    } catch (const std::invalid_argument& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  // Port 1: nothing listens there, so only an error before connecting is an invalid_argument.
+  CHECK(errorOf("gopher://127.0.0.1:1/") == "unknown scheme 'gopher' (ws, wss, http, https, sse, sses)");
+  CHECK(errorOf("ws://127.0.0.1:1/?tokn=x") == "unknown query parameter 'tokn' (token, inputs, resume)");
+  CHECK(errorOf("ws://127.0.0.1:1/?resume=12") == "resume: '12' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
+  CHECK(errorOf("http://127.0.0.1:1/?token=%zz") == "a URL's query has a % not followed by two hex digits");
+  ChildProcess sub(STREAMRELAY_SUB_BIN, {"ws://127.0.0.1:1/?token=%4"});
+  CHECK(sub.waitForExit() == 2);
+  CHECK(sub.countLines("^streamrelay-sub: a URL's query has a % not followed by two hex digits$") == 1);
+}

@@ -13,9 +13,10 @@
 // and heartbeats, which it skips), `websocket` and `sse`, whose addresses are
 // URLs (ws://, wss://; http://, https://, sse://, sses://). With streamrelay,
 // websocket (envelope header or json) and sse it knows each frame's stream
-// and seq, and on reconnect resumes after the last seq it returned. A connection that ends, cleanly or not (a relay restarted
-// or gone, a TLS connection cut without close_notify, a relay silent past
-// the read timeout), is a reconnect when asked, else the end of next(): see
+// and seq, and on reconnect resumes after the last seq it returned. A
+// connection that ends, cleanly or not (a relay restarted or gone, a TLS
+// connection cut without close_notify, a relay silent past the read
+// timeout), is a reconnect when asked, else the end of next(): see
 // endReason(). TLS needs OpenSSL: define STREAMRELAY_CLIENT_TLS before
 // including it and link OpenSSL::SSL.
 //
@@ -569,7 +570,10 @@ class Subscriber {
     std::string out;
     for (std::size_t i = 0; i < text.size(); ++i) {
       if (text[i] == '+') out += ' ';
-      else if (text[i] == '%' && i + 2 < text.size()) {
+      else if (text[i] == '%') {
+        if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(text[i + 2])))
+          throw std::invalid_argument("a URL's query has a % not followed by two hex digits");
         out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
         i += 2;
       } else out += text[i];
