@@ -395,8 +395,16 @@ void readLoop(std::vector<Subscriber>& subs) {
 void open(Subscriber& s) {
   s.fd = connectTo(O.subscribe);
   if (O.target == "relay-raw") return;
-  if (O.target == "relay-streamrelay") {  // the hello; the answer comes first among the frames
+  if (O.target == "relay-streamrelay") {  // the hello, then its answer (a control frame) before the next client
     sendAll(s.fd, "{}\n");
+    char chunk[4096];
+    while (s.buffer.size() < 24 ||
+           s.buffer.size() < 24 + ((static_cast<std::size_t>(static_cast<unsigned char>(s.buffer[2])) << 8) |
+                                   static_cast<unsigned char>(s.buffer[3]))) {
+      const long n = ::recv(s.fd, chunk, sizeof chunk, 0);
+      if (n <= 0) throw std::runtime_error("streamrelay: no answer to the hello");
+      s.buffer.append(chunk, static_cast<std::size_t>(n));
+    }
     return;
   }
   std::string rest = openHttp(s.fd, O.path, isWebSocket());
