@@ -118,4 +118,10 @@ const std::vector<ListenerProtocolType>& listenerProtocols();
 // The protocol named `name`; throws std::logic_error if none (the config was validated).
 const ListenerProtocolType& listenerProtocol(const std::string& name);
 
+// For the checks of protocols that frame their messages themselves: true if
+// the listener's `framing` was given as anything but the default (the
+// effective config, --check-config's output, prints the default framing for
+// every listener, and must load again).
+bool framingGiven(const Settings& listener);
+
 }  // namespace streamrelay

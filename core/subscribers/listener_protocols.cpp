@@ -2,6 +2,7 @@
 // The registry of listener protocols, built from listener_protocols.def.
 #include <stdexcept>
 
+#include "keys.hpp"
 #include "listener_protocol.hpp"
 
 namespace streamrelay {
@@ -23,6 +24,10 @@ const ListenerProtocolType& listenerProtocol(const std::string& name) {
   for (const ListenerProtocolType& p : listenerProtocols())
     if (p.spec.name == name) return p;
   throw std::logic_error("no listener protocol '" + name + "'");
+}
+
+bool framingGiven(const Settings& listener) {
+  return listener.given("framing") && !framingFrom(listener.group("framing")).isWireForm();
 }
 
 }  // namespace streamrelay

@@ -207,7 +207,7 @@ ListenerProtocolType sse_listener_protocol() {
   };
   type.spec.check = [](const Settings& l, const YamlMap& m) {
     if (l.string("path").empty() || l.string("path")[0] != '/') m.fail("path", "must start with /");
-    if (l.given("framing")) m.fail("framing", "applies to protocol raw only (sse writes events)");
+    if (framingGiven(l)) m.fail("framing", "applies to protocol raw only (sse writes events)");
   };
   type.readsHello = true;
   type.create = [](const ListenerConfig& config, std::vector<const StreamId*>) {

@@ -361,7 +361,7 @@ ListenerProtocolType websocket_listener_protocol() {
   };
   type.spec.check = [](const Settings& l, const YamlMap& m) {
     if (l.string("path").empty() || l.string("path")[0] != '/') m.fail("path", "must start with /");
-    if (l.given("framing")) m.fail("framing", "applies to protocol raw only (websocket frames its messages itself)");
+    if (framingGiven(l)) m.fail("framing", "applies to protocol raw only (websocket frames its messages itself)");
     if (l.string("envelope") == "header" && l.string("message") == "text")
       m.fail("message", "envelope header is binary (a 24-byte header): message text cannot carry it");
   };
