@@ -103,6 +103,8 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
   o->set("enqueued", c.enqueued.load());
   o->set("delivered", c.delivered.load());
   o->set("dropped", c.dropped.load());
+  // `block`: its queue is full and the stream's publisher waits for room now.
+  o->set("holding_publisher", c.holdingPublisher.load());
   return o;
 }
 
@@ -149,7 +151,7 @@ Object::Ptr histogramJson(const Histogram& h) {
 std::string Relay::statsJson() const {
   std::lock_guard<std::mutex> streamsLock(streamsMutex_);
   Object root;
-  root.set("epoch", epoch_);
+  root.set("epoch", std::to_string(epoch_));  // a string, as in every JSON answer: 64 bits do not fit a JSON number's 53
   std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit
   for (const SourceConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
   Array::Ptr streams = new Array;

@@ -32,9 +32,13 @@ bool StopSignal::waitFor(std::chrono::milliseconds timeout) const {
   pollfd p{fd_, POLLIN, 0};
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    int rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count())));
-    if (rc >= 0 || errno != EINTR) return rc > 0;
+    // Rounded up: truncated, a 1 ms wait became poll(0) and returned at once
+    // (a thread pacing itself by 1 ms waits spun a core).
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const int rc = ::poll(&p, 1, static_cast<int>(std::max<long long>(0, left.count())));
+    if (rc > 0) return true;
+    if (rc < 0 && errno != EINTR) return false;
+    if (rc == 0 && std::chrono::steady_clock::now() >= deadline) return false;
   }
 }
 

@@ -190,6 +190,7 @@ std::vector<std::string> PluginHost::reconfigure(std::vector<PluginInstanceConfi
 
 // Host thread: the reconfigurations asked for since the last scan.
 void PluginHost::applyReconfigurations() {
+  owner_.assertOwned();
   std::vector<Reconfiguration> todo;
   {
     std::lock_guard<std::mutex> lock(pendingMutex_);
@@ -217,6 +218,7 @@ void PluginHost::requestRescan() {
 }
 
 void PluginHost::run(std::chrono::milliseconds firstWait) {
+  owner_.claim();  // start() scanned on its caller's thread; that thread goes on elsewhere
   for (std::chrono::milliseconds wait = firstWait;;) {
     {
       std::unique_lock<std::mutex> lock(wakeMutex_);
@@ -240,6 +242,7 @@ std::vector<std::string> PluginHost::stop(std::chrono::steady_clock::time_point 
     wake_.notify_all();
   }
   if (thread_.joinable()) thread_.join();
+  owner_.claim();  // the host thread has ended (or never started): its state is this thread's now
   watcher_.reset();
   std::vector<std::shared_ptr<PluginInstance>> all;
   {
@@ -297,6 +300,7 @@ void PluginHost::watchDirectory() {
 // Host thread (or start(), before the thread exists).
 // Returns how soon the next scan should be.
 std::chrono::milliseconds PluginHost::scan(ScanMoment moment) {
+  owner_.assertOwned();
   applyReconfigurations();
   std::chrono::milliseconds nextScan(config_.rescanMs);
   std::set<std::string> present;
@@ -400,6 +404,7 @@ void PluginHost::refuse(const std::string& path, const Signature& signature, con
 }
 
 void PluginHost::load(const std::string& path, const Signature& signature) {
+  owner_.assertOwned();
   // The sidecar is held to the same rules as the code: it chooses where the
   // plugin writes and what it serves.
   for (const std::string& file : {path, sidecarOf(path)}) {
@@ -497,6 +502,7 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::createInstances(
 // replaced. An old instance with a new one of the same name is swapped in one
 // step, so the pair sees every frame exactly once; others just come and go.
 std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::string& path, LoadedFile next) {
+  owner_.assertOwned();
   std::vector<std::shared_ptr<PluginInstance>> old;
   auto previous = files_.find(path);
   if (previous != files_.end()) old = previous->second.instances;
@@ -516,6 +522,7 @@ std::vector<std::shared_ptr<PluginInstance>> PluginHost::swapIn(const std::strin
 }
 
 void PluginHost::unload(const std::string& path, CloseReason reason) {
+  owner_.assertOwned();
   std::vector<std::shared_ptr<PluginInstance>> instances;
   std::string type;
   {
@@ -539,6 +546,7 @@ void PluginHost::unload(const std::string& path, CloseReason reason) {
 // never unmapped).
 void PluginHost::stopInstances(std::vector<std::shared_ptr<PluginInstance>>& instances, CloseReason reason,
                                std::chrono::steady_clock::time_point deadline) {
+  owner_.assertOwned();
   for (auto& instance : instances) instance->beginStop(reason, deadline);
   for (auto& instance : instances) {
     if (instance->join(deadline + kStopGrace)) continue;

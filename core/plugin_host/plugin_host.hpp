@@ -12,7 +12,9 @@
 //
 // Threads: one host thread does every scan, load and unload; instances run on
 // their own workers. Thread safe: start(), requestRescan(), closeQueues(), stop(),
-// instances().
+// instances(). The host's own state is owned (thread_owner.hpp) by the thread
+// that made it, which calls start() (the first scan), then by the host
+// thread, then by the thread that calls stop() once the host thread ended.
 
 #include <Poco/DirectoryWatcher.h>
 
@@ -29,6 +31,7 @@
 #include "bus.hpp"
 #include "config.hpp"
 #include "plugin_instance.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -145,6 +148,7 @@ class PluginHost {
   std::map<std::string, Signature> failed_;  // host thread only: versions that did not load
   std::map<std::string, Settling> settling_; // host thread only: versions seen, not yet loaded
   std::string lastDirectoryProblem_;         // host thread only: logged once
+  ThreadOwner owner_;                        // of everything marked "host thread" (see the class comment)
 };
 
 }  // namespace streamrelay

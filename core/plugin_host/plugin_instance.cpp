@@ -59,11 +59,13 @@ PluginInstance::PluginInstance(std::shared_ptr<PluginLibrary> library, PluginIns
 PluginInstance::~PluginInstance() {
   beginStop(CloseReason::Shutdown, std::chrono::steady_clock::now());
   if (worker_.joinable()) worker_.join();  // it has ended: see the contract in the header
+  owner_.claim();  // the worker has ended or never started: this thread takes the last step
   FatalSignalNote note(crashNote_);
   finish();
 }
 
 bool PluginInstance::create(std::string& error) {
+  owner_.assertOwned();
   char message[kErrorBytes] = "";
   FatalSignalNote note(crashNote_);
   self_ = library_->descriptor().create(&api_, config_.configYaml.c_str(), message, sizeof message);
@@ -95,6 +97,7 @@ bool PluginInstance::join(std::chrono::steady_clock::time_point deadline) {
 }
 
 void PluginInstance::abandon() {
+  abandoned_ = true;  // before its replacement starts publishing (PluginHost::stopInstances)
   if (worker_.joinable()) worker_.detach();
 }
 
@@ -110,6 +113,9 @@ void PluginInstance::signalEnded() {
 }
 
 void PluginInstance::run() {
+  owner_.claim();
+  if (output_) output_->claimPublisher();  // the version it replaces has ended or was abandoned
+  publishing_ = true;
   // A crash in the plugin's code on this thread names the instance, even
   // when the plugin overflowed its stack.
   AlternateSignalStack altStack;
@@ -151,6 +157,7 @@ void PluginInstance::run() {
 }
 
 void PluginInstance::callFlush() {
+  owner_.assertOwned();
   if (!library_->flush() || disabled_) return;
   char message[kErrorBytes] = "";
   if (library_->flush()(self_, message, sizeof message) != STREAMRELAY_OK) recordFailure("flush", message);
@@ -158,6 +165,7 @@ void PluginInstance::callFlush() {
 
 // Hands one span's frames to the plugin. Worker thread only.
 void PluginInstance::deliver(const FrameSpan& span) {
+  owner_.assertOwned();
   char message[kErrorBytes];
   streamrelay_frame frame{};
   frame.struct_size = sizeof frame;
@@ -184,6 +192,7 @@ void PluginInstance::deliver(const FrameSpan& span) {
 }
 
 void PluginInstance::recordFailure(const char* what, const char* message) {
+  owner_.assertOwned();
   metrics_->countFailure();
   ++consecutiveFailures_;
   logger().warning("plugin %s: %s failed (%d in a row): %s", config_.name, std::string(what), consecutiveFailures_,
@@ -197,8 +206,10 @@ void PluginInstance::recordFailure(const char* what, const char* message) {
 }
 
 // Flushes and destroys the plugin's instance once. Worker thread, or the
-// destructor after the worker has ended.
+// destructor after the worker has ended (or when it never started): the
+// owner either way.
 void PluginInstance::finish() {
+  owner_.assertOwned();
   if (!self_) return;
   if (library_->flush() && !disabled_) {
     char message[kErrorBytes] = "";
@@ -237,15 +248,24 @@ int PluginInstance::apiEmit(void* host, const std::uint8_t* data, std::size_t si
 }
 
 // Publishes what was emitted since the last call as one batch on the
-// instance's stream. Worker thread only (the stream's one publisher: a
-// replacement starts after its predecessor has finished).
+// instance's stream. The owner only; published only by a worker that is its
+// stream's publisher (see the class comment), else dropped with a line.
+// (A worker abandoned while blocked inside publish() itself, on a full
+// `block` queue, still completes that one call.)
 void PluginInstance::publishEmitted() {
+  owner_.assertOwned();
   if (!output_) return;
   std::unique_ptr<FrameBatch> batch;
   {
     std::lock_guard<std::mutex> lock(emitMutex_);
     if (emitted_.empty()) return;
     batch = emitted_.seal(unixNowNs());
+  }
+  if (!publishing_ || abandoned_) {
+    logger().warning("plugin %s: %z emitted frame(s) dropped: %s", config_.name, batch->frameCount(),
+                     std::string(publishing_ ? "the instance was abandoned (its replacement publishes its stream)"
+                                             : "the instance never started"));
+    return;
   }
   output_->publish(std::move(batch));
 }

@@ -13,7 +13,15 @@
 //
 // Thread safe: start(), beginStop(), join(), abandon(), ended(), counters. The
 // plugin's callbacks run on the worker thread only (create on the caller's,
-// before start()).
+// before start()). Its owner (thread_owner.hpp): the thread that made it,
+// then the worker from its start; the destructor's thread once the worker
+// has ended (or if it never started).
+//
+// The instance's stream (output) is published by its worker only: the worker
+// claims the stream when it starts, which is after the version it replaces
+// has ended or been abandoned. An instance that never started (a refused
+// replacement) or that was abandoned publishes nothing more: what it emits is
+// dropped, with a line.
 
 #include <atomic>
 #include <chrono>
@@ -29,6 +37,7 @@
 #include "plugin_library.hpp"
 #include "plugin_metrics.hpp"
 #include "subscription_queue.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -58,7 +67,8 @@ class PluginInstance {
   // ended (and was joined) or never started.
   bool join(std::chrono::steady_clock::time_point deadline);
   // Lets a worker that did not end run on unowned: the caller must keep this
-  // instance alive for as long as the process runs.
+  // instance alive for as long as the process runs. From now on it never
+  // publishes on its stream (its replacement may start).
   void abandon();
   // True once the worker has ended (or never started).
   bool ended() const;
@@ -113,6 +123,9 @@ class PluginInstance {
   std::atomic<bool> disabled_{false};
   std::atomic<bool> stopping_{false};
   int consecutiveFailures_ = 0;  // worker thread only
+  ThreadOwner owner_;            // see the class comment
+  bool publishing_ = false;      // owner only: its worker started, so it is its stream's publisher
+  std::atomic<bool> abandoned_{false};
 };
 
 }  // namespace streamrelay

@@ -12,6 +12,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "tls_client.hpp"
 
@@ -40,6 +41,15 @@ class ClientSocket {
   // once when TLS holds decrypted bytes; Stopped when `stopFd` is readable.
   enum class Wait { Readable, TimedOut, Stopped };
   Wait waitReadable(int stopFd, int timeoutMs) const;
+  // Waits up to `timeoutMs` for bytes, reads them into `buffer` and hands
+  // each read to `take(data, size)`, which returns false to stop: one read
+  // on plain TCP; with TLS (a record, at most 16 KiB, per read) until
+  // OpenSSL needs more from the socket, at most kMaxReadsPerBurst, so a fast
+  // provider never keeps the source thread from its timers.
+  enum class Burst { Read, TimedOut, Stopped, Closed, Failed };  // Closed: in order; Failed: see error()
+  static constexpr int kMaxReadsPerBurst = 64;
+  template <class Take>
+  Burst readBurst(std::vector<char>& buffer, int stopFd, int timeoutMs, Take&& take);
   // Sends everything by `deadline`; false with error().
   bool writeAll(std::string_view data, Clock::time_point deadline);
   // Says goodbye by `deadline`, best effort: TLS close_notify, then a FIN,
@@ -56,5 +66,25 @@ class ClientSocket {
   bool closed_ = false;
   std::string error_;
 };
+
+template <class Take>
+ClientSocket::Burst ClientSocket::readBurst(std::vector<char>& buffer, int stopFd, int timeoutMs, Take&& take) {
+  switch (waitReadable(stopFd, timeoutMs)) {
+    case Wait::Stopped:
+      return Burst::Stopped;
+    case Wait::TimedOut:
+      return Burst::TimedOut;
+    case Wait::Readable:
+      break;
+  }
+  for (int reads = 0; reads < kMaxReadsPerBurst; ++reads) {
+    const long n = read(buffer.data(), buffer.size());
+    if (n == kWouldBlock) break;
+    if (n == kFailed) return Burst::Failed;
+    if (n == 0) return Burst::Closed;
+    if (!take(static_cast<const char*>(buffer.data()), static_cast<std::size_t>(n)) || !tls()) break;
+  }
+  return Burst::Read;
+}
 
 }  // namespace streamrelay

@@ -26,8 +26,6 @@ std::vector<std::string> textsOf(const Settings& s) {
   return {endpointText(withoutBrackets(s.string("host")), static_cast<int>(s.integer("port")))};
 }
 
-constexpr int kMaxTlsReadsPerPump = 64;
-
 // A connection's bytes, cut by the source's framing.
 class TcpConnection : public ProviderConnection {
  public:
@@ -35,30 +33,27 @@ class TcpConnection : public ProviderConnection {
       : socket_(std::move(socket)), reader_(reader) {}
 
   std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
-    switch (socket_->waitReadable(stopFd, timeoutMs)) {
-      case ClientSocket::Wait::Stopped:
+    std::optional<StreamEnd> end;
+    auto decode = [&](const char* data, std::size_t size) {
+      if (reader_.decode(data, size) == FrameReader::Result::ProtocolError) {
+        const ProtocolError& e = reader_.error();
+        end = StreamEnd::failed("protocol error at offset " + std::to_string(e.offset) + " (announced size " +
+                                std::to_string(e.announced) + "): " + e.message);
+      }
+      return !end;
+    };
+    switch (socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode)) {
+      case ClientSocket::Burst::Stopped:
         return StreamEnd::stopped();
-      case ClientSocket::Wait::TimedOut:
-        return std::nullopt;
-      case ClientSocket::Wait::Readable:
+      case ClientSocket::Burst::Closed:
+        return StreamEnd{StreamEnd::How::Orderly, "connection closed by the provider"};
+      case ClientSocket::Burst::Failed:
+        return StreamEnd::failed(socket_->error());
+      case ClientSocket::Burst::TimedOut:
+      case ClientSocket::Burst::Read:
         break;
     }
-    // Plain TCP: one read. TLS (a record, at most 16 KiB, per read): until
-    // OpenSSL needs more from the socket, or a bounded number of reads.
-    for (int reads = 0; reads < kMaxTlsReadsPerPump; ++reads) {
-      std::vector<char>& buffer = reader_.buffer();
-      const long n = socket_->read(buffer.data(), buffer.size());
-      if (n == ClientSocket::kWouldBlock) return std::nullopt;
-      if (n == ClientSocket::kFailed) return StreamEnd::failed(socket_->error());
-      if (n == 0) return StreamEnd{StreamEnd::How::Orderly, "connection closed by the provider"};
-      if (reader_.decode(buffer.data(), static_cast<std::size_t>(n)) == FrameReader::Result::ProtocolError) {
-        const ProtocolError& e = reader_.error();
-        return StreamEnd::failed("protocol error at offset " + std::to_string(e.offset) + " (announced size " +
-                                 std::to_string(e.announced) + "): " + e.message);
-      }
-      if (!socket_->tls()) return std::nullopt;
-    }
-    return std::nullopt;
+    return end;
   }
 
   void close(const Goodbye&, Clock::time_point deadline) override { socket_->close(deadline); }

@@ -19,6 +19,7 @@ UpstreamSource::~UpstreamSource() { stop(); }
 void UpstreamSource::start() {
   finished_ = false;
   thread_ = std::thread([this] {
+    bus_.claimPublisher();  // its predecessor on the stream (a reload's restart) has ended
     run();
     std::lock_guard<std::mutex> lock(finishedMutex_);
     finished_ = true;

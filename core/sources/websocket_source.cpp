@@ -19,7 +19,6 @@ namespace streamrelay {
 namespace {
 
 constexpr std::size_t kReadBytes = 16 * 1024;  // a handshake answer's read
-constexpr int kMaxTlsReadsPerPump = 64;
 
 bool equalNoCase(const std::string& a, const char* b) {
   std::string lower = a;
@@ -58,25 +57,24 @@ class WebSocketSource::Connection : public ProviderConnection {
       if (std::optional<StreamEnd> end = take(bytes.data(), bytes.size())) return end;
     }
     if (std::optional<StreamEnd> end = keepAlive(timeoutMs)) return end;
-    switch (socket_->waitReadable(stopFd, timeoutMs)) {
-      case ClientSocket::Wait::Stopped:
+    std::optional<StreamEnd> end;
+    auto decode = [&](const char* data, std::size_t size) {
+      lastByte_ = Clock::now();
+      end = take(data, size);
+      return !end;
+    };
+    switch (socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode)) {
+      case ClientSocket::Burst::Stopped:
         return StreamEnd::stopped();
-      case ClientSocket::Wait::TimedOut:
-        return std::nullopt;
-      case ClientSocket::Wait::Readable:
+      case ClientSocket::Burst::Closed:
+        return StreamEnd::failed("connection closed by the provider without a close frame");
+      case ClientSocket::Burst::Failed:
+        return StreamEnd::failed(socket_->error());
+      case ClientSocket::Burst::TimedOut:
+      case ClientSocket::Burst::Read:
         break;
     }
-    for (int reads = 0; reads < kMaxTlsReadsPerPump; ++reads) {
-      std::vector<char>& buffer = reader_.buffer();
-      const long n = socket_->read(buffer.data(), buffer.size());
-      if (n == ClientSocket::kWouldBlock) return std::nullopt;
-      if (n == ClientSocket::kFailed) return StreamEnd::failed(socket_->error());
-      if (n == 0) return StreamEnd::failed("connection closed by the provider without a close frame");
-      lastByte_ = Clock::now();
-      if (std::optional<StreamEnd> end = take(buffer.data(), static_cast<std::size_t>(n))) return end;
-      if (!socket_->tls()) return std::nullopt;
-    }
-    return std::nullopt;
+    return end;
   }
 
   void close(const Goodbye& goodbye, Clock::time_point deadline) override {

@@ -79,6 +79,7 @@ std::shared_ptr<const Bus::QueueList> Bus::snapshot() const {
 }
 
 void Bus::publish(std::unique_ptr<FrameBatch> batch) {
+  publisher_.assertOwned();
   const std::size_t count = batch->frameCount();
   if (count == 0) return;
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);

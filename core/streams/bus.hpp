@@ -24,6 +24,7 @@
 #include "histogram.hpp"
 #include "replay_ring.hpp"
 #include "subscription_queue.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -65,6 +66,12 @@ class Bus {
   // Called only from the stream's publishing thread: numbers the frames, then
   // pushes the batch to every queue.
   void publish(std::unique_ptr<FrameBatch> batch);
+  // A stream has one publisher at a time: the thread that constructed the
+  // bus until a thread claims it here, at its start (a source's thread, a
+  // plugin instance's worker). A source restarted by a reload, or a plugin
+  // instance's replacement, claims it once its predecessor has ended.
+  // publish() asserts it is called from the publisher.
+  void claimPublisher() { publisher_.claim(); }
 
   const StreamId& stream() const { return stream_; }
   // The seq of the newest frame published (0: none yet).
@@ -90,6 +97,7 @@ class Bus {
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
   std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
+  ThreadOwner publisher_;                    // the one thread that may publish now
 };
 
 }  // namespace streamrelay

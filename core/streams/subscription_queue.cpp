@@ -116,7 +116,9 @@ void SubscriptionQueue::preload(const std::vector<FrameSpan>& spans) {
 // no longer full. Returns false if the queue was closed meanwhile.
 bool SubscriptionQueue::waitUntilNotFull(std::unique_lock<std::mutex>& lock) {
   const auto start = std::chrono::steady_clock::now();
+  counters_->holdingPublisher.store(true, std::memory_order_relaxed);
   roomAvailable_.wait(lock, [&] { return closeReason_ != CloseReason::None || !full(); });
+  counters_->holdingPublisher.store(false, std::memory_order_relaxed);
   auto waited = std::chrono::steady_clock::now() - start;
   counters_->blockedNs.fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(waited).count(),
                                 std::memory_order_relaxed);

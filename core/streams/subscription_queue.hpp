@@ -72,6 +72,7 @@ struct QueueCounters {
   std::atomic<std::uint64_t> delivered{0}; // frames the consumer has handled (written, or given to a plugin)
   std::atomic<std::uint64_t> dropped{0};   // frames lost to drop_oldest / drop_newest / disconnect
   std::atomic<std::uint64_t> blockedNs{0}; // time the publisher waited (block policy)
+  std::atomic<bool> holdingPublisher{false};  // the publisher waits for room now (block policy)
 };
 
 class SubscriptionQueue {

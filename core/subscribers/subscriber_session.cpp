@@ -44,7 +44,10 @@ SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
   }
 }
 
-SubscriberSession::~SubscriberSession() { close(CloseReason::Shutdown); }
+SubscriberSession::~SubscriberSession() {
+  owner_.claim();  // the last reference: no other thread can reach it
+  close(CloseReason::Shutdown);
+}
 
 // One iovec per run of frames in wire form; otherwise each frame's pieces
 // from its batch's encoding, pieces that lie back to back in memory joined
@@ -138,6 +141,7 @@ void SubscriberSession::advance(std::size_t written) {
 }
 
 SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
+  owner_.assertOwned();
   if (closeReason_ != CloseReason::None) return FlushResult::Closed;
   // A queue closed for shutdown is drained first; any other reason (a slow
   // consumer cut off, a listener removed by a reload) ends the session now.
@@ -165,6 +169,7 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
 }
 
 bool SubscriberSession::queueHeartbeat() {
+  owner_.assertOwned();
   const std::string_view heartbeat = protocol_->heartbeat();
   if (heartbeat.empty() || settingUp() || closeReason_ != CloseReason::None || !control_.empty() || !idle())
     return false;
@@ -210,6 +215,7 @@ long SubscriberSession::noteSent(long written) {
 }
 
 bool SubscriberSession::drainInput() {
+  owner_.assertOwned();
   char chunk[4096];
   for (int reads = 0; reads < kReadsPerWake; ++reads) {
     const long n = transport_.receive(chunk, sizeof chunk);
@@ -233,6 +239,7 @@ bool SubscriberSession::drainInput() {
 }
 
 SubscriberSession::SetupResult SubscriberSession::continueSetup() {
+  owner_.assertOwned();
   if (closeReason_ != CloseReason::None) return SetupResult::Closed;
   setupWantsWritable_ = false;
   if (phase_ == Phase::Handshake) {
@@ -333,6 +340,7 @@ void SubscriberSession::sayFarewell() {
 }
 
 void SubscriberSession::close(CloseReason reason) {
+  owner_.assertOwned();
   if (!onClosed_) return;
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);

@@ -11,7 +11,9 @@
 //
 // Created by its listener on a TCPServer pool thread, then owned and driven by
 // exactly one SubscriberWriter thread: every method but the constructor and the
-// accessors marked thread safe is called only from that writer thread.
+// accessors marked thread safe is called only from that writer thread, which
+// claims the session when it takes it (checked: thread_owner.hpp). Whoever
+// drops the last reference may destroy it.
 
 #include <sys/uio.h>
 
@@ -31,6 +33,7 @@
 #include "listener_protocol.hpp"
 #include "subscriber_transport.hpp"
 #include "subscription_queue.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -66,6 +69,9 @@ class SubscriberSession {
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
 
+  // The calling thread (its writer) drives the session from now on.
+  void claim() { owner_.claim(); }
+
   enum class FlushResult { Idle, WouldBlock, MoreWork, Closed };
   // Writes control bytes and queued frames until the queue is empty, the
   // socket is full, or a fairness budget is spent (MoreWork). Closed: the
@@ -98,7 +104,10 @@ class SubscriberSession {
   }
   // Why set-up failed (one line, no secrets), or what it agreed ("TLSv1.3, ...").
   const std::string& setupDetail() const { return setupDetail_; }
-  void noteSetupDetail(std::string detail) { setupDetail_ = std::move(detail); }
+  void noteSetupDetail(std::string detail) {
+    owner_.assertOwned();
+    setupDetail_ = std::move(detail);
+  }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
   // Control bytes wait to go out (the writer serves the session).
@@ -125,7 +134,10 @@ class SubscriberSession {
   bool stalled() const { return stalledSince_.has_value(); }
   std::chrono::milliseconds writeDeadline() const { return writeDeadline_; }
   // Set when the writer closed it for pastWriteDeadline().
-  void markWriteDeadlineExceeded() { writeDeadlineExceeded_ = true; }
+  void markWriteDeadlineExceeded() {
+    owner_.assertOwned();
+    writeDeadlineExceeded_ = true;
+  }
   bool writeDeadlineExceeded() const { return writeDeadlineExceeded_; }
   std::uint64_t id() const { return id_; }
   int fd() const { return fd_; }
@@ -161,6 +173,7 @@ class SubscriberSession {
   int buildIov(WriteScratch& scratch) const;
   void advance(std::size_t written);
 
+  ThreadOwner owner_;
   const std::uint64_t id_;
   const int fd_;
   const std::string peer_;

@@ -92,7 +92,11 @@ void SubscriberWriter::stop() {
     signal();
   }
   if (thread_.joinable()) thread_.join();
-  for (auto& entry : sessions_) entry.second->close(CloseReason::Shutdown);
+  owner_.claim();  // the writer thread has ended (or never started): its sessions are this thread's
+  for (auto& entry : sessions_) {
+    entry.second->claim();
+    entry.second->close(CloseReason::Shutdown);
+  }
   sessions_.clear();
 }
 
@@ -108,6 +112,7 @@ void SubscriberWriter::clearSignal() {
 }
 
 void SubscriberWriter::takeRequests() {
+  owner_.assertOwned();
   std::vector<std::shared_ptr<SubscriberSession>> added;
   std::vector<std::uint64_t> ready;
   {
@@ -116,6 +121,7 @@ void SubscriberWriter::takeRequests() {
     ready.swap(ready_);
   }
   for (auto& session : added) {
+    session->claim();  // from its listener's hand-off thread: this writer drives it from now on
     epoll_event ev{};
     ev.events = interestOf(*session);
     ev.data.u64 = session->id();
@@ -141,6 +147,7 @@ void SubscriberWriter::takeRequests() {
 
 // Drives a handshake or hello on; once done, the session streams.
 void SubscriberWriter::continueSetup(SubscriberSession& session) {
+  owner_.assertOwned();
   switch (session.continueSetup()) {
     case SubscriberSession::SetupResult::Waiting:
       watchWritable(session, session.setupWantsWritable());
@@ -183,6 +190,7 @@ void SubscriberWriter::scheduleHeartbeat(const SubscriberSession& session) {
 // (10,000 subscribers at 5 s: 2,000 a second, spread over at most 10 wakes),
 // whether they stream or idle.
 void SubscriberWriter::sendDueHeartbeats() {
+  owner_.assertOwned();
   const std::int64_t now = steadyNowNs();
   std::vector<HeartbeatCheck> later;
   while (!heartbeats_.empty() && heartbeats_.top().dueNs <= now) {
@@ -214,6 +222,7 @@ int SubscriberWriter::untilNextHeartbeatMs() const {
 }
 
 void SubscriberWriter::serve(std::uint64_t id) {
+  owner_.assertOwned();
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;  // already closed
   SubscriberSession& session = *it->second;
@@ -266,6 +275,7 @@ void SubscriberWriter::watchWritable(SubscriberSession& session, bool watch) {
 
 // Closes sessions whose socket accepted no byte for their write deadline.
 void SubscriberWriter::closePastWriteDeadline() {
+  owner_.assertOwned();
   const auto now = std::chrono::steady_clock::now();
   for (auto it = stalled_.begin(); it != stalled_.end();) {
     auto found = sessions_.find(*it);
@@ -282,6 +292,7 @@ void SubscriberWriter::closePastWriteDeadline() {
 }
 
 void SubscriberWriter::closeSession(SubscriberSession& session, CloseReason reason) {
+  owner_.assertOwned();
   ::epoll_ctl(epollFd_, EPOLL_CTL_DEL, session.fd(), nullptr);
   std::uint64_t id = session.id();
   session.close(reason);
@@ -292,6 +303,7 @@ void SubscriberWriter::closeSession(SubscriberSession& session, CloseReason reas
 }
 
 bool SubscriberWriter::drainStep() {
+  owner_.assertOwned();
   std::vector<std::uint64_t> done;
   bool late = std::chrono::steady_clock::now() >= drainDeadline_;
   for (auto& entry : sessions_) {
@@ -310,6 +322,7 @@ bool SubscriberWriter::drainStep() {
 }
 
 void SubscriberWriter::run() {
+  owner_.claim();
   epoll_event events[kMaxEvents];
   for (;;) {
     bool draining;
@@ -351,6 +364,7 @@ void SubscriberWriter::run() {
 }
 
 void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events) {
+  owner_.assertOwned();
   auto it = sessions_.find(id);
   if (it == sessions_.end()) return;
   SubscriberSession& session = *it->second;

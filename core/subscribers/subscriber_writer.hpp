@@ -10,7 +10,8 @@
 // thread scales to thousands of sessions; the relay runs one per core.
 //
 // Thread safe: add(), wake(), beginDrain(), join(), stop(), sessionCount(). Everything else
-// runs on the writer's own thread, which owns its sessions.
+// runs on the writer's own thread, which owns its sessions (checked:
+// thread_owner.hpp); once that thread has ended, stop()'s caller owns them.
 
 #include <atomic>
 #include <chrono>
@@ -25,6 +26,7 @@
 #include <vector>
 
 #include "subscriber_session.hpp"
+#include "thread_owner.hpp"
 
 namespace streamrelay {
 
@@ -84,6 +86,7 @@ class SubscriberWriter {
   std::chrono::steady_clock::time_point drainDeadline_;
 
   // Owned by the writer thread.
+  ThreadOwner owner_;
   std::unordered_map<std::uint64_t, std::shared_ptr<SubscriberSession>> sessions_;
   std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
   std::unordered_set<std::uint64_t> stalled_;  // sessions waiting for EPOLLOUT, with a write deadline

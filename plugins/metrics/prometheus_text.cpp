@@ -145,6 +145,8 @@ std::string consumerLabels(const Object::Ptr& c) {
 void renderListeners(Exposition& e, const Array::Ptr& listeners) {
   static const Field fields[] = {
       {"streamrelay_listener_clients", "gauge", "Subscribers connected to the listener.", "clients"},
+      {"streamrelay_listener_pending_clients", "gauge",
+       "Connections in their set-up (TLS handshake, hello, authentication), not yet admitted.", "pending"},
       {"streamrelay_listener_accepted_total", "counter", "Subscribers admitted by the listener.", "accepted"}};
   renderFields(e, fields, listeners, &listenerLabel);
   e.family("streamrelay_listener_refused_total", "counter", "Connections closed at accept, by reason.");
@@ -152,6 +154,8 @@ void renderListeners(Exposition& e, const Array::Ptr& listeners) {
     Object::Ptr l = listeners->getObject(static_cast<unsigned>(i));
     e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"max_clients\"",
              l->getValue<double>("refused_max_clients"));
+    e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"max_pending_clients\"",
+             l->getValue<double>("refused_max_pending_clients"));
     e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"allow\"", l->getValue<double>("refused_allow"));
     e.sample("streamrelay_listener_refused_total", listenerLabel(l) + ",reason=\"lost_before_admission\"",
              l->getValue<double>("lost_before_admission"));

@@ -191,8 +191,9 @@ TEST_CASE("nats jetstream: every frame is stored once with its Nats-Msg-Id", "[s
 TEST_CASE("nats jetstream cluster: the node the relay is connected to killed mid-stream and restarted: every frame stored exactly once", "[sink][nats]") {
   PluginDir dir;
   dir.drop(builtIn("nats"), "nats.so");
-  const int client[3] = {freePort(), freePort(), freePort()};
-  const int cluster[3] = {freePort(), freePort(), freePort()};
+  const std::vector<int> ports = freePorts(6);
+  const int client[3] = {ports[0], ports[1], ports[2]};
+  const int cluster[3] = {ports[3], ports[4], ports[5]};
   std::vector<std::unique_ptr<NatsServer>> nodes;
   for (int i = 0; i < 3; ++i) {
     std::vector<int> routes;

@@ -112,8 +112,9 @@ TEST_CASE("streamrelay protocol: the answer then every frame with its stream seq
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
                                   listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
   Subscriber sub(relay.address(), protocolClient());
-  auto feed = publish(relay, 5000);
+  REQUIRE(sub.awaitAnswer(10s));  // subscribed: every frame from now on reaches it
   const auto before = std::chrono::system_clock::now();
+  auto feed = publish(relay, 5000);
   std::string frame;
   FrameInfo info;
   REQUIRE(sub.next(frame, info, 20s));
@@ -165,9 +166,11 @@ TEST_CASE("resume: a subscriber killed and restarted under 20k f/s continues wit
       listener("main", "protocol: streamrelay, queue: {max_frames: 100000, max_bytes: 0}"));
   std::optional<streamrelay::client::ResumePoint> position;
   std::uint64_t last = 0;
-  auto feed = publish(relay, 60000, 20000);
+  std::unique_ptr<ChildProcess> feed;
   {
     Subscriber first(relay.address(), protocolClient());
+    REQUIRE(first.awaitAnswer(10s));  // subscribed before the first frame: it starts at seq 1
+    feed = publish(relay, 60000, 20000);
     last = readSeqs(first, 1, 10000);
     REQUIRE(last == 10000);
     position = first.position();
@@ -191,6 +194,7 @@ TEST_CASE("resume: past the ring the answer says recovered false and where the s
       listener("main", "protocol: streamrelay, replay: {frames: 1000}") + listener("witness"),
       {"main", "witness"});
   Subscriber witness(relay.address("witness"));
+  relay.waitForSubscribers(1, "witness");
   auto feed = publish(relay, 5000);
   CHECK(readSequence(witness, 5000) == 5000);  // the relay has published them all
   Subscriber::Options o = protocolClient();

@@ -5,11 +5,16 @@
 // Config: {path: FILE, delay_ms: N (a slow consumer), fail: true (every frame
 // throws), refuse_build: N (create fails in build N: a replacement that
 // refuses), greeting: TEXT (logged at create), emit: true (a processor: emits
-// "vBUILD PAYLOAD" for every frame on its own stream)}. Counts "recorded" and
-// sets the gauge "last_seq".
+// "vBUILD PAYLOAD" for every frame on its own stream), emit_on_create: TEXT
+// (emits "TEXT by build BUILD" from create), hold_until: FILE (each frame
+// waits in on_frame until FILE exists, after a line "holding frame SEQ": a
+// callback stuck for as long as the test wants)}. Counts "recorded" and sets
+// the gauge "last_seq".
 
 #include <streamrelay/plugin.hpp>
 #include <yaml-cpp/yaml.h>
+
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
@@ -25,7 +30,7 @@ class Recorder : public streamrelay::Plugin {
     for (const auto& entry : config) {
       std::string key = entry.first.as<std::string>();
       if (key != "path" && key != "delay_ms" && key != "fail" && key != "refuse_build" && key != "greeting" &&
-          key != "emit")
+          key != "emit" && key != "emit_on_create" && key != "hold_until")
         throw std::invalid_argument("unknown key '" + key + "'");
     }
     if (config["refuse_build"] && config["refuse_build"].as<int>() == RECORDER_BUILD)
@@ -35,9 +40,12 @@ class Recorder : public streamrelay::Plugin {
     if (emit_) host_.requireEmit();
     if (!config["path"]) throw std::invalid_argument("path is required");
     delayMs_ = config["delay_ms"] ? config["delay_ms"].as<int>() : 0;
+    if (config["hold_until"]) holdUntil_ = config["hold_until"].as<std::string>();
     fail_ = config["fail"] && config["fail"].as<bool>();
     file_ = std::fopen(config["path"].as<std::string>().c_str(), "a");
     if (!file_) throw std::runtime_error("cannot open " + config["path"].as<std::string>());
+    if (config["emit_on_create"])
+      host_.emit(config["emit_on_create"].as<std::string>() + " by build " + std::to_string(RECORDER_BUILD));
     host_.info("recorder build " + std::to_string(RECORDER_BUILD) + " ready");
   }
   ~Recorder() override { std::fclose(file_); }
@@ -46,6 +54,10 @@ class Recorder : public streamrelay::Plugin {
     if (fail_) throw std::runtime_error("told to fail on frame " + std::to_string(frame.seq));
     // Simulates a consumer slower than the feed; not synchronisation.
     if (delayMs_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delayMs_));
+    if (!holdUntil_.empty() && ::access(holdUntil_.c_str(), F_OK) != 0) {
+      host_.info("holding frame " + std::to_string(frame.seq));
+      while (::access(holdUntil_.c_str(), F_OK) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
     std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
                  static_cast<int>(frame.data.size()), frame.data.data());
     host_.addCounter("recorded", 1);
@@ -58,6 +70,7 @@ class Recorder : public streamrelay::Plugin {
  private:
   streamrelay::Host& host_;
   int delayMs_ = 0;
+  std::string holdUntil_;
   bool fail_ = false;
   bool emit_ = false;
   std::FILE* file_ = nullptr;

@@ -18,7 +18,8 @@ counted twice.
 It prints "account-feed: listening on 127.0.0.1:P0,P1,...", then takes
 commands on stdin, one a line, each answered by "account-feed: VERB I done":
   down I   stop listening on port I and drop its connections abruptly
-           (a TCP reset: no close frame, no end of response)
+           (a TCP reset: no close frame, no end of response); the port
+           stays bound (connects are refused), so no other process takes it
   up I     listen on port I again
   end I    end port I's connections as planned: ws close 1012 (service
            restart), http the response's last chunk, tcp a FIN
@@ -157,6 +158,7 @@ class Account:
         self.protocol, self.rate = protocol, rate
         self.ports = [0] * count
         self.servers = [None] * count
+        self.holders = [None] * count  # a port that is down: bound, not listening
         self.connections = [set() for _ in range(count)]
         self.quiet = set()
         self.open = 0
@@ -182,12 +184,26 @@ class Account:
             self.opened(connection)
             await connection.run()
 
+        # SO_REUSEPORT: the holder of a port that is down shares it until the
+        # server listens again, so the port is never free in between.
         self.servers[index] = await asyncio.start_server(accepted, "127.0.0.1", self.ports[index],
-                                                         reuse_address=True)
+                                                         reuse_address=True, reuse_port=True)
         self.ports[index] = self.servers[index].sockets[0].getsockname()[1]
+        if self.holders[index] is not None:
+            self.holders[index].close()
+            self.holders[index] = None
+
+    def hold(self, index):
+        """Keeps port `index` bound, not listening: a connect to it is refused."""
+        holder = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        holder.bind(("127.0.0.1", self.ports[index]))
+        self.holders[index] = holder
 
     async def command(self, verb, index):
         if verb == "down":
+            self.hold(index)
             self.servers[index].close()  # no new connection first, then the drop
             for connection in list(self.connections[index]):
                 connection.abort()

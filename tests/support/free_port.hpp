@@ -10,20 +10,31 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <vector>
+
 namespace streamrelay::test {
 
-// A loopback port nobody listens on now (the server that takes it binds it
-// a moment later; another process taking it meanwhile fails the test loudly).
-inline int freePort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t size = sizeof a;
-  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
-  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0);
-  ::close(fd);
-  return ntohs(a.sin_port);
+// `count` different loopback ports nobody listens on now: each is held
+// until all are chosen, so two calls of one test never get the same port.
+// (The server that takes a port binds it a moment later; another process
+// taking it meanwhile fails the test loudly.)
+inline std::vector<int> freePorts(int count) {
+  std::vector<int> held, ports;
+  for (int i = 0; i < count; ++i) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof a;
+    REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0);
+    held.push_back(fd);
+    ports.push_back(ntohs(a.sin_port));
+  }
+  for (int fd : held) ::close(fd);
+  return ports;
 }
+
+inline int freePort() { return freePorts(1).front(); }
 
 }  // namespace streamrelay::test

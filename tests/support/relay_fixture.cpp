@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "relay_fixture.hpp"
 
+#include <Poco/Exception.h>
 #include <Poco/File.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -8,11 +9,13 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -45,10 +48,17 @@ void RunningRelay::reload(const std::string& yaml) const {
   process->signal(SIGHUP);
 }
 
+void RunningRelay::waitForSubscribers(int count, const std::string& listener) const {
+  INFO(process->output());
+  REQUIRE(process->waitForLines("listener " + (listener.empty() ? std::string("[^ ]+") : listener) +
+                                    ": subscriber .* connected",
+                                count));
+}
+
 LoadUnderTest::LoadUnderTest(const RunningRelay& relay, int frames, std::size_t size, int subscribers)
     : relay_(relay), frames_(frames), got_(static_cast<std::size_t>(subscribers)) {
   for (int i = 0; i < subscribers; ++i) subs_.push_back(std::make_unique<Subscriber>(relay.address()));
-  REQUIRE(relay.process->waitForLines("subscriber .* connected", subscribers));
+  relay.waitForSubscribers(subscribers, "main");
   feed_ = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "20000",
                      "--size", std::to_string(size), "--count", std::to_string(frames)});
   for (std::size_t i = 0; i < subs_.size(); ++i)
@@ -124,6 +134,63 @@ long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds time
   return next - 1;
 }
 
+LineFeed::LineFeed(const RunningRelay& relay, int rate)
+    : feed_(startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort)})) {
+  writer_ = std::thread([this, rate] {
+    // A feed that exited (the relay went away) fails the write, not the test program.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+    constexpr auto kTick = 5ms;
+    const long perTick = std::max(1L, static_cast<long>(rate) * kTick.count() / 1000);
+    auto next = std::chrono::steady_clock::now();
+    try {
+      while (!stopping_) {
+        std::string lines;
+        for (long i = 1; i <= perTick; ++i) lines += "feed " + std::to_string(written_ + i) + "\n";
+        feed_->writeStdin(lines);
+        written_ += perTick;
+        next += kTick;
+        std::this_thread::sleep_until(next);  // pacing the frames, not waiting for anything
+      }
+      feed_->writeStdin("end\n");
+    } catch (const Poco::Exception&) {
+      written_ = -1;  // the feed is gone: stop() reports its exit
+    }
+    feed_->closeStdin();
+  });
+}
+
+LineFeed::~LineFeed() {
+  stopping_ = true;
+  if (writer_.joinable()) writer_.join();
+}
+
+long LineFeed::stop() {
+  stopping_ = true;
+  writer_.join();
+  INFO(feed_->output());
+  CHECK(feed_->waitForExit(30s) == 0);
+  CHECK(written_ >= 0);
+  return written_;
+}
+
+long readUntilEnd(Subscriber& sub, std::chrono::milliseconds quiet) {
+  std::string frame;
+  long last = 0;
+  while (sub.next(frame, quiet)) {
+    if (frame == "end") return last;
+    if (frame != "feed " + std::to_string(last + 1)) {
+      FAIL_CHECK("frame " << last + 1 << " was '" << frame.substr(0, 40) << "'");
+      return -1;
+    }
+    ++last;
+  }
+  FAIL_CHECK("no frame \"end\" after " << last << " frames (" << (sub.timedOut() ? "none came for a while" : sub.endReason()) << ")");
+  return -1;
+}
+
 PluginDir::PluginDir() {
   char pattern[] = "/tmp/streamrelay-test-plugins.XXXXXX";
   REQUIRE(::mkdtemp(pattern) != nullptr);
@@ -165,16 +232,20 @@ void RelayStats::attach(const RunningRelay& relay) {
   port_ = std::stoi(m[1]);
 }
 
-Poco::JSON::Object::Ptr RelayStats::get() const {
+std::string RelayStats::text(const std::string& path) const {
   Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port_));
   session.setTimeout(Poco::Timespan(10, 0));
-  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, "/stats", Poco::Net::HTTPMessage::HTTP_1_1);
+  Poco::Net::HTTPRequest request(Poco::Net::HTTPRequest::HTTP_GET, path, Poco::Net::HTTPMessage::HTTP_1_1);
   session.sendRequest(request);
   Poco::Net::HTTPResponse response;
   std::string body;
   Poco::StreamCopier::copyToString(session.receiveResponse(response), body);
   REQUIRE(response.getStatus() == Poco::Net::HTTPResponse::HTTP_OK);
-  return Poco::JSON::Parser().parse(body).extract<Poco::JSON::Object::Ptr>();
+  return body;
+}
+
+Poco::JSON::Object::Ptr RelayStats::get() const {
+  return Poco::JSON::Parser().parse(text("/stats")).extract<Poco::JSON::Object::Ptr>();
 }
 
 long RelayStats::listener(const std::string& name, const std::string& key) const {

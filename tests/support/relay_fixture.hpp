@@ -7,6 +7,7 @@
 
 #include <Poco/JSON/Object.h>
 
+#include <atomic>
 #include <chrono>
 #include <exception>
 #include <functional>
@@ -50,6 +51,12 @@ struct RunningRelay {
 
   // Writes `yaml` over the config file and sends SIGHUP: the relay reloads it.
   void reload(const std::string& yaml) const;
+  // Waits until `count` raw subscribers of `listener` (any listener if empty)
+  // have been subscribed since the start: from then on every frame published
+  // reaches them. (The relay logs "listener NAME: subscriber PEER connected"
+  // once a subscriber's queue is on the bus. A streamrelay-protocol client
+  // knows it from the answer: Subscriber::awaitAnswer.)
+  void waitForSubscribers(int count, const std::string& listener = "") const;
 
   std::string address(const std::string& listener = "main", const std::string& host = "127.0.0.1") const {
     return host + ":" + std::to_string(ports.at(listener));
@@ -74,6 +81,30 @@ int connectLoopback(int port, int receiveBuffer = 0);
 // Reads frames "feed N" and checks they are numbered 1.. in order; returns how
 // many arrived in order.
 long readSequence(Subscriber& sub, long expected, std::chrono::milliseconds timeout = 20s);
+
+// streamrelay-feed sending frames "feed N" (N from 1) to the relay's listen
+// source, written to its stdin by a thread of the test at about `rate` a
+// second until stop(). The frames flow for as long as the test needs them,
+// however slow the machine, and the test then knows how many there were.
+class LineFeed {
+ public:
+  LineFeed(const RunningRelay& relay, int rate);
+  ~LineFeed();  // stops writing if the test did not (the feed is killed)
+  // Stops writing, sends a last frame "end", and waits for the feed to send
+  // everything and exit 0; returns how many frames "feed N" it sent.
+  long stop();
+
+ private:
+  std::unique_ptr<ChildProcess> feed_;
+  std::atomic<bool> stopping_{false};
+  long written_ = 0;  // the writer thread's, until stop() joined it
+  std::thread writer_;
+};
+
+// Reads frames "feed N" (N from 1, in order) until the frame "end" of a
+// LineFeed; returns the last N, or -1 (with a failed check) if a frame was
+// out of order or none came for `quiet` (a hang guard).
+long readUntilEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s);
 
 // Load for the reload tests: `subscribers` subscribers of the listener
 // `main` connect (and are seen), then one publisher sends `frames` frames
@@ -131,6 +162,8 @@ class RelayStats {
   std::string section() const;
   void attach(const RunningRelay& relay);
   Poco::JSON::Object::Ptr get() const;
+  // The body of GET `path` ("/metrics", "/history") from the metrics plugin.
+  std::string text(const std::string& path) const;
   // A number of listener `name`: "pending", "clients", "accepted",
   // "disconnects.removed"...; -1 if there is no such listener (or number).
   long listener(const std::string& name, const std::string& key) const;

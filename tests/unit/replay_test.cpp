@@ -93,6 +93,7 @@ TEST_CASE("a replay meets the live stream without gap or duplicate under load", 
   Bus bus(StreamId{"s", 1}, nullptr, ring(1000, 0));
   std::atomic<bool> stop{false};
   std::thread publisher([&] {
+    bus.claimPublisher();  // this thread is the stream's one publisher from now on
     std::mt19937 random(7);
     std::uniform_int_distribution<std::size_t> frames(1, kMaxBatch);
     FrameBatchBuilder builder;
