@@ -5,6 +5,7 @@
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
 
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -63,6 +64,7 @@ Object::Ptr listenerJson(const SubscriberListener& l) {
   const ListenerCounters& c = l.counters();
   Object::Ptr o = new Object;
   o->set("name", l.config().name);
+  o->set("protocol", l.config().protocol);
   o->set("port", static_cast<int>(l.port()));
   Array::Ptr inputs = new Array;
   for (const std::string& input : l.config().inputs) inputs->add(input);
@@ -82,11 +84,16 @@ Object::Ptr listenerJson(const SubscriberListener& l) {
   return o;
 }
 
-Object::Ptr consumerJson(const SubscriptionQueue& q) {
+// A subscriber's listener (null for a plugin's queue).
+Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* listener) {
   const QueueCounters& c = q.counters();
   Object::Ptr o = new Object;
   o->set("name", q.name());
   o->set("kind", q.name().rfind("plugin ", 0) == 0 ? "plugin" : "subscriber");
+  if (listener) {
+    o->set("listener", listener->config().name);
+    o->set("protocol", listener->config().protocol);
+  }
   o->set("policy", std::string(toString(q.limits().onFull)));
   o->set("queue_frames", static_cast<std::uint64_t>(q.queuedFrames()));
   o->set("queue_bytes", static_cast<std::uint64_t>(q.queuedBytes()));
@@ -168,9 +175,11 @@ std::string Relay::statsJson() const {
   root.set("sources", sources);
   root.set("streams", streams);
   Array::Ptr listeners = new Array;
-  {
-    std::lock_guard<std::mutex> lock(listenersMutex_);
-    for (const auto& l : listeners_) listeners->add(listenerJson(*l));
+  std::map<const SubscriptionQueue*, const SubscriberListener*> listenerOf;
+  std::lock_guard<std::mutex> lock(listenersMutex_);  // held until the consumers are listed: listenerOf points into them
+  for (const auto& l : listeners_) {
+    listeners->add(listenerJson(*l));
+    for (const SubscriptionQueue* q : l->subscriberQueues()) listenerOf[q] = l.get();
   }
   root.set("listeners", listeners);
   // A consumer of several streams is listed once.
@@ -178,7 +187,10 @@ std::string Relay::statsJson() const {
   std::set<const SubscriptionQueue*> listed;
   for (const auto& entry : streams_)
     for (const QueuePtr& q : entry.second->queues())
-      if (listed.insert(q.get()).second) consumers->add(consumerJson(*q));
+      if (listed.insert(q.get()).second) {
+        const auto owner = listenerOf.find(q.get());
+        consumers->add(consumerJson(*q, owner == listenerOf.end() ? nullptr : owner->second));
+      }
   root.set("consumers", consumers);
   Array::Ptr plugins = new Array;
   if (plugins_)

@@ -13,17 +13,20 @@
 namespace {
 
 const char* kUsage =
-    "usage: streamrelay-sub HOST:PORT [options]\n"
+    "usage: streamrelay-sub HOST:PORT|URL [options]\n"
+    "  URL               ws://HOST:PORT/PATH or wss:// (protocol websocket); http://, https://, sse://, sses://\n"
+    "                    (protocol sse); its query may give token, inputs and resume=EPOCH-SEQ\n"
     "  --format F        text: one frame per line (default); hex: hex bytes per line; raw: payload bytes only\n"
     "  --framing SPEC    raw protocol: length-prefix[:W[:big|little]] (default), delimiter[:TEXT], fixed:N\n"
     "  --count N         exit after N frames\n"
     "  --reconnect       connect again when the connection ends or is lost (streamrelay protocol: resuming)\n"
     "  --read-timeout MS a relay that sends nothing for MS ms is taken for gone (0: never; default: streamrelay\n"
     "                    protocol, 3 x the heartbeat_ms the relay announces; raw protocol, never)\n"
-    "  --protocol P      raw (default) or streamrelay: each line then starts with stream, seq and lag\n"
-    "  --token T         streamrelay protocol: the token to present (default: $STREAMRELAY_TOKEN)\n"
-    "  --inputs A,B      streamrelay protocol: the streams wanted (default: all of the listener's)\n"
-    "  --resume E:S      streamrelay protocol: start after seq S of epoch E (as the answer gives it);\n"
+    "  --protocol P      raw (default) or streamrelay (a URL says websocket or sse): each line then starts\n"
+    "                    with stream, seq and lag where the protocol tells them\n"
+    "  --token T         the token to present (default: $STREAMRELAY_TOKEN); not with raw\n"
+    "  --inputs A,B      the streams wanted (default: all of the listener's); not with raw\n"
+    "  --resume E:S      start after seq S of epoch E (as the answer gives it); not with raw;\n"
     "                    S may be STREAM=SEQ,...\n"
     "  --tls             connect with TLS (implied by the --tls-* options)\n"
     "  --tls-ca FILE     PEM CAs to trust (default: the system's)\n"
@@ -135,10 +138,14 @@ int main(int argc, char** argv) {
         throw std::invalid_argument("unknown argument '" + arg + "'");
       }
     }
-    if (target.empty()) throw std::invalid_argument("HOST:PORT is required");
-    if (options.protocol == Protocol::Raw && (!options.token.empty() || !options.inputs.empty() || !resume.empty()))
-      throw std::invalid_argument("--token, --inputs and --resume need --protocol streamrelay");
-    if (options.protocol == Protocol::Streamrelay && options.token.empty())
+    if (target.empty()) throw std::invalid_argument("HOST:PORT or a URL is required");
+    const bool url = target.find("://") != std::string::npos;
+    if (url && options.protocol != Protocol::Raw)
+      throw std::invalid_argument("--protocol goes with HOST:PORT (a URL's scheme says websocket or sse)");
+    if (!url && options.protocol == Protocol::Raw &&
+        (!options.token.empty() || !options.inputs.empty() || !resume.empty()))
+      throw std::invalid_argument("--token, --inputs and --resume need a protocol with a hello (not raw)");
+    if ((url || options.protocol == Protocol::Streamrelay) && options.token.empty())
       if (const char* token = std::getenv("STREAMRELAY_TOKEN")) options.token = token;
     if (!resume.empty()) {
       options.resume = parseResume(resume);
@@ -164,23 +171,28 @@ int main(int argc, char** argv) {
     streamrelay::client::Subscriber subscriber(target, options);
     std::string frame;
     streamrelay::client::FrameInfo info;
-    if (options.protocol == Protocol::Streamrelay) subscriber.awaitAnswer(std::chrono::seconds(30));
+    if (subscriber.protocol() != Protocol::Raw) subscriber.awaitAnswer(std::chrono::seconds(30));
     for (long long n = 0; count < 0 || n < count; ++n) {
       if (!subscriber.next(frame, info)) {
         const std::string why = subscriber.endReason().empty() ? "connection closed" : subscriber.endReason();
         std::cerr << "streamrelay-sub: " << target << ": " << why << "\n";
         return count < 0 ? 0 : 1;
       }
-      if (options.protocol == Protocol::Streamrelay && format != "raw") {
-        // Lag: from the relay reading the frame to now (clocks of two hosts if remote).
-        const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-                             std::chrono::system_clock::now().time_since_epoch()).count();
-        std::printf("%s seq=%llu lag_ms=%.3f ", info.stream.c_str(), static_cast<unsigned long long>(info.seq),
-                    static_cast<double>(now - info.receivedUnixNs) / 1e6);
+      if (!info.stream.empty() && format != "raw") {
+        std::printf("%s seq=%llu ", info.stream.c_str(), static_cast<unsigned long long>(info.seq));
+        if (info.receivedUnixNs > 0) {  // sse events carry no receive time
+          // Lag: from the relay reading the frame to now (clocks of two hosts if remote).
+          const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                               std::chrono::system_clock::now().time_since_epoch()).count();
+          std::printf("lag_ms=%.3f ", static_cast<double>(now - info.receivedUnixNs) / 1e6);
+        }
       }
       print(frame, format);
       if (format != "raw") std::fflush(stdout);
     }
+  } catch (const std::invalid_argument& e) {  // the address or its URL: a bad argument
+    std::cerr << "streamrelay-sub: " << e.what() << "\n";
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << "streamrelay-sub: " << e.what() << "\n";
     return 1;

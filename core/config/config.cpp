@@ -73,8 +73,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.sendBufferBytes = static_cast<int>(s.integer("send_buffer_bytes"));  // -1: auto
   l.writeDeadlineMs = static_cast<int>(s.integer("write_deadline_ms"));
   l.replayFrames = static_cast<std::size_t>(s.group("replay").integer("frames"));
-  l.protocol = s.string("protocol") == "streamrelay" ? ListenerConfig::Protocol::Streamrelay
-                                                     : ListenerConfig::Protocol::Raw;
+  l.protocol = s.string("protocol");
   l.helloTimeoutMs = static_cast<int>(s.integer("hello_timeout_ms"));
   l.heartbeatMs = static_cast<int>(s.integer("heartbeat_ms"));
   const Settings& tls = s.group("tls");

@@ -54,10 +54,9 @@ struct ListenerConfig {
   int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::size_t replayFrames = 0;  // a new subscriber first gets up to this many frames of each input's ring
-  enum class Protocol { Raw, Streamrelay };
-  Protocol protocol = Protocol::Raw;  // see streamrelay_protocol.hpp
-  int helloTimeoutMs = 5000;
-  int heartbeatMs = 5000;        // streamrelay protocol: a subscriber sent nothing this long gets a heartbeat; 0 = never
+  std::string protocol = "raw";  // a registered listener protocol (subscribers/listener_protocols.def); its own keys are in `settings`
+  int helloTimeoutMs = 5000;     // protocols whose clients speak first: the set-up (hello, request) must be done by then
+  int heartbeatMs = 5000;        // protocols with heartbeats: a subscriber sent nothing this long gets one; 0 = never
   struct Tls {
     bool enabled = false;
     std::string certFile, keyFile, clientCaFile;

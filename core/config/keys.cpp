@@ -8,6 +8,7 @@
 
 #include "config.hpp"
 #include "file_trust.hpp"
+#include "listener_protocol.hpp"
 #include "source_type.hpp"
 #include "yaml_map.hpp"
 
@@ -363,43 +364,55 @@ const Schema& listenerAuthSchema() {
   return schema;
 }
 
+// A listener's `protocol` selects one of the registered protocols
+// (subscribers/listener_protocols.def), whose own keys join the listener's.
 const Schema& listenerSchema() {
-  static const Schema schema{
-      "listener",
-      {key("name").needed().doc("names the listener in log lines, /stats and /metrics"),
-       key("bind", KeyKind::Endpoint).needed()
-           .doc("HOST:PORT subscribers connect to (port 0: any free port; kept across a reload that restarts it)"),
-       key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
-       groupKey("framing", listenerFramingSchema()),
-       key("max_clients", KeyKind::Int).def("64").range(1, 100000).applies(Reload::InPlace)
-           .doc("admitted subscribers at once; one more is closed at once"),
-       key("max_pending_clients", KeyKind::Int).def("32").range(1, 100000).applies(Reload::InPlace)
-           .doc("clients still in their TLS handshake or hello at once; one more is closed at once"),
-       groupKey("queue", listenerQueueSchema()).applies(Reload::InPlace),
-       key("allow", KeyKind::Cidrs).applies(Reload::InPlace).doc("subscribers admitted (empty: everyone)"),
-       key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30).applies(Reload::InPlace)
-           .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
-       key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax).applies(Reload::InPlace)
-           .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
-       groupKey("replay", listenerReplaySchema()),
-       key("protocol").def("raw").oneOf({"raw", "streamrelay"})
-           .doc("raw: frames only; streamrelay: a hello, then frames with stream, seq and time"),
-       key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
-           .doc("streamrelay protocol: a client that sends no hello line by then is closed"),
-       key("heartbeat_ms", KeyKind::Int).def("5000").range(0, kIntMax).applies(Reload::InPlace)
-           .doc("streamrelay protocol: a subscriber sent nothing this long gets a heartbeat (0: never)"),
-       groupKey("tls", listenerTlsSchema()).applies(Reload::InPlace),
-       groupKey("auth", listenerAuthSchema()).applies(Reload::InPlace)},
-      {},
-      [](const Settings& l, const YamlMap& m) {
-        const Settings& auth = l.group("auth");
-        const bool authSet = !auth.strings("tokens").empty() || !auth.string("tokens_file").empty() ||
-                             !auth.group("jwt").string("secret").empty() ||
-                             !auth.group("jwt").string("public_key_file").empty();
-        if (authSet && l.string("protocol") != "streamrelay")
-          m.fail("auth", "tokens need protocol: streamrelay (a raw client sends nothing); use tls.require_client_cert for raw");
-      },
-      Reload::Component};  // the keys marked in place are taken by the running listener
+  static const Schema schema = [] {
+    Schema s;
+    s.what = "listener";
+    s.typeKey = "protocol";
+    for (const ListenerProtocolType& p : listenerProtocols()) s.types.push_back(p.spec);
+    s.keys = {
+        key("name").needed().doc("names the listener in log lines, /stats and /metrics"),
+        key("bind", KeyKind::Endpoint).needed()
+            .doc("HOST:PORT subscribers connect to (port 0: any free port; kept across a reload that restarts it)"),
+        key("inputs", KeyKind::Strings).doc("streams its subscribers get (default: the only source)"),
+        groupKey("framing", listenerFramingSchema()),
+        key("max_clients", KeyKind::Int).def("64").range(1, 100000).applies(Reload::InPlace)
+            .doc("admitted subscribers at once; one more is closed at once"),
+        key("max_pending_clients", KeyKind::Int).def("32").range(1, 100000).applies(Reload::InPlace)
+            .doc("clients still in their TLS handshake or hello at once; one more is closed at once"),
+        groupKey("queue", listenerQueueSchema()).applies(Reload::InPlace),
+        key("allow", KeyKind::Cidrs).applies(Reload::InPlace).doc("subscribers admitted (empty: everyone)"),
+        key("send_buffer_bytes", KeyKind::IntOrAuto).def("auto").range(0, 1 << 30).applies(Reload::InPlace)
+            .doc("SO_SNDBUF per subscriber; auto caps a near peer's, 0 is the kernel's autotuning"),
+        key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax).applies(Reload::InPlace)
+            .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
+        groupKey("replay", listenerReplaySchema()),
+        key("protocol").def("raw").doc("what subscribers speak: raw, frames only; streamrelay, a hello then frames "
+                                       "with stream, seq and time; websocket and sse, for browsers (see listener-protocols.md)"),
+        key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
+            .doc("protocols whose clients speak first: a client that has not sent its hello by then is closed"),
+        key("heartbeat_ms", KeyKind::Int).def("5000").range(0, kIntMax).applies(Reload::InPlace)
+            .doc("protocols with heartbeats: a subscriber sent nothing this long gets a heartbeat (0: never)"),
+        groupKey("tls", listenerTlsSchema()).applies(Reload::InPlace),
+        groupKey("auth", listenerAuthSchema()).applies(Reload::InPlace)};
+    s.check = [](const Settings& l, const YamlMap& m) {
+      const Settings& auth = l.group("auth");
+      const bool authSet = !auth.strings("tokens").empty() || !auth.string("tokens_file").empty() ||
+                           !auth.group("jwt").string("secret").empty() ||
+                           !auth.group("jwt").string("public_key_file").empty();
+      if (authSet && !listenerProtocol(l.type()).readsHello) {
+        std::string withHello;
+        for (const ListenerProtocolType& p : listenerProtocols())
+          if (p.readsHello) withHello += (withHello.empty() ? "" : ", ") + p.spec.name;
+        m.fail("auth", "tokens need a protocol whose clients send a hello (" + withHello + "; a " + l.type() +
+                           " client sends nothing); use tls.require_client_cert for " + l.type());
+      }
+    };
+    s.reload = Reload::Component;  // the keys marked in place are taken by the running listener
+    return s;
+  }();
   return schema;
 }
 

@@ -231,8 +231,8 @@ void diffInto(std::vector<KeyChange>& out, const Settings& before, const Setting
               Reload inherited) {
   const Schema& schema = *before.schema();
   if (before.type() != after.type()) {  // another type: other keys, all of them new
-    const KeySpec* typeKey = findKey(schema.keys, "type");
-    out.push_back({path + "type", resolveReload(*typeKey, schema, inherited)});
+    const KeySpec* typeKey = findKey(schema.keys, schema.typeKey);
+    out.push_back({path + schema.typeKey, resolveReload(*typeKey, schema, inherited)});
     return;
   }
   const auto& a = before.entries();
@@ -286,14 +286,15 @@ Settings readSettings(const YamlMap& m, const Schema& schema) {
   Settings s(schema);
   const TypeSpec* type = nullptr;
   if (!schema.types.empty()) {
-    const KeySpec* typeKey = findKey(schema.keys, "type");
-    if (typeKey->required && !m.has("type")) m.failHere("missing required key 'type'");
-    s.type_ = m.getString("type", typeKey->fallback);
+    const char* name = schema.typeKey.c_str();
+    const KeySpec* typeKey = findKey(schema.keys, schema.typeKey);
+    if (typeKey->required && !m.has(name)) m.failHere("missing required key '" + schema.typeKey + "'");
+    s.type_ = m.getString(name, typeKey->fallback);
     type = schema.findType(s.type_);
     if (!type) {
       std::vector<std::string> names;
       for (const TypeSpec& t : schema.types) names.push_back(t.name);
-      m.fail("type", "'" + s.type_ + "' is not a " + schema.what + " type (" + join(names) + ")");
+      m.fail(name, "'" + s.type_ + "' is not a " + schema.what + " " + schema.typeKey + " (" + join(names) + ")");
     }
   }
   std::vector<const KeySpec*> specs;
@@ -309,8 +310,8 @@ Settings readSettings(const YamlMap& m, const Schema& schema) {
     for (const TypeSpec& t : schema.types)
       if (findKey(t.keys, name)) owners.push_back(t.name);
     if (!owners.empty())
-      m.fail(name.c_str(), "belongs to " + schema.what + " type" + (owners.size() > 1 ? "s " : " ") + join(owners) +
-                               ", not " + s.type_);
+      m.fail(name.c_str(), "belongs to " + schema.what + " " + schema.typeKey + (owners.size() > 1 ? "s " : " ") +
+                               join(owners) + ", not " + s.type_);
     std::vector<std::string> expected;
     for (const KeySpec* k : specs) expected.push_back(k->name);
     m.fail(name.c_str(), "unknown key (expected one of: " + join(expected) + ")");
@@ -318,9 +319,9 @@ Settings readSettings(const YamlMap& m, const Schema& schema) {
 
   for (const KeySpec* k : specs) {
     Settings::Value v;
-    if (type && k->name == "type") {  // read and checked above
+    if (type && k->name == schema.typeKey) {  // read and checked above
       v.text = s.type_;
-      v.given = m.has("type");
+      v.given = m.has(schema.typeKey.c_str());
     } else {
       v = readValue(m, *k);
     }
@@ -401,7 +402,7 @@ Settings adoptChanges(const Settings& running, const Settings& next, const std::
   auto within = [&](const std::string& prefix) {
     return std::any_of(taken.begin(), taken.end(), [&](const KeyChange& k) { return k.key.rfind(prefix, 0) == 0; });
   };
-  if (isTaken("type")) return next;  // another type: every key is new
+  if (running.schema_ && isTaken(running.schema_->typeKey)) return next;  // another type: every key is new
   Settings out = running;
   for (std::size_t i = 0; i < out.entries_.size() && i < next.entries_.size(); ++i) {
     Settings::Entry& e = out.entries_[i];
@@ -454,7 +455,7 @@ std::string reloadWords(Reload how, const std::string& component) {
 
 std::vector<std::string> choicesOf(const KeySpec& k, const Schema& schema) {
   std::vector<std::string> choices = k.choices;
-  if (k.name == "type" && !schema.types.empty())
+  if (k.name == schema.typeKey && !schema.types.empty())
     for (const TypeSpec& t : schema.types) choices.push_back(t.name);
   return choices;
 }
@@ -477,7 +478,7 @@ std::string describeSchema(const Schema& schema, const std::string& path, const 
   std::ostringstream out;
   describeKeys(out, schema, schema.keys, path, "", owner, inherited);
   for (const TypeSpec& t : schema.types)
-    describeKeys(out, schema, t.keys, path, schema.what + " type " + t.name, owner, inherited);
+    describeKeys(out, schema, t.keys, path, schema.what + " " + schema.typeKey + " " + t.name, owner, inherited);
   return out.str();
 }
 

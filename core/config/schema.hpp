@@ -92,7 +92,7 @@ struct TypeSpec {
 };
 
 // The keys of one kind of mapping. With `types`, its `type` key (one of the
-// common keys) selects one, and the keys of every other type are errors that
+// common keys; `typeKey` names it) selects one, and the keys of every other type are errors that
 // name the types they belong to.
 struct Schema {
   std::string what;             // "source", "framing": how errors and docs name it
@@ -100,6 +100,7 @@ struct Schema {
   std::vector<TypeSpec> types;  // empty: untyped
   SettingsCheck check;          // after the type's own check
   Reload reload = Reload::Inherit;  // how its keys reload, unless a key says otherwise
+  std::string typeKey = "type";     // with `types`: the common key that names the type (a listener's `protocol`)
   const TypeSpec* findType(const std::string& name) const;
 };
 

@@ -12,7 +12,7 @@ namespace streamrelay {
 
 namespace {
 
-bool isControl(int opcode) { return (opcode & 0x8) != 0; }
+bool isControl(int opcode) { return wire::isWsControl(static_cast<std::uint8_t>(opcode)); }
 
 std::string base64(const unsigned char* data, std::size_t size) {
   std::string out(4 * ((size + 2) / 3) + 1, '\0');
@@ -40,10 +40,7 @@ bool WebSocketDecoder::decode(const char* data, std::size_t size, FrameBatchBuil
       while (headerHave_ < headerNeed_ && at < size) {
         header_[headerHave_++] = static_cast<unsigned char>(data[at++]);
         ++offset_;
-        if (headerHave_ == 2) {  // now the header's full length is known
-          const unsigned length7 = header_[1] & 0x7f;
-          headerNeed_ = 2 + (length7 == 126 ? 2 : length7 == 127 ? 8 : 0) + ((header_[1] & 0x80) ? 4 : 0);
-        }
+        if (headerHave_ == 2) headerNeed_ = wire::wsHeaderBytes(header_[0], header_[1]);  // now its length is known
       }
       if (headerHave_ < headerNeed_) break;
       if (!parseHeader(out)) return false;
@@ -51,8 +48,7 @@ bool WebSocketDecoder::decode(const char* data, std::size_t size, FrameBatchBuil
       continue;
     }
     const std::size_t take = static_cast<std::size_t>(std::min<std::uint64_t>(remaining_, size - at));
-    if (isControl(opcode_)) control_.append(data + at, take);
-    else out.appendToFrame(data + at, take);
+    takePayload(data + at, take, out);
     at += take;
     offset_ += take;
     remaining_ -= take;
@@ -61,18 +57,34 @@ bool WebSocketDecoder::decode(const char* data, std::size_t size, FrameBatchBuil
   return true;
 }
 
-bool WebSocketDecoder::parseHeader(FrameBatchBuilder& out) {
-  fin_ = (header_[0] & 0x80) != 0;
-  opcode_ = header_[0] & 0x0f;
-  std::uint64_t length = header_[1] & 0x7f;
-  if (length == 126) length = (std::uint64_t{header_[2]} << 8) | header_[3];
-  if (length == 127) {
-    length = 0;
-    for (int i = 2; i < 10; ++i) length = (length << 8) | header_[i];
+// Payload bytes of the current frame, unmasked if they are.
+void WebSocketDecoder::takePayload(const char* data, std::size_t size, FrameBatchBuilder& out) {
+  char plain[4096];
+  for (std::size_t done = 0; done < size;) {
+    const char* piece = data + done;
+    const std::size_t n = masked_ ? std::min(size - done, sizeof plain) : size - done;
+    if (masked_) {
+      std::memcpy(plain, piece, n);
+      wire::applyWsMask(plain, n, mask_, frameBytes_ - remaining_ + done);
+      piece = plain;
+    }
+    if (isControl(opcode_)) control_.append(piece, n);
+    else out.appendToFrame(piece, n);
+    done += n;
   }
-  remaining_ = length;
-  if (header_[0] & 0x70) return protocolError("a frame with reserved bits set (no extension was negotiated)");
-  if (header_[1] & 0x80) return protocolError("a masked frame (a server must not mask)");
+}
+
+bool WebSocketDecoder::parseHeader(FrameBatchBuilder& out) {
+  const wire::WsHeader header = wire::readWsHeader(header_);
+  fin_ = header.fin;
+  opcode_ = header.opcode;
+  masked_ = header.masked;
+  std::memcpy(mask_, header.mask, sizeof mask_);
+  const std::uint64_t length = header.payloadBytes;
+  remaining_ = frameBytes_ = length;
+  if (header.reserved) return protocolError("a frame with reserved bits set (no extension was negotiated)");
+  if (reader_ == Reader::Client && masked_) return protocolError("a masked frame (a server must not mask)");
+  if (reader_ == Reader::Server && !masked_) return protocolError("an unmasked frame (a client must mask)");
   if (length >> 63) return protocolError("a frame length with its top bit set");
   if (isControl(opcode_)) {
     if (opcode_ > 10) return protocolError("a frame with the reserved opcode " + std::to_string(opcode_));
@@ -85,9 +97,13 @@ bool WebSocketDecoder::parseHeader(FrameBatchBuilder& out) {
     if (opcode_ != 0 && inMessage_) return protocolError("a new message before the last one ended");
     const std::uint64_t announced = messageBytes_ + length;
     if (announced > maxMessageBytes_)
-      return protocolError("a message of at least " + std::to_string(announced) + " bytes is larger than "
-                           "max_frame_bytes (" + std::to_string(maxMessageBytes_) + ")", 1009);
-    if (opcode_ != 0) out.beginFrame();
+      return protocolError("a message of at least " + std::to_string(announced) + " bytes is larger than " +
+                           (reader_ == Reader::Client ? "max_frame_bytes" : "max_message_bytes") + " (" +
+                           std::to_string(maxMessageBytes_) + ")", 1009);
+    if (opcode_ != 0) {
+      out.beginFrame();
+      if (reader_ == Reader::Server) textMessages_.push_back(opcode_ == 1);
+    }
     inMessage_ = true;
     messageBytes_ = announced;
   }
@@ -138,6 +154,7 @@ void WebSocketDecoder::reset() {
   messageBytes_ = 0;
   control_.clear();
   pings_.clear();
+  textMessages_.clear();
   pong_ = false;
   closed_ = false;
   closeCode_ = 0;
@@ -147,31 +164,18 @@ void WebSocketDecoder::reset() {
 }
 
 std::string encodeClientFrame(WsOpcode opcode, std::string_view payload) {
-  std::string frame;
-  frame.reserve(payload.size() + 14);
-  frame.push_back(static_cast<char>(0x80 | static_cast<std::uint8_t>(opcode)));
-  const std::uint64_t n = payload.size();
-  if (n < 126) {
-    frame.push_back(static_cast<char>(0x80 | n));
-  } else if (n <= 0xffff) {
-    frame.push_back(static_cast<char>(0x80 | 126));
-    frame.push_back(static_cast<char>(n >> 8));
-    frame.push_back(static_cast<char>(n));
-  } else {
-    frame.push_back(static_cast<char>(0x80 | 127));
-    for (int shift = 56; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(n >> shift));
-  }
   unsigned char mask[4];
   randomBytes(mask, sizeof mask);
-  frame.append(reinterpret_cast<const char*>(mask), sizeof mask);
-  for (std::size_t i = 0; i < payload.size(); ++i) frame.push_back(static_cast<char>(payload[i] ^ mask[i % 4]));
+  char header[wire::kMaxWsHeaderBytes];
+  std::string frame(header, wire::writeWsHeader(header, opcode, payload.size(), mask));
+  const std::size_t at = frame.size();
+  frame.append(payload.data(), payload.size());
+  wire::applyWsMask(&frame[at], payload.size(), mask);
   return frame;
 }
 
-std::string closePayload(int code, std::string_view reason) {
-  std::string payload{static_cast<char>(code >> 8), static_cast<char>(code & 0xff)};
-  payload.append(reason.substr(0, 123));
-  return payload;
+std::string encodeServerFrame(WsOpcode opcode, std::string_view payload) {
+  return wire::wsHeader(opcode, payload.size()) + std::string(payload);
 }
 
 std::string newWebSocketKey() {

@@ -23,6 +23,37 @@ FrameBatch::FrameBatch(std::vector<char> bytes, std::vector<Record> records, std
       receivedUnixNs_(receivedUnixNs),
       receivedSteadyNs_(receivedSteadyNs) {}
 
+FrameBatch::~FrameBatch() {
+  for (const BatchAnnex* a = annexes_.load(std::memory_order_acquire); a;) {
+    const BatchAnnex* next = a->next_;
+    delete a;
+    a = next;
+  }
+}
+
+const BatchAnnex* FrameBatch::annex(std::uint64_t key) const {
+  for (const BatchAnnex* a = annexes_.load(std::memory_order_acquire); a; a = a->next_)
+    if (a->key_ == key) return a;
+  return nullptr;
+}
+
+const BatchAnnex& FrameBatch::addAnnex(std::uint64_t key, std::unique_ptr<BatchAnnex> annex) const {
+  annex->key_ = key;
+  const BatchAnnex* head = annexes_.load(std::memory_order_acquire);
+  for (;;) {
+    for (const BatchAnnex* a = head; a; a = a->next_)
+      if (a->key_ == key) return *a;  // built meanwhile by another consumer: ours goes
+    annex->next_ = head;
+    if (annexes_.compare_exchange_weak(head, annex.get(), std::memory_order_acq_rel, std::memory_order_acquire))
+      return *annex.release();
+  }
+}
+
+std::uint64_t FrameBatch::newAnnexKey() {
+  static std::atomic<std::uint64_t> next{1};
+  return next.fetch_add(1, std::memory_order_relaxed);
+}
+
 void FrameBatchBuilder::add(const char* payload, std::size_t size) {
   beginFrame();
   appendToFrame(payload, size);

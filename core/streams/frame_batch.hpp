@@ -9,6 +9,7 @@
 // copies a frame. A batch is immutable once published (FrameBatchPtr is const).
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -31,6 +32,20 @@ struct StreamId {
 
 std::int64_t steadyNowNs();
 
+// Something derived from a batch once and shared by its consumers, such as
+// a listener protocol's encoding of its frames (subscribers/frame_codec.hpp):
+// whichever consumer needs it first builds it and adds it to the batch; the
+// others find it there; it lives as long as the batch. Immutable once added.
+class BatchAnnex {
+ public:
+  virtual ~BatchAnnex() = default;
+
+ private:
+  friend class FrameBatch;
+  std::uint64_t key_ = 0;
+  const BatchAnnex* next_ = nullptr;
+};
+
 class FrameBatch {
  public:
   struct Record {
@@ -42,6 +57,7 @@ class FrameBatch {
              std::int64_t receivedSteadyNs);
   FrameBatch(const FrameBatch&) = delete;
   FrameBatch& operator=(const FrameBatch&) = delete;
+  ~FrameBatch();
 
   std::size_t frameCount() const { return records_.size(); }
   std::uint64_t firstSeq() const { return firstSeq_; }
@@ -65,6 +81,14 @@ class FrameBatch {
   // The stream it was published on (null until published).
   const StreamId* stream() const { return stream_; }
 
+  // Thread safe. The annex added under `key`, or null. Keys are unique per
+  // kind of annex and owner (newAnnexKey()).
+  const BatchAnnex* annex(std::uint64_t key) const;
+  // Thread safe. Adds `annex` under `key` unless one is there already (built
+  // meanwhile by another thread); returns the one the batch keeps.
+  const BatchAnnex& addAnnex(std::uint64_t key, std::unique_ptr<BatchAnnex> annex) const;
+  static std::uint64_t newAnnexKey();
+
   // Called once, by the bus, before the batch is shared.
   void assignFirstSeq(std::uint64_t seq, const StreamId* stream = nullptr) {
     firstSeq_ = seq;
@@ -82,6 +106,9 @@ class FrameBatch {
   std::int64_t receivedSteadyNs_;
   std::uint64_t firstSeq_ = 0;
   const StreamId* stream_ = nullptr;
+  // A list that only grows (at its head, by compare-and-swap) until the
+  // batch is destroyed: readers need no lock.
+  mutable std::atomic<const BatchAnnex*> annexes_{nullptr};
 };
 
 using FrameBatchPtr = std::shared_ptr<const FrameBatch>;

@@ -2,6 +2,7 @@
 #include "framing.hpp"
 
 #include "sse_decoder.hpp"
+#include "streamrelay/wire.hpp"
 
 #include <algorithm>
 #include <cstring>
@@ -10,23 +11,6 @@
 namespace streamrelay {
 
 namespace {
-
-std::uint64_t readUnsigned(const unsigned char* p, int width, ByteOrder order) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < width; ++i) {
-    int index = order == ByteOrder::Big ? i : width - 1 - i;
-    v = (v << 8) | p[index];
-  }
-  return v;
-}
-
-void writeUnsigned(char* out, std::uint64_t v, int width, ByteOrder order) {
-  for (int i = 0; i < width; ++i) {
-    int index = order == ByteOrder::Big ? width - 1 - i : i;
-    out[index] = static_cast<char>(v & 0xff);
-    v >>= 8;
-  }
-}
 
 std::string tooLarge(std::uint64_t announced, std::size_t max) {
   return "frame of " + std::to_string(announced) + " bytes exceeds max_frame_bytes " + std::to_string(max);
@@ -47,7 +31,7 @@ class LengthPrefixDecoder : public FrameDecoder {
         p += take;
         offset_ += take;
         if (headerHave_ < static_cast<std::size_t>(spec_.width)) break;
-        std::uint64_t announced = readUnsigned(header_, spec_.width, spec_.byteOrder);
+        const std::uint64_t announced = wire::getUnsigned(header_, spec_.width, spec_.byteOrder == ByteOrder::Big);
         if (announced > spec_.maxFrameBytes)
           return fail(frameStart_, announced, tooLarge(announced, spec_.maxFrameBytes));
         headerHave_ = 0;
@@ -78,7 +62,7 @@ class LengthPrefixDecoder : public FrameDecoder {
 
  private:
   FramingSpec spec_;
-  unsigned char header_[8] = {};
+  char header_[8] = {};
   std::size_t headerHave_ = 0;
   bool inPayload_ = false;
   std::uint64_t remaining_ = 0;
@@ -232,55 +216,6 @@ std::unique_ptr<FrameDecoder> FrameDecoder::create(const FramingSpec& spec) {
       return std::make_unique<SseDecoder>(spec);
   }
   return nullptr;
-}
-
-FrameEncoder::FrameEncoder(const FramingSpec& spec)
-    : spec_(spec),
-      wireForm_(spec.isWireForm()),
-      headerBytes_(spec.type == FramingType::LengthPrefix ? spec.width : 0),
-      trailerBytes_(spec.type == FramingType::Delimiter ? spec.delimiter.size() : 0) {}
-
-bool FrameEncoder::canEncode(std::string_view payload) const {
-  if (payload.size() > spec_.largestEncodable()) return false;
-  if (spec_.type == FramingType::Fixed) return payload.size() == spec_.fixedSize;
-  if (spec_.type == FramingType::Delimiter) return delimiterEndsFrameExactly(payload);
-  return spec_.type != FramingType::Sse;  // a listener never has it (config), but never write what it cannot
-}
-
-// The subscriber cuts at the first delimiter after a frame starts: payload +
-// delimiter must contain its first delimiter exactly at the end. Not only
-// must the payload not contain the delimiter, its tail must not begin one that
-// the delimiter completes early ("abc\n" + "\n\n" would be read as "abc").
-bool FrameEncoder::delimiterEndsFrameExactly(std::string_view payload) const {
-  const std::string& d = spec_.delimiter;
-  if (payload.find(d) != std::string_view::npos) return false;
-  const std::size_t tailBytes = std::min(payload.size(), d.size() - 1);
-  std::string seam(payload.substr(payload.size() - tailBytes));
-  seam += d;
-  return seam.find(d) == tailBytes;
-}
-
-std::size_t FrameEncoder::encodedSize(std::size_t payloadSize) const {
-  return headerBytes_ + payloadSize + trailerBytes_;
-}
-
-int FrameEncoder::encode(std::string_view payload, std::size_t skip, char* header, iovec* out) const {
-  int n = 0;
-  auto add = [&](const char* base, std::size_t len) {
-    if (skip >= len) {
-      skip -= len;
-      return;
-    }
-    out[n++] = {const_cast<char*>(base + skip), len - skip};
-    skip = 0;
-  };
-  if (headerBytes_ > 0) {
-    writeUnsigned(header, payload.size(), spec_.width, spec_.byteOrder);
-    add(header, headerBytes_);
-  }
-  add(payload.data(), payload.size());
-  if (trailerBytes_ > 0) add(spec_.delimiter.data(), trailerBytes_);
-  return n;
 }
 
 }  // namespace streamrelay

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// Framing: how a byte stream is cut into frames (decoders, for sources) and how
-// frames are put back on a stream (encoders, for listeners).
+// Framing: how a byte stream is cut into frames (decoders, for sources); a
+// raw listener puts frames back on a stream in its framing (raw_protocol.cpp).
 //
 // Decoders are incremental: a frame may arrive split over many reads and one
 // read may carry many frames. They check max_frame_bytes before keeping any
@@ -12,7 +12,6 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <sys/uio.h>
 
 #include "frame_batch.hpp"
 
@@ -64,32 +63,6 @@ class FrameDecoder {
  protected:
   bool fail(std::uint64_t offset, std::uint64_t announced, std::string message);
   ProtocolError error_;
-};
-
-// Puts one frame on a listener's stream: header, payload, trailer, as iovecs
-// pointing into the frame (no copy). Not thread safe: one per session.
-class FrameEncoder {
- public:
-  explicit FrameEncoder(const FramingSpec& spec);
-  // False if this framing cannot carry the payload: too big for the prefix width
-  // or max_frame_bytes, not the fixed size, or one the subscriber would cut
-  // elsewhere (it contains the delimiter, or its end and the delimiter overlap
-  // into an earlier delimiter).
-  bool canEncode(std::string_view payload) const;
-  // Encoded size of a payload of this size.
-  std::size_t encodedSize(std::size_t payloadSize) const;
-  // Writes up to 3 iovecs for the frame's encoding, skipping its first `skip`
-  // bytes. `header` must stay valid until the iovecs are written (8 bytes).
-  int encode(std::string_view payload, std::size_t skip, char* header, iovec* out) const;
-  bool isWireForm() const { return wireForm_; }
-
- private:
-  bool delimiterEndsFrameExactly(std::string_view payload) const;
-
-  FramingSpec spec_;
-  bool wireForm_;
-  std::size_t headerBytes_;
-  std::size_t trailerBytes_;
 };
 
 }  // namespace streamrelay

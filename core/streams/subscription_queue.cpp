@@ -17,19 +17,11 @@ const char* toString(OverflowPolicy policy) {
 
 const char* toString(CloseReason reason) {
   switch (reason) {
-    case CloseReason::None: return "none";
-    case CloseReason::SlowConsumer: return "slow_consumer";
-    case CloseReason::PeerClosed: return "peer_closed";
-    case CloseReason::WriteError: return "write_error";
-    case CloseReason::Shutdown: return "shutdown";
-    case CloseReason::Removed: return "removed";
-    case CloseReason::Failed: return "failed";
-    case CloseReason::TlsFailed: return "tls_failed";
-    case CloseReason::HandshakeTimeout: return "handshake_timeout";
-    case CloseReason::BadHello: return "bad_hello";
-    case CloseReason::HelloTimeout: return "hello_timeout";
-    case CloseReason::AuthFailed: return "auth_failed";
-    case CloseReason::MaxClients: return "max_clients";
+#define CLOSE_REASON(NAME, TEXT) \
+  case CloseReason::NAME:        \
+    return TEXT;
+#include "close_reasons.def"
+#undef CLOSE_REASON
   }
   return "?";
 }

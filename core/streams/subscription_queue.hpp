@@ -43,15 +43,17 @@ struct QueueLimits {
   OverflowPolicy onFull = OverflowPolicy::Disconnect;
 };
 
-// Why a consumer's queue was closed; logged and counted.
-// From TlsFailed on they end a subscriber before it got any frame: a TLS
-// handshake or a `streamrelay` hello that failed or did not come in time, a
-// token refused, no max_clients slot left once its set-up was done.
+// Why a consumer's queue was closed: close_reasons.def lists them.
 enum class CloseReason {
-  None, SlowConsumer, PeerClosed, WriteError, Shutdown, Removed, Failed,
-  TlsFailed, HandshakeTimeout, BadHello, HelloTimeout, AuthFailed, MaxClients
+#define CLOSE_REASON(NAME, TEXT) NAME,
+#include "close_reasons.def"
+#undef CLOSE_REASON
 };
-constexpr int kCloseReasonCount = 13;
+constexpr int kCloseReasonCount = 0
+#define CLOSE_REASON(NAME, TEXT) +1
+#include "close_reasons.def"
+#undef CLOSE_REASON
+    ;
 
 const char* toString(CloseReason reason);
 

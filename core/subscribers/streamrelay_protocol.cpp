@@ -1,155 +1,111 @@
 // SPDX-License-Identifier: Apache-2.0
-#include "streamrelay_protocol.hpp"
+// The `streamrelay` listener protocol: the client sends one line of JSON,
+// the hello (hello.hpp); the relay answers with a control frame, then sends
+// every frame with the 24-byte header of wire.hpp (stream id, seq, receive
+// time), and a heartbeat control frame after heartbeat_ms without one.
+#include <algorithm>
+#include <cstring>
 
-#include <Poco/Dynamic/Var.h>
-#include <Poco/Exception.h>
-#include <Poco/JSON/Object.h>
-#include <Poco/JSON/Parser.h>
-
-#include <limits>
-#include <sstream>
+#include "config.hpp"
+#include "listener_protocol.hpp"
+#include "streamrelay/wire.hpp"
 
 namespace streamrelay {
-namespace protocol {
 
 namespace {
 
-void putBigEndian(char* out, std::uint64_t value, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i, value >>= 8) out[i] = static_cast<char>(value & 0xff);
-}
+// A stream's id is its place in the listener's inputs, the same on every
+// connection (the answer maps names to ids).
+class HeaderCodec : public FrameCodec {
+ public:
+  explicit HeaderCodec(std::vector<const StreamId*> inputs) : inputs_(std::move(inputs)) {}
 
-// A seq or epoch: a JSON number or a decimal string (JavaScript clients keep
-// 64-bit integers as strings).
-std::uint64_t unsignedOf(const Poco::Dynamic::Var& value, const std::string& key) {
-  try {
-    if (value.isString()) {
-      const std::string text = value.extract<std::string>();
-      std::size_t used = 0;
-      if (text.empty() || text[0] == '-') throw HelloError("");
-      const unsigned long long n = std::stoull(text, &used);
-      if (used != text.size()) throw HelloError("");
-      return n;
-    }
-    if (value.isInteger() && !value.isSigned()) return value.convert<std::uint64_t>();
-    if (value.isInteger() && value.convert<std::int64_t>() >= 0) return value.convert<std::uint64_t>();
-  } catch (const std::exception&) {
+  void encodeFrame(const FrameBatch& batch, std::size_t i, FrameWriter& out) const override {
+    const std::string_view payload = batch.payload(i);
+    wire::FrameHeader header;
+    header.payloadBytes = static_cast<std::uint32_t>(payload.size());
+    header.stream = streamIdOf(batch.stream());
+    header.seq = batch.seq(i);
+    header.receivedUnixNs = batch.receivedUnixNs();
+    char bytes[wire::kFrameHeaderBytes];
+    wire::writeFrameHeader(bytes, header);
+    out.put(std::string_view(bytes, sizeof bytes));
+    out.payload(payload);
   }
-  throw HelloError(key + ": expected a non-negative integer");
-}
 
-std::string frame(std::uint16_t stream, const std::string& json) {
-  std::string out(kFrameHeaderBytes, '\0');
-  writeFrameHeader(out.data(), static_cast<std::uint32_t>(json.size()), stream, 0, 0);
-  return out + json;
-}
+ private:
+  std::uint16_t streamIdOf(const StreamId* stream) const {
+    const auto it = std::find(inputs_.begin(), inputs_.end(), stream);
+    return it == inputs_.end() ? 0 : static_cast<std::uint16_t>(it - inputs_.begin());
+  }
 
-std::string toJson(const Poco::JSON::Object& object) {
-  std::ostringstream text;
-  object.stringify(text);
-  return text.str();
-}
+  const std::vector<const StreamId*> inputs_;
+};
+
+// Reads the hello line, never keeping more than wire::kMaxHelloBytes of it.
+class HelloLineConversation : public Conversation {
+ public:
+  Step setupInput(std::string_view bytes) override {
+    Step step;
+    const std::size_t end = bytes.find('\n');
+    line_.append(bytes.substr(0, std::min(end, wire::kMaxHelloBytes + 1 - line_.size())));
+    if (line_.size() > wire::kMaxHelloBytes)
+      return refuse("hello line longer than " + std::to_string(wire::kMaxHelloBytes) + " bytes");
+    if (end == std::string_view::npos) return step;
+    try {
+      step.hello = protocol::parseHello(line_);
+    } catch (const protocol::HelloError& e) {
+      return refuse(e.what());
+    }
+    line_.clear();
+    line_.shrink_to_fit();
+    step.next = Step::Next::Admit;
+    return step;
+  }
+
+  std::string answer(const AdmissionResult& result) override {
+    if (result.refused != CloseReason::None) return protocol::errorAnswer(result.error);
+    return protocol::okAnswer(result.epoch, result.starts, result.heartbeatMs);
+  }
+
+ private:
+  Step refuse(const std::string& error) {
+    Step step;
+    step.next = Step::Next::Refuse;
+    step.refused = CloseReason::BadHello;
+    step.detail = error;
+    step.reply = protocol::errorAnswer(error);
+    return step;
+  }
+
+  std::string line_;
+};
+
+class StreamrelayProtocol : public ListenerProtocol {
+ public:
+  explicit StreamrelayProtocol(std::vector<const StreamId*> inputs) : codec_(std::move(inputs)) {}
+  bool hasSetup() const override { return true; }
+  std::unique_ptr<Conversation> open(const ListenerConfig&) const override {
+    return std::make_unique<HelloLineConversation>();
+  }
+  const FrameCodec& codec() const override { return codec_; }
+  std::string_view heartbeat() const override { return protocol::heartbeatFrame(); }
+  std::string describe() const override { return "streamrelay"; }
+
+ private:
+  HeaderCodec codec_;
+};
 
 }  // namespace
 
-std::string printable(std::string_view text, std::size_t limit) {
-  std::string out;
-  for (char c : text.substr(0, limit)) {
-    const auto byte = static_cast<unsigned char>(c);
-    out += byte < 0x20 || byte == 0x7f ? '?' : c;
-  }
-  if (text.size() > limit) out += "...";
-  return out;
+ListenerProtocolType streamrelay_listener_protocol() {
+  ListenerProtocolType type;
+  type.spec = {"streamrelay", "a hello line, an answer, then frames with stream, seq and time", {}, {}};
+  type.readsHello = true;
+  type.create = [](const ListenerConfig&, std::vector<const StreamId*> inputs) {
+    return std::make_unique<StreamrelayProtocol>(std::move(inputs));
+  };
+  return type;
 }
 
-void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
-                      std::int64_t receivedUnixNs) {
-  putBigEndian(out, payloadBytes, 4);
-  putBigEndian(out + 4, stream, 2);
-  putBigEndian(out + 6, 0, 2);
-  putBigEndian(out + 8, seq, 8);
-  putBigEndian(out + 16, static_cast<std::uint64_t>(receivedUnixNs), 8);
-}
-
-Hello parseHello(std::string_view line) {
-  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  Poco::JSON::Object::Ptr root;
-  try {
-    Poco::JSON::Parser parser;
-    Poco::Dynamic::Var parsed = parser.parse(std::string(line));
-    if (parsed.type() != typeid(Poco::JSON::Object::Ptr)) throw HelloError("the hello must be a JSON object");
-    root = parsed.extract<Poco::JSON::Object::Ptr>();
-  } catch (const HelloError&) {
-    throw;
-  } catch (const Poco::Exception& e) {
-    throw HelloError("the hello is not JSON: " + e.message());
-  }
-  Hello hello;
-  for (const auto& [name, value] : *root) {
-    if (name == "token") {
-      if (!value.isString()) throw HelloError("token: expected a string");
-      hello.token = value.extract<std::string>();
-    } else if (name == "inputs") {
-      if (value.type() != typeid(Poco::JSON::Array::Ptr)) throw HelloError("inputs: expected a list of stream names");
-      for (const auto& input : *value.extract<Poco::JSON::Array::Ptr>()) {
-        if (!input.isString()) throw HelloError("inputs: expected a list of stream names");
-        hello.inputs.push_back(input.extract<std::string>());
-      }
-    } else if (name == "resume") {
-      if (value.type() != typeid(Poco::JSON::Object::Ptr))
-        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
-      const auto resume = value.extract<Poco::JSON::Object::Ptr>();
-      if (!resume->has("epoch") || !resume->has("after_seq"))
-        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
-      Hello::Resume r;
-      r.epoch = unsignedOf(resume->get("epoch"), "resume.epoch");
-      const Poco::Dynamic::Var after = resume->get("after_seq");
-      if (after.type() == typeid(Poco::JSON::Object::Ptr)) {
-        for (const auto& [stream, seq] : *after.extract<Poco::JSON::Object::Ptr>())
-          r.byStream[stream] = unsignedOf(seq, "resume.after_seq." + stream);
-      } else {
-        r.afterSeq = unsignedOf(after, "resume.after_seq");
-      }
-      hello.resume = r;
-    } else {
-      throw HelloError("unknown hello field '" + name + "' (token, inputs, resume)");
-    }
-  }
-  return hello;
-}
-
-std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs) {
-  Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
-  answer.set("ok", true);
-  answer.set("epoch", std::to_string(epoch));
-  std::optional<bool> recovered;  // every stream asked to resume recovered (none asked: absent)
-  Poco::JSON::Object::Ptr byName = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  for (const StreamStart& s : streams) {
-    if (s.recovered) recovered = recovered.value_or(true) && *s.recovered;
-    Poco::JSON::Object::Ptr one = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    one->set("id", s.id);
-    one->set("first_seq", s.firstSeq);
-    if (s.recovered) one->set("recovered", *s.recovered);
-    byName->set(s.name, one);
-  }
-  if (recovered) answer.set("recovered", *recovered);
-  // The single-stream case, as DESIGN writes it; with several, see `streams`.
-  if (streams.size() == 1) answer.set("first_seq", streams.front().firstSeq);
-  if (heartbeatMs > 0) answer.set("heartbeat_ms", heartbeatMs);
-  answer.set("streams", byName);
-  return frame(kControlStream, toJson(answer));
-}
-
-std::string errorAnswer(const std::string& error) {
-  Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
-  answer.set("ok", false);
-  answer.set("error", error);
-  return frame(kControlStream, toJson(answer));
-}
-
-const std::string& heartbeatFrame() {
-  static const std::string heartbeat = frame(kControlStream, R"({"type":"heartbeat"})");
-  return heartbeat;
-}
-
-}  // namespace protocol
 }  // namespace streamrelay

@@ -35,6 +35,12 @@ constexpr int kHandOffThreads = 2;
 constexpr std::uint32_t kNearPeerRttUs = 1000;
 constexpr int kNearPeerSendBuffer = 256 * 1024;
 
+std::vector<const StreamId*> streamsOf(const std::vector<Bus*>& inputs) {
+  std::vector<const StreamId*> streams;
+  for (const Bus* bus : inputs) streams.push_back(&bus->stream());
+  return streams;
+}
+
 std::string peerOf(const Poco::Net::StreamSocket& socket) {
   try {
     return socket.peerAddress().toString();
@@ -80,6 +86,8 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector
                                        Histogram& writeLatency, const Poco::Net::ServerSocket* inherited)
     : config_(config),
       inputs_(std::move(inputs)),
+      protocol_(listenerProtocol(config_.protocol).create(config_, streamsOf(inputs_))),
+      admission_(inputs_, config_.replayFrames),
       writers_(writers),
       writeLatency_(writeLatency),
       pool_(kHandOffThreads, kHandOffThreads) {
@@ -134,7 +142,7 @@ ListenerConfig SubscriberListener::liveConfig() const { return live()->config; }
 void SubscriberListener::start() {
   server_->start();
   logger().information("listener %s: listening on %s (%s)", config_.name, socket_.address().toString(),
-                       config_.framing.describe());
+                       protocol_->describe());
 }
 
 void SubscriberListener::stopAccepting() {
@@ -258,7 +266,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   std::shared_ptr<SubscriberSession> session;
   try {
     session = std::make_shared<SubscriberSession>(
-        id, fd, peer, config_.framing, queue,
+        id, fd, peer, protocol_, protocol_->open(now->config), queue,
         [this](SubscriberSession& s, CloseReason reason) { onClosed(s, reason); }, writeLatency_,
         std::chrono::milliseconds(now->config.writeDeadlineMs), setupFor(*now));
   } catch (const std::runtime_error& e) {  // no memory for a TLS session
@@ -280,7 +288,7 @@ void SubscriberListener::attach(const Poco::Net::StreamSocket& socket) {
   // the writer sees them: a client that resets at once is then unsubscribed
   // after it was subscribed, never before.
   if (!needsSetup()) {
-    for (Bus* bus : inputs_) bus->subscribe(queue, config_.replayFrames);
+    admission_.admit(nullptr, queue, *now->auth);
     // Logged once subscribed: from this line on, every published frame reaches it.
     logger().information("listener %s: subscriber %s connected (%d of %d)", config_.name, peer, clients_.load(),
                          now->config.maxClients);
@@ -292,15 +300,11 @@ SessionSetup SubscriberListener::setupFor(const Live& now) {
   SessionSetup setup;
   setup.tls = now.tls;
   setup.handshakeTimeout = std::chrono::milliseconds(now.config.tls.handshakeTimeoutMs);
-  setup.hello = config_.protocol == ListenerConfig::Protocol::Streamrelay;
   setup.helloTimeout = std::chrono::milliseconds(now.config.helloTimeoutMs);
-  if (setup.hello) {
-    setup.heartbeatInterval = std::chrono::milliseconds(now.config.heartbeatMs);
-    setup.heartbeat = protocol::heartbeatFrame();
-  }
-  if (setup.needed())
-    setup.admit = [this](SubscriberSession& session, const std::string* helloLine, CloseReason& refused) {
-      return admitSession(session, helloLine, refused);
+  setup.heartbeatInterval = std::chrono::milliseconds(now.config.heartbeatMs);
+  if (needsSetup())
+    setup.admit = [this](SubscriberSession& session, const protocol::Hello* hello) {
+      return admitSession(session, hello);
     };
   return setup;
 }
@@ -317,117 +321,33 @@ bool SubscriberListener::takeClientSlot(SubscriberSession& session) {
   return true;
 }
 
-std::string SubscriberListener::admitSession(SubscriberSession& session, const std::string* helloLine,
-                                             CloseReason& refused) {
+AdmissionResult SubscriberListener::admitSession(SubscriberSession& session, const protocol::Hello* hello) {
+  const std::shared_ptr<const Live> now = live();
+  AdmissionResult result;
   if (!takeClientSlot(session)) {
     counters_.refusedMaxClients.fetch_add(1, std::memory_order_relaxed);
-    const std::string error = "max_clients " + std::to_string(live()->config.maxClients) + " reached";
-    refused = CloseReason::MaxClients;
-    session.noteSetupDetail(error);
-    return helloLine ? protocol::errorAnswer(error) : std::string();
-  }
-  std::string answer, described;
-  if (helloLine) {
-    // Runs on a writer thread, where an exception would end the relay: a
-    // hello that makes anything here throw is refused, as a bad hello.
-    try {
-      answer = admitHello(session, *helloLine, refused, described);
-    } catch (const std::exception& e) {
-      refused = CloseReason::BadHello;
-      session.noteSetupDetail("the hello could not be admitted: " + protocol::printable(e.what()));
-      answer = protocol::errorAnswer("the hello could not be admitted");
-    }
-    if (refused != CloseReason::None) return answer;
+    result.refused = CloseReason::MaxClients;
+    result.error = "max_clients " + std::to_string(now->config.maxClients) + " reached";
   } else {
-    for (Bus* bus : inputs_) bus->subscribe(session.queue(), config_.replayFrames);
+    result = admission_.admit(hello, session.queue(), *now->auth);
   }
+  if (result.refused != CloseReason::None) {
+    session.noteSetupDetail(result.error + (result.described.empty() ? "" : ": " + result.described));
+    return result;
+  }
+  result.heartbeatMs = static_cast<int>(session.heartbeatInterval().count());
   std::string detail = session.setupDetail();
-  if (!described.empty()) detail += (detail.empty() ? "" : "; ") + described;
+  if (!result.described.empty())
+    detail += (detail.empty() ? "" : "; ") + config_.protocol + ": " + result.described;
   logger().information("listener %s: subscriber %s connected (%d of %d; %s)", config_.name, session.peer(),
-                       clients_.load(), live()->config.maxClients, detail);
-  return answer;
-}
-
-std::string SubscriberListener::admitHello(SubscriberSession& session, const std::string& helloLine,
-                                           CloseReason& refused, std::string& described) {
-  auto refuse = [&](CloseReason reason, const std::string& error) {
-    refused = reason;
-    session.noteSetupDetail(error);
-    return protocol::errorAnswer(error);
-  };
-  protocol::Hello hello;
-  try {
-    hello = protocol::parseHello(helloLine);
-  } catch (const protocol::HelloError& e) {
-    return refuse(CloseReason::BadHello, e.what());
-  }
-  const std::shared_ptr<const Authenticator> auth = live()->auth;
-  Authenticator::Verdict verdict;
-  try {
-    verdict = auth->check(hello.token);  // which throws nothing it knows of
-  } catch (const std::exception&) {
-    verdict.refusal = "the token could not be checked";
-  }
-  if (!verdict.admitted) return refuse(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
-  auto allowed = [&](const std::string& name) {
-    return !verdict.inputs || std::find(verdict.inputs->begin(), verdict.inputs->end(), name) != verdict.inputs->end();
-  };
-  // The streams it gets: those it asked for (all the listener's if none),
-  // each one the token allows. A stream's id is its place in the listener's
-  // inputs, the same on every connection.
-  std::vector<std::size_t> chosen;
-  if (hello.inputs.empty()) {
-    for (std::size_t i = 0; i < inputs_.size(); ++i)
-      if (allowed(inputs_[i]->stream().name)) chosen.push_back(i);
-    if (chosen.empty()) return refuse(CloseReason::AuthFailed, "the token allows none of this listener's streams");
-  }
-  for (const std::string& name : hello.inputs) {
-    auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const Bus* b) { return b->stream().name == name; });
-    if (it == inputs_.end()) {
-      std::string served;
-      for (const Bus* b : inputs_) served += (served.empty() ? "" : ", ") + b->stream().name;
-      return refuse(CloseReason::BadHello,
-                    "unknown input '" + protocol::printable(name) + "' (this listener serves: " + served + ")");
-    }
-    if (!allowed(name))
-      return refuse(CloseReason::AuthFailed, "the token does not allow input '" + protocol::printable(name) + "'");
-    const std::size_t index = static_cast<std::size_t>(it - inputs_.begin());
-    if (std::find(chosen.begin(), chosen.end(), index) == chosen.end()) chosen.push_back(index);
-  }
-  if (hello.resume && hello.resume->afterSeq && chosen.size() != 1)
-    return refuse(CloseReason::BadHello,
-                  "resume.after_seq: one number needs exactly one input; give {\"STREAM\": SEQ, ...}");
-
-  const std::uint64_t epoch = inputs_.front()->stream().epoch;
-  const bool sameRun = hello.resume && hello.resume->epoch == epoch;
-  std::vector<std::pair<const StreamId*, std::uint16_t>> ids;
-  for (std::size_t i : chosen) ids.emplace_back(&inputs_[i]->stream(), static_cast<std::uint16_t>(i));
-  session.useFrameHeaders(std::move(ids));
-  std::vector<protocol::StreamStart> starts;
-  for (std::size_t i : chosen) {
-    Bus& bus = *inputs_[i];
-    const std::string& name = bus.stream().name;
-    // The position the hello gives for this stream, if any: only a
-    // position in this run can be continued.
-    std::optional<std::uint64_t> position;
-    if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
-    if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
-    const Bus::Start start =
-        bus.subscribeAfter(session.queue(), sameRun ? position : std::nullopt, config_.replayFrames);
-    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
-    if (position) started.recovered = start.recovered;
-    starts.push_back(started);
-    described += (described.empty() ? "streamrelay: " : ", ") + name + " from seq " +
-                 std::to_string(start.firstSeq) +
-                 (position ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
-  }
-  return protocol::okAnswer(epoch, starts, static_cast<int>(session.heartbeatInterval().count()));
+                       clients_.load(), now->config.maxClients, detail);
+  return result;
 }
 
 void SubscriberListener::onClosed(SubscriberSession& session, CloseReason reason) {
   for (Bus* bus : inputs_) bus->unsubscribe(session.queue().get());
   counters_.disconnects[static_cast<int>(reason)].fetch_add(1, std::memory_order_relaxed);
-  if (reason >= CloseReason::TlsFailed) {
+  if (!session.admitted()) {
     // Refused before its first frame: a peer can cause these at will.
     logRefusal(session.peer(), std::string(toString(reason)) +
                                    (session.setupDetail().empty() ? "" : ": " + session.setupDetail()));
@@ -454,7 +374,7 @@ void SubscriberListener::logDisconnect(SubscriberSession& session, CloseReason r
     detail = " (queue full: max_frames " + std::to_string(session.queue()->limits().maxFrames) + ", max_bytes " +
              std::to_string(session.queue()->limits().maxBytes) + ", on_full disconnect)";
   if (session.framesSkipped() > 0)
-    detail += "; " + std::to_string(session.framesSkipped()) + " frames skipped: " + config_.framing.describe() +
+    detail += "; " + std::to_string(session.framesSkipped()) + " frames skipped: " + protocol_->describe() +
               " cannot carry them";
   auto level = reason == CloseReason::SlowConsumer ? Poco::Message::PRIO_WARNING : Poco::Message::PRIO_INFORMATION;
   logger().log(Poco::Message(logger().name(),
@@ -515,6 +435,13 @@ void SubscriberListener::reloadCredentials() {
                        std::string(now.tls.enabled && tokens ? "certificate and tokens"
                                    : now.tls.enabled        ? "certificate"
                                                             : "tokens"));
+}
+
+std::vector<const SubscriptionQueue*> SubscriberListener::subscriberQueues() const {
+  std::lock_guard<std::mutex> lock(sessionsMutex_);
+  std::vector<const SubscriptionQueue*> queues;
+  for (const Attached& a : sessions_) queues.push_back(a.key);
+  return queues;
 }
 
 int SubscriberListener::closeSubscribers(CloseReason reason, std::chrono::steady_clock::time_point deadline) {

@@ -7,9 +7,9 @@
 // SubscriberWriter and returns, so a handful of pool threads serve any number
 // of subscribers.
 //
-// Admission has two stages where the listener has TLS or the streamrelay
-// protocol: a connection is *pending* while its handshake or hello is under
-// way (at most max_pending_clients of them), and takes one of max_clients
+// Admission has two stages where the listener has TLS or a protocol whose
+// clients speak first (a hello, an HTTP request): a connection is *pending*
+// while its handshake or hello is under way (at most max_pending_clients of them), and takes one of max_clients
 // slots only once it is admitted. Clients that never finish their set-up so
 // cannot lock admitted subscribers out (nginx and NATS bound such clients
 // apart, too). A raw plain-TCP listener has no set-up: it admits at accept.
@@ -33,7 +33,9 @@
 #include "authenticator.hpp"
 #include "bus.hpp"
 #include "config.hpp"
+#include "listener_protocol.hpp"
 #include "log_limiter.hpp"
+#include "subscriber_admission.hpp"
 #include "subscriber_writer.hpp"
 
 namespace streamrelay {
@@ -111,6 +113,8 @@ class SubscriberListener {
   int clients() const { return clients_.load(); }   // admitted and not yet closed
   int pending() const { return pending_.load(); }   // in their TLS handshake or hello
   const ListenerCounters& counters() const { return counters_; }
+  // The queues of its subscribers, pending ones included (for /stats).
+  std::vector<const SubscriptionQueue*> subscriberQueues() const;
 
   // Called from the TCPServer threads.
   bool admit(const Poco::Net::StreamSocket& socket);
@@ -130,14 +134,12 @@ class SubscriberListener {
 
   void onClosed(SubscriberSession& session, CloseReason reason);
   void logDisconnect(SubscriberSession& session, CloseReason reason);
-  // SessionSetup::admit: subscribes a TLS or streamrelay session once it is set up.
-  std::string admitSession(SubscriberSession& session, const std::string* helloLine, CloseReason& refused);
-  std::string admitHello(SubscriberSession& session, const std::string& helloLine, CloseReason& refused,
-                         std::string& described);
+  // SessionSetup::admit: subscribes a session with a set-up once it is done.
+  AdmissionResult admitSession(SubscriberSession& session, const protocol::Hello* hello);
   // Moves a session that finished its set-up from pending to admitted, if a
   // max_clients slot is free. Writer thread of that session.
   bool takeClientSlot(SubscriberSession& session);
-  bool needsSetup() const { return config_.tls.enabled || config_.protocol == ListenerConfig::Protocol::Streamrelay; }
+  bool needsSetup() const { return config_.tls.enabled || protocol_->hasSetup(); }
   // Gives back what admit() took for a connection that never became a session.
   void releaseAdmission();
   SessionSetup setupFor(const Live& now);
@@ -148,6 +150,8 @@ class SubscriberListener {
   mutable std::mutex liveMutex_;
   std::shared_ptr<const Live> live_;
   const std::vector<Bus*> inputs_;
+  const std::shared_ptr<const ListenerProtocol> protocol_;
+  const SubscriberAdmission admission_;
   WriterPool& writers_;
   Histogram& writeLatency_;
   Poco::Net::ServerSocket socket_;
@@ -157,7 +161,7 @@ class SubscriberListener {
   std::atomic<int> clients_{0};  // admitted and not yet closed
   std::atomic<int> pending_{0};  // accepted, set-up under way (needsSetup() listeners only)
   // The sessions attached and not yet closed (closeSubscribers, update).
-  std::mutex sessionsMutex_;
+  mutable std::mutex sessionsMutex_;
   std::condition_variable sessionsGone_;
   struct Attached {
     std::weak_ptr<SubscriptionQueue> queue;

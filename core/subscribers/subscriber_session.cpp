@@ -1,30 +1,31 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "subscriber_session.hpp"
 
-#include <Poco/Logger.h>
-#include <errno.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cstring>
 
 namespace streamrelay {
 
 namespace {
 // Rounds of (take, write) per flush before other sessions get their turn.
 constexpr int kFlushRounds = 8;
+// Reads per wake-up of a client that sends: one that floods us cannot
+// starve the others (what is left waits in its socket).
+constexpr int kReadsPerWake = 16;
 }  // namespace
 
 SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
-                                     const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
-                                     Histogram& writeLatency, std::chrono::milliseconds writeDeadline,
-                                     SessionSetup setup)
+                                     std::shared_ptr<const ListenerProtocol> protocol,
+                                     std::unique_ptr<Conversation> conversation, QueuePtr queue,
+                                     ClosedCallback onClosed, Histogram& writeLatency,
+                                     std::chrono::milliseconds writeDeadline, SessionSetup setup)
     : id_(id),
       fd_(fd),
       peer_(std::move(peer)),
-      encoder_(framing),
+      transport_(fd, setup.tls),
+      protocol_(std::move(protocol)),
+      codec_(protocol_->codec()),
+      wireForm_(codec_.wireForm()),
+      conversation_(std::move(conversation)),
       queue_(std::move(queue)),
       onClosed_(std::move(onClosed)),
       writeLatency_(writeLatency),
@@ -32,13 +33,14 @@ SubscriberSession::SubscriberSession(std::uint64_t id, int fd, std::string peer,
       lastWriteNs_(steadyNowNs()),
       setup_(std::move(setup)) {
   const auto now = std::chrono::steady_clock::now();
-  if (setup_.tls) {
-    tls_ = std::make_unique<TlsServerStream>(setup_.tls, fd_);
+  if (transport_.tls()) {
     phase_ = Phase::Handshake;
     setupDeadline_ = now + setup_.handshakeTimeout;
-  } else if (setup_.hello) {
-    phase_ = Phase::Hello;
+  } else if (protocol_->hasSetup()) {
+    phase_ = Phase::Setup;
     setupDeadline_ = now + setup_.helloTimeout;
+  } else {
+    admitted_ = true;  // by its listener, as it connected
   }
 }
 
@@ -47,25 +49,10 @@ SubscriberSession::~SubscriberSession() {
   close(CloseReason::Shutdown);
 }
 
-std::size_t SubscriberSession::encodedBytes(const FrameBatch& batch, std::size_t i) const {
-  std::string_view payload = batch.payload(i);
-  if (frameHeaders()) return protocol::kFrameHeaderBytes + payload.size();
-  return encoder_.canEncode(payload) ? encoder_.encodedSize(payload.size()) : 0;
-}
-
-void SubscriberSession::useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds) {
-  owner_.assertOwned();
-  streamIds_ = std::move(streamIds);  // the listener's admitHello never passes an empty list
-}
-
-std::uint16_t SubscriberSession::streamIdOf(const FrameBatch& batch) const {
-  for (const auto& [stream, id] : streamIds_)
-    if (stream == batch.stream()) return id;
-  return 0;
-}
-
-// The streamrelay protocol: each frame is its 24-byte header and its payload.
-int SubscriberSession::buildHeaderedIov(WriteScratch& scratch) const {
+// One iovec per run of frames in wire form; otherwise each frame's pieces
+// from its batch's encoding, pieces that lie back to back in memory joined
+// into one iovec (a run of small encoded frames is one).
+int SubscriberSession::buildIov(WriteScratch& scratch) const {
   int n = 0;
   std::size_t skip = skipBytes_;
   auto add = [&](const char* base, std::size_t len) {
@@ -73,42 +60,31 @@ int SubscriberSession::buildHeaderedIov(WriteScratch& scratch) const {
       skip -= len;
       return;
     }
-    scratch.iov[n++] = {const_cast<char*>(base + skip), len - skip};
+    base += skip;
+    len -= skip;
     skip = 0;
+    if (n > 0 && static_cast<const char*>(scratch.iov[n - 1].iov_base) + scratch.iov[n - 1].iov_len == base)
+      scratch.iov[n - 1].iov_len += len;
+    else
+      scratch.iov[n++] = {const_cast<char*>(base), len};
   };
   for (const FrameSpan& span : outgoing_) {
-    const FrameBatch& batch = *span.batch;
-    const std::uint16_t stream = streamIdOf(batch);
-    for (std::size_t i = span.first; i < span.end; ++i) {
-      if (n + 2 > WriteScratch::kMaxIov) return n;
-      const std::string_view payload = batch.payload(i);
-      char* header = scratch.headers[n];
-      protocol::writeFrameHeader(header, static_cast<std::uint32_t>(payload.size()), stream, batch.seq(i),
-                                 batch.receivedUnixNs());
-      add(header, protocol::kFrameHeaderBytes);
-      add(payload.data(), payload.size());
-    }
-  }
-  return n;
-}
-
-int SubscriberSession::buildIov(WriteScratch& scratch) const {
-  if (frameHeaders()) return buildHeaderedIov(scratch);
-  int n = 0;
-  std::size_t skip = skipBytes_;
-  for (const FrameSpan& span : outgoing_) {
-    if (encoder_.isWireForm()) {
+    if (wireForm_) {
       if (n == WriteScratch::kMaxIov) break;
-      scratch.iov[n++] = {const_cast<char*>(span.batch->wireBegin(span.first)) + skip, span.wireBytes() - skip};
-      skip = 0;
+      add(span.batch->wireBegin(span.first), span.wireBytes());
       continue;
     }
+    const EncodedBatch& encoded = codec_.encoded(*span.batch);
     for (std::size_t i = span.first; i < span.end; ++i) {
+      const EncodedFrame& frame = encoded.frame(i);
+      if (frame.total == 0) continue;  // the protocol cannot carry it
       if (n + 3 > WriteScratch::kMaxIov) return n;
-      std::string_view payload = span.batch->payload(i);
-      if (!encoder_.canEncode(payload)) continue;
-      n += encoder_.encode(payload, skip, scratch.headers[n], scratch.iov + n);
-      skip = 0;
+      add(encoded.bytes() + frame.offset, frame.headBytes);
+      if (frame.payloadByReference) {
+        const std::string_view payload = span.batch->payload(i);
+        add(payload.data(), payload.size());
+      }
+      add(encoded.bytes() + frame.offset + frame.headBytes, frame.tailBytes);
     }
   }
   return n;
@@ -126,22 +102,30 @@ void SubscriberSession::advance(std::size_t written) {
   };
   while (!outgoing_.empty()) {
     FrameSpan& span = outgoing_.front();
-    if (wireForm() && written >= span.wireBytes()) {
-      written -= span.wireBytes();
-      sent += span.frameCount();
-      recordLatency(span, span.frameCount());
-      outgoing_.pop_front();
-      continue;
-    }
     std::uint64_t spanSent = 0;
-    while (span.first < span.end) {
-      std::size_t bytes = wireForm() ? span.batch->wireBytes(span.first, span.first + 1)
-                                     : encodedBytes(*span.batch, span.first);
-      if (bytes == 0) ++skipped;
-      else if (written >= bytes) ++spanSent;
-      else break;
-      written -= bytes;
-      ++span.first;
+    if (wireForm_) {
+      if (written >= span.wireBytes()) {
+        written -= span.wireBytes();
+        sent += span.frameCount();
+        recordLatency(span, span.frameCount());
+        outgoing_.pop_front();
+        continue;
+      }
+      while (span.first < span.end && written >= span.batch->wireBytes(span.first, span.first + 1)) {
+        written -= span.batch->wireBytes(span.first, span.first + 1);
+        ++spanSent;
+        ++span.first;
+      }
+    } else {
+      const EncodedBatch& encoded = codec_.encoded(*span.batch);
+      while (span.first < span.end) {
+        const std::size_t bytes = encoded.frame(span.first).total;
+        if (bytes == 0) ++skipped;
+        else if (written >= bytes) ++spanSent;
+        else break;
+        written -= bytes;
+        ++span.first;
+      }
     }
     sent += spanSent;
     recordLatency(span, spanSent);
@@ -167,15 +151,16 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
     return FlushResult::Closed;
   }
   FlushResult result = FlushResult::Idle;
-  if (!control_.empty() && !flushControl(scratch, result)) return result;
   for (int round = 0; round < kFlushRounds; ++round) {
+    if (!control_.empty() && controlMayGo() && !flushControl(result)) return result;
     if (outgoing_.empty() && queue_->takeAll(outgoing_) == 0) return FlushResult::Idle;
-    int iovCount = buildIov(scratch);
-    if (iovCount == 0) {  // only frames this framing cannot carry
+    const int iovCount = buildIov(scratch);
+    if (iovCount == 0) {  // only frames the protocol cannot carry
       advance(0);
       continue;
     }
-    const long written = send(scratch.iov, iovCount, scratch);
+    const long written = noteSent(transport_.send(scratch.iov, iovCount, scratch));
+    framesRetryPending_ = written == kWouldBlock;
     if (written == kWouldBlock) return FlushResult::WouldBlock;
     if (written == kFailed) return FlushResult::Closed;
     advance(static_cast<std::size_t>(written));
@@ -185,19 +170,19 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
 
 bool SubscriberSession::queueHeartbeat() {
   owner_.assertOwned();
-  if (setup_.heartbeat.empty() || settingUp() || closeReason_ != CloseReason::None || !control_.empty() || !idle())
+  const std::string_view heartbeat = protocol_->heartbeat();
+  if (heartbeat.empty() || settingUp() || closeReason_ != CloseReason::None || !control_.empty() || !idle())
     return false;
-  control_.assign(setup_.heartbeat);
+  control_.assign(heartbeat.data(), heartbeat.size());
   return true;
 }
 
-// Sends the control frame (the answer, a heartbeat) before any frame after
-// it; false (with `result`) until it is out, or when the session is to close
-// after it.
-bool SubscriberSession::flushControl(WriteScratch& scratch, FlushResult& result) {
+// Sends the control bytes (the answer, a heartbeat, a pong) before any frame
+// after them; false (with `result`) until they are out, or when the session
+// is to close after them.
+bool SubscriberSession::flushControl(FlushResult& result) {
   while (controlSent_ < control_.size()) {
-    iovec iov{control_.data() + controlSent_, control_.size() - controlSent_};
-    const long written = send(&iov, 1, scratch);
+    const long written = noteSent(transport_.send(control_.data() + controlSent_, control_.size() - controlSent_));
     if (written == kWouldBlock || written == kFailed) {
       result = written == kWouldBlock ? FlushResult::WouldBlock : FlushResult::Closed;
       return false;
@@ -215,27 +200,11 @@ bool SubscriberSession::flushControl(WriteScratch& scratch, FlushResult& result)
   return true;
 }
 
-long SubscriberSession::send(const iovec* iov, int count, WriteScratch& scratch) {
-  long written;
-  if (tls_) {
-    written = tls_->writev(iov, count, scratch.tlsPlain, WriteScratch::kTlsChunk);
-    if (written == TlsServerStream::kWantRead || written == TlsServerStream::kWantWrite) written = kWouldBlock;
-    else if (written == TlsServerStream::kFailed) {
-      setupDetail_ = tls_->error();
-      closeReason_ = CloseReason::WriteError;
-      return kFailed;
-    }
-  } else {
-    msghdr msg{};
-    msg.msg_iov = const_cast<iovec*>(iov);
-    msg.msg_iovlen = static_cast<std::size_t>(count);
-    do written = ::sendmsg(fd_, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
-    while (written < 0 && errno == EINTR);
-    if (written < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-      closeReason_ = (errno == EPIPE || errno == ECONNRESET) ? CloseReason::PeerClosed : CloseReason::WriteError;
-      return kFailed;
-    }
-    if (written < 0) written = kWouldBlock;
+long SubscriberSession::noteSent(long written) {
+  if (written == kFailed) {
+    closeReason_ = transport_.failure();
+    if (!transport_.error().empty()) setupDetail_ = transport_.error();
+    return kFailed;
   }
   if (written == kWouldBlock) {
     if (!stalledSince_) stalledSince_ = std::chrono::steady_clock::now();
@@ -245,30 +214,26 @@ long SubscriberSession::send(const iovec* iov, int count, WriteScratch& scratch)
   return written;
 }
 
-long SubscriberSession::receive(char* data, std::size_t size) {
-  if (tls_) {
-    const long n = tls_->read(data, size);
-    if (n == TlsServerStream::kWantRead || n == TlsServerStream::kWantWrite) return kWouldBlock;
-    return n == TlsServerStream::kFailed ? kFailed : n;
-  }
-  ssize_t n;
-  do n = ::recv(fd_, data, size, MSG_DONTWAIT);
-  while (n < 0 && errno == EINTR);
-  if (n >= 0) return n;
-  return errno == EAGAIN || errno == EWOULDBLOCK ? kWouldBlock : kFailed;
-}
-
 bool SubscriberSession::drainInput() {
   owner_.assertOwned();
-  // Subscribers have nothing to say; a bounded read per wake-up keeps one that
-  // floods us from starving the others (what is left waits in its socket).
-  char discard[4096];
-  for (int reads = 0; reads < 16; ++reads) {
-    const long n = receive(discard, sizeof discard);
-    if (n > 0) continue;
+  char chunk[4096];
+  for (int reads = 0; reads < kReadsPerWake; ++reads) {
+    const long n = transport_.receive(chunk, sizeof chunk);
     if (n == 0) return false;
-    if (n == kFailed && closeReason_ == CloseReason::None) closeReason_ = CloseReason::PeerClosed;
-    return true;
+    if (n == kWouldBlock) return true;
+    if (n == kFailed) {
+      if (closeReason_ == CloseReason::None) closeReason_ = CloseReason::PeerClosed;
+      return true;
+    }
+    std::string reply;
+    const Conversation::Input input = conversation_->input(std::string_view(chunk, static_cast<std::size_t>(n)), reply);
+    control_ += reply;
+    if (input.close != CloseReason::None) {
+      if (!input.detail.empty()) setupDetail_ = input.detail;
+      if (control_.empty()) closeReason_ = input.close;
+      else closeAfterControl_ = input.close;
+      return true;
+    }
   }
   return true;
 }
@@ -278,67 +243,100 @@ SubscriberSession::SetupResult SubscriberSession::continueSetup() {
   if (closeReason_ != CloseReason::None) return SetupResult::Closed;
   setupWantsWritable_ = false;
   if (phase_ == Phase::Handshake) {
-    const long step = tls_->handshake();
-    if (step == TlsServerStream::kWantRead) return SetupResult::Waiting;
-    if (step == TlsServerStream::kWantWrite) {
-      setupWantsWritable_ = true;
-      return SetupResult::Waiting;
+    switch (transport_.handshake()) {
+      case SubscriberTransport::Handshake::WantRead:
+        return SetupResult::Waiting;
+      case SubscriberTransport::Handshake::WantWrite:
+        setupWantsWritable_ = true;
+        return SetupResult::Waiting;
+      case SubscriberTransport::Handshake::Failed:
+        setupDetail_ = transport_.error();
+        closeReason_ = transport_.failure();
+        return SetupResult::Closed;
+      case SubscriberTransport::Handshake::Done:
+        break;
     }
-    if (step == TlsServerStream::kFailed) {
-      setupDetail_ = tls_->error();
-      closeReason_ = CloseReason::TlsFailed;
-      return SetupResult::Closed;
-    }
-    setupDetail_ = tls_->describe();
-    if (!setup_.hello) return admitted(nullptr);
-    phase_ = Phase::Hello;
+    setupDetail_ = transport_.describe();
+    if (!protocol_->hasSetup()) return admitted(nullptr);
+    phase_ = Phase::Setup;
     setupDeadline_ = std::chrono::steady_clock::now() + setup_.helloTimeout;
   }
-  if (phase_ == Phase::Hello) return readHello();
+  if (phase_ == Phase::Setup) {
+    if (!sendSetupReply()) return closeReason_ != CloseReason::None ? SetupResult::Closed : SetupResult::Waiting;
+    return readSetup();
+  }
   return SetupResult::Ready;
 }
 
-// Reads the hello line, never keeping more than kMaxHelloBytes of it.
-SubscriberSession::SetupResult SubscriberSession::readHello() {
+// Sends what the protocol answered during its set-up (an HTTP 101); false
+// until it is out (waiting for the socket, or closed).
+bool SubscriberSession::sendSetupReply() {
+  while (!setupReply_.empty()) {
+    const long written = noteSent(transport_.send(setupReply_.data(), setupReply_.size()));
+    if (written == kFailed) return false;
+    if (written == kWouldBlock) {
+      setupWantsWritable_ = true;
+      return false;
+    }
+    setupReply_.erase(0, static_cast<std::size_t>(written));
+  }
+  return true;
+}
+
+// Hands what the client sends to the protocol until it has a hello (or a
+// refusal).
+SubscriberSession::SetupResult SubscriberSession::readSetup() {
   char chunk[4096];
-  for (;;) {
-    const std::size_t room = protocol::kMaxHelloBytes + 1 - hello_.size();
-    const long n = receive(chunk, std::min(sizeof chunk, room));
+  for (int reads = 0; reads < kReadsPerWake; ++reads) {
+    const long n = transport_.receive(chunk, sizeof chunk);
     if (n == kWouldBlock) return SetupResult::Waiting;
     if (n <= 0) {
-      setupDetail_ = "closed the connection before its hello line";
-      closeReason_ = CloseReason::BadHello;
+      closeReason_ = conversation_->endedDuringSetup(setupDetail_);
       return SetupResult::Closed;
     }
-    const char* end = static_cast<const char*>(std::memchr(chunk, '\n', static_cast<std::size_t>(n)));
-    hello_.append(chunk, end ? static_cast<std::size_t>(end - chunk) : static_cast<std::size_t>(n));
-    if (hello_.size() > protocol::kMaxHelloBytes) {
-      const std::string error = "hello line longer than " + std::to_string(protocol::kMaxHelloBytes) + " bytes";
-      setupDetail_ = error;
-      control_ = protocol::errorAnswer(error);
-      closeAfterControl_ = CloseReason::BadHello;
-      phase_ = Phase::Streaming;
-      return SetupResult::Ready;
-    }
-    if (end) {
-      const std::string line = std::move(hello_);
-      hello_.clear();
-      hello_.shrink_to_fit();
-      return admitted(&line);
+    Conversation::Step step = conversation_->setupInput(std::string_view(chunk, static_cast<std::size_t>(n)));
+    setupReply_ += step.reply;
+    switch (step.next) {
+      case Conversation::Step::Next::More:
+        if (!sendSetupReply()) return closeReason_ != CloseReason::None ? SetupResult::Closed : SetupResult::Waiting;
+        continue;
+      case Conversation::Step::Next::Admit:
+        return admitted(&step.hello);
+      case Conversation::Step::Next::Refuse:
+        setupDetail_ = step.detail;
+        return streamAfterControl(std::string(), step.refused);
     }
   }
+  return SetupResult::Waiting;  // more may wait in the socket: its next event goes on
 }
 
-SubscriberSession::SetupResult SubscriberSession::admitted(const std::string* helloLine) {
-  CloseReason refused = CloseReason::None;
-  control_ = setup_.admit(*this, helloLine, refused);
+SubscriberSession::SetupResult SubscriberSession::admitted(const protocol::Hello* hello) {
+  const AdmissionResult result = setup_.admit(*this, hello);
+  admitted_ = result.refused == CloseReason::None;
+  return streamAfterControl(conversation_->answer(result), result.refused);
+}
+
+// Ends the set-up: what the protocol still had to say during it, then
+// `bytes`, go out before any frame; with a reason, the session closes once
+// they are out (at once if there are none).
+SubscriberSession::SetupResult SubscriberSession::streamAfterControl(std::string bytes, CloseReason then) {
+  control_ = std::move(setupReply_) + bytes;
+  setupReply_.clear();
   phase_ = Phase::Streaming;
-  if (refused != CloseReason::None && control_.empty()) {
-    closeReason_ = refused;
+  if (then != CloseReason::None && control_.empty()) {
+    closeReason_ = then;
     return SetupResult::Closed;
   }
-  closeAfterControl_ = refused;
+  closeAfterControl_ = then;
   return SetupResult::Ready;
+}
+
+// The protocol's last word (a WebSocket close frame), if it can go now
+// without breaking a frame or waiting: best effort, like close_notify.
+void SubscriberSession::sayFarewell() {
+  const std::string bye = conversation_->farewell(closeReason_);
+  if (bye.empty() || controlSent_ > 0 || skipBytes_ > 0 || framesRetryPending_ || !setupReply_.empty()) return;
+  transport_.send(bye.data(), bye.size());
 }
 
 void SubscriberSession::close(CloseReason reason) {
@@ -346,9 +344,9 @@ void SubscriberSession::close(CloseReason reason) {
   if (!onClosed_) return;
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
+  if (phase_ == Phase::Streaming) sayFarewell();
   outgoing_.clear();
-  if (tls_) tls_->closeNotify();
-  ::close(fd_);
+  transport_.close();
   auto onClosed = std::move(onClosed_);
   onClosed_ = nullptr;
   onClosed(*this, closeReason_);

@@ -1,7 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// SubscriberSession: one connected subscriber — its socket, its queue and what
-// is being written to it.
+// SubscriberSession: one connected subscriber — its transport (plain or
+// TLS), its protocol conversation, its queue and what is being written to it.
+//
+// What it writes is of two kinds, never mixed inside one another: frames,
+// in the listener protocol's encoding (FrameCodec: shared by the listener's
+// subscribers, written from the batches without a copy per subscriber), and
+// control bytes of its own (the answer to a hello, a heartbeat, a WebSocket
+// pong or close), which go out only between two frames.
 //
 // Created by its listener on a TCPServer pool thread, then owned and driven by
 // exactly one SubscriberWriter thread: every method but the constructor and the
@@ -23,48 +29,30 @@
 #include <utility>
 #include <vector>
 
-#include "framing.hpp"
 #include "histogram.hpp"
-#include "streamrelay_protocol.hpp"
+#include "listener_protocol.hpp"
+#include "subscriber_transport.hpp"
 #include "subscription_queue.hpp"
 #include "thread_owner.hpp"
-#include "tls_server.hpp"
 
 namespace streamrelay {
 
-// Scratch space for building one write; owned by a writer thread, shared by
-// all of its sessions.
-struct WriteScratch {
-  static constexpr int kMaxIov = 1024;  // IOV_MAX on Linux
-  iovec iov[kMaxIov];
-  char headers[kMaxIov][protocol::kFrameHeaderBytes];
-  // TLS: small pieces gathered into one full record (16 KiB) before they are encrypted.
-  static constexpr std::size_t kTlsChunk = 16 * 1024;
-  char tlsPlain[kTlsChunk];
-};
-
 class SubscriberSession;
 
-// What happens before the first frame, for a listener with TLS or the
-// `streamrelay` protocol (a plain raw listener has no set-up: its session
-// streams at once).
+// What happens before the first frame, for a listener with TLS or a
+// protocol with a set-up (a raw plain-TCP session streams at once: its
+// listener admits it when it connects).
 struct SessionSetup {
   std::shared_ptr<const TlsServerContext> tls;  // null: plain TCP
   std::chrono::milliseconds handshakeTimeout{5000};
-  bool hello = false;                           // the streamrelay protocol: read a hello line
-  std::chrono::milliseconds helloTimeout{5000};
-  // Called on the writer thread once the handshake is done and (with
-  // `hello`) the hello line is read: subscribes the queue and returns the
-  // bytes to send first (the answer). Setting `refused` closes the session
-  // with that reason once they are sent. Never throws: a client whose hello
-  // cannot be admitted is refused.
-  std::function<std::string(SubscriberSession&, const std::string* helloLine, CloseReason& refused)> admit;
+  std::chrono::milliseconds helloTimeout{5000};  // the protocol's set-up (a hello, an HTTP request)
+  // Called on the writer thread once the handshake is done and the
+  // protocol's set-up gave a hello (null for a protocol without one):
+  // subscribes the queue, or says why not. Never throws.
+  std::function<AdmissionResult(SubscriberSession&, const protocol::Hello* hello)> admit;
   // Once streaming, a session that was sent nothing for heartbeatInterval
-  // (0: never) is sent `heartbeat`, what a heartbeat is in the listener's
-  // protocol (bytes with static storage, the same for every session).
+  // (0: never) is sent the protocol's heartbeat (if it has one).
   std::chrono::milliseconds heartbeatInterval{0};
-  std::string_view heartbeat;
-  bool needed() const { return tls || hello; }
 };
 
 class SubscriberSession {
@@ -74,10 +62,9 @@ class SubscriberSession {
   // `writeDeadline`: how long the socket may accept no byte while frames wait
   // before the writer closes it as a slow consumer (0: no deadline).
   // Takes ownership of `fd`, a connected non-blocking socket.
-  SubscriberSession(std::uint64_t id, int fd, std::string peer,
-                    const FramingSpec& framing, QueuePtr queue, ClosedCallback onClosed,
-                    Histogram& writeLatency, std::chrono::milliseconds writeDeadline,
-                    SessionSetup setup = {});
+  SubscriberSession(std::uint64_t id, int fd, std::string peer, std::shared_ptr<const ListenerProtocol> protocol,
+                    std::unique_ptr<Conversation> conversation, QueuePtr queue, ClosedCallback onClosed,
+                    Histogram& writeLatency, std::chrono::milliseconds writeDeadline, SessionSetup setup = {});
   SubscriberSession(const SubscriberSession&) = delete;
   SubscriberSession& operator=(const SubscriberSession&) = delete;
   ~SubscriberSession();
@@ -86,20 +73,25 @@ class SubscriberSession {
   void claim() { owner_.claim(); }
 
   enum class FlushResult { Idle, WouldBlock, MoreWork, Closed };
-  // Writes queued frames until the queue is empty, the socket is full, or a
-  // fairness budget is spent (MoreWork). Closed: the session must be closed
-  // with closeReason().
+  // Writes control bytes and queued frames until the queue is empty, the
+  // socket is full, or a fairness budget is spent (MoreWork). Closed: the
+  // session must be closed with closeReason().
   FlushResult flush(WriteScratch& scratch);
-  // Reads and discards what the peer sends. False when the peer has shut its
-  // write side (the seed client does so at once; it may still be reading).
+  // Reads what the peer sends and hands it to the protocol (which may
+  // answer it: hasControl()). False when the peer has shut its write side
+  // (the seed client does so at once; it may still be reading).
   bool drainInput();
   // Closes the socket and reports the reason to the listener. Idempotent.
   void close(CloseReason reason);
 
-  // Set-up (TLS handshake, hello), driven by the writer on socket events.
+  // Set-up (TLS handshake, the protocol's hello or request), driven by the
+  // writer on socket events.
   enum class SetupResult { Waiting, Ready, Closed };
   SetupResult continueSetup();
   bool settingUp() const { return phase_ != Phase::Streaming; }
+  // It was admitted (its queue subscribed): closing it now is a disconnect,
+  // not a refusal.
+  bool admitted() const { return admitted_; }
   // While setting up: the socket must become writable before it can go on.
   bool setupWantsWritable() const { return setupWantsWritable_; }
   // True once the handshake or hello is late; the session then closes with
@@ -112,22 +104,22 @@ class SubscriberSession {
   }
   // Why set-up failed (one line, no secrets), or what it agreed ("TLSv1.3, ...").
   const std::string& setupDetail() const { return setupDetail_; }
-  // The streamrelay protocol: every frame gets a header naming its stream by
-  // these ids (set by SessionSetup::admit).
-  void useFrameHeaders(std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds);
-  bool frameHeaders() const { return !streamIds_.empty(); }
   void noteSetupDetail(std::string detail) {
     owner_.assertOwned();
     setupDetail_ = std::move(detail);
   }
 
   bool idle() const { return outgoing_.empty() && queue_->queuedFrames() == 0; }
+  // Control bytes wait to go out (the writer serves the session).
+  bool hasControl() const { return !control_.empty(); }
 
-  // Heartbeats (SessionSetup::heartbeat). When one is due is the writer's
-  // business: one is due heartbeatInterval() after lastWriteNs(), the
-  // steady-clock time (ns) the session last finished writing something
-  // (frames, the answer, a heartbeat), or was created.
-  std::chrono::milliseconds heartbeatInterval() const { return setup_.heartbeatInterval; }
+  // Heartbeats. When one is due is the writer's business: one is due
+  // heartbeatInterval() after lastWriteNs(), the steady-clock time (ns) the
+  // session last finished writing something (frames, the answer, a
+  // heartbeat), or was created.
+  std::chrono::milliseconds heartbeatInterval() const {
+    return protocol_->heartbeat().empty() ? std::chrono::milliseconds(0) : setup_.heartbeatInterval;
+  }
   std::int64_t lastWriteNs() const { return lastWriteNs_; }
   // Queues a heartbeat, to go out before any later frame, if the session
   // streams and is between frames with nothing waiting (so it never lands
@@ -162,29 +154,34 @@ class SubscriberSession {
   std::uint64_t framesSkipped() const { return framesSkipped_.load(std::memory_order_relaxed); }
 
  private:
-  enum class Phase { Handshake, Hello, Streaming };
-  static constexpr long kWouldBlock = -2;
-  static constexpr long kFailed = -1;
-  // The socket, through TLS if the listener has it: bytes, 0 (peer closed),
-  // kWouldBlock or kFailed (closeReason_ set).
-  long send(const iovec* iov, int count, WriteScratch& scratch);
-  long receive(char* data, std::size_t size);
-  SetupResult readHello();
-  SetupResult admitted(const std::string* helloLine);
-  bool flushControl(WriteScratch& scratch, FlushResult& result);
+  enum class Phase { Handshake, Setup, Streaming };
+  static constexpr long kWouldBlock = SubscriberTransport::kWouldBlock;
+  static constexpr long kFailed = SubscriberTransport::kFailed;
+  // What the transport's send returned, once the write deadline's clock
+  // and a failure's reason are noted.
+  long noteSent(long written);
+  SetupResult readSetup();
+  SetupResult admitted(const protocol::Hello* hello);
+  SetupResult streamAfterControl(std::string bytes, CloseReason then);
+  bool sendSetupReply();
+  bool flushControl(FlushResult& result);
+  // Control bytes may go now: no frame is half written, and no frame
+  // write waits to be retried (TLS) — or control bytes already began.
+  bool controlMayGo() const { return controlSent_ > 0 || (skipBytes_ == 0 && !framesRetryPending_); }
+  void sayFarewell();
 
-  bool wireForm() const { return !frameHeaders() && encoder_.isWireForm(); }
   int buildIov(WriteScratch& scratch) const;
-  int buildHeaderedIov(WriteScratch& scratch) const;
   void advance(std::size_t written);
-  std::size_t encodedBytes(const FrameBatch& batch, std::size_t i) const;
-  std::uint16_t streamIdOf(const FrameBatch& batch) const;
 
   ThreadOwner owner_;
   const std::uint64_t id_;
   const int fd_;
   const std::string peer_;
-  FrameEncoder encoder_;
+  SubscriberTransport transport_;
+  const std::shared_ptr<const ListenerProtocol> protocol_;
+  const FrameCodec& codec_;
+  const bool wireForm_;  // codec_.wireForm(): a run of frames is one iovec from its batch
+  std::unique_ptr<Conversation> conversation_;
   QueuePtr queue_;
   ClosedCallback onClosed_;
   Histogram& writeLatency_;  // receive-to-write time of every frame written, all sessions
@@ -195,21 +192,21 @@ class SubscriberSession {
 
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written
+  bool framesRetryPending_ = false; // the last frame write would have blocked (see controlMayGo)
   CloseReason closeReason_ = CloseReason::None;
-  std::atomic<std::uint64_t> framesSkipped_{0};  // frames this listener's framing cannot carry
+  std::atomic<std::uint64_t> framesSkipped_{0};  // frames this listener's protocol cannot carry
 
-  // Set-up and the streamrelay protocol.
+  // Set-up and control bytes.
   SessionSetup setup_;
-  std::unique_ptr<TlsServerStream> tls_;
   Phase phase_ = Phase::Streaming;
+  bool admitted_ = false;
   std::chrono::steady_clock::time_point setupDeadline_;
   bool setupWantsWritable_ = false;
   std::string setupDetail_;
-  std::string hello_;                 // the hello line read so far (bounded by kMaxHelloBytes)
-  std::string control_;               // the answer or a heartbeat, sent before any frame after it
+  std::string setupReply_;            // what the protocol answered during set-up, not yet sent (HTTP 101)
+  std::string control_;               // control bytes, sent between two frames
   std::size_t controlSent_ = 0;
   CloseReason closeAfterControl_ = CloseReason::None;
-  std::vector<std::pair<const StreamId*, std::uint16_t>> streamIds_;  // non-empty: frames carry the header
 };
 
 }  // namespace streamrelay

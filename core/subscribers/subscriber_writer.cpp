@@ -382,7 +382,8 @@ void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events)
     closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason() : CloseReason::PeerClosed);
     return;
   }
-  if (events & EPOLLOUT) serve(id);
+  // EPOLLOUT, or what the client sent has an answer (a WebSocket pong, close).
+  if ((events & EPOLLOUT) || session.hasControl()) serve(id);
 }
 
 WriterPool::WriterPool(int threads) {

@@ -98,7 +98,7 @@ long TlsServerStream::read(char* data, std::size_t size) {
   return result > 0 ? result : failure(result, "read");
 }
 
-long TlsServerStream::writeRecords(const char* data, std::size_t size) {
+long TlsServerStream::write(const char* data, std::size_t size) {
   ERR_clear_error();
   const int result = SSL_write(ssl_, data, static_cast<int>(std::min<std::size_t>(size, 1 << 30)));
   if (result > 0) return result;
@@ -115,7 +115,7 @@ long TlsServerStream::writev(const iovec* iov, int count, char* gather, std::siz
   std::size_t gathered = 0;
   // Sends what is gathered; false when the socket took less (stop there).
   auto sendGathered = [&]() {
-    const long n = writeRecords(gather, gathered);
+    const long n = write(gather, gathered);
     if (n > 0) total += n;
     const bool all = n == static_cast<long>(gathered);
     gathered = 0;
@@ -127,7 +127,7 @@ long TlsServerStream::writev(const iovec* iov, int count, char* gather, std::siz
     if (len >= kDirectBytes) {
       if (gathered > 0)
         if (const long stop = sendGathered()) return stop;
-      const long n = writeRecords(base, len);
+      const long n = write(base, len);
       if (n <= 0) return total > 0 ? total : n;
       total += n;
       if (static_cast<std::size_t>(n) < len) return total;

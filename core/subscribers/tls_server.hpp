@@ -52,6 +52,8 @@ class TlsServerStream {
   // same bytes), or kFailed.
   static constexpr std::size_t kDirectBytes = 16 * 1024;
   long writev(const iovec* iov, int count, char* gather, std::size_t gatherSize);
+  // Encrypts and sends `size` bytes from `data`: the same results as writev().
+  long write(const char* data, std::size_t size);
   // Sends a close_notify, so that the client reads a clean end rather than
   // a cut connection. Best effort: it never waits (on a full socket or a
   // record still half written the alert is lost), and is skipped before the
@@ -63,7 +65,6 @@ class TlsServerStream {
 
  private:
   long failure(int result, const char* step);
-  long writeRecords(const char* data, std::size_t size);
 
   std::shared_ptr<const TlsServerContext> context_;
   SSL* ssl_ = nullptr;

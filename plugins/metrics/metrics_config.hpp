@@ -18,6 +18,9 @@ struct MetricsConfig {
   // Connections held at once; one more closes the oldest that is still
   // sending its request (a slow client never holds a scrape out).
   std::size_t maxConnections = 64;
+  // A directory whose files are served as /pages/NAME (a web page beside
+  // the relay's figures, e.g. sdk/examples/browser); empty: none.
+  std::string pages;
 };
 
 // Its keys (none holds a secret).

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // metrics: serves the relay's figures over HTTP — /metrics (Prometheus text
 // format), /stats (JSON), /history (the totals of the last five minutes, one
-// sample a second) and / (a status page with all of it in the first answer).
+// sample a second), / (a status page with all of it in the first answer) and,
+// with `pages: DIR`, the files of DIR as /pages/NAME (page_files.hpp).
 // Everything comes from the SDK's host API (stats_json), so a third-party
 // plugin could do the same. It reads no frames, so it needs no inputs.
 // Config: metrics_config.hpp.
@@ -18,6 +19,7 @@
 
 #include "http_server.hpp"
 #include "metrics_config.hpp"
+#include "page_files.hpp"
 #include "prometheus_text.hpp"
 #include "stats_history.hpp"
 #include "status_page.hpp"
@@ -52,13 +54,15 @@ class MetricsPlugin : public streamrelay::Plugin {
   MetricsPlugin(streamrelay::Host& host, const std::string& configYaml)
       : host_(host), history_(kHistorySamples) {
     const streamrelay::plugins::MetricsConfig config = streamrelay::plugins::parseMetricsConfig(configYaml);
+    pages_ = streamrelay::plugins::PageFiles(config.pages);  // before the server thread starts
     HttpServer::Limits limits;
     limits.requestTimeout = config.requestTimeout;
     limits.maxConnections = config.maxConnections;
     server_ = std::make_unique<HttpServer>(
         config.bind, limits, [this](const std::string&, const std::string& target) { return handle(target); },
         kSampleInterval, [this] { sample(); }, [this](const char* counter) { host_.addCounter(counter, 1); });
-    host_.info("serving http://" + server_->address() + "/ (/metrics, /stats, /history)");
+    host_.info("serving http://" + server_->address() + "/ (/metrics, /stats, /history" +
+               (pages_.enabled() ? ", /pages/ from " + config.pages : std::string()) + ")");
   }
 
   // Every figure comes from the host's stats; it gets no frames (STREAMRELAY_PLUGIN_NO_INPUTS).
@@ -78,6 +82,7 @@ class MetricsPlugin : public streamrelay::Plugin {
       if (path == "/")
         return {200, "text/html; charset=utf-8",
                 streamrelay::plugins::renderStatusPage(host_.statsJson(), history_.json(kSampleInterval.count()))};
+      if (pages_.enabled() && path.rfind("/pages/", 0) == 0) return pages_.get(path.substr(7));
       return {404, "text/plain", "not found: try /, /metrics, /stats or /history\n"};
     } catch (const std::exception& e) {  // the stats document is the host's: a bug there is not this client's
       host_.error("cannot answer " + path + ": " + e.what());
@@ -96,6 +101,7 @@ class MetricsPlugin : public streamrelay::Plugin {
 
   streamrelay::Host& host_;
   streamrelay::plugins::StatsHistory history_;  // the server thread's
+  streamrelay::plugins::PageFiles pages_{""};    // set before the server thread starts
   std::unique_ptr<HttpServer> server_;          // last: its thread stops first
 };
 

@@ -36,9 +36,9 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <h2>bytes/s (last 5 minutes) — now <span id="bps">0</span></h2>
 <canvas id="bytesChart" width="900" height="180"></canvas>
 <h2>listeners</h2>
-<table id="listeners"><tr><th>name</th><th>port</th><th>inputs</th><th>clients</th><th>accepted</th><th>refused max_clients</th><th>refused allow</th><th>disconnects</th></tr></table>
+<table id="listeners"><tr><th>name</th><th>protocol</th><th>port</th><th>inputs</th><th>clients</th><th>accepted</th><th>refused max_clients</th><th>refused allow</th><th>disconnects</th></tr></table>
 <h2>consumers</h2>
-<table id="consumers"><tr><th>name</th><th>kind</th><th>policy</th><th>queue frames</th><th>queue bytes</th><th>lag s</th><th>delivered</th><th>dropped</th></tr></table>
+<table id="consumers"><tr><th>name</th><th>kind</th><th>protocol</th><th>policy</th><th>queue frames</th><th>queue bytes</th><th>lag s</th><th>delivered</th><th>dropped</th></tr></table>
 <h2>plugins</h2>
 <table id="plugins"><tr><th>name</th><th>type</th><th>failures</th><th>disabled</th><th>counters and gauges</th></tr></table>
 <h2>plugin files that did not load</h2>
@@ -108,9 +108,9 @@ function render(s) {
       '">' + cell.textContent + "</span>";
   }
   fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers]));
-  fillTable("listeners", s.listeners.map(l => [l.name, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
+  fillTable("listeners", s.listeners.map(l => [l.name, l.protocol, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
     l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ") || "0"]));
-  fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.policy, c.queue_frames, c.queue_bytes, c.lag_seconds.toFixed(3),
+  fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.protocol || "", c.policy, c.queue_frames, c.queue_bytes, c.lag_seconds.toFixed(3),
     c.delivered, c.dropped]));
   fillTable("plugins", s.plugins.map(p => [p.name, p.type, p.failures, p.disabled ? "yes" : "no",
     Object.entries(Object.assign({}, p.counters, p.gauges)).map(e => e[0] + " " + e[1]).join(", ")]));

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "streamrelay/mini_json.hpp"
-#include "streamrelay_protocol.hpp"
+#include "hello.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -35,6 +35,7 @@ std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PL
 struct HttpReply {
   int status;
   std::string body;
+  std::string contentType;
 };
 
 HttpReply httpGet(int port, const std::string& path) {
@@ -44,7 +45,7 @@ HttpReply httpGet(int port, const std::string& path) {
   session.sendRequest(request);
   Poco::Net::HTTPResponse response;
   std::istream& in = session.receiveResponse(response);
-  HttpReply reply{static_cast<int>(response.getStatus()), ""};
+  HttpReply reply{static_cast<int>(response.getStatus()), "", response.getContentType()};
   Poco::StreamCopier::copyToString(in, reply.body);
   return reply;
 }
@@ -188,4 +189,30 @@ TEST_CASE("metrics: the status page's first answer holds the figures, and /histo
   auto newer = parseObject(httpGet(port, "/history?after=" + std::to_string(last)).body)->getArray("samples");
   for (std::size_t i = 0; i < newer->size(); ++i)
     CHECK(newer->getArray(static_cast<unsigned>(i))->getElement<long long>(0) > last);
+}
+
+TEST_CASE("metrics: pages serves the files of its directory by plain name and nothing else", "[builtin][metrics]") {
+  PluginDir dir;
+  PluginDir pages;  // a fresh directory
+  pages.write("index.html", "<!DOCTYPE html><p>hello</p>");
+  pages.write("app.js", "console.log(1);");
+  pages.write(".hidden", "secret");
+  RunningRelay relay;
+  const int port = startMetrics(relay, dir, "upstream: {type: generator, rate: 1}\n", ", pages: '" + pages.root() + "'");
+  const HttpReply index = httpGet(port, "/pages/index.html");
+  CHECK(index.status == 200);
+  CHECK(index.contentType == "text/html; charset=utf-8");
+  CHECK(index.body == "<!DOCTYPE html><p>hello</p>");
+  const HttpReply script = httpGet(port, "/pages/app.js?v=2");
+  CHECK(script.status == 200);
+  CHECK(script.contentType == "text/javascript; charset=utf-8");
+  // Edited: the next request gets the new file.
+  pages.write("index.html", "<p>edited</p>");
+  CHECK(httpGet(port, "/pages/index.html").body == "<p>edited</p>");
+  for (const std::string& path : std::vector<std::string>{"/pages/.hidden", "/pages/missing.html", "/pages/", "/pages/../metrics.so",
+                                 "/pages/%2e%2e%2fmetrics.so", "/pages/" + dir.root().substr(1) + "/metrics.so"}) {
+    INFO(path);
+    CHECK(httpGet(port, path).status == 404);
+  }
+  CHECK(httpGet(port, "/stats").status == 200);  // the figures as before
 }

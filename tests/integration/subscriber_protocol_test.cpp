@@ -154,7 +154,7 @@ TEST_CASE("streamrelay protocol: a malformed or oversize or missing hello is clo
   CHECK(answerTo("") == "");  // no hello: closed at hello_timeout_ms, nothing said
   CHECK(relay.process->waitForLine("refused 127\\.0\\.0\\.1:\\d+: hello_timeout").size() > 0);
   CHECK_THAT(answerTo("{not json\n"), Catch::StartsWith(R"j({"ok":false,"error":"the hello is not JSON: )j"));
-  CHECK(answerTo("{\"tokn\": 1}\n") == R"j({"ok":false,"error":"unknown hello field 'tokn' (token, inputs, resume)"})j");
+  CHECK(answerTo("{\"tokn\": 1}\n") == R"j({"ok":false,"error":"unknown hello field 'tokn' (token, inputs, select, resume)"})j");
   CHECK(answerTo("{\"inputs\": [\"nope\"]}\n") ==
         R"j({"ok":false,"error":"unknown input 'nope' (this listener serves: upstream)"})j");
   CHECK(answerTo(std::string(20000, 'x')) == R"j({"ok":false,"error":"hello line longer than 16384 bytes"})j");
@@ -252,7 +252,7 @@ TEST_CASE("streamrelay protocol: the epoch is a decimal string, a resume with it
   RunningRelay relay = startRelay(kListenUpstream + "streams: {upstream: {replay: {frames: 1000}}}\nlisteners:\n" +
                                   listener("main", "protocol: streamrelay"));
   Subscriber first(relay.address(), protocolClient());
-  REQUIRE(first.awaitAnswer(10s));
+  REQUIRE(first.awaitAnswer(10s));  // subscribed: every frame published from now on reaches it
   auto feed = publish(relay, 100);
   REQUIRE(readSeqs(first, 1, 100) == 100);
   const std::string fresh = first.answer().json;

@@ -385,7 +385,7 @@ TEST_CASE("every example in config/ loads, and prints a config that loads the sa
   ::setenv("JWT_SECRET", "example-secret", 1);
   for (const char* file : {"streamrelay.yaml", "two-sources.yaml", "processors.yaml", "provider-tls.yaml",
                            "http-ndjson.yaml", "http-sse.yaml", "websocket-exchange.yaml", "remote-subscribers.yaml",
-                           "lua.yaml"}) {
+                           "lua.yaml", "browser.yaml"}) {
     INFO(file);
     Config c = loadConfig(std::string(STREAMRELAY_SOURCE_DIR "/config/") + file);
     std::string printed = effectiveConfigYaml(c);

@@ -4,7 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "config.hpp"
 #include "framing.hpp"
+#include "listener_protocol.hpp"
 
 using namespace streamrelay;
 
@@ -33,19 +35,39 @@ std::vector<std::string> decodeAll(FrameDecoder& decoder, const std::string& str
   return frames;
 }
 
-// Encodes every payload the encoder accepts, back to back; `accepted` gets them.
-std::string encodeAll(const FrameEncoder& encoder, const std::vector<std::string>& payloads,
+// What a raw listener with this framing writes for these payloads, back to
+// back (its codec, as its subscribers' sessions send it); `accepted` gets
+// the payloads it can carry.
+std::string encodeAll(const FramingSpec& spec, const std::vector<std::string>& payloads,
                       std::vector<std::string>& accepted) {
+  ListenerConfig config;
+  config.framing = spec;
+  const auto raw = listenerProtocol("raw").create(config, {});
+  FrameBatchBuilder builder;
+  for (const std::string& p : payloads) builder.add(p.data(), p.size());
+  const auto batch = builder.seal(0);
+  const FrameCodec& codec = raw->codec();
   std::string stream;
-  for (const std::string& p : payloads) {
-    if (!encoder.canEncode(p)) continue;
-    char header[8];
-    iovec iov[3];
-    int n = encoder.encode(p, 0, header, iov);
-    for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
-    accepted.push_back(p);
+  if (codec.wireForm()) {
+    accepted = payloads;
+    return std::string(batch->wireBegin(0), batch->wireBytes(0, batch->frameCount()));
+  }
+  const EncodedBatch& encoded = codec.encoded(*batch);
+  for (std::size_t i = 0; i < batch->frameCount(); ++i) {
+    const EncodedFrame& f = encoded.frame(i);
+    if (f.total == 0) continue;
+    stream.append(encoded.bytes() + f.offset, f.headBytes);
+    if (f.payloadByReference) stream.append(batch->payload(i));
+    stream.append(encoded.bytes() + f.offset + f.headBytes, f.tailBytes);
+    accepted.push_back(payloads[i]);
   }
   return stream;
+}
+
+bool canEncode(const FramingSpec& spec, const std::string& payload) {
+  std::vector<std::string> accepted;
+  encodeAll(spec, {payload}, accepted);
+  return !accepted.empty();
 }
 
 const std::vector<std::string> kPayloads = {"a", "", "hello world", std::string(300, 'x'), std::string("\0\n\0", 3)};
@@ -151,9 +173,8 @@ TEST_CASE("encoders round-trip through the matching decoder", "[framing]") {
   specs[4].fixedSize = 11;
   for (const FramingSpec& spec : specs) {
     INFO(spec.describe());
-    FrameEncoder encoder(spec);
     std::vector<std::string> expected;
-    const std::string stream = encodeAll(encoder, kPayloads, expected);
+    const std::string stream = encodeAll(spec, kPayloads, expected);
     REQUIRE_FALSE(expected.empty());
     auto decoder = FrameDecoder::create(spec);
     CHECK(decodeAll(*decoder, stream, 5) == expected);
@@ -163,11 +184,11 @@ TEST_CASE("encoders round-trip through the matching decoder", "[framing]") {
 TEST_CASE("an encoder refuses frames its framing cannot carry", "[framing]") {
   FramingSpec narrow;
   narrow.width = 1;
-  CHECK(FrameEncoder(narrow).canEncode(std::string(255, 'x')));
-  CHECK_FALSE(FrameEncoder(narrow).canEncode(std::string(256, 'x')));
+  CHECK(canEncode(narrow, std::string(255, 'x')));
+  CHECK_FALSE(canEncode(narrow, std::string(256, 'x')));
   FramingSpec lines;
   lines.type = FramingType::Delimiter;
-  CHECK_FALSE(FrameEncoder(lines).canEncode("two\nlines"));
+  CHECK_FALSE(canEncode(lines, "two\nlines"));
 }
 
 // Defect: with a delimiter that overlaps itself, "abc\n" + "\n\n" was read as
@@ -179,7 +200,6 @@ TEST_CASE("a delimiter that overlaps itself: every frame accepted is decoded exa
     FramingSpec spec;
     spec.type = FramingType::Delimiter;
     spec.delimiter = delimiter;
-    FrameEncoder encoder(spec);
     const std::string alphabet = delimiter + "xa\n";
     // Every payload of up to 4 bytes over the delimiter's own bytes and two others.
     std::vector<std::string> payloads{""};
@@ -190,26 +210,40 @@ TEST_CASE("a delimiter that overlaps itself: every frame accepted is decoded exa
       from = to;
     }
     std::vector<std::string> accepted;
-    const std::string stream = encodeAll(encoder, payloads, accepted);
+    const std::string stream = encodeAll(spec, payloads, accepted);
     auto decoder = FrameDecoder::create(spec);
     CHECK(decodeAll(*decoder, stream, 7) == accepted);
   }
   FramingSpec blank;
   blank.type = FramingType::Delimiter;
   blank.delimiter = "\n\n";
-  CHECK_FALSE(FrameEncoder(blank).canEncode("abc\n"));
-  CHECK(FrameEncoder(blank).canEncode("abc"));
+  CHECK_FALSE(canEncode(blank, "abc\n"));
+  CHECK(canEncode(blank, "abc"));
   blank.delimiter = "\r\n\r\n";
-  CHECK_FALSE(FrameEncoder(blank).canEncode("x\r\n"));
-  CHECK(FrameEncoder(blank).canEncode("x\r"));
+  CHECK_FALSE(canEncode(blank, "x\r\n"));
+  CHECK(canEncode(blank, "x\r"));
 }
 
-TEST_CASE("an encoder resumes mid-frame after a partial write", "[framing]") {
+TEST_CASE("a listener encodes a batch once: small payloads copied in, large ones written from the batch", "[framing]") {
   FramingSpec spec;
-  FrameEncoder encoder(spec);
-  char header[8];
-  iovec iov[3];
-  int n = encoder.encode("payload", 6, header, iov);  // 4 header bytes + 2 payload bytes written
-  REQUIRE(n == 1);
-  CHECK(std::string(static_cast<char*>(iov[0].iov_base), iov[0].iov_len) == "yload");
+  spec.width = 2;
+  ListenerConfig config;
+  config.framing = spec;
+  const auto raw = listenerProtocol("raw").create(config, {});
+  FrameBatchBuilder builder;
+  const std::string large(4096, 'L');
+  for (const std::string& p : {std::string("ab"), large, std::string("cd")}) builder.add(p.data(), p.size());
+  const auto batch = builder.seal(0);
+  const EncodedBatch& encoded = raw->codec().encoded(*batch);
+  CHECK(&raw->codec().encoded(*batch) == &encoded);  // the second subscriber finds the first one's
+  CHECK_FALSE(encoded.frame(0).payloadByReference);
+  CHECK(encoded.frame(0).total == 4);
+  CHECK(encoded.frame(1).payloadByReference);
+  CHECK(encoded.frame(1).headBytes == 2);
+  CHECK(encoded.frame(1).total == 2 + large.size());
+  // Frames lie back to back in the side buffer: only the large payload is elsewhere.
+  CHECK(encoded.sideBytes() == 4 + 2 + 4);
+  CHECK(std::string(encoded.bytes(), 4) == std::string("\0\2ab", 4));
+  const auto other = listenerProtocol("raw").create(config, {});
+  CHECK(&other->codec().encoded(*batch) != &encoded);  // another listener has its own
 }

@@ -8,12 +8,15 @@
 //   std::string frame;
 //   while (sub.next(frame)) use(frame);
 //
-// It speaks both listener protocols: `raw` (frames only) and `streamrelay`
+// It speaks every listener protocol: `raw` (frames only), `streamrelay`
 // (a hello line, an answer, then frames with stream, seq and receive time,
-// and heartbeats, which it skips; on reconnect it resumes after the last seq
-// it returned). A connection that ends, cleanly or not (a relay restarted
-// or gone, a TLS connection cut without close_notify, a relay silent past
-// the read timeout), is a reconnect when asked, else the end of next(): see
+// and heartbeats, which it skips), `websocket` and `sse`, whose addresses are
+// URLs (ws://, wss://; http://, https://, sse://, sses://). With streamrelay,
+// websocket (envelope header or json) and sse it knows each frame's stream
+// and seq, and on reconnect resumes after the last seq it returned. A
+// connection that ends, cleanly or not (a relay restarted or gone, a TLS
+// connection cut without close_notify, a relay silent past the read
+// timeout), is a reconnect when asked, else the end of next(): see
 // endReason(). TLS needs OpenSSL: define STREAMRELAY_CLIENT_TLS before
 // including it and link OpenSSL::SSL.
 //
@@ -26,6 +29,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -46,6 +50,7 @@
 #endif
 
 #include "streamrelay/mini_json.hpp"
+#include "streamrelay/wire.hpp"
 
 namespace streamrelay {
 namespace client {
@@ -114,10 +119,9 @@ struct Framing {
   // Appends one frame in this framing to `out` (the publisher's side).
   void encode(const std::string& payload, std::string& out) const {
     if (type == Type::LengthPrefix) {
-      for (int i = 0; i < width; ++i) {
-        int shift = 8 * (bigEndian ? width - 1 - i : i);
-        out += static_cast<char>(shift >= 64 ? 0 : (static_cast<std::uint64_t>(payload.size()) >> shift) & 0xff);
-      }
+      char prefix[8];
+      wire::putUnsigned(prefix, payload.size(), width, bigEndian);
+      out.append(prefix, static_cast<std::size_t>(width));
     }
     out += payload;
     if (type == Type::Delimiter) out += delimiter;
@@ -332,10 +336,6 @@ class Connection {
   std::string ended_;
 };
 
-// The streamrelay protocol's frame header (see the relay's streamrelay_protocol.hpp).
-constexpr std::size_t kFrameHeaderBytes = 24;
-constexpr std::uint16_t kControlStream = 0xFFFF;
-
 // Whether the relay could continue where a hello asked to resume.
 enum class Recovery {
   NotAsked,      // the hello did not ask to resume (this stream): nothing was missed, nothing to recover
@@ -354,10 +354,13 @@ struct Answer {
     Recovery recovery = Recovery::NotAsked;
   };
   std::map<std::string, Stream> streams;
+  std::string envelope;  // websocket: how frames come (none, header, json)
+  std::string encoding;  // sse: how data comes (text, base64)
   std::string json;  // as received
 };
 
-// Where the last frame returned came from (streamrelay protocol).
+// Where the last frame returned came from (streamrelay and sse protocols,
+// websocket with envelope header or json; empty and 0 otherwise).
 struct FrameInfo {
   std::string stream;
   std::uint64_t seq = 0;
@@ -378,16 +381,17 @@ struct Refused : std::runtime_error {
 
 class Subscriber {
  public:
-  enum class Protocol { Raw, Streamrelay };
+  enum class Protocol { Raw, Streamrelay, WebSocket, Sse };
   static constexpr std::chrono::milliseconds kAutoReadTimeout{-1};
   struct Options {
-    Framing framing;         // raw protocol only
+    Framing framing;         // raw protocol only (and the largest frame any protocol may announce)
     bool reconnect = false;  // on a lost connection, connect again (backoff 100 ms .. 5 s)
     TlsOptions tls;
     Protocol protocol = Protocol::Raw;
-    std::string token;                // streamrelay protocol: sent in the hello
-    std::vector<std::string> inputs;  // streamrelay protocol: streams wanted (empty: all)
-    std::optional<ResumePoint> resume;  // streamrelay protocol: where the first connection starts
+    // The hello (streamrelay, websocket, sse; a URL's query may give them too):
+    std::string token;                // presented to the relay (sse: as Authorization: Bearer)
+    std::vector<std::string> inputs;  // streams wanted (empty: all)
+    std::optional<ResumePoint> resume;  // where the first connection starts
     // How long the relay may send nothing at all (no frame, no heartbeat)
     // before the connection counts as lost: kAutoReadTimeout is 3 x the
     // heartbeat_ms the relay's answer announced (none announced: no limit);
@@ -400,9 +404,13 @@ class Subscriber {
     std::function<void(const Subscriber&)> onAnswer;
   };
 
-  explicit Subscriber(const std::string& hostPort) : Subscriber(hostPort, Options()) {}
-  Subscriber(const std::string& hostPort, Options options)
-      : endpoint_(Endpoint::parse(hostPort)), options_(std::move(options)) {
+  // `address`: HOST:PORT (raw or streamrelay, as options.protocol says) or
+  // a URL: ws://HOST:PORT/PATH and wss:// (websocket), http://, https://,
+  // sse:// and sses:// (sse); a URL's query may hold token, inputs and
+  // resume (EPOCH-SEQ), as a browser's would. Throws std::invalid_argument.
+  explicit Subscriber(const std::string& address) : Subscriber(address, Options()) {}
+  Subscriber(const std::string& address, Options options) : options_(std::move(options)) {
+    setAddress(address);
     position_ = options_.resume;
     open();
   }
@@ -452,6 +460,8 @@ class Subscriber {
   }
 
   bool timedOut() const { return timedOut_; }
+  // The protocol it speaks (a URL's scheme chose websocket or sse).
+  Protocol protocol() const { return options_.protocol; }
   bool connected() const { return connection_ != nullptr; }
   // Why the latest connection ended ("the relay closed the connection",
   // "connection lost: ..."); empty while the first one lasts.
@@ -461,13 +471,17 @@ class Subscriber {
   // whether anything was missed, and first_seq where each stream restarted.
   const Answer& answer() const { return answer_; }
   int answers() const { return answers_; }
-  // Heartbeats received (streamrelay protocol), over every connection.
+  // Heartbeats received (streamrelay control frames, WebSocket pings, SSE
+  // comment lines), over every connection.
   std::uint64_t heartbeats() const { return heartbeats_; }
   // Where a new connection would resume (streamrelay protocol).
   const std::optional<ResumePoint>& position() const { return position_; }
 
   void close() {
     if (connection_ && !connection_->ended().empty()) endReason_ = connection_->ended();
+    if (!closeNote_.empty()) endReason_ = closeNote_;
+    closeNote_.clear();
+    pending_.clear();
     connection_.reset();
     buffer_.clear();
     begin_ = 0;
@@ -534,7 +548,10 @@ class Subscriber {
       for (std::size_t i = 0; i < options_.inputs.size(); ++i) hello += (i ? "," : "") + quoted(options_.inputs[i]);
       hello += "],";
     }
-    if (position_ && !position_->afterSeq.empty()) {
+    if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
+      hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
+               "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
+    } else if (position_ && !position_->afterSeq.empty()) {
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{";
       bool first = true;
       for (const auto& [stream, seq] : position_->afterSeq) {
@@ -547,12 +564,155 @@ class Subscriber {
     return hello + "}\n";
   }
 
+  // ---- addresses ----------------------------------------------------------
+
+  static std::string percentDecode(const std::string& text) {
+    std::string out;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+      if (text[i] == '+') out += ' ';
+      else if (text[i] == '%') {
+        if (i + 2 >= text.size() || !std::isxdigit(static_cast<unsigned char>(text[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(text[i + 2])))
+          throw std::invalid_argument("a URL's query has a % not followed by two hex digits");
+        out += static_cast<char>(std::stoi(text.substr(i + 1, 2), nullptr, 16));
+        i += 2;
+      } else out += text[i];
+    }
+    return out;
+  }
+
+  static std::string percentEncode(const std::string& text) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : text) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == ',') out += static_cast<char>(c);
+      else {
+        out += '%';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+    }
+    return out;
+  }
+
+  void setAddress(const std::string& address) {
+    const std::size_t scheme = address.find("://");
+    if (scheme == std::string::npos) {
+      endpoint_ = Endpoint::parse(address);
+      return;
+    }
+    const std::string name = address.substr(0, scheme);
+    if (name == "ws" || name == "wss") options_.protocol = Protocol::WebSocket;
+    else if (name == "http" || name == "https" || name == "sse" || name == "sses") options_.protocol = Protocol::Sse;
+    else throw std::invalid_argument("unknown scheme '" + name + "' (ws, wss, http, https, sse, sses)");
+    if (name == "wss" || name == "https" || name == "sses") options_.tls.enabled = true;
+    std::string rest = address.substr(scheme + 3);
+    const std::size_t slash = rest.find_first_of("/?");
+    const std::string authority = rest.substr(0, slash);
+    target_ = slash == std::string::npos ? "/" : rest.substr(slash);
+    if (target_[0] == '?') target_ = "/" + target_;
+    const bool secure = options_.tls.enabled;
+    endpoint_ = Endpoint::parse(authority.find(':') == std::string::npos || authority.back() == ']'
+                                    ? authority + (secure ? ":443" : ":80")
+                                    : authority);
+    // The query's hello becomes the options' (so that a reconnect resumes from where it got).
+    const std::size_t question = target_.find('?');
+    if (question == std::string::npos) return;
+    std::string query = target_.substr(question + 1);
+    target_.resize(question);
+    for (std::size_t start = 0; start <= query.size();) {
+      std::size_t amp = query.find('&', start);
+      if (amp == std::string::npos) amp = query.size();
+      const std::string item = query.substr(start, amp - start);
+      start = amp + 1;
+      if (item.empty()) continue;
+      const std::size_t eq = item.find('=');
+      const std::string key = item.substr(0, eq);
+      const std::string value = eq == std::string::npos ? "" : percentDecode(item.substr(eq + 1));
+      if (key == "token") options_.token = value;
+      else if (key == "inputs") options_.inputs = splitList(value);
+      else if (key == "resume") options_.resume = resumeOf(value);
+      else throw std::invalid_argument("unknown query parameter '" + key + "' (token, inputs, resume)");
+    }
+  }
+
+  static std::vector<std::string> splitList(const std::string& text) {
+    std::vector<std::string> items;
+    for (std::size_t start = 0; start < text.size();) {
+      std::size_t comma = text.find(',', start);
+      if (comma == std::string::npos) comma = text.size();
+      if (comma > start) items.push_back(text.substr(start, comma - start));
+      start = comma + 1;
+    }
+    return items;
+  }
+
+  // EPOCH-SEQ (the only stream) or EPOCH-STREAM-SEQ,...
+  static ResumePoint resumeOf(const std::string& text) {
+    ResumePoint point;
+    for (const std::string& item : splitList(text)) {
+      const std::optional<wire::EventId> id = wire::parseEventId(item);
+      if (!id) throw std::invalid_argument("resume: '" + item + "' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
+      point.epoch = id->epoch;
+      point.afterSeq[id->stream] = id->seq;
+    }
+    return point;
+  }
+
+  std::string hostHeader() const { return "Host: " + endpoint_.host + ":" + endpoint_.port + "\r\n"; }
+
+  // The upgrade, and the hello as the first message right behind it.
+  std::string webSocketOpening() const {
+    std::string line = helloLine();
+    line.pop_back();  // no newline: a message
+    return "GET " + target_ + " HTTP/1.1\r\n" + hostHeader() +
+           "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: c3RyZWFtcmVsYXktc3ViIQ==\r\n"
+           "Sec-WebSocket-Version: 13\r\n\r\n" + clientFrame(wire::WsOpcode::Text, line);
+  }
+
+  // The hello as the query; the token as a header.
+  std::string sseRequest() const {
+    std::string query;
+    auto add = [&](const std::string& key, const std::string& value) {
+      query += (query.empty() ? "?" : "&") + key + "=" + percentEncode(value);
+    };
+    if (!options_.inputs.empty()) {
+      std::string list;
+      for (const std::string& input : options_.inputs) list += (list.empty() ? "" : ",") + input;
+      add("inputs", list);
+    }
+    if (position_ && !position_->afterSeq.empty()) {
+      std::string ids;
+      for (const auto& [stream, seq] : position_->afterSeq)
+        ids += (ids.empty() ? "" : ",") + wire::formatEventId(position_->epoch, stream, seq);
+      add("resume", ids);
+    }
+    return "GET " + target_ + query + " HTTP/1.1\r\n" + hostHeader() + "Accept: text/event-stream\r\n" +
+           (options_.token.empty() ? "" : "Authorization: Bearer " + options_.token + "\r\n") + "\r\n";
+  }
+
+  static std::string clientFrame(wire::WsOpcode opcode, const std::string& payload) {
+    const unsigned char mask[4] = {0x5b, 0x17, 0xa3, 0x42};  // any key will do: nothing here is secret from the relay
+    char header[wire::kMaxWsHeaderBytes];
+    std::string frame(header, wire::writeWsHeader(header, opcode, payload.size(), mask));
+    const std::size_t at = frame.size();
+    frame += payload;
+    wire::applyWsMask(&frame[at], payload.size(), mask);
+    return frame;
+  }
+
   void open() {
     connection_ = std::make_unique<Connection>(endpoint_, options_.tls);
     lastByte_ = std::chrono::steady_clock::now();
-    if (options_.protocol == Protocol::Raw) connection_->shutdownWrite();
-    else connection_->writeAll(helloLine());
-    awaitingAnswer_ = options_.protocol == Protocol::Streamrelay;
+    switch (options_.protocol) {
+      case Protocol::Raw: connection_->shutdownWrite(); break;
+      case Protocol::Streamrelay: connection_->writeAll(helloLine()); break;
+      case Protocol::WebSocket: connection_->writeAll(webSocketOpening()); break;
+      case Protocol::Sse: connection_->writeAll(sseRequest()); break;
+    }
+    awaitingAnswer_ = options_.protocol != Protocol::Raw;
+    awaitingHttp_ = options_.protocol == Protocol::WebSocket || options_.protocol == Protocol::Sse;
+    event_ = SseEvent();
   }
 
   bool fill() {
@@ -568,12 +728,6 @@ class Subscriber {
     return true;
   }
 
-  static std::uint64_t bigEndian(const char* data, int bytes) {
-    std::uint64_t value = 0;
-    for (int i = 0; i < bytes; ++i) value = (value << 8) | static_cast<unsigned char>(data[i]);
-    return value;
-  }
-
   struct HeaderedFrame {
     std::uint16_t stream = 0;
     std::uint64_t seq = 0;
@@ -586,16 +740,17 @@ class Subscriber {
   bool takeHeadered(HeaderedFrame& out) {
     const char* data = buffer_.data() + begin_;
     const std::size_t have = buffer_.size() - begin_;
-    if (have < kFrameHeaderBytes) return false;
-    const std::uint64_t size = bigEndian(data, 4);
+    if (have < wire::kFrameHeaderBytes) return false;
+    const wire::FrameHeader header = wire::readFrameHeader(data);
+    const std::size_t size = header.payloadBytes;
     if (size > options_.framing.maxFrameBytes)
       throw std::runtime_error("frame of " + std::to_string(size) + " bytes announced, over the limit");
-    if (have < kFrameHeaderBytes + size) return false;
-    out.stream = static_cast<std::uint16_t>(bigEndian(data + 4, 2));
-    out.seq = bigEndian(data + 8, 8);
-    out.receivedUnixNs = static_cast<std::int64_t>(bigEndian(data + 16, 8));
-    out.payload.assign(data + kFrameHeaderBytes, size);
-    begin_ += kFrameHeaderBytes + size;
+    if (have < wire::kFrameHeaderBytes + size) return false;
+    out.stream = header.stream;
+    out.seq = header.seq;
+    out.receivedUnixNs = header.receivedUnixNs;
+    out.payload.assign(data + wire::kFrameHeaderBytes, size);
+    begin_ += wire::kFrameHeaderBytes + size;
     return true;
   }
 
@@ -603,7 +758,7 @@ class Subscriber {
   bool extractHeadered(std::string& frame, FrameInfo& info) {
     HeaderedFrame f;
     while (takeHeadered(f)) {
-      if (f.stream == kControlStream) {
+      if (f.stream == wire::kControlStream) {
         takeControl(f.payload);
         continue;
       }
@@ -623,12 +778,180 @@ class Subscriber {
   // Takes control frames from the front of the buffer until the answer;
   // true once it is taken.
   bool takeLeadingAnswer() {
+    if (options_.protocol == Protocol::WebSocket || options_.protocol == Protocol::Sse) {
+      std::string frame;
+      FrameInfo info;
+      if (extract(frame, info)) pending_.emplace_back(std::move(frame), std::move(info));  // a frame right behind the answer
+      return !awaitingAnswer_;
+    }
     HeaderedFrame f;
     while (awaitingAnswer_ && takeHeadered(f)) {
-      if (f.stream != kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
+      if (f.stream != wire::kControlStream) throw std::runtime_error("protocol error: a frame before the answer");
       takeControl(f.payload);
     }
     return !awaitingAnswer_;
+  }
+
+  // ---- websocket and sse ----------------------------------------------------
+
+  // The relay's HTTP answer head; false until it is all there. A status
+  // other than `wanted` is a refusal (its body says why, when it is there).
+  bool takeHttpHead(int wanted) {
+    const std::string_view data(buffer_.data() + begin_, buffer_.size() - begin_);
+    const std::size_t end = data.find("\r\n\r\n");
+    if (end == std::string_view::npos) {
+      if (data.size() > 64 * 1024) throw std::runtime_error("protocol error: an HTTP answer head over 64 KiB");
+      return false;
+    }
+    const std::string head(data.substr(0, end));
+    const int status = head.size() > 12 && head.compare(0, 9, "HTTP/1.1 ") == 0 ? std::atoi(head.c_str() + 9) : 0;
+    if (status != wanted) {
+      std::string body(data.substr(end + 4, 300));
+      while (!body.empty() && (body.back() == '\n' || body.back() == '\r')) body.pop_back();
+      throw Refused("the relay refused: " + head.substr(0, head.find('\r')) + (body.empty() ? "" : ": " + body));
+    }
+    begin_ += end + 4;
+    awaitingHttp_ = false;
+    return true;
+  }
+
+  // Client messages from the relay: the answer first, then frames in the
+  // listener's envelope; pings are answered, a close ends the connection.
+  bool extractWebSocket(std::string& frame, FrameInfo& info) {
+    if (awaitingHttp_ && !takeHttpHead(101)) return false;
+    for (;;) {
+      const char* data = buffer_.data() + begin_;
+      const std::size_t have = buffer_.size() - begin_;
+      if (have < 2) return false;
+      const auto* bytes = reinterpret_cast<const unsigned char*>(data);
+      const std::size_t headerBytes = wire::wsHeaderBytes(bytes[0], bytes[1]);
+      if (have < headerBytes) return false;
+      const wire::WsHeader h = wire::readWsHeader(bytes);
+      if (h.masked || h.reserved || !h.fin) throw std::runtime_error("protocol error: a WebSocket frame this client does not take");
+      if (h.payloadBytes > options_.framing.maxFrameBytes + 1024)
+        throw std::runtime_error("message of " + std::to_string(h.payloadBytes) + " bytes announced, over the limit");
+      if (have < headerBytes + h.payloadBytes) return false;
+      std::string payload(data + headerBytes, static_cast<std::size_t>(h.payloadBytes));
+      begin_ += headerBytes + static_cast<std::size_t>(h.payloadBytes);
+      if (h.opcode == static_cast<int>(wire::WsOpcode::Ping)) {
+        ++heartbeats_;
+        connection_->writeAll(clientFrame(wire::WsOpcode::Pong, payload));
+        continue;
+      }
+      if (h.opcode == static_cast<int>(wire::WsOpcode::Close)) {
+        const int code = payload.size() >= 2 ? (static_cast<unsigned char>(payload[0]) << 8) | static_cast<unsigned char>(payload[1]) : 1005;
+        closeNote_ = "the relay closed the WebSocket (" + std::to_string(code) +
+                     (payload.size() > 2 ? " " + payload.substr(2) : std::string()) + ")";
+        buffer_.resize(begin_);  // nothing after a close counts
+        return false;
+      }
+      if (h.opcode != 1 && h.opcode != 2) continue;  // pongs
+      if (awaitingAnswer_) {
+        takeControl(payload);
+        continue;
+      }
+      if (answer_.envelope == "header") {
+        if (payload.size() < wire::kFrameHeaderBytes) throw std::runtime_error("protocol error: a message shorter than its header");
+        const wire::FrameHeader header = wire::readFrameHeader(payload.data());
+        auto name = names_.find(header.stream);
+        noteFrame(name == names_.end() ? std::to_string(header.stream) : name->second, header.seq, header.receivedUnixNs, info);
+        frame = payload.substr(wire::kFrameHeaderBytes);
+      } else if (answer_.envelope == "json") {
+        takeJsonEnvelope(payload, frame, info);
+      } else {
+        info = FrameInfo();
+        frame = std::move(payload);
+      }
+      return true;
+    }
+  }
+
+  // {"stream":"s","seq":"N","time_ns":"T","data":...[,"encoding":"base64"]}:
+  // data is the payload itself when it is JSON, else a string.
+  void takeJsonEnvelope(const std::string& message, std::string& frame, FrameInfo& info) {
+    const std::size_t at = message.find(",\"data\":");
+    if (at == std::string::npos || message.back() != '}') throw std::runtime_error("protocol error: a json envelope without data");
+    const JsonValue fields = JsonValue::parse(message.substr(0, at) + "}");
+    std::uint64_t seq = 0, time = 0;
+    const JsonValue* stream = fields.find("stream");
+    const JsonValue* seqField = fields.find("seq");
+    const JsonValue* timeField = fields.find("time_ns");
+    if (!stream || !seqField || !seqField->asUnsigned(seq) || (timeField && !timeField->asUnsigned(time)))
+      throw std::runtime_error("protocol error: a json envelope without stream and seq");
+    noteFrame(stream->text, seq, static_cast<std::int64_t>(time), info);
+    std::string data = message.substr(at + 8, message.size() - at - 9);
+    const std::string base64Tail = ",\"encoding\":\"base64\"";
+    const bool base64 = data.size() > base64Tail.size() && data[0] == '"' &&
+                        data.compare(data.size() - base64Tail.size(), base64Tail.size(), base64Tail) == 0;
+    if (base64) data.resize(data.size() - base64Tail.size());
+    if (data.empty() || data[0] != '"') {
+      frame = std::move(data);  // verbatim JSON
+      return;
+    }
+    frame = JsonValue::parse(data).text;
+    if (base64 && !wire::decodeBase64(std::string(frame), frame)) throw std::runtime_error("protocol error: data that is not base64");
+  }
+
+  struct SseEvent {
+    std::string id, type, data;
+    bool hasData = false;
+  };
+
+  // text/event-stream: the answer event, then one event per frame; comment
+  // lines are the relay's heartbeats.
+  bool extractSse(std::string& frame, FrameInfo& info) {
+    if (awaitingHttp_ && !takeHttpHead(200)) return false;
+    for (;;) {
+      const char* data = buffer_.data() + begin_;
+      const std::size_t have = buffer_.size() - begin_;
+      const char* eol = static_cast<const char*>(std::memchr(data, '\n', have));
+      if (!eol) {
+        if (have > options_.framing.maxFrameBytes * 2 + 1024) throw std::runtime_error("an event line over the limit");
+        return false;
+      }
+      std::string line(data, static_cast<std::size_t>(eol - data));
+      begin_ += line.size() + 1;
+      if (!line.empty() && line.back() == '\r') line.pop_back();
+      if (!line.empty()) {
+        if (line[0] == ':') {
+          ++heartbeats_;
+          continue;
+        }
+        const std::size_t colon = line.find(':');
+        const std::string field = line.substr(0, colon);
+        std::string value = colon == std::string::npos ? "" : line.substr(colon + 1);
+        if (!value.empty() && value[0] == ' ') value.erase(0, 1);
+        if (field == "id") event_.id = value;
+        else if (field == "event") event_.type = value;
+        else if (field == "data") {
+          event_.data += (event_.hasData ? "\n" : "") + value;
+          event_.hasData = true;
+        }
+        continue;
+      }
+      SseEvent event = std::move(event_);  // a blank line: the event is complete
+      event_ = SseEvent();
+      if (!event.hasData) continue;
+      if (event.type == "streamrelay-answer") {
+        takeControl(event.data);
+        continue;
+      }
+      const std::optional<wire::EventId> id = wire::parseEventId(event.id);
+      if (!id) throw std::runtime_error("protocol error: an event without an id EPOCH-SEQ");
+      noteFrame(id->stream.empty() && names_.size() == 1 ? names_.begin()->second : id->stream, id->seq, 0, info);
+      frame = std::move(event.data);
+      if (answer_.encoding == "base64" && !wire::decodeBase64(std::string(frame), frame))
+        throw std::runtime_error("protocol error: data that is not base64");
+      return true;
+    }
+  }
+
+  void noteFrame(const std::string& stream, std::uint64_t seq, std::int64_t receivedUnixNs, FrameInfo& info) {
+    info.stream = stream;
+    info.seq = seq;
+    info.receivedUnixNs = receivedUnixNs;
+    if (!position_) position_ = ResumePoint{answer_.epoch, {}};
+    position_->afterSeq[stream] = seq;
   }
 
   // A control frame: a message with a `type` (a heartbeat; one of a type
@@ -667,6 +990,8 @@ class Subscriber {
     next.epoch = unsignedField(answer, "epoch");
     next.recovery = recoveryOf(answer);
     next.heartbeatMs = static_cast<int>(std::min<std::uint64_t>(unsignedField(answer, "heartbeat_ms"), 1u << 30));
+    if (const JsonValue* envelope = answer.find("envelope")) next.envelope = envelope->text;
+    if (const JsonValue* encoding = answer.find("encoding")) next.encoding = encoding->text;
     names_.clear();
     if (const JsonValue* streams = answer.find("streams")) {
       for (const auto& [name, s] : streams->fields) {
@@ -680,6 +1005,10 @@ class Subscriber {
     }
     // From here on, a reconnect resumes after the frame before each stream's
     // first one (if nothing else arrives first).
+    if (position_ && position_->afterSeq.count("") && next.streams.size() == 1) {  // a URL's EPOCH-SEQ names no stream
+      position_->afterSeq[next.streams.begin()->first] = position_->afterSeq.at("");
+      position_->afterSeq.erase("");
+    }
     if (!position_ || position_->epoch != next.epoch) position_ = ResumePoint{next.epoch, {}};
     for (const auto& [name, s] : next.streams)
       if (s.firstSeq > 0 && (s.recovery != Recovery::Recovered || !position_->afterSeq.count(name)))
@@ -692,16 +1021,22 @@ class Subscriber {
 
   // Takes one complete frame from the buffer, if there is one.
   bool extract(std::string& frame, FrameInfo& info) {
+    if (!pending_.empty()) {
+      frame = std::move(pending_.front().first);
+      info = std::move(pending_.front().second);
+      pending_.erase(pending_.begin());
+      return true;
+    }
     if (options_.protocol == Protocol::Streamrelay) return extractHeadered(frame, info);
+    if (options_.protocol == Protocol::WebSocket) return extractWebSocket(frame, info);
+    if (options_.protocol == Protocol::Sse) return extractSse(frame, info);
     const Framing& f = options_.framing;
     const char* data = buffer_.data() + begin_;
     std::size_t have = buffer_.size() - begin_;
     std::size_t header = 0, size = 0, consumed = 0;
     if (f.type == Framing::Type::LengthPrefix) {
       if (have < static_cast<std::size_t>(f.width)) return false;
-      std::uint64_t length = 0;
-      for (int i = 0; i < f.width; ++i)
-        length = (length << 8) | static_cast<unsigned char>(data[f.bigEndian ? i : f.width - 1 - i]);
+      const std::uint64_t length = wire::getUnsigned(data, f.width, f.bigEndian);
       if (length > f.maxFrameBytes) throw std::runtime_error("frame of " + std::to_string(length) + " bytes announced, over the limit");
       header = f.width;
       size = length;
@@ -737,12 +1072,17 @@ class Subscriber {
   }
 
   Endpoint endpoint_;
+  std::string target_ = "/";  // websocket and sse: the path
   Options options_;
   std::unique_ptr<Connection> connection_;
   std::vector<char> buffer_;
   std::size_t begin_ = 0;
   bool timedOut_ = false;
   bool awaitingAnswer_ = false;
+  bool awaitingHttp_ = false;  // websocket, sse: the relay's HTTP answer head has not come yet
+  SseEvent event_;             // sse: the event being read
+  std::string closeNote_;      // websocket: the relay's close frame, for endReason()
+  std::vector<std::pair<std::string, FrameInfo>> pending_;  // frames read while awaiting the answer
   Answer answer_;
   int answers_ = 0;
   std::uint64_t heartbeats_ = 0;

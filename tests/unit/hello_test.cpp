@@ -4,7 +4,8 @@
 #include <cstring>
 
 #include "streamrelay/mini_json.hpp"
-#include "streamrelay_protocol.hpp"
+#include "hello.hpp"
+#include "streamrelay/wire.hpp"
 
 using namespace streamrelay;
 using namespace streamrelay::protocol;
@@ -38,18 +39,24 @@ TEST_CASE("a hello the relay cannot take is one printable line naming what is wr
   CHECK(errorOf(R"({"resume": {"epoch": 1}})") == R"(resume: expected {"epoch": E, "after_seq": S})");
   CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
   CHECK(errorOf(R"({"resume": {"epoch": 1, "after_seq": "12x"}})") == "resume.after_seq: expected a non-negative integer");
-  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, resume)");
+  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, resume)");
   const std::string notJson = errorOf("{\"x\n\x01");
   CHECK(notJson.rfind("the hello is not JSON: ", 0) == 0);
   CHECK(notJson.find_first_of("\n\r\x01") == std::string::npos);
 }
 
 TEST_CASE("the frame header is 24 big-endian bytes and the answer a control frame", "[protocol]") {
+  using wire::kFrameHeaderBytes;
   char header[kFrameHeaderBytes];
-  writeFrameHeader(header, 0x01020304, 0x0506, 0x0708090a0b0c0d0eull, 0x1112131415161718ll);
+  wire::writeFrameHeader(header, {0x01020304, 0x0506, 0, 0x0708090a0b0c0d0eull, 0x1112131415161718ll});
   const unsigned char expected[kFrameHeaderBytes] = {1, 2, 3, 4, 5, 6, 0, 0, 7, 8, 9, 10, 11, 12, 13, 14,
                                                     0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17, 0x18};
   CHECK(std::memcmp(header, expected, kFrameHeaderBytes) == 0);
+  const wire::FrameHeader read = wire::readFrameHeader(header);
+  CHECK(read.payloadBytes == 0x01020304);
+  CHECK(read.stream == 0x0506);
+  CHECK(read.seq == 0x0708090a0b0c0d0eull);
+  CHECK(read.receivedUnixNs == 0x1112131415161718ll);
 
   const std::string answer = okAnswer(99, {{"trades", 0, true, 101}}, 5000);
   REQUIRE(answer.size() > kFrameHeaderBytes);
@@ -68,7 +75,7 @@ TEST_CASE("the frame header is 24 big-endian bytes and the answer a control fram
 
 TEST_CASE("the answer's epoch is a decimal string and recovered is there only for what the hello resumed", "[protocol]") {
   const std::uint64_t epoch = 18446744073709551615ull;  // no JSON number that JavaScript reads keeps it
-  auto jsonOf = [](const std::string& frame) { return frame.substr(kFrameHeaderBytes); };
+  auto jsonOf = [](const std::string& frame) { return frame.substr(wire::kFrameHeaderBytes); };
   // No resume asked: where each stream starts, and nothing about recovery.
   CHECK(jsonOf(okAnswer(epoch, {{"a", 0, std::nullopt, 1}, {"b", 1, std::nullopt, 7}}, 0)) ==
         R"({"ok":true,"epoch":"18446744073709551615","streams":{"a":{"id":0,"first_seq":1},"b":{"id":1,"first_seq":7}}})");
@@ -80,6 +87,7 @@ TEST_CASE("the answer's epoch is a decimal string and recovered is there only fo
 }
 
 TEST_CASE("a heartbeat is a control frame of JSON", "[protocol]") {
+  using wire::kFrameHeaderBytes;
   const std::string& heartbeat = heartbeatFrame();
   REQUIRE(heartbeat.size() == kFrameHeaderBytes + 20);
   const unsigned char header[kFrameHeaderBytes] = {0, 0, 0, 20, 0xFF, 0xFF};  // seq and time 0

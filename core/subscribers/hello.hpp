@@ -1,18 +1,24 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// The `streamrelay` subscriber protocol (listeners[].protocol: streamrelay).
+// The hello a subscriber sends and the answer it gets: the `streamrelay`
+// protocol's (listeners[].protocol: streamrelay), which every protocol with
+// a hello shares (websocket: the same JSON as its first message; websocket
+// and sse: the same fields as query parameters). wire.hpp has the bytes
+// around them (the frame header).
 //
-//   client -> relay  one line of JSON, the hello (every field optional):
+//   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
-//   relay -> client  one control frame of JSON, the answer:
+//                    or, where a client cannot send a first line (a browser),
+//                    the same as query parameters (helloFromQuery):
+//                    ?token=T&inputs=a,b&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
+//   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
 //                     "streams": {"trades": {"id": 0, "first_seq": N, "recovered": true}}}
 //                    or {"ok": false, "error": "..."}, after which it closes;
 //                    then the frames of the streams asked for, and when
-//                    nothing was sent for heartbeat_ms, a heartbeat:
-//                    a control frame {"type": "heartbeat"}.
+//                    nothing was sent for heartbeat_ms, a heartbeat.
 //
 // The epoch is a decimal string: a 64-bit number does not survive
 // JavaScript's or jq's JSON. `recovered` is there only for what the hello
@@ -21,14 +27,8 @@
 // for). A hello without `resume` gets only where each stream starts.
 // `heartbeat_ms` is absent when the listener sends no heartbeats.
 //
-// Every frame, the answer included, is a 24-byte big-endian header and the
-// payload:
-//   u32 payload bytes | u16 stream id | u16 flags (0) | u64 seq | i64 receive time (ns since the Unix epoch)
-// Control frames (the answer, heartbeats) have stream id kControlStream and
-// seq 0; a client skips those whose `type` it does not know.
-//
-// Nothing here allocates more than the line it was given, which its reader
-// bounds at kMaxHelloBytes.
+// Nothing here allocates more than the text it was given, which its reader
+// bounds at wire::kMaxHelloBytes.
 
 #include <cstddef>
 #include <cstdint>
@@ -37,17 +37,11 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace streamrelay {
 namespace protocol {
-
-constexpr std::size_t kFrameHeaderBytes = 24;
-constexpr std::uint16_t kControlStream = 0xFFFF;
-constexpr std::size_t kMaxHelloBytes = 16 * 1024;
-
-void writeFrameHeader(char* out, std::uint32_t payloadBytes, std::uint16_t stream, std::uint64_t seq,
-                      std::int64_t receivedUnixNs);
 
 struct Hello {
   std::string token;                // empty: none given
@@ -58,6 +52,9 @@ struct Hello {
     std::map<std::string, std::uint64_t> byStream;   // or one per stream
   };
   std::optional<Resume> resume;
+  // Patterns of the keys wanted. Selection is a later feature: the field is
+  // read so that admission can refuse it in words.
+  std::vector<std::string> select;
 };
 
 // Text a client sent, made fit for one log line: control bytes become '?',
@@ -72,6 +69,14 @@ struct HelloError : std::runtime_error {
 
 // Parses the hello line (without its newline). Throws HelloError.
 Hello parseHello(std::string_view line);
+// The hello as query parameters: token, inputs (a,b), select (p,q) and
+// resume (event ids, see below). Throws HelloError (an unknown parameter too).
+Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query);
+// A resume point written as Server-Sent Event ids (wire.hpp), comma
+// separated: EPOCH-SEQ (the only stream asked for) or EPOCH-STREAM-SEQ per
+// stream, all of one epoch (a query's resume, SSE's Last-Event-ID). Throws
+// HelloError naming `what`.
+Hello::Resume resumeFromEventIds(std::string_view ids, const std::string& what);
 
 // Where one stream starts for this subscriber.
 struct StreamStart {
@@ -81,10 +86,15 @@ struct StreamStart {
   std::uint64_t firstSeq = 0;
 };
 
-// The control frames, header included. `heartbeatMs` 0: none announced.
+// The answer's JSON. `heartbeatMs` 0: none announced. `extra`: string
+// fields a protocol adds (how it sends frames: "envelope", "encoding").
+std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
+                         const std::vector<std::pair<std::string, std::string>>& extra = {});
+std::string errorAnswerJson(const std::string& error);
+// The same as the streamrelay protocol sends them: control frames (wire.hpp).
 std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
 std::string errorAnswer(const std::string& error);
-// What a heartbeat is in this protocol (the same bytes every time).
+// What a heartbeat is in the streamrelay protocol (the same bytes every time).
 const std::string& heartbeatFrame();
 
 }  // namespace protocol

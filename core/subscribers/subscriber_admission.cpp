@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "subscriber_admission.hpp"
+
+#include <algorithm>
+
+namespace streamrelay {
+
+namespace {
+
+AdmissionResult refusal(CloseReason reason, std::string error) {
+  AdmissionResult result;
+  result.refused = reason;
+  result.error = std::move(error);
+  return result;
+}
+
+}  // namespace
+
+SubscriberAdmission::SubscriberAdmission(std::vector<Bus*> inputs, std::size_t replayFrames)
+    : inputs_(std::move(inputs)), replayFrames_(replayFrames) {}
+
+AdmissionResult SubscriberAdmission::admit(const protocol::Hello* hello, const QueuePtr& queue,
+                                           const Authenticator& auth) const {
+  if (!hello) {
+    AdmissionResult result;
+    result.epoch = inputs_.front()->stream().epoch;
+    for (Bus* bus : inputs_) bus->subscribe(queue, replayFrames_);
+    return result;
+  }
+  // Runs on a writer thread, where an exception would end the relay: a
+  // hello that makes anything here throw is refused, as a bad hello.
+  try {
+    return admitHello(*hello, queue, auth);
+  } catch (const std::exception& e) {
+    AdmissionResult result = refusal(CloseReason::BadHello, "the hello could not be admitted");
+    result.described = protocol::printable(e.what());
+    return result;
+  }
+}
+
+bool SubscriberAdmission::choose(const protocol::Hello& hello, const AuthVerdict& verdict,
+                                 std::vector<std::size_t>& chosen, AdmissionResult& refused) const {
+  auto allowed = [&](const std::string& name) {
+    return !verdict.inputs || std::find(verdict.inputs->begin(), verdict.inputs->end(), name) != verdict.inputs->end();
+  };
+  if (hello.inputs.empty()) {
+    for (std::size_t i = 0; i < inputs_.size(); ++i)
+      if (allowed(inputs_[i]->stream().name)) chosen.push_back(i);
+    if (chosen.empty()) {
+      refused = refusal(CloseReason::AuthFailed, "the token allows none of this listener's streams");
+      return false;
+    }
+  }
+  for (const std::string& name : hello.inputs) {
+    auto it = std::find_if(inputs_.begin(), inputs_.end(), [&](const Bus* b) { return b->stream().name == name; });
+    if (it == inputs_.end()) {
+      std::string served;
+      for (const Bus* b : inputs_) served += (served.empty() ? "" : ", ") + b->stream().name;
+      refused = refusal(CloseReason::BadHello,
+                        "unknown input '" + protocol::printable(name) + "' (this listener serves: " + served + ")");
+      return false;
+    }
+    if (!allowed(name)) {
+      refused = refusal(CloseReason::AuthFailed, "the token does not allow input '" + protocol::printable(name) + "'");
+      return false;
+    }
+    const std::size_t index = static_cast<std::size_t>(it - inputs_.begin());
+    if (std::find(chosen.begin(), chosen.end(), index) == chosen.end()) chosen.push_back(index);
+  }
+  if (hello.resume && hello.resume->afterSeq && chosen.size() != 1) {
+    refused = refusal(CloseReason::BadHello,
+                      "resume.after_seq: one number needs exactly one input; give {\"STREAM\": SEQ, ...}");
+    return false;
+  }
+  return true;
+}
+
+AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, const QueuePtr& queue,
+                                                const Authenticator& auth) const {
+  Authenticator::Verdict verdict;
+  try {
+    verdict = auth.check(hello.token);  // which throws nothing it knows of
+  } catch (const std::exception&) {
+    verdict.refusal = "the token could not be checked";
+  }
+  if (!verdict.admitted) return refusal(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
+  if (!hello.select.empty())
+    return refusal(CloseReason::BadHello, "select: choosing frames by key is not available in this version");
+  AdmissionResult result;
+  std::vector<std::size_t> chosen;
+  if (!choose(hello, verdict, chosen, result)) return result;
+
+  result.epoch = inputs_.front()->stream().epoch;
+  const bool sameRun = hello.resume && hello.resume->epoch == result.epoch;
+  for (std::size_t i : chosen) {
+    Bus& bus = *inputs_[i];
+    const std::string& name = bus.stream().name;
+    // The position the hello gives for this stream, if any: only a
+    // position in this run can be continued.
+    std::optional<std::uint64_t> position;
+    if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
+    if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
+    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_);
+    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
+    if (position) started.recovered = start.recovered;
+    result.starts.push_back(started);
+    result.described += (result.described.empty() ? "" : ", ") + name + " from seq " +
+                        std::to_string(start.firstSeq) +
+                        (position ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
+  }
+  return result;
+}
+
+}  // namespace streamrelay
