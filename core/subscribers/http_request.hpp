@@ -20,7 +20,7 @@ namespace streamrelay {
 
 struct HttpRequest {
   std::string method;
-  std::string target;  // as sent: path and query
+  std::string target;  // path and query (origin form; from an absolute-form target, its path and query)
   std::string path;    // percent-decoded, without the query
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case, values trimmed

@@ -108,6 +108,40 @@ TEST_CASE("websocket listener: malformed handshakes are answered with an HTTP er
   CHECK(stats.listener("main", "pending") == 0);
 }
 
+TEST_CASE("websocket listener: a refused request line never echoes its target, and an absolute-form target is served", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                      listener("absolute", "protocol: websocket, path: /feed, auth: {tokens: [sekrit-token]}") +
+                                      listener("http2", "protocol: websocket") + listener("broken", "protocol: websocket") +
+                                      stats.section(),
+                                  {"absolute", "http2", "broken"});
+  stats.attach(relay);
+  // Refused: neither the answer nor the log shows the target (its token).
+  auto refusal = [&](const std::string& listener, const std::string& request) {
+    WebClient client(relay.ports.at(listener));
+    client.send(request);
+    const std::string head = client.readHead();
+    const std::string body = client.readToEnd();
+    INFO(head << body);
+    CHECK(WebClient::statusOf(head) == 400);
+    CHECK_FALSE(body.empty());
+    CHECK(body.find("sekrit") == std::string::npos);
+  };
+  refusal("http2", "GET /?token=sekrit-token HTTP/2.0\r\nHost: x\r\n\r\n");
+  refusal("broken", "GET /?token=sekrit-token\r\n\r\n");
+  CHECK(pollUntil([&] {
+    return stats.listener("http2", "disconnects.bad_request") == 1 && stats.listener("broken", "disconnects.bad_request") == 1;
+  }));
+  // The refusal lines (the first of each listener is logged) are out once counted.
+  CHECK(pollUntil([&] { return relay.process->countLines("listener (http2|broken): refused") == 2; }));
+  CHECK(relay.process->countLines("sekrit") == 0);
+  // RFC 9112 3.2.2: a server must accept the absolute form; its path and query count.
+  WebClient absolute(relay.ports.at("absolute"));
+  REQUIRE(absolute.openWebSocket("http://127.0.0.1:" + std::to_string(relay.ports.at("absolute")) +
+                                 "/feed?token=sekrit-token"));
+  CHECK(absolute.readData().payload.rfind("{\"ok\":true", 0) == 0);
+}
+
 TEST_CASE("websocket listener: allow_origins refuses pages from other sites, not clients without an Origin", "[integration][websocket]") {
   RelayStats stats;
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +

@@ -125,6 +125,15 @@ std::string WebClient::readUntil(const std::string& pattern, std::chrono::millis
   return all;
 }
 
+std::string WebClient::readToEnd(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fill(deadline)) {
+  }
+  std::string all;
+  all.swap(buffer_);
+  return all;
+}
+
 bool WebClient::waitForEnd(std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!ended_) {

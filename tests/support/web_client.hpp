@@ -49,6 +49,9 @@ class WebClient {
   // Reads bytes until `pattern` (a substring) has arrived; returns all read
   // so far (the buffer is consumed), or "" if it did not come in time.
   std::string readUntil(const std::string& pattern, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Everything the relay sends until it closes the connection (a refusal's
+  // body), or what came before `timeout`.
+  std::string readToEnd(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // True once the relay has closed the connection (read returns 0 or an error) within `timeout`.
   bool waitForEnd(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 
