@@ -9,7 +9,8 @@ namespace {
 // Rounds of (take, write) per flush before other sessions get their turn.
 constexpr int kFlushRounds = 8;
 // Reads per wake-up of a client that sends: one that floods us cannot
-// starve the others (what is left waits in its socket).
+// starve the others (what is left is read on the writer's next round:
+// unreadInput()).
 constexpr int kReadsPerWake = 16;
 }  // namespace
 
@@ -211,6 +212,7 @@ long SubscriberSession::noteSent(long written) {
 
 bool SubscriberSession::drainInput() {
   char chunk[4096];
+  unreadInput_ = false;
   for (int reads = 0; reads < kReadsPerWake; ++reads) {
     const long n = transport_.receive(chunk, sizeof chunk);
     if (n == 0) return false;
@@ -229,6 +231,7 @@ bool SubscriberSession::drainInput() {
       return true;
     }
   }
+  unreadInput_ = true;
   return true;
 }
 
@@ -280,6 +283,7 @@ bool SubscriberSession::sendSetupReply() {
 // refusal).
 SubscriberSession::SetupResult SubscriberSession::readSetup() {
   char chunk[4096];
+  unreadInput_ = false;
   for (int reads = 0; reads < kReadsPerWake; ++reads) {
     const long n = transport_.receive(chunk, sizeof chunk);
     if (n == kWouldBlock) return SetupResult::Waiting;
@@ -294,13 +298,15 @@ SubscriberSession::SetupResult SubscriberSession::readSetup() {
         if (!sendSetupReply()) return closeReason_ != CloseReason::None ? SetupResult::Closed : SetupResult::Waiting;
         continue;
       case Conversation::Step::Next::Admit:
+        unreadInput_ = true;  // what the client sent after its hello (a ping) is read as it streams
         return admitted(&step.hello);
       case Conversation::Step::Next::Refuse:
         setupDetail_ = step.detail;
         return streamAfterControl(std::string(), step.refused);
     }
   }
-  return SetupResult::Waiting;  // more may wait in the socket: its next event goes on
+  unreadInput_ = true;
+  return SetupResult::Waiting;
 }
 
 SubscriberSession::SetupResult SubscriberSession::admitted(const protocol::Hello* hello) {

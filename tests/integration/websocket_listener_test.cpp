@@ -230,6 +230,55 @@ TEST_CASE("websocket listener: a client that breaks the protocol after its hello
   }
 }
 
+// The writer reads a client's bytes up to a cap per wake-up and its epoll is
+// edge-triggered: what a client sent in one burst must all be read without
+// waiting for it to send again.
+TEST_CASE("websocket listener: everything a client sends in one burst is read, beyond one wake-up's reads", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: websocket, max_message_bytes: 1048576") + stats.section());
+  stats.attach(relay);
+  const int port = relay.ports.at("main");
+  SECTION("the upgrade, 1500 pings and the hello at once: 1500 pongs, then the answer") {
+    // Made before it connects, so that it is all in the relay's socket when
+    // the relay first reads (~200 KB: more than two wake-ups' reads).
+    std::string burst = WebClient::upgradeRequest("/");
+    for (int i = 0; i < 1500; ++i) burst += WebClient::clientFrame(WsOpcode::Ping, std::string(125, 'p'));
+    burst += WebClient::clientFrame(WsOpcode::Text, "{}");
+    WebClient client(port);
+    REQUIRE(client.send(burst));
+    REQUIRE(WebClient::statusOf(client.readHead()) == 101);
+    int pongs = 0;
+    WebClient::Message message = client.readData();
+    for (; message.opcode == static_cast<int>(WsOpcode::Pong); message = client.readData()) ++pongs;
+    CHECK(pongs == 1500);
+    CHECK(message.payload.rfind("{\"ok\":true", 0) == 0);
+  }
+  auto opened = [&](WebClient& client) {
+    REQUIRE(client.openWebSocket("/?inputs=upstream"));
+    REQUIRE(client.readData().payload.rfind("{\"ok\":true", 0) == 0);
+  };
+  SECTION("a 300 KiB message and a ping at once: the pong") {
+    WebClient client(port);
+    opened(client);
+    REQUIRE(client.send(WebClient::clientFrame(WsOpcode::Binary, std::string(300 * 1024, 'x')) +
+                        WebClient::clientFrame(WsOpcode::Ping, "after")));
+    const WebClient::Message pong = client.readData();
+    CHECK(pong.opcode == static_cast<int>(WsOpcode::Pong));
+    CHECK(pong.payload == "after");
+  }
+  SECTION("thirty 30000-byte messages and a close at once: the close is answered") {
+    WebClient client(port);
+    opened(client);
+    std::string burst;
+    for (int i = 0; i < 30; ++i) burst += WebClient::clientFrame(WsOpcode::Binary, std::string(30000, 'x'));
+    REQUIRE(client.send(burst + WebClient::clientFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(1000, ""))));
+    CHECK(client.readData().closeCode() == 1000);
+    CHECK(client.waitForEnd());
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.peer_closed") == 1; }));
+  }
+}
+
 TEST_CASE("websocket listener: the hello as first message, its refusals and its timeout", "[integration][websocket]") {
   RelayStats stats;
   RunningRelay relay = startRelay(

@@ -35,6 +35,8 @@ class WebClient {
 
   // A client frame (masked unless told not to).
   bool sendFrame(wire::WsOpcode opcode, const std::string& payload, bool masked = true);
+  // Its bytes, to send several frames at once (send()).
+  static std::string clientFrame(wire::WsOpcode opcode, const std::string& payload, bool masked = true);
   struct Message {
     int opcode = -1;  // -1: none came in time, or the connection ended
     std::string payload;
