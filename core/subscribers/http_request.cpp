@@ -196,7 +196,8 @@ HttpRequestReader::Result HttpRequestReader::parse() {
 }
 
 std::string httpResponse(int status, const std::string& headers, const std::string& body) {
-  const std::string text = body.empty() ? std::string() : body + "\n";
+  // The body may quote what the client sent: one line, no control bytes.
+  const std::string text = body.empty() ? std::string() : protocol::printable(body, 400) + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + reasonOf(status) + "\r\n" + headers +
          "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(text.size()) +
          "\r\nConnection: close\r\n\r\n" + text;

@@ -60,7 +60,8 @@ class HttpRequestReader {
 
 // A complete response without a body of bytes to stream: status line,
 // `headers` (each "Name: value\r\n"), Content-Length, Connection: close, and
-// `body` (text/plain; one line and a line end).
+// `body` (text/plain; one line and a line end: its control bytes are
+// replaced, as it may quote what the client sent).
 std::string httpResponse(int status, const std::string& headers, const std::string& body);
 
 // Whether a request from `origin` (its Origin header; null when it sent

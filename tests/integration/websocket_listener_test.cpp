@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <regex>
 #include <string>
@@ -140,6 +141,32 @@ TEST_CASE("websocket listener: a refused request line never echoes its target, a
   REQUIRE(absolute.openWebSocket("http://127.0.0.1:" + std::to_string(relay.ports.at("absolute")) +
                                  "/feed?token=sekrit-token"));
   CHECK(absolute.readData().payload.rfind("{\"ok\":true", 0) == 0);
+}
+
+TEST_CASE("websocket and sse listeners: a refusal quotes what the peer sent without its control bytes, in the answer and the log", "[integration][websocket][sse]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("ws", "protocol: websocket") +
+                                      listener("sse", "protocol: sse") + listener("method", "protocol: sse") +
+                                      stats.section(),
+                                  {"ws", "sse", "method"});
+  stats.attach(relay);
+  // One line each, whatever the %-decoded path or the method holds.
+  auto refusal = [&](const std::string& listener, const std::string& request, int status) {
+    WebClient client(relay.ports.at(listener));
+    client.send(request);
+    const std::string head = client.readHead();
+    const std::string body = client.readToEnd();
+    INFO(head << body);
+    CHECK(WebClient::statusOf(head) == status);
+    CHECK(std::count(body.begin(), body.end(), '\n') == 1);
+    CHECK(body.find_first_of("\r\x1b\x07") == std::string::npos);
+  };
+  refusal("ws", WebClient::upgradeRequest("/x%0aFORGED-LINE%0d%1b[31mred"), 404);
+  refusal("sse", "GET /x%0aFORGED-LINE%1b[31m HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+  refusal("method", "G\x1b[31mET\x07 / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+  CHECK(pollUntil([&] { return relay.process->countLines("listener (ws|sse|method): refused") == 3; }));
+  CHECK(relay.process->countLines("^FORGED-LINE") == 0);
+  CHECK(relay.process->output().find('\x1b') == std::string::npos);
 }
 
 TEST_CASE("websocket listener: allow_origins refuses pages from other sites, not clients without an Origin", "[integration][websocket]") {
