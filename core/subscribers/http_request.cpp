@@ -188,7 +188,15 @@ HttpRequestReader::Result HttpRequestReader::parse() {
         !std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon), isTokenChar))
       return fail(400, "a malformed header line");
     if (request_.headers.size() == kMaxHeaders) return fail(431, "more than " + std::to_string(kMaxHeaders) + " headers");
-    request_.headers.emplace_back(lower(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
+    const std::string_view value = trim(line.substr(colon + 1));
+    // RFC 9110 5.5: no control byte but HTAB in a value. A bare CR or a NUL
+    // would otherwise travel into what the relay answers (CORS headers).
+    if (std::any_of(value.begin(), value.end(), [](char c) {
+          const auto byte = static_cast<unsigned char>(c);
+          return (byte < 0x20 && c != '\t') || byte == 0x7f;
+        }))
+      return fail(400, "a control byte in the value of header " + std::string(line.substr(0, colon)));
+    request_.headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
   }
   head_.clear();
   head_.shrink_to_fit();

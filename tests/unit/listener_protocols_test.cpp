@@ -175,6 +175,7 @@ TEST_CASE("an HTTP request head is read in pieces, bounded, and bad ones are a s
   CHECK(statusOf("GET ftp://x/ HTTP/1.1\r\n\r\n") == 400);
   CHECK(statusOf("GET http:///feed HTTP/1.1\r\n\r\n") == 400);    // no authority
   CHECK(statusOf("G\x1b""ET / HTTP/1.1\r\n\r\n") == 400);         // a method that is no token
+  CHECK(statusOf("GET / HTTP/1.1\r\nOrigin: a\rb\r\n\r\n") == 400);
   // The absolute form (RFC 9112 3.2.2): its path and query.
   for (const auto& [target, path] : std::vector<std::pair<std::string, std::string>>{
            {"http://x.example:8080/feed?token=t", "/feed"}, {"HTTPS://x.example?token=t", "/"}, {"ws://x", "/"}}) {
