@@ -142,10 +142,7 @@ class SseConversation : public Conversation {
     return step;
   }
 
-  CloseReason endedDuringSetup(std::string& detail) const override {
-    detail = "closed the connection before its request";
-    return CloseReason::BadRequest;
-  }
+  std::string endedDuringSetup() const override { return "closed the connection before its request"; }
 
   std::string answer(const AdmissionResult& result) override {
     if (result.refused != CloseReason::None)

@@ -288,7 +288,8 @@ SubscriberSession::SetupResult SubscriberSession::readSetup() {
     const long n = transport_.receive(chunk, sizeof chunk);
     if (n == kWouldBlock) return SetupResult::Waiting;
     if (n <= 0) {
-      closeReason_ = conversation_->endedDuringSetup(setupDetail_);
+      setupDetail_ = conversation_->endedDuringSetup();
+      closeReason_ = CloseReason::PeerClosed;
       return SetupResult::Closed;
     }
     Conversation::Step step = conversation_->setupInput(std::string_view(chunk, static_cast<std::size_t>(n)));

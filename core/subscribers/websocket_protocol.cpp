@@ -152,9 +152,8 @@ class WebSocketConversation : public Conversation {
     return upgrade();
   }
 
-  CloseReason endedDuringSetup(std::string& detail) const override {
-    detail = upgraded_ ? "closed the connection before its hello" : "closed the connection before its request";
-    return upgraded_ ? CloseReason::BadHello : CloseReason::BadRequest;
+  std::string endedDuringSetup() const override {
+    return upgraded_ ? "closed the connection before its hello" : "closed the connection before its request";
   }
 
   std::string answer(const AdmissionResult& result) override {

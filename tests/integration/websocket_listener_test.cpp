@@ -169,6 +169,30 @@ TEST_CASE("websocket and sse listeners: a refusal quotes what the peer sent with
   CHECK(relay.process->output().find('\x1b') == std::string::npos);
 }
 
+TEST_CASE("websocket and sse listeners: a client gone before it is admitted counts as peer_closed, not as a bad request or hello", "[integration][websocket][sse]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("ws", "protocol: websocket") +
+                                      listener("sse", "protocol: sse") + stats.section(),
+                                  {"ws", "sse"});
+  stats.attach(relay);
+  {
+    WebClient midRequest(relay.ports.at("ws"));
+    midRequest.send("GET / HTTP/1.1\r\nUpgrade: webs");
+    WebClient afterUpgrade(relay.ports.at("ws"));
+    REQUIRE(afterUpgrade.openWebSocket("/"));  // and no hello
+    WebClient sse(relay.ports.at("sse"));
+    sse.send("GET / HTTP/1.1\r\nAcc");
+    REQUIRE(pollUntil([&] { return stats.listener("ws", "pending") == 2 && stats.listener("sse", "pending") == 1; }));
+  }  // all three close
+  CHECK(pollUntil([&] {
+    return stats.listener("ws", "disconnects.peer_closed") == 2 && stats.listener("sse", "disconnects.peer_closed") == 1;
+  }));
+  CHECK(stats.listener("ws", "disconnects.bad_request") == 0);
+  CHECK(stats.listener("ws", "disconnects.bad_hello") == 0);
+  CHECK(stats.listener("sse", "disconnects.bad_request") == 0);
+  CHECK(stats.listener("ws", "pending") == 0);
+}
+
 TEST_CASE("websocket listener: allow_origins refuses pages from other sites, not clients without an Origin", "[integration][websocket]") {
   RelayStats stats;
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
