@@ -343,7 +343,7 @@ void SubscriberSession::close(CloseReason reason) {
   if (!onClosed_) return;
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
-  if (phase_ == Phase::Streaming) sayFarewell();
+  if (phase_ != Phase::Handshake) sayFarewell();  // in set-up too: a WebSocket upgraded but late with its hello
   outgoing_.clear();
   transport_.close();
   auto onClosed = std::move(onClosed_);

@@ -330,6 +330,58 @@ TEST_CASE("websocket listener: everything a client sends in one burst is read, b
   }
 }
 
+TEST_CASE("websocket listener: close codes follow RFC 6455 7.4: an invalid one is answered with 1002, text that is not UTF-8 with 1007, a late hello with 1008", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: websocket, hello_timeout_ms: 300") + stats.section());
+  stats.attach(relay);
+  const int port = relay.ports.at("main");
+  auto opened = [&](WebClient& client) {
+    REQUIRE(client.openWebSocket("/?inputs=upstream"));
+    REQUIRE(client.readData().payload.rfind("{\"ok\":true", 0) == 0);
+  };
+  SECTION("a close with a code no peer may send: 1002, never the code back") {
+    for (int code : {0, 999, 1004, 1006, 1015, 2999, 5000, 65535}) {
+      INFO("code " << code);
+      WebClient client(port);
+      opened(client);
+      client.sendFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(code, ""));
+      const WebClient::Message close = client.readData();
+      CHECK(close.opcode == static_cast<int>(WsOpcode::Close));
+      CHECK(close.closeCode() == 1002);
+      CHECK(client.waitForEnd());
+    }
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.protocol_error") == 8; }));
+  }
+  SECTION("a close with an application's code is answered with it") {
+    WebClient client(port);
+    opened(client);
+    client.sendFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(4000, "done"));
+    CHECK(client.readData().closeCode() == 4000);
+    CHECK(client.waitForEnd());
+  }
+  SECTION("a text message that is not UTF-8, as the hello or after it: 1007") {
+    WebClient hello(port);
+    REQUIRE(hello.openWebSocket("/"));
+    hello.sendFrame(WsOpcode::Text, "{\"inputs\":[\"\xff\xfe\"]}");
+    CHECK(hello.readData().closeCode() == 1007);
+    WebClient later(port);
+    opened(later);
+    later.sendFrame(WsOpcode::Text, "caf\xc3");
+    CHECK(later.readData().closeCode() == 1007);
+    CHECK(later.waitForEnd());
+  }
+  SECTION("no hello within hello_timeout_ms after the 101: a close frame 1008 first") {
+    WebClient client(port);
+    REQUIRE(client.openWebSocket("/"));
+    const WebClient::Message close = client.readData();
+    CHECK(close.opcode == static_cast<int>(WsOpcode::Close));
+    CHECK(close.closeCode() == 1008);
+    CHECK(client.waitForEnd());
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.hello_timeout") == 1; }));
+  }
+}
+
 TEST_CASE("websocket listener: the hello as first message, its refusals and its timeout", "[integration][websocket]") {
   RelayStats stats;
   RunningRelay relay = startRelay(
