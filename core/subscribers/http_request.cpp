@@ -53,6 +53,28 @@ bool isTokenChar(char c) {
   return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
 }
 
+// The path and query of a request target: itself in origin form
+// ("/path?query"); taken from an absolute-form target
+// ("http://host:port/path?query"), which RFC 9112 3.2.2 says a server must
+// accept; false for anything else (authority or asterisk form).
+bool originForm(std::string_view target, std::string& out) {
+  if (!target.empty() && target[0] == '/') {
+    out = target;
+    return true;
+  }
+  const std::size_t scheme = target.find("://");
+  if (scheme == std::string_view::npos) return false;
+  const std::string name = lower(target.substr(0, scheme));
+  if (name != "http" && name != "https" && name != "ws" && name != "wss") return false;
+  const std::string_view rest = target.substr(scheme + 3);
+  const std::size_t pathAt = rest.find_first_of("/?");
+  if (pathAt == 0) return false;  // no authority
+  if (pathAt == std::string_view::npos) out = "/";
+  else if (rest[pathAt] == '?') out = "/" + std::string(rest.substr(pathAt));
+  else out = rest.substr(pathAt);
+  return true;
+}
+
 const char* reasonOf(int status) {
   switch (status) {
     case 101: return "Switching Protocols";
@@ -125,15 +147,22 @@ HttpRequestReader::Result HttpRequestReader::parse() {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     return line;
   };
+  // Nothing of a bad request line is echoed: its target may hold a token.
   const std::string_view requestLine = nextLine();
   const std::size_t s1 = requestLine.find(' ');
   const std::size_t s2 = s1 == std::string_view::npos ? s1 : requestLine.find(' ', s1 + 1);
-  if (s2 == std::string_view::npos || requestLine.substr(s2 + 1).rfind("HTTP/1.", 0) != 0)
-    return fail(400, "not an HTTP/1.1 request line: '" + std::string(requestLine.substr(0, 100)) + "'");
+  if (s2 == std::string_view::npos)
+    return fail(400, "not an HTTP/1.1 request line (METHOD TARGET HTTP/1.1)");
+  if (const std::string_view version = requestLine.substr(s2 + 1); version.rfind("HTTP/1.", 0) != 0) {
+    const bool named = version.size() == 8 && version.rfind("HTTP/", 0) == 0;  // else it may be part of the target
+    return fail(400, (named ? std::string(version) : std::string("an HTTP version")) +
+                         " (this listener speaks HTTP/1.1)");
+  }
   request_.method = requestLine.substr(0, s1);
-  request_.target = requestLine.substr(s1 + 1, s2 - s1 - 1);
-  if (request_.target.empty() || request_.target[0] != '/')
-    return fail(400, "a request target that is not a path: '" + request_.target.substr(0, 100) + "'");
+  if (request_.method.empty() || !std::all_of(request_.method.begin(), request_.method.end(), isTokenChar))
+    return fail(400, "a malformed method");
+  if (!originForm(requestLine.substr(s1 + 1, s2 - s1 - 1), request_.target))
+    return fail(400, "a request target that is neither a path nor an http(s) URL");
   const std::size_t question = request_.target.find('?');
   if (!decode(std::string_view(request_.target).substr(0, question), false, request_.path))
     return fail(400, "a malformed %-escape in the path");
@@ -159,7 +188,15 @@ HttpRequestReader::Result HttpRequestReader::parse() {
         !std::all_of(line.begin(), line.begin() + static_cast<std::ptrdiff_t>(colon), isTokenChar))
       return fail(400, "a malformed header line");
     if (request_.headers.size() == kMaxHeaders) return fail(431, "more than " + std::to_string(kMaxHeaders) + " headers");
-    request_.headers.emplace_back(lower(line.substr(0, colon)), std::string(trim(line.substr(colon + 1))));
+    const std::string_view value = trim(line.substr(colon + 1));
+    // RFC 9110 5.5: no control byte but HTAB in a value. A bare CR or a NUL
+    // would otherwise travel into what the relay answers (CORS headers).
+    if (std::any_of(value.begin(), value.end(), [](char c) {
+          const auto byte = static_cast<unsigned char>(c);
+          return (byte < 0x20 && c != '\t') || byte == 0x7f;
+        }))
+      return fail(400, "a control byte in the value of header " + std::string(line.substr(0, colon)));
+    request_.headers.emplace_back(lower(line.substr(0, colon)), std::string(value));
   }
   head_.clear();
   head_.shrink_to_fit();
@@ -167,7 +204,8 @@ HttpRequestReader::Result HttpRequestReader::parse() {
 }
 
 std::string httpResponse(int status, const std::string& headers, const std::string& body) {
-  const std::string text = body.empty() ? std::string() : body + "\n";
+  // The body may quote what the client sent: one line, no control bytes.
+  const std::string text = body.empty() ? std::string() : protocol::printable(body, 400) + "\n";
   return "HTTP/1.1 " + std::to_string(status) + " " + reasonOf(status) + "\r\n" + headers +
          "Content-Type: text/plain; charset=utf-8\r\nContent-Length: " + std::to_string(text.size()) +
          "\r\nConnection: close\r\n\r\n" + text;

@@ -20,7 +20,7 @@ namespace streamrelay {
 
 struct HttpRequest {
   std::string method;
-  std::string target;  // as sent: path and query
+  std::string target;  // path and query (origin form; from an absolute-form target, its path and query)
   std::string path;    // percent-decoded, without the query
   std::vector<std::pair<std::string, std::string>> query;  // decoded, in order
   std::vector<std::pair<std::string, std::string>> headers;  // names in lower case, values trimmed
@@ -60,7 +60,8 @@ class HttpRequestReader {
 
 // A complete response without a body of bytes to stream: status line,
 // `headers` (each "Name: value\r\n"), Content-Length, Connection: close, and
-// `body` (text/plain; one line and a line end).
+// `body` (text/plain; one line and a line end: its control bytes are
+// replaced, as it may quote what the client sent).
 std::string httpResponse(int status, const std::string& headers, const std::string& body);
 
 // Whether a request from `origin` (its Origin header; null when it sent

@@ -62,11 +62,10 @@ class Conversation {
     std::string detail;     // Refuse: one line for the log
   };
   virtual Step setupInput(std::string_view bytes) = 0;
-  // The client ended the connection during set-up: why that counts.
-  virtual CloseReason endedDuringSetup(std::string& detail) const {
-    detail = "closed the connection before its hello";
-    return CloseReason::BadHello;
-  }
+  // The client ended the connection (or reset it) during set-up: what it
+  // had not sent yet, for the log. It counts as peer_closed, whatever the
+  // protocol, so that a network that drops clients is not taken for bad ones.
+  virtual std::string endedDuringSetup() const { return "closed the connection before its hello"; }
   // The bytes that tell the client what admission decided, sent before its
   // first frame; for a refusal, the last bytes before the connection closes.
   virtual std::string answer(const AdmissionResult& result) = 0;

@@ -22,6 +22,8 @@
 // counted (base64 carries anything).
 #include <algorithm>
 
+#include <Poco/String.h>
+
 #include "config.hpp"
 #include "http_request.hpp"
 #include "keys.hpp"
@@ -126,7 +128,8 @@ class SseConversation : public Conversation {
     try {
       step.hello = protocol::helloFromQuery(r.query);
       if (const std::string* authorization = r.header("authorization")) {
-        if (authorization->compare(0, 7, "Bearer ") != 0)
+        // The scheme is case-insensitive (RFC 9110 11.1).
+        if (authorization->size() < 7 || Poco::icompare(authorization->substr(0, 7), std::string("bearer ")) != 0)
           throw protocol::HelloError("Authorization: expected Bearer TOKEN");
         step.hello.token = authorization->substr(7);
       }
@@ -139,10 +142,7 @@ class SseConversation : public Conversation {
     return step;
   }
 
-  CloseReason endedDuringSetup(std::string& detail) const override {
-    detail = "closed the connection before its request";
-    return CloseReason::BadRequest;
-  }
+  std::string endedDuringSetup() const override { return "closed the connection before its request"; }
 
   std::string answer(const AdmissionResult& result) override {
     if (result.refused != CloseReason::None)

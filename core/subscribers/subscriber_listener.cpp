@@ -167,11 +167,13 @@ bool SubscriberListener::listensOn(const std::string& bind) const {
 }
 
 // A peer can cause refusals at will: the first of a burst is logged, the rest
-// counted into the next line (and always into the counters).
+// counted into the next line (and always into the counters). `why` may quote
+// what the peer sent (a path, a method): its control bytes go here, in the
+// one place every refusal is logged, so that it cannot forge log lines.
 void SubscriberListener::logRefusal(const std::string& peer, const std::string& why) {
   std::uint64_t suppressed = 0;
   if (!refusalLog_.allow(suppressed)) return;
-  logger().warning("listener %s: refused %s: %s%s", config_.name, peer, why,
+  logger().warning("listener %s: refused %s: %s%s", config_.name, peer, protocol::printable(why, 400),
                    suppressed ? " (and " + std::to_string(suppressed) + " more refused since the last such line)"
                               : std::string());
 }

@@ -9,7 +9,8 @@ namespace {
 // Rounds of (take, write) per flush before other sessions get their turn.
 constexpr int kFlushRounds = 8;
 // Reads per wake-up of a client that sends: one that floods us cannot
-// starve the others (what is left waits in its socket).
+// starve the others (what is left is read on the writer's next round:
+// unreadInput()).
 constexpr int kReadsPerWake = 16;
 }  // namespace
 
@@ -217,6 +218,7 @@ long SubscriberSession::noteSent(long written) {
 bool SubscriberSession::drainInput() {
   owner_.assertOwned();
   char chunk[4096];
+  unreadInput_ = false;
   for (int reads = 0; reads < kReadsPerWake; ++reads) {
     const long n = transport_.receive(chunk, sizeof chunk);
     if (n == 0) return false;
@@ -235,6 +237,7 @@ bool SubscriberSession::drainInput() {
       return true;
     }
   }
+  unreadInput_ = true;
   return true;
 }
 
@@ -287,11 +290,13 @@ bool SubscriberSession::sendSetupReply() {
 // refusal).
 SubscriberSession::SetupResult SubscriberSession::readSetup() {
   char chunk[4096];
+  unreadInput_ = false;
   for (int reads = 0; reads < kReadsPerWake; ++reads) {
     const long n = transport_.receive(chunk, sizeof chunk);
     if (n == kWouldBlock) return SetupResult::Waiting;
     if (n <= 0) {
-      closeReason_ = conversation_->endedDuringSetup(setupDetail_);
+      setupDetail_ = conversation_->endedDuringSetup();
+      closeReason_ = CloseReason::PeerClosed;
       return SetupResult::Closed;
     }
     Conversation::Step step = conversation_->setupInput(std::string_view(chunk, static_cast<std::size_t>(n)));
@@ -301,13 +306,15 @@ SubscriberSession::SetupResult SubscriberSession::readSetup() {
         if (!sendSetupReply()) return closeReason_ != CloseReason::None ? SetupResult::Closed : SetupResult::Waiting;
         continue;
       case Conversation::Step::Next::Admit:
+        unreadInput_ = true;  // what the client sent after its hello (a ping) is read as it streams
         return admitted(&step.hello);
       case Conversation::Step::Next::Refuse:
         setupDetail_ = step.detail;
         return streamAfterControl(std::string(), step.refused);
     }
   }
-  return SetupResult::Waiting;  // more may wait in the socket: its next event goes on
+  unreadInput_ = true;
+  return SetupResult::Waiting;
 }
 
 SubscriberSession::SetupResult SubscriberSession::admitted(const protocol::Hello* hello) {
@@ -344,7 +351,7 @@ void SubscriberSession::close(CloseReason reason) {
   if (!onClosed_) return;
   if (closeReason_ == CloseReason::None) closeReason_ = reason;
   queue_->close(closeReason_);
-  if (phase_ == Phase::Streaming) sayFarewell();
+  if (phase_ != Phase::Handshake) sayFarewell();  // in set-up too: a WebSocket upgraded but late with its hello
   outgoing_.clear();
   transport_.close();
   auto onClosed = std::move(onClosed_);

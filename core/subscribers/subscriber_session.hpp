@@ -81,6 +81,11 @@ class SubscriberSession {
   // answer it: hasControl()). False when the peer has shut its write side
   // (the seed client does so at once; it may still be reading).
   bool drainInput();
+  // The last read (drainInput, or the set-up's) stopped at its per-wake
+  // cap or at an admission, not at an empty socket: bytes may still wait
+  // there, and the writer's edge-triggered epoll will not report them again.
+  // The writer then reads on its next round.
+  bool unreadInput() const { return unreadInput_; }
   // Closes the socket and reports the reason to the listener. Idempotent.
   void close(CloseReason reason);
 
@@ -193,6 +198,7 @@ class SubscriberSession {
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written
   bool framesRetryPending_ = false; // the last frame write would have blocked (see controlMayGo)
+  bool unreadInput_ = false;        // see unreadInput()
   CloseReason closeReason_ = CloseReason::None;
   std::atomic<std::uint64_t> framesSkipped_{0};  // frames this listener's protocol cannot carry
 

@@ -151,6 +151,7 @@ void SubscriberWriter::continueSetup(SubscriberSession& session) {
   switch (session.continueSetup()) {
     case SubscriberSession::SetupResult::Waiting:
       watchWritable(session, session.setupWantsWritable());
+      if (session.unreadInput()) again_.push_back(session.id());
       return;
     case SubscriberSession::SetupResult::Closed:
       closeSession(session, session.closeReason());
@@ -227,11 +228,14 @@ void SubscriberWriter::serve(std::uint64_t id) {
   if (it == sessions_.end()) return;  // already closed
   SubscriberSession& session = *it->second;
   if (session.settingUp()) {
-    // Its queue is not subscribed yet: a wake-up can only be its close (a
-    // listener removed while the session is in its handshake or hello).
+    // Its queue is not subscribed yet: a wake-up is its close (a listener
+    // removed while the session is in its handshake or hello), or its turn
+    // to read what it sent beyond the last read's cap.
     if (session.queue()->closed()) closeSession(session, session.queue()->closeReason());
+    else if (session.unreadInput()) continueSetup(session);
     return;
   }
+  if (session.unreadInput() && !readInput(session)) return;
   const SubscriberSession::FlushResult result = session.flush(*scratch_);
   switch (result) {
     case SubscriberSession::FlushResult::Closed:
@@ -246,7 +250,22 @@ void SubscriberWriter::serve(std::uint64_t id) {
     case SubscriberSession::FlushResult::Idle:
       break;
   }
+  if (result != SubscriberSession::FlushResult::MoreWork && session.unreadInput()) again_.push_back(id);
   watchWritable(session, result == SubscriberSession::FlushResult::WouldBlock);
+}
+
+// Reads what a streaming session's client sent (up to the per-wake cap);
+// false if that closed the session.
+bool SubscriberWriter::readInput(SubscriberSession& session) {
+  if (session.inputOpen && !session.drainInput()) {
+    // Half-closed by the peer: it may still read. A full close shows up as
+    // EPOLLHUP/EPOLLERR or a failed write on the next frame.
+    session.inputOpen = false;
+    updateInterest(session);
+  }
+  if (session.closeReason() == CloseReason::None) return true;
+  closeSession(session, session.closeReason());
+  return false;
 }
 
 // What epoll reports for a session. EPOLLOUT only while its socket is full:
@@ -372,18 +391,14 @@ void SubscriberWriter::handleSocketEvent(std::uint64_t id, std::uint32_t events)
     continueSetup(session);
     return;
   }
-  if ((events & (EPOLLIN | EPOLLRDHUP)) && !session.drainInput()) {
-    // Half-closed by the peer: it may still read. A full close shows up as
-    // EPOLLHUP/EPOLLERR or a failed write on the next frame.
-    session.inputOpen = false;
-    updateInterest(session);
-  }
+  if ((events & (EPOLLIN | EPOLLRDHUP)) && !readInput(session)) return;
   if ((events & (EPOLLERR | EPOLLHUP)) || session.closeReason() != CloseReason::None) {
     closeSession(session, session.closeReason() != CloseReason::None ? session.closeReason() : CloseReason::PeerClosed);
     return;
   }
   // EPOLLOUT, or what the client sent has an answer (a WebSocket pong, close).
   if ((events & EPOLLOUT) || session.hasControl()) serve(id);
+  else if (session.unreadInput()) again_.push_back(id);  // the rest on the next round
 }
 
 WriterPool::WriterPool(int threads) {

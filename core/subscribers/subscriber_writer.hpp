@@ -58,6 +58,7 @@ class SubscriberWriter {
   void takeRequests();
   void wakeIfSleeping();
   void serve(std::uint64_t id);
+  bool readInput(SubscriberSession& session);
   void handleSocketEvent(std::uint64_t id, std::uint32_t events);
   void closeSession(SubscriberSession& session, CloseReason reason);
   static std::uint32_t interestOf(const SubscriberSession& session);
@@ -88,7 +89,7 @@ class SubscriberWriter {
   // Owned by the writer thread.
   ThreadOwner owner_;
   std::unordered_map<std::uint64_t, std::shared_ptr<SubscriberSession>> sessions_;
-  std::vector<std::uint64_t> again_;  // sessions with more to write after their turn
+  std::vector<std::uint64_t> again_;  // sessions with more to write, or to read, after their turn
   std::unordered_set<std::uint64_t> stalled_;  // sessions waiting for EPOLLOUT, with a write deadline
   std::unordered_set<std::uint64_t> settingUp_;  // sessions in a TLS handshake or waiting for a hello
   // One entry per streaming session with heartbeats: when its next

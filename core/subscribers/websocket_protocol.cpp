@@ -15,9 +15,12 @@
 //                                       string (base64 with "encoding":"base64" if
 //                                       it is not UTF-8)
 //                    a ping every heartbeat_ms without a frame; a close frame
-//                    that says why: 1008 not authorized or bad hello, 1009 a
-//                    client message over max_message_bytes, 1002 a protocol
-//                    error, 1013 slow consumer or max_clients, 1001 shutdown.
+//                    that says why: 1008 not authorized, bad hello or no
+//                    hello in time, 1009 a client message over
+//                    max_message_bytes, 1002 a protocol error (or a client's
+//                    close with a code RFC 6455 7.4 forbids), 1007 a text
+//                    message that is not UTF-8, 1013 slow consumer or
+//                    max_clients, 1001 shutdown.
 //
 // A frame's WebSocket header (and envelope) is written once per listener
 // and batch (FrameCodec); the payload goes from the batch. Client messages
@@ -125,7 +128,8 @@ int closeCodeOf(CloseReason reason) {
     case CloseReason::SlowConsumer:
     case CloseReason::MaxClients: return 1013;
     case CloseReason::AuthFailed:
-    case CloseReason::BadHello: return 1008;
+    case CloseReason::BadHello:
+    case CloseReason::HelloTimeout: return 1008;
     case CloseReason::MessageTooBig: return 1009;
     case CloseReason::ProtocolError: return 1002;
     default: return 1011;
@@ -152,9 +156,8 @@ class WebSocketConversation : public Conversation {
     return upgrade();
   }
 
-  CloseReason endedDuringSetup(std::string& detail) const override {
-    detail = upgraded_ ? "closed the connection before its hello" : "closed the connection before its request";
-    return upgraded_ ? CloseReason::BadHello : CloseReason::BadRequest;
+  std::string endedDuringSetup() const override {
+    return upgraded_ ? "closed the connection before its hello" : "closed the connection before its request";
   }
 
   std::string answer(const AdmissionResult& result) override {
@@ -169,16 +172,23 @@ class WebSocketConversation : public Conversation {
     Input input;
     if (closed_) return input;  // after our close frame: nothing it sends matters
     const bool good = decoder_.decode(bytes.data(), bytes.size(), messages_);
-    messages_.seal(0);  // messages after the hello are read and dropped
-    decoder_.textMessages().clear();
+    const bool utf8 = textIsUtf8(*messages_.seal(0));  // messages after the hello are read and dropped
     answerPings(reply);
     if (!good) return protocolError(reply);
+    if (!utf8) return invalidText(reply);
     if (decoder_.closed()) {
       closed_ = true;  // the close handshake: its code back, then the relay closes
-      reply += encodeServerFrame(wire::WsOpcode::Close, decoder_.closeCode() == 1005
-                                                            ? std::string()
-                                                            : wire::wsClosePayload(decoder_.closeCode(), ""));
       input.close = CloseReason::PeerClosed;
+      const int code = decoder_.closeCode();
+      if (code == 1005) {  // none
+        reply += encodeServerFrame(wire::WsOpcode::Close, std::string());
+      } else if (!validCloseCode(code)) {
+        input.close = CloseReason::ProtocolError;
+        input.detail = "a close frame with the invalid code " + std::to_string(code);
+        reply += closeFrame(1002, "invalid close code " + std::to_string(code));
+      } else {
+        reply += encodeServerFrame(wire::WsOpcode::Close, wire::wsClosePayload(code, ""));
+      }
     }
     return input;
   }
@@ -186,7 +196,9 @@ class WebSocketConversation : public Conversation {
   std::string farewell(CloseReason reason) override {
     if (closed_ || !upgraded_ || reason == CloseReason::PeerClosed || reason == CloseReason::WriteError) return {};
     closed_ = true;
-    return closeFrame(closeCodeOf(reason), reason == CloseReason::SlowConsumer ? "slow consumer" : toString(reason));
+    return closeFrame(closeCodeOf(reason), reason == CloseReason::SlowConsumer ? "slow consumer"
+                                           : reason == CloseReason::HelloTimeout ? "no hello within hello_timeout_ms"
+                                                                                 : toString(reason));
   }
 
  private:
@@ -259,7 +271,13 @@ class WebSocketConversation : public Conversation {
     const auto messages = messages_.seal(0);
     if (messages->frameCount() == 0) return step;
     const bool text = decoder_.textMessages().front();
-    decoder_.textMessages().clear();
+    if (!textIsUtf8(*messages)) {
+      const Input error = invalidText(step.reply);
+      step.next = Step::Next::Refuse;
+      step.refused = error.close;
+      step.detail = error.detail;
+      return step;
+    }
     const std::string_view hello = messages->payload(0);
     if (!text) return withReply(refuseHello("the hello must be a text message (JSON)"), step.reply);
     if (hello.size() > wire::kMaxHelloBytes)
@@ -286,6 +304,33 @@ class WebSocketConversation : public Conversation {
     step.reply = textMessage(protocol::errorAnswerJson(error)) + closeFrame(1008, error);
     closed_ = true;
     return step;
+  }
+
+  // Whether every text message of `messages` is UTF-8, as RFC 6455 8.1
+  // requires; clears the decoder's list of which are text.
+  bool textIsUtf8(const FrameBatch& messages) {
+    bool good = true;
+    const std::vector<bool>& text = decoder_.textMessages();
+    for (std::size_t i = 0; i < messages.frameCount() && i < text.size(); ++i)
+      if (text[i] && !text::isUtf8(messages.payload(i))) good = false;
+    decoder_.textMessages().clear();
+    return good;
+  }
+
+  // A text message that is not UTF-8: close 1007 (RFC 6455 7.4.1).
+  Input invalidText(std::string& reply) {
+    Input input;
+    input.close = CloseReason::ProtocolError;
+    input.detail = "a text message that is not UTF-8";
+    reply += closeFrame(1007, input.detail);
+    closed_ = true;
+    return input;
+  }
+
+  // RFC 6455 7.4: the codes a peer may send (1005, 1006 and 1015 never go
+  // on the wire; 1016-2999 are reserved; 3000-4999 are for applications).
+  static bool validCloseCode(int code) {
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
   }
 
   void answerPings(std::string& reply) {

@@ -109,6 +109,29 @@ TEST_CASE("sse listener: with several inputs each event names its stream, in its
   CHECK(m[1].str().size() == 16);  // 12 bytes
 }
 
+TEST_CASE("sse listener: a control byte in a header value is a 400, never copied into the answer, and the Bearer scheme in any case", "[integration][sse]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: sse, allow_origins: ['*'], auth: {tokens: [sse-token]}") +
+                                  stats.section());
+  stats.attach(relay);
+  const int port = relay.ports.at("main");
+  for (const std::string& origin : {std::string("https://page\rX-Injected: yes"), std::string("https://page\x01x", 15),
+                                    std::string("https://page\0x", 14)}) {
+    WebClient client(port);
+    client.send(get("/?token=sse-token", "Origin: " + origin + "\r\n"));
+    const std::string head = client.readHead();
+    INFO(head);
+    CHECK(WebClient::statusOf(head) == 400);
+    CHECK(head.find("X-Injected") == std::string::npos);
+    CHECK(head.find("Access-Control-Allow-Origin") == std::string::npos);
+  }
+  CHECK(pollUntil([&] { return stats.listener("main", "disconnects.bad_request") == 3; }));
+  WebClient lower(port);
+  lower.send(get("/", "Authorization: bearer sse-token\r\n"));
+  CHECK(WebClient::statusOf(lower.readHead()) == 200);
+}
+
 TEST_CASE("sse listener: refusals are HTTP statuses that say why, counted", "[integration][sse]") {
   RelayStats stats;
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +

@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <regex>
 #include <string>
@@ -108,6 +109,90 @@ TEST_CASE("websocket listener: malformed handshakes are answered with an HTTP er
   CHECK(stats.listener("main", "pending") == 0);
 }
 
+TEST_CASE("websocket listener: a refused request line never echoes its target, and an absolute-form target is served", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                      listener("absolute", "protocol: websocket, path: /feed, auth: {tokens: [sekrit-token]}") +
+                                      listener("http2", "protocol: websocket") + listener("broken", "protocol: websocket") +
+                                      stats.section(),
+                                  {"absolute", "http2", "broken"});
+  stats.attach(relay);
+  // Refused: neither the answer nor the log shows the target (its token).
+  auto refusal = [&](const std::string& listener, const std::string& request) {
+    WebClient client(relay.ports.at(listener));
+    client.send(request);
+    const std::string head = client.readHead();
+    const std::string body = client.readToEnd();
+    INFO(head << body);
+    CHECK(WebClient::statusOf(head) == 400);
+    CHECK_FALSE(body.empty());
+    CHECK(body.find("sekrit") == std::string::npos);
+  };
+  refusal("http2", "GET /?token=sekrit-token HTTP/2.0\r\nHost: x\r\n\r\n");
+  refusal("broken", "GET /?token=sekrit-token\r\n\r\n");
+  CHECK(pollUntil([&] {
+    return stats.listener("http2", "disconnects.bad_request") == 1 && stats.listener("broken", "disconnects.bad_request") == 1;
+  }));
+  // The refusal lines (the first of each listener is logged) are out once counted.
+  CHECK(pollUntil([&] { return relay.process->countLines("listener (http2|broken): refused") == 2; }));
+  CHECK(relay.process->countLines("sekrit") == 0);
+  // RFC 9112 3.2.2: a server must accept the absolute form; its path and query count.
+  WebClient absolute(relay.ports.at("absolute"));
+  REQUIRE(absolute.openWebSocket("http://127.0.0.1:" + std::to_string(relay.ports.at("absolute")) +
+                                 "/feed?token=sekrit-token"));
+  CHECK(absolute.readData().payload.rfind("{\"ok\":true", 0) == 0);
+}
+
+TEST_CASE("websocket and sse listeners: a refusal quotes what the peer sent without its control bytes, in the answer and the log", "[integration][websocket][sse]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("ws", "protocol: websocket") +
+                                      listener("sse", "protocol: sse") + listener("method", "protocol: sse") +
+                                      stats.section(),
+                                  {"ws", "sse", "method"});
+  stats.attach(relay);
+  // One line each, whatever the %-decoded path or the method holds.
+  auto refusal = [&](const std::string& listener, const std::string& request, int status) {
+    WebClient client(relay.ports.at(listener));
+    client.send(request);
+    const std::string head = client.readHead();
+    const std::string body = client.readToEnd();
+    INFO(head << body);
+    CHECK(WebClient::statusOf(head) == status);
+    CHECK(std::count(body.begin(), body.end(), '\n') == 1);
+    CHECK(body.find_first_of("\r\x1b\x07") == std::string::npos);
+  };
+  refusal("ws", WebClient::upgradeRequest("/x%0aFORGED-LINE%0d%1b[31mred"), 404);
+  refusal("sse", "GET /x%0aFORGED-LINE%1b[31m HTTP/1.1\r\nHost: x\r\n\r\n", 404);
+  refusal("method", "G\x1b[31mET\x07 / HTTP/1.1\r\nHost: x\r\n\r\n", 400);
+  CHECK(pollUntil([&] { return relay.process->countLines("listener (ws|sse|method): refused") == 3; }));
+  CHECK(relay.process->countLines("^FORGED-LINE") == 0);
+  CHECK(relay.process->output().find('\x1b') == std::string::npos);
+}
+
+TEST_CASE("websocket and sse listeners: a client gone before it is admitted counts as peer_closed, not as a bad request or hello", "[integration][websocket][sse]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" + listener("ws", "protocol: websocket") +
+                                      listener("sse", "protocol: sse") + stats.section(),
+                                  {"ws", "sse"});
+  stats.attach(relay);
+  {
+    WebClient midRequest(relay.ports.at("ws"));
+    midRequest.send("GET / HTTP/1.1\r\nUpgrade: webs");
+    WebClient afterUpgrade(relay.ports.at("ws"));
+    REQUIRE(afterUpgrade.openWebSocket("/"));  // and no hello
+    WebClient sse(relay.ports.at("sse"));
+    sse.send("GET / HTTP/1.1\r\nAcc");
+    REQUIRE(pollUntil([&] { return stats.listener("ws", "pending") == 2 && stats.listener("sse", "pending") == 1; }));
+  }  // all three close
+  CHECK(pollUntil([&] {
+    return stats.listener("ws", "disconnects.peer_closed") == 2 && stats.listener("sse", "disconnects.peer_closed") == 1;
+  }));
+  CHECK(stats.listener("ws", "disconnects.bad_request") == 0);
+  CHECK(stats.listener("ws", "disconnects.bad_hello") == 0);
+  CHECK(stats.listener("sse", "disconnects.bad_request") == 0);
+  CHECK(stats.listener("ws", "pending") == 0);
+}
+
 TEST_CASE("websocket listener: allow_origins refuses pages from other sites, not clients without an Origin", "[integration][websocket]") {
   RelayStats stats;
   RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
@@ -193,6 +278,107 @@ TEST_CASE("websocket listener: a client that breaks the protocol after its hello
     CHECK(close.closeCode() == 1000);
     CHECK(client.waitForEnd());
     CHECK(pollUntil([&] { return stats.listener("main", "disconnects.peer_closed") == 1; }));
+  }
+}
+
+// The writer reads a client's bytes up to a cap per wake-up and its epoll is
+// edge-triggered: what a client sent in one burst must all be read without
+// waiting for it to send again.
+TEST_CASE("websocket listener: everything a client sends in one burst is read, beyond one wake-up's reads", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: websocket, max_message_bytes: 1048576") + stats.section());
+  stats.attach(relay);
+  const int port = relay.ports.at("main");
+  SECTION("the upgrade, 1500 pings and the hello at once: 1500 pongs, then the answer") {
+    // Made before it connects, so that it is all in the relay's socket when
+    // the relay first reads (~200 KB: more than two wake-ups' reads).
+    std::string burst = WebClient::upgradeRequest("/");
+    for (int i = 0; i < 1500; ++i) burst += WebClient::clientFrame(WsOpcode::Ping, std::string(125, 'p'));
+    burst += WebClient::clientFrame(WsOpcode::Text, "{}");
+    WebClient client(port);
+    REQUIRE(client.send(burst));
+    REQUIRE(WebClient::statusOf(client.readHead()) == 101);
+    int pongs = 0;
+    WebClient::Message message = client.readData();
+    for (; message.opcode == static_cast<int>(WsOpcode::Pong); message = client.readData()) ++pongs;
+    CHECK(pongs == 1500);
+    CHECK(message.payload.rfind("{\"ok\":true", 0) == 0);
+  }
+  auto opened = [&](WebClient& client) {
+    REQUIRE(client.openWebSocket("/?inputs=upstream"));
+    REQUIRE(client.readData().payload.rfind("{\"ok\":true", 0) == 0);
+  };
+  SECTION("a 300 KiB message and a ping at once: the pong") {
+    WebClient client(port);
+    opened(client);
+    REQUIRE(client.send(WebClient::clientFrame(WsOpcode::Binary, std::string(300 * 1024, 'x')) +
+                        WebClient::clientFrame(WsOpcode::Ping, "after")));
+    const WebClient::Message pong = client.readData();
+    CHECK(pong.opcode == static_cast<int>(WsOpcode::Pong));
+    CHECK(pong.payload == "after");
+  }
+  SECTION("thirty 30000-byte messages and a close at once: the close is answered") {
+    WebClient client(port);
+    opened(client);
+    std::string burst;
+    for (int i = 0; i < 30; ++i) burst += WebClient::clientFrame(WsOpcode::Binary, std::string(30000, 'x'));
+    REQUIRE(client.send(burst + WebClient::clientFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(1000, ""))));
+    CHECK(client.readData().closeCode() == 1000);
+    CHECK(client.waitForEnd());
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.peer_closed") == 1; }));
+  }
+}
+
+TEST_CASE("websocket listener: close codes follow RFC 6455 7.4: an invalid one is answered with 1002, text that is not UTF-8 with 1007, a late hello with 1008", "[integration][websocket]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kListenUpstream + "listeners:\n" +
+                                  listener("main", "protocol: websocket, hello_timeout_ms: 300") + stats.section());
+  stats.attach(relay);
+  const int port = relay.ports.at("main");
+  auto opened = [&](WebClient& client) {
+    REQUIRE(client.openWebSocket("/?inputs=upstream"));
+    REQUIRE(client.readData().payload.rfind("{\"ok\":true", 0) == 0);
+  };
+  SECTION("a close with a code no peer may send: 1002, never the code back") {
+    for (int code : {0, 999, 1004, 1006, 1015, 2999, 5000, 65535}) {
+      INFO("code " << code);
+      WebClient client(port);
+      opened(client);
+      client.sendFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(code, ""));
+      const WebClient::Message close = client.readData();
+      CHECK(close.opcode == static_cast<int>(WsOpcode::Close));
+      CHECK(close.closeCode() == 1002);
+      CHECK(client.waitForEnd());
+    }
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.protocol_error") == 8; }));
+  }
+  SECTION("a close with an application's code is answered with it") {
+    WebClient client(port);
+    opened(client);
+    client.sendFrame(WsOpcode::Close, streamrelay::wire::wsClosePayload(4000, "done"));
+    CHECK(client.readData().closeCode() == 4000);
+    CHECK(client.waitForEnd());
+  }
+  SECTION("a text message that is not UTF-8, as the hello or after it: 1007") {
+    WebClient hello(port);
+    REQUIRE(hello.openWebSocket("/"));
+    hello.sendFrame(WsOpcode::Text, "{\"inputs\":[\"\xff\xfe\"]}");
+    CHECK(hello.readData().closeCode() == 1007);
+    WebClient later(port);
+    opened(later);
+    later.sendFrame(WsOpcode::Text, "caf\xc3");
+    CHECK(later.readData().closeCode() == 1007);
+    CHECK(later.waitForEnd());
+  }
+  SECTION("no hello within hello_timeout_ms after the 101: a close frame 1008 first") {
+    WebClient client(port);
+    REQUIRE(client.openWebSocket("/"));
+    const WebClient::Message close = client.readData();
+    CHECK(close.opcode == static_cast<int>(WsOpcode::Close));
+    CHECK(close.closeCode() == 1008);
+    CHECK(client.waitForEnd());
+    CHECK(pollUntil([&] { return stats.listener("main", "disconnects.hello_timeout") == 1; }));
   }
 }
 

@@ -70,6 +70,10 @@ bool WebClient::openWebSocket(const std::string& target, const std::string& head
 }
 
 bool WebClient::sendFrame(wire::WsOpcode opcode, const std::string& payload, bool masked) {
+  return send(clientFrame(opcode, payload, masked));
+}
+
+std::string WebClient::clientFrame(wire::WsOpcode opcode, const std::string& payload, bool masked) {
   static std::mt19937 random{4711};
   unsigned char mask[4];
   for (unsigned char& b : mask) b = static_cast<unsigned char>(random());
@@ -78,7 +82,7 @@ bool WebClient::sendFrame(wire::WsOpcode opcode, const std::string& payload, boo
   const std::size_t at = frame.size();
   frame += payload;
   if (masked) wire::applyWsMask(&frame[at], payload.size(), mask);
-  return send(frame);
+  return frame;
 }
 
 int WebClient::Message::closeCode() const {
@@ -120,6 +124,15 @@ std::string WebClient::readUntil(const std::string& pattern, std::chrono::millis
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (buffer_.find(pattern) == std::string::npos)
     if (!fill(deadline)) return "";
+  std::string all;
+  all.swap(buffer_);
+  return all;
+}
+
+std::string WebClient::readToEnd(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (fill(deadline)) {
+  }
   std::string all;
   all.swap(buffer_);
   return all;

@@ -35,6 +35,8 @@ class WebClient {
 
   // A client frame (masked unless told not to).
   bool sendFrame(wire::WsOpcode opcode, const std::string& payload, bool masked = true);
+  // Its bytes, to send several frames at once (send()).
+  static std::string clientFrame(wire::WsOpcode opcode, const std::string& payload, bool masked = true);
   struct Message {
     int opcode = -1;  // -1: none came in time, or the connection ended
     std::string payload;
@@ -49,6 +51,9 @@ class WebClient {
   // Reads bytes until `pattern` (a substring) has arrived; returns all read
   // so far (the buffer is consumed), or "" if it did not come in time.
   std::string readUntil(const std::string& pattern, std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Everything the relay sends until it closes the connection (a refusal's
+  // body), or what came before `timeout`.
+  std::string readToEnd(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // True once the relay has closed the connection (read returns 0 or an error) within `timeout`.
   bool waitForEnd(std::chrono::milliseconds timeout = std::chrono::seconds(10));
 

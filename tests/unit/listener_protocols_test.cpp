@@ -170,7 +170,20 @@ TEST_CASE("an HTTP request head is read in pieces, bounded, and bad ones are a s
     return bad.add(bytes) == HttpRequestReader::Result::Bad ? bad.status() : 0;
   };
   CHECK(statusOf("hello\r\n\r\n") == 400);
-  CHECK(statusOf("GET http://x/ HTTP/1.1\r\n\r\n") == 400);
+  CHECK(statusOf("GET x.example:80 HTTP/1.1\r\n\r\n") == 400);  // authority form
+  CHECK(statusOf("GET * HTTP/1.1\r\n\r\n") == 400);               // asterisk form
+  CHECK(statusOf("GET ftp://x/ HTTP/1.1\r\n\r\n") == 400);
+  CHECK(statusOf("GET http:///feed HTTP/1.1\r\n\r\n") == 400);    // no authority
+  CHECK(statusOf("G\x1b""ET / HTTP/1.1\r\n\r\n") == 400);         // a method that is no token
+  CHECK(statusOf("GET / HTTP/1.1\r\nOrigin: a\rb\r\n\r\n") == 400);
+  // The absolute form (RFC 9112 3.2.2): its path and query.
+  for (const auto& [target, path] : std::vector<std::pair<std::string, std::string>>{
+           {"http://x.example:8080/feed?token=t", "/feed"}, {"HTTPS://x.example?token=t", "/"}, {"ws://x", "/"}}) {
+    HttpRequestReader absolute;
+    REQUIRE(absolute.add("GET " + target + " HTTP/1.1\r\n\r\n") == HttpRequestReader::Result::Done);
+    CHECK(absolute.request().path == path);
+    CHECK(absolute.request().query.size() == (path == "/feed" || target.find('?') != std::string::npos ? 1u : 0u));
+  }
   CHECK(statusOf("GET /%zz HTTP/1.1\r\n\r\n") == 400);
   CHECK(statusOf("GET / HTTP/1.1\r\nno colon\r\n\r\n") == 400);
   CHECK(statusOf("GET / HTTP/1.1\r\n" + std::string(20000, 'x')) == 431);
