@@ -96,6 +96,22 @@ struct PluginProcessConfig {
 
 // One plugin instance: `type` is the plugin's name, `configYaml` its own
 // sub-tree, passed to the plugin as text.
+// A YAML::Node held as a handle. yaml-cpp's Node::operator= writes through
+// to the node it refers to, which every copy shares: assigning one config's
+// node over another's changed the node a copy on another thread was reading
+// (the plugin host's, during a reload; TSan saw it). reset() rebinds this
+// handle alone.
+struct YamlHandle {
+  YAML::Node node;
+  YamlHandle() = default;
+  YamlHandle(const YAML::Node& n) : node(n) {}  // NOLINT: converting, as a Node is assigned
+  YamlHandle(const YamlHandle&) = default;
+  YamlHandle& operator=(const YamlHandle& other) {
+    node.reset(other.node);
+    return *this;
+  }
+};
+
 struct PluginInstanceConfig {
   std::string name;
   std::string type;
@@ -114,7 +130,7 @@ struct PluginInstanceConfig {
   // `config:` as read from the file, with its line marks, for checking it
   // against the keys its plugin declares (--check-config): the node, its
   // path ("plugins.instances[0].config") and the file's name.
-  YAML::Node configNode;
+  YamlHandle configNode;
   std::string configPath, configSource;
 };
 

@@ -92,7 +92,7 @@ void emitSources(YAML::Emitter& out, const std::vector<SourceConfig>& sources, b
 
 // A plugin instance's `config:` read by its plugin's declared keys.
 Settings readPluginConfig(const PluginInstanceConfig& i, const Schema& schema) {
-  return readSettings(YamlMap(i.configNode, i.configPath, i.configSource), schema);
+  return readSettings(YamlMap(i.configNode.node, i.configPath, i.configSource), schema);
 }
 
 void emitInstance(YAML::Emitter& out, const PluginInstanceConfig& i, const PluginConfigSchemas& plugins) {
