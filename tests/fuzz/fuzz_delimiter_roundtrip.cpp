@@ -1,16 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// libFuzzer target: whatever a delimiter listener agrees to send, a delimiter
+// libFuzzer target: whatever a raw listener with a delimiter framing agrees
+// to send (its codec, as its subscribers' sessions write it), a delimiter
 // decoder reads back exactly (frames split or merged would corrupt a
 // subscriber's stream).
-#include <sys/uio.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
+#include "config.hpp"
 #include "framing.hpp"
+#include "listener_protocol.hpp"
 
 using namespace streamrelay;
 
@@ -30,21 +31,27 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (data[i] == 0xff) payloads.emplace_back();
     else payloads.back() += static_cast<char>(data[i]);
   }
-  FrameEncoder encoder(spec);
+  ListenerConfig config;
+  config.framing = spec;
+  const auto raw = listenerProtocol("raw").create(config, {});
+  FrameBatchBuilder frames;
+  for (const std::string& p : payloads) frames.add(p.data(), p.size());
+  const auto out = frames.seal(0);
+  const EncodedBatch& encoded = raw->codec().encoded(*out);
   std::string stream;
   std::vector<std::string> sent;
-  for (const std::string& p : payloads) {
-    if (!encoder.canEncode(p)) continue;
-    char header[8];
-    iovec iov[3];
-    int n = encoder.encode(p, 0, header, iov);
-    for (int i = 0; i < n; ++i) stream.append(static_cast<char*>(iov[i].iov_base), iov[i].iov_len);
-    sent.push_back(p);
+  for (std::size_t i = 0; i < out->frameCount(); ++i) {
+    const EncodedFrame& f = encoded.frame(i);
+    if (f.total == 0) continue;  // a payload the framing cannot carry (it holds the delimiter): skipped
+    stream.append(encoded.bytes() + f.offset, f.headBytes);
+    if (f.payloadByReference) stream.append(out->payload(i));
+    stream.append(encoded.bytes() + f.offset + f.headBytes, f.tailBytes);
+    sent.push_back(payloads[i]);
   }
   auto decoder = FrameDecoder::create(spec);
   FrameBatchBuilder builder;
   if (!decoder->decode(stream.data(), stream.size(), builder)) std::abort();
-  auto batch = builder.seal(0, 0);
+  auto batch = builder.seal(0);
   if (batch->frameCount() != sent.size()) std::abort();
   for (std::size_t i = 0; i < sent.size(); ++i)
     if (batch->payload(i) != sent[i]) std::abort();
