@@ -184,30 +184,6 @@ bool isUtf8(std::string_view bytes) {
 
 bool isJson(std::string_view bytes) { return JsonChecker(bytes).check(); }
 
-void appendJsonString(std::string& out, std::string_view utf8) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  for (char c : utf8) {
-    const auto byte = static_cast<unsigned char>(c);
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (byte < 0x20) {
-          out += "\\u00";
-          out += hex[byte >> 4];
-          out += hex[byte & 15];
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += '"';
-}
-
 void appendBase64(std::string& out, std::string_view bytes) {
   static const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());

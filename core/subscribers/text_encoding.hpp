@@ -10,6 +10,8 @@
 #include <string>
 #include <string_view>
 
+#include "streamrelay/mini_json.hpp"
+
 namespace streamrelay {
 namespace text {
 
@@ -18,8 +20,9 @@ bool isUtf8(std::string_view bytes);
 // Exactly one JSON value (RFC 8259), with optional whitespace around it,
 // its strings UTF-8, nested at most 512 deep.
 bool isJson(std::string_view bytes);
-// Appends `utf8` (well-formed UTF-8) as a JSON string, quotes included.
-void appendJsonString(std::string& out, std::string_view utf8);
+// Appends `utf8` (well-formed UTF-8) as a JSON string, quotes included
+// (the SDK's writer, shared with the client and the plugins).
+using client::appendJsonString;
 // Appends the standard base64 (RFC 4648, padded) of `bytes`.
 void appendBase64(std::string& out, std::string_view bytes);
 

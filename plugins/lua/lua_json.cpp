@@ -9,6 +9,9 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <string_view>
+
+#include "streamrelay/mini_json.hpp"
 
 namespace streamrelay::plugins {
 
@@ -248,28 +251,7 @@ struct Encoder {
     return false;
   }
 
-  void quoted(const char* s, std::size_t n) {
-    out += '"';
-    for (std::size_t i = 0; i < n; ++i) {
-      const auto c = static_cast<unsigned char>(s[i]);
-      switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-          if (c < 0x20) {
-            char esc[8];
-            std::snprintf(esc, sizeof esc, "\\u%04x", c);
-            out += esc;
-          } else {
-            out += static_cast<char>(c);
-          }
-      }
-    }
-    out += '"';
-  }
+  void quoted(const char* s, std::size_t n) { streamrelay::client::appendJsonString(out, std::string_view(s, n)); }
 
   bool number(double v) {
     if (!std::isfinite(v)) return fail("cannot encode NaN or infinity");

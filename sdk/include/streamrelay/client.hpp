@@ -526,18 +526,9 @@ class Subscriber {
   }
 
   static std::string quoted(const std::string& text) {
-    std::string out = "\"";
-    for (char c : text) {
-      if (c == '"' || c == '\\') out += '\\';
-      if (static_cast<unsigned char>(c) < 0x20) {
-        char escape[8];
-        std::snprintf(escape, sizeof escape, "\\u%04x", c);
-        out += escape;
-      } else {
-        out += c;
-      }
-    }
-    return out + "\"";
+    std::string out;
+    appendJsonString(out, text);
+    return out;
   }
 
   std::string helloLine() const {

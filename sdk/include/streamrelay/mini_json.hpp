@@ -4,6 +4,7 @@
 // to a `streamrelay` hello (objects, arrays, strings, numbers, booleans,
 // null), with no dependency. Integers keep all 64 bits (epochs, seqs).
 // Throws std::runtime_error on malformed input; nesting is bounded.
+// And the one JSON string writer the client, the relay and the plugins share.
 
 #include <cctype>
 #include <cstdint>
@@ -11,10 +12,38 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace streamrelay {
 namespace client {
+
+// Appends `text` as a JSON string, quotes included: quotes, backslashes and
+// control bytes escaped, every other byte as it is (UTF-8 passes through).
+// The relay's json envelope writes each frame through it: no formatting call.
+inline void appendJsonString(std::string& out, std::string_view text) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (byte < 0x20) {
+          out += "\\u00";
+          out += hex[byte >> 4];
+          out += hex[byte & 15];
+        } else {
+          out += c;
+        }
+    }
+  }
+  out += '"';
+}
 
 struct JsonValue {
   enum class Type { Null, Bool, Number, String, Array, Object };
