@@ -56,7 +56,14 @@ class Recorder : public streamrelay::Plugin {
     if (delayMs_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delayMs_));
     if (!holdUntil_.empty() && ::access(holdUntil_.c_str(), F_OK) != 0) {
       host_.info("holding frame " + std::to_string(frame.seq));
-      while (::access(holdUntil_.c_str(), F_OK) != 0) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      // Polls for the file the test creates, under a deadline: a test that
+      // never creates it fails on this frame instead of hanging the relay.
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+      while (::access(holdUntil_.c_str(), F_OK) != 0) {
+        if (std::chrono::steady_clock::now() >= deadline)
+          throw std::runtime_error("hold_until: " + holdUntil_ + " did not appear within 60 s");
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
     }
     std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
                  static_cast<int>(frame.data.size()), frame.data.data());
