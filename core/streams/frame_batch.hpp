@@ -46,6 +46,35 @@ class BatchAnnex {
   const BatchAnnex* next_ = nullptr;
 };
 
+// The keys of a batch's frames (streams.NAME.key, or a processor's
+// emit_keyed), one per frame in order; a frame may have none. Kept in one
+// buffer: a key costs its bytes and 8 more, not an allocation.
+class FrameKeys {
+ public:
+  void add(std::string_view key) {
+    refs_.push_back({static_cast<std::uint32_t>(bytes_.size()), static_cast<std::uint32_t>(key.size()), true});
+    bytes_.append(key.data(), key.size());
+  }
+  void addNone() { refs_.push_back({0, 0, false}); }
+  void clear() {
+    refs_.clear();
+    bytes_.clear();
+  }
+  std::size_t size() const { return refs_.size(); }
+  bool has(std::size_t i) const { return refs_[i].present; }
+  // Valid while the keys live; empty for a frame without a key (has() tells).
+  std::string_view key(std::size_t i) const { return {bytes_.data() + refs_[i].offset, refs_[i].size}; }
+
+ private:
+  struct Ref {
+    std::uint32_t offset;
+    std::uint32_t size : 31;
+    bool present : 1;
+  };
+  std::vector<Ref> refs_;
+  std::string bytes_;
+};
+
 class FrameBatch {
  public:
   struct Record {
@@ -78,6 +107,14 @@ class FrameBatch {
   // Bytes a queue accounts for: payload plus header, as sent by default framing.
   std::size_t totalWireBytes() const { return bytes_.size(); }
 
+  // Frame `i`'s key: none if the stream has no key rule, or the frame had
+  // no key to find.
+  bool keyed() const { return keys_.size() != 0; }
+  bool hasKey(std::size_t i) const { return keyed() && keys_.has(i); }
+  std::string_view key(std::size_t i) const { return hasKey(i) ? keys_.key(i) : std::string_view(); }
+  // Called once, by whoever publishes the batch, before it is shared: one key (or none) per frame.
+  void setKeys(FrameKeys keys) { keys_ = std::move(keys); }
+
   // The stream it was published on (null until published).
   const StreamId* stream() const { return stream_; }
 
@@ -106,6 +143,7 @@ class FrameBatch {
   std::int64_t receivedSteadyNs_;
   std::uint64_t firstSeq_ = 0;
   const StreamId* stream_ = nullptr;
+  FrameKeys keys_;
   // A list that only grows (at its head, by compare-and-swap) until the
   // batch is destroyed: readers need no lock.
   mutable std::atomic<const BatchAnnex*> annexes_{nullptr};
