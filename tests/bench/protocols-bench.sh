@@ -34,7 +34,7 @@ TOOL=$ROOT/build/tests/bench/web_fanout_bench
 WORK=$(mktemp -d /tmp/streamrelay-protocols-bench.XXXXXX)
 UP_PORT=17201 SUB_PORT=17200 NATS_PORT=17202 NATS_WS_PORT=17203 NGINX_PORT=17204
 
-[ -x "$RELAY" ] && [ -x "$TOOL" ] || { echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; }
+if [ ! -x "$RELAY" ] || [ ! -x "$TOOL" ]; then echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 trap 'rm -rf "$WORK"' EXIT

@@ -58,7 +58,7 @@ else
 fi
 RESULTS=${RESULTS:-$ROOT/build/selection-bench-$(date -u +%Y%m%d-%H%M%S).jsonl}
 
-[ -x "$RELAY" ] && [ -x "$TOOL" ] || { echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; }
+if [ ! -x "$RELAY" ] || [ ! -x "$TOOL" ]; then echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; fi
 command -v nats-server >/dev/null || { echo "nats-server not found (apt-get install nats-server)" >&2; exit 1; }
 ulimit -n "$(ulimit -Hn)" 2>/dev/null
 most=$SUBS
@@ -119,7 +119,8 @@ stop() {  # stop PID: SIGTERM, then reap it
 
 run_cell() {  # run_cell TARGET SELECT SUBS RATE PART -> one JSON line appended to RESULTS; 1 if it failed
   local target=$1 select=$2 subs=$3 rate=$4 part=$5 bench server rss code ports
-  ports=($("$TOOL" --free-ports 2)) || return 1
+  mapfile -t ports < <("$TOOL" --free-ports 2)
+  [ ${#ports[@]} = 2 ] || return 1
   local args=(--target "$target" --select "$select" --subs "$subs" --keys "$KEYS" --size "$SIZE" --rate "$rate"
               --seconds "$SECS" --warmup "$WARMUP" --in-flight "$IN_FLIGHT" --label "$target")
   if [ "$target" = relay ]; then

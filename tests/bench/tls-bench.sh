@@ -27,7 +27,7 @@ TOOL=$ROOT/build/tests/bench/tls_fanout_bench
 WORK=$(mktemp -d /tmp/streamrelay-tls-bench.XXXXXX)
 UP_PORT=17101 SUB_PORT=17100 NATS_PORT=17102 REDIS_PORT=17103 REDIS_TLS_PORT=17104
 
-[ -x "$RELAY" ] && [ -x "$TOOL" ] || { echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; }
+if [ ! -x "$RELAY" ] || [ ! -x "$TOOL" ]; then echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 echo "results: $RESULTS   work: $WORK" >&2
