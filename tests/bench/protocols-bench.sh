@@ -30,12 +30,11 @@ SUBS=${SUBS:-"1000"}
 SIZES=${SIZES:-"128 4096"}
 TARGETS=${TARGETS:-"relay-raw relay-ws nats-ws nchan-ws relay-sse nchan-sse"}
 RESULTS=${RESULTS:-$ROOT/build/protocols-bench-$(date -u +%Y%m%d-%H%M%S).jsonl}
-TOOL=$ROOT/build/web_fanout_bench
+TOOL=$ROOT/build/tests/bench/web_fanout_bench
 WORK=$(mktemp -d /tmp/streamrelay-protocols-bench.XXXXXX)
 UP_PORT=17201 SUB_PORT=17200 NATS_PORT=17202 NATS_WS_PORT=17203 NGINX_PORT=17204
 
-[ -x "$RELAY" ] || { echo "build the relay first: bash .ci/build" >&2; exit 1; }
-g++ -O2 -std=c++17 -pthread -o "$TOOL" "$ROOT/tests/bench/web_fanout_bench.cpp" || exit 1
+if [ ! -x "$RELAY" ] || [ ! -x "$TOOL" ]; then echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 trap 'rm -rf "$WORK"' EXIT

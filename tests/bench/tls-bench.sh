@@ -23,12 +23,11 @@ SUBS=${SUBS:-"16"}
 SIZES=${SIZES:-"128 4096"}
 TARGETS=${TARGETS:-"relay relay-plain nats redis"}
 RESULTS=${RESULTS:-$ROOT/build/tls-bench-$(date -u +%Y%m%d-%H%M%S).jsonl}
-TOOL=$ROOT/build/tls_fanout_bench
+TOOL=$ROOT/build/tests/bench/tls_fanout_bench
 WORK=$(mktemp -d /tmp/streamrelay-tls-bench.XXXXXX)
 UP_PORT=17101 SUB_PORT=17100 NATS_PORT=17102 REDIS_PORT=17103 REDIS_TLS_PORT=17104
 
-[ -x "$RELAY" ] || { echo "build the relay first: bash .ci/build" >&2; exit 1; }
-g++ -O2 -std=c++17 -pthread -o "$TOOL" "$ROOT/tests/bench/tls_fanout_bench.cpp" -lssl -lcrypto || exit 1
+if [ ! -x "$RELAY" ] || [ ! -x "$TOOL" ]; then echo "build the relay and the bench tools first: bash .ci/build" >&2; exit 1; fi
 ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 : >"$RESULTS"
 echo "results: $RESULTS   work: $WORK" >&2

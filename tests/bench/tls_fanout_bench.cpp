@@ -21,32 +21,30 @@
 //   tls_fanout_bench --target relay --upstream-listen 127.0.0.1:17101
 //       --subscribe 127.0.0.1:17100 --ca ca.pem --subs 16 --size 128 --seconds 5
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
-#include <poll.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <csignal>
-#include <mutex>
-#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "fanout_harness.hpp"
+
 namespace {
+
+using bench::connectTo;
+using bench::nowNs;
 
 struct Options {
   std::string target = "relay", subscribe, publish, upstreamListen, ca, label;
@@ -57,46 +55,11 @@ struct Options {
 };
 Options O;
 
-std::int64_t nowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-sockaddr_in addressOf(const std::string& hostPort) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  const std::size_t colon = hostPort.rfind(':');
-  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(hostPort.substr(colon + 1))));
-  if (inet_pton(AF_INET, hostPort.substr(0, colon).c_str(), &a.sin_addr) != 1)
-    throw std::runtime_error("not an IPv4 address: " + hostPort);
-  if ((ntohl(a.sin_addr.s_addr) >> 24) != 127) throw std::runtime_error("loopback only: " + hostPort);
-  return a;
-}
-
-int connectTo(const std::string& hostPort) {
-  const sockaddr_in a = addressOf(hostPort);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {  // the server may still be starting: retry refusals until the deadline
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      return fd;
-    }
-    ::close(fd);
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("cannot connect to " + hostPort);
-    pollfd none{-1, 0, 0};
-    ::poll(&none, 0, 20);  // retry interval for a server that is starting
-  }
-}
-
 void sendAll(int fd, SSL* ssl, const char* data, std::size_t size) {
+  if (!ssl) return bench::sendAll(fd, data, size);
   while (size > 0) {
-    long n = ssl ? SSL_write(ssl, data, static_cast<int>(size)) : ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n <= 0) {
-      if (!ssl && errno == EINTR) continue;
-      throw std::runtime_error("send failed");
-    }
+    const int n = SSL_write(ssl, data, static_cast<int>(size));
+    if (n <= 0) throw std::runtime_error("send failed");
     data += n;
     size -= static_cast<std::size_t>(n);
   }
@@ -169,27 +132,19 @@ void parse(Subscriber& s) {
     const char* data = s.buffer.data() + s.begin;
     const std::size_t have = s.buffer.size() - s.begin;
     if (O.target == "relay") {
-      if (have < 4) break;
-      const std::uint32_t len = (static_cast<std::uint32_t>(static_cast<unsigned char>(data[0])) << 24) |
-                                (static_cast<unsigned char>(data[1]) << 16) | (static_cast<unsigned char>(data[2]) << 8) |
-                                static_cast<unsigned char>(data[3]);
-      if (have < 4 + len) break;
-      onFrame(s, data + 4, len);
-      s.begin += 4 + len;
-    } else if (O.target == "nats") {  // MSG subject sid size\r\npayload\r\n, or PING / +OK / INFO
-      const char* eol = static_cast<const char*>(std::memchr(data, '\n', have));
-      if (!eol) break;
-      const std::size_t lineBytes = static_cast<std::size_t>(eol - data) + 1;
-      if (std::strncmp(data, "MSG ", 4) != 0) {
-        if (std::strncmp(data, "PING", 4) == 0) sendAll(s.fd, s.ssl, "PONG\r\n", 6);
-        s.begin += lineBytes;
-        continue;
-      }
-      const char* space = static_cast<const char*>(memrchr(data, ' ', lineBytes));
-      const std::size_t len = std::strtoul(space + 1, nullptr, 10);
-      if (have < lineBytes + len + 2) break;
-      onFrame(s, data + lineBytes, len);
-      s.begin += lineBytes + len + 2;
+      const std::size_t taken = bench::takeFrames(data, have, 4, [&](const char*, const char* payload, std::size_t n) {
+        onFrame(s, payload, n);
+      });
+      if (taken == 0) break;
+      s.begin += taken;
+    } else if (O.target == "nats") {
+      const std::size_t taken = bench::takeNatsMessages(
+          data, have, [&](const char* payload, std::size_t n) { onFrame(s, payload, n); },
+          [&](const char* line, std::size_t n) {
+            if (n >= 4 && std::strncmp(line, "PING", 4) == 0) sendAll(s.fd, s.ssl, "PONG\r\n", 6);
+          });
+      if (taken == 0) break;
+      s.begin += taken;
     } else {  // redis: *3\r\n$7\r\nmessage\r\n$N\r\nchannel\r\n$N\r\npayload\r\n
       std::size_t at = 0;
       auto line = [&](std::string& out) {
@@ -234,31 +189,19 @@ void parse(Subscriber& s) {
 }
 
 void readLoop(std::vector<Subscriber>& subs) {
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  for (std::size_t i = 0; i < subs.size(); ++i) {
-    ::fcntl(subs[i].fd, F_SETFL, ::fcntl(subs[i].fd, F_GETFL) | O_NONBLOCK);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev);
-  }
-  std::vector<char> chunk(256 * 1024);
-  epoll_event events[256];
-  while (!stopping.load()) {
-    const int n = epoll_wait(ep, events, 256, 50);
-    for (int e = 0; e < n; ++e) {
-      Subscriber& s = subs[events[e].data.u64];
-      for (;;) {
-        const long got = s.ssl ? SSL_read(s.ssl, chunk.data(), static_cast<int>(chunk.size()))
-                               : ::recv(s.fd, chunk.data(), chunk.size(), 0);
-        if (got <= 0) break;
-        s.buffer.append(chunk.data(), static_cast<std::size_t>(got));
-        parse(s);
-      }
-    }
-    progress.notify_one();
-  }
-  ::close(ep);
+  std::vector<int> fds;
+  for (const Subscriber& s : subs) fds.push_back(s.fd);
+  bench::epollReadLoop(
+      fds, stopping,
+      [&](std::size_t i, char* into, std::size_t capacity) -> long {
+        Subscriber& s = subs[i];
+        return s.ssl ? SSL_read(s.ssl, into, static_cast<int>(capacity)) : ::recv(s.fd, into, capacity, 0);
+      },
+      [&](std::size_t i, const char* data, std::size_t size) {
+        subs[i].buffer.append(data, size);
+        parse(subs[i]);
+      },
+      [] { progress.notify_one(); });
 }
 
 }  // namespace
@@ -294,15 +237,7 @@ int main(int argc, char** argv) {
     SSL* pubSsl = nullptr;
     int listenFd = -1;
     if (O.target == "relay") {
-      listenFd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      int one = 1;
-      ::setsockopt(listenFd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      const sockaddr_in a = addressOf(O.upstreamListen);
-      if (::bind(listenFd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::listen(listenFd, 1) != 0)
-        throw std::runtime_error("cannot listen on " + O.upstreamListen);
-      pollfd p{listenFd, POLLIN, 0};
-      if (::poll(&p, 1, 30000) != 1) throw std::runtime_error("the relay did not connect to " + O.upstreamListen);
-      pubFd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+      std::tie(listenFd, pubFd) = bench::acceptOne(O.upstreamListen, 30000);
     } else if (O.target == "nats") {
       pubFd = connectTo(O.subscribe);
       readLine(pubFd);  // INFO, in clear
@@ -334,14 +269,7 @@ int main(int argc, char** argv) {
       }
     }
     std::thread reader([&] { readLoop(subs); });
-    // Joined on every way out, so that an error is reported, not std::terminate.
-    struct JoinOnExit {
-      std::thread& thread;
-      ~JoinOnExit() {
-        stopping.store(true);
-        if (thread.joinable()) thread.join();
-      }
-    } joinReader{reader};
+    bench::JoinOnExit joinReader{reader, stopping};
 
     // Publish: batches of frames, never more than `window` ahead of the slowest.
     const std::size_t batchFrames = std::max<std::size_t>(1, std::min<std::size_t>(65536 / (O.size + 64), window / 4));

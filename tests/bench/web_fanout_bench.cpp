@@ -32,15 +32,6 @@
 //   web_fanout_bench --target relay-ws --upstream-listen 127.0.0.1:17201
 //       --subscribe 127.0.0.1:17200 --path '/?inputs=upstream' --subs 1000 --size 128
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
-#include <sys/epoll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -51,13 +42,20 @@
 #include <cstring>
 #include <fstream>
 #include <mutex>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
+#include "fanout_harness.hpp"
+
 namespace {
+
+using bench::connectTo;
+using bench::nowNs;
+using bench::sendAll;
+using bench::treeCpuSecondsOf;
 
 struct Options {
   std::string target = "relay-ws", subscribe, publish, upstreamListen, label, path = "/", pubPath = "/pub/bench";
@@ -72,80 +70,6 @@ Options O;
 bool isWebSocket() { return O.target == "relay-ws" || O.target == "nats-ws" || O.target == "nchan-ws"; }
 bool isSse() { return O.target == "relay-sse" || O.target == "nchan-sse"; }
 bool fromRelay() { return O.target.rfind("relay-", 0) == 0; }
-
-std::int64_t nowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-double cpuSecondsOf(long pid);
-
-// The CPU time of a process and its children (nginx's workers).
-double treeCpuSecondsOf(long pid) {
-  if (pid <= 0) return 0;
-  double total = cpuSecondsOf(pid);
-  std::ifstream children("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-  for (long child; children >> child;) total += treeCpuSecondsOf(child);
-  return total;
-}
-
-double cpuSecondsOf(long pid) {  // utime + stime of a process (all its threads)
-  if (pid <= 0) return 0;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
-  std::istringstream fields(text.substr(text.rfind(')') + 2));
-  std::string skip;
-  for (int i = 0; i < 11; ++i) fields >> skip;  // fields 3..13
-  double utime = 0, stime = 0;
-  fields >> utime >> stime;
-  return (utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
-}
-
-sockaddr_in addressOf(const std::string& hostPort) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  const std::size_t colon = hostPort.rfind(':');
-  a.sin_port = htons(static_cast<std::uint16_t>(std::stoi(hostPort.substr(colon + 1))));
-  if (inet_pton(AF_INET, hostPort.substr(0, colon).c_str(), &a.sin_addr) != 1)
-    throw std::runtime_error("not an IPv4 address: " + hostPort);
-  if ((ntohl(a.sin_addr.s_addr) >> 24) != 127) throw std::runtime_error("loopback only: " + hostPort);
-  return a;
-}
-
-int connectTo(const std::string& hostPort) {
-  const sockaddr_in a = addressOf(hostPort);
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-  for (;;) {  // the server may still be starting: retry refusals until the deadline
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (::connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof a) == 0) {
-      int one = 1;
-      ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      return fd;
-    }
-    ::close(fd);
-    if (std::chrono::steady_clock::now() > deadline) throw std::runtime_error("cannot connect to " + hostPort);
-    pollfd none{-1, 0, 0};
-    ::poll(&none, 0, 20);  // retry interval for a server that is starting
-  }
-}
-
-void sendAll(int fd, const char* data, std::size_t size) {
-  while (size > 0) {
-    const long n = ::send(fd, data, size, MSG_NOSIGNAL);
-    if (n <= 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN) {  // a non-blocking subscriber socket: wait until it takes more
-        pollfd p{fd, POLLOUT, 0};
-        ::poll(&p, 1, 1000);
-        continue;
-      }
-      throw std::runtime_error(std::string("send failed: ") + std::strerror(errno));
-    }
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-}
-void sendAll(int fd, const std::string& bytes) { sendAll(fd, bytes.data(), bytes.size()); }
 
 // A client's (masked) WebSocket message.
 std::string clientMessage(int opcode, const std::string& payload) {
@@ -233,26 +157,15 @@ void onFrame(Subscriber& s, const char* payload, std::size_t size) {
   if (measuring.load(std::memory_order_relaxed)) ++s.counted;
 }
 
-// NATS protocol lines: MSG subject sid size\r\npayload\r\n, PING, INFO, +OK.
+// The NATS protocol carried by the WebSocket messages.
 void parseNats(Subscriber& s) {
-  for (;;) {
-    const char* data = s.inner.data() + s.innerBegin;
-    const std::size_t have = s.inner.size() - s.innerBegin;
-    const char* eol = static_cast<const char*>(std::memchr(data, '\n', have));
-    if (!eol) break;
-    const std::size_t lineBytes = static_cast<std::size_t>(eol - data) + 1;
-    if (std::strncmp(data, "MSG ", 4) != 0) {
-      if (std::strncmp(data, "PING", 4) == 0) sendAll(s.fd, clientMessage(2, "PONG\r\n"));
-      if (std::strncmp(data, "PONG", 4) == 0) s.ponged = true;
-      s.innerBegin += lineBytes;
-      continue;
-    }
-    const char* space = static_cast<const char*>(memrchr(data, ' ', lineBytes));
-    const std::size_t len = std::strtoul(space + 1, nullptr, 10);
-    if (have < lineBytes + len + 2) break;
-    onFrame(s, data + lineBytes, len);
-    s.innerBegin += lineBytes + len + 2;
-  }
+  s.innerBegin += bench::takeNatsMessages(
+      s.inner.data() + s.innerBegin, s.inner.size() - s.innerBegin,
+      [&](const char* payload, std::size_t size) { onFrame(s, payload, size); },
+      [&](const char* line, std::size_t size) {
+        if (size >= 4 && std::strncmp(line, "PING", 4) == 0) sendAll(s.fd, clientMessage(2, "PONG\r\n"));
+        if (size >= 4 && std::strncmp(line, "PONG", 4) == 0) s.ponged = true;
+      });
   if (s.innerBegin == s.inner.size()) s.inner.clear(), s.innerBegin = 0;
 }
 
@@ -343,18 +256,12 @@ void parse(Subscriber& s) {
     } else {
       parseEvents(s, s.buffer, s.begin);
     }
-  } else {  // relay-raw: [u32 length][payload]; relay-streamrelay: [u32 length][u16 stream]...[20 more header bytes][payload]
+  } else {  // relay-raw: [u32 length][payload]; relay-streamrelay: the 24-byte header, control frames skipped
     const std::size_t header = O.target == "relay-streamrelay" ? 24 : 4;
-    for (;;) {
-      const auto* data = reinterpret_cast<const unsigned char*>(s.buffer.data() + s.begin);
-      const std::size_t have = s.buffer.size() - s.begin;
-      if (have < header) break;
-      const std::uint32_t len = (static_cast<std::uint32_t>(data[0]) << 24) | (data[1] << 16) | (data[2] << 8) | data[3];
-      if (have < header + len) break;
-      const bool control = header == 24 && data[4] == 0xff && data[5] == 0xff;  // the answer, heartbeats
-      if (!control) onFrame(s, reinterpret_cast<const char*>(data + header), len);
-      s.begin += header + len;
-    }
+    s.begin += bench::takeFrames(s.buffer.data() + s.begin, s.buffer.size() - s.begin, header,
+                                 [&](const char* head, const char* payload, std::size_t size) {
+                                   if (header == 4 || !bench::isControlFrame(head)) onFrame(s, payload, size);
+                                 });
   }
   if (s.begin > (1 << 20) || s.begin == s.buffer.size()) {
     s.buffer.erase(0, s.begin);
@@ -363,30 +270,15 @@ void parse(Subscriber& s) {
 }
 
 void readLoop(std::vector<Subscriber>& subs) {
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  for (std::size_t i = 0; i < subs.size(); ++i) {
-    ::fcntl(subs[i].fd, F_SETFL, ::fcntl(subs[i].fd, F_GETFL) | O_NONBLOCK);
-    epoll_event ev{};
-    ev.events = EPOLLIN;
-    ev.data.u64 = i;
-    epoll_ctl(ep, EPOLL_CTL_ADD, subs[i].fd, &ev);
-  }
-  std::vector<char> chunk(256 * 1024);
-  epoll_event events[256];
-  while (!stopping.load()) {
-    const int n = epoll_wait(ep, events, 256, 50);
-    for (int e = 0; e < n; ++e) {
-      Subscriber& s = subs[events[e].data.u64];
-      for (;;) {
-        const long got = ::recv(s.fd, chunk.data(), chunk.size(), 0);
-        if (got <= 0) break;
-        s.buffer.append(chunk.data(), static_cast<std::size_t>(got));
-        parse(s);
-      }
-    }
-    progress.notify_one();
-  }
-  ::close(ep);
+  std::vector<int> fds;
+  for (const Subscriber& s : subs) fds.push_back(s.fd);
+  bench::epollReadLoop(
+      fds, stopping, [&](std::size_t i, char* into, std::size_t capacity) { return ::recv(subs[i].fd, into, capacity, 0); },
+      [&](std::size_t i, const char* data, std::size_t size) {
+        subs[i].buffer.append(data, size);
+        parse(subs[i]);
+      },
+      [] { progress.notify_one(); });
 }
 
 // Connects one subscriber and waits until the server has it (its response
@@ -398,9 +290,7 @@ void open(Subscriber& s) {
   if (O.target == "relay-streamrelay") {  // the hello, then its answer (a control frame) before the next client
     sendAll(s.fd, "{}\n");
     char chunk[4096];
-    while (s.buffer.size() < 24 ||
-           s.buffer.size() < 24 + ((static_cast<std::size_t>(static_cast<unsigned char>(s.buffer[2])) << 8) |
-                                   static_cast<unsigned char>(s.buffer[3]))) {
+    while (s.buffer.size() < 24 || s.buffer.size() < 24 + bench::bigEndian32(s.buffer.data())) {
       const long n = ::recv(s.fd, chunk, sizeof chunk, 0);
       if (n <= 0) throw std::runtime_error("streamrelay: no answer to the hello");
       s.buffer.append(chunk, static_cast<std::size_t>(n));
@@ -459,15 +349,7 @@ int main(int argc, char** argv) {
     // The publisher's connection first (the relay connects to us).
     int pubFd = -1, listenFd = -1;
     if (fromRelay()) {
-      listenFd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      int one = 1;
-      ::setsockopt(listenFd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-      const sockaddr_in a = addressOf(O.upstreamListen);
-      if (::bind(listenFd, reinterpret_cast<const sockaddr*>(&a), sizeof a) != 0 || ::listen(listenFd, 1) != 0)
-        throw std::runtime_error("cannot listen on " + O.upstreamListen);
-      pollfd p{listenFd, POLLIN, 0};
-      if (::poll(&p, 1, 30000) != 1) throw std::runtime_error("the relay did not connect to " + O.upstreamListen);
-      pubFd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+      std::tie(listenFd, pubFd) = bench::acceptOne(O.upstreamListen, 30000);
     } else if (O.target == "nats-ws") {
       pubFd = connectTo(O.publish);
       sendAll(pubFd, "CONNECT {\"verbose\":false,\"pedantic\":false}\r\n");
@@ -479,13 +361,7 @@ int main(int argc, char** argv) {
     std::vector<Subscriber> subs(static_cast<std::size_t>(O.subs));
     for (Subscriber& s : subs) open(s);
     std::thread reader([&] { readLoop(subs); });
-    struct JoinOnExit {  // joined on every way out, so that an error is reported, not std::terminate
-      std::thread& thread;
-      ~JoinOnExit() {
-        stopping.store(true);
-        if (thread.joinable()) thread.join();
-      }
-    } joinReader{reader};
+    bench::JoinOnExit joinReader{reader, stopping};
 
     // Publish: batches of frames, never more than `window` ahead of the slowest.
     const std::size_t batchFrames = std::max<std::size_t>(1, std::min<std::size_t>(65536 / (O.size + 64), window / 4));
