@@ -53,9 +53,19 @@ class SubjectIndex {
     }
     return *this;
   }
-  // Moving keeps every map node (and so every string a key views) in place.
-  SubjectIndex(SubjectIndex&&) = default;
-  SubjectIndex& operator=(SubjectIndex&&) = default;
+  // Moving keeps every map node (and so every string a key views) in place;
+  // the moved-from index is empty.
+  SubjectIndex(SubjectIndex&& other) noexcept
+      : literals_(std::move(other.literals_)), root_(std::move(other.root_)), size_(std::exchange(other.size_, 0)) {
+    other.literals_.clear();
+  }
+  SubjectIndex& operator=(SubjectIndex&& other) noexcept {
+    literals_ = std::move(other.literals_);
+    other.literals_.clear();
+    root_ = std::move(other.root_);
+    size_ = std::exchange(other.size_, 0);
+    return *this;
+  }
 
   // `pattern` must have passed subject::checkPattern().
   void add(const std::string& pattern, T value) {

@@ -226,9 +226,14 @@ TEST_CASE("SubjectIndex reports exactly the entries whose pattern matches, under
   CHECK(removedFound > 250);
   CHECK(removedMissing > 250);
 
-  // A copy outlives its original (its maps view strings of its own).
+  // A copy outlives its original (its maps view strings of its own); a move
+  // takes everything and leaves an empty index.
   auto copy = std::make_unique<SubjectIndex<int>>(index);
-  index = SubjectIndex<int>();
+  SubjectIndex<int> moved = std::move(index);
+  CHECK(index.empty());
+  CHECK(reported(index, "a").empty());
+  CHECK(moved.size() == entries.size());
+  moved = SubjectIndex<int>();
   for (const auto& key : keys) REQUIRE(reported(*copy, key) == expected(entries, key));
 
   // Removing every entry leaves no trie node behind.
