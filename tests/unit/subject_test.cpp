@@ -151,7 +151,7 @@ TEST_CASE("matches follows NATS subjects", "[subject]") {
   CHECK_FALSE(matches("*.>", "a"));
 }
 
-TEST_CASE("a key that is not a valid subject matches no pattern; '*' and '>' in a key are ordinary bytes", "[subject]") {
+TEST_CASE("a key that is not a valid subject matches no pattern, and '*' and '>' in a key are ordinary bytes", "[subject]") {
   for (const char* bad : {"", ".", "a..b", ".a", "a."}) {
     INFO(bad);
     CHECK_FALSE(subject::isValidKey(bad));
