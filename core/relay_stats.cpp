@@ -50,6 +50,9 @@ Object::Ptr streamJson(const Bus& bus) {
   o->set("bytes", bus.bytesPublished());
   o->set("last_seq", bus.lastSeq());
   o->set("consumers", static_cast<std::uint64_t>(bus.queues().size()));
+  const Bus::SelectionCounts selection = bus.selectionCounts();
+  o->set("selecting_consumers", static_cast<std::uint64_t>(selection.subscriptions));
+  o->set("indexed_patterns", static_cast<std::uint64_t>(selection.patterns));
   if (bus.replayLimits().enabled()) {
     const auto [frames, bytes] = bus.replayHeld();
     Object::Ptr replay = new Object;
@@ -95,6 +98,12 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
     o->set("protocol", listener->config().protocol);
   }
   o->set("policy", std::string(toString(q.limits().onFull)));
+  const std::vector<std::string> selection = q.selection();
+  if (!selection.empty()) {
+    Array::Ptr patterns = new Array;
+    for (const std::string& pattern : selection) patterns->add(pattern);
+    o->set("select", patterns);
+  }
   o->set("queue_frames", static_cast<std::uint64_t>(q.queuedFrames()));
   o->set("queue_bytes", static_cast<std::uint64_t>(q.queuedBytes()));
   // How far behind it is: queue_frames frames, the oldest waiting this long.
