@@ -53,6 +53,14 @@ Object::Ptr streamJson(const Bus& bus) {
   const Bus::SelectionCounts selection = bus.selectionCounts();
   o->set("selecting_consumers", static_cast<std::uint64_t>(selection.subscriptions));
   o->set("indexed_patterns", static_cast<std::uint64_t>(selection.patterns));
+  const Bus::LastValueCounts last = bus.lastValueCounts();
+  if (last.maxKeys > 0) {
+    Object::Ptr lastValue = new Object;
+    lastValue->set("keys", static_cast<std::uint64_t>(last.keys));
+    lastValue->set("max_keys", static_cast<std::uint64_t>(last.maxKeys));
+    lastValue->set("evictions", last.evictions);
+    o->set("last_value", lastValue);
+  }
   if (bus.replayLimits().enabled()) {
     const auto [frames, bytes] = bus.replayHeld();
     Object::Ptr replay = new Object;

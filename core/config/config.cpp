@@ -182,6 +182,7 @@ std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std:
     stream.name = name;
     stream.settings = readSettings(streams.map(name.c_str()), streamSchema());
     stream.replay = replayFrom(stream.settings.group("replay"));
+    stream.lastValueKeys = static_cast<std::size_t>(stream.settings.group("last_value").integer("max_keys"));
     list.push_back(std::move(stream));
   }
   return list;

@@ -35,6 +35,7 @@ struct SourceConfig {
 struct StreamConfig {
   std::string name;
   ReplayLimits replay;
+  std::size_t lastValueKeys = 0;  // last_value.max_keys (0: none kept)
   Settings settings;
 };
 

@@ -72,6 +72,17 @@ const Schema& replaySchema() {
   return schema;
 }
 
+const Schema& lastValueSchema() {
+  static const Schema schema{
+      "last_value",
+      {key("max_keys", KeyKind::Int).def("0").range(0, 100000000)
+           .doc("the newest frame of up to this many keys is kept for a hello's snapshot (0: none; beyond it the key "
+                "updated least recently goes)")},
+      {},
+      {}};
+  return schema;
+}
+
 const Schema& listenerReplaySchema() {
   static const Schema schema{
       "replay",
@@ -425,7 +436,8 @@ const Schema& listenerSchema() {
 }
 
 const Schema& streamSchema() {
-  static const Schema schema{"stream", {groupKey("replay", replaySchema())}, {}, {}, Reload::Process};
+  static const Schema schema{
+      "stream", {groupKey("replay", replaySchema()), groupKey("last_value", lastValueSchema())}, {}, {}, Reload::Process};
   return schema;
 }
 

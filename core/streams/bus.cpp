@@ -41,18 +41,19 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
 }
 }  // namespace
 
-Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay)
+Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options)
     : stream_(std::move(stream)),
       receivedSizes_(receivedSizes),
-      replayLimits_(replay),
-      ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr) {}
+      replayLimits_(options.replay),
+      ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
+      lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr) {}
 
 void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<std::string>& select) {
   subscribeAfter(std::move(queue), std::nullopt, replayFrames, select);
 }
 
 Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
-                               const std::vector<std::string>& select) {
+                               const std::vector<std::string>& select, bool snapshot) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint64_t nextLive = pushedSeq_ + 1;
   Start start;
@@ -68,6 +69,13 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
   if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
   start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
   if (!select.empty()) replay = selectedFrames(replay, select);
+  if (snapshot && lastValues_) {
+    // What the replay gives is not repeated: the snapshot ends before it.
+    std::vector<FrameSpan> spans = lastValues_->snapshot(select, start.firstSeq);
+    if (!spans.empty()) start.firstSeq = spans.front().batch->seq(spans.front().first);
+    spans.insert(spans.end(), replay.begin(), replay.end());
+    replay = std::move(spans);
+  }
   if (!replay.empty()) queue->preload(replay);
   if (!select.empty()) {
     auto selector = std::make_shared<Selector>();
@@ -113,6 +121,12 @@ std::vector<QueuePtr> Bus::queues() const {
   return all;
 }
 
+Bus::LastValueCounts Bus::lastValueCounts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!lastValues_) return {};
+  return {lastValues_->keys(), lastValues_->maxKeys(), lastValues_->evictions()};
+}
+
 Bus::SelectionCounts Bus::selectionCounts() const {
   std::lock_guard<std::mutex> lock(mutex_);
   return {selectors_.size(), index_.size()};
@@ -143,6 +157,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (ring_) ring_->append(shared, evicted_);
+    if (lastValues_) lastValues_->update(shared);
     pushedSeq_ = shared->seq(count - 1);
     queues = queues_;
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);

@@ -30,6 +30,7 @@
 
 #include "frame_batch.hpp"
 #include "histogram.hpp"
+#include "last_values.hpp"
 #include "replay_ring.hpp"
 #include "subject_index.hpp"
 #include "subscription_queue.hpp"
@@ -37,13 +38,19 @@
 
 namespace streamrelay {
 
+// What a stream keeps beside its queues (streams.NAME in the config).
+struct BusOptions {
+  BusOptions(ReplayLimits replay = {}) : replay(replay) {}  // NOLINT: a ring alone is options enough
+  ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
+  std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
+};
+
 class Bus {
  public:
   // The bus of one stream. `receivedSizes` (shared by the sources' streams)
   // records the size of every frame published; null for a processor's stream,
   // whose frames were not received.
-  // `replay`: the ring it keeps (none if no limit is set).
-  Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay = {});
+  Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options = {});
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -65,8 +72,10 @@ class Bus {
   // where it starts. No `afterSeq` (another run's epoch): the latter.
   // A selecting subscriber's `recovered` is about the stream's seq: it misses
   // nothing it selects after `afterSeq`.
+  // `snapshot`: first the newest frame of each selected key (flagged
+  // snapshot) that the replay or resume does not give, then as above.
   Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
-                       const std::vector<std::string>& select = {});
+                       const std::vector<std::string>& select = {}, bool snapshot = false);
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -101,6 +110,14 @@ class Bus {
     std::size_t patterns = 0;
   };
   SelectionCounts selectionCounts() const;
+  // The newest frame per key (streams.NAME.last_value): keys held, the
+  // limit (0: none kept), keys evicted for newer ones.
+  struct LastValueCounts {
+    std::size_t keys = 0;
+    std::size_t maxKeys = 0;
+    std::uint64_t evictions = 0;
+  };
+  LastValueCounts lastValueCounts() const;
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -129,6 +146,7 @@ class Bus {
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_

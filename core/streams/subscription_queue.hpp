@@ -57,11 +57,14 @@ constexpr int kCloseReasonCount = 0
 
 const char* toString(CloseReason reason);
 
-// A run of consecutive frames [first, end) of one batch.
+// A run of consecutive frames [first, end) of one batch. `flags` (the
+// frame header's, wire.hpp) say how they reach this consumer: the newest of
+// their key before live frames (a snapshot), or in place of older ones.
 struct FrameSpan {
   FrameBatchPtr batch;
   std::uint32_t first = 0;
   std::uint32_t end = 0;
+  std::uint16_t flags = 0;
 
   std::size_t frameCount() const { return end - first; }
   std::size_t wireBytes() const { return batch->wireBytes(first, end); }

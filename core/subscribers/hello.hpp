@@ -54,6 +54,8 @@ struct Hello {
   std::optional<Resume> resume;
   // Patterns of the keys wanted (NATS subjects); empty: every frame.
   std::vector<std::string> select;
+  // First the newest frame of each selected key (streams.NAME.last_value), then live.
+  bool snapshot = false;
 };
 
 // Text a client sent, made fit for one log line: control bytes become '?',

@@ -127,6 +127,12 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
   std::vector<std::size_t> chosen;
   if (!choose(hello, verdict, chosen, result)) return result;
   if (!chooseSelection(hello, verdict, result.select, result)) return result;
+  if (hello.snapshot)
+    for (std::size_t i : chosen)
+      if (inputs_[i]->lastValueCounts().maxKeys == 0)
+        return refusal(CloseReason::BadHello, "snapshot: stream '" + inputs_[i]->stream().name +
+                                                  "' keeps no last values (set streams." + inputs_[i]->stream().name +
+                                                  ".last_value.max_keys)");
 
   result.epoch = inputs_.front()->stream().epoch;
   queue->setSelection(result.select);
@@ -139,7 +145,8 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     std::optional<std::uint64_t> position;
     if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
     if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
-    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_, result.select);
+    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_, result.select,
+                                                hello.snapshot);
     protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
     if (position) started.recovered = start.recovered;
     result.starts.push_back(started);

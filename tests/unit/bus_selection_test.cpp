@@ -167,3 +167,36 @@ TEST_CASE("bus: an unsubscribed selecting queue gets nothing more and leaves the
   CHECK(bus.selectionCounts().subscriptions == 0);
   CHECK(bus.selectionCounts().patterns == 0);
 }
+
+TEST_CASE("bus: a snapshot gives the newest frame of each selected key, flagged, then live with no gap per key",
+          "[bus][select][snapshot]") {
+  BusOptions options;
+  options.lastValueKeys = 100;
+  Bus bus(StreamId{"feed", 7}, nullptr, options);
+  bus.publish(keyedBatch({std::string("md.eu.BTC"), std::string("md.us.BTC"), std::string("md.eu.ETH")}));  // 1-3
+  bus.publish(keyedBatch({std::string("md.eu.BTC"), std::nullopt, std::string("x")}));                      // 4-6
+
+  QueuePtr q = newQueue("q");
+  const Bus::Start start = bus.subscribeAfter(q, std::nullopt, 0, {"md.*.BTC"}, true);
+  CHECK(start.firstSeq == 2);
+  bus.publish(keyedBatch({std::string("md.us.BTC"), std::string("md.eu.ETH")}));  // 7-8
+  std::deque<FrameSpan> spans;
+  q->takeAll(spans);
+  std::vector<std::pair<std::uint64_t, std::uint16_t>> got;
+  for (const FrameSpan& s : spans)
+    for (std::uint32_t i = s.first; i < s.end; ++i) got.emplace_back(s.batch->seq(i), s.flags);
+  // md.us.BTC's newest (2) and md.eu.BTC's (4) as a snapshot, in seq order, then live md.us.BTC (7).
+  CHECK(got == std::vector<std::pair<std::uint64_t, std::uint16_t>>{{2, 1}, {4, 1}, {7, 0}});
+}
+
+TEST_CASE("bus: last values keep at most max_keys keys, the least recently updated going first", "[bus][snapshot]") {
+  BusOptions options;
+  options.lastValueKeys = 2;
+  Bus bus(StreamId{"feed", 7}, nullptr, options);
+  bus.publish(keyedBatch({std::string("a"), std::string("b"), std::string("a"), std::string("c")}));  // b goes
+  CHECK(bus.lastValueCounts().keys == 2);
+  CHECK(bus.lastValueCounts().evictions == 1);
+  QueuePtr q = newQueue("q");
+  bus.subscribeAfter(q, std::nullopt, 0, {}, true);
+  CHECK(taken(*q) == std::vector<std::uint64_t>{3, 4});
+}
