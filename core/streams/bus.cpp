@@ -69,7 +69,7 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
   if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
   start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
   if (!select.empty()) replay = selectedFrames(replay, select);
-  if (snapshot && lastValues_) {
+  if (snapshot && lastValues_ && !start.recovered) {  // a resume that continues has missed nothing
     // What the replay gives is not repeated: the snapshot ends before it.
     std::vector<FrameSpan> spans = lastValues_->snapshot(select, start.firstSeq);
     if (!spans.empty()) start.firstSeq = spans.front().batch->seq(spans.front().first);
