@@ -29,20 +29,15 @@ Relay::Relay(const Config& config)
     : config_(config),
       epoch_(newEpoch()),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
-  auto replayOf = [&](const std::string& stream) {
-    for (const StreamConfig& kept : config_.streams)
-      if (kept.name == stream) return kept.replay;
-    return ReplayLimits{};
-  };
   for (const SourceConfig& source : config_.sources) {
-    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, &frameSizes_, replayOf(source.name));
+    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, &frameSizes_, busOptionsOf(config_, source.name));
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
   for (const PluginInstanceConfig& instance : config_.plugins.instances)
     streams_.emplace(instance.name,
-                     std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, replayOf(instance.name)));
+                     std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, busOptionsOf(config_, instance.name)));
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
   for (auto& source : sources_) source->prepare();

@@ -26,6 +26,9 @@
 
 namespace streamrelay {
 
+// What the bus of `stream` keeps, from the config's streams.NAME (defaults if none).
+BusOptions busOptionsOf(const Config& config, const std::string& stream);
+
 class Relay {
  public:
   // Binds every listener (and a listen source); throws std::runtime_error with

@@ -37,11 +37,6 @@ void putNamed(std::vector<Item>& items, const Item& item) {
   else *it = item;
 }
 
-ReplayLimits replayOf(const Config& config, const std::string& stream) {
-  const StreamConfig* kept = named(config.streams, stream);
-  return kept ? kept->replay : ReplayLimits{};
-}
-
 // What needs a restart of the relay, as "writer_threads, streams.upstream.replay.frames".
 std::string restartOnlyKeys(const ConfigDiff& diff) {
   std::string list;
@@ -55,6 +50,15 @@ std::string restartOnlyKeys(const ConfigDiff& diff) {
 }
 
 }  // namespace
+
+BusOptions busOptionsOf(const Config& config, const std::string& stream) {
+  BusOptions options;
+  if (const StreamConfig* kept = named(config.streams, stream)) {
+    options.replay = kept->replay;
+    options.lastValueKeys = kept->lastValueKeys;
+  }
+  return options;
+}
 
 void Relay::reload(const Config& next) {
   const ConfigDiff diff = diffConfigs(config_, next);
@@ -137,7 +141,7 @@ bool Relay::launchSource(const SourceConfig& config, const Config& next) {
     auto it = streams_.find(config.name);
     if (it == streams_.end())
       it = streams_.emplace(config.name, std::make_unique<Bus>(StreamId{config.name, epoch_}, &frameSizes_,
-                                                                replayOf(next, config.name))).first;
+                                                                busOptionsOf(next, config.name))).first;
     bus = it->second.get();
   }
   std::unique_ptr<UpstreamSource> source;
@@ -169,7 +173,7 @@ void Relay::reloadPluginInstances(const Config& next) {
     for (const PluginInstanceConfig& instance : next.plugins.instances)
       if (!streams_.count(instance.name))
         streams_.emplace(instance.name,
-                         std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, replayOf(next, instance.name)));
+                         std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, busOptionsOf(next, instance.name)));
     for (auto& entry : streams_) buses.emplace(entry.first, entry.second.get());
   }
   std::vector<std::string> names = plugins_->reconfigure(next.plugins.instances, std::move(buses));

@@ -50,6 +50,17 @@ Object::Ptr streamJson(const Bus& bus) {
   o->set("bytes", bus.bytesPublished());
   o->set("last_seq", bus.lastSeq());
   o->set("consumers", static_cast<std::uint64_t>(bus.queues().size()));
+  const Bus::SelectionCounts selection = bus.selectionCounts();
+  o->set("selecting_consumers", static_cast<std::uint64_t>(selection.subscriptions));
+  o->set("indexed_patterns", static_cast<std::uint64_t>(selection.patterns));
+  const Bus::LastValueCounts last = bus.lastValueCounts();
+  if (last.maxKeys > 0) {
+    Object::Ptr lastValue = new Object;
+    lastValue->set("keys", static_cast<std::uint64_t>(last.keys));
+    lastValue->set("max_keys", static_cast<std::uint64_t>(last.maxKeys));
+    lastValue->set("evictions", last.evictions);
+    o->set("last_value", lastValue);
+  }
   if (bus.replayLimits().enabled()) {
     const auto [frames, bytes] = bus.replayHeld();
     Object::Ptr replay = new Object;
@@ -95,6 +106,12 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
     o->set("protocol", listener->config().protocol);
   }
   o->set("policy", std::string(toString(q.limits().onFull)));
+  const std::vector<std::string> selection = q.selection();
+  if (!selection.empty()) {
+    Array::Ptr patterns = new Array;
+    for (const std::string& pattern : selection) patterns->add(pattern);
+    o->set("select", patterns);
+  }
   o->set("queue_frames", static_cast<std::uint64_t>(q.queuedFrames()));
   o->set("queue_bytes", static_cast<std::uint64_t>(q.queuedBytes()));
   // How far behind it is: queue_frames frames, the oldest waiting this long.

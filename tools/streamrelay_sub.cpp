@@ -12,6 +12,17 @@
 
 namespace {
 
+std::vector<std::string> commaList(const std::string& list) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start < list.size();) {
+    std::size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    if (comma > start) items.push_back(list.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
 const char* kUsage =
     "usage: streamrelay-sub HOST:PORT|URL [options]\n"
     "  URL               ws://HOST:PORT/PATH or wss:// (protocol websocket); http://, https://, sse://, sses://\n"
@@ -26,6 +37,8 @@ const char* kUsage =
     "                    with stream, seq and lag where the protocol tells them\n"
     "  --token T         the token to present (default: $STREAMRELAY_TOKEN); not with raw\n"
     "  --inputs A,B      the streams wanted (default: all of the listener's); not with raw\n"
+    "  --select P,Q      only frames whose key matches a pattern (md.*.BTC, md.>); not with raw\n"
+    "  --snapshot        first the newest frame of each selected key (marked snapshot), then live\n"
     "  --resume E:S      start after seq S of epoch E (as the answer gives it); not with raw;\n"
     "                    S may be STREAM=SEQ,...\n"
     "  --tls             connect with TLS (implied by the --tls-* options)\n"
@@ -109,13 +122,11 @@ int main(int argc, char** argv) {
       } else if (arg == "--token") {
         options.token = value();
       } else if (arg == "--inputs") {
-        const std::string list = value();
-        for (std::size_t start = 0; start < list.size();) {
-          std::size_t comma = list.find(',', start);
-          if (comma == std::string::npos) comma = list.size();
-          if (comma > start) options.inputs.push_back(list.substr(start, comma - start));
-          start = comma + 1;
-        }
+        options.inputs = commaList(value());
+      } else if (arg == "--select") {
+        options.select = commaList(value());
+      } else if (arg == "--snapshot") {
+        options.snapshot = true;
       } else if (arg == "--resume") {
         resume = value();
       } else if (arg == "--tls") {
@@ -143,8 +154,10 @@ int main(int argc, char** argv) {
     if (url && options.protocol != Protocol::Raw)
       throw std::invalid_argument("--protocol goes with HOST:PORT (a URL's scheme says websocket or sse)");
     if (!url && options.protocol == Protocol::Raw &&
-        (!options.token.empty() || !options.inputs.empty() || !resume.empty()))
-      throw std::invalid_argument("--token, --inputs and --resume need a protocol with a hello (not raw)");
+        (!options.token.empty() || !options.inputs.empty() || !resume.empty() || !options.select.empty() ||
+         options.snapshot))
+      throw std::invalid_argument(
+          "--token, --inputs, --select, --snapshot and --resume need a protocol with a hello (not raw)");
     if ((url || options.protocol == Protocol::Streamrelay) && options.token.empty())
       if (const char* token = std::getenv("STREAMRELAY_TOKEN")) options.token = token;
     if (!resume.empty()) {
@@ -180,6 +193,8 @@ int main(int argc, char** argv) {
       }
       if (!info.stream.empty() && format != "raw") {
         std::printf("%s seq=%llu ", info.stream.c_str(), static_cast<unsigned long long>(info.seq));
+        if (info.flags & streamrelay::wire::kFlagSnapshot) std::printf("snapshot ");
+        if (info.flags & streamrelay::wire::kFlagConflated) std::printf("conflated ");
         if (info.receivedUnixNs > 0) {  // sse events carry no receive time
           // Lag: from the relay reading the frame to now (clocks of two hosts if remote).
           const auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(

@@ -73,6 +73,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   l.sendBufferBytes = static_cast<int>(s.integer("send_buffer_bytes"));  // -1: auto
   l.writeDeadlineMs = static_cast<int>(s.integer("write_deadline_ms"));
   l.replayFrames = static_cast<std::size_t>(s.group("replay").integer("frames"));
+  l.select = s.strings("select");
   l.protocol = s.string("protocol");
   l.helloTimeoutMs = static_cast<int>(s.integer("hello_timeout_ms"));
   l.heartbeatMs = static_cast<int>(s.integer("heartbeat_ms"));
@@ -83,7 +84,7 @@ ListenerConfig readListener(const YamlMap& m, const StreamNames& streams, const 
   const Settings& auth = s.group("auth");
   const Settings& jwt = auth.group("jwt");
   l.auth = {auth.strings("tokens"), auth.string("tokens_file"), jwt.string("secret"),
-            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim"),
+            jwt.string("public_key_file"), jwt.string("audience"), jwt.string("inputs_claim"), jwt.string("select_claim"),
             static_cast<int>(jwt.integer("leeway_s")), auth.boolean("allow_insecure")};
   checkReplay(m, l, kept);
   return l;
@@ -181,6 +182,7 @@ std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std:
     stream.name = name;
     stream.settings = readSettings(streams.map(name.c_str()), streamSchema());
     stream.replay = replayFrom(stream.settings.group("replay"));
+    stream.lastValueKeys = static_cast<std::size_t>(stream.settings.group("last_value").integer("max_keys"));
     list.push_back(std::move(stream));
   }
   return list;

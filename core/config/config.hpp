@@ -35,6 +35,7 @@ struct SourceConfig {
 struct StreamConfig {
   std::string name;
   ReplayLimits replay;
+  std::size_t lastValueKeys = 0;  // last_value.max_keys (0: none kept)
   Settings settings;
 };
 
@@ -54,6 +55,7 @@ struct ListenerConfig {
   int sendBufferBytes = kSendBufferAuto;
   int writeDeadlineMs = 10000;   // a socket that accepts no byte this long while frames wait is closed; 0 = never
   std::size_t replayFrames = 0;  // a new subscriber first gets up to this many frames of each input's ring
+  std::vector<std::string> select;  // key patterns its subscribers get at most (empty: every frame)
   std::string protocol = "raw";  // a registered listener protocol (subscribers/listener_protocols.def); its own keys are in `settings`
   int helloTimeoutMs = 5000;     // protocols whose clients speak first: the set-up (hello, request) must be done by then
   int heartbeatMs = 5000;        // protocols with heartbeats: a subscriber sent nothing this long gets one; 0 = never
@@ -70,6 +72,7 @@ struct ListenerConfig {
     std::string jwtPublicKeyFile;  // RS256
     std::string jwtAudience;
     std::string jwtInputsClaim = "inputs";
+    std::string jwtSelectClaim = "select";
     int jwtLeewayS = 30;           // clock difference allowed when exp, nbf and iat are checked
     bool allowInsecure = false;    // read tokens_file and public_key_file even if others may write them
     bool enabled() const {

@@ -10,6 +10,7 @@
 #include "file_trust.hpp"
 #include "listener_protocol.hpp"
 #include "source_type.hpp"
+#include "subject.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -68,6 +69,17 @@ const Schema& replaySchema() {
         if (r.integer("frames") == 0 && r.integer("bytes") == 0 && r.integer("age_s") == 0)
           m.failHere("set frames, bytes or age_s (a ring with no limit would keep the whole stream)");
       }};
+  return schema;
+}
+
+const Schema& lastValueSchema() {
+  static const Schema schema{
+      "last_value",
+      {key("max_keys", KeyKind::Int).def("0").range(0, 100000000)
+           .doc("the newest frame of up to this many keys is kept for a hello's snapshot (0: none; beyond it the key "
+                "updated least recently goes)")},
+      {},
+      {}};
   return schema;
 }
 
@@ -323,6 +335,8 @@ const Schema& listenerJwtSchema() {
        key("public_key_file").doc("PEM public key for RS256 tokens"),
        key("audience").doc("the aud claim a token must carry (empty: not checked)"),
        key("inputs_claim").def("inputs").doc("the claim listing the streams the holder may read (absent: all)"),
+       key("select_claim").def("select")
+           .doc("the claim listing the key patterns the holder may select (absent: any); a hello's select must lie inside them"),
        key("leeway_s", KeyKind::Int).def("30").range(0, 3600)
            .doc("seconds of clock difference allowed when exp, nbf and iat are checked")},
       {},
@@ -389,6 +403,9 @@ const Schema& listenerSchema() {
         key("write_deadline_ms", KeyKind::Int).def("10000").range(0, kIntMax).applies(Reload::InPlace)
             .doc("a subscriber that accepts no byte this long while frames wait is closed (0: never)"),
         groupKey("replay", listenerReplaySchema()),
+        key("select", KeyKind::Strings)
+            .doc("key patterns (NATS subjects: a.*.c, a.>) its subscribers get at most; a raw subscriber gets these, "
+                 "a hello without select gets these, a hello's own select must lie inside them (absent: every frame)"),
         key("protocol").def("raw").doc("what subscribers speak: raw, frames only; streamrelay, a hello then frames "
                                        "with stream, seq and time; websocket and sse, for browsers (see listener-protocols.md)"),
         key("hello_timeout_ms", KeyKind::Int).def("5000").range(1, kIntMax).applies(Reload::InPlace)
@@ -398,6 +415,8 @@ const Schema& listenerSchema() {
         groupKey("tls", listenerTlsSchema()).applies(Reload::InPlace),
         groupKey("auth", listenerAuthSchema()).applies(Reload::InPlace)};
     s.check = [](const Settings& l, const YamlMap& m) {
+      for (const std::string& pattern : l.strings("select"))
+        if (std::string why = subject::checkPattern(pattern); !why.empty()) m.fail("select", why);
       const Settings& auth = l.group("auth");
       const bool authSet = !auth.strings("tokens").empty() || !auth.string("tokens_file").empty() ||
                            !auth.group("jwt").string("secret").empty() ||
@@ -417,7 +436,8 @@ const Schema& listenerSchema() {
 }
 
 const Schema& streamSchema() {
-  static const Schema schema{"stream", {groupKey("replay", replaySchema())}, {}, {}, Reload::Process};
+  static const Schema schema{
+      "stream", {groupKey("replay", replaySchema()), groupKey("last_value", lastValueSchema())}, {}, {}, Reload::Process};
   return schema;
 }
 

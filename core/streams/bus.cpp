@@ -3,33 +3,57 @@
 
 #include <algorithm>
 
+#include "subject.hpp"
+
 namespace streamrelay {
 
 namespace {
 // Non-blocking queues first: a `block` queue must not delay the others.
+bool isBlocking(const SubscriptionQueue& queue);
+
 void insertOrdered(std::vector<QueuePtr>& list, QueuePtr queue) {
-  auto isBlocking = [](const QueuePtr& q) { return q->limits().onFull == OverflowPolicy::Block; };
-  if (isBlocking(queue)) list.push_back(std::move(queue));
-  else list.insert(std::find_if(list.begin(), list.end(), isBlocking), std::move(queue));
+  auto blocking = [](const QueuePtr& q) { return isBlocking(*q); };
+  if (blocking(queue)) list.push_back(std::move(queue));
+  else list.insert(std::find_if(list.begin(), list.end(), blocking), std::move(queue));
 }
 
 void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
   list.erase(std::remove_if(list.begin(), list.end(), [&](const QueuePtr& q) { return q.get() == queue; }),
              list.end());
 }
+
+bool isBlocking(const SubscriptionQueue& queue) { return queue.limits().onFull == OverflowPolicy::Block; }
+
+// The frames of `spans` whose key matches one of `select`, as spans.
+std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const std::vector<std::string>& select) {
+  std::vector<FrameSpan> out;
+  for (const FrameSpan& span : spans) {
+    for (std::uint32_t i = span.first; i < span.end; ++i) {
+      if (!span.batch->hasKey(i)) continue;
+      const std::string_view key = span.batch->key(i);
+      if (std::none_of(select.begin(), select.end(), [&](const std::string& p) { return subject::matches(p, key); }))
+        continue;
+      if (!out.empty() && out.back().batch == span.batch && out.back().end == i) ++out.back().end;
+      else out.push_back(FrameSpan{span.batch, i, i + 1});
+    }
+  }
+  return out;
+}
 }  // namespace
 
-Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay)
+Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options)
     : stream_(std::move(stream)),
       receivedSizes_(receivedSizes),
-      replayLimits_(replay),
-      ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr) {}
+      replayLimits_(options.replay),
+      ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
+      lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr) {}
 
-void Bus::subscribe(QueuePtr queue, std::size_t replayFrames) {
-  subscribeAfter(std::move(queue), std::nullopt, replayFrames);
+void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<std::string>& select) {
+  subscribeAfter(std::move(queue), std::nullopt, replayFrames, select);
 }
 
-Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames) {
+Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
+                               const std::vector<std::string>& select, bool snapshot) {
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint64_t nextLive = pushedSeq_ + 1;
   Start start;
@@ -44,7 +68,23 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
   }
   if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
   start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
+  if (!select.empty()) replay = selectedFrames(replay, select);
+  if (snapshot && lastValues_ && !start.recovered) {  // a resume that continues has missed nothing
+    // What the replay gives is not repeated: the snapshot ends before it.
+    std::vector<FrameSpan> spans = lastValues_->snapshot(select, start.firstSeq);
+    if (!spans.empty()) start.firstSeq = spans.front().batch->seq(spans.front().first);
+    spans.insert(spans.end(), replay.begin(), replay.end());
+    replay = std::move(spans);
+  }
   if (!replay.empty()) queue->preload(replay);
+  if (!select.empty()) {
+    auto selector = std::make_shared<Selector>();
+    selector->queue = std::move(queue);
+    selector->patterns = select;
+    for (const std::string& pattern : select) index_.add(pattern, selector.get());
+    selectors_.push_back(std::move(selector));
+    return start;
+  }
   auto next = std::make_shared<QueueList>(*queues_);
   insertOrdered(*next, std::move(queue));
   queues_ = std::move(next);
@@ -53,6 +93,7 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
 
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
   std::lock_guard<std::mutex> lock(mutex_);
+  removeSelector(queue);
   auto next = std::make_shared<QueueList>(*queues_);
   eraseQueue(*next, queue);
   queues_ = std::move(next);
@@ -66,7 +107,30 @@ void Bus::replace(const SubscriptionQueue* old, QueuePtr replacement) {
   queues_ = std::move(next);
 }
 
-std::vector<QueuePtr> Bus::queues() const { return *snapshot(); }
+void Bus::removeSelector(const SubscriptionQueue* queue) {
+  auto it = std::find_if(selectors_.begin(), selectors_.end(), [&](const auto& s) { return s->queue.get() == queue; });
+  if (it == selectors_.end()) return;
+  for (const std::string& pattern : (*it)->patterns) index_.remove(pattern, it->get());
+  selectors_.erase(it);
+}
+
+std::vector<QueuePtr> Bus::queues() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  std::vector<QueuePtr> all = *queues_;
+  for (const auto& selector : selectors_) all.push_back(selector->queue);
+  return all;
+}
+
+Bus::LastValueCounts Bus::lastValueCounts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!lastValues_) return {};
+  return {lastValues_->keys(), lastValues_->maxKeys(), lastValues_->evictions()};
+}
+
+Bus::SelectionCounts Bus::selectionCounts() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return {selectors_.size(), index_.size()};
+}
 
 std::pair<std::size_t, std::size_t> Bus::replayHeld() const {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -93,11 +157,46 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (ring_) ring_->append(shared, evicted_);
+    if (lastValues_) lastValues_->update(shared);
     pushedSeq_ = shared->seq(count - 1);
     queues = queues_;
+    if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
   }
   evicted_.clear();
-  for (const QueuePtr& queue : *queues) queue->push(shared);
+  // Queues that never block first (the list keeps them in front), then the rest.
+  auto blocking = std::find_if(queues->begin(), queues->end(), [](const QueuePtr& q) { return isBlocking(*q); });
+  for (auto it = queues->begin(); it != blocking; ++it) (*it)->push(shared);
+  if (!touched_.empty()) pushSelected(shared, false);
+  for (auto it = blocking; it != queues->end(); ++it) (*it)->push(shared);
+  if (!touched_.empty()) {
+    pushSelected(shared, true);
+    touched_.clear();
+  }
+}
+
+void Bus::matchSelectors(const FrameBatch& batch) {
+  const std::uint64_t dispatch = ++dispatches_;
+  const auto count = static_cast<std::uint32_t>(batch.frameCount());
+  for (std::uint32_t i = 0; i < count; ++i) {
+    if (!batch.hasKey(i)) continue;
+    index_.forEachMatch(batch.key(i), [&](Selector* selector) {
+      std::vector<FrameRange>& ranges = selector->ranges;
+      if (selector->dispatch != dispatch) {
+        selector->dispatch = dispatch;
+        ranges.clear();
+        touched_.push_back(selector->shared_from_this());
+      } else if (ranges.back().end > i) {
+        return;  // frame i is already its (another of its patterns matched)
+      }
+      if (!ranges.empty() && ranges.back().end == i) ++ranges.back().end;
+      else ranges.push_back(FrameRange{i, i + 1});
+    });
+  }
+}
+
+void Bus::pushSelected(const FrameBatchPtr& batch, bool blocking) {
+  for (const auto& selector : touched_)
+    if (isBlocking(*selector->queue) == blocking) selector->queue->push(batch, selector->ranges);
 }
 
 }  // namespace streamrelay

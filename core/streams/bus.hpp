@@ -7,6 +7,14 @@
 // Queues with the `block` policy are pushed last, so a consumer that blocks the
 // publisher delays only itself and what is published after it.
 //
+// A subscriber may select frames by key (subject.hpp): it is then not on the
+// list but in an index from patterns to subscriptions (subject_index.hpp),
+// and a frame goes only to the subscriptions its key matches: what a batch
+// costs grows with the subscribers it goes to, not with all of them. The
+// publisher matches a batch under the lock (so that subscribing meanwhile
+// waits for at most one batch's matching) and pushes outside it; a selecting
+// queue gets references to its frames of the shared batch, never copies.
+//
 // A stream may keep a ReplayRing of its newest frames. A batch enters the
 // ring and the publisher takes its list of queues in one step, under the lock
 // subscribe() takes: a subscriber that asks for a replay therefore gets every
@@ -22,25 +30,35 @@
 
 #include "frame_batch.hpp"
 #include "histogram.hpp"
+#include "last_values.hpp"
 #include "replay_ring.hpp"
+#include "subject_index.hpp"
 #include "subscription_queue.hpp"
 #include "thread_owner.hpp"
 
 namespace streamrelay {
+
+// What a stream keeps beside its queues (streams.NAME in the config).
+struct BusOptions {
+  BusOptions(ReplayLimits replay = {}) : replay(replay) {}  // NOLINT: a ring alone is options enough
+  ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
+  std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
+};
 
 class Bus {
  public:
   // The bus of one stream. `receivedSizes` (shared by the sources' streams)
   // records the size of every frame published; null for a processor's stream,
   // whose frames were not received.
-  // `replay`: the ring it keeps (none if no limit is set).
-  Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay = {});
+  Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options = {});
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
   // Thread safe. The queue receives every batch published from now on,
   // preceded by the newest `replayFrames` frames the ring holds (if any).
-  void subscribe(QueuePtr queue, std::size_t replayFrames = 0);
+  // With `select` (patterns, already checked), only the frames whose key
+  // matches one of them: replayed frames too.
+  void subscribe(QueuePtr queue, std::size_t replayFrames = 0, const std::vector<std::string>& select = {});
   // Where a subscription starts: `firstSeq` is the seq of the first frame the
   // queue gets (from the ring or live); `recovered` says whether that is the
   // frame right after the one asked for.
@@ -52,7 +70,12 @@ class Bus {
   // ring still holds the next one (or it is the next live one); otherwise it
   // is subscribed as subscribe(queue, replayFrames) would, and the answer says
   // where it starts. No `afterSeq` (another run's epoch): the latter.
-  Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames);
+  // A selecting subscriber's `recovered` is about the stream's seq: it misses
+  // nothing it selects after `afterSeq`.
+  // `snapshot`: first the newest frame of each selected key (flagged
+  // snapshot) that the replay or resume does not give, then as above.
+  Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
+                       const std::vector<std::string>& select = {}, bool snapshot = false);
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -81,10 +104,38 @@ class Bus {
   // The ring's limits, and the frames and wire bytes it holds now (zeros: no ring).
   const ReplayLimits& replayLimits() const { return replayLimits_; }
   std::pair<std::size_t, std::size_t> replayHeld() const;
+  // Subscriptions that select by key now, and the patterns they index.
+  struct SelectionCounts {
+    std::size_t subscriptions = 0;
+    std::size_t patterns = 0;
+  };
+  SelectionCounts selectionCounts() const;
+  // The newest frame per key (streams.NAME.last_value): keys held, the
+  // limit (0: none kept), keys evicted for newer ones.
+  struct LastValueCounts {
+    std::size_t keys = 0;
+    std::size_t maxKeys = 0;
+    std::uint64_t evictions = 0;
+  };
+  LastValueCounts lastValueCounts() const;
 
  private:
   using QueueList = std::vector<QueuePtr>;
+  // A subscription that selects by key.
+  struct Selector : std::enable_shared_from_this<Selector> {
+    QueuePtr queue;
+    std::vector<std::string> patterns;
+    // The publisher's, written under mutex_: the frames of the batch being
+    // dispatched that go to this subscription, and that dispatch's number.
+    std::uint64_t dispatch = 0;
+    std::vector<FrameRange> ranges;
+  };
   std::shared_ptr<const QueueList> snapshot() const;
+  // Under mutex_: records in each matching selector which frames of `batch`
+  // it gets, and lists the selectors touched in touched_.
+  void matchSelectors(const FrameBatch& batch);
+  void pushSelected(const FrameBatchPtr& batch, bool blocking);
+  void removeSelector(const SubscriptionQueue* queue);  // mutex_ held
 
   const StreamId stream_;
   mutable std::mutex mutex_;
@@ -95,8 +146,13 @@ class Bus {
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
+  std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_
+  SubjectIndex<Selector*> index_;                      // guarded by mutex_: pattern -> selectors_ entry
+  std::uint64_t dispatches_ = 0;                       // guarded by mutex_
+  std::vector<std::shared_ptr<Selector>> touched_;     // the publisher's: selectors the batch goes to
   ThreadOwner publisher_;                    // the one thread that may publish now
 };
 

@@ -57,22 +57,32 @@ void SubscriptionQueue::dropOldestWhileFull() {
 }
 
 void SubscriptionQueue::push(const FrameBatchPtr& batch) {
-  FrameSpan span{batch, 0, static_cast<std::uint32_t>(batch->frameCount())};
-  if (span.frameCount() == 0) return;
+  const FrameRange whole{0, static_cast<std::uint32_t>(batch->frameCount())};
+  pushSpans(batch, &whole, 1);
+}
+
+void SubscriptionQueue::push(const FrameBatchPtr& batch, const std::vector<FrameRange>& ranges) {
+  pushSpans(batch, ranges.data(), ranges.size());
+}
+
+void SubscriptionQueue::pushSpans(const FrameBatchPtr& batch, const FrameRange* ranges, std::size_t count) {
+  std::size_t pushed = 0;
+  for (std::size_t r = 0; r < count; ++r) pushed += ranges[r].end - ranges[r].first;
+  if (pushed == 0) return;
   std::unique_lock<std::mutex> lock(mutex_);
   if (closeReason_ != CloseReason::None) return;
   bool closedNow = false;
   if (full()) {
     switch (limits_.onFull) {
       case OverflowPolicy::DropNewest:
-        counters_->dropped.fetch_add(span.frameCount(), std::memory_order_relaxed);
+        counters_->dropped.fetch_add(pushed, std::memory_order_relaxed);
         return;
       case OverflowPolicy::DropOldest:
         dropOldestWhileFull();
         break;
       case OverflowPolicy::Disconnect:
         // The consumer is cut off: release what it had queued right away.
-        counters_->dropped.fetch_add(frames_ + span.frameCount(), std::memory_order_relaxed);
+        counters_->dropped.fetch_add(frames_ + pushed, std::memory_order_relaxed);
         spans_.clear();
         frames_ = bytes_ = 0;
         closeReason_ = CloseReason::SlowConsumer;
@@ -86,7 +96,8 @@ void SubscriptionQueue::push(const FrameBatchPtr& batch) {
   bool wake = closedNow;
   if (!closedNow) {
     wake = frames_ == 0;  // the consumer is woken when its queue becomes non-empty
-    append(std::move(span));
+    for (std::size_t r = 0; r < count; ++r)
+      if (ranges[r].end > ranges[r].first) append(FrameSpan{batch, ranges[r].first, ranges[r].end});
   }
   lock.unlock();
   if (wake) {
@@ -152,6 +163,16 @@ void SubscriptionQueue::close(CloseReason reason) {
   roomAvailable_.notify_all();
   framesAvailable_.notify_all();
   wake_();  // a consumer that waits on its writer (a subscriber) learns of it now
+}
+
+void SubscriptionQueue::setSelection(std::vector<std::string> patterns) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  selection_ = std::move(patterns);
+}
+
+std::vector<std::string> SubscriptionQueue::selection() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return selection_;
 }
 
 bool SubscriptionQueue::closed() const {

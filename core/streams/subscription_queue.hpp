@@ -57,14 +57,23 @@ constexpr int kCloseReasonCount = 0
 
 const char* toString(CloseReason reason);
 
-// A run of consecutive frames [first, end) of one batch.
+// A run of consecutive frames [first, end) of one batch. `flags` (the
+// frame header's, wire.hpp) say how they reach this consumer: the newest of
+// their key before live frames (a snapshot), or in place of older ones.
 struct FrameSpan {
   FrameBatchPtr batch;
   std::uint32_t first = 0;
   std::uint32_t end = 0;
+  std::uint16_t flags = 0;
 
   std::size_t frameCount() const { return end - first; }
   std::size_t wireBytes() const { return batch->wireBytes(first, end); }
+};
+
+// Frames [first, end) of a batch: what a selecting subscriber gets of it.
+struct FrameRange {
+  std::uint32_t first = 0;
+  std::uint32_t end = 0;
 };
 
 struct QueueCounters {
@@ -89,6 +98,10 @@ class SubscriptionQueue {
   // Called only by the publisher. Applies the overflow policy; with `block` it
   // waits until the consumer makes room or the queue is closed.
   void push(const FrameBatchPtr& batch);
+  // The same for some frames of the batch (a subscriber that selects by
+  // key): the policy judges them together, as one push. The queue keeps the
+  // batch alive but counts only these frames' bytes.
+  void push(const FrameBatchPtr& batch, const std::vector<FrameRange>& ranges);
   // Frames the consumer gets first (a replay), before the queue is
   // subscribed; they count against the limits but are admitted whole.
   void preload(const std::vector<FrameSpan>& spans);
@@ -106,6 +119,10 @@ class SubscriptionQueue {
   CloseReason closeReason() const;
 
   const std::string& name() const { return name_; }
+  // The key patterns its consumer selects (empty: every frame), for /stats.
+  // Set once admitted, before it is subscribed.
+  void setSelection(std::vector<std::string> patterns);
+  std::vector<std::string> selection() const;
   const QueueLimits& limits() const { return limits_; }
   std::size_t queuedFrames() const;
   // When the oldest frame waiting here was received (steady clock, ns); 0 if none waits.
@@ -116,6 +133,7 @@ class SubscriptionQueue {
   void countDelivered(std::uint64_t frames) { counters_->delivered.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
+  void pushSpans(const FrameBatchPtr& batch, const FrameRange* ranges, std::size_t count);
   bool full() const;                                       // Lock should be held.
   void append(FrameSpan span);                             // Lock should be held.
   void dropOldestWhileFull();                              // Lock should be held.
@@ -132,6 +150,7 @@ class SubscriptionQueue {
   std::size_t frames_ = 0;
   std::size_t bytes_ = 0;
   CloseReason closeReason_ = CloseReason::None;
+  std::vector<std::string> selection_;
   const std::shared_ptr<QueueCounters> counters_;
 };
 

@@ -50,6 +50,7 @@ bool looksLikeJwt(const std::string& token) { return std::count(token.begin(), t
 Authenticator::Authenticator(const ListenerConfig::Auth& auth) : enabled_(auth.enabled()) {
   rules_.audience = auth.jwtAudience;
   rules_.inputsClaim = auth.jwtInputsClaim;
+  rules_.selectClaim = auth.jwtSelectClaim;
   rules_.leewaySeconds = auth.jwtLeewayS;
   std::vector<std::string> tokens = auth.tokens;
   if (!auth.tokensFile.empty()) {

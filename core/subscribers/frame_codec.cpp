@@ -38,16 +38,18 @@ void FrameWriter::endFrame() {
   out_.frames_.push_back(frame_);
 }
 
-const EncodedBatch& FrameCodec::encoded(const FrameBatch& batch) const {
-  if (const BatchAnnex* found = batch.annex(key_)) return static_cast<const EncodedBatch&>(*found);
+const EncodedBatch& FrameCodec::encoded(const FrameBatch& batch, std::uint16_t flags) const {
+  flags &= kFlagsKnown;
+  const std::uint64_t key = keys_[flags];
+  if (const BatchAnnex* found = batch.annex(key)) return static_cast<const EncodedBatch&>(*found);
   auto encoding = std::make_unique<EncodedBatch>();
-  FrameWriter writer(*encoding);
+  FrameWriter writer(*encoding, flags);
   for (std::size_t i = 0; i < batch.frameCount(); ++i) {
     writer.beginFrame();
     encodeFrame(batch, i, writer);
     writer.endFrame();
   }
-  return static_cast<const EncodedBatch&>(batch.addAnnex(key_, std::move(encoding)));
+  return static_cast<const EncodedBatch&>(batch.addAnnex(key, std::move(encoding)));
 }
 
 }  // namespace streamrelay

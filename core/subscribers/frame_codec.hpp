@@ -54,7 +54,10 @@ class FrameWriter {
   // Payloads up to this size are copied into the side buffer (see above).
   static constexpr std::size_t kCopiedPayloadBytes = 512;
 
-  explicit FrameWriter(EncodedBatch& out) : out_(out) {}
+  FrameWriter(EncodedBatch& out, std::uint16_t flags) : out_(out), flags_(flags) {}
+  // The flags of the frames written (wire.hpp: snapshot, conflated), for a
+  // protocol that can carry them.
+  std::uint16_t flags() const { return flags_; }
   void put(std::string_view bytes) { out_.bytes_.append(bytes.data(), bytes.size()); }
   void put(char c) { out_.bytes_.push_back(c); }
   // The payload, verbatim. At most once per frame.
@@ -67,6 +70,7 @@ class FrameWriter {
 
  private:
   EncodedBatch& out_;
+  const std::uint16_t flags_;
   EncodedFrame frame_;
   std::size_t referenced_ = 0;  // payload bytes written from the batch
   bool skipped_ = false;
@@ -74,7 +78,9 @@ class FrameWriter {
 
 class FrameCodec {
  public:
-  FrameCodec() : key_(FrameBatch::newAnnexKey()) {}
+  FrameCodec() {
+    for (std::uint64_t& key : keys_) key = FrameBatch::newAnnexKey();
+  }
   virtual ~FrameCodec() = default;
   FrameCodec(const FrameCodec&) = delete;
   FrameCodec& operator=(const FrameCodec&) = delete;
@@ -87,11 +93,17 @@ class FrameCodec {
   // depend on the subscriber.
   virtual void encodeFrame(const FrameBatch& batch, std::size_t i, FrameWriter& out) const = 0;
 
-  // The encoding of `batch` (built now if no subscriber of this listener built it yet).
-  const EncodedBatch& encoded(const FrameBatch& batch) const;
+  // The encoding of `batch` (built now if no subscriber of this listener
+  // built it yet), with `flags` in each frame (FrameSpan::flags: another
+  // encoding, kept beside the plain one, for the few frames that have them).
+  const EncodedBatch& encoded(const FrameBatch& batch, std::uint16_t flags = 0) const;
+
+  static constexpr std::uint16_t kFlagsKnown = 3;
 
  private:
-  const std::uint64_t key_;  // this codec's annexes, never another's (even one at the same address later)
+  // This codec's annexes, one per flags value, never another codec's (even
+  // one at the same address later).
+  std::uint64_t keys_[kFlagsKnown + 1];
 };
 
 }  // namespace streamrelay

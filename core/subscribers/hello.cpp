@@ -99,8 +99,11 @@ Hello parseHello(std::string_view line) {
         if (!pattern.isString()) throw HelloError("select: expected a list of patterns");
         hello.select.push_back(pattern.extract<std::string>());
       }
+    } else if (name == "snapshot") {
+      if (!value.isBoolean()) throw HelloError("snapshot: expected true or false");
+      hello.snapshot = value.extract<bool>();
     } else {
-      throw HelloError("unknown hello field '" + name + "' (token, inputs, select, resume)");
+      throw HelloError("unknown hello field '" + name + "' (token, inputs, select, snapshot, resume)");
     }
   }
   return hello;
@@ -146,7 +149,12 @@ Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& que
     else if (name == "inputs") hello.inputs = commaList(value);
     else if (name == "select") hello.select = commaList(value);
     else if (name == "resume") hello.resume = resumeFromEventIds(value, "resume");
-    else throw HelloError("unknown query parameter '" + printable(name, 64) + "' (token, inputs, select, resume)");
+    else if (name == "snapshot" && (value == "true" || value == "1")) hello.snapshot = true;
+    else if (name == "snapshot" && (value == "false" || value == "0")) hello.snapshot = false;
+    else if (name == "snapshot") throw HelloError("snapshot: expected true or false, not '" + printable(value, 64) + "'");
+    else
+      throw HelloError("unknown query parameter '" + printable(name, 64) +
+                       "' (token, inputs, select, snapshot, resume)");
   }
   return hello;
 }

@@ -7,11 +7,11 @@
 // around them (the frame header).
 //
 //   client -> relay  the hello, JSON (every field optional):
-//                    {"token": "...", "inputs": ["trades"],
+//                    {"token": "...", "inputs": ["trades"], "select": ["md.*.BTC"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
 //                    or, where a client cannot send a first line (a browser),
 //                    the same as query parameters (helloFromQuery):
-//                    ?token=T&inputs=a,b&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
+//                    ?token=T&inputs=a,b&select=p,q&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
 //   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
@@ -52,9 +52,10 @@ struct Hello {
     std::map<std::string, std::uint64_t> byStream;   // or one per stream
   };
   std::optional<Resume> resume;
-  // Patterns of the keys wanted. Selection is a later feature: the field is
-  // read so that admission can refuse it in words.
+  // Patterns of the keys wanted (NATS subjects); empty: every frame.
   std::vector<std::string> select;
+  // First the newest frame of each selected key (streams.NAME.last_value), then live.
+  bool snapshot = false;
 };
 
 // Text a client sent, made fit for one log line: control bytes become '?',

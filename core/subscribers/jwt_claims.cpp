@@ -9,6 +9,8 @@
 #include <cmath>
 #include <utility>
 
+#include "subject.hpp"
+
 namespace streamrelay {
 
 namespace {
@@ -103,6 +105,13 @@ AuthVerdict readJwtClaims(const Poco::JSON::Object& claims, const JwtRules& rule
   if (const std::optional<Var> value = claimOf(claims, rules.inputsClaim)) {
     verdict.inputs = stringList(*value);
     if (!verdict.inputs) return refuse("JWT claim '" + rules.inputsClaim + "' is not a list of stream names");
+  }
+  if (const std::optional<Var> value = claimOf(claims, rules.selectClaim)) {
+    verdict.select = stringList(*value);
+    if (!verdict.select) return refuse("JWT claim '" + rules.selectClaim + "' is not a list of key patterns");
+    for (const std::string& pattern : *verdict.select)
+      if (std::string why = subject::checkPattern(pattern); !why.empty())
+        return refuse("JWT claim '" + rules.selectClaim + "': " + why);
   }
   verdict.admitted = true;
   return verdict;

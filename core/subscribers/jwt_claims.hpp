@@ -31,11 +31,13 @@ struct AuthVerdict {
   bool admitted = false;
   std::string refusal;                             // why not, without the token
   std::optional<std::vector<std::string>> inputs;  // streams the token allows (none: all)
+  std::optional<std::vector<std::string>> select;  // key patterns the token allows (none: any)
 };
 
 struct JwtRules {
   std::string audience;                // the aud a token must carry (empty: aud is not read)
   std::string inputsClaim = "inputs";  // the claim listing the streams (absent from a token: all)
+  std::string selectClaim = "select";  // the claim listing the key patterns (absent from a token: any)
   double leewaySeconds = 30;           // allowed clock difference for exp, nbf and iat
 };
 

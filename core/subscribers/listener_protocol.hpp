@@ -39,6 +39,7 @@ struct AdmissionResult {
   std::string error;                          // refused: one line for the client and the log (no secret)
   std::uint64_t epoch = 0;                    // the inputs' epoch
   std::vector<protocol::StreamStart> starts;  // admitted: one per stream it gets
+  std::vector<std::string> select;            // admitted: the key patterns it gets (empty: every frame)
   int heartbeatMs = 0;                        // announced in the answer (0: no heartbeats)
   std::string described;                      // for the "connected" log line: where each stream starts
 };

@@ -25,6 +25,7 @@ class HeaderCodec : public FrameCodec {
     wire::FrameHeader header;
     header.payloadBytes = static_cast<std::uint32_t>(payload.size());
     header.stream = streamIdOf(batch.stream());
+    header.flags = out.flags();
     header.seq = batch.seq(i);
     header.receivedUnixNs = batch.receivedUnixNs();
     char bytes[wire::kFrameHeaderBytes];

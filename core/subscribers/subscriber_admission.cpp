@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "subject.hpp"
+
 namespace streamrelay {
 
 namespace {
@@ -14,17 +16,26 @@ AdmissionResult refusal(CloseReason reason, std::string error) {
   return result;
 }
 
+std::string joined(const std::vector<std::string>& items) {
+  std::string out;
+  for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
+  return out;
+}
+
 }  // namespace
 
-SubscriberAdmission::SubscriberAdmission(std::vector<Bus*> inputs, std::size_t replayFrames)
-    : inputs_(std::move(inputs)), replayFrames_(replayFrames) {}
+SubscriberAdmission::SubscriberAdmission(std::vector<Bus*> inputs, std::size_t replayFrames,
+                                         std::vector<std::string> select)
+    : inputs_(std::move(inputs)), replayFrames_(replayFrames), select_(std::move(select)) {}
 
 AdmissionResult SubscriberAdmission::admit(const protocol::Hello* hello, const QueuePtr& queue,
                                            const Authenticator& auth) const {
   if (!hello) {
     AdmissionResult result;
     result.epoch = inputs_.front()->stream().epoch;
-    for (Bus* bus : inputs_) bus->subscribe(queue, replayFrames_);
+    result.select = select_;
+    queue->setSelection(select_);
+    for (Bus* bus : inputs_) bus->subscribe(queue, replayFrames_, select_);
     return result;
   }
   // Runs on a writer thread, where an exception would end the relay: a
@@ -75,6 +86,34 @@ bool SubscriberAdmission::choose(const protocol::Hello& hello, const AuthVerdict
   return true;
 }
 
+bool SubscriberAdmission::chooseSelection(const protocol::Hello& hello, const AuthVerdict& verdict,
+                                          std::vector<std::string>& select, AdmissionResult& refused) const {
+  for (const std::string& pattern : hello.select)
+    if (std::string why = subject::checkPattern(pattern); !why.empty()) {
+      refused = refusal(CloseReason::BadHello, why);
+      return false;
+    }
+  select = hello.select;
+  // Without a select of its own, a client gets what its token allows, else what the listener does.
+  if (select.empty()) select = verdict.select ? *verdict.select : select_;
+  if (select.empty()) return true;
+  for (const std::string& pattern : select) {
+    if (!select_.empty() && !subject::containedIn(pattern, select_)) {
+      refused = refusal(CloseReason::BadHello, "select pattern '" + protocol::printable(pattern) +
+                                                   "' is outside what this listener serves (" + joined(select_) + ")");
+      return false;
+    }
+    if (verdict.select && !subject::containedIn(pattern, *verdict.select)) {
+      refused = refusal(CloseReason::AuthFailed,
+                        "the token does not allow select pattern '" + protocol::printable(pattern) + "'");
+      return false;
+    }
+  }
+  std::sort(select.begin(), select.end());
+  select.erase(std::unique(select.begin(), select.end()), select.end());
+  return true;
+}
+
 AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, const QueuePtr& queue,
                                                 const Authenticator& auth) const {
   Authenticator::Verdict verdict;
@@ -84,13 +123,19 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     verdict.refusal = "the token could not be checked";
   }
   if (!verdict.admitted) return refusal(CloseReason::AuthFailed, "not authorized: " + verdict.refusal);
-  if (!hello.select.empty())
-    return refusal(CloseReason::BadHello, "select: choosing frames by key is not available in this version");
   AdmissionResult result;
   std::vector<std::size_t> chosen;
   if (!choose(hello, verdict, chosen, result)) return result;
+  if (!chooseSelection(hello, verdict, result.select, result)) return result;
+  if (hello.snapshot)
+    for (std::size_t i : chosen)
+      if (inputs_[i]->lastValueCounts().maxKeys == 0)
+        return refusal(CloseReason::BadHello, "snapshot: stream '" + inputs_[i]->stream().name +
+                                                  "' keeps no last values (set streams." + inputs_[i]->stream().name +
+                                                  ".last_value.max_keys)");
 
   result.epoch = inputs_.front()->stream().epoch;
+  queue->setSelection(result.select);
   const bool sameRun = hello.resume && hello.resume->epoch == result.epoch;
   for (std::size_t i : chosen) {
     Bus& bus = *inputs_[i];
@@ -100,7 +145,8 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     std::optional<std::uint64_t> position;
     if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
     if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
-    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_);
+    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_, result.select,
+                                                hello.snapshot);
     protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
     if (position) started.recovered = start.recovered;
     result.starts.push_back(started);

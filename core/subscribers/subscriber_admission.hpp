@@ -7,6 +7,9 @@
 // client's queue to each, after the seq the hello asks to resume from if
 // the stream still holds the next frame, else live after the listener's
 // replay; the result says where each stream starts.
+// A subscriber may select frames by key (select: NATS subject patterns); what
+// it selects must lie inside what the listener's `select` and its token's
+// select claim allow, and without a select of its own it gets what they allow.
 //
 // Thread safe (it holds nothing that changes; the buses are thread safe).
 
@@ -21,8 +24,9 @@ namespace streamrelay {
 
 class SubscriberAdmission {
  public:
-  // `inputs`: the listener's streams, in its config's order.
-  SubscriberAdmission(std::vector<Bus*> inputs, std::size_t replayFrames);
+  // `inputs`: the listener's streams, in its config's order. `select`: the
+  // listener's (empty: every frame).
+  SubscriberAdmission(std::vector<Bus*> inputs, std::size_t replayFrames, std::vector<std::string> select = {});
 
   // `hello` null: a client that says nothing (raw): every input, from the
   // listener's replay on; no token is asked for. Never throws: a hello that
@@ -35,9 +39,13 @@ class SubscriberAdmission {
   // indices into inputs_; or a refusal.
   bool choose(const protocol::Hello& hello, const AuthVerdict& verdict, std::vector<std::size_t>& chosen,
               AdmissionResult& refusal) const;
+  // The key patterns the client gets (empty: every frame), or a refusal.
+  bool chooseSelection(const protocol::Hello& hello, const AuthVerdict& verdict, std::vector<std::string>& select,
+                       AdmissionResult& refusal) const;
 
   const std::vector<Bus*> inputs_;
   const std::size_t replayFrames_;
+  const std::vector<std::string> select_;
 };
 
 }  // namespace streamrelay

@@ -87,7 +87,7 @@ SubscriberListener::SubscriberListener(const ListenerConfig& config, std::vector
     : config_(config),
       inputs_(std::move(inputs)),
       protocol_(listenerProtocol(config_.protocol).create(config_, streamsOf(inputs_))),
-      admission_(inputs_, config_.replayFrames),
+      admission_(inputs_, config_.replayFrames, config_.select),
       writers_(writers),
       writeLatency_(writeLatency),
       pool_(kHandOffThreads, kHandOffThreads) {

@@ -75,7 +75,7 @@ int SubscriberSession::buildIov(WriteScratch& scratch) const {
       add(span.batch->wireBegin(span.first), span.wireBytes());
       continue;
     }
-    const EncodedBatch& encoded = codec_.encoded(*span.batch);
+    const EncodedBatch& encoded = codec_.encoded(*span.batch, span.flags);
     for (std::size_t i = span.first; i < span.end; ++i) {
       const EncodedFrame& frame = encoded.frame(i);
       if (frame.total == 0) continue;  // the protocol cannot carry it
@@ -118,7 +118,7 @@ void SubscriberSession::advance(std::size_t written) {
         ++span.first;
       }
     } else {
-      const EncodedBatch& encoded = codec_.encoded(*span.batch);
+      const EncodedBatch& encoded = codec_.encoded(*span.batch, span.flags);
       while (span.first < span.end) {
         const std::size_t bytes = encoded.frame(span.first).total;
         if (bytes == 0) ++skipped;

@@ -68,8 +68,8 @@ class WebSocketCodec : public FrameCodec {
       out.payload(payload);
     } else if (envelope_ == Envelope::Header) {
       char header[wire::kFrameHeaderBytes];
-      wire::writeFrameHeader(header, {static_cast<std::uint32_t>(payload.size()), streamIdOf(batch.stream()), 0,
-                                      batch.seq(i), batch.receivedUnixNs()});
+      wire::writeFrameHeader(header, {static_cast<std::uint32_t>(payload.size()), streamIdOf(batch.stream()),
+                                      out.flags(), batch.seq(i), batch.receivedUnixNs()});
       out.put(wire::wsHeader(wire::WsOpcode::Binary, sizeof header + payload.size()));
       out.put(std::string_view(header, sizeof header));
       out.payload(payload);
@@ -85,7 +85,10 @@ class WebSocketCodec : public FrameCodec {
     std::string head = "{\"stream\":";
     text::appendJsonString(head, batch.stream() ? batch.stream()->name : std::string());
     head += ",\"seq\":\"" + std::to_string(batch.seq(i)) + "\",\"time_ns\":\"" +
-            std::to_string(batch.receivedUnixNs()) + "\",\"data\":";
+            std::to_string(batch.receivedUnixNs()) + "\",";
+    if (out.flags() & wire::kFlagSnapshot) head += "\"snapshot\":true,";
+    if (out.flags() & wire::kFlagConflated) head += "\"conflated\":true,";
+    head += "\"data\":";
     const bool verbatim = text::isJson(payload);
     std::string body;
     const char* tail = "}";

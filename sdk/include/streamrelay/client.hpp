@@ -365,6 +365,7 @@ struct FrameInfo {
   std::string stream;
   std::uint64_t seq = 0;
   std::int64_t receivedUnixNs = 0;  // when the relay read it
+  std::uint16_t flags = 0;          // wire::kFlagSnapshot, kFlagConflated (streamrelay; websocket envelope header)
 };
 
 // A position to resume from: the run's epoch and, per stream, the last seq had.
@@ -391,6 +392,8 @@ class Subscriber {
     // The hello (streamrelay, websocket, sse; a URL's query may give them too):
     std::string token;                // presented to the relay (sse: as Authorization: Bearer)
     std::vector<std::string> inputs;  // streams wanted (empty: all)
+    std::vector<std::string> select;  // key patterns wanted (NATS subjects: md.*.BTC, md.>; empty: every frame)
+    bool snapshot = false;            // first the newest frame of each selected key, then live
     std::optional<ResumePoint> resume;  // where the first connection starts
     // How long the relay may send nothing at all (no frame, no heartbeat)
     // before the connection counts as lost: kAutoReadTimeout is 3 x the
@@ -539,6 +542,13 @@ class Subscriber {
       for (std::size_t i = 0; i < options_.inputs.size(); ++i) hello += (i ? "," : "") + quoted(options_.inputs[i]);
       hello += "],";
     }
+    if (!options_.select.empty()) {
+      hello += "\"select\":[";
+      for (std::size_t i = 0; i < options_.select.size(); ++i) hello += (i ? "," : "") + quoted(options_.select[i]);
+      hello += "],";
+    }
+    // Only the first connection asks for a snapshot: a reconnect resumes instead.
+    if (options_.snapshot && !position_) hello += "\"snapshot\":true,";
     if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
                "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
@@ -623,7 +633,9 @@ class Subscriber {
       if (key == "token") options_.token = value;
       else if (key == "inputs") options_.inputs = splitList(value);
       else if (key == "resume") options_.resume = resumeOf(value);
-      else throw std::invalid_argument("unknown query parameter '" + key + "' (token, inputs, resume)");
+      else if (key == "select") options_.select = splitList(value);
+      else if (key == "snapshot") options_.snapshot = value == "true" || value == "1";
+      else throw std::invalid_argument("unknown query parameter '" + key + "' (token, inputs, select, snapshot, resume)");
     }
   }
 
@@ -672,6 +684,12 @@ class Subscriber {
       for (const std::string& input : options_.inputs) list += (list.empty() ? "" : ",") + input;
       add("inputs", list);
     }
+    if (!options_.select.empty()) {
+      std::string list;
+      for (const std::string& pattern : options_.select) list += (list.empty() ? "" : ",") + pattern;
+      add("select", list);
+    }
+    if (options_.snapshot && !position_) add("snapshot", "true");
     if (position_ && !position_->afterSeq.empty()) {
       std::string ids;
       for (const auto& [stream, seq] : position_->afterSeq)
@@ -721,6 +739,7 @@ class Subscriber {
 
   struct HeaderedFrame {
     std::uint16_t stream = 0;
+    std::uint16_t flags = 0;
     std::uint64_t seq = 0;
     std::int64_t receivedUnixNs = 0;
     std::string payload;
@@ -739,6 +758,7 @@ class Subscriber {
     if (have < wire::kFrameHeaderBytes + size) return false;
     out.stream = header.stream;
     out.seq = header.seq;
+    out.flags = header.flags;
     out.receivedUnixNs = header.receivedUnixNs;
     out.payload.assign(data + wire::kFrameHeaderBytes, size);
     begin_ += wire::kFrameHeaderBytes + size;
@@ -755,11 +775,8 @@ class Subscriber {
       }
       if (awaitingAnswer_) throw std::runtime_error("protocol error: a frame before the answer");
       auto name = names_.find(f.stream);
-      info.stream = name == names_.end() ? std::to_string(f.stream) : name->second;
-      info.seq = f.seq;
-      info.receivedUnixNs = f.receivedUnixNs;
-      if (!position_) position_ = ResumePoint{answer_.epoch, {}};
-      position_->afterSeq[info.stream] = f.seq;
+      noteFrame(name == names_.end() ? std::to_string(f.stream) : name->second, f.seq, f.receivedUnixNs, info);
+      info.flags = f.flags;
       frame = std::move(f.payload);
       return true;
     }
@@ -846,6 +863,7 @@ class Subscriber {
         const wire::FrameHeader header = wire::readFrameHeader(payload.data());
         auto name = names_.find(header.stream);
         noteFrame(name == names_.end() ? std::to_string(header.stream) : name->second, header.seq, header.receivedUnixNs, info);
+        info.flags = header.flags;
         frame = payload.substr(wire::kFrameHeaderBytes);
       } else if (answer_.envelope == "json") {
         takeJsonEnvelope(payload, frame, info);
@@ -941,6 +959,7 @@ class Subscriber {
     info.stream = stream;
     info.seq = seq;
     info.receivedUnixNs = receivedUnixNs;
+    info.flags = 0;
     if (!position_) position_ = ResumePoint{answer_.epoch, {}};
     position_->afterSeq[stream] = seq;
   }

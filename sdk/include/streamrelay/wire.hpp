@@ -57,12 +57,15 @@ inline bool delimiterEndsFrameExactly(std::string_view payload, std::string_view
 // ---- the `streamrelay` protocol ------------------------------------------
 //
 // Every frame, control frames included, is this header and its payload:
-//   u32 payload bytes | u16 stream id | u16 flags (0) | u64 seq | i64 receive time (ns since the Unix epoch)
+//   u32 payload bytes | u16 stream id | u16 flags | u64 seq | i64 receive time (ns since the Unix epoch)
 // big-endian. Control frames (the answer to a hello, heartbeats) have stream
 // id kControlStream and seq 0; their payload is JSON, and a client skips
 // those whose `type` it does not know.
 
 constexpr std::size_t kFrameHeaderBytes = 24;
+// Flags of a frame header (a client ignores bits it does not know):
+constexpr std::uint16_t kFlagSnapshot = 1;   // the newest frame of its key, sent before live frames (hello snapshot)
+constexpr std::uint16_t kFlagConflated = 2;  // older frames of its key were skipped for it (on_full: conflate, max_rate_per_key)
 constexpr std::uint16_t kControlStream = 0xFFFF;
 constexpr std::size_t kMaxHelloBytes = 16 * 1024;  // a hello line or message, at most
 constexpr const char* kHeartbeatJson = R"({"type":"heartbeat"})";
