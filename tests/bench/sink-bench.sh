@@ -101,7 +101,8 @@ YAML
 
 # Runs the relay and the feed; RATE is the frames/s until DONE_COMMAND
 # returns, CPU the nanoseconds of CPU per frame of the feed, the relay and
-# the servers.
+# the servers, DONE its exit status (not 0: frames are missing, e.g. a core
+# NATS subscriber that the server cut as a slow consumer).
 time_plugin() {  # time_plugin SIZE DONE_COMMAND...
   local size=$1; shift
   "$BUILD/core/streamrelay" --config "$WORK/relay.yaml" 2>"$WORK/relay.log" &
@@ -112,6 +113,7 @@ time_plugin() {  # time_plugin SIZE DONE_COMMAND...
   run_timed feed "$BUILD/tools/streamrelay-feed" --connect 127.0.0.1:$PUB_PORT --generate --rate 0 --size "$size" \
     --count "$FRAMES" >/dev/null 2>&1
   "$@"
+  DONE=$?
   local end; end=$(now_ms)
   local ticks=$(( $(cpu_ticks $relay) + $(cat "$WORK/feed.cpu") + $(cpu_ticks "${SERVERS[@]}") - server0 ))
   kill $relay; wait $relay 2>/dev/null
@@ -119,24 +121,27 @@ time_plugin() {  # time_plugin SIZE DONE_COMMAND...
   CPU=$(( ticks * 1000000000 / $(getconf CLK_TCK) / FRAMES ))
 }
 
-# Runs the native client COMMAND; RATE and CPU as time_plugin's, once
+# Runs the native client COMMAND; RATE, CPU and DONE as time_plugin's, once
 # COMMAND and then DONE_COMMAND returned.
 time_native() {  # time_native "COMMAND..." DONE_COMMAND...
   local command=$1; shift
   local server0; server0=$(cpu_ticks "${SERVERS[@]}")
   local start; start=$(now_ms)
   eval "run_timed native $command" >/dev/null
+  local ran=$?
   "$@"
+  DONE=$(( $? | ran ))
   local end; end=$(now_ms)
   local ticks=$(( $(cat "$WORK/native.cpu") + $(cpu_ticks "${SERVERS[@]}") - server0 ))
   RATE=$(( FRAMES * 1000 / (end - start) ))
   CPU=$(( ticks * 1000000000 / $(getconf CLK_TCK) / FRAMES ))
 }
 
+# The completions: each fails (non-zero) if not every frame arrived.
 # Returns once the redis stream `bench` holds FRAMES entries (two minutes at most).
 redis_done() {
   timeout 120 redis-cli -p $REDIS_PORT -r -1 -i 0.005 XLEN bench |
-    while read -r n; do [ "${n:-0}" -ge "$FRAMES" ] && break; done
+    { while read -r n; do [ "${n:-0}" -ge "$FRAMES" ] && exit 0; done; exit 1; }
 }
 jetstream_done() { "$TOOL" wait $NATS_URL BENCH "$FRAMES"; }
 receiver_done() { wait "$RECEIVER"; }
@@ -147,8 +152,14 @@ start_receiver() {
   for _ in $(seq 200); do grep -q ready "$WORK/receiver.out" 2>/dev/null && break; sleep 0.01; done
 }
 
-echo "| size | target | plugin frames/s | native frames/s | plugin/native (median of the runs' ratios) | plugin CPU ns/frame | native CPU ns/frame | plugin runs | native runs | load (1 min) |"
-echo "|---|---|---:|---:|---:|---:|---:|---|---|---|"
+# A side of a run: its rate and CPU, or nothing if not every frame arrived.
+record() {  # record plugin|native
+  if [ "$DONE" -ne 0 ]; then RATE="" CPU=""; fi
+  if [ "$1" = plugin ]; then prate=$RATE pticks=$CPU; else nrate=$RATE nticks=$CPU; fi
+}
+
+echo "| size | target | plugin frames/s | native frames/s | plugin/native (median of the runs' ratios) | plugin CPU ns/frame | native CPU ns/frame | plugin runs | native runs | load (1 min) | |"
+echo "|---|---|---:|---:|---:|---:|---:|---|---|---|---|"
 for target in $TARGETS; do
   case $target in
     redis) start_redis ;;
@@ -156,7 +167,7 @@ for target in $TARGETS; do
     nats-r3) start_nats 3 ;;
   esac
   for size in $SIZES; do
-    plugin=() native=() ratios=() pcpu=() ncpu=() loads=()
+    plugin=() native=() ratios=() pcpu=() ncpu=() loads=() incomplete=0
     for _ in $(seq "$RUNS"); do
       loads+=("$(load)")
       case $target in
@@ -164,23 +175,23 @@ for target in $TARGETS; do
           relay_config "{url: \"redis://127.0.0.1:$REDIS_PORT\", key: bench, batch_frames: $BATCH, flush_ms: 20}" redis
           redis-cli -p $REDIS_PORT DEL bench >/dev/null
           time_plugin "$size" redis_done
-          plugin+=("$RATE") pcpu+=("$CPU")
+          record plugin
           redis-cli -p $REDIS_PORT DEL bench >/dev/null
           # The plugin's command, word for word in length: seq, a 10-digit
           # epoch, a 19-digit receive time, the payload.
           payload=$(head -c "$size" /dev/zero | tr '\0' x)
           time_native "redis-benchmark -p $REDIS_PORT -c 1 -P $BATCH -n $FRAMES -q XADD bench '*' seq 1 epoch 1764740000 \
                          received_ns 1764740000000000000 payload \"\$payload\"" redis_done
-          native+=("$RATE") ncpu+=("$CPU")
+          record native
           ;;
         nats-core)
           relay_config "{servers: [\"$NATS_URL\"], subject: \"relay.{stream}\"}" nats
           start_receiver
           time_plugin "$size" receiver_done
-          plugin+=("$RATE") pcpu+=("$CPU")
+          record plugin
           start_receiver
           time_native "'$TOOL' publish $NATS_URL relay.native $FRAMES $size core" receiver_done
-          native+=("$RATE") ncpu+=("$CPU")
+          record native
           ;;
         nats-r1|nats-r3)
           replicas=1; [ $target = nats-r3 ] && replicas=3
@@ -188,16 +199,22 @@ for target in $TARGETS; do
           relay_config "{servers: [$urls], subject: \"relay.{stream}\", jetstream: {stream: BENCH}}" nats
           "$TOOL" reset $NATS_URL BENCH 'relay.>' $replicas || { echo "cannot create the stream" >&2; exit 1; }
           time_plugin "$size" jetstream_done
-          plugin+=("$RATE") pcpu+=("$CPU")
+          record plugin
           "$TOOL" reset $NATS_URL BENCH 'relay.>' $replicas
           time_native "'$TOOL' publish $NATS_URL relay.native $FRAMES $size jetstream 4096 BENCH" jetstream_done
-          native+=("$RATE") ncpu+=("$CPU")
+          record native
           ;;
       esac
-      ratios+=("$(( 100 * ${plugin[-1]} / (${native[-1]} > 0 ? ${native[-1]} : 1) ))")
+      if [ -n "$prate" ] && [ -n "$nrate" ]; then
+        plugin+=("$prate") pcpu+=("$pticks") native+=("$nrate") ncpu+=("$nticks") ratios+=("$(( 100 * prate / nrate ))")
+      else
+        incomplete=$(( incomplete + 1 ))
+      fi
     done
+    [ ${#plugin[@]} -eq 0 ] && { echo "| $size | $target | every run incomplete |"; continue; }
     echo "| $size | $target | $(median "${plugin[@]}") | $(median "${native[@]}") | $(median "${ratios[@]}")% |" \
-         "$(median "${pcpu[@]}") | $(median "${ncpu[@]}") | ${plugin[*]} | ${native[*]} | ${loads[*]} |"
+         "$(median "${pcpu[@]}") | $(median "${ncpu[@]}") | ${plugin[*]} | ${native[*]} | ${loads[*]} |" \
+         "$([ $incomplete -gt 0 ] && echo "$incomplete run(s) left out: frames missing")"
   done
   stop_servers
 done
