@@ -26,7 +26,9 @@
 #
 # Knobs: FRAMES [200000], SIZES ["128 4096"], RUNS [3], TARGETS ["redis nats-core
 # nats-r1 nats-r3"], BATCH [1000] (the redis plugin's batch_frames and
-# redis-benchmark's -P), BUILD [build].
+# redis-benchmark's -P), BUILD [build] (a directory with core/streamrelay,
+# tools/streamrelay-feed and plugins/*.so: point it at another build's plugins
+# to compare before and after a change).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${BUILD:-$ROOT/build}
