@@ -3,9 +3,13 @@
 // xadd, the default: `XADD KEY [MAXLEN ~ N] * seq S epoch E received_ns T
 // payload P`) or PUBLISH to a channel (mode publish).
 //
-// Pipelined: batch_frames frames (or what flush_ms gathered), encoded in RESP
-// as they arrive (resp_batch.hpp), go out as one write; their replies are
-// read once the next batch is written, so two batches are in flight. A frame
+// Pipelined: frames, encoded in RESP as they arrive (resp_batch.hpp), go out
+// as one write once batch_frames have gathered, the oldest waited flush_ms,
+// or the relay's queue has been drained (the relay has nothing more to give
+// now: holding them back would only delay them). Replies are taken as they
+// arrive, without waiting, and waited for only while more than batch_frames
+// frames await theirs (a sliding window: Redis always has the next frames in
+// its socket) or when the queue stays idle (then every frame is answered). A frame
 // leaves the instance's hands only once Redis acknowledged it: until then it
 // stays in the batch — its payload retained from the relay (ABI 1.2), not
 // copied — and a lost connection (a Redis restart, a network cut) is one log
@@ -24,8 +28,11 @@
 
 #include <hiredis/hiredis.h>
 #include <streamrelay/plugin.hpp>
+#include <sys/socket.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
@@ -58,7 +65,7 @@ class RedisSink : public streamrelay::Plugin {
   }
 
   ~RedisSink() override {
-    if (batch_.frames() > 0) sendWithRetry(true);
+    if (batch_.frames() > 0) sendWithRetry(0);
     if (context_) redisFree(context_);
     if (lost_ > 0) host_.error("gave up at shutdown: " + std::to_string(lost_) + " frames not acknowledged by " + address_);
     host_.info(std::to_string(ackedTotal_) + " frames written to redis " + address_);
@@ -73,14 +80,19 @@ class RedisSink : public streamrelay::Plugin {
       }
       batch_.add(frame, lastKey_,
                  frame.data.size() >= RespBatch::kCopyBelow ? host_.retain(frame) : streamrelay::Retained());
-      if (batch_.unwritten() >= config_.batchFrames || flushIntervalPassed()) sendWithRetry(false);
+      if (batch_.unwritten() >= config_.batchFrames || flushIntervalPassed()) sendWithRetry(config_.batchFrames);
     }
+    framesSinceFlush_ = true;
   }
 
-  // When the queue is idle (and at the end): everything written and acknowledged.
+  // After each drain (frames came since the last call): what is gathered is
+  // written. When the queue is idle (every 100 ms) and at the end: every
+  // frame written and acknowledged.
   void flush() override {
-    if (batch_.frames() > 0 && (flushIntervalPassed() || host_.stopping() || batch_.unwritten() == 0))
-      sendWithRetry(true);
+    const bool drained = framesSinceFlush_;
+    framesSinceFlush_ = false;
+    if (batch_.frames() == 0) return;
+    sendWithRetry(drained && !host_.stopping() ? config_.batchFrames : 0);
   }
 
  private:
@@ -129,26 +141,34 @@ class RedisSink : public streamrelay::Plugin {
     batch_.rewind();  // a new connection has been sent nothing
   }
 
-  // Two batches in flight: writes the frames not yet written, then reads the
-  // replies to the batch written before (all replies with `all`), so Redis
-  // works on one batch while the next is gathered. Frames acknowledged leave
-  // the batch; after a failure every frame still in it is written again.
-  bool exchange(bool all, std::string& error) {
+  // Writes the frames not yet written, then takes the replies that have
+  // arrived, waiting for more only while over `keep` frames await theirs
+  // (0: waits for all). Frames acknowledged leave the batch; after a failure
+  // every frame still in it is written again.
+  bool exchange(std::size_t keep, std::string& error) {
     if (!context_ && !connect(error)) return false;
-    const std::size_t before = batch_.written();
     if (const std::size_t sending = batch_.unwritten(); sending > 0) {
       if (!batch_.writeUnwritten(context_->fd, error)) return false;  // straight to the socket: hiredis' buffer is empty
       published_.add(sending);
     }
-    const std::size_t toRead = all ? batch_.written() : before;
     std::size_t acked = 0;
     bool ok = true;
-    for (; acked < toRead; ++acked) {
+    while (acked < batch_.written()) {
       void* raw = nullptr;
-      if (redisGetReply(context_, &raw) != REDIS_OK) {
+      if (redisGetReplyFromReader(context_, &raw) != REDIS_OK) {  // a reply already read, if whole
         error = context_->errstr;
         ok = false;
         break;
+      }
+      if (!raw) {
+        bool arrived = true;
+        if (batch_.written() - acked > keep ? redisBufferRead(context_) != REDIS_OK : !readArrived(arrived, error)) {
+          if (error.empty()) error = context_->errstr;
+          ok = false;
+          break;
+        }
+        if (!arrived) break;  // within the window: the rest later
+        continue;
       }
       auto* reply = static_cast<redisReply*>(raw);
       const bool refused = reply->type == REDIS_REPLY_ERROR;
@@ -158,6 +178,7 @@ class RedisSink : public streamrelay::Plugin {
         ok = false;
         break;
       }
+      ++acked;
     }
     ackedTotal_ += acked;
     acked_.add(acked);
@@ -165,9 +186,38 @@ class RedisSink : public streamrelay::Plugin {
     return ok;
   }
 
-  // Sends until it worked (with `all`: every frame acknowledged), or the
-  // instance is being stopped (then what is held is reported as lost).
-  void sendWithRetry(bool all) {
+  // Hands what the socket holds to hiredis' reader, without waiting;
+  // `arrived` is false when nothing had come. False on an error.
+  bool readArrived(bool& arrived, std::string& error) {
+    char buffer[16 * 1024];
+    for (;;) {
+      const ssize_t n = ::recv(context_->fd, buffer, sizeof buffer, MSG_DONTWAIT);
+      if (n > 0) {
+        arrived = true;
+        if (redisReaderFeed(context_->reader, buffer, static_cast<std::size_t>(n)) != REDIS_OK) {
+          error = "unreadable reply from Redis";
+          return false;
+        }
+        return true;
+      }
+      if (n == 0) {
+        error = "Redis closed the connection";
+        return false;
+      }
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        arrived = false;
+        return true;
+      }
+      error = std::strerror(errno);
+      return false;
+    }
+  }
+
+  // Sends until it worked (at most `keep` frames left unacknowledged; after
+  // a failure, none), or the instance is being stopped (then what is held
+  // is reported as lost).
+  void sendWithRetry(std::size_t keep) {
     auto backoff = std::chrono::milliseconds(100);
     std::size_t sentAgain = 0;
     for (bool retry = false;; retry = true) {
@@ -176,7 +226,7 @@ class RedisSink : public streamrelay::Plugin {
         retried_.add(batch_.frames());
       }
       std::string error;
-      const bool ok = exchange(all || retry, error);
+      const bool ok = exchange(retry ? 0 : keep, error);
       inFlight_.set(static_cast<double>(batch_.frames()));
       if (ok) {
         if (failing_)
@@ -217,6 +267,7 @@ class RedisSink : public streamrelay::Plugin {
   std::string lastStream_ = "\x01", lastKey_;
   Clock::time_point firstPending_;
   bool failing_ = false;
+  bool framesSinceFlush_ = false;       // onFrames was called since the last flush()
   Clock::time_point failingSince_;
   std::uint64_t ackedTotal_ = 0;
   std::uint64_t lost_ = 0;

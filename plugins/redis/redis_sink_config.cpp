@@ -12,8 +12,8 @@ const ConfigKeys& redisSinkConfigKeys() {
       stringKey("mode").def("xadd").oneOf("xadd|publish").doc("XADD to a stream, or PUBLISH to a channel"),
       stringKey("key").def("streamrelay:{stream}").doc("the stream key or channel; {stream}: the frame's stream"),
       intKey("maxlen", 0, 0, 1LL << 40).doc("xadd: MAXLEN ~ N (0: no trimming)"),
-      intKey("batch_frames", 1000, 1, 100000).doc("frames per pipelined batch"),
-      intKey("flush_ms", 50, 1, 3600000).doc("a partial batch is sent after this long"),
+      intKey("batch_frames", 1000, 1, 100000).doc("frames per pipelined write, at most"),
+      intKey("flush_ms", 50, 1, 3600000).doc("a partial batch is sent after this long (or once the queue is drained)"),
       intKey("timeout_ms", 5000, 100, 3600000).doc("connect, and each batch's replies"),
   };
   return keys;

@@ -140,6 +140,23 @@ TEST_CASE("redis: every frame is in the Redis stream once with its seq and paylo
   }
 }
 
+// A few frames and then nothing: the relay has no more to give, so they go
+// out when its queue is drained, however long flush_ms is (they were held
+// until flush_ms had passed, an hour here).
+TEST_CASE("redis: frames are written once the relay's queue is drained, not held for flush_ms", "[sink][redis]") {
+  PluginDir dir;
+  dir.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.root());
+  const std::string instance =
+      "  instances:\n    - {name: sink, type: redis, queue: {max_frames: 1000, max_bytes: 0, on_full: block}, "
+      "config: {url: '" + redis.url() + "', key: 'relay:{stream}', batch_frames: 1000, flush_ms: 3600000}}\n";
+  RunningRelay relay = startRelay(kListenUpstream + pluginsSection(dir, instance), {});
+  auto feed = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--generate", "--rate", "0",
+                         "--size", "100", "--count", "5", "--hold"});
+  CHECK(pollUntil([&] { return redis.xlen("relay:upstream") >= 5; }, 20s));
+  CHECK(redis.seqs("relay:upstream").size() == 5);
+}
+
 TEST_CASE("redis: killed and restarted mid-stream with block: every frame ends up in the stream", "[sink][redis]") {
   std::string size;
   SECTION("small frames, copied") { size = "64"; }
