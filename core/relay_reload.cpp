@@ -37,11 +37,6 @@ void putNamed(std::vector<Item>& items, const Item& item) {
   else *it = item;
 }
 
-ReplayLimits replayOf(const Config& config, const std::string& stream) {
-  const StreamConfig* kept = named(config.streams, stream);
-  return kept ? kept->replay : ReplayLimits{};
-}
-
 // What needs a restart of the relay, as "writer_threads, streams.upstream.replay.frames".
 std::string restartOnlyKeys(const ConfigDiff& diff) {
   std::string list;
@@ -136,8 +131,7 @@ bool Relay::launchSource(const SourceConfig& config, const Config& next) {
     std::lock_guard<std::mutex> lock(streamsMutex_);
     auto it = streams_.find(config.name);
     if (it == streams_.end())
-      it = streams_.emplace(config.name, std::make_unique<Bus>(StreamId{config.name, epoch_}, &frameSizes_,
-                                                                replayOf(next, config.name))).first;
+      it = streams_.emplace(config.name, newBus(next, config.name, &frameSizes_)).first;
     bus = it->second.get();
   }
   std::unique_ptr<UpstreamSource> source;
@@ -168,8 +162,7 @@ void Relay::reloadPluginInstances(const Config& next) {
     std::lock_guard<std::mutex> lock(streamsMutex_);
     for (const PluginInstanceConfig& instance : next.plugins.instances)
       if (!streams_.count(instance.name))
-        streams_.emplace(instance.name,
-                         std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, replayOf(next, instance.name)));
+        streams_.emplace(instance.name, newBus(next, instance.name, nullptr));
     for (auto& entry : streams_) buses.emplace(entry.first, entry.second.get());
   }
   std::vector<std::string> names = plugins_->reconfigure(next.plugins.instances, std::move(buses));

@@ -181,6 +181,7 @@ std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std:
     stream.name = name;
     stream.settings = readSettings(streams.map(name.c_str()), streamSchema());
     stream.replay = replayFrom(stream.settings.group("replay"));
+    if (stream.settings.given("key")) stream.key = keyRuleFrom(stream.settings.group("key"));
     list.push_back(std::move(stream));
   }
   return list;

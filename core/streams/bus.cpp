@@ -19,11 +19,13 @@ void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
 }
 }  // namespace
 
-Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay)
+Bus::Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay, std::unique_ptr<KeyExtractor> keys)
     : stream_(std::move(stream)),
       receivedSizes_(receivedSizes),
       replayLimits_(replay),
-      ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr) {}
+      ring_(replay.enabled() ? std::make_unique<ReplayRing>(replay) : nullptr),
+      keyExtractor_(std::move(keys)),
+      keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 
 void Bus::subscribe(QueuePtr queue, std::size_t replayFrames) {
   subscribeAfter(std::move(queue), std::nullopt, replayFrames);
@@ -82,6 +84,10 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   publisher_.assertOwned();
   const std::size_t count = batch->frameCount();
   if (count == 0) return;
+  if (keyExtractor_) {
+    keyExtractor_->keyBatch(*batch);
+    keyCounts_->count(*batch);
+  }
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);

@@ -22,6 +22,8 @@
 
 #include "frame_batch.hpp"
 #include "histogram.hpp"
+#include "key_counts.hpp"
+#include "key_extractor.hpp"
 #include "replay_ring.hpp"
 #include "subscription_queue.hpp"
 #include "thread_owner.hpp"
@@ -33,8 +35,10 @@ class Bus {
   // The bus of one stream. `receivedSizes` (shared by the sources' streams)
   // records the size of every frame published; null for a processor's stream,
   // whose frames were not received.
-  // `replay`: the ring it keeps (none if no limit is set).
-  Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay = {});
+  // `replay`: the ring it keeps (none if no limit is set). `keys`: how its
+  // frames' keys are found (streams.NAME.key; null: the stream has no rule).
+  Bus(StreamId stream, Histogram* receivedSizes, ReplayLimits replay = {},
+      std::unique_ptr<KeyExtractor> keys = nullptr);
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -81,6 +85,8 @@ class Bus {
   // The ring's limits, and the frames and wire bytes it holds now (zeros: no ring).
   const ReplayLimits& replayLimits() const { return replayLimits_; }
   std::pair<std::size_t, std::size_t> replayHeld() const;
+  // Thread safe. Frames published with and without a key; null if the stream has no key rule.
+  const KeyCounts* keyCounts() const { return keyCounts_.get(); }
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -98,6 +104,8 @@ class Bus {
   std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   ThreadOwner publisher_;                    // the one thread that may publish now
+  const std::unique_ptr<KeyExtractor> keyExtractor_;  // the publisher's
+  const std::unique_ptr<KeyCounts> keyCounts_;
 };
 
 }  // namespace streamrelay
