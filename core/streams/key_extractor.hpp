@@ -54,10 +54,8 @@ std::optional<KeyRuleProblem> keyRuleProblem(const KeyRule& rule);
 class KeyFinder {
  public:
   virtual ~KeyFinder() = default;
-  // The key of `payload`, or none. `readableAfter`: how many bytes after the
-  // payload may be read (a JSON parser's padding). The view is valid until
-  // the next call.
-  virtual std::optional<std::string_view> find(std::string_view payload, std::size_t readableAfter) = 0;
+  // The key of `payload`, or none. The view is valid until the next call.
+  virtual std::optional<std::string_view> find(std::string_view payload) = 0;
 };
 
 class KeyExtractor {
@@ -75,9 +73,8 @@ class KeyExtractor {
   void keyBatch(FrameBatch& batch);
 
   // The key of one payload, or none (valid until the next call): what
-  // keyBatch finds for a frame without a key. `readableAfter`: how many bytes
-  // after the payload may be read (0: none; the extractor copies what it must).
-  std::optional<std::string_view> find(std::string_view payload, std::size_t readableAfter = 0);
+  // keyBatch finds for a frame without a key.
+  std::optional<std::string_view> find(std::string_view payload);
 
  private:
   const KeyRule rule_;

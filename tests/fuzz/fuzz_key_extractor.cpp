@@ -2,10 +2,10 @@
 // libFuzzer target: the key rules (streams.NAME.key) over frames a provider
 // may send. The input is cut at '\n' into the frames of one batch; every
 // rule kind keys the batch. A key must be non-empty and at most 256 bytes;
-// a bytes or regex key is part of the frame; and a frame read in place in
-// the batch (the JSON parser reads past its end into the next frames) gets
-// the same key as the same frame read alone from a copy. An exception or a
-// crash is a bug.
+// a bytes or regex key is part of the frame; and a frame keyed in its batch
+// gets the same key as the same frame alone (the JSON parser reads past a
+// frame's end: what lies there, or what the frames before left in its
+// buffers, must not change a key). An exception or a crash is a bug.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       const std::string_view payload = batch->payload(i);
       const std::string inPlace = batch->hasKey(i) ? std::string(batch->key(i)) : std::string();
       if (batch->hasKey(i) && (inPlace.empty() || inPlace.size() > streamrelay::kMaxKeyBytes)) std::abort();
-      const std::string alone(payload);  // no bytes after it: the extractor copies it
+      const std::string alone(payload);
       const auto key = extractor->find(alone);
       if (key.has_value() != batch->hasKey(i) || (key && *key != inPlace)) std::abort();
       if (key && extractor->rule().kind != KeyRule::Kind::JsonPointer && !within(*key, alone)) std::abort();

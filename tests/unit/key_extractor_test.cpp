@@ -96,9 +96,9 @@ TEST_CASE("json_pointer: a key longer than 256 bytes is no key", "[keys]") {
   CHECK(keyOf(rule, R"({"k":")" + std::string(257, 'x') + "\"}") == "-");
 }
 
-TEST_CASE("json_pointer: frames are read in the batch's buffer or copied, with the same keys", "[keys]") {
-  // Each frame but the last has the next frames after it (read in place); the
-  // last, or one followed by fewer than 64 bytes, is copied.
+// Defect (found by fuzz_key_extractor): a truncated frame parsed in the
+// batch's buffer, followed by the next frames, got another key than alone.
+TEST_CASE("json_pointer: a frame's key depends on that frame alone, not on the frames around it", "[keys]") {
   KeyExtractor extractor(pointerRule("/s"));
   std::vector<std::string> payloads;
   std::vector<std::string> expected;
@@ -112,6 +112,27 @@ TEST_CASE("json_pointer: frames are read in the batch's buffer or copied, with t
   expected.push_back("last");
   CHECK(keysOf(extractor, payloads) == expected);
   CHECK(keysOf(extractor, {R"({"s":"again"})"}) == std::vector<std::string>{"again"});
+  SECTION("malformed frames: the same key in the batch as alone, whatever was read before") {
+    // The frames of fuzz_key_extractor's finding: the fourth got the key 2 in
+    // the batch and none alone after the third.
+    const std::vector<std::string> frames = {
+        std::string("{\"symbol\"/ \"x\\u00y\"}", 20),
+        std::string("rue}", 4),
+        std::string("\245\316\323\315\323\314\242\375{\"a\"\"deep\":\000ep8\\\"q\"p1\\q\"}", 33),
+        std::string("{\"symbol\":2}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}}", 55),
+        std::string("[1[2,3]", 7),
+        std::string("\321\234\215\212e}", 6),
+        std::string("[2[2,3]", 7),
+        std::string("}}}}}\000}", 7),
+        std::string("{\"symbo}", 8),
+        std::string("{\"symbol\":1}}]}", 15)};
+    KeyExtractor symbol(pointerRule("/symbol"));
+    const std::vector<std::string> inBatch = keysOf(symbol, frames);
+    for (std::size_t i = 0; i < frames.size(); ++i) {
+      INFO("frame " << i);
+      CHECK(keysOf(symbol, {frames[i]}).at(0) == inBatch.at(i));
+    }
+  }
 }
 
 TEST_CASE("regex: the first match's group is the key", "[keys]") {
