@@ -158,7 +158,7 @@ TEST_CASE("bytes: the key is a range of the payload", "[keys]") {
   CHECK(keyOf(bytesRule(0, 2), std::string("\0\1", 2)) == std::string("\0\1", 2));
 }
 
-TEST_CASE("a frame that already has a key keeps it; the others get the rule's", "[keys]") {
+TEST_CASE("a frame that already has a key keeps it, the others get the rule's", "[keys]") {
   KeyExtractor extractor(bytesRule(0, 1));
   auto batch = batchOf({"a1", "b2", "c3"});
   FrameKeys emitted;
