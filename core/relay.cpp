@@ -30,14 +30,13 @@ Relay::Relay(const Config& config)
       epoch_(newEpoch()),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
   for (const SourceConfig& source : config_.sources) {
-    auto bus = std::make_unique<Bus>(StreamId{source.name, epoch_}, &frameSizes_, busOptionsOf(config_, source.name));
+    auto bus = newBus(config_, source.name, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
   for (const PluginInstanceConfig& instance : config_.plugins.instances)
-    streams_.emplace(instance.name,
-                     std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, busOptionsOf(config_, instance.name)));
+    streams_.emplace(instance.name, newBus(config_, instance.name, nullptr));
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
   for (auto& source : sources_) source->prepare();
@@ -49,6 +48,16 @@ Relay::Relay(const Config& config)
     plugins_ = std::make_unique<PluginHost>(config_.plugins, std::move(streams), std::move(sources),
                                             [this] { return statsJson(); }, config_.shutdownTimeoutMs);
   }
+}
+
+std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name, Histogram* receivedSizes) const {
+  auto kept = std::find_if(config.streams.begin(), config.streams.end(),
+                           [&](const StreamConfig& s) { return s.name == name; });
+  if (kept == config.streams.end()) return std::make_unique<Bus>(StreamId{name, epoch_}, receivedSizes);
+  BusOptions options(kept->replay);
+  options.lastValueKeys = kept->lastValueKeys;
+  return std::make_unique<Bus>(StreamId{name, epoch_}, receivedSizes, options,
+                               kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);
 }
 
 std::vector<Bus*> Relay::buses(const std::vector<std::string>& names) const {

@@ -26,9 +26,6 @@
 
 namespace streamrelay {
 
-// What the bus of `stream` keeps, from the config's streams.NAME (defaults if none).
-BusOptions busOptionsOf(const Config& config, const std::string& stream);
-
 class Relay {
  public:
   // Binds every listener (and a listen source); throws std::runtime_error with
@@ -68,6 +65,9 @@ class Relay {
 
  private:
   std::vector<Bus*> buses(const std::vector<std::string>& names) const;
+  // The bus of stream `name` as `config` says (its replay ring, its key rule).
+  // `receivedSizes`: &frameSizes_ for a source's stream, null for a processor's.
+  std::unique_ptr<Bus> newBus(const Config& config, const std::string& name, Histogram* receivedSizes) const;
   // reload()'s parts, in this order (relay_reload.cpp).
   void reloadRelayKeys(const ComponentChange& change, const Config& next);
   void reloadSource(const ComponentChange& change, const Config& next);

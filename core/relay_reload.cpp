@@ -51,15 +51,6 @@ std::string restartOnlyKeys(const ConfigDiff& diff) {
 
 }  // namespace
 
-BusOptions busOptionsOf(const Config& config, const std::string& stream) {
-  BusOptions options;
-  if (const StreamConfig* kept = named(config.streams, stream)) {
-    options.replay = kept->replay;
-    options.lastValueKeys = kept->lastValueKeys;
-  }
-  return options;
-}
-
 void Relay::reload(const Config& next) {
   const ConfigDiff diff = diffConfigs(config_, next);
   if (diff.empty()) {
@@ -140,8 +131,7 @@ bool Relay::launchSource(const SourceConfig& config, const Config& next) {
     std::lock_guard<std::mutex> lock(streamsMutex_);
     auto it = streams_.find(config.name);
     if (it == streams_.end())
-      it = streams_.emplace(config.name, std::make_unique<Bus>(StreamId{config.name, epoch_}, &frameSizes_,
-                                                                busOptionsOf(next, config.name))).first;
+      it = streams_.emplace(config.name, newBus(next, config.name, &frameSizes_)).first;
     bus = it->second.get();
   }
   std::unique_ptr<UpstreamSource> source;
@@ -172,8 +162,7 @@ void Relay::reloadPluginInstances(const Config& next) {
     std::lock_guard<std::mutex> lock(streamsMutex_);
     for (const PluginInstanceConfig& instance : next.plugins.instances)
       if (!streams_.count(instance.name))
-        streams_.emplace(instance.name,
-                         std::make_unique<Bus>(StreamId{instance.name, epoch_}, nullptr, busOptionsOf(next, instance.name)));
+        streams_.emplace(instance.name, newBus(next, instance.name, nullptr));
     for (auto& entry : streams_) buses.emplace(entry.first, entry.second.get());
   }
   std::vector<std::string> names = plugins_->reconfigure(next.plugins.instances, std::move(buses));

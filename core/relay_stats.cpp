@@ -68,6 +68,14 @@ Object::Ptr streamJson(const Bus& bus) {
     replay->set("bytes", static_cast<std::uint64_t>(bytes));
     o->set("replay", replay);
   }
+  if (const KeyCounts* counts = bus.keyCounts()) {
+    Object::Ptr keys = new Object;
+    keys->set("keyed", counts->keyed());
+    keys->set("without_key", counts->withoutKey());
+    keys->set("distinct", counts->distinct());
+    if (counts->capped()) keys->set("distinct_capped", true);
+    o->set("keys", keys);
+  }
   return o;
 }
 

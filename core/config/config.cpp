@@ -183,6 +183,7 @@ std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std:
     stream.settings = readSettings(streams.map(name.c_str()), streamSchema());
     stream.replay = replayFrom(stream.settings.group("replay"));
     stream.lastValueKeys = static_cast<std::size_t>(stream.settings.group("last_value").integer("max_keys"));
+    if (stream.settings.given("key")) stream.key = keyRuleFrom(stream.settings.group("key"));
     list.push_back(std::move(stream));
   }
   return list;

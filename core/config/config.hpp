@@ -5,12 +5,14 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "cidr.hpp"
 #include "framing.hpp"
+#include "key_extractor.hpp"
 #include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
@@ -31,11 +33,12 @@ struct SourceConfig {
   const std::string& type() const { return settings.type(); }
 };
 
-// What a stream keeps: `streams: {NAME: {replay: ...}}`.
+// What a stream keeps, and how its frames' keys are found: `streams: {NAME: {replay: ..., key: ...}}`.
 struct StreamConfig {
   std::string name;
   ReplayLimits replay;
   std::size_t lastValueKeys = 0;  // last_value.max_keys (0: none kept)
+  std::optional<KeyRule> key;  // none: its frames have no key (unless a processor gives them one)
   Settings settings;
 };
 

@@ -79,7 +79,9 @@ void diffStreams(ConfigDiff& diff, const Config& running, const Config& next) {
     if (!old && !now) continue;
     std::vector<KeyChange> keys;
     if (old && now) keys = diffSettings(old->settings, now->settings);
-    else keys.push_back({"replay", streamSchema().reload});
+    else
+      for (const char* key : {"replay", "key"})
+        if ((old ? old : now)->settings.given(key)) keys.push_back({key, streamSchema().reload});
     if (!keys.empty()) diff.changes.push_back({Kind::Stream, name, What::Changed, std::move(keys)});
   }
 }

@@ -75,6 +75,22 @@ void emitBlock(YAML::Emitter& out, const Settings& settings) {
   out << YAML::EndMap;
 }
 
+// streams.NAME: what it sets, nothing more (a replay or key block it leaves
+// out is no ring and no rule, not a block of defaults); of its key rule, the
+// keys written (the others belong to the other kinds of rule).
+void emitStream(YAML::Emitter& out, const Settings& settings) {
+  out << YAML::BeginMap;
+  emitSettings(out, settings, [](YAML::Emitter& out, const Settings::Entry& e) {
+    if (!e.value.given) return true;
+    if (e.spec->name != "key") return false;
+    out << YAML::Key << "key" << YAML::Value << YAML::Flow << YAML::BeginMap;
+    emitSettings(out, *e.value.group, [](YAML::Emitter&, const Settings::Entry& k) { return !k.value.given; });
+    out << YAML::EndMap;
+    return true;
+  });
+  out << YAML::EndMap;
+}
+
 // The top level's keys that code reads (Custom in topSchema), in its order.
 void emitSources(YAML::Emitter& out, const std::vector<SourceConfig>& sources, bool shorthand) {
   if (shorthand) {
@@ -134,7 +150,7 @@ std::string effectiveConfigYaml(const Config& c, const PluginConfigSchemas& plug
       out << YAML::Key << "streams" << YAML::Value << YAML::BeginMap;
       for (const StreamConfig& stream : c.streams) {
         out << YAML::Key << stream.name << YAML::Value;
-        emitBlock(out, stream.settings);
+        emitStream(out, stream.settings);
       }
       out << YAML::EndMap;
     } else if (name == "listeners") {

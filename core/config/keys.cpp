@@ -65,10 +65,7 @@ const Schema& replaySchema() {
        key("bytes", KeyKind::Int).def("0").range(0, 1LL << 40).doc("wire bytes kept at most (0: no limit)"),
        key("age_s", KeyKind::Int).def("0").range(0, 604800).doc("frames older than this are let go (0: no limit)")},
       {},
-      [](const Settings& r, const YamlMap& m) {
-        if (r.integer("frames") == 0 && r.integer("bytes") == 0 && r.integer("age_s") == 0)
-          m.failHere("set frames, bytes or age_s (a ring with no limit would keep the whole stream)");
-      }};
+      {}};
   return schema;
 }
 
@@ -81,6 +78,45 @@ const Schema& lastValueSchema() {
       {},
       {}};
   return schema;
+}
+
+void checkReplay(const Settings& r, const YamlMap& m) {
+  if (r.integer("frames") == 0 && r.integer("bytes") == 0 && r.integer("age_s") == 0)
+    m.failHere("set frames, bytes or age_s (a ring with no limit would keep the whole stream)");
+}
+
+const Schema& keyBytesSchema() {
+  static const Schema schema{
+      "bytes",
+      {key("offset", KeyKind::Int).def("0").range(0, kMaxFrameBytesLimit).doc("where the key starts in the payload"),
+       key("length", KeyKind::Int).def("0").range(0, kIntMax)
+           .doc("the key's size, 1..256 bytes; a frame shorter than offset + length has no key")},
+      {},
+      {}};
+  return schema;
+}
+
+// One of three ways to find a frame's key (key_extractor.hpp).
+const Schema& keyRuleSchema() {
+  static const Schema schema{
+      "key",
+      {key("json_pointer").doc("RFC 6901 pointer to a string or number in a JSON frame, e.g. /symbol"),
+       key("regex").doc("a PCRE pattern; the key is `group` of its first match in the frame"),
+       key("group", KeyKind::Int).def("1").range(0, 99).doc("with regex: the group that is the key (0: the whole match)"),
+       groupKey("bytes", keyBytesSchema())},
+      {},
+      {}};
+  return schema;
+}
+
+void checkKeyRule(const Settings& k, const YamlMap& m) {
+  const int rules = k.given("json_pointer") + k.given("regex") + k.given("bytes");
+  if (rules != 1) m.failHere("give one of json_pointer, regex or bytes (how a frame's key is found)");
+  if (k.given("group") && !k.given("regex")) m.fail("group", "applies to regex only");
+  if (auto problem = keyRuleProblem(keyRuleFrom(k))) {
+    if (problem->key == "bytes.length") m.map("bytes").fail("length", problem->what);
+    m.fail(problem->key.c_str(), problem->what);
+  }
 }
 
 const Schema& listenerReplaySchema() {
@@ -157,7 +193,7 @@ const Schema& topSchema() {
       "config",
       {key("upstream", KeyKind::Custom).doc("one source named `upstream` (shorthand for sources:)"),
        key("sources", KeyKind::Custom).doc("NAME: {type: ..., ...}, one stream each"),
-       key("streams", KeyKind::Custom).doc("NAME: {replay: ...}, what a stream keeps"),
+       key("streams", KeyKind::Custom).doc("NAME: {replay: ..., key: ...}, what a stream keeps and how its keys are found"),
        key("listeners", KeyKind::Custom).doc("a list of listeners"),
        groupKey("plugins", pluginsSchema()),
        groupKey("log", logSchema()),
@@ -436,8 +472,15 @@ const Schema& listenerSchema() {
 }
 
 const Schema& streamSchema() {
-  static const Schema schema{
-      "stream", {groupKey("replay", replaySchema()), groupKey("last_value", lastValueSchema())}, {}, {}, Reload::Process};
+  static const Schema schema{"stream",
+                             {groupKey("replay", replaySchema()), groupKey("key", keyRuleSchema()),
+                              groupKey("last_value", lastValueSchema())},
+                             {},
+                             [](const Settings& s, const YamlMap& m) {
+                               if (s.given("replay")) checkReplay(s.group("replay"), m.map("replay"));
+                               if (s.given("key")) checkKeyRule(s.group("key"), m.map("key"));
+                             },
+                             Reload::Process};
   return schema;
 }
 
@@ -514,6 +557,23 @@ ReplayLimits replayFrom(const Settings& r) {
   limits.maxBytes = static_cast<std::size_t>(r.integer("bytes"));
   limits.maxAge = std::chrono::seconds(r.integer("age_s"));
   return limits;
+}
+
+KeyRule keyRuleFrom(const Settings& k) {
+  KeyRule rule;
+  if (k.given("regex")) {
+    rule.kind = KeyRule::Kind::Regex;
+    rule.pattern = k.string("regex");
+    rule.group = static_cast<int>(k.integer("group"));
+  } else if (k.given("bytes")) {
+    rule.kind = KeyRule::Kind::Bytes;
+    rule.offset = static_cast<std::size_t>(k.group("bytes").integer("offset"));
+    rule.length = static_cast<std::size_t>(k.group("bytes").integer("length"));
+  } else {
+    rule.kind = KeyRule::Kind::JsonPointer;
+    rule.pointer = k.string("json_pointer");
+  }
+  return rule;
 }
 
 }  // namespace streamrelay

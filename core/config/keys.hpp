@@ -5,6 +5,7 @@
 // types declare their own keys in their files (sources/source_types.def).
 
 #include "framing.hpp"
+#include "key_extractor.hpp"
 #include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
@@ -31,6 +32,7 @@ const Schema& sidecarInstanceSchema();  // NAME.yaml's instances[]: `type` is im
 FramingSpec framingFrom(const Settings& framing);
 QueueLimits queueFrom(const Settings& queue);
 ReplayLimits replayFrom(const Settings& replay);
+KeyRule keyRuleFrom(const Settings& key);  // streams.NAME.key
 struct PluginProcessConfig;
 PluginProcessConfig pluginProcessFrom(const Settings& process);  // plugins.instances[].process
 

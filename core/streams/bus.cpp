@@ -41,12 +41,14 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
 }
 }  // namespace
 
-Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options)
+Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
     : stream_(std::move(stream)),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
       ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
-      lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr) {}
+      lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
+      keyExtractor_(std::move(keys)),
+      keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 
 void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<std::string>& select) {
   subscribeAfter(std::move(queue), std::nullopt, replayFrames, select);
@@ -146,6 +148,10 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   publisher_.assertOwned();
   const std::size_t count = batch->frameCount();
   if (count == 0) return;
+  if (keyExtractor_) {
+    keyExtractor_->keyBatch(*batch);
+    keyCounts_->count(*batch);
+  }
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);

@@ -31,6 +31,8 @@
 #include "frame_batch.hpp"
 #include "histogram.hpp"
 #include "last_values.hpp"
+#include "key_counts.hpp"
+#include "key_extractor.hpp"
 #include "replay_ring.hpp"
 #include "subject_index.hpp"
 #include "subscription_queue.hpp"
@@ -50,7 +52,10 @@ class Bus {
   // The bus of one stream. `receivedSizes` (shared by the sources' streams)
   // records the size of every frame published; null for a processor's stream,
   // whose frames were not received.
-  Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options = {});
+  // `keys`: how its frames' keys are found (streams.NAME.key; null: the
+  // stream has no rule).
+  Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options = {},
+      std::unique_ptr<KeyExtractor> keys = nullptr);
   Bus(const Bus&) = delete;
   Bus& operator=(const Bus&) = delete;
 
@@ -118,6 +123,8 @@ class Bus {
     std::uint64_t evictions = 0;
   };
   LastValueCounts lastValueCounts() const;
+  // Thread safe. Frames published with and without a key; null if the stream has no key rule.
+  const KeyCounts* keyCounts() const { return keyCounts_.get(); }
 
  private:
   using QueueList = std::vector<QueuePtr>;
@@ -154,6 +161,8 @@ class Bus {
   std::uint64_t dispatches_ = 0;                       // guarded by mutex_
   std::vector<std::shared_ptr<Selector>> touched_;     // the publisher's: selectors the batch goes to
   ThreadOwner publisher_;                    // the one thread that may publish now
+  const std::unique_ptr<KeyExtractor> keyExtractor_;  // the publisher's
+  const std::unique_ptr<KeyCounts> keyCounts_;
 };
 
 }  // namespace streamrelay

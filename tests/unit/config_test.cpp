@@ -428,3 +428,51 @@ TEST_CASE("isolation: in_process by default, process with its limits, and their 
           "test.yaml:5: plugins.instances[0].process.restart.max_delay_ms: must be >= initial_delay_ms");
   }
 }
+
+TEST_CASE("streams.NAME.key: one rule of three kinds, printed as written, every mistake on one line", "[config][keys]") {
+  auto streamsOf = [](const std::string& block) {
+    return std::string(kMinimal) + "streams:\n  upstream: " + block + "\n";
+  };
+  Config json = parseConfig(streamsOf("{key: {json_pointer: /a~1b/0}}"), "t");
+  REQUIRE(json.streams.at(0).key);
+  CHECK(json.streams[0].key->kind == KeyRule::Kind::JsonPointer);
+  CHECK(json.streams[0].key->pointer == "/a~1b/0");
+  CHECK_FALSE(json.streams[0].replay.enabled());  // a stream may set a key rule and no ring
+  Config regex = parseConfig(streamsOf("{key: {regex: 'sym=(\\w+)'}}"), "t");
+  CHECK(regex.streams.at(0).key->kind == KeyRule::Kind::Regex);
+  CHECK(regex.streams[0].key->group == 1);
+  Config bytes = parseConfig(streamsOf("{replay: {frames: 10}, key: {bytes: {offset: 2, length: 8}}}"), "t");
+  CHECK(bytes.streams.at(0).key->kind == KeyRule::Kind::Bytes);
+  CHECK(bytes.streams[0].key->offset == 2);
+  CHECK(bytes.streams[0].key->length == 8);
+  CHECK_FALSE(parseConfig(streamsOf("{replay: {frames: 10}}"), "t").streams.at(0).key);
+
+  for (const Config* c : {&json, &regex, &bytes}) {
+    const std::string printed = effectiveConfigYaml(*c);
+    CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);
+  }
+  CHECK(effectiveConfigYaml(json).find("streams:\n  upstream:\n    key: {json_pointer: /a~1b/0}\n") != std::string::npos);
+  CHECK(effectiveConfigYaml(bytes).find(
+            "streams:\n  upstream:\n    replay: {frames: 10, bytes: 0, age_s: 0}\n    key: {bytes: {offset: 2, length: 8}}") !=
+        std::string::npos);
+
+  CHECK(errorOf(streamsOf("{key: {}}")) ==
+        "test.yaml:3: streams.upstream.key: give one of json_pointer, regex or bytes (how a frame's key is found)");
+  CHECK(errorOf(streamsOf("{key: {json_pointer: /a, regex: x}}")) ==
+        "test.yaml:3: streams.upstream.key: give one of json_pointer, regex or bytes (how a frame's key is found)");
+  CHECK(errorOf(streamsOf("{key: {json_pointer: symbol}}")) ==
+        "test.yaml:3: streams.upstream.key.json_pointer: must start with '/' (RFC 6901), e.g. /symbol; got 'symbol'");
+  CHECK(errorOf(streamsOf("{key: {json_pointer: /a~2}}")) ==
+        "test.yaml:3: streams.upstream.key.json_pointer: '~' at offset 2 must be followed by 0 or 1 (RFC 6901: ~0 is "
+        "'~', ~1 is '/')");
+  CHECK(errorOf(streamsOf("{key: {regex: 'sym=(\\w+'}}")) ==
+        "test.yaml:3: streams.upstream.key.regex: does not compile: missing ) at offset 8");
+  CHECK(errorOf(streamsOf("{key: {regex: 'sym=(\\w+)', group: 2}}")) ==
+        "test.yaml:3: streams.upstream.key.group: 2 is not a group of the regex, which has 1 (0 is the whole match)");
+  CHECK(errorOf(streamsOf("{key: {json_pointer: /a, group: 2}}")) ==
+        "test.yaml:3: streams.upstream.key.group: applies to regex only");
+  CHECK(errorOf(streamsOf("{key: {bytes: {offset: 2}}}")) ==
+        "test.yaml:3: streams.upstream.key.bytes.length: must be 1..256 (a key is at most 256 bytes), got 0");
+  CHECK(errorOf(streamsOf("{key: {bytes: {length: 300}}}")) ==
+        "test.yaml:3: streams.upstream.key.bytes.length: must be 1..256 (a key is at most 256 bytes), got 300");
+}
