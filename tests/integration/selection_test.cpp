@@ -178,7 +178,7 @@ TEST_CASE("selection: a listener's select and a token's select claim bound what 
   Subscriber raw(relay.address("raw"), Subscriber::Options{});
   relay.waitForSubscribers(1, "raw");
   KeyedPublisher feed(relay);
-  for (const std::string& key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH", "md.us.ETH", "x.y"}) feed.add(key);
+  for (const char* key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH", "md.us.ETH", "x.y"}) feed.add(key);
   feed.flush();
   FrameInfo info;
   REQUIRE(narrowed.next(frame, info, 10s));
