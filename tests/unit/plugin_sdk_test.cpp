@@ -67,3 +67,29 @@ TEST_CASE("calls a 1.0 host lacks are checked before they are made", "[sdk]") {
     CHECK(fake.gauge == 5);
   }
 }
+
+TEST_CASE("Frame::key is the frame's key where the host's struct_size covers it, else empty", "[sdk]") {
+  const char payload[] = "BTC";
+  streamrelay_frame raw{};
+  raw.data = reinterpret_cast<const std::uint8_t*>(payload);
+  raw.size = 3;
+  raw.stream = "keyer";
+  raw.key = "md.BTC-USD!";  // 10 bytes of it
+  raw.key_size = 10;
+  SECTION("a 1.2 host") {
+    raw.struct_size = sizeof raw;
+    CHECK(streamrelay::detail::toFrame(raw).key == "md.BTC-USD");
+  }
+  SECTION("a 1.1 host: the struct ends at epoch") {
+    raw.struct_size = offsetof(streamrelay_frame, epoch) + sizeof raw.epoch;
+    const streamrelay::Frame frame = streamrelay::detail::toFrame(raw);
+    CHECK(frame.key.empty());
+    CHECK(frame.stream == "keyer");
+  }
+  SECTION("a frame without a key") {
+    raw.struct_size = sizeof raw;
+    raw.key = nullptr;
+    raw.key_size = 0;
+    CHECK(streamrelay::detail::toFrame(raw).key.empty());
+  }
+}
