@@ -121,6 +121,12 @@ typedef struct streamrelay_frame {
   size_t key_size;           /* 0 when key is NULL */
 } streamrelay_frame;
 
+/* The i-th frame of an on_frames call (ABI 1.2): the array is spaced by the
+ * host's struct_size, not by the plugin's sizeof(streamrelay_frame), so that
+ * a plugin runs on a host whose frame struct is longer or shorter. */
+#define STREAMRELAY_FRAME_AT(frames, i) \
+  ((const streamrelay_frame*)((const char*)(frames) + (size_t)(i) * (frames)->struct_size))
+
 /* Opaque handles of the host (ABI 1.2). */
 typedef struct streamrelay_counter streamrelay_counter;
 typedef struct streamrelay_gauge streamrelay_gauge;
@@ -227,7 +233,9 @@ typedef struct streamrelay_plugin {
   /* ABI 1.2 (optional; 0 if struct_size stops before it): STREAMRELAY_PLUGIN_* bits. */
   uint32_t flags;
   /* ABI 1.2 (optional, may be NULL): handles `count` frames (count >= 1), in
-   * order, borrowed for the duration of the call as on_frame's; the host calls
+   * order, borrowed for the duration of the call as on_frame's. The frames
+   * are spaced by their struct_size, which may differ from the plugin's
+   * sizeof(streamrelay_frame): step with STREAMRELAY_FRAME_AT. The host calls
    * it instead of on_frame when present. A call's frames may come from several
    * streams. Before the call the host sets *handled to count. On
    * STREAMRELAY_ERROR the plugin sets *handled to the index of the frame that

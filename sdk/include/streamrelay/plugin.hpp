@@ -84,7 +84,7 @@ class Frames {
   std::size_t size() const { return count_; }
   Frame operator[](std::size_t i) const {
     current_ = i;
-    return detail::toFrame(frames_[i]);
+    return detail::toFrame(*STREAMRELAY_FRAME_AT(frames_, i));  // by the host's struct_size
   }
   iterator begin() const { return iterator(this, 0); }
   iterator end() const { return iterator(this, count_); }
