@@ -84,7 +84,7 @@ TEST_CASE("child channel: a length over the cap or an unknown type is an error, 
   }
 }
 
-TEST_CASE("child channel: emitted frames cross with their keys; a key over 256 bytes or a cut frame is refused",
+TEST_CASE("child channel: emitted frames cross with their keys, a key over 256 bytes or a cut frame is refused",
           "[child_channel]") {
   const std::string wire1("\0\0\0\3BTC", 7), wire2("\0\0\0\0", 4);
   std::string frames;

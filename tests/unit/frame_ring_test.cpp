@@ -121,7 +121,7 @@ TEST_CASE("frame ring: small, large and larger-than-the-ring frames arrive whole
   }
 }
 
-TEST_CASE("frame ring: frames cross with their keys, whatever their size; a batch without keys sends none",
+TEST_CASE("frame ring: frames cross with their keys, whatever their size, and a batch without keys sends none",
           "[frame_ring]") {
   FrameRingWriter writer(64 * 1024);
   std::vector<std::string> payloads, keys;

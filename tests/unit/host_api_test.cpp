@@ -164,7 +164,7 @@ TEST_CASE("retain keeps a frame's batch past its call, release lets it go", "[ab
   CHECK(handout.retainedBatches() == 0);
 }
 
-TEST_CASE("the frames handed to a plugin carry their batch's keys; a frame without one has key NULL", "[abi]") {
+TEST_CASE("the frames handed to a plugin carry their batch's keys, a frame without one has key NULL", "[abi]") {
   FrameBatchBuilder builder;
   builder.add("a", 1);
   builder.add("b", 1, "md.B");
