@@ -3,6 +3,9 @@
 
 #include <cstring>
 
+#include "frame_batch.hpp"
+#include "streamrelay/plugin.h"
+
 namespace streamrelay {
 
 MessageBuilder::MessageBuilder(ChildMessage type) {
@@ -79,6 +82,47 @@ bool decodeStart(MessageParser& p, ChildStart& s) {
   s.logLevel = static_cast<std::int32_t>(logLevel);
   s.seccomp = seccomp != 0;
   return p.done();
+}
+
+void appendEmittedFrame(std::string& message, std::string_view wireForm, std::string_view key) {
+  const auto keySize = static_cast<std::uint16_t>(key.size());  // at most STREAMRELAY_MAX_KEY_SIZE: emit checked
+  message.append(wireForm.data(), wireForm.size());
+  message.append(reinterpret_cast<const char*>(&keySize), sizeof keySize);
+  message.append(key.data(), key.size());
+}
+
+bool EmittedFrames::next(std::string_view& payload, std::string_view& key) {
+  if (rest_.empty() || malformed_) return false;
+  std::uint16_t keySize = 0;
+  std::size_t size = 0;
+  if (rest_.size() >= kWireHeaderBytes) {
+    const auto* p = reinterpret_cast<const unsigned char*>(rest_.data());
+    size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
+  }
+  const std::size_t keyAt = kWireHeaderBytes + size;
+  if (rest_.size() < kWireHeaderBytes || rest_.size() - kWireHeaderBytes < size ||
+      rest_.size() - keyAt < sizeof keySize) {
+    malformed_ = true;
+    return false;
+  }
+  std::memcpy(&keySize, rest_.data() + keyAt, sizeof keySize);
+  const std::size_t end = keyAt + sizeof keySize + keySize;
+  if (keySize > STREAMRELAY_MAX_KEY_SIZE || rest_.size() < end) {
+    malformed_ = true;
+    return false;
+  }
+  payload = rest_.substr(kWireHeaderBytes, size);
+  key = rest_.substr(keyAt + sizeof keySize, keySize);
+  rest_.remove_prefix(end);
+  return true;
+}
+
+bool EmittedFrames::wellFormed(std::string_view frames) {
+  EmittedFrames reader(frames);
+  std::string_view payload, key;
+  while (reader.next(payload, key)) {
+  }
+  return !reader.malformed();
 }
 
 void MessageStream::append(const char* data, std::size_t size) {

@@ -30,9 +30,9 @@ enum class ChildMessage : std::uint32_t {
   CreateFailed = 101,  // str reason
   Log = 102,           // u32 priority, str logger, str text
   Metrics = 103,       // u64 failures added, u32 n, n x (str, u64 added), u32 m, m x (str, f64 value)
-  Emit = 104,          // u64 ring seq acknowledged with them (0: none), then frames in wire form
-                       // (4-byte big-endian length, payload), back to back: one message, so that a
-                       // crash loses both or neither
+  Emit = 104,          // u64 ring seq acknowledged with them (0: none), then the emitted frames
+                       // (EmittedFrames), back to back: one message, so that a crash loses both or
+                       // neither
   StatsRequest = 105,  //
   Disabled = 106,      // the plugin failed max_failures times in a row
   Ended = 107,         // the plugin was flushed and destroyed; the child exits 0 next
@@ -59,8 +59,9 @@ struct ChildStart {
 };
 
 // The largest message the relay accepts: an emitted frame may be 1 GiB (as
-// in process), other messages are small.
-constexpr std::size_t kMaxEmitMessageBytes = (std::size_t{1} << 30) + 64;
+// in process; with its length, key and the message's u64 on top), other
+// messages are small.
+constexpr std::size_t kMaxEmitMessageBytes = (std::size_t{1} << 30) + 512;
 constexpr std::size_t kMaxControlMessageBytes = std::size_t{1} << 20;
 constexpr std::size_t kMessageHeaderBytes = 8;
 
@@ -103,6 +104,27 @@ class MessageParser {
 
 std::string encodeStart(const ChildStart& start);
 bool decodeStart(MessageParser& p, ChildStart& start);
+
+// The frames of an Emit message, after its u64. Each is the frame in wire
+// form (4-byte big-endian length, payload), then its key: a u16 size (at most
+// STREAMRELAY_MAX_KEY_SIZE; 0: none) and the key's bytes.
+void appendEmittedFrame(std::string& message, std::string_view wireForm, std::string_view key);
+
+// Reads them back, bounds-checked: what the child sent is never trusted.
+class EmittedFrames {
+ public:
+  explicit EmittedFrames(std::string_view frames) : rest_(frames) {}
+  // The next frame: true with its payload and key ("": none), views into the
+  // message; false at the end, or at a malformed frame (then malformed()).
+  bool next(std::string_view& payload, std::string_view& key);
+  bool malformed() const { return malformed_; }
+  // True if every frame is whole and every key within bounds.
+  static bool wellFormed(std::string_view frames);
+
+ private:
+  std::string_view rest_;
+  bool malformed_ = false;
+};
 
 // Cuts a byte stream into messages. The relay's side: a length over the cap
 // for its type is an error, and memory grows only as bytes arrive.

@@ -24,19 +24,6 @@ constexpr std::size_t kReadBudget = 4 << 20;
 // A line of the child's output longer than this is logged in pieces.
 constexpr std::size_t kMaxOutputLine = 4096;
 
-// Whether `frames` is whole frames in wire form, back to back.
-bool wholeFrames(std::string_view frames) {
-  std::size_t at = 0;
-  while (at < frames.size()) {
-    if (frames.size() - at < 4) return false;
-    const auto* p = reinterpret_cast<const unsigned char*>(frames.data() + at);
-    const std::size_t size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    if (frames.size() - at - 4 < size) return false;
-    at += 4 + size;
-  }
-  return true;
-}
-
 }  // namespace
 
 ChildSession::ChildSession(const ChildStart& start, const std::vector<int>& ringFds, int codeFd) : name_(start.name) {
@@ -170,7 +157,7 @@ bool ChildSession::handle(ChildMessage type, std::string_view payload, Listener&
     }
     case ChildMessage::Emit: {
       std::uint64_t acknowledged = 0;
-      ok = p.u64(acknowledged) && wholeFrames(std::string_view(p.rest(), p.left()));
+      ok = p.u64(acknowledged) && EmittedFrames::wellFormed(std::string_view(p.rest(), p.left()));
       if (ok) listener.childEmitted(acknowledged, std::string_view(p.rest(), p.left()));
       break;
     }

@@ -53,6 +53,9 @@ std::uint32_t FrameHandout::add(const FrameSpan& span, std::uint32_t first) {
     frame.data = reinterpret_cast<const std::uint8_t*>(payload.data());
     frame.size = payload.size();
     frame.seq = span.batch->seq(i);
+    const std::string_view key = span.batch->key(i);  // empty: none (so is an empty key)
+    frame.key = key.empty() ? nullptr : key.data();
+    frame.key_size = key.size();
     frames_.push_back(frame);
     batches_.push_back(&span.batch);
   }

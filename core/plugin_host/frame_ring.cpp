@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cassert>
 #include <cerrno>
 #include <cstring>
 #include <stdexcept>
+
+#include "streamrelay/plugin.h"
 
 namespace streamrelay {
 
@@ -52,7 +55,30 @@ void waitForBell(int fd, int timeoutMs) {
   if (::poll(&p, 1, timeoutMs) > 0) silenceBell(fd);
 }
 
+// A frame's key in a record: a u16 size (0: none), then the key.
+std::size_t keyEntryBytes(std::string_view key) { return sizeof(std::uint16_t) + key.size(); }
+
+// Keys are at most STREAMRELAY_MAX_KEY_SIZE where they are made (emit_keyed,
+// the streams' key rules); the reader refuses a longer one.
+char* putKeyEntry(char* at, std::string_view key) {
+  assert(key.size() <= STREAMRELAY_MAX_KEY_SIZE);
+  const auto size = static_cast<std::uint16_t>(key.size());
+  std::memcpy(at, &size, sizeof size);
+  std::memcpy(at + sizeof size, key.data(), key.size());
+  return at + sizeof size + key.size();
+}
+
 }  // namespace
+
+bool RingKeys::next(std::string_view& key) {
+  std::uint16_t size = 0;
+  if (rest_.size() < sizeof size) return false;
+  std::memcpy(&size, rest_.data(), sizeof size);
+  if (size > STREAMRELAY_MAX_KEY_SIZE || rest_.size() - sizeof size < size) return false;
+  key = rest_.substr(sizeof size, size);
+  rest_.remove_prefix(sizeof size + size);
+  return true;
+}
 
 std::size_t ringRecordSize(std::size_t bytes) { return (sizeof(RingRecord) + bytes + 7) & ~std::size_t{7}; }
 
@@ -145,39 +171,55 @@ bool FrameRingWriter::write(Cursor& cursor) {
   header.streamSeq = batch.seq(cursor.span.first);
   header.epoch = batch.stream() ? batch.stream()->epoch : 0;
   header.receivedUnixNs = batch.receivedUnixNs();
+  const bool keyed = batch.keyed();
+  const std::size_t firstKey = keyed ? keyEntryBytes(batch.key(cursor.span.first)) : 0;
   const std::size_t firstWire = batch.wireBytes(cursor.span.first, cursor.span.first + 1);
   const char* bytes = nullptr;
-  if (cursor.partOffset == 0 && firstWire <= maxBytes) {
+  std::size_t frameBytes = 0;
+  if (cursor.partOffset == 0 && firstWire + firstKey <= maxBytes) {
     std::uint32_t frames = 0;
-    std::size_t wire = 0;
+    std::size_t wire = 0, keys = 0;
     for (std::uint32_t i = cursor.span.first; i < cursor.span.end; ++i) {
       const std::size_t next = wire + kWireHeaderBytes + batch.payload(i).size();
-      if (ringRecordSize(next) > room) break;
+      const std::size_t nextKeys = keyed ? keys + keyEntryBytes(batch.key(i)) : 0;
+      if (ringRecordSize(next + nextKeys) > room) break;
       wire = next;
+      keys = nextKeys;
       ++frames;
     }
     if (frames == 0) return false;
     header.kind = RingRecord::kSpan;
     header.frames = frames;
-    header.bytes = static_cast<std::uint32_t>(wire);
+    header.keyBytes = static_cast<std::uint32_t>(keys);
+    frameBytes = wire;
     bytes = batch.wireBegin(cursor.span.first);
   } else {
     const std::string_view payload = batch.payload(cursor.span.first);
+    const std::size_t keyEntry = cursor.partOffset == 0 ? firstKey : 0;  // the key goes with the first piece
+    const std::size_t space = std::min(maxBytes, (room - sizeof(RingRecord)) & ~std::size_t{7});
+    if (space <= keyEntry) return false;
     const std::size_t left = payload.size() - cursor.partOffset;
-    const std::size_t piece = std::min({left, maxBytes, (room - sizeof(RingRecord)) & ~std::size_t{7}});
+    const std::size_t piece = std::min(left, space - keyEntry);
     if (piece < left && piece < kMinPartBytes) return false;
     header.kind = RingRecord::kFramePart;
     header.frames = 1;
-    header.bytes = static_cast<std::uint32_t>(piece);
+    header.keyBytes = static_cast<std::uint32_t>(keyEntry);
     header.last = piece == left ? 1 : 0;
+    frameBytes = piece;
     bytes = payload.data() + cursor.partOffset;
   }
+  header.bytes = static_cast<std::uint32_t>(frameBytes + header.keyBytes);
   char* at = mapping_.at(writePos_);
   std::memcpy(at, &header, sizeof header);
-  std::memcpy(at + sizeof header, bytes, header.bytes);
+  std::memcpy(at + sizeof header, bytes, frameBytes);
+  if (header.keyBytes > 0) {
+    char* key = at + sizeof header + frameBytes;
+    for (std::uint32_t i = cursor.span.first; i < cursor.span.first + header.frames; ++i)
+      key = putKeyEntry(key, batch.key(i));
+  }
   writePos_ += ringRecordSize(header.bytes);
   if (header.kind == RingRecord::kFramePart && !header.last) {
-    cursor.partOffset += header.bytes;
+    cursor.partOffset += frameBytes;
   } else {
     cursor.partOffset = 0;
     cursor.span.first += header.frames;
@@ -231,6 +273,7 @@ const RingRecord* FrameRingReader::next() {
   // The relay wrote it; a record that does not fit what was written is a bug
   // on that side, and reading on would read garbage.
   if (record->bytes > mapping_.capacity() / 2 || readPos_ + ringRecordSize(record->bytes) > writePos ||
+      record->keyBytes > record->bytes ||
       (record->kind != RingRecord::kSpan && record->kind != RingRecord::kFramePart))
     throw std::runtime_error("the frame ring holds a malformed record");
   return record;

@@ -13,6 +13,10 @@
 //    is written with one copy), the first of them with ring seq `ringSeq`.
 //  - FramePart: a piece of the payload of one frame too large for a record of
 //    its own (more than half the ring); `last` marks its final piece.
+// The frames' keys, if its batch has any, are the last `keyBytes` of a
+// record's bytes: per frame a u16 size (0: no key) and the key (at most
+// STREAMRELAY_MAX_KEY_SIZE); a FramePart carries its frame's in its first
+// piece. A record of a batch without keys has none (keyBytes 0).
 // Ring seqs number the frames written for the instance, from 1, gapless and
 // kept across restarts of the child: they are what the child acknowledges.
 //
@@ -35,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "subscription_queue.hpp"
 
@@ -51,10 +56,12 @@ struct RingRecord {
   std::uint64_t epoch;          // of that stream
   std::int64_t receivedUnixNs;
   std::uint32_t frames;         // Span: frames in it; FramePart: 1
-  std::uint32_t bytes;          // bytes after the header
+  std::uint32_t bytes;          // bytes after the header: frames (or a piece), then keys
   std::uint32_t last;           // FramePart: 1 on the final piece
-  std::uint32_t reserved;
+  std::uint32_t keyBytes;       // of `bytes`, the keys at the end (0: none)
   const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  std::uint32_t frameBytes() const { return bytes - keyBytes; }
+  const char* keys() const { return data() + frameBytes(); }
 };
 
 // The shared part. Writer-owned and reader-owned fields sit on separate cache lines.
@@ -166,6 +173,19 @@ class FrameRingReader {
   int readerBell_;
   int writerBell_;
   std::uint64_t readPos_ = 0;
+};
+
+// Reads the keys of a record (RingRecord::keys(), keyBytes of them), one per
+// frame in order, bounds-checked.
+class RingKeys {
+ public:
+  explicit RingKeys(const RingRecord& record) : rest_(record.keys(), record.keyBytes) {}
+  // The next frame's key ("": none); false if the keys end or are malformed here.
+  bool next(std::string_view& key);
+  bool done() const { return rest_.empty(); }
+
+ private:
+  std::string_view rest_;
 };
 
 // Bytes a record with `bytes` after its header takes in the ring.

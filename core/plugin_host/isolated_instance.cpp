@@ -456,12 +456,9 @@ void IsolatedInstance::childEmitted(std::uint64_t acknowledgedSeq, std::string_v
   if (acknowledgedSeq > 0) acknowledged(acknowledgedSeq);  // first: the frames are on their way
   if (!output_) return;
   FrameBatchBuilder builder;
-  for (std::size_t at = 0; at < frames.size();) {
-    const auto* p = reinterpret_cast<const unsigned char*>(frames.data() + at);
-    const std::size_t size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-    builder.add(frames.data() + at + kWireHeaderBytes, size);
-    at += kWireHeaderBytes + size;
-  }
+  EmittedFrames emitted(frames);  // checked whole by the session
+  std::string_view payload, key;
+  while (emitted.next(payload, key)) builder.add(payload.data(), payload.size(), key);
   if (!builder.empty()) publish(builder.seal(unixNowNs()));
 }
 

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <memory>
+#include <stdexcept>
 #include <thread>
 
 #include "bus.hpp"
@@ -76,7 +77,7 @@ class EmitSender {
       const std::size_t bytes = span.batch->wireBytes(i, i + 1);
       if (message_.size() > kMessageHeaderBytes + 8 && message_.size() + bytes > kEmitMessageBytes) send(0);
       if (message_.empty()) message_ = MessageBuilder(ChildMessage::Emit).u64(0).finish();
-      message_.append(span.batch->wireBegin(i), bytes);
+      appendEmittedFrame(message_, std::string_view(span.batch->wireBegin(i), bytes), span.batch->key(i));
     }
   }
 
@@ -142,9 +143,18 @@ class RingFeeder {
   void push(const RingRecord& r) {
     std::vector<char> bytes;
     std::vector<FrameBatch::Record> records;
+    FrameKeys keys;
+    RingKeys ringKeys(r);
+    std::string_view key;
     if (r.kind == RingRecord::kFramePart) {
-      part_.insert(part_.end(), r.data(), r.data() + r.bytes);
+      part_.insert(part_.end(), r.data(), r.data() + r.frameBytes());
+      if (r.keyBytes > 0) {  // the first piece
+        if (!ringKeys.next(key) || !ringKeys.done()) throw std::runtime_error("the frame ring holds a malformed key");
+        partKey_.assign(key);
+      }
       if (!r.last) return;
+      if (!partKey_.empty()) keys.add(partKey_);
+      partKey_.clear();
       const auto size = static_cast<std::uint32_t>(part_.size());
       const char header[4] = {static_cast<char>(size >> 24), static_cast<char>(size >> 16),
                               static_cast<char>(size >> 8), static_cast<char>(size)};
@@ -153,7 +163,7 @@ class RingFeeder {
       std::vector<char>().swap(part_);
       records.push_back({0, size});
     } else {
-      bytes.assign(r.data(), r.data() + r.bytes);
+      bytes.assign(r.data(), r.data() + r.frameBytes());
       records.reserve(r.frames);
       std::size_t offset = 0;
       for (std::uint32_t i = 0; i < r.frames; ++i) {
@@ -163,11 +173,28 @@ class RingFeeder {
         records.push_back({static_cast<std::uint32_t>(offset), size});
         offset += kWireHeaderBytes + size;
       }
+      if (r.keyBytes > 0) readKeys(ringKeys, r.frames, keys);
     }
     auto batch = std::make_shared<FrameBatch>(std::move(bytes), std::move(records), r.receivedUnixNs, steadyNowNs());
+    if (keys.size() != 0) batch->setKeys(std::move(keys));
     batch->assignFirstSeq(r.streamSeq, streamOf(r.input, r.epoch));
     instance_.queue()->push(batch);
     lastPushed_ = r.ringSeq + r.frames - 1;
+  }
+
+  // A span's keys, one per frame; `keys` stays empty if none of them has one.
+  static void readKeys(RingKeys& ringKeys, std::uint32_t frames, FrameKeys& keys) {
+    std::string_view key;
+    for (std::uint32_t i = 0; i < frames; ++i) {
+      if (!ringKeys.next(key)) throw std::runtime_error("the frame ring holds a malformed key");
+      if (key.empty()) {
+        if (keys.size() != 0) keys.addNone();
+        continue;
+      }
+      while (keys.size() < i) keys.addNone();  // the frames before the first key
+      keys.add(key);
+    }
+    if (!ringKeys.done()) throw std::runtime_error("the frame ring holds a malformed key");
   }
 
   const StreamId* streamOf(std::uint32_t input, std::uint64_t epoch) {
@@ -187,6 +214,7 @@ class RingFeeder {
   std::atomic<int> reason_{static_cast<int>(CloseReason::Shutdown)};
   std::vector<std::pair<std::string, std::deque<StreamId>>> streams_;  // by input: one StreamId per epoch
   std::vector<char> part_;  // a frame that came in parts, so far
+  std::string partKey_;     // its key (from its first piece)
   std::thread thread_;
 };
 

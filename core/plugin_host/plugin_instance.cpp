@@ -236,18 +236,17 @@ void PluginInstance::log(int level, const std::string& line) {
 // (another thread cannot: the worker is the stream's one publisher, so that
 // emit fails).
 bool PluginInstance::emit(std::string_view data, std::string_view key) {
-  (void)key;  // kept nowhere yet: subscribers do not select by key yet
   if (!output_) return false;
   std::unique_ptr<FrameBatch> full;
   {
     std::lock_guard<std::mutex> lock(emitMutex_);
-    const std::size_t bytes = data.size() + kWireHeaderBytes;
+    const std::size_t bytes = data.size() + kWireHeaderBytes + key.size();
     if (!emitted_.empty() && emittedBytes_ + bytes > config_.maxEmitBytes) {
       if (std::this_thread::get_id() != workerId_.load()) return false;
       full = emitted_.seal(unixNowNs());
       emittedBytes_ = 0;
     }
-    emitted_.add(data.data(), data.size());
+    emitted_.add(data.data(), data.size(), key);
     emittedBytes_ += bytes;
   }
   if (full) publish(std::move(full));  // before anything emitted after it: this is the worker

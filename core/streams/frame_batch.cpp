@@ -60,6 +60,13 @@ void FrameBatchBuilder::add(const char* payload, std::size_t size) {
   endFrame();
 }
 
+void FrameBatchBuilder::add(const char* payload, std::size_t size, std::string_view key) {
+  if (key.empty()) return add(payload, size);
+  while (keys_.size() < records_.size()) keys_.addNone();  // the frames before the first key
+  keys_.add(key);
+  add(payload, size);
+}
+
 void FrameBatchBuilder::beginFrame() {
   assert(!inFrame_);
   inFrame_ = true;
@@ -78,6 +85,7 @@ void FrameBatchBuilder::endFrame() {
   auto size = static_cast<std::uint32_t>(bytes_.size() - frameStart_ - kWireHeaderBytes);
   putBigEndian32(bytes_.data() + frameStart_, size);
   records_.push_back({static_cast<std::uint32_t>(frameStart_), size});
+  if (keys_.size() != 0 && keys_.size() < records_.size()) keys_.addNone();
 }
 
 void FrameBatchBuilder::truncateFrame(std::size_t size) {
@@ -99,6 +107,10 @@ std::unique_ptr<FrameBatch> FrameBatchBuilder::seal(std::int64_t receivedUnixNs,
   }
   auto batch = std::make_unique<FrameBatch>(std::move(bytes_), std::move(records_), receivedUnixNs,
                                             receivedSteadyNs);
+  if (keys_.size() != 0) {
+    batch->setKeys(std::move(keys_));
+    keys_.clear();
+  }
   bytes_ = std::move(partial);
   records_.clear();
   frameStart_ = 0;

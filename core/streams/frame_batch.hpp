@@ -151,11 +151,15 @@ class FrameBatch {
 
 using FrameBatchPtr = std::shared_ptr<const FrameBatch>;
 
-// Collects decoded frames in wire form until the batch is sealed.
+// Collects decoded frames in wire form until the batch is sealed, with
+// their keys where a frame has one (a processor's emit_keyed): a batch none
+// of whose frames has a key gets no FrameKeys at all.
 // Not thread safe: owned by one source thread.
 class FrameBatchBuilder {
  public:
   void add(const char* payload, std::size_t size);
+  // A frame with its key (empty: none).
+  void add(const char* payload, std::size_t size, std::string_view key);
   // Makes room for `more` bytes without reallocating (call before decoding a read).
   void reserve(std::size_t more) {
     std::size_t needed = bytes_.size() + more;
@@ -178,6 +182,7 @@ class FrameBatchBuilder {
  private:
   std::vector<char> bytes_;
   std::vector<FrameBatch::Record> records_;
+  FrameKeys keys_;  // empty until a frame has a key; then one entry per frame
   bool inFrame_ = false;
   std::size_t frameStart_ = 0;
 };

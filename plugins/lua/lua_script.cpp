@@ -209,7 +209,7 @@ int LuaScript::callOnFrame(lua_State* L) {
   const auto& call = *static_cast<const FrameCall*>(lua_touserdata(L, 1));
   const Frame& f = *call.frame;
   lua_rawgeti(L, LUA_REGISTRYINDEX, of(L).onFrameRef_);
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 6);
   lua_pushlstring(L, f.data.data(), f.data.size());
   lua_setfield(L, -2, "data");
   lua_pushnumber(L, static_cast<lua_Number>(f.seq));
@@ -222,6 +222,10 @@ int LuaScript::callOnFrame(lua_State* L) {
   lua_setfield(L, -2, "epoch");
   lua_pushnumber(L, static_cast<lua_Number>(f.receivedUnixNs));
   lua_setfield(L, -2, "received_ns");
+  if (!f.key.empty()) {  // nil: the frame has none
+    lua_pushlstring(L, f.key.data(), f.key.size());
+    lua_setfield(L, -2, "key");
+  }
   lua_call(L, 1, 2);
 
   const int result = lua_gettop(L) - 1, keyIndex = lua_gettop(L);

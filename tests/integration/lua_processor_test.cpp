@@ -160,6 +160,42 @@ TEST_CASE("lua: the example scripts filter by field, reshape JSON and split a ba
   CHECK(figures.get("filtered", "counters", "dropped") == 4);
 }
 
+// A script keys what it emits; the next script sees each frame's key (nil
+// when none) and passes the frame on with it.
+TEST_CASE("lua: a script's keys reach the next script as frame.key, which returning the frame keeps",
+          "[lua][keys][process]") {
+  const std::string isolation = GENERATE(as<std::string>{}, "in_process", "process");
+  INFO("isolation: " << isolation);
+  PluginDir dir;
+  dir.drop(builtIn("lua"), "lua.so");
+  dir.drop(builtIn("metrics"), "metrics.so");
+  dir.write("key.lua", R"(
+    function on_frame(f)
+      if f.data:sub(1, 1) == "-" then return f.data end  -- no key
+      return f.data, "md." .. f.data
+    end)");
+  dir.write("show.lua", R"(
+    function on_frame(f)
+      if f.data == "BTC" then return f end  -- passed on, key and all
+      return tostring(f.key) .. " " .. f.data
+    end)");
+  dir.write("again.lua", R"(
+    function on_frame(f) return tostring(f.key) .. " " .. f.data end)");
+  auto instance = [&](const std::string& name, const std::string& input, const std::string& script) {
+    return "    - {name: " + name + ", type: lua, isolation: " + isolation + ", inputs: [" + input +
+           "], queue: {on_full: block}, config: {script: " + dir.path(script) + "}}\n";
+  };
+  RunningRelay relay = startRelay(
+      luaRelay(dir, listener("again", "inputs: [again]"),
+               instance("keyer", "upstream", "key.lua") + instance("show", "keyer", "show.lua") +
+                   instance("again", "show", "again.lua")),
+      {"again"});
+  Subscriber again(relay.address("again"));
+  REQUIRE(relay.process->waitForLines("subscriber .* connected", 1));
+  relay.process->writeStdin("BTC\n-ETH\nSOL\n");
+  CHECK(read(again, 3) == std::vector<std::string>{"md.BTC BTC", "nil nil -ETH", "nil md.SOL SOL"});
+}
+
 // The issue's case: a script that never returns stops itself and nothing else.
 TEST_CASE("lua: a script in an endless loop is stopped and counted, the relay and its other consumers go on", "[lua]") {
   PluginDir dir;

@@ -133,14 +133,15 @@ static int on_frames(void* plugin, const streamrelay_frame* frames, size_t count
   if (self->calls) self->host->counter_add(self->host->host, self->calls, 1);
   if (self->frames) self->host->counter_add(self->host->host, self->frames, count);
   for (size_t i = 0; i < count; ++i) {
+    const streamrelay_frame* frame = STREAMRELAY_FRAME_AT(frames, i);
     if (self->held_count == MAX_HELD) flush(self, error, error_size);
-    streamrelay_retained* retained = self->host->retain(self->host->host, &frames[i]);
+    streamrelay_retained* retained = self->host->retain(self->host->host, frame);
     if (!retained) { /* every frame of the call must be retainable */
       *handled = i;
-      snprintf(error, error_size, "retain refused frame %llu", (unsigned long long)frames[i].seq);
+      snprintf(error, error_size, "retain refused frame %llu", (unsigned long long)frame->seq);
       return STREAMRELAY_ERROR;
     }
-    self->held[self->held_count].frame = frames[i];
+    self->held[self->held_count].frame = *frame;
     self->held[self->held_count].retained = retained;
     ++self->held_count;
   }

@@ -8,8 +8,10 @@
 // "vBUILD PAYLOAD" for every frame on its own stream), emit_on_create: TEXT
 // (emits "TEXT by build BUILD" from create), hold_until: FILE (each frame
 // waits in on_frame until FILE exists, after a line "holding frame SEQ": a
-// callback stuck for as long as the test wants)}. Counts "recorded" and sets
-// the gauge "last_seq".
+// callback stuck for as long as the test wants), emit_key: PREFIX (with
+// emit: each frame emitted with the key PREFIX + its payload), record_key:
+// true (each line is "BUILD SEQ KEY PAYLOAD", KEY "(none)" for a frame
+// without one)}. Counts "recorded" and sets the gauge "last_seq".
 
 #include <streamrelay/plugin.hpp>
 #include <yaml-cpp/yaml.h>
@@ -30,7 +32,8 @@ class Recorder : public streamrelay::Plugin {
     for (const auto& entry : config) {
       std::string key = entry.first.as<std::string>();
       if (key != "path" && key != "delay_ms" && key != "fail" && key != "refuse_build" && key != "greeting" &&
-          key != "emit" && key != "emit_on_create" && key != "hold_until")
+          key != "emit" && key != "emit_on_create" && key != "hold_until" && key != "emit_key" &&
+          key != "record_key")
         throw std::invalid_argument("unknown key '" + key + "'");
     }
     if (config["refuse_build"] && config["refuse_build"].as<int>() == RECORDER_BUILD)
@@ -42,6 +45,8 @@ class Recorder : public streamrelay::Plugin {
     delayMs_ = config["delay_ms"] ? config["delay_ms"].as<int>() : 0;
     if (config["hold_until"]) holdUntil_ = config["hold_until"].as<std::string>();
     fail_ = config["fail"] && config["fail"].as<bool>();
+    if (config["emit_key"]) emitKey_ = config["emit_key"].as<std::string>();
+    recordKey_ = config["record_key"] && config["record_key"].as<bool>();
     file_ = std::fopen(config["path"].as<std::string>().c_str(), "a");
     if (!file_) throw std::runtime_error("cannot open " + config["path"].as<std::string>());
     if (config["emit_on_create"])
@@ -65,10 +70,17 @@ class Recorder : public streamrelay::Plugin {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
       }
     }
-    std::fprintf(file_, "%d %llu %.*s\n", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq),
-                 static_cast<int>(frame.data.size()), frame.data.data());
+    std::fprintf(file_, "%d %llu ", RECORDER_BUILD, static_cast<unsigned long long>(frame.seq));
+    if (recordKey_) {
+      const std::string_view key = frame.key.empty() ? std::string_view("(none)") : frame.key;
+      std::fprintf(file_, "%.*s ", static_cast<int>(key.size()), key.data());
+    }
+    std::fprintf(file_, "%.*s\n", static_cast<int>(frame.data.size()), frame.data.data());
     host_.addCounter("recorded", 1);
-    if (emit_) host_.emit("v" + std::to_string(RECORDER_BUILD) + " " + std::string(frame.data));
+    if (emit_) {
+      const std::string key = emitKey_.empty() ? "" : emitKey_ + std::string(frame.data);
+      host_.emit("v" + std::to_string(RECORDER_BUILD) + " " + std::string(frame.data), key);
+    }
     host_.setGauge("last_seq", static_cast<double>(frame.seq));
   }
 
@@ -80,6 +92,8 @@ class Recorder : public streamrelay::Plugin {
   std::string holdUntil_;
   bool fail_ = false;
   bool emit_ = false;
+  std::string emitKey_;
+  bool recordKey_ = false;
   std::FILE* file_ = nullptr;
 };
 

@@ -83,3 +83,41 @@ TEST_CASE("child channel: a length over the cap or an unknown type is an error, 
     CHECK(error == "unknown message type 2");
   }
 }
+
+TEST_CASE("child channel: emitted frames cross with their keys, a key over 256 bytes or a cut frame is refused",
+          "[child_channel]") {
+  const std::string wire1("\0\0\0\3BTC", 7), wire2("\0\0\0\0", 4);
+  std::string frames;
+  appendEmittedFrame(frames, wire1, "md.BTC");
+  appendEmittedFrame(frames, wire2, "");
+  SECTION("read back") {
+    EmittedFrames reader(frames);
+    std::string_view payload, key;
+    REQUIRE(reader.next(payload, key));
+    CHECK(payload == "BTC");
+    CHECK(key == "md.BTC");
+    REQUIRE(reader.next(payload, key));
+    CHECK(payload.empty());
+    CHECK(key.empty());
+    CHECK_FALSE(reader.next(payload, key));
+    CHECK_FALSE(reader.malformed());
+    CHECK(EmittedFrames::wellFormed(frames));
+  }
+  SECTION("every cut short of the whole is malformed") {
+    for (std::size_t size = 1; size < frames.size(); ++size) {
+      INFO(size);
+      const bool boundary = size == wire1.size() + 2 + 6;  // after the first frame and its key
+      CHECK(EmittedFrames::wellFormed(std::string_view(frames.data(), size)) == boundary);
+    }
+  }
+  SECTION("a key that claims more than 256 bytes, though the bytes are there") {
+    std::string bad(wire1);
+    const std::uint16_t keySize = 257;
+    bad.append(reinterpret_cast<const char*>(&keySize), sizeof keySize);
+    bad.append(257, 'k');
+    CHECK_FALSE(EmittedFrames::wellFormed(bad));
+  }
+  SECTION("a frame that claims 4 GiB") {
+    CHECK_FALSE(EmittedFrames::wellFormed(std::string("\xff\xff\xff\xff", 4)));
+  }
+}

@@ -17,9 +17,12 @@ using namespace streamrelay;
 
 namespace {
 
-FrameBatchPtr batchOf(const std::vector<std::string>& payloads, std::uint64_t firstSeq) {
+// `keys`: one per payload ("": none), or none at all.
+FrameBatchPtr batchOf(const std::vector<std::string>& payloads, std::uint64_t firstSeq,
+                      const std::vector<std::string>& keys = {}) {
   FrameBatchBuilder builder;
-  for (const std::string& p : payloads) builder.add(p.data(), p.size());
+  for (std::size_t i = 0; i < payloads.size(); ++i)
+    builder.add(payloads[i].data(), payloads[i].size(), keys.empty() ? std::string_view() : keys[i]);
   std::unique_ptr<FrameBatch> batch = builder.seal(1234);
   batch->assignFirstSeq(firstSeq);
   return FrameBatchPtr(std::move(batch));
@@ -29,33 +32,48 @@ struct Received {
   std::uint64_t ringSeq;
   std::uint64_t streamSeq;
   std::string payload;
+  std::string key;
+  bool keysSent = false;  // its record carried keys
 };
+
+// The next key of a record's keys ("" if the record has none).
+std::string nextKey(const RingRecord& r, RingKeys& keys) {
+  std::string_view key;
+  if (r.keyBytes > 0) REQUIRE(keys.next(key));
+  return std::string(key);
+}
 
 // Reads records until `count` frames are whole; FrameParts are joined.
 std::vector<Received> readFrames(FrameRingReader& reader, std::size_t count) {
   std::vector<Received> out;
-  std::string part;
+  std::string part, partKey;
   while (out.size() < count) {
     const RingRecord* r = reader.next();
     if (!r) {
       reader.wait(1000);
       continue;
     }
+    RingKeys keys(*r);
     if (r->kind == RingRecord::kFramePart) {
-      part.append(r->data(), r->bytes);
+      part.append(r->data(), r->frameBytes());
+      if (r->keyBytes > 0) partKey = nextKey(*r, keys);  // the first piece's
       if (r->last) {
-        out.push_back({r->ringSeq, r->streamSeq, part});
+        out.push_back({r->ringSeq, r->streamSeq, part, partKey, !partKey.empty()});
         part.clear();
+        partKey.clear();
       }
     } else {
       std::size_t offset = 0;
       for (std::uint32_t i = 0; i < r->frames; ++i) {
         const auto* p = reinterpret_cast<const unsigned char*>(r->data() + offset);
         const std::size_t size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) | (std::size_t{p[2]} << 8) | p[3];
-        out.push_back({r->ringSeq + i, r->streamSeq + i, std::string(r->data() + offset + 4, size)});
+        out.push_back({r->ringSeq + i, r->streamSeq + i, std::string(r->data() + offset + 4, size), nextKey(*r, keys),
+                       r->keyBytes > 0});
         offset += 4 + size;
       }
+      CHECK(offset == r->frameBytes());
     }
+    CHECK(keys.done());
     reader.consume(r);
   }
   return out;
@@ -101,6 +119,41 @@ TEST_CASE("frame ring: small, large and larger-than-the-ring frames arrive whole
     CHECK(got[i].streamSeq == 501 + i);
     CHECK(got[i].payload == payloads[i]);
   }
+}
+
+TEST_CASE("frame ring: frames cross with their keys, whatever their size, and a batch without keys sends none",
+          "[frame_ring]") {
+  FrameRingWriter writer(64 * 1024);
+  std::vector<std::string> payloads, keys;
+  for (int i = 0; i < 2000; ++i) {
+    payloads.push_back("frame " + std::to_string(i));
+    keys.push_back(i % 3 == 0 ? "" : "md." + std::string(static_cast<std::size_t>(i % 254), 'k'));
+  }
+  payloads.push_back(std::string(32 * 1024 - 60, 'a'));  // fits a span alone, not with its key: in parts
+  keys.push_back(std::string(256, 'x'));
+  payloads.push_back(std::string(300 * 1024, 'b'));  // bigger than the ring
+  keys.push_back("big");
+  payloads.push_back(std::string(40 * 1024, 'c'));  // in parts, without a key
+  keys.push_back("");
+  FrameBatchPtr keyed = batchOf(payloads, 1, keys);
+  FrameBatchPtr plain = batchOf({"p1", "p2"}, 1);
+  REQUIRE(!plain->keyed());
+  const auto frames = static_cast<std::uint32_t>(keyed->frameCount());
+  FrameRingWriter::Cursor first{FrameSpan{keyed, 0, frames}, 0, 1, 0};
+  FrameRingWriter::Cursor second{FrameSpan{plain, 0, 2}, 0, 1 + frames, 0};
+  FrameRingReader reader(writer.memfd(), writer.capacity(), writer.readerBell(), writer.writerBell());
+  std::thread producer([&] { writeAll(writer, {first, second}); });
+  std::vector<Received> got = readFrames(reader, payloads.size() + 2);
+  producer.join();
+  REQUIRE(got.size() == payloads.size() + 2);
+  for (std::size_t i = 0; i < payloads.size(); ++i) {
+    INFO(i);
+    CHECK(got[i].payload == payloads[i]);
+    CHECK(got[i].key == keys[i]);
+  }
+  CHECK(got[frames].payload == "p1");
+  CHECK(!got[frames].keysSent);
+  CHECK(!got[frames + 1].keysSent);
 }
 
 TEST_CASE("frame ring: after a reset a new reader gets the frames from the first unacknowledged one",

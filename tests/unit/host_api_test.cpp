@@ -164,6 +164,29 @@ TEST_CASE("retain keeps a frame's batch past its call, release lets it go", "[ab
   CHECK(handout.retainedBatches() == 0);
 }
 
+TEST_CASE("the frames handed to a plugin carry their batch's keys, a frame without one has key NULL", "[abi]") {
+  FrameBatchBuilder builder;
+  builder.add("a", 1);
+  builder.add("b", 1, "md.B");
+  builder.add("c", 1);
+  auto keyed = builder.seal(0);
+  keyed->assignFirstSeq(1);
+  FrameHandout handout;
+  FrameSpan span{FrameBatchPtr(std::move(keyed)), 0, 3};
+  FrameSpan plain{makeBatch(1, 1), 0, 1};
+  REQUIRE(handout.add(span, 0) == 3);
+  REQUIRE(handout.add(plain, 0) == 1);
+  const streamrelay_frame* frames = handout.frames();
+  CHECK(frames[0].struct_size == sizeof(streamrelay_frame));
+  CHECK(frames[0].key == nullptr);
+  CHECK(frames[0].key_size == 0);
+  REQUIRE(frames[1].key != nullptr);
+  CHECK(std::string(frames[1].key, frames[1].key_size) == "md.B");
+  CHECK(frames[2].key == nullptr);
+  CHECK(frames[3].key == nullptr);
+  handout.endCall();
+}
+
 TEST_CASE("with trackOrder, the lowest frame still retained is known, whatever order frames are released in",
           "[abi][process]") {
   FrameHandout handout;

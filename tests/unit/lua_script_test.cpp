@@ -27,8 +27,8 @@ LuaScript script(const std::string& source, Run& run, LuaScript::Limits limits =
                    {[&run](const std::string& line) { run.logged.push_back(line); }, [](const std::string&, std::uint64_t) {}});
 }
 
-Outcome call(LuaScript& s, Run& run, std::string_view data, std::uint64_t seq = 1) {
-  const Frame frame{data, seq, 1700000000000000000, "upstream", 18446744073709551615ull, nullptr};
+Outcome call(LuaScript& s, Run& run, std::string_view data, std::uint64_t seq = 1, std::string_view key = {}) {
+  const Frame frame{data, seq, 1700000000000000000, "upstream", 18446744073709551615ull, nullptr, key};
   run.error.clear();
   return s.onFrame(frame,
                    [&run](std::string_view d, std::string_view k, std::string&) {
@@ -69,6 +69,23 @@ TEST_CASE("lua: what on_frame returns becomes frames: nothing, the frame, a payl
   const std::vector<std::pair<std::string, std::string>> want{
       {"same", ""}, {"new keyed", "K1"}, {"t", "K2"}, {"a", ""}, {"b", "K3"}, {"c", ""},
       {"upstream 18446744073709551615 7", ""}, {"rekeyed", "own"}};
+  CHECK(run.emitted == want);
+}
+
+TEST_CASE("lua: the frame's key is frame.key (nil when it has none), and the frame returned keeps it", "[lua]") {
+  Run run;
+  auto s = script(R"(
+    function on_frame(f)
+      if f.data == "show" then return tostring(f.key) end
+      return f
+    end)",
+                  run);
+  REQUIRE(call(s, run, "show", 1, "md.BTC-USD") == Outcome::Done);
+  REQUIRE(call(s, run, "show", 2) == Outcome::Done);
+  REQUIRE(call(s, run, "passed on", 3, "md.ETH-USD") == Outcome::Done);
+  REQUIRE(call(s, run, "unkeyed", 4) == Outcome::Done);
+  const std::vector<std::pair<std::string, std::string>> want{
+      {"md.BTC-USD", ""}, {"nil", ""}, {"passed on", "md.ETH-USD"}, {"unkeyed", ""}};
   CHECK(run.emitted == want);
 }
 

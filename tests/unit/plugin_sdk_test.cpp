@@ -67,3 +67,48 @@ TEST_CASE("calls a 1.0 host lacks are checked before they are made", "[sdk]") {
     CHECK(fake.gauge == 5);
   }
 }
+
+TEST_CASE("Frame::key is the frame's key where the host's struct_size covers it, else empty", "[sdk]") {
+  const char payload[] = "BTC";
+  streamrelay_frame raw{};
+  raw.data = reinterpret_cast<const std::uint8_t*>(payload);
+  raw.size = 3;
+  raw.stream = "keyer";
+  raw.key = "md.BTC-USD!";  // 10 bytes of it
+  raw.key_size = 10;
+  SECTION("a 1.2 host") {
+    raw.struct_size = sizeof raw;
+    CHECK(streamrelay::detail::toFrame(raw).key == "md.BTC-USD");
+  }
+  SECTION("a 1.1 host: the struct ends at epoch") {
+    raw.struct_size = offsetof(streamrelay_frame, epoch) + sizeof raw.epoch;
+    const streamrelay::Frame frame = streamrelay::detail::toFrame(raw);
+    CHECK(frame.key.empty());
+    CHECK(frame.stream == "keyer");
+  }
+  SECTION("a frame without a key") {
+    raw.struct_size = sizeof raw;
+    raw.key = nullptr;
+    raw.key_size = 0;
+    CHECK(streamrelay::detail::toFrame(raw).key.empty());
+  }
+}
+
+// Defect: Frames stepped by the plugin's sizeof(streamrelay_frame), so a
+// plugin built with the 1.2 key fields read garbage (and crashed) on a relay
+// whose frames end at epoch.
+TEST_CASE("Frames steps through on_frames' array by the host's struct_size", "[sdk]") {
+  constexpr std::size_t kShort = offsetof(streamrelay_frame, key);  // a host whose frames end at epoch
+  alignas(streamrelay_frame) unsigned char array[3 * sizeof(streamrelay_frame)] = {};
+  for (std::uint64_t i = 0; i < 3; ++i) {
+    streamrelay_frame f{};
+    f.struct_size = static_cast<std::uint32_t>(kShort);
+    f.seq = 10 + i;
+    std::memcpy(array + i * kShort, &f, kShort);
+  }
+  const streamrelay::Frames frames(reinterpret_cast<const streamrelay_frame*>(array), 3);
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(frames[i].seq == 10 + i);
+    CHECK(frames[i].key.empty());
+  }
+}

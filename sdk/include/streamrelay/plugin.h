@@ -36,9 +36,10 @@
  *   after checking that struct_size covers `supports` itself (plugin.hpp does
  *   both). A 1.2 host answers for each function on its own.
  * - ABI 1.2 adds, all optional: a batch of frames per call (on_frames),
- *   counter and gauge handles, retain/release of a frame's bytes, keyed emits,
- *   the relay's file trust rule, and a table of the plugin's config keys that
- *   the host validates, prints and lists without creating an instance.
+ *   counter and gauge handles, retain/release of a frame's bytes, keyed emits
+ *   and each frame's key, the relay's file trust rule, and a table of the
+ *   plugin's config keys that the host validates, prints and lists without
+ *   creating an instance.
  */
 #ifndef STREAMRELAY_PLUGIN_H
 #define STREAMRELAY_PLUGIN_H
@@ -104,7 +105,8 @@ extern "C" {
 #define STREAMRELAY_LOG_INFO 6
 #define STREAMRELAY_LOG_DEBUG 7
 
-/* One frame, borrowed for the duration of on_frame. */
+/* One frame, borrowed for the duration of on_frame (its key too: retain
+ * keeps it with the bytes). */
 typedef struct streamrelay_frame {
   uint32_t struct_size;
   const uint8_t* data;
@@ -114,7 +116,16 @@ typedef struct streamrelay_frame {
   /* ABI 1.1 (check struct_size before reading; plugin.hpp does): */
   const char* stream;        /* the stream's name ("upstream" for the relay's upstream) */
   uint64_t epoch;            /* random id of this relay run: seq values of two epochs are unrelated */
+  /* ABI 1.2 (check struct_size before reading; plugin.hpp does): */
+  const char* key;           /* the frame's key, key_size bytes, not NUL terminated; NULL: none */
+  size_t key_size;           /* 0 when key is NULL */
 } streamrelay_frame;
+
+/* The i-th frame of an on_frames call (ABI 1.2): the array is spaced by the
+ * host's struct_size, not by the plugin's sizeof(streamrelay_frame), so that
+ * a plugin runs on a host whose frame struct is longer or shorter. */
+#define STREAMRELAY_FRAME_AT(frames, i) \
+  ((const streamrelay_frame*)((const char*)(frames) + (size_t)(i) * (frames)->struct_size))
 
 /* Opaque handles of the host (ABI 1.2). */
 typedef struct streamrelay_counter streamrelay_counter;
@@ -164,8 +175,9 @@ typedef struct streamrelay_host_api {
   void (*counter_add)(void* host, streamrelay_counter* counter, uint64_t delta);
   streamrelay_gauge* (*gauge)(void* host, const char* name);
   void (*gauge_set)(void* host, streamrelay_gauge* gauge, double value);
-  /* ABI 1.2. Keeps the bytes of `frame` (frame->data, frame->stream) valid
-   * after the call that handed it over, without a copy, until release.
+  /* ABI 1.2. Keeps the bytes of `frame` (frame->data, frame->stream,
+   * frame->key) valid after the call that handed it over, without a copy,
+   * until release.
    * Call it only during on_frame or on_frames, on the worker thread, with a
    * frame of that call; NULL for any other pointer. release may come from any
    * thread (a sink's acknowledgement thread), once per retain. What a plugin
@@ -221,7 +233,9 @@ typedef struct streamrelay_plugin {
   /* ABI 1.2 (optional; 0 if struct_size stops before it): STREAMRELAY_PLUGIN_* bits. */
   uint32_t flags;
   /* ABI 1.2 (optional, may be NULL): handles `count` frames (count >= 1), in
-   * order, borrowed for the duration of the call as on_frame's; the host calls
+   * order, borrowed for the duration of the call as on_frame's. The frames
+   * are spaced by their struct_size, which may differ from the plugin's
+   * sizeof(streamrelay_frame): step with STREAMRELAY_FRAME_AT. The host calls
    * it instead of on_frame when present. A call's frames may come from several
    * streams. Before the call the host sets *handled to count. On
    * STREAMRELAY_ERROR the plugin sets *handled to the index of the frame that

@@ -43,15 +43,19 @@ struct Frame {
   std::string_view stream;  // "" and 0 on a 1.0 host
   std::uint64_t epoch = 0;
   const streamrelay_frame* raw = nullptr;  // the host's frame (what Host::retain takes)
+  std::string_view key;  // the frame's key: "" if it has none (and on a host before ABI 1.2)
 };
 
 namespace detail {
 inline Frame toFrame(const streamrelay_frame& f) {
-  Frame frame{std::string_view(reinterpret_cast<const char*>(f.data), f.size), f.seq, f.received_unix_ns, {}, 0, &f};
+  Frame frame{std::string_view(reinterpret_cast<const char*>(f.data), f.size), f.seq, f.received_unix_ns, {}, 0, &f,
+              {}};
   if (f.struct_size >= offsetof(streamrelay_frame, epoch) + sizeof f.epoch && f.stream) {
     frame.stream = f.stream;
     frame.epoch = f.epoch;
   }
+  if (f.struct_size >= offsetof(streamrelay_frame, key_size) + sizeof f.key_size && f.key)
+    frame.key = std::string_view(f.key, f.key_size);
   return frame;
 }
 }  // namespace detail
@@ -80,7 +84,7 @@ class Frames {
   std::size_t size() const { return count_; }
   Frame operator[](std::size_t i) const {
     current_ = i;
-    return detail::toFrame(frames_[i]);
+    return detail::toFrame(*STREAMRELAY_FRAME_AT(frames_, i));  // by the host's struct_size
   }
   iterator begin() const { return iterator(this, 0); }
   iterator end() const { return iterator(this, count_); }
