@@ -119,7 +119,7 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
         "test.yaml:2: listeners[0].max_publishers: unknown key (expected one of: name, bind, inputs, framing, "
-        "max_clients, max_pending_clients, queue, allow, send_buffer_bytes, write_deadline_ms, replay, protocol, "
+        "max_clients, max_pending_clients, queue, allow, send_buffer_bytes, write_deadline_ms, replay, select, protocol, "
         "hello_timeout_ms, heartbeat_ms, tls, auth)");
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, reconnect: {initial_delay_ms: 10, max_delay_ms: 5}}\n") ==
         "test.yaml:1: upstream.reconnect.max_delay_ms: must be >= initial_delay_ms");
