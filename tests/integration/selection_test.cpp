@@ -261,3 +261,34 @@ TEST_CASE("snapshot: the newest frame of each selected key, then live, with no g
   CHECK(gaps == 0);
   CHECK(snapshotFrames == 100);  // every md.eu key had frames before it joined
 }
+
+TEST_CASE("streamrelay-sub and the Python example select and ask for a snapshot, and mark its frames",
+          "[integration][select][snapshot]") {
+  RunningRelay relay = startRelay(kKeyedUpstream + "listeners:\n" + listener("main", "protocol: streamrelay"));
+  // A subscriber of everything tells when the first frames are published (and kept as last values).
+  Subscriber watcher(relay.address(), protocolClient());
+  REQUIRE(watcher.awaitAnswer(10s));
+  KeyedPublisher feed(relay);
+  for (const char* key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH"}) feed.add(key);
+  feed.flush();
+  std::string frame;
+  for (int i = 0; i < 3; ++i) REQUIRE(watcher.next(frame, 10s));
+
+  const std::string args = " --select 'md.eu.>' --snapshot --count 3 1>&2";
+  ChildProcess cli("/bin/sh", {"-c", "exec " STREAMRELAY_SUB_BIN " " + relay.address() + " --protocol streamrelay" + args});
+  ChildProcess python("/bin/sh", {"-c", "exec /usr/bin/python3 " STREAMRELAY_SOURCE_DIR
+                                        "/sdk/examples/python_client/streamrelay_client.py " +
+                                            relay.address() + args});
+  REQUIRE(cli.waitForLine("connected: ").size() > 0);
+  REQUIRE(python.waitForLine("connected: ").size() > 0);
+  feed.add("md.eu.BTC");
+  feed.add("md.us.ETH");
+  feed.flush();
+  for (ChildProcess* client : {&cli, &python}) {
+    INFO(client->output());
+    CHECK(client->waitForExit(20s) == 0);
+    CHECK(client->countLines(R"(^upstream seq=1 snapshot lag_ms=\S+ \{"k":"md.eu.BTC","c":1\}$)") == 1);
+    CHECK(client->countLines(R"(^upstream seq=3 snapshot lag_ms=\S+ \{"k":"md.eu.ETH","c":1\}$)") == 1);
+    CHECK(client->countLines(R"(^upstream seq=4 lag_ms=\S+ \{"k":"md.eu.BTC","c":2\}$)") == 1);
+  }
+}

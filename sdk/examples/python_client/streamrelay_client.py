@@ -31,6 +31,8 @@ import time
 
 HEADER = struct.Struct(">IHHQq")  # 24 bytes
 CONTROL_STREAM = 0xFFFF
+FLAG_SNAPSHOT = 1  # the newest frame of its key, sent before live frames (hello snapshot)
+FLAG_CONFLATED = 2  # older frames of its key were skipped for this subscriber
 MAX_FRAME_BYTES = 1 << 20
 CONNECT_TIMEOUT_S = 30
 
@@ -54,10 +56,10 @@ def read_exactly(sock, size):
 
 
 def read_frame(sock):
-    length, stream, _flags, seq, received_ns = HEADER.unpack(read_exactly(sock, HEADER.size))
+    length, stream, flags, seq, received_ns = HEADER.unpack(read_exactly(sock, HEADER.size))
     if length > MAX_FRAME_BYTES:  # never allocate what a header claims
         raise ProtocolError("frame of %d bytes announced, over the limit" % length)
-    return stream, seq, received_ns, read_exactly(sock, length)
+    return stream, flags, seq, received_ns, read_exactly(sock, length)
 
 
 def parse_resume(text):
@@ -75,9 +77,10 @@ def parse_resume(text):
 
 class Subscriber:
     def __init__(self, host, port, token=None, inputs=None, ca=None, cert=None, key=None, server_name=None,
-                 resume=None):
+                 resume=None, select=None, snapshot=False):
         self.address = (host, port)
         self.token, self.inputs = token, inputs
+        self.select, self.snapshot = select, snapshot
         self.tls = None
         if ca or cert:
             self.tls = ssl.create_default_context(cafile=ca)
@@ -100,10 +103,14 @@ class Subscriber:
                 hello["token"] = self.token
             if self.inputs:
                 hello["inputs"] = self.inputs
+            if self.select:
+                hello["select"] = self.select  # key patterns: md.*.BTC, md.eu.>
+            if self.snapshot and not self.after_seq:
+                hello["snapshot"] = True  # the first connection only: a reconnect resumes
             if self.epoch is not None and self.after_seq != {}:
                 hello["resume"] = {"epoch": str(self.epoch), "after_seq": self.after_seq}
             sock.sendall((json.dumps(hello) + "\n").encode())
-            stream, _seq, _t, payload = read_frame(sock)
+            stream, _flags, _seq, _t, payload = read_frame(sock)
             self.take_answer(stream, payload)
         except BaseException:
             sock.close()
@@ -141,7 +148,7 @@ class Subscriber:
                 self.after_seq[name] = first_seq - 1
 
     def frames(self):
-        """Yields (stream, seq, received_ns, payload) forever, reconnecting with backoff.
+        """Yields (stream, seq, received_ns, payload, flags) forever, reconnecting with backoff.
 
         Raises Refused or ProtocolError, which connecting again would not cure."""
         delay = 0.1
@@ -151,12 +158,12 @@ class Subscriber:
                 delay = 0.1
                 with sock:
                     while True:
-                        stream, seq, received_ns, payload = read_frame(sock)
+                        stream, flags, seq, received_ns, payload = read_frame(sock)
                         if stream == CONTROL_STREAM:
                             continue  # a heartbeat, or a control message this client does not know
                         name = self.names.get(stream, str(stream))
                         self.after_seq[name] = seq
-                        yield name, seq, received_ns, payload
+                        yield name, seq, received_ns, payload, flags
             except OSError as e:  # refused, reset, closed, timed out, TLS errors
                 print("connection lost (%s); reconnecting in %.1f s" % (str(e) or type(e).__name__, delay), file=sys.stderr)
                 time.sleep(delay)  # reconnect backoff
@@ -168,6 +175,8 @@ def main():
     parser.add_argument("address", help="HOST:PORT of a listener with protocol: streamrelay")
     parser.add_argument("--token")
     parser.add_argument("--inputs", help="streams wanted, comma-separated (default: all)")
+    parser.add_argument("--select", help="key patterns wanted, comma-separated (md.*.BTC,md.eu.>; default: every frame)")
+    parser.add_argument("--snapshot", action="store_true", help="first the newest frame of each selected key")
     parser.add_argument("--resume", type=parse_resume, metavar="EPOCH:SEQ",
                         help="start after seq SEQ of epoch EPOCH; several streams: EPOCH:STREAM=SEQ,STREAM=SEQ")
     parser.add_argument("--ca", help="PEM CA file: connect with TLS")
@@ -178,11 +187,14 @@ def main():
     args = parser.parse_args()
     host, _, port = args.address.rpartition(":")
     sub = Subscriber(host.strip("[]"), int(port), args.token, args.inputs.split(",") if args.inputs else None,
-                     args.ca, args.cert, args.key, args.server_name, args.resume)
+                     args.ca, args.cert, args.key, args.server_name, args.resume,
+                     args.select.split(",") if args.select else None, args.snapshot)
     try:
-        for n, (stream, seq, received_ns, payload) in enumerate(sub.frames(), 1):
+        for n, (stream, seq, received_ns, payload, flags) in enumerate(sub.frames(), 1):
             lag_ms = (time.time_ns() - received_ns) / 1e6
-            print("%s seq=%d lag_ms=%.3f %s" % (stream, seq, lag_ms, payload.decode("utf-8", "replace")), flush=True)
+            marks = ("snapshot " if flags & FLAG_SNAPSHOT else "") + ("conflated " if flags & FLAG_CONFLATED else "")
+            print("%s seq=%d %slag_ms=%.3f %s" % (stream, seq, marks, lag_ms, payload.decode("utf-8", "replace")),
+                  flush=True)
             if args.count and n >= args.count:
                 return 0
     except (Refused, ProtocolError) as e:
