@@ -39,7 +39,7 @@ TEST_CASE("a hello the relay cannot take is one printable line naming what is wr
   CHECK(errorOf(R"({"resume": {"epoch": 1}})") == R"(resume: expected {"epoch": E, "after_seq": S})");
   CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
   CHECK(errorOf(R"({"resume": {"epoch": 1, "after_seq": "12x"}})") == "resume.after_seq: expected a non-negative integer");
-  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, resume)");
+  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, snapshot, resume)");
   const std::string notJson = errorOf("{\"x\n\x01");
   CHECK(notJson.rfind("the hello is not JSON: ", 0) == 0);
   CHECK(notJson.find_first_of("\n\r\x01") == std::string::npos);
