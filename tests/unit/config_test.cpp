@@ -79,7 +79,7 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
   }
   SECTION("bad policy") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    queue: {on_full: wait}\n") ==
-          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not one of: disconnect, drop_oldest, drop_newest, block");
+          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not one of: disconnect, drop_oldest, drop_newest, block, conflate");
   }
   SECTION("bad bind") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: 'localhost'}\n") ==
@@ -133,7 +133,7 @@ TEST_CASE("the key reference printed by --list-keys describes every source type 
         std::string::npos);
   CHECK(reference.find("sources.NAME.endpoints  list of HOST:PORT [source type tcp]") != std::string::npos);
   CHECK(reference.find("sources.NAME.tls.ca_file  string") != std::string::npos);
-  CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), default "
+  CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block, conflate), default "
                        "disconnect") != std::string::npos);
   CHECK(reference.find("plugins.instances[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), "
                        "default drop_newest") != std::string::npos);
@@ -427,4 +427,13 @@ TEST_CASE("isolation: in_process by default, process with its limits, and their 
     CHECK(errorOf(head + "    - {type: filter, process: {restart: {initial_delay_ms: 10, max_delay_ms: 5}}}\n") ==
           "test.yaml:5: plugins.instances[0].process.restart.max_delay_ms: must be >= initial_delay_ms");
   }
+}
+
+TEST_CASE("on_full conflate is a listener's policy; a plugin's queue refuses it", "[config][qos]") {
+  Config c = parseConfig(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', queue: {on_full: conflate}}]\n", "t");
+  CHECK(c.listeners.at(0).queue.onFull == OverflowPolicy::Conflate);
+  const std::string error =
+      errorOf(std::string(kMinimal) + "plugins: {directory: d, instances: [{name: m, type: metrics, queue: {on_full: conflate}}]}\n");
+  CHECK_THAT(error, Catch::Contains("queue.on_full: 'conflate' is not one of: disconnect, drop_oldest, drop_newest, block"));
+  CHECK(error.find('\n') == std::string::npos);
 }
