@@ -602,7 +602,7 @@ TEST_CASE("client.hpp and streamrelay-sub refuse a URL they cannot use in one li
   };
   // Port 1: nothing listens there, so only an error before connecting is an invalid_argument.
   CHECK(errorOf("gopher://127.0.0.1:1/") == "unknown scheme 'gopher' (ws, wss, http, https, sse, sses)");
-  CHECK(errorOf("ws://127.0.0.1:1/?tokn=x") == "unknown query parameter 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume)");
+  CHECK(errorOf("ws://127.0.0.1:1/?tokn=x") == "unknown query parameter 'tokn' (token, inputs, resume)");
   CHECK(errorOf("ws://127.0.0.1:1/?resume=12") == "resume: '12' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
   CHECK(errorOf("http://127.0.0.1:1/?token=%zz") == "a URL's query has a % not followed by two hex digits");
   ChildProcess sub(STREAMRELAY_SUB_BIN, {"ws://127.0.0.1:1/?token=%4"});

@@ -429,7 +429,7 @@ TEST_CASE("isolation: in_process by default, process with its limits, and their 
   }
 }
 
-TEST_CASE("on_full conflate is a listener's policy; a plugin's queue refuses it", "[config][qos]") {
+TEST_CASE("on_full conflate is a listener's policy, a plugin's queue refuses it", "[config][qos]") {
   Config c = parseConfig(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', queue: {on_full: conflate}}]\n", "t");
   CHECK(c.listeners.at(0).queue.onFull == OverflowPolicy::Conflate);
   const std::string error =

@@ -68,7 +68,7 @@ constexpr std::int64_t kMs = 1000000;
 
 }  // namespace
 
-TEST_CASE("conflate: a stalled subscriber ends with the newest frame per key; another of the bus gets every frame",
+TEST_CASE("conflate: a stalled subscriber ends with the newest frame per key, another of the bus gets every frame",
           "[queue][qos]") {
   Bus bus(StreamId{"feed", 1}, nullptr);
   const std::size_t limit = 20;
@@ -124,7 +124,7 @@ TEST_CASE("conflate: a stalled subscriber ends with the newest frame per key; an
   CHECK(takeAll(*stalled).size() == 2);
 }
 
-TEST_CASE("conflate: below its limits a queue keeps every frame; frames without a key go oldest first",
+TEST_CASE("conflate: below its limits a queue keeps every frame, frames without a key go oldest first",
           "[queue][qos]") {
   QueuePtr queue = conflatingQueue(4);
   auto push = [&](std::unique_ptr<FrameBatch> batch, std::uint64_t firstSeq) {
