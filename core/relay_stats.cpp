@@ -128,6 +128,9 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
   o->set("enqueued", c.enqueued.load());
   o->set("delivered", c.delivered.load());
   o->set("dropped", c.dropped.load());
+  // Skipped for a newer frame of their key: on_full conflate; hello max_rate_per_key.
+  o->set("conflated", c.conflated.load());
+  o->set("rate_skipped", c.rateSkipped.load());
   // `block`: its queue is full and the stream's publisher waits for room now.
   o->set("holding_publisher", c.holdingPublisher.load());
   return o;

@@ -17,13 +17,17 @@ namespace streamrelay {
 
 namespace {
 
-Schema queueSchema(const char* maxFrames, const char* maxBytes, const char* onFull) {
+// `conflate` keeps the newest frame per key: for a subscriber that wants
+// current values; a plugin gets every frame or a counted loss.
+Schema queueSchema(const char* maxFrames, const char* maxBytes, const char* onFull, bool conflate) {
+  std::vector<std::string> policies{"disconnect", "drop_oldest", "drop_newest", "block"};
+  if (conflate) policies.push_back("conflate");
   Schema s;
   s.what = "queue";
   s.keys = {
       key("max_frames", KeyKind::Int).def(maxFrames).range(0, 1LL << 40).doc("frames waiting before on_full applies (0: no limit)"),
       key("max_bytes", KeyKind::Int).def(maxBytes).range(0, 1LL << 40).doc("bytes waiting before on_full applies (0: no limit)"),
-      key("on_full").def(onFull).oneOf({"disconnect", "drop_oldest", "drop_newest", "block"})
+      key("on_full").def(onFull).oneOf(policies)
           .doc("what happens to a consumer whose queue is full"),
   };
   s.check = [](const Settings& q, const YamlMap& m) {
@@ -35,14 +39,14 @@ Schema queueSchema(const char* maxFrames, const char* maxBytes, const char* onFu
 
 // Subscribers: a slow one is cut so that it cannot hold memory or others back.
 const Schema& listenerQueueSchema() {
-  static const Schema schema = queueSchema("100000", "16777216", "disconnect");
+  static const Schema schema = queueSchema("100000", "16777216", "disconnect", true);
   return schema;
 }
 
 // Plugins: one that falls behind loses the newest frames (counted) rather
 // than slowing the relay; `block` is opt-in.
 const Schema& pluginQueueSchema() {
-  static const Schema schema = queueSchema("100000", "67108864", "drop_newest");
+  static const Schema schema = queueSchema("100000", "67108864", "drop_newest", false);
   return schema;
 }
 
@@ -536,6 +540,7 @@ QueueLimits queueFrom(const Settings& q) {
   limits.onFull = policy == "disconnect"    ? OverflowPolicy::Disconnect
                   : policy == "drop_oldest" ? OverflowPolicy::DropOldest
                   : policy == "drop_newest" ? OverflowPolicy::DropNewest
+                  : policy == "conflate"    ? OverflowPolicy::Conflate
                                             : OverflowPolicy::Block;
   return limits;
 }

@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+#include "streamrelay/wire.hpp"
+
 namespace streamrelay {
 
 const char* toString(OverflowPolicy policy) {
@@ -11,6 +13,7 @@ const char* toString(OverflowPolicy policy) {
     case OverflowPolicy::DropOldest: return "drop_oldest";
     case OverflowPolicy::DropNewest: return "drop_newest";
     case OverflowPolicy::Block: return "block";
+    case OverflowPolicy::Conflate: return "conflate";
   }
   return "?";
 }
@@ -56,6 +59,66 @@ void SubscriptionQueue::dropOldestWhileFull() {
   counters_->dropped.fetch_add(dropped, std::memory_order_relaxed);
 }
 
+// Of the frames waiting (the new ones included), keeps the newest of each
+// key, flagged conflated if it replaces older ones, and drops frames without
+// a key, oldest first, while the queue is over its limits. The frames kept
+// keep their order. Costs a pass over what waits and a hash map of its keys
+// (views into the batches, which spans_ holds meanwhile).
+void SubscriptionQueue::conflate() {
+  waiting_.clear();
+  for (std::uint32_t s = 0; s < spans_.size(); ++s)
+    for (std::uint32_t i = spans_[s].first; i < spans_[s].end; ++i) waiting_.push_back({s, i, 0, true});
+  auto bytesOf = [&](const WaitingFrame& frame) { return spans_[frame.span].batch->wireBytes(frame.frame, frame.frame + 1); };
+  auto keyed = [&](const WaitingFrame& frame) { return spans_[frame.span].batch->hasKey(frame.frame); };
+
+  // Newest first: the first frame of a key met is the one kept.
+  std::uint64_t conflated = 0;
+  newestOfKey_.clear();
+  for (std::size_t w = waiting_.size(); w-- > 0;) {
+    WaitingFrame& frame = waiting_[w];
+    if (!keyed(frame)) continue;
+    const auto found = newestOfKey_.emplace(spans_[frame.span].batch->key(frame.frame), static_cast<std::uint32_t>(w));
+    if (found.second) continue;
+    frame.kept = false;
+    ++waiting_[found.first->second].replaced;
+    ++conflated;
+  }
+  newestOfKey_.clear();
+
+  frames_ = bytes_ = 0;
+  for (const WaitingFrame& frame : waiting_)
+    if (frame.kept) {
+      ++frames_;
+      bytes_ += bytesOf(frame);
+    }
+  auto over = [&] {
+    return (limits_.maxFrames != 0 && frames_ > limits_.maxFrames) || (limits_.maxBytes != 0 && bytes_ > limits_.maxBytes);
+  };
+  std::uint64_t dropped = 0;
+  for (std::size_t w = 0; w < waiting_.size() && over(); ++w) {
+    WaitingFrame& frame = waiting_[w];
+    if (!frame.kept || keyed(frame)) continue;
+    frame.kept = false;
+    --frames_;
+    bytes_ -= bytesOf(frame);
+    ++dropped;
+  }
+
+  std::deque<FrameSpan> kept;
+  for (const WaitingFrame& frame : waiting_) {
+    if (!frame.kept) continue;
+    const FrameSpan& from = spans_[frame.span];
+    const std::uint16_t flags = from.flags | (frame.replaced > 0 ? wire::kFlagConflated : 0);
+    if (!kept.empty() && kept.back().batch == from.batch && kept.back().end == frame.frame && kept.back().flags == flags)
+      ++kept.back().end;
+    else
+      kept.push_back(FrameSpan{from.batch, frame.frame, frame.frame + 1, flags});
+  }
+  spans_.swap(kept);
+  counters_->conflated.fetch_add(conflated, std::memory_order_relaxed);
+  counters_->dropped.fetch_add(dropped, std::memory_order_relaxed);
+}
+
 void SubscriptionQueue::push(const FrameBatchPtr& batch) {
   const FrameRange whole{0, static_cast<std::uint32_t>(batch->frameCount())};
   pushSpans(batch, &whole, 1);
@@ -72,6 +135,7 @@ void SubscriptionQueue::pushSpans(const FrameBatchPtr& batch, const FrameRange* 
   std::unique_lock<std::mutex> lock(mutex_);
   if (closeReason_ != CloseReason::None) return;
   bool closedNow = false;
+  bool conflating = false;
   if (full()) {
     switch (limits_.onFull) {
       case OverflowPolicy::DropNewest:
@@ -91,6 +155,9 @@ void SubscriptionQueue::pushSpans(const FrameBatchPtr& batch, const FrameRange* 
       case OverflowPolicy::Block:
         closedNow = !waitUntilNotFull(lock);
         break;
+      case OverflowPolicy::Conflate:
+        conflating = true;  // once the new frames are in
+        break;
     }
   }
   bool wake = closedNow;
@@ -98,6 +165,7 @@ void SubscriptionQueue::pushSpans(const FrameBatchPtr& batch, const FrameRange* 
     wake = frames_ == 0;  // the consumer is woken when its queue becomes non-empty
     for (std::size_t r = 0; r < count; ++r)
       if (ranges[r].end > ranges[r].first) append(FrameSpan{batch, ranges[r].first, ranges[r].end});
+    if (conflating) conflate();
   }
   lock.unlock();
   if (wake) {

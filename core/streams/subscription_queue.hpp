@@ -12,6 +12,14 @@
 // queue. A queue therefore holds at most its limits plus one batch, and the
 // bytes it counts are the bytes it keeps alive (it never keeps part of a batch).
 //
+// One policy, `conflate` (subscribers only), keeps what a consumer of
+// "the current value per key" needs: when the queue is full, of the frames
+// waiting and the new ones only the newest of each key stays (flagged
+// conflated if it replaced older ones), and frames without a key are dropped
+// oldest first down to the limits. Such a queue is bounded by the number of
+// distinct keys waiting rather than by its limits, and a frame kept may keep
+// its whole batch alive.
+//
 // Thread safe. push() is called by the publisher (the bus) only; take*() by the
 // consumer only; close() and counters by anyone.
 
@@ -24,13 +32,15 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "frame_batch.hpp"
 
 namespace streamrelay {
 
-enum class OverflowPolicy { Disconnect, DropOldest, DropNewest, Block };
+enum class OverflowPolicy { Disconnect, DropOldest, DropNewest, Block, Conflate };
 
 const char* toString(OverflowPolicy policy);
 
@@ -79,7 +89,9 @@ struct FrameRange {
 struct QueueCounters {
   std::atomic<std::uint64_t> enqueued{0};  // frames accepted into the queue
   std::atomic<std::uint64_t> delivered{0}; // frames the consumer has handled (written, or given to a plugin)
-  std::atomic<std::uint64_t> dropped{0};   // frames lost to drop_oldest / drop_newest / disconnect
+  std::atomic<std::uint64_t> dropped{0};   // frames lost to drop_oldest / drop_newest / disconnect (and keyless ones to conflate)
+  std::atomic<std::uint64_t> conflated{0};   // frames replaced by a newer one of their key while waiting (conflate)
+  std::atomic<std::uint64_t> rateSkipped{0}; // frames replaced by a newer one of their key within its interval (max_rate_per_key)
   std::atomic<std::uint64_t> blockedNs{0}; // time the publisher waited (block policy)
   std::atomic<bool> holdingPublisher{false};  // the publisher waits for room now (block policy)
 };
@@ -131,12 +143,14 @@ class SubscriptionQueue {
   const QueueCounters& counters() const { return *counters_; }
   // Called by the consumer.
   void countDelivered(std::uint64_t frames) { counters_->delivered.fetch_add(frames, std::memory_order_relaxed); }
+  void countRateSkipped(std::uint64_t frames) { counters_->rateSkipped.fetch_add(frames, std::memory_order_relaxed); }
 
  private:
   void pushSpans(const FrameBatchPtr& batch, const FrameRange* ranges, std::size_t count);
   bool full() const;                                       // Lock should be held.
   void append(FrameSpan span);                             // Lock should be held.
   void dropOldestWhileFull();                              // Lock should be held.
+  void conflate();                                         // Lock should be held.
   bool waitUntilNotFull(std::unique_lock<std::mutex>& lock);
 
   const std::string name_;
@@ -152,6 +166,17 @@ class SubscriptionQueue {
   CloseReason closeReason_ = CloseReason::None;
   std::vector<std::string> selection_;
   const std::shared_ptr<QueueCounters> counters_;
+
+  // conflate()'s scratch, kept between pushes for its capacity. The views
+  // point into batches that spans_ holds while they are used.
+  struct WaitingFrame {
+    std::uint32_t span;      // index in spans_
+    std::uint32_t frame;     // in its batch
+    std::uint32_t replaced;  // older frames of its key it replaces
+    bool kept;
+  };
+  std::vector<WaitingFrame> waiting_;
+  std::unordered_map<std::string_view, std::uint32_t> newestOfKey_;  // key -> index in waiting_
 };
 
 using QueuePtr = std::shared_ptr<SubscriptionQueue>;

@@ -35,6 +35,29 @@ std::uint64_t unsignedOf(const Poco::Dynamic::Var& value, const std::string& key
   throw HelloError(key + ": expected a non-negative integer");
 }
 
+const char* const kRateError = "max_rate_per_key: expected milliseconds, an integer from 1 to 86400000";
+
+std::uint32_t rateOf(const Poco::Dynamic::Var& value) {
+  if (!value.isInteger()) throw HelloError(kRateError);
+  std::int64_t ms = 0;
+  try {
+    ms = value.convert<std::int64_t>();
+  } catch (const std::exception&) {
+    throw HelloError(kRateError);  // an unsigned beyond int64
+  }
+  if (ms < 1 || ms > kMaxRatePerKeyMs) throw HelloError(kRateError);
+  return static_cast<std::uint32_t>(ms);
+}
+
+std::uint32_t rateOf(const std::string& text) {
+  if (text.empty() || text.size() > 8 || text.find_first_not_of("0123456789") != std::string::npos)
+    throw HelloError(std::string(kRateError) + ", not '" + printable(text, 64) + "'");
+  const unsigned long ms = std::stoul(text);
+  if (ms < 1 || ms > kMaxRatePerKeyMs)
+    throw HelloError(std::string(kRateError) + ", not '" + printable(text, 64) + "'");
+  return static_cast<std::uint32_t>(ms);
+}
+
 std::string toJson(const Poco::JSON::Object& object) {
   std::ostringstream text;
   object.stringify(text);
@@ -102,8 +125,11 @@ Hello parseHello(std::string_view line) {
     } else if (name == "snapshot") {
       if (!value.isBoolean()) throw HelloError("snapshot: expected true or false");
       hello.snapshot = value.extract<bool>();
+    } else if (name == "max_rate_per_key") {
+      hello.maxRatePerKeyMs = rateOf(value);
     } else {
-      throw HelloError("unknown hello field '" + name + "' (token, inputs, select, snapshot, resume)");
+      throw HelloError("unknown hello field '" + name +
+                       "' (token, inputs, select, snapshot, max_rate_per_key, resume)");
     }
   }
   return hello;
@@ -152,9 +178,10 @@ Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& que
     else if (name == "snapshot" && (value == "true" || value == "1")) hello.snapshot = true;
     else if (name == "snapshot" && (value == "false" || value == "0")) hello.snapshot = false;
     else if (name == "snapshot") throw HelloError("snapshot: expected true or false, not '" + printable(value, 64) + "'");
+    else if (name == "max_rate_per_key") hello.maxRatePerKeyMs = rateOf(value);
     else
       throw HelloError("unknown query parameter '" + printable(name, 64) +
-                       "' (token, inputs, select, snapshot, resume)");
+                       "' (token, inputs, select, snapshot, max_rate_per_key, resume)");
   }
   return hello;
 }

@@ -8,10 +8,12 @@
 //
 //   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"], "select": ["md.*.BTC"],
-//                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}}
+//                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}},
+//                     "snapshot": true, "max_rate_per_key": MS}
 //                    or, where a client cannot send a first line (a browser),
 //                    the same as query parameters (helloFromQuery):
 //                    ?token=T&inputs=a,b&select=p,q&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
+//                    &snapshot=true&max_rate_per_key=MS
 //   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
@@ -56,7 +58,13 @@ struct Hello {
   std::vector<std::string> select;
   // First the newest frame of each selected key (streams.NAME.last_value), then live.
   bool snapshot = false;
+  // At most one frame per key per this many milliseconds (the newest of the
+  // interval, the last one always); 0: every frame.
+  std::uint32_t maxRatePerKeyMs = 0;
 };
+
+// The largest max_rate_per_key: a day.
+constexpr std::uint32_t kMaxRatePerKeyMs = 24 * 3600 * 1000;
 
 // Text a client sent, made fit for one log line: control bytes become '?',
 // and it is cut after `limit` bytes.
@@ -70,8 +78,8 @@ struct HelloError : std::runtime_error {
 
 // Parses the hello line (without its newline). Throws HelloError.
 Hello parseHello(std::string_view line);
-// The hello as query parameters: token, inputs (a,b), select (p,q) and
-// resume (event ids, see below). Throws HelloError (an unknown parameter too).
+// The hello as query parameters: token, inputs (a,b), select (p,q),
+// snapshot, max_rate_per_key and resume (event ids, see below). Throws HelloError (an unknown parameter too).
 Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query);
 // A resume point written as Server-Sent Event ids (wire.hpp), comma
 // separated: EPOCH-SEQ (the only stream asked for) or EPOCH-STREAM-SEQ per

@@ -41,6 +41,7 @@ struct AdmissionResult {
   std::vector<protocol::StreamStart> starts;  // admitted: one per stream it gets
   std::vector<std::string> select;            // admitted: the key patterns it gets (empty: every frame)
   int heartbeatMs = 0;                        // announced in the answer (0: no heartbeats)
+  std::uint32_t maxRatePerKeyMs = 0;          // admitted: the hello's max_rate_per_key (0: none)
   std::string described;                      // for the "connected" log line: where each stream starts
 };
 

@@ -135,6 +135,7 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
                                                   ".last_value.max_keys)");
 
   result.epoch = inputs_.front()->stream().epoch;
+  result.maxRatePerKeyMs = hello.maxRatePerKeyMs;
   queue->setSelection(result.select);
   const bool sameRun = hello.resume && hello.resume->epoch == result.epoch;
   for (std::size_t i : chosen) {

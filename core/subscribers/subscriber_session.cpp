@@ -146,15 +146,15 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
   if (closeReason_ != CloseReason::None) return FlushResult::Closed;
   // A queue closed for shutdown is drained first; any other reason (a slow
   // consumer cut off, a listener removed by a reload) ends the session now.
-  if (const CloseReason reason = queue_->closeReason();
-      reason != CloseReason::None && reason != CloseReason::Shutdown) {
-    closeReason_ = reason;
+  const CloseReason queueClosed = queue_->closeReason();
+  if (queueClosed != CloseReason::None && queueClosed != CloseReason::Shutdown) {
+    closeReason_ = queueClosed;
     return FlushResult::Closed;
   }
   FlushResult result = FlushResult::Idle;
   for (int round = 0; round < kFlushRounds; ++round) {
     if (!control_.empty() && controlMayGo() && !flushControl(result)) return result;
-    if (outgoing_.empty() && queue_->takeAll(outgoing_) == 0) return FlushResult::Idle;
+    if (outgoing_.empty() && !takeFrames(queueClosed == CloseReason::Shutdown)) return FlushResult::Idle;
     const int iovCount = buildIov(scratch);
     if (iovCount == 0) {  // only frames the protocol cannot carry
       advance(0);
@@ -167,6 +167,17 @@ SubscriberSession::FlushResult SubscriberSession::flush(WriteScratch& scratch) {
     advance(static_cast<std::size_t>(written));
   }
   return FlushResult::MoreWork;
+}
+
+// What the rate limiter lets go now: the held frames whose interval ended,
+// then what it lets through of the queue's. Draining (shutdown), it holds
+// nothing back: the last frame of each key is still delivered.
+bool SubscriberSession::takeRateLimited(bool draining) {
+  const std::int64_t now = steadyNowNs();
+  rateLimiter_->release(outgoing_, now);
+  if (queue_->takeAll(taken_) > 0) queue_->countRateSkipped(rateLimiter_->admit(taken_, outgoing_, now));
+  if (draining) rateLimiter_->releaseAll(outgoing_);
+  return !outgoing_.empty();
 }
 
 bool SubscriberSession::queueHeartbeat() {
@@ -320,6 +331,8 @@ SubscriberSession::SetupResult SubscriberSession::readSetup() {
 SubscriberSession::SetupResult SubscriberSession::admitted(const protocol::Hello* hello) {
   const AdmissionResult result = setup_.admit(*this, hello);
   admitted_ = result.refused == CloseReason::None;
+  if (admitted_ && result.maxRatePerKeyMs > 0)
+    rateLimiter_ = std::make_unique<KeyRateLimiter>(std::chrono::milliseconds(result.maxRatePerKeyMs));
   return streamAfterControl(conversation_->answer(result), result.refused);
 }
 

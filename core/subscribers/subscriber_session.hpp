@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "histogram.hpp"
+#include "key_rate_limiter.hpp"
 #include "listener_protocol.hpp"
 #include "subscriber_transport.hpp"
 #include "subscription_queue.hpp"
@@ -153,6 +154,14 @@ class SubscriberSession {
   // its side yet; the socket was full and EPOLLOUT is watched.
   bool inputOpen = true;
   bool watchingWritable = false;
+  // Its writer's wake-up for frames held by max_rate_per_key (writer
+  // thread only): the due time of the entry it scheduled; 0: none.
+  std::int64_t releaseScheduledNs = 0;
+
+  // Frames held back by the hello's max_rate_per_key: when the soonest may
+  // go (steady clock, ns); 0: none held (or no rate asked for). The writer
+  // serves the session again then.
+  std::int64_t nextReleaseNs() const { return rateLimiter_ ? rateLimiter_->nextReleaseNs() : 0; }
 
   // Thread safe.
   std::uint64_t framesSent() const { return queue_->counters().delivered.load(std::memory_order_relaxed); }
@@ -175,6 +184,12 @@ class SubscriberSession {
   bool controlMayGo() const { return controlSent_ > 0 || (skipBytes_ == 0 && !framesRetryPending_); }
   void sayFarewell();
 
+  // Moves what may go now from the queue (and the rate limiter) to
+  // outgoing_; false if nothing did.
+  bool takeFrames(bool draining) {
+    return rateLimiter_ ? takeRateLimited(draining) : queue_->takeAll(outgoing_) > 0;
+  }
+  bool takeRateLimited(bool draining);
   int buildIov(WriteScratch& scratch) const;
   void advance(std::size_t written);
 
@@ -196,6 +211,8 @@ class SubscriberSession {
   bool writeDeadlineExceeded_ = false;
 
   std::deque<FrameSpan> outgoing_;  // taken from the queue, not yet fully written
+  std::unique_ptr<KeyRateLimiter> rateLimiter_;  // the hello asked for max_rate_per_key
+  std::deque<FrameSpan> taken_;                  // from the queue, for the rate limiter
   std::size_t skipBytes_ = 0;       // bytes of outgoing_.front()'s first frame already written
   bool framesRetryPending_ = false; // the last frame write would have blocked (see controlMayGo)
   bool unreadInput_ = false;        // see unreadInput()

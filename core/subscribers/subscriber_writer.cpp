@@ -252,6 +252,32 @@ void SubscriberWriter::serve(std::uint64_t id) {
   }
   if (result != SubscriberSession::FlushResult::MoreWork && session.unreadInput()) again_.push_back(id);
   watchWritable(session, result == SubscriberSession::FlushResult::WouldBlock);
+  // Written out, with frames held back by its rate: served again when the
+  // soonest may go. (A full socket or more work brings it back anyway.)
+  if (result == SubscriberSession::FlushResult::Idle) scheduleRelease(session);
+}
+
+void SubscriberWriter::scheduleRelease(SubscriberSession& session) {
+  const std::int64_t due = session.nextReleaseNs();
+  if (due == 0 || (session.releaseScheduledNs != 0 && session.releaseScheduledNs <= due)) return;
+  session.releaseScheduledNs = due;
+  releases_.push({due, session.id()});
+}
+
+// Serves the sessions whose held frames may go now. An entry that is no
+// longer its session's current one (superseded, or the session is gone) is
+// dropped.
+void SubscriberWriter::serveDueReleases() {
+  owner_.assertOwned();
+  const std::int64_t now = steadyNowNs();
+  while (!releases_.empty() && releases_.top().dueNs <= now) {
+    const HeartbeatCheck due = releases_.top();
+    releases_.pop();
+    auto it = sessions_.find(due.id);
+    if (it == sessions_.end() || it->second->releaseScheduledNs != due.dueNs) continue;
+    it->second->releaseScheduledNs = 0;
+    serve(due.id);  // schedules its next release, later than now
+  }
 }
 
 // Reads what a streaming session's client sent (up to the per-wake cap);
@@ -358,6 +384,12 @@ void SubscriberWriter::run() {
       const int heartbeat = untilNextHeartbeatMs();
       timeout = timeout < 0 ? heartbeat : std::min(timeout, heartbeat);
     }
+    if (!releases_.empty() && !draining) {
+      // Rounded up: a held frame goes at the end of its interval, never before.
+      const std::int64_t waitNs = std::max<std::int64_t>(0, releases_.top().dueNs - steadyNowNs());
+      const int release = static_cast<int>(std::min<std::int64_t>((waitNs + 999999) / 1000000, 24 * 3600 * 1000));
+      timeout = timeout < 0 ? release : std::min(timeout, release);
+    }
     // Announce the sleep before looking for requests: one made after the look
     // finds sleeping_ set and signals the eventfd (wakeIfSleeping).
     sleeping_.store(true);
@@ -379,6 +411,7 @@ void SubscriberWriter::run() {
     if (!stalled_.empty()) closePastWriteDeadline();
     if (!settingUp_.empty()) closePastSetupDeadline();
     if (!heartbeats_.empty() && !draining) sendDueHeartbeats();
+    if (!releases_.empty() && !draining) serveDueReleases();
   }
 }
 

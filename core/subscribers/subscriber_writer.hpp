@@ -71,6 +71,8 @@ class SubscriberWriter {
   void scheduleHeartbeat(const SubscriberSession& session);
   void sendDueHeartbeats();
   int untilNextHeartbeatMs() const;
+  void scheduleRelease(SubscriberSession& session);
+  void serveDueReleases();
   void signal();
 
   const int index_;
@@ -100,6 +102,9 @@ class SubscriberWriter {
     bool operator>(const HeartbeatCheck& other) const { return dueNs > other.dueNs; }
   };
   std::priority_queue<HeartbeatCheck, std::vector<HeartbeatCheck>, std::greater<HeartbeatCheck>> heartbeats_;
+  // Sessions with frames held by max_rate_per_key: when the soonest may go
+  // (a session's releaseScheduledNs tells which entry is its current one).
+  std::priority_queue<HeartbeatCheck, std::vector<HeartbeatCheck>, std::greater<HeartbeatCheck>> releases_;
   std::unique_ptr<WriteScratch> scratch_ = std::make_unique<WriteScratch>();
   std::atomic<std::size_t> sessionCount_{0};
 };

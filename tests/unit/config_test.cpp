@@ -79,7 +79,7 @@ TEST_CASE("config errors name the key path and its line", "[config]") {
   }
   SECTION("bad policy") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - name: a\n    bind: '127.0.0.1:1'\n    queue: {on_full: wait}\n") ==
-          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not one of: disconnect, drop_oldest, drop_newest, block");
+          "test.yaml:5: listeners[0].queue.on_full: 'wait' is not one of: disconnect, drop_oldest, drop_newest, block, conflate");
   }
   SECTION("bad bind") {
     CHECK(errorOf(std::string(kMinimal) + "listeners:\n  - {name: a, bind: 'localhost'}\n") ==
@@ -133,7 +133,7 @@ TEST_CASE("the key reference printed by --list-keys describes every source type 
         std::string::npos);
   CHECK(reference.find("sources.NAME.endpoints  list of HOST:PORT [source type tcp]") != std::string::npos);
   CHECK(reference.find("sources.NAME.tls.ca_file  string") != std::string::npos);
-  CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), default "
+  CHECK(reference.find("listeners[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block, conflate), default "
                        "disconnect") != std::string::npos);
   CHECK(reference.find("plugins.instances[].queue.on_full  string (disconnect, drop_oldest, drop_newest, block), "
                        "default drop_newest") != std::string::npos);
@@ -475,4 +475,13 @@ TEST_CASE("streams.NAME.key: one rule of three kinds, printed as written, every 
         "test.yaml:3: streams.upstream.key.bytes.length: must be 1..256 (a key is at most 256 bytes), got 0");
   CHECK(errorOf(streamsOf("{key: {bytes: {length: 300}}}")) ==
         "test.yaml:3: streams.upstream.key.bytes.length: must be 1..256 (a key is at most 256 bytes), got 300");
+}
+
+TEST_CASE("on_full conflate is a listener's policy, a plugin's queue refuses it", "[config][qos]") {
+  Config c = parseConfig(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', queue: {on_full: conflate}}]\n", "t");
+  CHECK(c.listeners.at(0).queue.onFull == OverflowPolicy::Conflate);
+  const std::string error =
+      errorOf(std::string(kMinimal) + "plugins: {directory: d, instances: [{name: m, type: metrics, queue: {on_full: conflate}}]}\n");
+  CHECK_THAT(error, Catch::Contains("queue.on_full: 'conflate' is not one of: disconnect, drop_oldest, drop_newest, block"));
+  CHECK(error.find('\n') == std::string::npos);
 }

@@ -39,7 +39,7 @@ TEST_CASE("a hello the relay cannot take is one printable line naming what is wr
   CHECK(errorOf(R"({"resume": {"epoch": 1}})") == R"(resume: expected {"epoch": E, "after_seq": S})");
   CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
   CHECK(errorOf(R"({"resume": {"epoch": 1, "after_seq": "12x"}})") == "resume.after_seq: expected a non-negative integer");
-  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, snapshot, resume)");
+  CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, snapshot, max_rate_per_key, resume)");
   const std::string notJson = errorOf("{\"x\n\x01");
   CHECK(notJson.rfind("the hello is not JSON: ", 0) == 0);
   CHECK(notJson.find_first_of("\n\r\x01") == std::string::npos);
@@ -103,4 +103,33 @@ TEST_CASE("the client library reads 64-bit integers sent as numbers or decimal s
   CHECK(n == 12);
   for (const char* bad : {"\"18446744073709551616\"", "\"-1\"", "\"1e3\"", "\"\"", "\" 1\"", "-1", "1.5", "null", "[1]"})
     CHECK_FALSE(client::JsonValue::parse(bad).asUnsigned(n));
+}
+
+TEST_CASE("max_rate_per_key: milliseconds, an integer from 1 to a day, in the hello and as a query parameter",
+          "[protocol][qos]") {
+  CHECK(parseHello("{}").maxRatePerKeyMs == 0);
+  CHECK(parseHello(R"({"max_rate_per_key": 250})").maxRatePerKeyMs == 250);
+  CHECK(parseHello(R"({"max_rate_per_key": 86400000})").maxRatePerKeyMs == 86400000);
+  CHECK(helloFromQuery({{"max_rate_per_key", "1"}}).maxRatePerKeyMs == 1);
+  const std::string expected = "max_rate_per_key: expected milliseconds, an integer from 1 to 86400000";
+  for (const char* bad : {R"({"max_rate_per_key": 0})", R"({"max_rate_per_key": -5})", R"({"max_rate_per_key": 1.5})",
+                          R"({"max_rate_per_key": "100"})", R"({"max_rate_per_key": 86400001})",
+                          R"({"max_rate_per_key": 18446744073709551615})", R"({"max_rate_per_key": null})"}) {
+    INFO(bad);
+    try {
+      parseHello(bad);
+      FAIL("accepted");
+    } catch (const HelloError& e) {
+      CHECK(std::string(e.what()) == expected);
+    }
+  }
+  for (const char* bad : {"0", "", "-1", "1e3", "99999999999", "86400001", "10ms"}) {
+    INFO(bad);
+    try {
+      helloFromQuery({{"max_rate_per_key", bad}});
+      FAIL("accepted");
+    } catch (const HelloError& e) {
+      CHECK(std::string(e.what()) == expected + ", not '" + bad + "'");
+    }
+  }
 }

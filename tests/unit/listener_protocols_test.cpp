@@ -245,7 +245,7 @@ TEST_CASE("the hello as query parameters, and positions as event ids", "[protoco
   CHECK(errorOf({{"resume", "x-1"}}) == "resume: 'x-1' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
   CHECK(errorOf({{"resume", "1-a-1,2-b-1"}}) == "resume: the positions name two epochs");
   CHECK(errorOf({{"resume", "1-1,1-2"}}).find("each names its stream") != std::string::npos);
-  CHECK(errorOf({{"tokn", "t"}}) == "unknown query parameter 'tokn' (token, inputs, select, snapshot, resume)");
+  CHECK(errorOf({{"tokn", "t"}}) == "unknown query parameter 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume)");
   CHECK(wire::formatEventId(7, "", 3) == "7-3");
   CHECK(wire::formatEventId(7, "s", 3) == "7-s-3");
   CHECK_FALSE(wire::parseEventId("7--3"));
