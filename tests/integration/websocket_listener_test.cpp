@@ -421,10 +421,10 @@ TEST_CASE("websocket listener: the hello as first message, its refusals and its 
     CHECK(binary.readData().payload.find("text message") != std::string::npos);
     CHECK(pollUntil([&] { return stats.listener("main", "disconnects.bad_hello") == 2; }));
   }
-  SECTION("select is refused in words (not yet available)") {
+  SECTION("a select pattern that is not one is refused in words") {
     WebClient client(port);
-    REQUIRE(client.openWebSocket("/?token=ws-token&select=BTC-USD"));
-    CHECK(client.readData().payload.find("select") != std::string::npos);
+    REQUIRE(client.openWebSocket("/?token=ws-token&select=md.>.BTC"));
+    CHECK(client.readData().payload.find("select pattern") != std::string::npos);
     CHECK(client.readData().closeCode() == 1008);
   }
   SECTION("no hello within hello_timeout_ms") {
