@@ -292,3 +292,48 @@ TEST_CASE("streamrelay-sub and the Python example select and ask for a snapshot,
     CHECK(client->countLines(R"(^upstream seq=4 lag_ms=\S+ \{"k":"md.eu.BTC","c":2\}$)") == 1);
   }
 }
+
+TEST_CASE("on_full conflate: a subscriber that stopped reading ends with the newest frame of every key, others get every frame",
+          "[integration][select][qos]") {
+  RunningRelay relay = startRelay(
+      kKeyedUpstream + "listeners:\n" +
+          listener("main", "protocol: streamrelay, queue: {max_frames: 1000000, max_bytes: 0}") +
+          listener("board", "protocol: streamrelay, send_buffer_bytes: 4096, queue: {max_frames: 20, max_bytes: 0, "
+                            "on_full: conflate}"),
+      {"main", "board"});
+  Subscriber everything(relay.address(), protocolClient());
+  REQUIRE(everything.awaitAnswer(10s));
+  // The board's reader is stalled: it reads nothing until the feed is done.
+  Subscriber::Options stalled = protocolClient();
+  Subscriber board(relay.address("board"), stalled);
+  REQUIRE(board.awaitAnswer(10s));
+  KeyedPublisher feed(relay);
+  constexpr int kFrames = 20000;
+  for (int i = 0; i < kFrames; ++i) feed.add("md.K" + std::to_string(i % 50));
+  feed.flush();
+  std::string frame;
+  FrameInfo info;
+  for (int i = 1; i <= kFrames; ++i) {
+    REQUIRE(everything.next(frame, info, 20s));
+    REQUIRE(info.seq == static_cast<std::uint64_t>(i));
+  }
+  // Now the board reads: what it gets ends with the newest frame of each key.
+  std::map<std::string, int> last;
+  int received = 0, flagged = 0;
+  auto caughtUp = [&] {
+    if (last.size() < 50) return false;
+    for (const auto& [key, count] : last)
+      if (count != feed.counts().at(key)) return false;
+    return true;
+  };
+  while (!caughtUp() && board.next(frame, info, 20s)) {
+    const auto [key, count] = keyAndCount(frame);
+    CHECK(count > last[key]);  // per key, never an older frame after a newer one
+    last[key] = count;
+    ++received;
+    if (info.flags & streamrelay::wire::kFlagConflated) ++flagged;
+  }
+  CHECK(caughtUp());
+  CHECK(received < kFrames);  // it was conflated, not cut and not fed everything
+  CHECK(flagged > 0);
+}
