@@ -66,7 +66,11 @@ streamrelay_retained* FrameHandout::retain(const streamrelay_frame* frame) {
   const std::less<const streamrelay_frame*> before;
   if (frames_.empty() || before(frame, frames_.data()) || !before(frame, frames_.data() + frames_.size()))
     return nullptr;
-  const auto at = static_cast<std::size_t>(frame - frames_.data());
+  // Only the address of a frame handed out: a plugin that steps through the
+  // array by another struct size points between them.
+  const auto offset = reinterpret_cast<const char*>(frame) - reinterpret_cast<const char*>(frames_.data());
+  if (offset % static_cast<std::ptrdiff_t>(sizeof(streamrelay_frame)) != 0) return nullptr;
+  const auto at = static_cast<std::size_t>(offset) / sizeof(streamrelay_frame);
   const FrameBatchPtr& batch = *batches_[at];
   if (state_->ordered) return reinterpret_cast<streamrelay_retained*>(new Retained(batch, state_, firstIndex_ + at));
   if (!cached_ || cached_->batch != batch) {

@@ -169,15 +169,17 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
   }
   evicted_.clear();
+  if (touched_.empty()) {  // no subscriber selects this batch's frames: as before selection
+    for (const QueuePtr& queue : *queues) queue->push(shared);
+    return;
+  }
   // Queues that never block first (the list keeps them in front), then the rest.
   auto blocking = std::find_if(queues->begin(), queues->end(), [](const QueuePtr& q) { return isBlocking(*q); });
   for (auto it = queues->begin(); it != blocking; ++it) (*it)->push(shared);
-  if (!touched_.empty()) pushSelected(shared, false);
+  pushSelected(shared, false);
   for (auto it = blocking; it != queues->end(); ++it) (*it)->push(shared);
-  if (!touched_.empty()) {
-    pushSelected(shared, true);
-    touched_.clear();
-  }
+  pushSelected(shared, true);
+  touched_.clear();
 }
 
 void Bus::matchSelectors(const FrameBatch& batch) {

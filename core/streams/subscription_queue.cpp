@@ -166,6 +166,17 @@ void SubscriptionQueue::pushSpans(const FrameBatchPtr& batch, const FrameRange* 
     for (std::size_t r = 0; r < count; ++r)
       if (ranges[r].end > ranges[r].first) append(FrameSpan{batch, ranges[r].first, ranges[r].end});
     if (conflating) conflate();
+    // Distinct keys alone past twice the limits: conflating can no longer
+    // bound what this consumer holds (nor what each push costs the
+    // publisher); it is cut off as a slow consumer.
+    if (conflating && ((limits_.maxFrames != 0 && frames_ > 2 * limits_.maxFrames) ||
+                       (limits_.maxBytes != 0 && bytes_ > 2 * limits_.maxBytes))) {
+      counters_->dropped.fetch_add(frames_, std::memory_order_relaxed);
+      spans_.clear();
+      frames_ = bytes_ = 0;
+      closeReason_ = CloseReason::SlowConsumer;
+      wake = true;
+    }
   }
   lock.unlock();
   if (wake) {

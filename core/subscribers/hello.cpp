@@ -35,7 +35,7 @@ std::uint64_t unsignedOf(const Poco::Dynamic::Var& value, const std::string& key
   throw HelloError(key + ": expected a non-negative integer");
 }
 
-const char* const kRateError = "max_rate_per_key: expected milliseconds, an integer from 1 to 86400000";
+const char* const kRateError = "max_rate_per_key: expected milliseconds, an integer from 1 to 60000";
 
 std::uint32_t rateOf(const Poco::Dynamic::Var& value) {
   if (!value.isInteger()) throw HelloError(kRateError);

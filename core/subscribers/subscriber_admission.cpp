@@ -16,6 +16,10 @@ AdmissionResult refusal(CloseReason reason, std::string error) {
   return result;
 }
 
+// Patterns a hello may give: each is matched against every replayed frame
+// and last value under the stream's lock, so their number is bounded.
+constexpr std::size_t kMaxSelectPatterns = 64;
+
 std::string joined(const std::vector<std::string>& items) {
   std::string out;
   for (const std::string& item : items) out += (out.empty() ? "" : ", ") + item;
@@ -93,6 +97,15 @@ bool SubscriberAdmission::chooseSelection(const protocol::Hello& hello, const Au
       refused = refusal(CloseReason::BadHello, why);
       return false;
     }
+  if (verdict.select && verdict.select->empty()) {
+    refused = refusal(CloseReason::AuthFailed, "the token allows no key pattern (its select claim is empty)");
+    return false;
+  }
+  if (hello.select.size() > kMaxSelectPatterns) {
+    refused = refusal(CloseReason::BadHello, "select: " + std::to_string(hello.select.size()) +
+                                                 " patterns, more than " + std::to_string(kMaxSelectPatterns));
+    return false;
+  }
   select = hello.select;
   // Without a select of its own, a client gets what its token allows, else what the listener does.
   if (select.empty()) select = verdict.select ? *verdict.select : select_;

@@ -171,6 +171,16 @@ TEST_CASE("selection: a listener's select and a token's select claim bound what 
     Subscriber sub(relay.address(), selecting({"md.>.x"}, jwtSelecting({">"})));
     CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("md.>.x"));
   }
+  {  // a token whose select claim is empty allows nothing (not everything)
+    Subscriber sub(relay.address(), selecting({}, jwtSelecting({})));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("the token allows no key pattern"));
+  }
+  {  // more patterns than a hello may give
+    std::vector<std::string> many;
+    for (int i = 0; i < 65; ++i) many.push_back("md.eu.K" + std::to_string(i));
+    Subscriber sub(relay.address(), selecting(many, jwtSelecting({">"})));
+    CHECK_THROWS_WITH(sub.next(frame, 10s), Catch::Contains("65 patterns, more than 64"));
+  }
   // Without a select of its own, a subscriber gets what its token allows;
   // a raw subscriber gets what its listener's select says.
   Subscriber narrowed(relay.address(), selecting({}, jwtSelecting({"md.us.*"})));
@@ -298,7 +308,7 @@ TEST_CASE("on_full conflate: a subscriber that stopped reading ends with the new
   RunningRelay relay = startRelay(
       kKeyedUpstream + "listeners:\n" +
           listener("main", "protocol: streamrelay, queue: {max_frames: 1000000, max_bytes: 0}") +
-          listener("board", "protocol: streamrelay, send_buffer_bytes: 4096, queue: {max_frames: 20, max_bytes: 0, "
+          listener("board", "protocol: streamrelay, send_buffer_bytes: 4096, queue: {max_frames: 40, max_bytes: 0, "
                             "on_full: conflate}"),
       {"main", "board"});
   Subscriber everything(relay.address(), protocolClient());

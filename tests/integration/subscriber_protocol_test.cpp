@@ -156,7 +156,7 @@ TEST_CASE("streamrelay protocol: a malformed or oversize or missing hello is clo
   CHECK_THAT(answerTo("{not json\n"), Catch::StartsWith(R"j({"ok":false,"error":"the hello is not JSON: )j"));
   CHECK(answerTo("{\"tokn\": 1}\n") == R"j({"ok":false,"error":"unknown hello field 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume)"})j");
   CHECK(answerTo("{\"max_rate_per_key\": 0}\n") ==
-        R"j({"ok":false,"error":"max_rate_per_key: expected milliseconds, an integer from 1 to 86400000"})j");
+        R"j({"ok":false,"error":"max_rate_per_key: expected milliseconds, an integer from 1 to 60000"})j");
   CHECK(answerTo("{\"inputs\": [\"nope\"]}\n") ==
         R"j({"ok":false,"error":"unknown input 'nope' (this listener serves: upstream)"})j");
   CHECK(answerTo(std::string(20000, 'x')) == R"j({"ok":false,"error":"hello line longer than 16384 bytes"})j");

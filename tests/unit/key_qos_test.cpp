@@ -252,3 +252,19 @@ TEST_CASE("max_rate_per_key: random traffic never gets two frames of a key withi
   CHECK(sent + skipped == published);
   CHECK(skipped > 0);
 }
+
+TEST_CASE("conflate: with more distinct keys waiting than twice the limits hold, the subscriber is cut as slow",
+          "[queue][qos]") {
+  QueuePtr queue = conflatingQueue(5);
+  std::vector<std::optional<std::string>> keys;
+  for (int i = 0; i < 8; ++i) keys.push_back("k" + std::to_string(i));
+  FrameBatchPtr first(batchOf(keys, "a."));
+  queue->push(first);  // 8 frames: admitted whole while below the limit
+  CHECK_FALSE(queue->closed());
+  keys.clear();
+  for (int i = 8; i < 12; ++i) keys.push_back("k" + std::to_string(i));
+  FrameBatchPtr second(batchOf(keys, "b."));
+  queue->push(second);  // 12 distinct keys waiting, more than 2 x 5: conflation cannot bound it
+  CHECK(queue->closeReason() == CloseReason::SlowConsumer);
+  CHECK(queue->queuedFrames() == 0);
+}

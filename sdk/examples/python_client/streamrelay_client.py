@@ -105,8 +105,8 @@ class Subscriber:
                 hello["inputs"] = self.inputs
             if self.select:
                 hello["select"] = self.select  # key patterns: md.*.BTC, md.eu.>
-            if self.snapshot and not self.after_seq:
-                hello["snapshot"] = True  # the first connection only: a reconnect resumes
+            if self.snapshot:
+                hello["snapshot"] = True  # the relay leaves it out of a resume that continues
             if self.epoch is not None and self.after_seq != {}:
                 hello["resume"] = {"epoch": str(self.epoch), "after_seq": self.after_seq}
             sock.sendall((json.dumps(hello) + "\n").encode())

@@ -547,8 +547,9 @@ class Subscriber {
       for (std::size_t i = 0; i < options_.select.size(); ++i) hello += (i ? "," : "") + quoted(options_.select[i]);
       hello += "],";
     }
-    // Only the first connection asks for a snapshot: a reconnect resumes instead.
-    if (options_.snapshot && !position_) hello += "\"snapshot\":true,";
+    // Every connection asks: the relay leaves the snapshot out of a resume
+    // that continues, and gives it where the resume cannot (a gap to fill).
+    if (options_.snapshot) hello += "\"snapshot\":true,";
     if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
                "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
@@ -689,7 +690,7 @@ class Subscriber {
       for (const std::string& pattern : options_.select) list += (list.empty() ? "" : ",") + pattern;
       add("select", list);
     }
-    if (options_.snapshot && !position_) add("snapshot", "true");
+    if (options_.snapshot) add("snapshot", "true");
     if (position_ && !position_->afterSeq.empty()) {
       std::string ids;
       for (const auto& [stream, seq] : position_->afterSeq)
