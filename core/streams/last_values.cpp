@@ -33,7 +33,9 @@ void LastValues::update(const FrameBatchPtr& batch) {
 
 std::vector<FrameSpan> LastValues::snapshot(const std::vector<std::string>& select, std::uint64_t beforeSeq) const {
   std::vector<const Entry*> chosen;
-  for (const auto& [key, entry] : byKey_) {
+  for (const auto& item : byKey_) {
+    const std::string& key = item.first;  // (a structured binding cannot be captured in C++17)
+    const Entry& entry = item.second;
     if (entry.batch->seq(entry.index) >= beforeSeq) continue;
     if (!select.empty() && std::none_of(select.begin(), select.end(),
                                         [&](const std::string& p) { return subject::matches(p, key); }))
