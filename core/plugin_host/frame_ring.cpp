@@ -64,7 +64,7 @@ char* putKeyEntry(char* at, std::string_view key) {
   assert(key.size() <= STREAMRELAY_MAX_KEY_SIZE);
   const auto size = static_cast<std::uint16_t>(key.size());
   std::memcpy(at, &size, sizeof size);
-  std::memcpy(at + sizeof size, key.data(), key.size());
+  if (!key.empty()) std::memcpy(at + sizeof size, key.data(), key.size());  // an empty view's data() may be null
   return at + sizeof size + key.size();
 }
 
