@@ -53,13 +53,16 @@ class KeyedPublisher {
     pending_.append(prefix, 4);
     pending_ += payload;
   }
-  void flush() {
+  // False if the relay stopped taking them. No Catch assertion here: a
+  // test's publisher thread calls it, and Catch is not thread safe.
+  bool flush() {
     for (std::size_t sent = 0; sent < pending_.size();) {
       const ssize_t n = ::send(fd_, pending_.data() + sent, pending_.size() - sent, MSG_NOSIGNAL);
-      REQUIRE(n > 0);
+      if (n <= 0) return false;
       sent += static_cast<std::size_t>(n);
     }
     pending_.clear();
+    return true;
   }
   const std::map<std::string, int>& counts() const { return counts_; }
 
@@ -123,7 +126,7 @@ TEST_CASE("selection: each subscriber gets exactly the frames whose key its patt
   KeyedPublisher feed(relay);
   constexpr int kFrames = 5000;
   for (int i = 0; i < kFrames; ++i) feed.add(kKeys[static_cast<std::size_t>(i * 7 + i / 3) % kKeys.size()]);
-  feed.flush();
+  REQUIRE(feed.flush());
   // The keys of seqs 1..kFrames, as published.
   std::vector<std::string> keyOfSeq(1);
   for (int i = 0; i < kFrames; ++i) keyOfSeq.push_back(kKeys[static_cast<std::size_t>(i * 7 + i / 3) % kKeys.size()]);
@@ -189,7 +192,7 @@ TEST_CASE("selection: a listener's select and a token's select claim bound what 
   relay.waitForSubscribers(1, "raw");
   KeyedPublisher feed(relay);
   for (const char* key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH", "md.us.ETH", "x.y"}) feed.add(key);
-  feed.flush();
+  REQUIRE(feed.flush());
   FrameInfo info;
   REQUIRE(narrowed.next(frame, info, 10s));
   CHECK(keyAndCount(frame).first == "md.us.BTC");
@@ -213,12 +216,16 @@ TEST_CASE("snapshot: the newest frame of each selected key, then live, with no g
   std::condition_variable changed;
   int sent = 0;
   std::map<std::string, int> finalCounts;
+  std::atomic<bool> feedFailed{false};
+  KeyedPublisher feed(relay);  // connected here: the thread below makes no Catch assertion
   std::thread publisher([&] {
-    KeyedPublisher feed(relay);
     auto next = Clock::now();
     for (int burst = 0; burst < 300; ++burst) {
       for (int i = 0; i < 200; ++i) feed.add(keys[static_cast<std::size_t>(burst * 200 + i) * 7919 % keys.size()]);
-      feed.flush();
+      if (!feed.flush()) {
+        feedFailed = true;
+        break;
+      }
       {
         std::lock_guard<std::mutex> lock(mutex);
         sent += 200;
@@ -267,6 +274,7 @@ TEST_CASE("snapshot: the newest frame of each selected key, then live, with no g
     last[key] = count;
   }
   publisher.join();
+  CHECK_FALSE(feedFailed);
   CHECK(done());
   CHECK(gaps == 0);
   CHECK(snapshotFrames == 100);  // every md.eu key had frames before it joined
@@ -280,7 +288,7 @@ TEST_CASE("streamrelay-sub and the Python example select and ask for a snapshot,
   REQUIRE(watcher.awaitAnswer(10s));
   KeyedPublisher feed(relay);
   for (const char* key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH"}) feed.add(key);
-  feed.flush();
+  REQUIRE(feed.flush());
   std::string frame;
   for (int i = 0; i < 3; ++i) REQUIRE(watcher.next(frame, 10s));
 
@@ -293,7 +301,7 @@ TEST_CASE("streamrelay-sub and the Python example select and ask for a snapshot,
   REQUIRE(python.waitForLine("connected: ").size() > 0);
   feed.add("md.eu.BTC");
   feed.add("md.us.ETH");
-  feed.flush();
+  REQUIRE(feed.flush());
   for (ChildProcess* client : {&cli, &python}) {
     INFO(client->output());
     CHECK(client->waitForExit(20s) == 0);
@@ -320,7 +328,7 @@ TEST_CASE("on_full conflate: a subscriber that stopped reading ends with the new
   KeyedPublisher feed(relay);
   constexpr int kFrames = 20000;
   for (int i = 0; i < kFrames; ++i) feed.add("md.K" + std::to_string(i % 50));
-  feed.flush();
+  REQUIRE(feed.flush());
   std::string frame;
   FrameInfo info;
   for (int i = 1; i <= kFrames; ++i) {
