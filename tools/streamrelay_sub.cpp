@@ -12,16 +12,6 @@
 
 namespace {
 
-std::vector<std::string> commaList(const std::string& list) {
-  std::vector<std::string> items;
-  for (std::size_t start = 0; start < list.size();) {
-    std::size_t comma = list.find(',', start);
-    if (comma == std::string::npos) comma = list.size();
-    if (comma > start) items.push_back(list.substr(start, comma - start));
-    start = comma + 1;
-  }
-  return items;
-}
 
 const char* kUsage =
     "usage: streamrelay-sub HOST:PORT|URL [options]\n"
@@ -122,9 +112,9 @@ int main(int argc, char** argv) {
       } else if (arg == "--token") {
         options.token = value();
       } else if (arg == "--inputs") {
-        options.inputs = commaList(value());
+        options.inputs = streamrelay::client::commaList(value());
       } else if (arg == "--select") {
-        options.select = commaList(value());
+        options.select = streamrelay::client::commaList(value());
       } else if (arg == "--snapshot") {
         options.snapshot = true;
       } else if (arg == "--resume") {

@@ -14,7 +14,8 @@ void LastValues::update(const FrameBatchPtr& batch) {
   for (std::uint32_t i = 0; i < count; ++i) {
     if (!batch->hasKey(i)) continue;
     const std::string_view key = batch->key(i);
-    auto found = byKey_.find(std::string(key));
+    lookup_.assign(key.data(), key.size());
+    auto found = byKey_.find(lookup_);
     if (found != byKey_.end()) {
       found->second.batch = batch;
       found->second.index = i;

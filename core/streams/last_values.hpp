@@ -46,6 +46,7 @@ class LastValues {
   std::unordered_map<std::string, Entry> byKey_;
   std::list<std::string> updated_;  // keys, least recently updated first
   std::uint64_t evictions_ = 0;
+  std::string lookup_;  // the key looked up, reused: no allocation per frame for a key seen before
 };
 
 }  // namespace streamrelay

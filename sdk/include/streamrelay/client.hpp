@@ -368,6 +368,18 @@ struct FrameInfo {
   std::uint16_t flags = 0;          // wire::kFlagSnapshot, kFlagConflated (streamrelay; websocket envelope header)
 };
 
+// "a,b,,c" -> {"a", "b", "c"}: the lists of a query and of the command line.
+inline std::vector<std::string> commaList(const std::string& text) {
+  std::vector<std::string> items;
+  for (std::size_t start = 0; start < text.size();) {
+    std::size_t comma = text.find(',', start);
+    if (comma == std::string::npos) comma = text.size();
+    if (comma > start) items.push_back(text.substr(start, comma - start));
+    start = comma + 1;
+  }
+  return items;
+}
+
 // A position to resume from: the run's epoch and, per stream, the last seq had.
 struct ResumePoint {
   std::uint64_t epoch = 0;
@@ -632,29 +644,19 @@ class Subscriber {
       const std::string key = item.substr(0, eq);
       const std::string value = eq == std::string::npos ? "" : percentDecode(item.substr(eq + 1));
       if (key == "token") options_.token = value;
-      else if (key == "inputs") options_.inputs = splitList(value);
+      else if (key == "inputs") options_.inputs = commaList(value);
       else if (key == "resume") options_.resume = resumeOf(value);
-      else if (key == "select") options_.select = splitList(value);
+      else if (key == "select") options_.select = commaList(value);
       else if (key == "snapshot") options_.snapshot = value == "true" || value == "1";
       else throw std::invalid_argument("unknown query parameter '" + key + "' (token, inputs, select, snapshot, resume)");
     }
   }
 
-  static std::vector<std::string> splitList(const std::string& text) {
-    std::vector<std::string> items;
-    for (std::size_t start = 0; start < text.size();) {
-      std::size_t comma = text.find(',', start);
-      if (comma == std::string::npos) comma = text.size();
-      if (comma > start) items.push_back(text.substr(start, comma - start));
-      start = comma + 1;
-    }
-    return items;
-  }
 
   // EPOCH-SEQ (the only stream) or EPOCH-STREAM-SEQ,...
   static ResumePoint resumeOf(const std::string& text) {
     ResumePoint point;
-    for (const std::string& item : splitList(text)) {
+    for (const std::string& item : commaList(text)) {
       const std::optional<wire::EventId> id = wire::parseEventId(item);
       if (!id) throw std::invalid_argument("resume: '" + item + "' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
       point.epoch = id->epoch;
