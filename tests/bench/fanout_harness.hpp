@@ -19,6 +19,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <time.h>
 
 #include <atomic>
 #include <cerrno>
@@ -43,8 +44,16 @@ inline std::int64_t nowNs() {  // steady (monotonic): the same clock in every pr
 
 // ---- CPU time ------------------------------------------------------------
 
-inline double cpuSecondsOf(long pid) {  // utime + stime of a process (all its threads)
+// The CPU time of a process, all its threads (exited ones too), in ns from
+// the kernel's process CPU clock: /proc's utime + stime count ticks of 10 ms,
+// too coarse for a server that spends a fraction of a second in a run. The
+// /proc figure stays as the fallback where the clock cannot be read.
+inline double cpuSecondsOf(long pid) {
   if (pid <= 0) return 0;
+  clockid_t clock{};
+  timespec spent{};
+  if (::clock_getcpuclockid(static_cast<pid_t>(pid), &clock) == 0 && ::clock_gettime(clock, &spent) == 0)
+    return static_cast<double>(spent.tv_sec) + static_cast<double>(spent.tv_nsec) / 1e9;
   std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
   std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
   const std::size_t paren = text.rfind(')');
@@ -117,7 +126,12 @@ inline std::pair<int, int> acceptOne(const std::string& hostPort, int timeoutMs)
     throw std::runtime_error("cannot listen on " + hostPort);
   pollfd p{listenFd, POLLIN, 0};
   if (::poll(&p, 1, timeoutMs) != 1) throw std::runtime_error("the relay did not connect to " + hostPort);
-  return {listenFd, ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC)};
+  const int fd = ::accept4(listenFd, nullptr, nullptr, SOCK_CLOEXEC);
+  // The feed is written in small paced bursts: without TCP_NODELAY Nagle holds
+  // each burst until the relay's delayed ACK (up to 40 ms), a latency that is
+  // the bench's own (connectTo sets it for nats-server's publisher as well).
+  if (fd >= 0) ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return {listenFd, fd};
 }
 
 // `count` different loopback ports nobody listens on now (each held until
