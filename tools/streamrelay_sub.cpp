@@ -14,7 +14,9 @@ namespace {
 
 
 const char* kUsage =
-    "usage: streamrelay-sub HOST:PORT|URL [options]\n"
+    "usage: streamrelay-sub HOST:PORT[,HOST:PORT...]|URL [options]\n"
+    "  HOST:PORT,...     several relays of a fleet: the first that answers; --reconnect goes to the next\n"
+    "                    one and resumes there (a URL too: ws://H1:P1,H2:P2/PATH)\n"
     "  URL               ws://HOST:PORT/PATH or wss:// (protocol websocket); http://, https://, sse://, sses://\n"
     "                    (protocol sse); its query may give token, inputs and resume=EPOCH-SEQ\n"
     "  --format F        text: one frame per line (default); hex: hex bytes per line; raw: payload bytes only\n"
@@ -168,7 +170,8 @@ int main(int argc, char** argv) {
   // Each connection's answer, as soon as it comes (before any frame).
   options.onAnswer = [](const streamrelay::client::Subscriber& s) {
     if (s.answers() > 1) std::cerr << "streamrelay-sub: " << s.endReason() << "; connected again\n";
-    std::cerr << "streamrelay-sub: connected: " << s.answer().json << std::endl;
+    std::cerr << "streamrelay-sub: connected: " << s.answer().json << " (" << s.endpoint().host << ":"
+              << s.endpoint().port << ")" << std::endl;
   };
   try {
     streamrelay::client::Subscriber subscriber(target, options);

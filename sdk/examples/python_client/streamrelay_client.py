@@ -13,10 +13,14 @@ Control frames (stream id 0xFFFF) are the answer, then heartbeats
 `heartbeat_ms`: a relay silent for three of those is taken for gone. On a lost
 connection it connects again and resumes after the last seq it printed; the
 answer then says whether the relay still had everything (`recovered`) and
-where each stream restarts (`first_seq`). A refusal by the relay (a bad token,
-an unknown stream) ends it with exit code 1: connecting again would not help.
+where each stream restarts (`first_seq`). Given several relays of a fleet
+(HOST:PORT,HOST:PORT), it connects to the first that answers, and after a
+lost connection to the next one, resuming there. A refusal by the relay (a
+bad token, an unknown stream) ends it with exit code 1: connecting again
+would not help.
 
     streamrelay_client.py 127.0.0.1:7001 --token "$TOKEN" --ca ca.pem --inputs trades
+    streamrelay_client.py h1:7001,h2:7001                               # two relays of a fleet
     streamrelay_client.py 127.0.0.1:7001 --resume 8734562934:1200      # after seq 1200 of that epoch
 
 Prints one line per frame: stream, seq, lag in milliseconds, payload.
@@ -76,9 +80,10 @@ def parse_resume(text):
 
 
 class Subscriber:
-    def __init__(self, host, port, token=None, inputs=None, ca=None, cert=None, key=None, server_name=None,
+    def __init__(self, addresses, token=None, inputs=None, ca=None, cert=None, key=None, server_name=None,
                  resume=None, select=None, snapshot=False):
-        self.address = (host, port)
+        self.addresses = addresses  # [(host, port)]: the relays, tried in turn
+        self.current = 0  # the one connected to (or tried last)
         self.token, self.inputs = token, inputs
         self.select, self.snapshot = select, snapshot
         self.tls = None
@@ -86,18 +91,28 @@ class Subscriber:
             self.tls = ssl.create_default_context(cafile=ca)
             if cert:
                 self.tls.load_cert_chain(cert, key)
-        self.server_name = server_name or host
+        self.server_name = server_name
         # Where a new connection resumes: the epoch and, per stream, the last
         # seq had (a bare number before the first answer names the stream).
         self.epoch, self.after_seq = resume if resume else (None, {})
         self.names = {}
         self.heartbeat_ms = 0  # from the latest answer
 
-    def connect(self):
-        sock = socket.create_connection(self.address, timeout=CONNECT_TIMEOUT_S)
+    def connect_any(self):
+        """Connects to the current relay or else to each of the others in turn."""
+        for tried in range(len(self.addresses)):
+            try:
+                return self.connect(self.addresses[self.current])
+            except OSError:
+                if tried + 1 == len(self.addresses):
+                    raise
+                self.current = (self.current + 1) % len(self.addresses)
+
+    def connect(self, address):
+        sock = socket.create_connection(address, timeout=CONNECT_TIMEOUT_S)
         try:
             if self.tls:
-                sock = self.tls.wrap_socket(sock, server_hostname=self.server_name)
+                sock = self.tls.wrap_socket(sock, server_hostname=self.server_name or address[0])
             hello = {}
             if self.token:
                 hello["token"] = self.token
@@ -129,7 +144,7 @@ class Subscriber:
             raise ProtocolError("the relay's first frame is not its answer")
         if not answer.get("ok"):
             raise Refused("the relay refused the hello: %s" % answer.get("error", payload.decode("utf-8", "replace")))
-        print("connected: %s" % payload.decode(), file=sys.stderr)
+        print("connected: %s (%s:%d)" % ((payload.decode(),) + self.addresses[self.current]), file=sys.stderr)
         try:
             epoch = int(answer["epoch"])  # a decimal string (numbers from older relays)
             self.heartbeat_ms = int(answer.get("heartbeat_ms", 0))
@@ -154,7 +169,7 @@ class Subscriber:
         delay = 0.1
         while True:
             try:
-                sock = self.connect()
+                sock = self.connect_any()
                 delay = 0.1
                 with sock:
                     while True:
@@ -168,11 +183,14 @@ class Subscriber:
                 print("connection lost (%s); reconnecting in %.1f s" % (str(e) or type(e).__name__, delay), file=sys.stderr)
                 time.sleep(delay)  # reconnect backoff
                 delay = min(delay * 2, 5.0)
+                # The next relay first, the one just lost last: in a fleet
+                # they serve the same streams with the same (epoch, seq).
+                self.current = (self.current + 1) % len(self.addresses)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("address", help="HOST:PORT of a listener with protocol: streamrelay")
+    parser.add_argument("address", help="HOST:PORT of a listener with protocol: streamrelay (several: H1:P1,H2:P2)")
     parser.add_argument("--token")
     parser.add_argument("--inputs", help="streams wanted, comma-separated (default: all)")
     parser.add_argument("--select", help="key patterns wanted, comma-separated (md.*.BTC,md.eu.>; default: every frame)")
@@ -185,8 +203,13 @@ def main():
     parser.add_argument("--server-name", help="the name the relay's certificate must carry")
     parser.add_argument("--count", type=int, default=0, help="exit after N frames")
     args = parser.parse_args()
-    host, _, port = args.address.rpartition(":")
-    sub = Subscriber(host.strip("[]"), int(port), args.token, args.inputs.split(",") if args.inputs else None,
+    addresses = []
+    for item in args.address.split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error("address: expected HOST:PORT or [IPv6]:PORT, got %r" % item)
+        addresses.append((host.strip("[]"), int(port)))
+    sub = Subscriber(addresses, args.token, args.inputs.split(",") if args.inputs else None,
                      args.ca, args.cert, args.key, args.server_name, args.resume,
                      args.select.split(",") if args.select else None, args.snapshot)
     try:

@@ -423,11 +423,14 @@ class Subscriber {
   // a URL: ws://HOST:PORT/PATH and wss:// (websocket), http://, https://,
   // sse:// and sses:// (sse); a URL's query may hold token, inputs and
   // resume (EPOCH-SEQ), as a browser's would. Throws std::invalid_argument.
+  // Several relays of a fleet: HOST:PORT,HOST:PORT (a URL: ws://H1:P1,H2:P2/PATH);
+  // the first that takes the connection serves it, and a reconnect goes to
+  // the next one, resuming by (epoch, seq).
   explicit Subscriber(const std::string& address) : Subscriber(address, Options()) {}
   Subscriber(const std::string& address, Options options) : options_(std::move(options)) {
     setAddress(address);
     position_ = options_.resume;
-    open();
+    openAny();
   }
   ~Subscriber() { close(); }
   Subscriber(const Subscriber&) = delete;
@@ -478,6 +481,8 @@ class Subscriber {
   // The protocol it speaks (a URL's scheme chose websocket or sse).
   Protocol protocol() const { return options_.protocol; }
   bool connected() const { return connection_ != nullptr; }
+  // The relay connected to (or tried last): one of the address's list.
+  const Endpoint& endpoint() const { return endpoints_[current_]; }
   // Why the latest connection ended ("the relay closed the connection",
   // "connection lost: ..."); empty while the first one lasts.
   const std::string& endReason() const { return endReason_; }
@@ -609,10 +614,22 @@ class Subscriber {
     return out;
   }
 
+  // "HOST:PORT,HOST:PORT": the relays of a fleet, in the order tried. A port
+  // left out (a URL's authority) is `defaultPort`.
+  static std::vector<Endpoint> endpointsOf(const std::string& list, const std::string& defaultPort = "") {
+    std::vector<Endpoint> endpoints;
+    for (const std::string& item : commaList(list)) {
+      const bool portless = item.find(':') == std::string::npos || item.back() == ']';
+      endpoints.push_back(Endpoint::parse(portless && !defaultPort.empty() ? item + ":" + defaultPort : item));
+    }
+    if (endpoints.empty()) throw std::invalid_argument("expected HOST:PORT or [IPv6]:PORT, got '" + list + "'");
+    return endpoints;
+  }
+
   void setAddress(const std::string& address) {
     const std::size_t scheme = address.find("://");
     if (scheme == std::string::npos) {
-      endpoint_ = Endpoint::parse(address);
+      endpoints_ = endpointsOf(address);
       return;
     }
     const std::string name = address.substr(0, scheme);
@@ -625,10 +642,7 @@ class Subscriber {
     const std::string authority = rest.substr(0, slash);
     target_ = slash == std::string::npos ? "/" : rest.substr(slash);
     if (target_[0] == '?') target_ = "/" + target_;
-    const bool secure = options_.tls.enabled;
-    endpoint_ = Endpoint::parse(authority.find(':') == std::string::npos || authority.back() == ']'
-                                    ? authority + (secure ? ":443" : ":80")
-                                    : authority);
+    endpoints_ = endpointsOf(authority, options_.tls.enabled ? "443" : "80");
     // The query's hello becomes the options' (so that a reconnect resumes from where it got).
     const std::size_t question = target_.find('?');
     if (question == std::string::npos) return;
@@ -665,7 +679,7 @@ class Subscriber {
     return point;
   }
 
-  std::string hostHeader() const { return "Host: " + endpoint_.host + ":" + endpoint_.port + "\r\n"; }
+  std::string hostHeader() const { return "Host: " + endpoint().host + ":" + endpoint().port + "\r\n"; }
 
   // The upgrade, and the hello as the first message right behind it.
   std::string webSocketOpening() const {
@@ -713,8 +727,24 @@ class Subscriber {
     return frame;
   }
 
+  // Connects to the current relay, or else to each of the others in turn;
+  // throws the last one's error if none takes the connection.
+  void openAny() {
+    for (std::size_t tried = 1;; ++tried) {
+      try {
+        open();
+        return;
+      } catch (const Refused&) {
+        throw;
+      } catch (const std::runtime_error&) {
+        if (tried == endpoints_.size()) throw;
+        current_ = (current_ + 1) % endpoints_.size();
+      }
+    }
+  }
+
   void open() {
-    connection_ = std::make_unique<Connection>(endpoint_, options_.tls);
+    connection_ = std::make_unique<Connection>(endpoint(), options_.tls);
     lastByte_ = std::chrono::steady_clock::now();
     switch (options_.protocol) {
       case Protocol::Raw: connection_->shutdownWrite(); break;
@@ -1070,21 +1100,26 @@ class Subscriber {
     return true;
   }
 
+  // With several relays the next one is tried first and the one just lost
+  // last: in a fleet they serve the same streams with the same (epoch, seq),
+  // and the hello resumes where this connection stopped.
   bool reopen() {
     if (!options_.reconnect) return false;
     for (int delayMs = 100;; delayMs = std::min(delayMs * 2, 5000)) {
+      current_ = (current_ + 1) % endpoints_.size();
       try {
-        open();
+        openAny();
         return true;
       } catch (const Refused&) {
         throw;
       } catch (const std::runtime_error&) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));  // reconnect backoff
+        std::this_thread::sleep_for(std::chrono::milliseconds(delayMs));  // backoff once every relay refused
       }
     }
   }
 
-  Endpoint endpoint_;
+  std::vector<Endpoint> endpoints_;  // never empty once constructed
+  std::size_t current_ = 0;          // the relay connected to (or tried last)
   std::string target_ = "/";  // websocket and sse: the path
   Options options_;
   std::unique_ptr<Connection> connection_;
