@@ -23,7 +23,7 @@ std::string loopback(int port) { return "127.0.0.1:" + std::to_string(port); }
 
 }  // namespace
 
-TEST_CASE("client.hpp with several relays: the first that takes the connection serves it; none: the last error", "[integration][protocol][failover]") {
+TEST_CASE("client.hpp with several relays: the first that takes the connection serves it, none gives the last error", "[integration][protocol][failover]") {
   RunningRelay relay = startRelay(kProtocolListener);
   const int nobody = freePort();  // nothing listens there
 
