@@ -89,6 +89,20 @@ void renderFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& ite
   }
 }
 
+// The same for the fields of an object `group` that some items have (a
+// stream's `keys` when it has a key rule): items without it give no sample.
+template <std::size_t N>
+void renderGroupFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& items, const char* group,
+                       std::string (*labels)(const Object::Ptr&)) {
+  for (const Field& f : fields) {
+    e.family(f.name, f.type, f.help);
+    for (std::size_t i = 0; i < items->size(); ++i) {
+      Object::Ptr item = items->getObject(static_cast<unsigned>(i));
+      if (Object::Ptr g = item->getObject(group)) e.sample(f.name, labels(item), g->getValue<double>(f.key));
+    }
+  }
+}
+
 std::string sourceLabel(const Object::Ptr& s) { return label("source", s->getValue<std::string>("name")); }
 std::string streamLabel(const Object::Ptr& s) { return label("stream", s->getValue<std::string>("name")); }
 
@@ -132,8 +146,23 @@ void renderStreams(Exposition& e, const Array::Ptr& streams) {
       {"streamrelay_stream_frames_total", "counter", "Frames published on the stream.", "frames"},
       {"streamrelay_stream_bytes_total", "counter", "Payload bytes published on the stream.", "bytes"},
       {"streamrelay_stream_last_seq", "gauge", "Seq of the newest frame of the stream.", "last_seq"},
-      {"streamrelay_stream_consumers", "gauge", "Consumers (subscribers, plugins) of the stream.", "consumers"}};
+      {"streamrelay_stream_consumers", "gauge", "Consumers (subscribers, plugins) of the stream.", "consumers"},
+      {"streamrelay_stream_selecting_consumers", "gauge", "Consumers of the stream that select frames by key.",
+       "selecting_consumers"},
+      {"streamrelay_stream_indexed_patterns", "gauge", "Distinct key patterns the stream's selecting consumers index.",
+       "indexed_patterns"}};
   renderFields(e, fields, streams, &streamLabel);
+  static const Field keys[] = {
+      {"streamrelay_stream_keyed_frames_total", "counter", "Frames of the stream whose key was found.", "keyed"},
+      {"streamrelay_stream_frames_without_key_total", "counter", "Frames of the stream whose key could not be found.",
+       "without_key"},
+      {"streamrelay_stream_distinct_keys", "gauge", "Distinct keys seen on the stream (a bounded count).", "distinct"}};
+  renderGroupFields(e, keys, streams, "keys", &streamLabel);
+  static const Field lastValues[] = {
+      {"streamrelay_stream_last_value_keys", "gauge", "Keys whose newest frame the stream keeps for snapshots.", "keys"},
+      {"streamrelay_stream_last_value_evictions_total", "counter",
+       "Keys dropped from the stream's last values for newer ones (max_keys reached).", "evictions"}};
+  renderGroupFields(e, lastValues, streams, "last_value", &streamLabel);
 }
 
 std::string listenerLabel(const Object::Ptr& l) { return label("listener", l->getValue<std::string>("name")); }
@@ -178,7 +207,11 @@ void renderConsumers(Exposition& e, const Array::Ptr& consumers) {
       {"streamrelay_consumer_delivered_frames_total", "counter",
        "Frames written to the subscriber or handed to the plugin.", "delivered"},
       {"streamrelay_consumer_dropped_frames_total", "counter", "Frames the consumer lost to its overflow policy.",
-       "dropped"}};
+       "dropped"},
+      {"streamrelay_consumer_conflated_frames_total", "counter",
+       "Frames skipped for a newer frame of their key while the consumer was behind (on_full: conflate).", "conflated"},
+      {"streamrelay_consumer_rate_skipped_frames_total", "counter",
+       "Frames skipped for a newer frame of their key within the subscriber's max_rate_per_key.", "rate_skipped"}};
   renderFields(e, fields, consumers, &consumerLabels);
 }
 

@@ -30,8 +30,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 struct Row {
   long long seq;
   std::string payload;
@@ -102,14 +100,6 @@ bool holdsPublisher(int port, const std::string& prefix) {
     if (consumer->getValue<std::string>("name").rfind(prefix, 0) == 0) return consumer->getValue<bool>("holding_publisher");
   }
   return false;
-}
-
-// The value of one sample line "name{labels} value" in a Prometheus text page.
-double sampleValue(const std::string& page, const std::string& series) {
-  std::regex re("(^|\n)" + std::regex_replace(series, std::regex(R"([{}\[\]().*+?^$|\\])"), R"(\$&)") + " ([^\n]+)");
-  std::smatch m;
-  if (!std::regex_search(page, m, re)) return -1;
-  return std::stod(m[2]);
 }
 
 }  // namespace

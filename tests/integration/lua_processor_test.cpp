@@ -25,8 +25,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 std::string example(const std::string& name) {
   std::ifstream in(std::string(STREAMRELAY_SOURCE_DIR) + "/config/lua/" + name);
   std::stringstream text;

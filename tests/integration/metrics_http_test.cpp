@@ -30,8 +30,6 @@ using Poco::JSON::Object;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 struct HttpReply {
   int status;
   std::string body;

@@ -20,8 +20,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 // nats-server with JetStream on a loopback port, its store in `dir`;
 // `cluster`: the other nodes' route URLs (a 3-node cluster).
 class NatsServer {

@@ -18,7 +18,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
 std::string testPlugin(const std::string& name) { return std::string(TEST_PLUGIN_DIR) + "/" + name + ".so"; }
 
 struct Run {

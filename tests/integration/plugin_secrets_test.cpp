@@ -14,8 +14,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 // Runs `streamrelay --check-config FILE`; returns what it printed (stdout and stderr), and its exit code.
 std::string checkConfig(const std::string& yaml, int& code) {
   const std::string path = writeTempFile("check-secrets.yaml", yaml);

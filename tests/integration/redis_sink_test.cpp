@@ -19,8 +19,6 @@ using namespace streamrelay::test;
 
 namespace {
 
-std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
-
 // redis-server on a loopback port, its data in `dir`: every write is in the
 // append-only file before Redis acknowledges it (appendfsync always), so a
 // SIGKILL loses nothing it acknowledged.

@@ -355,3 +355,37 @@ TEST_CASE("on_full conflate: a subscriber that stopped reading ends with the new
   CHECK(received < kFrames);  // it was conflated, not cut and not fed everything
   CHECK(flagged > 0);
 }
+
+TEST_CASE("metrics: a keyed stream's keys, last values and selecting subscribers in /metrics as in /stats",
+          "[integration][select][metrics]") {
+  RelayStats stats;
+  RunningRelay relay = startRelay(kKeyedUpstream + "listeners:\n" + listener("main", "protocol: streamrelay") +
+                                  stats.section());
+  stats.attach(relay);
+  Subscriber::Options selecting = protocolClient();
+  selecting.select = {"md.eu.>", "md.*.BTC"};
+  Subscriber sub(relay.address(), selecting);
+  REQUIRE(sub.awaitAnswer(10s));
+  KeyedPublisher feed(relay);
+  for (const char* key : {"md.eu.BTC", "md.us.BTC", "md.eu.ETH", "md.us.ETH", ""}) feed.add(key);
+  REQUIRE(feed.flush());
+  std::string frame;
+  for (int i = 0; i < 3; ++i) REQUIRE(sub.next(frame, 10s));  // md.eu.BTC, md.us.BTC, md.eu.ETH
+
+  // The relay counts a frame once the batch is published: wait for all five.
+  const std::string stream = "{stream=\"upstream\"}";
+  std::string page;
+  REQUIRE(pollUntil([&] {
+    page = stats.text("/metrics");
+    return sampleValue(page, "streamrelay_stream_frames_total" + stream) == 5;
+  }));
+  CHECK(sampleValue(page, "streamrelay_stream_keyed_frames_total" + stream) == 4);
+  CHECK(sampleValue(page, "streamrelay_stream_frames_without_key_total" + stream) == 1);
+  CHECK(sampleValue(page, "streamrelay_stream_distinct_keys" + stream) == 4);
+  CHECK(sampleValue(page, "streamrelay_stream_last_value_keys" + stream) == 4);
+  CHECK(sampleValue(page, "streamrelay_stream_last_value_evictions_total" + stream) == 0);
+  CHECK(sampleValue(page, "streamrelay_stream_selecting_consumers" + stream) == 1);
+  CHECK(sampleValue(page, "streamrelay_stream_indexed_patterns" + stream) == 2);
+  CHECK(page.find("streamrelay_consumer_conflated_frames_total{consumer=\"main/") != std::string::npos);
+  CHECK(page.find("streamrelay_consumer_rate_skipped_frames_total{consumer=\"main/") != std::string::npos);
+}

@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 namespace streamrelay::test {
@@ -275,6 +276,13 @@ std::vector<std::string> readLines(const std::string& path) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+double sampleValue(const std::string& page, const std::string& series) {
+  std::regex re("(^|\n)" + std::regex_replace(series, std::regex(R"([{}\[\]().*+?^$|\\])"), R"(\$&)") + " ([^\n]+)");
+  std::smatch m;
+  if (!std::regex_search(page, m, re)) return -1;
+  return std::stod(m[2]);
 }
 
 }  // namespace streamrelay::test

@@ -151,6 +151,13 @@ class PluginDir {
 // The pluginsSection of a config: this directory, a quick rescan, `rest` after.
 std::string pluginsSection(const PluginDir& dir, const std::string& rest);
 
+// The file of a plugin this build made: builtIn("metrics") is .../metrics.so.
+inline std::string builtIn(const std::string& name) { return std::string(STREAMRELAY_PLUGINS_DIR) + "/" + name + ".so"; }
+
+// The value of the sample line "name{labels} value" of `series` in a
+// Prometheus text page; -1 if the page has no such line.
+double sampleValue(const std::string& page, const std::string& series);
+
 // The relay's /stats, served by the built-in metrics plugin: put section()
 // in the relay's config (its plugins section, the same in every reload),
 // then attach() once the relay runs. For tests that wait on counters rather
