@@ -12,7 +12,6 @@
 
 #include "pki.hpp"
 #include "relay_fixture.hpp"
-#include "source_stats.hpp"
 
 using namespace streamrelay::test;
 
@@ -236,8 +235,8 @@ TEST_CASE("failover (default): never two provider connections at once, across a 
   const std::string protocol = GENERATE(as<std::string>{}, "tcp", "websocket", "http");
   INFO(protocol);
   AccountFeed feed(protocol);
-  SourceStats stats;
-  RunningRelay relay = startRelay(feed.upstream("") + "listeners:\n" + listener("main") + stats.pluginsSection());
+  RelayStats stats;
+  RunningRelay relay = startRelay(feed.upstream("") + "listeners:\n" + listener("main") + stats.section());
   stats.attach(relay);
   Subscriber sub(relay.address());
   CHECK(readWholeFeedFrames(sub, 100) == 100);
@@ -269,9 +268,9 @@ TEST_CASE("failover when_quiet: the secondary is closed when it goes quiet, then
   const std::string protocol = GENERATE(as<std::string>{}, "tcp", "websocket");
   INFO(protocol);
   AccountFeed feed(protocol);
-  SourceStats stats;
+  RelayStats stats;
   RunningRelay relay = startRelay(feed.upstream("failover: {return_to_primary: when_quiet, quiet_ms: 1000}") +
-                                  "listeners:\n" + listener("main") + stats.pluginsSection());
+                                  "listeners:\n" + listener("main") + stats.section());
   stats.attach(relay);
   Subscriber sub(relay.address());
   CHECK(readWholeFeedFrames(sub, 100) == 100);

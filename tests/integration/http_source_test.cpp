@@ -18,7 +18,6 @@
 
 #include "pki.hpp"
 #include "relay_fixture.hpp"
-#include "source_stats.hpp"
 
 using namespace streamrelay::test;
 
@@ -102,8 +101,8 @@ TEST_CASE("http sse: a connection dropped mid-event resumes with Last-Event-ID, 
 TEST_CASE("http: 429 waits for Retry-After, 500 is retried with backoff, each one line", "[integration][http]") {
   HttpFeed feed;
   SECTION("429") {
-    SourceStats stats;
-    RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=100")) + stats.pluginsSection());
+    RelayStats stats;
+    RunningRelay relay = startRelay(httpUpstream(feed.url("/limited?n=100")) + stats.section());
     stats.attach(relay);
     auto m = relay.process->waitForLine("(HTTP 429 Too Many Requests: slow down, please); retrying in 1000 ms "
                                         "\\(Retry-After\\)");
@@ -235,11 +234,11 @@ TEST_CASE("http: the configured headers never follow a redirect to another origi
 TEST_CASE("http: https is never redirected to http, with one line", "[integration][http][tls]") {
   HttpFeed secure(0, true);
   HttpFeed plain;
-  SourceStats stats;
+  RelayStats stats;
   RunningRelay relay = startRelay(
       httpUpstream(secure.url("/redirect?to=" + plain.url("/ndjson?n=10%26token=t0k3n")),  // the line names no query
                    "headers: {X-Api-Key: k3y}, tls: {ca_file: '" + pki().path("ca.pem") + "'}") +
-      stats.pluginsSection());
+      stats.section());
   stats.attach(relay);
   INFO(relay.process->output());
   CHECK(relay.process->waitForLines(
@@ -256,8 +255,8 @@ TEST_CASE("http: https is never redirected to http, with one line", "[integratio
 TEST_CASE("http: a response that ends after its frames is requested again, and is no failure",
           "[integration][http]") {
   HttpFeed feed;
-  SourceStats stats;
-  RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=5&end=1")) + stats.pluginsSection());
+  RelayStats stats;
+  RunningRelay relay = startRelay(httpUpstream(feed.url("/ndjson?n=5&end=1")) + stats.section());
   stats.attach(relay);
   INFO(relay.process->output());
   CHECK(relay.process->waitForLines("the response ended \\(HTTP 200\\); retrying in", 2));
@@ -269,10 +268,10 @@ TEST_CASE("http: a response that ends after its frames is requested again, and i
 // provider, never shown in a log line, /stats or /metrics.
 TEST_CASE("http: a URL's password and token are used but never shown", "[integration][http][secrets]") {
   HttpFeed feed;
-  SourceStats stats;
+  RelayStats stats;
   const std::string url =
       "http://reader:hunter3@127.0.0.1:" + std::to_string(feed.port) + "/ndjson?n=100&token=hunter2";
-  RunningRelay relay = startRelay(httpUpstream(url) + stats.pluginsSection());
+  RunningRelay relay = startRelay(httpUpstream(url) + stats.section());
   stats.attach(relay);
   Subscriber sub(relay.address());
   CHECK(readSequence(sub, 100) == 100);

@@ -13,7 +13,6 @@
 
 #include "pki.hpp"
 #include "relay_fixture.hpp"
-#include "source_stats.hpp"
 
 using namespace streamrelay::test;
 
@@ -60,9 +59,9 @@ TEST_CASE("websocket: text, binary and fragmented messages after a subscribe mes
 TEST_CASE("websocket: a message over max_frame_bytes closes the connection before it is kept",
           "[integration][websocket]") {
   WsFeed feed;
-  SourceStats stats;
+  RelayStats stats;
   RunningRelay relay =
-      startRelay(wsUpstream(feed.url("ws", "/oversize"), "max_frame_bytes: 65536") + stats.pluginsSection());
+      startRelay(wsUpstream(feed.url("ws", "/oversize"), "max_frame_bytes: 65536") + stats.section());
   stats.attach(relay);
   auto m = relay.process->waitForLine("(a message of at least \\d+ bytes is larger than max_frame_bytes \\(65536\\)); "
                                       "reconnecting in");
@@ -77,8 +76,8 @@ TEST_CASE("websocket: a message over max_frame_bytes closes the connection befor
 
 TEST_CASE("websocket: a close code is logged and the connection made again", "[integration][websocket]") {
   WsFeed feed;
-  SourceStats stats;
-  RunningRelay relay = startRelay(wsUpstream(feed.url("ws", "/close")) + stats.pluginsSection());
+  RelayStats stats;
+  RunningRelay relay = startRelay(wsUpstream(feed.url("ws", "/close")) + stats.section());
   stats.attach(relay);
   INFO(relay.process->output());
   CHECK(relay.process->waitForLines("closed by the provider with code 4001 \\(maintenance\\); reconnecting in", 2));
@@ -91,8 +90,8 @@ TEST_CASE("websocket: a close code is logged and the connection made again", "[i
 TEST_CASE("websocket: a provider's 1012 (service restart) is logged as sent, and is a planned close",
           "[integration][websocket]") {
   WsFeed feed;
-  SourceStats stats;
-  RunningRelay relay = startRelay(wsUpstream(feed.url("ws", "/close?code=1012")) + stats.pluginsSection());
+  RelayStats stats;
+  RunningRelay relay = startRelay(wsUpstream(feed.url("ws", "/close?code=1012")) + stats.section());
   stats.attach(relay);
   INFO(relay.process->output());
   CHECK(relay.process->waitForLines("closed by the provider with code 1012 \\(service restart\\); reconnecting in", 2));

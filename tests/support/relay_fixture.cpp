@@ -229,6 +229,7 @@ std::string RelayStats::section() const {
 
 void RelayStats::attach(const RunningRelay& relay) {
   auto m = relay.process->waitForLine("plugin metrics: serving http://127\\.0\\.0\\.1:(\\d+)/");
+  INFO(relay.process->output());
   REQUIRE(m.size() == 2);
   port_ = std::stoi(m[1]);
 }
@@ -269,6 +270,27 @@ bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds
     if (std::chrono::steady_clock::now() >= deadline) return false;
     std::this_thread::sleep_for(10ms);  // a poll interval under a deadline, as NATS' checkFor
   }
+}
+
+Poco::JSON::Object::Ptr RelayStats::source(const std::string& name) const {
+  Poco::JSON::Array::Ptr sources = get()->getArray("sources");
+  for (std::size_t i = 0; i < sources->size(); ++i) {
+    Poco::JSON::Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
+    if (s->getValue<std::string>("name") == name) return s;
+  }
+  return nullptr;
+}
+
+std::uint64_t RelayStats::counter(const std::string& name, const std::string& sourceName) const {
+  Poco::JSON::Object::Ptr s = source(sourceName);
+  REQUIRE(s);
+  return s->getValue<std::uint64_t>(name);
+}
+
+std::uint64_t RelayStats::endpointFailures(std::size_t index, const std::string& sourceName) const {
+  Poco::JSON::Object::Ptr s = source(sourceName);
+  REQUIRE(s);
+  return s->getArray("endpoints")->getObject(static_cast<unsigned>(index))->getValue<std::uint64_t>("failures");
 }
 
 std::vector<std::string> readLines(const std::string& path) {

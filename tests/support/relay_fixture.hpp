@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <map>
@@ -161,7 +162,7 @@ double sampleValue(const std::string& page, const std::string& series);
 // The relay's /stats, served by the built-in metrics plugin: put section()
 // in the relay's config (its plugins section, the same in every reload),
 // then attach() once the relay runs. For tests that wait on counters rather
-// than on log lines.
+// than on log lines (a listener's, a source's).
 class RelayStats {
  public:
   // `inputs`: the metrics instance's inputs ("" with one source).
@@ -174,6 +175,12 @@ class RelayStats {
   // A number of listener `name`: "pending", "clients", "accepted",
   // "disconnects.removed"...; -1 if there is no such listener (or number).
   long listener(const std::string& name, const std::string& key) const;
+  // The `sources[]` entry of source `name` (null if there is none).
+  Poco::JSON::Object::Ptr source(const std::string& name = "upstream") const;
+  // A counter of the source ("connects", "protocol_errors", ...).
+  std::uint64_t counter(const std::string& name, const std::string& source = "upstream") const;
+  // `failures` of the source's endpoint at `index` (0: the primary).
+  std::uint64_t endpointFailures(std::size_t index, const std::string& source = "upstream") const;
 
  private:
   PluginDir dir_;
