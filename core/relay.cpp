@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <random>
 #include <thread>
 
 namespace streamrelay {
@@ -14,16 +13,6 @@ namespace streamrelay {
 int defaultWriterThreads() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
-
-namespace {
-// A random, non-zero 64-bit id for this run of the relay.
-std::uint64_t newEpoch() {
-  std::random_device random;
-  std::uint64_t epoch = 0;
-  while (epoch == 0) epoch = (std::uint64_t{random()} << 32) ^ random();
-  return epoch;
-}
-}  // namespace
 
 Relay::Relay(const Config& config)
     : config_(config),
