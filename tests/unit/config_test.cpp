@@ -516,5 +516,5 @@ TEST_CASE("streams.NAME.log: its keys, defaults and the one-line errors that nam
         std::string::npos);
   CHECK(errorOf("sources: {a: {type: generator}, b: {type: generator}}\nstreams:\n  a: {log: {dir: x/}}\n"
                 "  b: {log: {dir: x}}\n") ==
-        "test.yaml:5: streams.b.log.dir: 'x' is stream a's log already (one stream per directory)");
+        "test.yaml:4: streams.b.log.dir: 'x' is stream a's log already (one stream per directory)");
 }
