@@ -123,7 +123,8 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
   const QueueCounters& c = q.counters();
   Object::Ptr o = new Object;
   o->set("name", q.name());
-  o->set("kind", q.name().rfind("plugin ", 0) == 0 ? "plugin" : "subscriber");
+  const bool plugin = q.name().rfind("plugin ", 0) == 0, log = !listener && q.name().rfind("log ", 0) == 0;
+  o->set("kind", plugin ? "plugin" : log ? "log" : "subscriber");  // log: a stream's log writer (LogWriter)
   if (listener) {
     o->set("listener", listener->config().name);
     o->set("protocol", listener->config().protocol);
