@@ -40,7 +40,7 @@ std::string describeScan(const SegmentScan& scan) {
   switch (scan.outcome) {
     case SegmentScan::Outcome::Clean: return "";
     case SegmentScan::Outcome::Torn: return path + ": a torn last record" + at + " (a write cut short)";
-    case SegmentScan::Outcome::Corrupt: return path + ": a record fails its checksum" + at;
+    case SegmentScan::Outcome::Corrupt: return path + ": a record fails its checksum (or does not follow the one before)" + at;
     case SegmentScan::Outcome::BadHeader:
       if (scan.headerTooShort) return path + ": shorter than a segment header";
       if (scan.headerProblem == logfmt::HeaderProblem::UnknownVersion)

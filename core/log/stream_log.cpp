@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "stream_log.hpp"
 
+#include <Poco/Format.h>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -102,7 +103,8 @@ void StreamLog::recover() {
                                            scan.outcome == SegmentScan::Outcome::Unopenable))) {
       const std::string aside = moveAside(paths);
       return startNewEpoch("the log was unreadable (" + describeScan(scan) + "); its files were moved aside (not " +
-                           "deleted) to " + aside);
+                               "deleted) to " + aside,
+                           true);
     }
     const std::vector<std::string> rest(paths.begin() + static_cast<std::ptrdiff_t>(i) + 1, paths.end());
     if (scan.outcome == SegmentScan::Outcome::BadHeader || scan.outcome == SegmentScan::Outcome::Unopenable ||
@@ -141,12 +143,14 @@ void StreamLog::recover() {
                       nextSeq_, segments_.size());
 }
 
-void StreamLog::startNewEpoch(const std::string& why) {
+void StreamLog::startNewEpoch(const std::string& why, bool warn) {
   epoch_ = newEpoch();
   segments_.clear();
   if (!openSegment(1))
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write a segment in " + options_.dir);
-  logger_.information("stream %s: a new epoch %?u at seq 1: %s", stream_, epoch_, why);
+  const std::string line = Poco::format("stream %s: a new epoch %?u at seq 1: %s", stream_, epoch_, why);
+  if (warn) logger_.warning(line);
+  else logger_.information(line);
 }
 
 std::string StreamLog::moveAside(const std::vector<std::string>& paths) {
@@ -239,7 +243,9 @@ void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t e
     const std::uint64_t seq = batch.seq(i);
     const std::string_view key = batch.key(i);
     const std::string_view payload = batch.payload(i);
-    const std::uint64_t bytes = logfmt::recordBytes(key.size(), payload.size());
+    // Keys are at most 256 bytes (subject.hpp, the ABI): one beyond what a reader takes would end the log.
+    const bool keyed = batch.hasKey(i) && key.size() <= logfmt::kMaxKeyBytes;
+    const std::uint64_t bytes = logfmt::recordBytes(keyed ? key.size() : 0, payload.size());
     const SegmentIndex& active = segments_.back();
     const bool full = (!active.empty() || !pending_.empty()) &&
                       active.endOffset + pending_.size() + bytes > options_.segmentBytes;
@@ -249,7 +255,7 @@ void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t e
       if (!openSegment(seq)) return;  // these frames are lost: counted, a gap
     }
     if (pending_.empty()) pendingFirstSeq_ = seq;
-    logfmt::appendRecord(pending_, seq, batch.receivedUnixNs(), batch.hasKey(i) ? &key : nullptr, payload);
+    logfmt::appendRecord(pending_, seq, batch.receivedUnixNs(), keyed ? &key : nullptr, payload);
     pendingRecords_.push_back({seq, bytes, batch.receivedUnixNs()});
     nextSeq_ = seq + 1;
   }

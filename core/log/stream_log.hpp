@@ -93,7 +93,8 @@ class StreamLog {
 
  private:
   void recover();
-  void startNewEpoch(const std::string& why);
+  // `warn`: the log line is a warning (an old log could not be read), not news.
+  void startNewEpoch(const std::string& why, bool warn = false);
   // Moves `paths` into this opening's aside folder (not deleted); returns the folder.
   std::string moveAside(const std::vector<std::string>& paths);
   void cutAt(const std::string& path, std::uint64_t offset, bool keepTail);

@@ -89,7 +89,7 @@ TEST_CASE("the answer's epoch is a decimal string and recovered is there only fo
         std::string::npos);
 }
 
-TEST_CASE("each stream's epoch is in the answer; the top level's only when they share one", "[protocol]") {
+TEST_CASE("each stream's epoch is in the answer, the top level's only when they share one", "[protocol]") {
   auto jsonOf = [](const std::string& frame) { return frame.substr(wire::kFrameHeaderBytes); };
   const std::vector<StreamStart> two{{"a", 0, std::nullopt, 1, 5}, {"b", 1, std::nullopt, 7, 6}};
   CHECK_FALSE(sharedEpoch(two));
