@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <cstdint>
 #include <map>
-#include <random>
 #include <thread>
 
 namespace streamrelay {
@@ -15,28 +14,18 @@ int defaultWriterThreads() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
 
-namespace {
-// A random, non-zero 64-bit id for this run of the relay.
-std::uint64_t newEpoch() {
-  std::random_device random;
-  std::uint64_t epoch = 0;
-  while (epoch == 0) epoch = (std::uint64_t{random()} << 32) ^ random();
-  return epoch;
-}
-}  // namespace
-
 Relay::Relay(const Config& config)
     : config_(config),
       epoch_(newEpoch()),
       writers_(config.writerThreads > 0 ? config.writerThreads : defaultWriterThreads()) {
   for (const SourceConfig& source : config_.sources) {
-    auto bus = newBus(config_, source.name, &frameSizes_);
+    auto bus = openStream(source.name, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
   for (const PluginInstanceConfig& instance : config_.plugins.instances)
-    streams_.emplace(instance.name, newBus(config_, instance.name, nullptr));
+    streams_.emplace(instance.name, openStream(instance.name, nullptr));
   for (const ListenerConfig& l : config_.listeners)
     listeners_.push_back(std::make_unique<SubscriberListener>(l, buses(l.inputs), writers_, writeLatency_));
   for (auto& source : sources_) source->prepare();
@@ -50,13 +39,29 @@ Relay::Relay(const Config& config)
   }
 }
 
-std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name, Histogram* receivedSizes) const {
+std::unique_ptr<Bus> Relay::openStream(const std::string& name, Histogram* receivedSizes) {
+  auto kept = std::find_if(config_.streams.begin(), config_.streams.end(),
+                           [&](const StreamConfig& s) { return s.name == name; });
+  if (kept == config_.streams.end() || !kept->log) return newBus(config_, name, receivedSizes);
+  auto log = std::make_unique<StreamLog>(name, *kept->log);  // throws: a start-up error
+  auto bus = newBus(config_, name, receivedSizes, log.get());
+  logs_.emplace(name, std::make_unique<LogWriter>(std::move(log), *bus));
+  return bus;
+}
+
+std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name, Histogram* receivedSizes,
+                                   const StreamLog* log) const {
+  const StreamId id{name, log ? log->epoch() : epoch_};
   auto kept = std::find_if(config.streams.begin(), config.streams.end(),
                            [&](const StreamConfig& s) { return s.name == name; });
-  if (kept == config.streams.end()) return std::make_unique<Bus>(StreamId{name, epoch_}, receivedSizes);
+  if (kept == config.streams.end()) return std::make_unique<Bus>(id, receivedSizes);
+  if (kept->log && !log)
+    Poco::Logger::get("streamrelay").warning("streams.%s.log: the stream was added by a reload: it keeps no log "
+                                             "until the relay restarts", name);
   BusOptions options(kept->replay);
   options.lastValueKeys = kept->lastValueKeys;
-  return std::make_unique<Bus>(StreamId{name, epoch_}, receivedSizes, options,
+  if (log) options.firstSeq = log->nextSeqAtOpen();
+  return std::make_unique<Bus>(id, receivedSizes, options,
                                kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);
 }
 
@@ -74,6 +79,7 @@ void Relay::rescanPlugins() {
 
 void Relay::start() {
   writers_.start();
+  for (auto& entry : logs_) entry.second->start();
   for (auto& listener : listeners_) listener->start();
   if (plugins_) plugins_->start();  // before the sources: instances see the first frame
   for (auto& source : sources_) source->start();
@@ -110,10 +116,15 @@ std::vector<std::string> Relay::stop() {
       for (const QueuePtr& queue : entry.second->queues()) queue->close(CloseReason::Shutdown);
   }
   for (auto& source : sources_) source->stop();
-  // Subscribers and plugins drain side by side, within the same deadline.
+  // Plugin instances may still publish on their streams while they drain:
+  // their logs stop after them, the sources' logs now.
+  for (const SourceConfig& source : config_.sources)
+    if (auto log = logs_.find(source.name); log != logs_.end()) log->second->stop();
   writers_.beginDrain(deadline);
   std::vector<std::string> stillRunning;
   if (plugins_) stillRunning = plugins_->stop(deadline);  // drains, destroys instances, unloads libraries last
+  if (stillRunning.empty())
+    for (auto& entry : logs_) entry.second->stop();  // writes what is queued, syncs (idempotent)
   writers_.join();
   logger.information("relay stopped after %?u frames received", framesReceived());
   return stillRunning;

@@ -19,6 +19,7 @@
 #include "bus.hpp"
 #include "config.hpp"
 #include "config_diff.hpp"
+#include "log_writer.hpp"
 #include "plugin_host.hpp"
 #include "subscriber_listener.hpp"
 #include "subscriber_writer.hpp"
@@ -67,7 +68,14 @@ class Relay {
   std::vector<Bus*> buses(const std::vector<std::string>& names) const;
   // The bus of stream `name` as `config` says (its replay ring, its key rule).
   // `receivedSizes`: &frameSizes_ for a source's stream, null for a processor's.
-  std::unique_ptr<Bus> newBus(const Config& config, const std::string& name, Histogram* receivedSizes) const;
+  // `log`: the stream's opened log, whose epoch and next seq it goes on with
+  // (null: a new epoch, the run's).
+  std::unique_ptr<Bus> newBus(const Config& config, const std::string& name, Histogram* receivedSizes,
+                              const StreamLog* log = nullptr) const;
+  // The bus of stream `name` and, if it keeps a log (streams.NAME.log), its
+  // log opened and its writer subscribed. Only at construction: a log key
+  // applies at the next restart.
+  std::unique_ptr<Bus> openStream(const std::string& name, Histogram* receivedSizes);
   // reload()'s parts, in this order (relay_reload.cpp).
   void reloadRelayKeys(const ComponentChange& change, const Config& next);
   void reloadSource(const ComponentChange& change, const Config& next);
@@ -82,7 +90,7 @@ class Relay {
   int retireListener(std::unique_ptr<SubscriberListener> listener);
 
   Config config_;  // what runs: reload() changes what it applies
-  const std::uint64_t epoch_;  // random id of this run, shared by every stream
+  const std::uint64_t epoch_;  // random id of this run, shared by every stream without a log of its own
   Histogram frameSizes_ = makeFrameSizeHistogram();  // every frame received, all sources
   Histogram writeLatency_ = makeLatencyHistogram();  // receive-to-write, every subscriber
   // One bus per stream, by name: declared before the sources that publish on
@@ -91,6 +99,9 @@ class Relay {
   // new plugin instances) while statsJson reads it.
   std::map<std::string, std::unique_ptr<Bus>> streams_;
   mutable std::mutex streamsMutex_;
+  // The writers of the streams that keep a log, by stream: after streams_,
+  // whose buses they are subscribed to. Fixed at construction.
+  std::map<std::string, std::unique_ptr<LogWriter>> logs_;
   // Index-aligned with config_.sources; both change under streamsMutex_ (a reload).
   std::vector<std::unique_ptr<UpstreamSource>> sources_;
   // Declared before writers_: sessions report to their listener when the

@@ -43,9 +43,23 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   return o;
 }
 
-Object::Ptr streamJson(const Bus& bus) {
+Object::Ptr logJson(const StreamLog& log) {
+  const LogStats stats = log.stats();
+  Object::Ptr o = new Object;
+  o->set("first_seq", stats.firstSeq);
+  o->set("last_seq", stats.lastSeq);
+  o->set("fsynced_seq", stats.fsyncedSeq);
+  o->set("bytes", stats.bytes);
+  o->set("segments", stats.segments);
+  o->set("write_errors", stats.writeErrors);
+  return o;
+}
+
+// `log`: the stream's, if it keeps one.
+Object::Ptr streamJson(const Bus& bus, const StreamLog* log) {
   Object::Ptr o = new Object;
   o->set("name", bus.stream().name);
+  o->set("epoch", std::to_string(bus.stream().epoch));  // a logged stream's own, else the run's
   o->set("frames", bus.framesPublished());
   o->set("bytes", bus.bytesPublished());
   o->set("last_seq", bus.lastSeq());
@@ -76,6 +90,7 @@ Object::Ptr streamJson(const Bus& bus) {
     if (counts->capped()) keys->set("distinct_capped", true);
     o->set("keys", keys);
   }
+  if (log) o->set("log", logJson(*log));
   return o;
 }
 
@@ -108,7 +123,8 @@ Object::Ptr consumerJson(const SubscriptionQueue& q, const SubscriberListener* l
   const QueueCounters& c = q.counters();
   Object::Ptr o = new Object;
   o->set("name", q.name());
-  o->set("kind", q.name().rfind("plugin ", 0) == 0 ? "plugin" : "subscriber");
+  const bool plugin = q.name().rfind("plugin ", 0) == 0, log = !listener && q.name().rfind("log ", 0) == 0;
+  o->set("kind", plugin ? "plugin" : log ? "log" : "subscriber");  // log: a stream's log writer (LogWriter)
   if (listener) {
     o->set("listener", listener->config().name);
     o->set("protocol", listener->config().protocol);
@@ -195,7 +211,10 @@ std::string Relay::statsJson() const {
   std::uint64_t bytes = 0;  // received: from the sources, not what plugins emit
   for (const SourceConfig& source : config_.sources) bytes += streams_.at(source.name)->bytesPublished();
   Array::Ptr streams = new Array;
-  for (const auto& entry : streams_) streams->add(streamJson(*entry.second));
+  for (const auto& entry : streams_) {
+    const auto log = logs_.find(entry.first);
+    streams->add(streamJson(*entry.second, log == logs_.end() ? nullptr : &log->second->log()));
+  }
   root.set("frames_received", framesReceived());
   root.set("bytes_received", bytes);
   Array::Ptr sources = new Array;

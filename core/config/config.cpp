@@ -2,6 +2,7 @@
 #include "config.hpp"
 
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <set>
@@ -184,6 +185,14 @@ std::vector<StreamConfig> readStreams(const YamlMap& top, const std::vector<std:
     stream.replay = replayFrom(stream.settings.group("replay"));
     stream.lastValueKeys = static_cast<std::size_t>(stream.settings.group("last_value").integer("max_keys"));
     if (stream.settings.given("key")) stream.key = keyRuleFrom(stream.settings.group("key"));
+    if (stream.settings.given("log")) {
+      stream.log = logOptionsFrom(stream.settings.group("log"));
+      for (const StreamConfig& other : list)
+        if (other.log && (std::filesystem::path(other.log->dir) / "").lexically_normal() ==
+                             (std::filesystem::path(stream.log->dir) / "").lexically_normal())
+          streams.map(name.c_str()).map("log").fail("dir", "'" + stream.log->dir + "' is stream " + other.name +
+                                                               "'s log already (one stream per directory)");
+    }
     list.push_back(std::move(stream));
   }
   return list;

@@ -13,6 +13,7 @@
 #include "cidr.hpp"
 #include "framing.hpp"
 #include "key_extractor.hpp"
+#include "log_options.hpp"
 #include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
@@ -39,6 +40,7 @@ struct StreamConfig {
   ReplayLimits replay;
   std::size_t lastValueKeys = 0;  // last_value.max_keys (0: none kept)
   std::optional<KeyRule> key;  // none: its frames have no key (unless a processor gives them one)
+  std::optional<LogOptions> log;  // none: the stream is not kept on disk
   Settings settings;
 };
 

@@ -80,7 +80,7 @@ void diffStreams(ConfigDiff& diff, const Config& running, const Config& next) {
     std::vector<KeyChange> keys;
     if (old && now) keys = diffSettings(old->settings, now->settings);
     else
-      for (const char* key : {"replay", "key"})
+      for (const char* key : {"replay", "key", "last_value", "log"})
         if ((old ? old : now)->settings.given(key)) keys.push_back({key, streamSchema().reload});
     if (!keys.empty()) diff.changes.push_back({Kind::Stream, name, What::Changed, std::move(keys)});
   }

@@ -123,6 +123,65 @@ void checkKeyRule(const Settings& k, const YamlMap& m) {
   }
 }
 
+const Schema& retainSchema() {
+  static const Schema schema{
+      "retain",
+      {key("bytes", KeyKind::Int).def("0").range(0, 1LL << 50)
+           .doc("the oldest whole segments go while the rest still holds this many bytes (0: no limit)"),
+       key("age_s", KeyKind::Int).def("0").range(0, 100LL * 365 * 86400)
+           .doc("a segment goes once its newest frame is older than this (0: no limit)"),
+       key("frames", KeyKind::Int).def("0").range(0, 1LL << 50)
+           .doc("the oldest whole segments go while the rest still holds this many frames (0: no limit)")},
+      {},
+      {}};
+  return schema;
+}
+
+const char* const kFsyncForms = "expected always, never or {every_ms: N} (N from 1 to 3600000)";
+
+// `fsync: always | never | {every_ms: N}`: the one key that is a word or a mapping.
+void readFsync(const std::string& text, LogOptions& options) {
+  const YAML::Node node = YAML::Load(text);
+  if (node.IsScalar() && node.Scalar() == "always") options.fsync = FsyncPolicy::Always;
+  else if (node.IsScalar() && node.Scalar() == "never") options.fsync = FsyncPolicy::Never;
+  else if (node.IsMap() && node.size() == 1 && node["every_ms"] && node["every_ms"].IsScalar()) {
+    options.fsync = FsyncPolicy::EveryMs;
+    const std::string ms = node["every_ms"].Scalar();
+    if (ms.empty() || ms.size() > 7 || ms.find_first_not_of("0123456789") != std::string::npos)
+      throw std::invalid_argument(kFsyncForms);
+    options.fsyncEveryMs = std::stoi(ms);
+    if (options.fsyncEveryMs < 1 || options.fsyncEveryMs > 3600000) throw std::invalid_argument(kFsyncForms);
+  } else {
+    throw std::invalid_argument(kFsyncForms);
+  }
+}
+
+// streams.NAME.log: where and how the stream's frames are kept on disk (log/).
+const Schema& logStoreSchema() {
+  static const Schema schema{
+      "log",
+      {key("dir").doc("the directory of the stream's segment files (created if missing; one stream per directory)"),
+       key("segment_bytes", KeyKind::Int).def("67108864").range(4096, 1LL << 40)
+           .doc("a segment file is sealed and the next begun at about this size"),
+       key("fsync", KeyKind::Yaml).def("{every_ms: 100}").oneOf({"always", "never", "{every_ms: N}"})
+           .doc("always (each write is on the disk before the next), never (the kernel decides), or {every_ms: N} "
+                "(at most N ms after a frame is written)"),
+       groupKey("retain", retainSchema())},
+      {},
+      {}};
+  return schema;
+}
+
+void checkLog(const Settings& l, const YamlMap& m) {
+  if (l.string("dir").empty()) m.failHere("missing required key 'dir' (the directory of the stream's log)");
+  LogOptions options;
+  try {
+    readFsync(l.string("fsync"), options);
+  } catch (const std::exception&) {
+    m.fail("fsync", kFsyncForms);
+  }
+}
+
 const Schema& listenerReplaySchema() {
   static const Schema schema{
       "replay",
@@ -478,11 +537,12 @@ const Schema& listenerSchema() {
 const Schema& streamSchema() {
   static const Schema schema{"stream",
                              {groupKey("replay", replaySchema()), groupKey("key", keyRuleSchema()),
-                              groupKey("last_value", lastValueSchema())},
+                              groupKey("last_value", lastValueSchema()), groupKey("log", logStoreSchema())},
                              {},
                              [](const Settings& s, const YamlMap& m) {
                                if (s.given("replay")) checkReplay(s.group("replay"), m.map("replay"));
                                if (s.given("key")) checkKeyRule(s.group("key"), m.map("key"));
+                               if (s.given("log")) checkLog(s.group("log"), m.map("log"));
                              },
                              Reload::Process};
   return schema;
@@ -562,6 +622,18 @@ ReplayLimits replayFrom(const Settings& r) {
   limits.maxBytes = static_cast<std::size_t>(r.integer("bytes"));
   limits.maxAge = std::chrono::seconds(r.integer("age_s"));
   return limits;
+}
+
+LogOptions logOptionsFrom(const Settings& l) {
+  LogOptions options;
+  options.dir = l.string("dir");
+  options.segmentBytes = static_cast<std::uint64_t>(l.integer("segment_bytes"));
+  readFsync(l.string("fsync"), options);
+  const Settings& retain = l.group("retain");
+  options.retain.bytes = static_cast<std::uint64_t>(retain.integer("bytes"));
+  options.retain.ageS = retain.integer("age_s");
+  options.retain.frames = static_cast<std::uint64_t>(retain.integer("frames"));
+  return options;
 }
 
 KeyRule keyRuleFrom(const Settings& k) {

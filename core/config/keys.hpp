@@ -6,6 +6,7 @@
 
 #include "framing.hpp"
 #include "key_extractor.hpp"
+#include "log_options.hpp"
 #include "replay_ring.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
@@ -33,6 +34,7 @@ FramingSpec framingFrom(const Settings& framing);
 QueueLimits queueFrom(const Settings& queue);
 ReplayLimits replayFrom(const Settings& replay);
 KeyRule keyRuleFrom(const Settings& key);  // streams.NAME.key
+LogOptions logOptionsFrom(const Settings& log);  // streams.NAME.log
 struct PluginProcessConfig;
 PluginProcessConfig pluginProcessFrom(const Settings& process);  // plugins.instances[].process
 

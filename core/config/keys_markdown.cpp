@@ -126,7 +126,7 @@ class Writer {
       } else if (k.kind == KeyKind::Group) {
         rows(*k.group, k.group->keys, name + ".", part, how);
       } else {
-        row(name, kindName(k.kind), k.required ? "required" : code(defaultOf(k)), range(k, schema),
+        row(name, kindName(k), k.required ? "required" : code(defaultOf(k)), range(k, schema),
             reloadWords(how, part.component), help(k));
       }
     }

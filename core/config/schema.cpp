@@ -168,7 +168,7 @@ void describeKeys(std::ostringstream& out, const Schema& schema, const std::vect
   for (const KeySpec& k : keys) {
     const std::string keyPath = path.empty() ? k.name : path + "." + k.name;
     const Reload how = resolveReload(k, schema, inherited);
-    std::string line = keyPath + "  " + kindName(k.kind);
+    std::string line = keyPath + "  " + kindName(k);
     if (const std::string range = rangeOf(k); !range.empty()) line += " " + range;
     if (const std::vector<std::string> choices = choicesOf(k, schema); !choices.empty())
       line += " (" + join(choices) + ")";
@@ -451,6 +451,10 @@ std::string reloadWords(Reload how, const std::string& component) {
     case Reload::Inherit: return "as the key that holds it";
   }
   return "?";
+}
+
+const char* kindName(const KeySpec& k) {
+  return k.kind == KeyKind::Yaml && !k.choices.empty() ? "word or mapping" : kindName(k.kind);
 }
 
 std::vector<std::string> choicesOf(const KeySpec& k, const Schema& schema) {

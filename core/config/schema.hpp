@@ -187,6 +187,9 @@ std::string describeSchema(const Schema& schema, const std::string& path, const 
 // The pieces both key references (describeSchema, and the Markdown of
 // keys_markdown.cpp) are made of, so that the two never say different things.
 const char* kindName(KeyKind kind);
+// The same for one key: a YAML key with choices is one of those words or a
+// mapping (streams.NAME.log.fsync).
+const char* kindName(const KeySpec& k);
 // How a reload applies a change to `k` in `schema`: the key's own rule, else
 // the schema's, else `inherited` (Inherit when the holder is not known).
 Reload resolveReload(const KeySpec& k, const Schema& schema, Reload inherited);

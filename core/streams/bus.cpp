@@ -43,10 +43,12 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
 
 Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
     : stream_(std::move(stream)),
+      nextSeq_(options.firstSeq),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
       ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
+      pushedSeq_(options.firstSeq - 1),
       keyExtractor_(std::move(keys)),
       keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 

@@ -45,6 +45,7 @@ struct BusOptions {
   BusOptions(ReplayLimits replay = {}) : replay(replay) {}  // NOLINT: a ring alone is options enough
   ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
+  std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
 };
 
 class Bus {
@@ -147,14 +148,14 @@ class Bus {
   const StreamId stream_;
   mutable std::mutex mutex_;
   std::shared_ptr<const QueueList> queues_ = std::make_shared<QueueList>();
-  std::atomic<std::uint64_t> nextSeq_{1};
+  std::atomic<std::uint64_t> nextSeq_;
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
-  std::uint64_t pushedSeq_ = 0;              // guarded by mutex_: the newest seq handed to the queues
+  std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_
   SubjectIndex<Selector*> index_;                      // guarded by mutex_: pattern -> selectors_ entry

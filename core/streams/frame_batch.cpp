@@ -4,6 +4,7 @@
 #include <cassert>
 #include <chrono>
 #include <cstring>
+#include <random>
 
 namespace streamrelay {
 
@@ -125,6 +126,13 @@ std::int64_t unixNowNs() {
 std::int64_t steadyNowNs() {
   using namespace std::chrono;
   return duration_cast<nanoseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+std::uint64_t newEpoch() {
+  std::random_device random;
+  std::uint64_t epoch = 0;
+  while (epoch == 0) epoch = (std::uint64_t{random()} << 32) ^ random();
+  return epoch;
 }
 
 }  // namespace streamrelay

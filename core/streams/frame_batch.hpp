@@ -21,14 +21,18 @@ namespace streamrelay {
 
 constexpr std::size_t kWireHeaderBytes = 4;
 
-// Which stream a batch belongs to: its name and the relay run's epoch (a
-// random 64-bit id, so that a seq of one run is never mistaken for the same
-// seq of another). Owned by the stream's bus, which outlives its batches'
+// Which stream a batch belongs to: its name and its epoch (a random 64-bit
+// id, so that a seq of one numbering is never mistaken for the same seq of
+// another): the relay run's, or, for a stream with a log, the log's, kept
+// across restarts. Owned by the stream's bus, which outlives its batches'
 // consumers.
 struct StreamId {
   std::string name;
   std::uint64_t epoch = 0;
 };
+
+// A random, non-zero 64-bit epoch. Thread safe.
+std::uint64_t newEpoch();
 
 std::int64_t steadyNowNs();
 

@@ -64,6 +64,38 @@ std::string toJson(const Poco::JSON::Object& object) {
   return text.str();
 }
 
+const char* const kResumeForms =
+    "resume: expected {\"epoch\": E, \"after_seq\": S} or {\"after_seq\": {\"STREAM\": {\"epoch\": E, \"seq\": S}}}";
+
+// after_seq's entry for `stream`: a seq, or {"epoch": E, "seq": S}.
+void positionOf(const std::string& stream, const Poco::Dynamic::Var& value, Hello::Resume& r) {
+  if (value.type() != typeid(Poco::JSON::Object::Ptr)) {
+    r.byStream[stream] = unsignedOf(value, "resume.after_seq." + stream);
+    return;
+  }
+  const auto position = value.extract<Poco::JSON::Object::Ptr>();
+  if (position->size() != 2 || !position->has("epoch") || !position->has("seq")) throw HelloError(kResumeForms);
+  r.epochOf[stream] = unsignedOf(position->get("epoch"), "resume.after_seq." + stream + ".epoch");
+  r.byStream[stream] = unsignedOf(position->get("seq"), "resume.after_seq." + stream + ".seq");
+}
+
+Hello::Resume resumeOf(const Poco::Dynamic::Var& value) {
+  if (value.type() != typeid(Poco::JSON::Object::Ptr)) throw HelloError(kResumeForms);
+  const auto resume = value.extract<Poco::JSON::Object::Ptr>();
+  if (!resume->has("after_seq")) throw HelloError(kResumeForms);
+  Hello::Resume r;
+  if (resume->has("epoch")) r.epoch = unsignedOf(resume->get("epoch"), "resume.epoch");
+  const Poco::Dynamic::Var after = resume->get("after_seq");
+  if (after.type() == typeid(Poco::JSON::Object::Ptr)) {
+    for (const auto& [stream, position] : *after.extract<Poco::JSON::Object::Ptr>()) positionOf(stream, position, r);
+  } else {
+    r.afterSeq = unsignedOf(after, "resume.after_seq");
+  }
+  // Every position needs an epoch: the top level's or its own.
+  if (!resume->has("epoch") && (r.afterSeq || r.epochOf.size() != r.byStream.size())) throw HelloError(kResumeForms);
+  return r;
+}
+
 }  // namespace
 
 std::string printable(std::string_view text, std::size_t limit) {
@@ -101,21 +133,7 @@ Hello parseHello(std::string_view line) {
         hello.inputs.push_back(input.extract<std::string>());
       }
     } else if (name == "resume") {
-      if (value.type() != typeid(Poco::JSON::Object::Ptr))
-        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
-      const auto resume = value.extract<Poco::JSON::Object::Ptr>();
-      if (!resume->has("epoch") || !resume->has("after_seq"))
-        throw HelloError("resume: expected {\"epoch\": E, \"after_seq\": S}");
-      Hello::Resume r;
-      r.epoch = unsignedOf(resume->get("epoch"), "resume.epoch");
-      const Poco::Dynamic::Var after = resume->get("after_seq");
-      if (after.type() == typeid(Poco::JSON::Object::Ptr)) {
-        for (const auto& [stream, seq] : *after.extract<Poco::JSON::Object::Ptr>())
-          r.byStream[stream] = unsignedOf(seq, "resume.after_seq." + stream);
-      } else {
-        r.afterSeq = unsignedOf(after, "resume.after_seq");
-      }
-      hello.resume = r;
+      hello.resume = resumeOf(value);
     } else if (name == "select") {
       if (value.type() != typeid(Poco::JSON::Array::Ptr)) throw HelloError("select: expected a list of patterns");
       for (const auto& pattern : *value.extract<Poco::JSON::Array::Ptr>()) {
@@ -158,11 +176,13 @@ Hello::Resume resumeFromEventIds(std::string_view ids, const std::string& what) 
   for (const std::string& item : items) {
     const std::optional<wire::EventId> id = wire::parseEventId(item);
     if (!id) throw HelloError(what + ": '" + item + "' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
-    if (!first && id->epoch != resume.epoch) throw HelloError(what + ": the positions name two epochs");
-    resume.epoch = id->epoch;
+    // Each position is in its stream's epoch (a logged stream keeps its own).
+    if (first) resume.epoch = id->epoch;
     first = false;
-    if (!id->stream.empty()) resume.byStream[id->stream] = id->seq;
-    else if (items.size() == 1) resume.afterSeq = id->seq;
+    if (!id->stream.empty()) {
+      resume.byStream[id->stream] = id->seq;
+      resume.epochOf[id->stream] = id->epoch;
+    } else if (items.size() == 1) resume.afterSeq = id->seq;
     else throw HelloError(what + ": with several positions, each names its stream (EPOCH-STREAM-SEQ)");
   }
   return resume;
@@ -186,17 +206,25 @@ Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& que
   return hello;
 }
 
-std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
+std::optional<std::uint64_t> sharedEpoch(const std::vector<StreamStart>& streams) {
+  if (streams.empty()) return std::nullopt;
+  for (const StreamStart& s : streams)
+    if (s.epoch != streams.front().epoch) return std::nullopt;
+  return streams.front().epoch;
+}
+
+std::string okAnswerJson(std::optional<std::uint64_t> epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
                          const std::vector<std::pair<std::string, std::string>>& extra) {
   Poco::JSON::Object answer(Poco::JSON_PRESERVE_KEY_ORDER);
   answer.set("ok", true);
-  answer.set("epoch", std::to_string(epoch));
+  if (epoch) answer.set("epoch", std::to_string(*epoch));
   std::optional<bool> recovered;  // every stream asked to resume recovered (none asked: absent)
   Poco::JSON::Object::Ptr byName = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   for (const StreamStart& s : streams) {
     if (s.recovered) recovered = recovered.value_or(true) && *s.recovered;
     Poco::JSON::Object::Ptr one = new Poco::JSON::Object(Poco::JSON_PRESERVE_KEY_ORDER);
     one->set("id", s.id);
+    one->set("epoch", std::to_string(s.epoch));
     one->set("first_seq", s.firstSeq);
     if (s.recovered) one->set("recovered", *s.recovered);
     byName->set(s.name, one);
@@ -217,7 +245,7 @@ std::string errorAnswerJson(const std::string& error) {
   return toJson(answer);
 }
 
-std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs) {
+std::string okAnswer(std::optional<std::uint64_t> epoch, const std::vector<StreamStart>& streams, int heartbeatMs) {
   return wire::controlFrame(okAnswerJson(epoch, streams, heartbeatMs));
 }
 

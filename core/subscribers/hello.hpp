@@ -8,7 +8,8 @@
 //
 //   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"], "select": ["md.*.BTC"],
-//                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}},
+//                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}
+//                               or {"after_seq": {"trades": {"epoch": E, "seq": S}, ...}},
 //                     "snapshot": true, "max_rate_per_key": MS}
 //                    or, where a client cannot send a first line (a browser),
 //                    the same as query parameters (helloFromQuery):
@@ -17,13 +18,18 @@
 //   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
 //                     "heartbeat_ms": H,
-//                     "streams": {"trades": {"id": 0, "first_seq": N, "recovered": true}}}
+//                     "streams": {"trades": {"id": 0, "epoch": "E", "first_seq": N, "recovered": true}}}
 //                    or {"ok": false, "error": "..."}, after which it closes;
 //                    then the frames of the streams asked for, and when
 //                    nothing was sent for heartbeat_ms, a heartbeat.
 //
-// The epoch is a decimal string: a 64-bit number does not survive
-// JavaScript's or jq's JSON. `recovered` is there only for what the hello
+// Epochs are decimal strings: a 64-bit number does not survive
+// JavaScript's or jq's JSON. An epoch belongs to a stream (a logged stream
+// keeps its own across restarts): each stream's is in `streams`; the top
+// level's is the streams' epoch when they share one (always, with one), and
+// absent when they do not. A resume names the epoch of its positions, at
+// the top level or per stream; a stream's position is continued only in
+// that stream's epoch. `recovered` is there only for what the hello
 // asked to resume: per stream for each stream it named, and at the top
 // level (true when every one of them continues right after the seq asked
 // for). A hello without `resume` gets only where each stream starts.
@@ -49,9 +55,15 @@ struct Hello {
   std::string token;                // empty: none given
   std::vector<std::string> inputs;  // empty: every input of the listener
   struct Resume {
-    std::uint64_t epoch = 0;
+    std::uint64_t epoch = 0;                         // of every position (0: each names its own)
     std::optional<std::uint64_t> afterSeq;           // one number: the only stream asked for
     std::map<std::string, std::uint64_t> byStream;   // or one per stream
+    std::map<std::string, std::uint64_t> epochOf;    // a stream's own epoch, where its position names one
+    // The epoch the position of stream `name` belongs to (0: none given).
+    std::uint64_t epochFor(const std::string& name) const {
+      auto it = epochOf.find(name);
+      return it == epochOf.end() ? epoch : it->second;
+    }
   };
   std::optional<Resume> resume;
   // Patterns of the keys wanted (NATS subjects); empty: every frame.
@@ -83,7 +95,7 @@ Hello parseHello(std::string_view line);
 Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query);
 // A resume point written as Server-Sent Event ids (wire.hpp), comma
 // separated: EPOCH-SEQ (the only stream asked for) or EPOCH-STREAM-SEQ per
-// stream, all of one epoch (a query's resume, SSE's Last-Event-ID). Throws
+// stream, each in its stream's epoch (a query's resume, SSE's Last-Event-ID). Throws
 // HelloError naming `what`.
 Hello::Resume resumeFromEventIds(std::string_view ids, const std::string& what);
 
@@ -93,15 +105,20 @@ struct StreamStart {
   std::uint16_t id = 0;
   std::optional<bool> recovered;  // none: the hello did not ask to resume this stream
   std::uint64_t firstSeq = 0;
+  std::uint64_t epoch = 0;        // the stream's
 };
 
-// The answer's JSON. `heartbeatMs` 0: none announced. `extra`: string
+// The epoch the streams share; none if they have several.
+std::optional<std::uint64_t> sharedEpoch(const std::vector<StreamStart>& streams);
+
+// The answer's JSON. `epoch`: the top level's (none: the streams have
+// several; see sharedEpoch). `heartbeatMs` 0: none announced. `extra`: string
 // fields a protocol adds (how it sends frames: "envelope", "encoding").
-std::string okAnswerJson(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
+std::string okAnswerJson(std::optional<std::uint64_t> epoch, const std::vector<StreamStart>& streams, int heartbeatMs,
                          const std::vector<std::pair<std::string, std::string>>& extra = {});
 std::string errorAnswerJson(const std::string& error);
 // The same as the streamrelay protocol sends them: control frames (wire.hpp).
-std::string okAnswer(std::uint64_t epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
+std::string okAnswer(std::optional<std::uint64_t> epoch, const std::vector<StreamStart>& streams, int heartbeatMs);
 std::string errorAnswer(const std::string& error);
 // What a heartbeat is in the streamrelay protocol (the same bytes every time).
 const std::string& heartbeatFrame();

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,7 +38,7 @@ struct ListenerConfig;
 struct AdmissionResult {
   CloseReason refused = CloseReason::None;
   std::string error;                          // refused: one line for the client and the log (no secret)
-  std::uint64_t epoch = 0;                    // the inputs' epoch
+  std::optional<std::uint64_t> epoch;         // admitted: the epoch its streams share (none: several)
   std::vector<protocol::StreamStart> starts;  // admitted: one per stream it gets
   std::vector<std::string> select;            // admitted: the key patterns it gets (empty: every frame)
   int heartbeatMs = 0;                        // announced in the answer (0: no heartbeats)

@@ -36,7 +36,6 @@ AdmissionResult SubscriberAdmission::admit(const protocol::Hello* hello, const Q
                                            const Authenticator& auth) const {
   if (!hello) {
     AdmissionResult result;
-    result.epoch = inputs_.front()->stream().epoch;
     result.select = select_;
     queue->setSelection(select_);
     for (Bus* bus : inputs_) bus->subscribe(queue, replayFrames_, select_);
@@ -147,27 +146,28 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
                                                   "' keeps no last values (set streams." + inputs_[i]->stream().name +
                                                   ".last_value.max_keys)");
 
-  result.epoch = inputs_.front()->stream().epoch;
   result.maxRatePerKeyMs = hello.maxRatePerKeyMs;
   queue->setSelection(result.select);
-  const bool sameRun = hello.resume && hello.resume->epoch == result.epoch;
   for (std::size_t i : chosen) {
     Bus& bus = *inputs_[i];
     const std::string& name = bus.stream().name;
     // The position the hello gives for this stream, if any: only a
-    // position in this run can be continued.
+    // position in the stream's epoch can be continued.
     std::optional<std::uint64_t> position;
     if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
     if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
-    const Bus::Start start = bus.subscribeAfter(queue, sameRun ? position : std::nullopt, replayFrames_, result.select,
-                                                hello.snapshot);
-    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq};
+    const bool sameEpoch = hello.resume && hello.resume->epochFor(name) == bus.stream().epoch;
+    const Bus::Start start = bus.subscribeAfter(queue, sameEpoch ? position : std::nullopt, replayFrames_,
+                                                result.select, hello.snapshot);
+    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq,
+                                  bus.stream().epoch};
     if (position) started.recovered = start.recovered;
     result.starts.push_back(started);
     result.described += (result.described.empty() ? "" : ", ") + name + " from seq " +
                         std::to_string(start.firstSeq) +
                         (position ? (start.recovered ? " (resumed)" : " (not recovered)") : "");
   }
+  result.epoch = protocol::sharedEpoch(result.starts);
   return result;
 }
 

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-60}
-targets=(fuzz_decoder fuzz_delimiter_roundtrip fuzz_config fuzz_hello fuzz_jwt_claims fuzz_http_response fuzz_http_request fuzz_websocket_frames fuzz_key_extractor)
+targets=(fuzz_decoder fuzz_delimiter_roundtrip fuzz_config fuzz_hello fuzz_jwt_claims fuzz_http_response fuzz_http_request fuzz_websocket_frames fuzz_key_extractor fuzz_log_segment)
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSTREAMRELAY_FUZZ=ON >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${targets[@]}"
 for target in "${targets[@]}"; do

@@ -267,7 +267,13 @@ TEST_CASE("streamrelay protocol: the epoch is a decimal string, a resume with it
   CHECK(answerJson(relay.ports.at("main"), "{\"resume\": {\"epoch\": \"" + epoch[1].str() + "\", \"after_seq\": 60}}\n") ==
         "{\"ok\":true,\"epoch\":\"" + epoch[1].str() +
             "\",\"recovered\":true,\"first_seq\":61,\"heartbeat_ms\":5000,\"streams\":{\"upstream\":{\"id\":0,"
-            "\"first_seq\":61,\"recovered\":true}}}");
+            "\"epoch\":\"" + epoch[1].str() + "\",\"first_seq\":61,\"recovered\":true}}}");
+  // The same position with the stream's own epoch (a fleet's form), and in another epoch.
+  CHECK(answerJson(relay.ports.at("main"), "{\"resume\": {\"after_seq\": {\"upstream\": {\"epoch\": \"" +
+                                               epoch[1].str() + "\", \"seq\": 70}}}}\n")
+            .find("\"recovered\":true,\"first_seq\":71,") != std::string::npos);
+  CHECK(answerJson(relay.ports.at("main"), "{\"resume\": {\"after_seq\": {\"upstream\": {\"epoch\": 1, \"seq\": 70}}}}\n")
+            .find("\"recovered\":false,") != std::string::npos);
 }
 
 TEST_CASE("heartbeats: a quiet subscriber gets one every heartbeat_ms, between frames, and a silent relay is taken for gone", "[integration][protocol][heartbeat]") {

@@ -127,6 +127,20 @@ TEST_CASE("reload diff: a replay ring changed on a running stream needs a restar
   CHECK(changeOf(diff, Kind::Source, "extra").what == What::Added);
 }
 
+TEST_CASE("reload diff: a stream's log changed, added or removed needs a restart", "[config][reload][log]") {
+  const Config before = parse(replaced(kBase, "gen: {replay: {frames: 100}}",
+                                       "gen: {replay: {frames: 100}, log: {dir: /tmp/a, fsync: always}}"));
+  const ConfigDiff changed = diffConfigs(before, parse(replaced(kBase, "gen: {replay: {frames: 100}}",
+                                                                "gen: {replay: {frames: 100}, log: {dir: /tmp/a}}")));
+  CHECK(changeOf(changed, Kind::Stream, "gen").keyList() == "log.fsync");
+  CHECK(changeOf(changed, Kind::Stream, "gen").how() == Reload::Process);
+  const ConfigDiff removed = diffConfigs(before, parse(kBase));
+  CHECK(changeOf(removed, Kind::Stream, "gen").how() == Reload::Process);
+  const ConfigDiff added = diffConfigs(parse(kBase), before);
+  CHECK(changeOf(added, Kind::Stream, "gen").keyList().find("log") != std::string::npos);
+  CHECK(changeOf(added, Kind::Stream, "gen").how() == Reload::Process);
+}
+
 TEST_CASE("the key reference (--list-keys) says how a change to each key is applied by a reload", "[config][reload]") {
   const std::string reference = configKeysReference();
   auto has = [&](const std::string& text) {

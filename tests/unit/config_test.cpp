@@ -485,3 +485,36 @@ TEST_CASE("on_full conflate is a listener's policy, a plugin's queue refuses it"
   CHECK_THAT(error, Catch::Contains("queue.on_full: 'conflate' is not one of: disconnect, drop_oldest, drop_newest, block"));
   CHECK(error.find('\n') == std::string::npos);
 }
+
+TEST_CASE("streams.NAME.log: its keys, defaults and the one-line errors that name them", "[config][log]") {
+  const std::string base = "upstream: {type: generator}\nstreams:\n  upstream:\n    log: ";
+  const Config c = parseConfig(base + "{dir: /var/lib/sr/up, fsync: always, retain: {frames: 9}}\n", "test.yaml");
+  REQUIRE(c.streams.size() == 1);
+  REQUIRE(c.streams.front().log);
+  const LogOptions& log = *c.streams.front().log;
+  CHECK(log.dir == "/var/lib/sr/up");
+  CHECK(log.segmentBytes == 64u << 20);
+  CHECK(log.fsync == FsyncPolicy::Always);
+  CHECK(log.retain.frames == 9);
+  const LogOptions defaults = *parseConfig(base + "{dir: d}\n", "test.yaml").streams.front().log;
+  CHECK(defaults.fsync == FsyncPolicy::EveryMs);
+  CHECK(defaults.fsyncEveryMs == 100);
+  CHECK(parseConfig(base + "{dir: d, fsync: {every_ms: 7}}\n", "test.yaml").streams.front().log->fsyncEveryMs == 7);
+  CHECK(parseConfig(base + "{dir: d, fsync: never}\n", "test.yaml").streams.front().log->fsync == FsyncPolicy::Never);
+  CHECK_FALSE(parseConfig("upstream: {type: generator}\n", "test.yaml").streams.size());
+
+  const std::string fsyncError =
+      "test.yaml:4: streams.upstream.log.fsync: expected always, never or {every_ms: N} (N from 1 to 3600000)";
+  CHECK(errorOf(base + "{dir: d, fsync: sometimes}\n") == fsyncError);
+  CHECK(errorOf(base + "{dir: d, fsync: {every_ms: 0}}\n") == fsyncError);
+  CHECK(errorOf(base + "{dir: d, fsync: {every_ms: 5, x: 1}}\n") == fsyncError);
+  CHECK(errorOf(base + "{fsync: always}\n") ==
+        "test.yaml:4: streams.upstream.log: missing required key 'dir' (the directory of the stream's log)");
+  CHECK(errorOf(base + "{dir: d, segment_bytes: 100}\n") ==
+        "test.yaml:4: streams.upstream.log.segment_bytes: 100 is out of range 4096..1099511627776");
+  CHECK(errorOf(base + "{dir: d, retain: {age_s: -1}}\n").find("streams.upstream.log.retain.age_s: -1 is out of range") !=
+        std::string::npos);
+  CHECK(errorOf("sources: {a: {type: generator}, b: {type: generator}}\nstreams:\n  a: {log: {dir: x/}}\n"
+                "  b: {log: {dir: x}}\n") ==
+        "test.yaml:4: streams.b.log.dir: 'x' is stream a's log already (one stream per directory)");
+}

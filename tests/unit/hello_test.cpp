@@ -36,7 +36,10 @@ TEST_CASE("a hello the relay cannot take is one printable line naming what is wr
   CHECK(errorOf("[1]") == "the hello must be a JSON object");
   CHECK(errorOf(R"({"token": 5})") == "token: expected a string");
   CHECK(errorOf(R"({"inputs": "a"})") == "inputs: expected a list of stream names");
-  CHECK(errorOf(R"({"resume": {"epoch": 1}})") == R"(resume: expected {"epoch": E, "after_seq": S})");
+  CHECK(errorOf(R"({"resume": {"epoch": 1}})") ==
+        R"(resume: expected {"epoch": E, "after_seq": S} or {"after_seq": {"STREAM": {"epoch": E, "seq": S}}})");
+  CHECK(errorOf(R"({"resume": {"after_seq": {"a": {"epoch": 1, "seq": 2}, "b": 3}}})").find("resume: expected") == 0);
+  CHECK(errorOf(R"({"resume": {"after_seq": {"a": {"epoch": 1}}}})").find("resume: expected") == 0);
   CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
   CHECK(errorOf(R"({"resume": {"epoch": 1, "after_seq": "12x"}})") == "resume.after_seq: expected a non-negative integer");
   CHECK(errorOf("{\"a\\nb\": 1}") == "unknown hello field 'a?b' (token, inputs, select, snapshot, max_rate_per_key, resume)");
@@ -58,12 +61,12 @@ TEST_CASE("the frame header is 24 big-endian bytes and the answer a control fram
   CHECK(read.seq == 0x0708090a0b0c0d0eull);
   CHECK(read.receivedUnixNs == 0x1112131415161718ll);
 
-  const std::string answer = okAnswer(99, {{"trades", 0, true, 101}}, 5000);
+  const std::string answer = okAnswer(99, {{"trades", 0, true, 101, 99}}, 5000);
   REQUIRE(answer.size() > kFrameHeaderBytes);
   CHECK(static_cast<unsigned char>(answer[4]) == 0xFF);  // the control stream
   CHECK(static_cast<unsigned char>(answer[5]) == 0xFF);
   const std::string json = answer.substr(kFrameHeaderBytes);
-  CHECK(json == R"({"ok":true,"epoch":"99","recovered":true,"first_seq":101,"heartbeat_ms":5000,"streams":{"trades":{"id":0,"first_seq":101,"recovered":true}}})");
+  CHECK(json == R"({"ok":true,"epoch":"99","recovered":true,"first_seq":101,"heartbeat_ms":5000,"streams":{"trades":{"id":0,"epoch":"99","first_seq":101,"recovered":true}}})");
   // What the client library reads back.
   client::JsonValue v = client::JsonValue::parse(json);
   std::uint64_t epoch = 0;
@@ -77,13 +80,32 @@ TEST_CASE("the answer's epoch is a decimal string and recovered is there only fo
   const std::uint64_t epoch = 18446744073709551615ull;  // no JSON number that JavaScript reads keeps it
   auto jsonOf = [](const std::string& frame) { return frame.substr(wire::kFrameHeaderBytes); };
   // No resume asked: where each stream starts, and nothing about recovery.
-  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, std::nullopt, 1}, {"b", 1, std::nullopt, 7}}, 0)) ==
-        R"({"ok":true,"epoch":"18446744073709551615","streams":{"a":{"id":0,"first_seq":1},"b":{"id":1,"first_seq":7}}})");
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, std::nullopt, 1, epoch}, {"b", 1, std::nullopt, 7, epoch}}, 0)) ==
+        R"({"ok":true,"epoch":"18446744073709551615","streams":{"a":{"id":0,"epoch":"18446744073709551615","first_seq":1},"b":{"id":1,"epoch":"18446744073709551615","first_seq":7}}})");
   // One stream resumed, one not asked for: the top level speaks for the one asked.
-  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11}, {"b", 1, std::nullopt, 7}}, 0)) ==
-        R"({"ok":true,"epoch":"18446744073709551615","recovered":true,"streams":{"a":{"id":0,"first_seq":11,"recovered":true},"b":{"id":1,"first_seq":7}}})");
-  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11}, {"b", 1, false, 7}}, 0)).find(R"("recovered":false,)") !=
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11, epoch}, {"b", 1, std::nullopt, 7, epoch}}, 0)) ==
+        R"({"ok":true,"epoch":"18446744073709551615","recovered":true,"streams":{"a":{"id":0,"epoch":"18446744073709551615","first_seq":11,"recovered":true},"b":{"id":1,"epoch":"18446744073709551615","first_seq":7}}})");
+  CHECK(jsonOf(okAnswer(epoch, {{"a", 0, true, 11, epoch}, {"b", 1, false, 7, epoch}}, 0)).find(R"("recovered":false,)") !=
         std::string::npos);
+}
+
+TEST_CASE("each stream's epoch is in the answer, the top level's only when they share one", "[protocol]") {
+  auto jsonOf = [](const std::string& frame) { return frame.substr(wire::kFrameHeaderBytes); };
+  const std::vector<StreamStart> two{{"a", 0, std::nullopt, 1, 5}, {"b", 1, std::nullopt, 7, 6}};
+  CHECK_FALSE(sharedEpoch(two));
+  CHECK(jsonOf(okAnswer(sharedEpoch(two), two, 0)) ==
+        R"({"ok":true,"streams":{"a":{"id":0,"epoch":"5","first_seq":1},"b":{"id":1,"epoch":"6","first_seq":7}}})");
+  CHECK(sharedEpoch({{"a", 0, std::nullopt, 1, 5}}) == 5u);
+  // A resume may name each stream's epoch.
+  const Hello h = parseHello(R"({"resume": {"after_seq": {"a": {"epoch": "5", "seq": 3}, "b": {"epoch": 6, "seq": "9"}}}})");
+  REQUIRE(h.resume);
+  CHECK(h.resume->epochFor("a") == 5);
+  CHECK(h.resume->epochFor("b") == 6);
+  CHECK(h.resume->byStream == std::map<std::string, std::uint64_t>{{"a", 3}, {"b", 9}});
+  // Beside a top-level epoch, a stream's own wins for it.
+  const Hello mixed = parseHello(R"({"resume": {"epoch": 1, "after_seq": {"a": {"epoch": 5, "seq": 3}, "b": 4}}})");
+  CHECK(mixed.resume->epochFor("a") == 5);
+  CHECK(mixed.resume->epochFor("b") == 1);
 }
 
 TEST_CASE("a heartbeat is a control frame of JSON", "[protocol]") {

@@ -243,7 +243,10 @@ TEST_CASE("the hello as query parameters, and positions as event ids", "[protoco
     return std::string("(accepted)");
   };
   CHECK(errorOf({{"resume", "x-1"}}) == "resume: 'x-1' is not EPOCH-SEQ or EPOCH-STREAM-SEQ");
-  CHECK(errorOf({{"resume", "1-a-1,2-b-1"}}) == "resume: the positions name two epochs");
+  // Each stream's position in its own epoch (a logged stream keeps its own).
+  const protocol::Hello twoEpochs = protocol::helloFromQuery({{"resume", "1-a-1,2-b-1"}});
+  CHECK(twoEpochs.resume->epochFor("a") == 1);
+  CHECK(twoEpochs.resume->epochFor("b") == 2);
   CHECK(errorOf({{"resume", "1-1,1-2"}}).find("each names its stream") != std::string::npos);
   CHECK(errorOf({{"tokn", "t"}}) == "unknown query parameter 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume)");
   CHECK(wire::formatEventId(7, "", 3) == "7-3");

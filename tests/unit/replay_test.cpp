@@ -217,3 +217,24 @@ TEST_CASE("a resume at the newest seq recovers without a ring", "[replay][resume
   CHECK_FALSE(start.recovered);
   CHECK(start.firstSeq == 31);
 }
+
+TEST_CASE("a stream that starts at a given seq (a logged stream after a restart) numbers on from it", "[replay][resume]") {
+  BusOptions options(ring(100, 0));
+  options.firstSeq = 501;
+  Bus bus(StreamId{"s", 7}, nullptr, options);
+  CHECK(bus.lastSeq() == 500);
+  // A client that saw seq 500 of this epoch before the restart continues with 501.
+  auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
+  const Bus::Start start = bus.subscribeAfter(queue, 500, 0);
+  CHECK(start.recovered);
+  CHECK(start.firstSeq == 501);
+  publishFrames(bus, 2, 10);
+  CHECK(bus.lastSeq() == 520);
+  std::deque<FrameSpan> spans;
+  queue->takeAll(spans);
+  std::vector<std::uint64_t> seqs;
+  for (const FrameSpan& s : spans)
+    for (std::uint32_t i = s.first; i < s.end; ++i) seqs.push_back(s.batch->seq(i));
+  CHECK(seqs == range(501, 520));
+  CHECK(spans.front().batch->stream()->epoch == 7);
+}

@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "stream_log.hpp"
+
+#include <Poco/Format.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <stdexcept>
+
+#include "log_retention.hpp"
+#include "segment_scan.hpp"
+
+namespace streamrelay {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::size_t kSeqDigits = 20;
+const char* const kSegmentSuffix = ".seg";
+
+bool isSegmentName(const std::string& name) {
+  return name.size() == kSeqDigits + 4 && name.compare(kSeqDigits, 4, kSegmentSuffix) == 0 &&
+         std::all_of(name.begin(), name.begin() + kSeqDigits, [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// Writes all of `size` bytes at `offset`; false with `error` (errno) if it cannot.
+bool writeAll(int fd, const char* data, std::size_t size, std::uint64_t offset, int& error) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      error = n < 0 ? errno : ENOSPC;
+      return false;
+    }
+    data += n;
+    size -= static_cast<std::size_t>(n);
+    offset += static_cast<std::uint64_t>(n);
+  }
+  return true;
+}
+
+// A renamed or created file's name is durable once its directory is synced.
+void syncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return;
+  ::fsync(fd);
+  ::close(fd);
+}
+
+std::string utcStamp() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char text[32];
+  std::strftime(text, sizeof text, "%Y%m%dT%H%M%SZ", &tm);
+  return text;
+}
+
+}  // namespace
+
+StreamLog::StreamLog(std::string stream, LogOptions options)
+    : stream_(std::move(stream)), options_(std::move(options)), logger_(Poco::Logger::get("streamrelay")) {
+  std::error_code error;
+  fs::create_directories(options_.dir, error);
+  if (error)
+    throw std::runtime_error("streams." + stream_ + ".log.dir: cannot create " + options_.dir + ": " + error.message());
+  recover();
+  nextSeqAtOpen_ = nextSeq_;
+}
+
+StreamLog::~StreamLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::string StreamLog::segmentPath(std::uint64_t firstSeq) const {
+  std::string digits = std::to_string(firstSeq);
+  return (fs::path(options_.dir) / (std::string(kSeqDigits - digits.size(), '0') + digits + kSegmentSuffix)).string();
+}
+
+void StreamLog::recover() {
+  std::vector<std::string> paths;
+  for (const fs::directory_entry& entry : fs::directory_iterator(options_.dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && isSegmentName(name)) paths.push_back(entry.path().string());
+    else if (entry.is_regular_file() && name.size() > 8 && name.compare(name.size() - 8, 8, ".seg.tmp") == 0)
+      fs::remove(entry.path());  // a segment whose creation was cut short: it never held a record
+  }
+  std::sort(paths.begin(), paths.end());
+  if (paths.empty()) return startNewEpoch("no log in " + options_.dir + " yet");
+
+  std::vector<SegmentIndex> kept;
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    const SegmentScan scan = scanSegment(paths[i]);
+    const bool unknownFormat = scan.outcome == SegmentScan::Outcome::BadHeader && !scan.headerTooShort &&
+                               scan.headerProblem != logfmt::HeaderProblem::BadChecksum;
+    if (unknownFormat || (kept.empty() && (scan.outcome == SegmentScan::Outcome::BadHeader ||
+                                           scan.outcome == SegmentScan::Outcome::Unopenable))) {
+      const std::string aside = moveAside(paths);
+      return startNewEpoch("the log was unreadable (" + describeScan(scan) + "); its files were moved aside (not " +
+                               "deleted) to " + aside,
+                           true);
+    }
+    const std::vector<std::string> rest(paths.begin() + static_cast<std::ptrdiff_t>(i) + 1, paths.end());
+    if (scan.outcome == SegmentScan::Outcome::BadHeader || scan.outcome == SegmentScan::Outcome::Unopenable ||
+        (!kept.empty() && (scan.segment.header.epoch != kept.front().header.epoch ||
+                           scan.segment.firstSeq() < kept.back().nextSeq()))) {
+      const std::string why = scan.outcome == SegmentScan::Outcome::BadHeader ||
+                                      scan.outcome == SegmentScan::Outcome::Unopenable
+                                  ? describeScan(scan)
+                                  : paths[i] + ": does not follow the segment before it (epoch or seq)";
+      const std::string aside = moveAside({paths.begin() + static_cast<std::ptrdiff_t>(i), paths.end()});
+      logger_.warning("stream %s: log %s: the readable log ends before it; it and any later segment were moved aside "
+                      "(not deleted) to %s", stream_, why, aside);
+      break;
+    }
+    if (scan.outcome == SegmentScan::Outcome::Torn) {
+      logger_.warning("stream %s: log %s: cut off", stream_, describeScan(scan));
+      cutAt(paths[i], scan.problemOffset, false);
+    } else if (scan.outcome == SegmentScan::Outcome::Corrupt) {
+      cutAt(paths[i], scan.problemOffset, true);
+      const std::string aside = moveAside(rest);
+      logger_.warning("stream %s: log %s: the readable log ends there (after seq %?u); the file as found and any later "
+                      "segment were moved aside (not deleted) to %s", stream_, describeScan(scan),
+                      scan.segment.lastSeq(), aside);
+      kept.push_back(scan.segment);
+      break;
+    }
+    kept.push_back(scan.segment);
+  }
+  segments_ = std::move(kept);
+  epoch_ = segments_.front().header.epoch;
+  nextSeq_ = segments_.back().nextSeq();
+  writtenSeq_ = nextSeq_ - 1;
+  openActiveForAppend();
+  fsyncedSeq_ = writtenSeq_;
+  logger_.information("stream %s: log %s: epoch %?u goes on at seq %?u (%z segment(s))", stream_, options_.dir, epoch_,
+                      nextSeq_, segments_.size());
+}
+
+void StreamLog::startNewEpoch(const std::string& why, bool warn) {
+  epoch_ = newEpoch();
+  segments_.clear();
+  if (!openSegment(1))
+    throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write a segment in " + options_.dir);
+  const std::string line = Poco::format("stream %s: a new epoch %?u at seq 1: %s", stream_, epoch_, why);
+  if (warn) logger_.warning(line);
+  else logger_.information(line);
+}
+
+std::string StreamLog::moveAside(const std::vector<std::string>& paths) {
+  if (asideDir_.empty()) {  // one folder for everything one opening moves aside
+    asideDir_ = (fs::path(options_.dir) / ("aside-" + utcStamp())).string();
+    for (int n = 2; fs::exists(asideDir_); ++n)
+      asideDir_ = (fs::path(options_.dir) / ("aside-" + utcStamp() + "-" + std::to_string(n))).string();
+  }
+  std::error_code error;
+  fs::create_directories(asideDir_, error);
+  for (const std::string& path : paths)
+    if (!error) fs::rename(path, fs::path(asideDir_) / fs::path(path).filename(), error);
+  if (error)
+    throw std::runtime_error("stream " + stream_ + ": log " + options_.dir + ": cannot move files aside to " +
+                             asideDir_ + ": " + error.message());
+  syncDirectory(options_.dir);
+  return asideDir_;
+}
+
+void StreamLog::cutAt(const std::string& path, std::uint64_t offset, bool keepTail) {
+  if (!keepTail) {
+    if (::truncate(path.c_str(), static_cast<off_t>(offset)) != 0)
+      throw std::runtime_error("stream " + stream_ + ": log " + path + ": cannot cut off its torn end: " +
+                               std::strerror(errno));
+    return;
+  }
+  // Kept whole, aside; its readable part is copied in its place.
+  const std::string copy = path + ".cut";
+  std::error_code error;
+  fs::copy_file(path, copy, fs::copy_options::overwrite_existing, error);
+  if (!error) fs::resize_file(copy, offset, error);
+  if (error)
+    throw std::runtime_error("stream " + stream_ + ": log " + path + ": cannot cut it at offset " +
+                             std::to_string(offset) + ": " + error.message());
+  moveAside({path});
+  fs::rename(copy, path, error);
+  if (error) throw std::runtime_error("stream " + stream_ + ": log " + path + ": " + error.message());
+}
+
+void StreamLog::openActiveForAppend() {
+  const std::string& path = segments_.back().path;
+  fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd_ < 0)
+    throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write " + path + ": " + std::strerror(errno));
+  // What a killed relay left in the page cache is on the disk from here on.
+  ::fdatasync(fd_);
+}
+
+bool StreamLog::openSegment(std::uint64_t firstSeq) {
+  const std::string path = segmentPath(firstSeq);
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int error = errno;
+  logfmt::SegmentHeader header{epoch_, firstSeq, unixNowNs()};
+  const std::string bytes = logfmt::encodeHeader(header);
+  // The header is synced even with fsync `never`: it holds the epoch.
+  const bool written = fd >= 0 && writeAll(fd, bytes.data(), bytes.size(), 0, error) &&
+                       (::fdatasync(fd) == 0 || ((error = errno), false)) &&
+                       (::rename(tmp.c_str(), path.c_str()) == 0 || ((error = errno), false));
+  if (!written) {
+    if (fd >= 0) ::close(fd);
+    ::unlink(tmp.c_str());
+    writeFailed("creating " + path, error);
+    return false;
+  }
+  syncDirectory(options_.dir);
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = fd;
+  SegmentIndex segment;
+  segment.path = path;
+  segment.header = header;
+  std::string emptyBefore;  // a segment that never got a record is replaced, not kept
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!segments_.empty() && segments_.back().empty()) {
+      if (segments_.back().path != path) emptyBefore = segments_.back().path;
+      segments_.pop_back();
+    }
+    segments_.push_back(std::move(segment));
+  }
+  if (!emptyBefore.empty()) ::unlink(emptyBefore.c_str());
+  broken_ = false;
+  nextSeq_ = firstSeq;
+  retentionDue_ = {};  // a segment was sealed: retention may apply now
+  return true;
+}
+
+void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t end) {
+  for (std::size_t i = first; i < end; ++i) {
+    const std::uint64_t seq = batch.seq(i);
+    const std::string_view key = batch.key(i);
+    const std::string_view payload = batch.payload(i);
+    // Keys are at most 256 bytes (subject.hpp, the ABI): one beyond what a reader takes would end the log.
+    const bool keyed = batch.hasKey(i) && key.size() <= logfmt::kMaxKeyBytes;
+    const std::uint64_t bytes = logfmt::recordBytes(keyed ? key.size() : 0, payload.size());
+    const SegmentIndex& active = segments_.back();
+    const bool full = (!active.empty() || !pending_.empty()) &&
+                      active.endOffset + pending_.size() + bytes > options_.segmentBytes;
+    if (broken_ || fd_ < 0 || seq != nextSeq_ || full) {
+      flush();
+      if (full && options_.fsync != FsyncPolicy::Never) sync();  // sealed: on the disk before the next one starts
+      if (!openSegment(seq)) return;  // these frames are lost: counted, a gap
+    }
+    if (pending_.empty()) pendingFirstSeq_ = seq;
+    logfmt::appendRecord(pending_, seq, batch.receivedUnixNs(), keyed ? &key : nullptr, payload);
+    pendingRecords_.push_back({seq, bytes, batch.receivedUnixNs()});
+    nextSeq_ = seq + 1;
+  }
+}
+
+void StreamLog::flush() {
+  if (pending_.empty()) return;
+  SegmentIndex& active = segments_.back();
+  int error = 0;
+  if (!writeAll(fd_, pending_.data(), pending_.size(), active.endOffset, error)) {
+    // Cut back to the last whole record (if the disk lets us): the next
+    // start then finds no torn record here.
+    const int cut = ::ftruncate(fd_, static_cast<off_t>(active.endOffset));
+    (void)cut;  // if even that fails, the next start cuts the torn record off
+    writeFailed("writing " + active.path + " (seq " + std::to_string(pendingFirstSeq_) + " to " +
+                    std::to_string(pendingRecords_.back().seq) + " lost)",
+                error);
+    broken_ = true;
+  } else {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::uint64_t offset = active.endOffset;
+    for (const PendingRecord& r : pendingRecords_) {
+      active.noteRecord(r.seq, offset, r.bytes, r.unixNs);
+      offset += r.bytes;
+    }
+    writtenSeq_ = pendingRecords_.back().seq;
+  }
+  pending_.clear();
+  pendingRecords_.clear();
+  if (broken_) return;
+  if (options_.fsync == FsyncPolicy::Always) sync();
+  else if (options_.fsync == FsyncPolicy::EveryMs && syncDue_ == std::chrono::steady_clock::time_point::max())
+    syncDue_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.fsyncEveryMs);
+}
+
+bool StreamLog::sync() {
+  syncDue_ = std::chrono::steady_clock::time_point::max();
+  if (fd_ < 0 || broken_) return false;
+  if (::fdatasync(fd_) != 0) {
+    writeFailed("syncing " + segments_.back().path, errno);
+    broken_ = true;  // after a failed fsync the page cache cannot be trusted: a new segment
+    return false;
+  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  fsyncedSeq_ = writtenSeq_;
+  return true;
+}
+
+std::chrono::steady_clock::time_point StreamLog::tick(std::chrono::steady_clock::time_point now) {
+  if (syncDue_ <= now) sync();
+  if (retentionDue_ <= now) {
+    applyRetention(unixNowNs());
+    retentionDue_ = now + std::chrono::seconds(1);
+  }
+  return std::min(syncDue_, retentionDue_);
+}
+
+void StreamLog::close() {
+  flush();
+  if (options_.fsync != FsyncPolicy::Never) sync();
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+void StreamLog::applyRetention(std::int64_t nowUnixNs) {
+  const RetainLimits& limits = options_.retain;
+  if (limits.bytes == 0 && limits.ageS == 0 && limits.frames == 0) return;
+  std::vector<std::string> deleted;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::size_t count = segmentsToDelete(segments_, limits, nowUnixNs);
+    for (std::size_t i = 0; i < count; ++i) deleted.push_back(segments_[i].path);
+    segments_.erase(segments_.begin(), segments_.begin() + static_cast<std::ptrdiff_t>(count));
+  }
+  // A reader that has one of them open reads on: the file goes with its last descriptor.
+  for (const std::string& path : deleted) ::unlink(path.c_str());
+}
+
+void StreamLog::writeFailed(const std::string& what, int error) {
+  writeErrors_.fetch_add(1, std::memory_order_relaxed);
+  std::uint64_t suppressed = 0;
+  if (errorLines_.allow(suppressed))
+    logger_.error("stream %s: log write failed: %s: %s (%?u more failures since the last line); live subscribers "
+                  "are not affected; frames not written are a gap in the log",
+                  stream_, what, std::string(std::strerror(error)), suppressed);
+}
+
+LogStats StreamLog::stats() const {
+  LogStats s;
+  std::lock_guard<std::mutex> lock(mutex_);
+  s.firstSeq = segments_.empty() ? 0 : segments_.front().firstSeq();
+  s.lastSeq = s.firstSeq == 0 ? 0 : s.firstSeq - 1;
+  for (const SegmentIndex& segment : segments_) {
+    if (!segment.empty()) s.lastSeq = segment.lastSeq();
+    s.bytes += segment.endOffset;
+  }
+  s.segments = segments_.size();
+  s.fsyncedSeq = fsyncedSeq_;
+  s.writeErrors = writeErrors_.load(std::memory_order_relaxed);
+  return s;
+}
+
+std::optional<StreamLog::Readable> StreamLog::readableFrom(std::uint64_t seq) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const SegmentIndex& s : segments_) {
+    if (s.empty() || s.lastSeq() < seq) continue;
+    return Readable{s.path, s.firstSeq(), s.lastSeq(), s.offsetFor(std::max(seq, s.firstSeq())), s.endOffset};
+  }
+  return std::nullopt;
+}
+
+std::uint64_t StreamLog::seqNear(std::int64_t unixNs) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const SegmentIndex& s : segments_)
+    if (!s.empty() && s.lastUnixNs >= unixNs) return s.seqNear(unixNs);
+  return segments_.empty() ? 1 : segments_.back().nextSeq();
+}
+
+}  // namespace streamrelay

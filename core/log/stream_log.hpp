@@ -1,0 +1,139 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// StreamLog: one stream's durable log (streams.NAME.log): a directory of
+// append-only segment files (log_format.hpp), the stream's epoch and next
+// seq across restarts, and what readers may read.
+//
+// Opening recovers the directory: every segment is scanned; a torn last
+// record (a write cut short) is cut off; a record that fails its checksum
+// ends the readable log there (the segment is cut there, the bad tail and
+// any later segment are moved aside); a header this version cannot read
+// makes the whole log unreadable: its files are moved aside and the stream
+// starts a new epoch. One log line for each. Nothing a file holds makes it
+// allocate more than the file, or crash.
+//
+// A write that fails (disk full, file too large, I/O error) loses the
+// frames it carried: it is counted and logged (at most one line a second);
+// the segment is cut back to its last whole record and closed, and the
+// next frame written starts a new segment at its own seq. The gap in seq
+// between the two segments is what readers see: frames the log does not
+// hold. Live fan-out never waits for it.
+//
+// Threads: append(), flush(), tick() and close() only from the writer's
+// thread (LogWriter); everything else is thread safe.
+
+#include <Poco/Logger.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "frame_batch.hpp"
+#include "log_limiter.hpp"
+#include "log_options.hpp"
+#include "segment_index.hpp"
+
+namespace streamrelay {
+
+struct LogStats {
+  std::uint64_t firstSeq = 0;    // of the oldest frame kept (the next seq while the log is empty)
+  std::uint64_t lastSeq = 0;     // of the newest frame written (firstSeq - 1 while empty)
+  std::uint64_t fsyncedSeq = 0;  // every frame up to it written was forced to the disk
+  std::uint64_t bytes = 0;
+  std::uint64_t segments = 0;
+  std::uint64_t writeErrors = 0;
+};
+
+class StreamLog {
+ public:
+  // Opens (creating the directory) and recovers the log of stream `stream`.
+  // Throws std::runtime_error, one line, if the directory cannot be created
+  // or a segment cannot be written in it.
+  StreamLog(std::string stream, LogOptions options);
+  ~StreamLog();
+  StreamLog(const StreamLog&) = delete;
+  StreamLog& operator=(const StreamLog&) = delete;
+
+  // What the stream goes on with: fixed at open.
+  std::uint64_t epoch() const { return epoch_; }
+  std::uint64_t nextSeqAtOpen() const { return nextSeqAtOpen_; }
+  const LogOptions& options() const { return options_; }
+
+  // Writer thread. Encodes frames [first, end) of `batch` for the next flush().
+  void append(const FrameBatch& batch, std::size_t first, std::size_t end);
+  // Writer thread. Writes what append() encoded (a failure is counted and
+  // loses those frames) and, with fsync `always`, forces it to the disk.
+  void flush();
+  // Writer thread. Syncs when `every_ms` is due; applies retention (at
+  // most once a second). Returns when it next has something to do.
+  std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now);
+  // Writer thread. Flushes, syncs (unless fsync is `never`), closes the file.
+  void close();
+
+  LogStats stats() const;
+
+  // For readers: a segment to read from `seq`: the one that holds it, else
+  // the first after it (after a gap, or when `seq` was deleted); none if
+  // nothing at or after `seq` is written yet.
+  struct Readable {
+    std::string path;
+    std::uint64_t firstSeq = 0;
+    std::uint64_t lastSeq = 0;      // written so far
+    std::uint64_t startOffset = 0;  // at or before the record of max(seq, firstSeq)
+    std::uint64_t endOffset = 0;    // written so far: read no further
+  };
+  std::optional<Readable> readableFrom(std::uint64_t seq) const;
+  // The seq to start reading at for the first frame received at or after `unixNs`.
+  std::uint64_t seqNear(std::int64_t unixNs) const;
+
+ private:
+  void recover();
+  // `warn`: the log line is a warning (an old log could not be read), not news.
+  void startNewEpoch(const std::string& why, bool warn = false);
+  // Moves `paths` into this opening's aside folder (not deleted); returns the folder.
+  std::string moveAside(const std::vector<std::string>& paths);
+  void cutAt(const std::string& path, std::uint64_t offset, bool keepTail);
+  // Writer thread: a new segment whose first record will be `firstSeq`.
+  bool openSegment(std::uint64_t firstSeq);
+  void openActiveForAppend();
+  bool sync();
+  void writeFailed(const std::string& what, int error);
+  void applyRetention(std::int64_t nowUnixNs);
+  std::string segmentPath(std::uint64_t firstSeq) const;
+
+  const std::string stream_;
+  const LogOptions options_;
+  Poco::Logger& logger_;
+  LogLimiter errorLines_;
+  std::uint64_t epoch_ = 0;
+  std::uint64_t nextSeqAtOpen_ = 1;
+  std::string asideDir_;  // where opening moved what it could not read (empty: nothing)
+
+  mutable std::mutex mutex_;
+  std::vector<SegmentIndex> segments_;  // guarded by mutex_: oldest first; the last is written to
+  std::uint64_t fsyncedSeq_ = 0;        // guarded by mutex_
+  std::atomic<std::uint64_t> writeErrors_{0};
+
+  // The writer thread's.
+  int fd_ = -1;                    // the last segment's, for appending (-1: none usable)
+  bool broken_ = false;            // a write failed: the next frame starts a new segment
+  std::uint64_t nextSeq_ = 1;      // the seq the next frame appended should have
+  std::string pending_;            // encoded records not yet written
+  struct PendingRecord {
+    std::uint64_t seq;
+    std::uint64_t bytes;
+    std::int64_t unixNs;
+  };
+  std::vector<PendingRecord> pendingRecords_;
+  std::uint64_t pendingFirstSeq_ = 0;
+  std::uint64_t writtenSeq_ = 0;   // the newest seq written (not necessarily synced)
+  std::chrono::steady_clock::time_point syncDue_ = std::chrono::steady_clock::time_point::max();
+  std::chrono::steady_clock::time_point retentionDue_{};
+};
+
+}  // namespace streamrelay
