@@ -10,11 +10,13 @@
 #include <stdlib.h>
 
 #include <filesystem>
+#include <map>
 
 #include "relay_fixture.hpp"
 #include "subscriber_helpers.hpp"
 
 using namespace streamrelay::test;
+using streamrelay::client::FrameInfo;
 
 namespace {
 
@@ -106,4 +108,39 @@ TEST_CASE("a logged stream keeps its epoch and goes on after its last fsynced se
   streamrelay::client::FrameInfo info;
   REQUIRE(sub.next(frame, info, 10s));
   CHECK(info.seq > resumedAfter);
+}
+
+TEST_CASE("client.hpp resumes streams of different epochs (a logged one beside another) each in its own",
+          "[integration][log][protocol]") {
+  ScratchDir dir;
+  RunningRelay relay = startRelay(
+      "sources:\n  logged: {type: generator, size: 40, rate: 2000}\n  plain: {type: generator, size: 40, rate: 2000}\n"
+      "streams:\n  logged: {replay: {frames: 100000}, log: {dir: '" + dir.path + "'}}\n"
+      "  plain: {replay: {frames: 100000}}\n"
+      "listeners:\n" + listener("main", "protocol: streamrelay, inputs: [logged, plain]"));
+  Subscriber first(relay.address(), protocolClient());
+  std::string frame;
+  FrameInfo info;
+  std::map<std::string, std::uint64_t> seen;
+  while (seen.size() < 2 || seen["logged"] < 10 || seen["plain"] < 10) {
+    REQUIRE(first.next(frame, info, 10s));
+    seen[info.stream] = info.seq;
+  }
+  const auto& streams = first.answer().streams;
+  REQUIRE(streams.at("logged").epoch != streams.at("plain").epoch);
+  CHECK(first.answer().json.find("{\"ok\":true,\"epoch\"") == std::string::npos);  // no shared epoch to give
+
+  // A second client resumes where the first stopped: each position in its stream's epoch.
+  Subscriber::Options o = protocolClient();
+  o.resume = first.position();
+  Subscriber second(relay.address(), o);
+  std::map<std::string, std::uint64_t> firstSeq;
+  while (firstSeq.size() < 2) {
+    REQUIRE(second.next(frame, info, 10s));
+    firstSeq.emplace(info.stream, info.seq);
+  }
+  INFO(second.answer().json);
+  CHECK(second.answer().recovery == streamrelay::client::Recovery::Recovered);
+  CHECK(firstSeq["logged"] == seen["logged"] + 1);
+  CHECK(firstSeq["plain"] == seen["plain"] + 1);
 }

@@ -200,7 +200,7 @@ TEST_CASE("resume: past the ring the answer says recovered false and where the s
   auto feed = publish(relay, 5000);
   CHECK(readSequence(witness, 5000) == 5000);  // the relay has published them all
   Subscriber::Options o = protocolClient();
-  o.resume = streamrelay::client::ResumePoint{0, {{"upstream", 10}}};
+  o.resume = streamrelay::client::ResumePoint{0, {{"upstream", 10}}, {}};
   SECTION("the same run, seq 11 long gone") {
     std::string frame;
     FrameInfo info;

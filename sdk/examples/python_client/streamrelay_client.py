@@ -95,6 +95,7 @@ class Subscriber:
         # Where a new connection resumes: the epoch and, per stream, the last
         # seq had (a bare number before the first answer names the stream).
         self.epoch, self.after_seq = resume if resume else (None, {})
+        self.epochs = {}  # a stream's own epoch where the answer gives it another (a logged stream beside others)
         self.names = {}
         self.heartbeat_ms = 0  # from the latest answer
 
@@ -122,7 +123,12 @@ class Subscriber:
                 hello["select"] = self.select  # key patterns: md.*.BTC, md.eu.>
             if self.snapshot:
                 hello["snapshot"] = True  # the relay leaves it out of a resume that continues
-            if self.epoch is not None and self.after_seq != {}:
+            if self.after_seq != {} and isinstance(self.after_seq, dict) and self.epochs:
+                # Streams of different epochs: each position names its own.
+                hello["resume"] = {"after_seq": {
+                    name: {"epoch": str(self.epochs.get(name, self.epoch)), "seq": seq}
+                    for name, seq in self.after_seq.items() if self.epochs.get(name, self.epoch) is not None}}
+            elif self.epoch is not None and self.after_seq != {}:
                 hello["resume"] = {"epoch": str(self.epoch), "after_seq": self.after_seq}
             sock.sendall((json.dumps(hello) + "\n").encode())
             stream, _flags, _seq, _t, payload = read_frame(sock)
@@ -146,16 +152,20 @@ class Subscriber:
             raise Refused("the relay refused the hello: %s" % answer.get("error", payload.decode("utf-8", "replace")))
         print("connected: %s (%s:%d)" % ((payload.decode(),) + self.addresses[self.current]), file=sys.stderr)
         try:
-            epoch = int(answer["epoch"])  # a decimal string (numbers from older relays)
+            # Decimal strings (numbers from older relays). The top-level epoch
+            # is there when every stream shares it; each stream names its own.
+            epoch = int(answer["epoch"]) if "epoch" in answer else None
             self.heartbeat_ms = int(answer.get("heartbeat_ms", 0))
-            streams = {name: (int(start["id"]), int(start["first_seq"]), start.get("recovered"))
+            streams = {name: (int(start["id"]), int(start["first_seq"]), start.get("recovered"),
+                              int(start["epoch"]) if "epoch" in start else epoch)
                        for name, start in answer["streams"].items()}
         except (KeyError, TypeError, ValueError, AttributeError):
             raise ProtocolError("the answer lacks epoch or streams: %r" % payload[:200])
         if epoch != self.epoch or not isinstance(self.after_seq, dict):  # another run, or a bare SEQ given
             self.epoch, self.after_seq = epoch, {}
         self.names = {}
-        for name, (stream_id, first_seq, recovered) in streams.items():
+        self.epochs = {name: e for name, (_, _, _, e) in streams.items() if e != epoch}
+        for name, (stream_id, first_seq, recovered, _) in streams.items():
             self.names[stream_id] = name
             # Recovered: it continues after our seq. Otherwise (or a stream we
             # had nothing of) it starts at first_seq.

@@ -350,6 +350,7 @@ struct Answer {
   int heartbeatMs = 0;          // the relay sends a heartbeat after this long without a frame (0: none)
   struct Stream {
     std::uint16_t id = 0;
+    std::uint64_t epoch = 0;  // the stream's own (the answer's top-level one where they share it)
     std::uint64_t firstSeq = 0;
     Recovery recovery = Recovery::NotAsked;
   };
@@ -380,10 +381,23 @@ inline std::vector<std::string> commaList(const std::string& text) {
   return items;
 }
 
-// A position to resume from: the run's epoch and, per stream, the last seq had.
+// A position to resume from: the epoch and, per stream, the last seq had.
+// A stream whose epoch is not the shared one (a relay's logged or mirrored
+// stream beside others) has its own in `epochs`.
 struct ResumePoint {
   std::uint64_t epoch = 0;
   std::map<std::string, std::uint64_t> afterSeq;
+  std::map<std::string, std::uint64_t> epochs;
+  std::uint64_t epochOf(const std::string& stream) const {
+    auto it = epochs.find(stream);
+    return it == epochs.end() ? epoch : it->second;
+  }
+  // Whether every stream's position has the shared epoch (the older hello forms say it once).
+  bool oneEpoch() const {
+    for (const auto& entry : afterSeq)
+      if (epochOf(entry.first) != epoch) return false;
+    return true;
+  }
 };
 
 // Thrown when the relay refused the hello (bad token, unknown input): no
@@ -570,6 +584,16 @@ class Subscriber {
     if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
                "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
+    } else if (position_ && !position_->afterSeq.empty() && !position_->oneEpoch()) {  // an epoch per stream
+      hello += "\"resume\":{\"after_seq\":{";
+      bool first = true;
+      for (const auto& [stream, seq] : position_->afterSeq) {
+        if (position_->epochOf(stream) == 0) continue;  // nothing known to resume in
+        hello += (first ? "" : ",") + quoted(stream) + ":{\"epoch\":\"" +
+                 std::to_string(position_->epochOf(stream)) + "\",\"seq\":" + std::to_string(seq) + "}";
+        first = false;
+      }
+      hello += "}},";
     } else if (position_ && !position_->afterSeq.empty()) {
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{";
       bool first = true;
@@ -710,7 +734,7 @@ class Subscriber {
     if (position_ && !position_->afterSeq.empty()) {
       std::string ids;
       for (const auto& [stream, seq] : position_->afterSeq)
-        ids += (ids.empty() ? "" : ",") + wire::formatEventId(position_->epoch, stream, seq);
+        ids += (ids.empty() ? "" : ",") + wire::formatEventId(position_->epochOf(stream), stream, seq);
       add("resume", ids);
     }
     return "GET " + target_ + query + " HTTP/1.1\r\n" + hostHeader() + "Accept: text/event-stream\r\n" +
@@ -993,7 +1017,7 @@ class Subscriber {
     info.seq = seq;
     info.receivedUnixNs = receivedUnixNs;
     info.flags = 0;
-    if (!position_) position_ = ResumePoint{answer_.epoch, {}};
+    if (!position_) position_ = ResumePoint{answer_.epoch, {}, {}};
     position_->afterSeq[stream] = seq;
   }
 
@@ -1040,6 +1064,7 @@ class Subscriber {
       for (const auto& [name, s] : streams->fields) {
         Answer::Stream one;
         one.id = static_cast<std::uint16_t>(unsignedField(s, "id"));
+        one.epoch = s.find("epoch") ? unsignedField(s, "epoch") : next.epoch;
         one.firstSeq = unsignedField(s, "first_seq");
         one.recovery = recoveryOf(s);
         next.streams[name] = one;
@@ -1052,10 +1077,13 @@ class Subscriber {
       position_->afterSeq[next.streams.begin()->first] = position_->afterSeq.at("");
       position_->afterSeq.erase("");
     }
-    if (!position_ || position_->epoch != next.epoch) position_ = ResumePoint{next.epoch, {}};
-    for (const auto& [name, s] : next.streams)
+    if (!position_ || position_->epoch != next.epoch) position_ = ResumePoint{next.epoch, {}, {}};
+    position_->epochs.clear();
+    for (const auto& [name, s] : next.streams) {
+      if (s.epoch != next.epoch) position_->epochs[name] = s.epoch;
       if (s.firstSeq > 0 && (s.recovery != Recovery::Recovered || !position_->afterSeq.count(name)))
         position_->afterSeq[name] = s.firstSeq - 1;
+    }
     answer_ = std::move(next);
     ++answers_;
     awaitingAnswer_ = false;
