@@ -77,28 +77,18 @@ struct Field {
   const char* key;  // in each item
 };
 
+// One gauge or counter family with a sample per item of a stats array; with
+// `group`, per item that has that object (a stream's `keys` when it has a key
+// rule), its fields: items without it give no sample.
 template <std::size_t N>
 void renderFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& items,
-                  std::string (*labels)(const Object::Ptr&)) {
+                  std::string (*labels)(const Object::Ptr&), const char* group = nullptr) {
   for (const Field& f : fields) {
     e.family(f.name, f.type, f.help);
     for (std::size_t i = 0; i < items->size(); ++i) {
       Object::Ptr item = items->getObject(static_cast<unsigned>(i));
-      e.sample(f.name, labels(item), item->getValue<double>(f.key));
-    }
-  }
-}
-
-// The same for the fields of an object `group` that some items have (a
-// stream's `keys` when it has a key rule): items without it give no sample.
-template <std::size_t N>
-void renderGroupFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& items, const char* group,
-                       std::string (*labels)(const Object::Ptr&)) {
-  for (const Field& f : fields) {
-    e.family(f.name, f.type, f.help);
-    for (std::size_t i = 0; i < items->size(); ++i) {
-      Object::Ptr item = items->getObject(static_cast<unsigned>(i));
-      if (Object::Ptr g = item->getObject(group)) e.sample(f.name, labels(item), g->getValue<double>(f.key));
+      if (Object::Ptr values = group ? item->getObject(group) : item)
+        e.sample(f.name, labels(item), values->getValue<double>(f.key));
     }
   }
 }
@@ -157,12 +147,12 @@ void renderStreams(Exposition& e, const Array::Ptr& streams) {
       {"streamrelay_stream_frames_without_key_total", "counter", "Frames of the stream whose key could not be found.",
        "without_key"},
       {"streamrelay_stream_distinct_keys", "gauge", "Distinct keys seen on the stream (a bounded count).", "distinct"}};
-  renderGroupFields(e, keys, streams, "keys", &streamLabel);
+  renderFields(e, keys, streams, &streamLabel, "keys");
   static const Field lastValues[] = {
       {"streamrelay_stream_last_value_keys", "gauge", "Keys whose newest frame the stream keeps for snapshots.", "keys"},
       {"streamrelay_stream_last_value_evictions_total", "counter",
        "Keys dropped from the stream's last values for newer ones (max_keys reached).", "evictions"}};
-  renderGroupFields(e, lastValues, streams, "last_value", &streamLabel);
+  renderFields(e, lastValues, streams, &streamLabel, "last_value");
 }
 
 std::string listenerLabel(const Object::Ptr& l) { return label("listener", l->getValue<std::string>("name")); }

@@ -584,21 +584,18 @@ class Subscriber {
     if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
       hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
                "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
-    } else if (position_ && !position_->afterSeq.empty() && !position_->oneEpoch()) {  // an epoch per stream
-      hello += "\"resume\":{\"after_seq\":{";
-      bool first = true;
-      for (const auto& [stream, seq] : position_->afterSeq) {
-        if (position_->epochOf(stream) == 0) continue;  // nothing known to resume in
-        hello += (first ? "" : ",") + quoted(stream) + ":{\"epoch\":\"" +
-                 std::to_string(position_->epochOf(stream)) + "\",\"seq\":" + std::to_string(seq) + "}";
-        first = false;
-      }
-      hello += "}},";
     } else if (position_ && !position_->afterSeq.empty()) {
-      hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{";
+      // One epoch for every stream: said once. Otherwise each position names its stream's.
+      const bool oneEpoch = position_->oneEpoch();
+      hello += oneEpoch ? "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{"
+                        : std::string("\"resume\":{\"after_seq\":{");
       bool first = true;
       for (const auto& [stream, seq] : position_->afterSeq) {
-        hello += (first ? "" : ",") + quoted(stream) + ":" + std::to_string(seq);
+        const std::uint64_t epoch = position_->epochOf(stream);
+        if (!oneEpoch && epoch == 0) continue;  // nothing known to resume in
+        hello += (first ? "" : ",") + quoted(stream) + ":" +
+                 (oneEpoch ? std::to_string(seq)
+                           : "{\"epoch\":\"" + std::to_string(epoch) + "\",\"seq\":" + std::to_string(seq) + "}");
         first = false;
       }
       hello += "}},";
