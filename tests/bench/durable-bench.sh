@@ -32,12 +32,12 @@
 #    FANOUT_RUNS times. Aim: log on >= 90% of log off in each cell.
 #
 # Prints Markdown tables with the ratios and the verdicts, and the load
-# average (the machine may be shared). About 6 minutes with the defaults.
+# average (the machine may be shared). About 4 minutes with the defaults.
 # Needs a build (bash .ci/build), nats-server, libnats (pkg-config), python3
 # and the shared fan-out harness (BENCH_DIR). Not run by CI.
 #
 #   tests/bench/durable-bench.sh
-#   PARTS=ingest SIZES=128 RUNS=1 tests/bench/durable-bench.sh          # a quick look, about 30 s
+#   PARTS=ingest SIZES=128 RUNS=1 tests/bench/durable-bench.sh          # a quick look, about 20 s
 #   PARTS=fanout FANOUT_SUBS=16 FANOUT_RUNS=1 tests/bench/durable-bench.sh
 #
 # Knobs: PARTS ["ingest fanout"], SIZES ["128 4096"] (ingest), FRAMES [per size:
