@@ -69,6 +69,7 @@ WORK=$(mktemp -d /tmp/streamrelay-durable-bench.XXXXXX)
 [ -x "$BUILD/core/streamrelay" ] && [ -f "$BUILD/plugins/metrics.so" ] || { echo "build the relay first: bash .ci/build" >&2; exit 1; }
 g++ -O2 -std=c++17 -pthread -o "$TOOL" "$ROOT/tests/bench/durable_ingest_bench.cpp" $(pkg-config --cflags --libs libnats) || exit 1
 mkdir -p "$DIR" "$WORK/plugins"
+echo "logs: $WORK" >&2
 cp "$BUILD/plugins/metrics.so" "$WORK/plugins/"
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done; wait 2>/dev/null; rm -rf "$DIR/log" "$DIR/nats"; }
