@@ -9,11 +9,15 @@
 #   SECS=2 SUBS="16" SIZES=128 ANCHORS="" tests/bench/run-bench.sh   # one quick cell
 #
 # Knobs: SECS [5], SUBS ["1 16 256 1000"], SIZES ["128 4096"], LAT_RATES ["20000"],
-# LAT_MANY ["2000"] (1000-subscriber latency cells), PROFILES ["defaults tuned"],
+# LAT_MANY ["2000"] (1000-subscriber latency cells; either empty: none), PROFILES ["defaults tuned"],
 # ANCHORS ["self nats redis"] (needs nats-server and redis-server for those),
 # WRITERS [0] writer_threads, SNDBUF [262144] send_buffer_bytes (see docs/subscribers.md),
 # BENCH_DIR [../shared/bench beside the repo], RELAY [build/core/streamrelay],
 # RESULTS [build/bench-<time>.jsonl].
+# The profile "log" (PROFILES="defaults log") is the defaults with a log on the
+# relay's stream (streams.upstream.log, docs/durable-streams.md): LOG_DIR
+# [build/run-bench-log, emptied before each relay start], LOG_FSYNC
+# [{every_ms: 100}], LOG_RETAIN_BYTES [536870912] (bounds the disk a run fills).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$ROOT/../shared/bench}
@@ -21,7 +25,7 @@ RELAY=${RELAY:-$ROOT/build/core/streamrelay}
 SECS=${SECS:-5}
 SUBS=${SUBS:-"1 16 256 1000"}
 SIZES=${SIZES:-"128 4096"}
-LAT_RATES=${LAT_RATES:-"20000"}
+LAT_RATES=${LAT_RATES-"20000"}
 ANCHORS=${ANCHORS-"self nats redis"}
 RESULTS=${RESULTS:-$ROOT/build/bench-$(date -u +%Y%m%d-%H%M%S).jsonl}
 HARNESS=$ROOT/build/fanout_bench
@@ -41,12 +45,17 @@ echo "results: $RESULTS   logs: $LOGDIR" >&2
 #   deadline); only max_clients is raised so that 1000 subscribers fit;
 # - tuned: big per-subscriber queues (the harness's window bounds what is in
 #   flight) and a fixed 256 KiB SO_SNDBUF (see docs/benchmarks.md).
-# Both: disconnect on overflow, warnings only.
+# - log: the defaults, and the stream keeps a log (LOG_DIR, LOG_FSYNC).
+# All: disconnect on overflow, warnings only.
 PROFILES=${PROFILES:-"defaults tuned"}
+LOG_DIR=${LOG_DIR:-$ROOT/build/run-bench-log}
 write_config() {  # write_config PROFILE -> path
-  local config=$LOGDIR/relay-$1.yaml tuning=""
+  local config=$LOGDIR/relay-$1.yaml tuning="" streams=""
   [ "$1" = tuned ] && tuning="    send_buffer_bytes: ${SNDBUF:-262144}
     queue: {max_frames: 0, max_bytes: 67108864, on_full: disconnect}"
+  [ "$1" = log ] && streams="streams:
+  upstream:
+    log: {dir: \"$LOG_DIR\", fsync: ${LOG_FSYNC:-"{every_ms: 100}"}, retain: {bytes: ${LOG_RETAIN_BYTES:-536870912}}}"
   cat >"$config" <<YAML
 upstream:
   type: tcp
@@ -58,6 +67,7 @@ listeners:
     bind: "127.0.0.1:$SUB_PORT"
     max_clients: 2000
 $tuning
+$streams
 log: {level: warning}
 writer_threads: ${WRITERS:-0}
 YAML
@@ -82,6 +92,7 @@ relay_cell() {  # relay_cell SUBS SIZE RATE: once per profile
   local profile
   for profile in $PROFILES; do
     local log=$LOGDIR/relay-$profile-$1-$2-$3.log
+    [ "$profile" = log ] && rm -rf "$LOG_DIR"  # each cell starts a fresh log
     "$RELAY" --config "$(write_config "$profile")" 2>"$log" &
     local pid=$!
     timeout 180 "$HARNESS" --target relay --label "streamrelay-$profile" --upstream-listen 127.0.0.1:$UP_PORT \
