@@ -60,7 +60,10 @@ std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name
                                              "until the relay restarts", name);
   BusOptions options(kept->replay);
   options.lastValueKeys = kept->lastValueKeys;
-  if (log) options.firstSeq = log->nextSeqAtOpen();
+  if (log) {
+    options.firstSeq = log->nextSeqAtOpen();
+    options.seqGate = &log->seqGate();
+  }
   return std::make_unique<Bus>(id, receivedSizes, options,
                                kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);
 }

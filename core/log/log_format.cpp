@@ -72,6 +72,28 @@ const char* toString(HeaderProblem problem) {
   return "?";
 }
 
+std::string encodeReservation(const Reservation& reservation) {
+  std::string out(kReservationSlotBytes, '\0');
+  std::memcpy(&out[0], kReservationMagic, sizeof kReservationMagic);
+  put32(&out[8], kReservationVersion);
+  put64(&out[16], reservation.epoch);
+  put64(&out[24], reservation.reservedSeq);
+  put64(&out[32], reservation.generation);
+  put32(&out[12], crc32Of(&out[16], kReservationSlotBytes - 16));
+  return out;
+}
+
+bool decodeReservation(const char* bytes, Reservation& out) {
+  if (std::memcmp(bytes, kReservationMagic, sizeof kReservationMagic) != 0 ||
+      get32(bytes + 8) != kReservationVersion ||
+      get32(bytes + 12) != crc32Of(bytes + 16, kReservationSlotBytes - 16))
+    return false;
+  out.epoch = get64(bytes + 16);
+  out.reservedSeq = get64(bytes + 24);
+  out.generation = get64(bytes + 32);
+  return true;
+}
+
 std::size_t recordBytes(std::size_t keyBytes, std::size_t payloadBytes) {
   return kRecordHeaderBytes + keyBytes + payloadBytes;
 }

@@ -21,6 +21,14 @@
 //    28  u32 key: 0 = none, else its size + 1
 //    32  key, then payload
 //
+//   reservation file DIR/reserved: two 40-byte slots, written in turn
+//     0  magic "SRLOGRSV"
+//     8  u32 format version (kReservationVersion)
+//    12  u32 CRC-32 of bytes 16..40
+//    16  u64 the stream's epoch
+//    24  u64 the highest seq the stream may have handed out (reserved)
+//    32  u64 generation: the valid slot with the higher one is the newer
+//
 // Within a segment seqs have no gap; a gap (frames the log lost to a write
 // error) lies between segments. The checksum is zlib's CRC-32: zlib is
 // already linked (POCO's dependency), its implementation is fast and well
@@ -76,6 +84,20 @@ struct Record {
   std::string_view key;      // views into the bytes decoded
   std::string_view payload;
 };
+// A reservation slot (the reservation file holds two, written in turn: a
+// write cut short leaves the other one whole).
+struct Reservation {
+  std::uint64_t epoch = 0;
+  std::uint64_t reservedSeq = 0;
+  std::uint64_t generation = 0;
+};
+constexpr char kReservationMagic[8] = {'S', 'R', 'L', 'O', 'G', 'R', 'S', 'V'};
+constexpr std::uint32_t kReservationVersion = 1;
+constexpr std::size_t kReservationSlotBytes = 40;
+std::string encodeReservation(const Reservation& reservation);
+// False if the slot's magic, version or checksum is not right.
+bool decodeReservation(const char* bytes, Reservation& out);
+
 // The length a record's prefix announces (`prefix`: kRecordPrefixBytes);
 // none if the length fails its own checksum.
 std::optional<std::uint32_t> announcedLength(const char* prefix);

@@ -72,10 +72,14 @@ StreamLog::StreamLog(std::string stream, LogOptions options)
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot create " + options_.dir + ": " + error.message());
   recover();
   nextSeqAtOpen_ = nextSeq_;
+  reservation_ = std::make_unique<SeqReservation>(stream_, options_.dir, epoch_, nextSeq_ - 1 + SeqReservation::kBlock);
 }
 
 StreamLog::~StreamLog() {
   if (fd_ >= 0) ::close(fd_);
+  // Not closed (its writer never ran), yet not a crash: nothing handed out
+  // beyond what was asked for, so a restart needs no hole.
+  if (!closed_) reservation_->recordExact(nextSeq_ - 1);
 }
 
 std::string StreamLog::segmentPath(std::uint64_t firstSeq) const {
@@ -139,6 +143,24 @@ void StreamLog::recover() {
   writtenSeq_ = nextSeq_ - 1;
   openActiveForAppend();
   fsyncedSeq_ = writtenSeq_;
+  const SeqReservation::Found reserved = SeqReservation::read(options_.dir, epoch_);
+  if (reserved.what == SeqReservation::Found::What::Damaged) {
+    std::vector<std::string> all;
+    for (const SegmentIndex& segment : segments_) all.push_back(segment.path);
+    const std::string aside = moveAside(all);
+    return startNewEpoch("its reservation file is unreadable, so the seqs already handed out are unknown; the log's "
+                         "files were moved aside (not deleted) to " + aside,
+                         true);
+  }
+  if (reserved.what == SeqReservation::Found::What::Valid && reserved.reservedSeq >= nextSeq_) {
+    // Handed out, perhaps to subscribers, never written: never handed out again.
+    lostAtOpen_ = SeqRange{nextSeq_, reserved.reservedSeq};
+    logger_.warning("stream %s: log %s: seqs %?u to %?u may have been published but were not written before the "
+                    "relay stopped: they are a gap in the log; new frames go on at %?u",
+                    stream_, options_.dir, lostAtOpen_->first, lostAtOpen_->last, reserved.reservedSeq + 1);
+    if (!openSegment(reserved.reservedSeq + 1))
+      throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write a segment in " + options_.dir);
+  }
   logger_.information("stream %s: log %s: epoch %?u goes on at seq %?u (%z segment(s))", stream_, options_.dir, epoch_,
                       nextSeq_, segments_.size());
 }
@@ -282,6 +304,8 @@ void StreamLog::flush() {
       offset += r.bytes;
     }
     writtenSeq_ = pendingRecords_.back().seq;
+    framesWritten_.fetch_add(pendingRecords_.size(), std::memory_order_relaxed);
+    bytesWritten_.fetch_add(pending_.size(), std::memory_order_relaxed);
   }
   pending_.clear();
   pendingRecords_.clear();
@@ -318,6 +342,8 @@ void StreamLog::close() {
   if (options_.fsync != FsyncPolicy::Never) sync();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  closed_ = true;
+  reservation_->recordExact(nextSeq_ - 1);  // a clean restart goes on right after the last frame: no hole
 }
 
 void StreamLog::applyRetention(std::int64_t nowUnixNs) {
@@ -354,7 +380,10 @@ LogStats StreamLog::stats() const {
   }
   s.segments = segments_.size();
   s.fsyncedSeq = fsyncedSeq_;
-  s.writeErrors = writeErrors_.load(std::memory_order_relaxed);
+  s.writeErrors = writeErrors_.load(std::memory_order_relaxed) + reservation_->writeErrors();
+  s.reservedSeq = reservation_->reserved();
+  s.framesWritten = framesWritten_.load(std::memory_order_relaxed);
+  s.bytesWritten = bytesWritten_.load(std::memory_order_relaxed);
   return s;
 }
 
