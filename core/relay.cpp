@@ -21,6 +21,10 @@ Relay::Relay(const Config& config)
   for (const SourceConfig& source : config_.sources) {
     auto bus = openStream(source.name, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
+    if (auto log = logs_.find(source.name); log != logs_.end()) {
+      const std::string& position = log->second->log().providerPositionAtOpen();
+      if (!position.empty()) sources_.back()->resumeProviderAfter(position);
+    }
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.

@@ -76,8 +76,15 @@ class StreamLog {
     std::uint64_t last = 0;
   };
   const std::optional<SeqRange>& lostAtOpen() const { return lostAtOpen_; }
+  // The provider position kept with the last frame the log held at open
+  // ("" if none): where the stream's source resumes its provider (an SSE
+  // source's Last-Event-ID), so the log has no gap and no duplicate.
+  const std::string& providerPositionAtOpen() const { return providerPositionAtOpen_; }
 
-  // Writer thread. Encodes frames [first, end) of `batch` for the next flush().
+  // Writer thread. Encodes frames [first, end) of `batch` for the next
+  // flush(); with the batch's last frame, its provider position (if it has
+  // one and it changed): in the same write as the frame, so a restart finds
+  // the position of the last frame it holds.
   void append(const FrameBatch& batch, std::size_t first, std::size_t end);
   // Writer thread. Writes what append() encoded (a failure is counted and
   // loses those frames) and, with fsync `always`, forces it to the disk.
@@ -128,6 +135,7 @@ class StreamLog {
   std::uint64_t epoch_ = 0;
   std::uint64_t nextSeqAtOpen_ = 1;
   std::optional<SeqRange> lostAtOpen_;
+  std::string providerPositionAtOpen_;
   std::unique_ptr<SeqReservation> reservation_;
   std::string asideDir_;  // where opening moved what it could not read (empty: nothing)
 
@@ -148,7 +156,9 @@ class StreamLog {
     std::uint64_t seq;
     std::uint64_t bytes;
     std::int64_t unixNs;
+    bool frame;  // else a position record
   };
+  std::string lastPosition_;       // the provider position last appended (not appended again while it stays)
   std::vector<PendingRecord> pendingRecords_;
   std::uint64_t pendingFirstSeq_ = 0;
   std::uint64_t writtenSeq_ = 0;   // the newest seq written (not necessarily synced)
