@@ -76,12 +76,7 @@ SeqReservation::SeqReservation(std::string stream, const std::string& dir, std::
 }
 
 SeqReservation::~SeqReservation() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stopping_ = true;
-  }
-  changed_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  stopReserver();
   if (fd_ >= 0) ::close(fd_);
 }
 
@@ -136,33 +131,40 @@ void SeqReservation::awaitReserved(std::uint64_t lastSeq) {
     wanted_ = lastSeq + kBlock;
     changed_.notify_all();
   }
-  if (stopping_) {  // no reserver any more (recordExact ran): reserve here, once (a failure is counted and logged)
-    if (reserved_ < lastSeq && write(wanted_)) {
-      reserved_ = wanted_;
-      reservedFast_.store(reserved_, std::memory_order_release);
-    }
-    return;
-  }
-  changed_.wait(lock, [&] { return reserved_ >= lastSeq || stopping_; });
-  if (reserved_ < lastSeq) {
-    lock.unlock();
-    awaitReserved(lastSeq);  // recordExact() ended the reserver meanwhile
+  changed_.wait(lock, [&] { return reserved_ >= lastSeq || ended_; });
+  // The reserver has ended (recordExact ran; a publisher that still
+  // publishes): reserve here, once. A failure is counted and logged.
+  if (reserved_ < lastSeq && write(wanted_)) {
+    reserved_ = wanted_;
+    reservedFast_.store(reserved_, std::memory_order_release);
   }
 }
 
-void SeqReservation::recordExact(std::uint64_t lastSeq) {
+void SeqReservation::stopReserver() {
   {
     std::lock_guard<std::mutex> lock(mutex_);
     stopping_ = true;
   }
   changed_.notify_all();
   if (thread_.joinable()) thread_.join();
-  std::lock_guard<std::mutex> lock(mutex_);
-  const std::uint64_t exact = std::max(lastSeq, highestAsked_.load(std::memory_order_relaxed));
-  if (write(exact)) {
-    reserved_ = wanted_ = exact;
-    reservedFast_.store(exact, std::memory_order_release);
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    ended_ = true;  // from here on, writes happen under mutex_
   }
+  changed_.notify_all();
+}
+
+void SeqReservation::recordExact(std::uint64_t lastSeq) {
+  stopReserver();
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const std::uint64_t exact = std::max(lastSeq, highestAsked_.load(std::memory_order_relaxed));
+    if (write(exact)) {
+      reserved_ = wanted_ = exact;
+      reservedFast_.store(exact, std::memory_order_release);
+    }
+  }
+  changed_.notify_all();
 }
 
 }  // namespace streamrelay

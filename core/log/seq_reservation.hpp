@@ -69,6 +69,8 @@ class SeqReservation : public SeqGate {
 
  private:
   void run();
+  // Ends the reserver thread; afterwards writes happen under mutex_.
+  void stopReserver();
   // Writes the next slot with `seq` and syncs it; false (counted, logged) if it cannot.
   bool write(std::uint64_t seq);
 
@@ -77,14 +79,16 @@ class SeqReservation : public SeqGate {
   const std::uint64_t epoch_;
   Poco::Logger& logger_;
   LogLimiter errorLines_;
+  // Written by the reserver thread while it runs, then only under mutex_.
   int fd_ = -1;
-  std::uint64_t generation_ = 0;    // guarded by mutex_ (the slot written is generation_ % 2)
+  std::uint64_t generation_ = 0;    // the slot written next is (generation_ + 1) % 2
 
   std::mutex mutex_;
   std::condition_variable changed_;
   std::uint64_t reserved_ = 0;      // guarded by mutex_: on the disk
   std::uint64_t wanted_ = 0;        // guarded by mutex_: what the publisher asks the reserver for
-  bool stopping_ = false;           // guarded by mutex_
+  bool stopping_ = false;           // guarded by mutex_: the reserver is asked to end
+  bool ended_ = false;              // guarded by mutex_: it has ended
   std::atomic<std::uint64_t> reservedFast_{0};  // reserved_, for the publisher's check without the lock
   std::atomic<std::uint64_t> highestAsked_{0};
   std::atomic<std::uint64_t> writeErrors_{0};

@@ -39,7 +39,7 @@ std::vector<std::uint64_t> seqsOf(const std::vector<LoggedFrame>& frames) {
 
 }  // namespace
 
-TEST_CASE("the log keeps a batch's provider position with its last frame; a restart gives back the last one",
+TEST_CASE("the log keeps a batch's provider position with its last frame, and a restart gives back the last one",
           "[log][position]") {
   ScratchDir dir;
   {
