@@ -21,6 +21,10 @@ Relay::Relay(const Config& config)
   for (const SourceConfig& source : config_.sources) {
     auto bus = openStream(source.name, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
+    if (auto log = logs_.find(source.name); log != logs_.end()) {
+      const std::string& position = log->second->log().providerPositionAtOpen();
+      if (!position.empty()) sources_.back()->resumeProviderAfter(position);
+    }
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
@@ -60,7 +64,10 @@ std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name
                                              "until the relay restarts", name);
   BusOptions options(kept->replay);
   options.lastValueKeys = kept->lastValueKeys;
-  if (log) options.firstSeq = log->nextSeqAtOpen();
+  if (log) {
+    options.firstSeq = log->nextSeqAtOpen();
+    options.seqGate = &log->seqGate();
+  }
   return std::make_unique<Bus>(id, receivedSizes, options,
                                kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);
 }

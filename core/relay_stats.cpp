@@ -52,6 +52,9 @@ Object::Ptr logJson(const StreamLog& log) {
   o->set("bytes", stats.bytes);
   o->set("segments", stats.segments);
   o->set("write_errors", stats.writeErrors);
+  o->set("frames_written", stats.framesWritten);
+  o->set("bytes_written", stats.bytesWritten);
+  o->set("reserved_seq", stats.reservedSeq);
   return o;
 }
 

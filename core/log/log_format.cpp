@@ -54,7 +54,8 @@ std::string encodeHeader(const SegmentHeader& header) {
 HeaderProblem decodeHeader(const char* bytes, SegmentHeader& out, std::uint32_t* version) {
   if (std::memcmp(bytes, kMagic, sizeof kMagic) != 0) return HeaderProblem::BadMagic;
   if (version) *version = get32(bytes + 8);
-  if (get32(bytes + 8) != kLogFormatVersion) return HeaderProblem::UnknownVersion;
+  const std::uint32_t v = get32(bytes + 8);
+  if (v < kOldestReadableVersion || v > kLogFormatVersion) return HeaderProblem::UnknownVersion;
   if (get32(bytes + 12) != crc32Of(bytes + 16, kHeaderBytes - 16)) return HeaderProblem::BadChecksum;
   out.epoch = get64(bytes + 16);
   out.firstSeq = get64(bytes + 24);
@@ -70,6 +71,28 @@ const char* toString(HeaderProblem problem) {
     case HeaderProblem::BadChecksum: return "a header that fails its checksum";
   }
   return "?";
+}
+
+std::string encodeReservation(const Reservation& reservation) {
+  std::string out(kReservationSlotBytes, '\0');
+  std::memcpy(&out[0], kReservationMagic, sizeof kReservationMagic);
+  put32(&out[8], kReservationVersion);
+  put64(&out[16], reservation.epoch);
+  put64(&out[24], reservation.reservedSeq);
+  put64(&out[32], reservation.generation);
+  put32(&out[12], crc32Of(&out[16], kReservationSlotBytes - 16));
+  return out;
+}
+
+bool decodeReservation(const char* bytes, Reservation& out) {
+  if (std::memcmp(bytes, kReservationMagic, sizeof kReservationMagic) != 0 ||
+      get32(bytes + 8) != kReservationVersion ||
+      get32(bytes + 12) != crc32Of(bytes + 16, kReservationSlotBytes - 16))
+    return false;
+  out.epoch = get64(bytes + 16);
+  out.reservedSeq = get64(bytes + 24);
+  out.generation = get64(bytes + 32);
+  return true;
 }
 
 std::size_t recordBytes(std::size_t keyBytes, std::size_t payloadBytes) {
@@ -93,6 +116,20 @@ void appendRecord(std::string& out, std::uint64_t seq, std::int64_t unixNs, cons
   put32(at + 8, crc32Of(at + kRecordPrefixBytes, out.size() - start - kRecordPrefixBytes));
 }
 
+void appendPositionRecord(std::string& out, std::uint64_t seq, std::int64_t unixNs, std::string_view position) {
+  const std::size_t start = out.size();
+  out.resize(start + kRecordHeaderBytes);
+  char* at = &out[start];
+  put32(at, static_cast<std::uint32_t>(kRecordFixedBytes + position.size()));
+  put32(at + 4, crc32Of(at, 4));
+  put64(at + 12, seq);
+  put64(at + 20, static_cast<std::uint64_t>(unixNs));
+  put32(at + 28, kPositionKeyField);
+  out.append(position.data(), position.size());
+  at = &out[start];
+  put32(at + 8, crc32Of(at + kRecordPrefixBytes, out.size() - start - kRecordPrefixBytes));
+}
+
 std::optional<std::uint32_t> announcedLength(const char* prefix) {
   if (get32(prefix + 4) != crc32Of(prefix, 4)) return std::nullopt;
   return get32(prefix);
@@ -103,11 +140,13 @@ bool decodeRecord(const char* bytes, std::uint32_t length, Record& out) {
   const char* body = bytes + kRecordPrefixBytes;
   if (get32(bytes + 8) != crc32Of(body, length)) return false;
   const std::uint32_t keyField = get32(body + 16);
-  const std::uint64_t keyBytes = keyField == 0 ? 0 : keyField - 1;
+  out.isPosition = keyField == kPositionKeyField;
+  const std::uint64_t keyBytes = keyField == 0 || out.isPosition ? 0 : keyField - 1;
+  if (out.isPosition && length - kRecordFixedBytes > kMaxPositionBytes) return false;
   if (keyBytes > kMaxKeyBytes || kRecordFixedBytes + keyBytes > length) return false;
   out.seq = get64(body);
   out.unixNs = static_cast<std::int64_t>(get64(body + 8));
-  out.hasKey = keyField != 0;
+  out.hasKey = keyField != 0 && !out.isPosition;
   out.key = std::string_view(body + kRecordFixedBytes, keyBytes);
   out.payload = std::string_view(body + kRecordFixedBytes + keyBytes, length - kRecordFixedBytes - keyBytes);
   return true;

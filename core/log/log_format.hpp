@@ -18,8 +18,18 @@
 //     8  u32 CRC-32 of the bytes after the prefix
 //    12  u64 seq: the previous record's + 1 (the header's first seq for the first)
 //    20  i64 receive time (Unix ns)
-//    28  u32 key: 0 = none, else its size + 1
+//    28  u32 key: 0 = none, else its size + 1; kPositionKeyField: not a
+//        frame but the provider's position after the frame `seq` (an SSE
+//        source's last event id), in the payload (version 2)
 //    32  key, then payload
+//
+//   reservation file DIR/reserved: two 40-byte slots, written in turn
+//     0  magic "SRLOGRSV"
+//     8  u32 format version (kReservationVersion)
+//    12  u32 CRC-32 of bytes 16..40
+//    16  u64 the stream's epoch
+//    24  u64 the highest seq the stream may have handed out (reserved)
+//    32  u64 generation: the valid slot with the higher one is the newer
 //
 // Within a segment seqs have no gap; a gap (frames the log lost to a write
 // error) lies between segments. The checksum is zlib's CRC-32: zlib is
@@ -39,7 +49,11 @@ namespace streamrelay {
 namespace logfmt {
 
 constexpr char kMagic[8] = {'S', 'R', 'L', 'O', 'G', 'S', 'E', 'G'};
-constexpr std::uint32_t kLogFormatVersion = 1;
+// Version 2 added position records; version 1 segments are read as well.
+constexpr std::uint32_t kLogFormatVersion = 2;
+constexpr std::uint32_t kOldestReadableVersion = 1;
+constexpr std::uint32_t kPositionKeyField = 0xFFFFFFFFu;
+constexpr std::size_t kMaxPositionBytes = 4096;
 constexpr std::size_t kHeaderBytes = 40;
 constexpr std::size_t kRecordPrefixBytes = 12;   // length, its checksum, the body's checksum
 constexpr std::size_t kRecordFixedBytes = 20;    // seq + time + key field, after the prefix
@@ -68,14 +82,31 @@ const char* toString(HeaderProblem problem);
 void appendRecord(std::string& out, std::uint64_t seq, std::int64_t unixNs, const std::string_view* key,
                   std::string_view payload);
 std::size_t recordBytes(std::size_t keyBytes, std::size_t payloadBytes);
+// Appends a position record: the provider's position after frame `seq`.
+void appendPositionRecord(std::string& out, std::uint64_t seq, std::int64_t unixNs, std::string_view position);
 
 struct Record {
   std::uint64_t seq = 0;
   std::int64_t unixNs = 0;
   bool hasKey = false;
   std::string_view key;      // views into the bytes decoded
-  std::string_view payload;
+  std::string_view payload;  // a position record's: the position
+  bool isPosition = false;   // a position record, not a frame
 };
+// A reservation slot (the reservation file holds two, written in turn: a
+// write cut short leaves the other one whole).
+struct Reservation {
+  std::uint64_t epoch = 0;
+  std::uint64_t reservedSeq = 0;
+  std::uint64_t generation = 0;
+};
+constexpr char kReservationMagic[8] = {'S', 'R', 'L', 'O', 'G', 'R', 'S', 'V'};
+constexpr std::uint32_t kReservationVersion = 1;
+constexpr std::size_t kReservationSlotBytes = 40;
+std::string encodeReservation(const Reservation& reservation);
+// False if the slot's magic, version or checksum is not right.
+bool decodeReservation(const char* bytes, Reservation& out);
+
 // The length a record's prefix announces (`prefix`: kRecordPrefixBytes);
 // none if the length fails its own checksum.
 std::optional<std::uint32_t> announcedLength(const char* prefix);

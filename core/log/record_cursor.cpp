@@ -71,6 +71,14 @@ logfmt::HeaderProblem RecordCursor::readHeader(logfmt::SegmentHeader& out, std::
 }
 
 RecordCursor::Step RecordCursor::next(std::uint64_t limit, logfmt::Record& out) {
+  for (;;) {
+    const Step step = nextRecord(limit, out);
+    if (step != Step::Record || !out.isPosition) return step;
+    lastPosition_ = Position{out.seq, std::string(out.payload), offset_};  // a frame's reader passes over it
+  }
+}
+
+RecordCursor::Step RecordCursor::nextRecord(std::uint64_t limit, logfmt::Record& out) {
   if (buffer_.size() > kReadAheadBytes && offset_ >= bufferStart_ + bufferBytes_) {
     buffer_ = std::vector<char>(kReadAheadBytes);  // back to the fixed read-ahead once a large record is used
     bufferBytes_ = 0;

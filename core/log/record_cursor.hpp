@@ -47,17 +47,28 @@ class RecordCursor {
   };
   // The record at offset(), reading no byte at or beyond `limit`. After
   // Torn or Corrupt, offset() is where the bad record starts.
+  // Position records are passed over (frames only come out); the last one
+  // passed is lastPosition().
   Step next(std::uint64_t limit, logfmt::Record& out);
+  // The provider position of the last position record passed over (none yet: seq 0).
+  struct Position {
+    std::uint64_t seq = 0;  // of the frame it follows
+    std::string value;
+    std::uint64_t endOffset = 0;  // where the record ends in the file
+  };
+  const Position& lastPosition() const { return lastPosition_; }
 
  private:
   // Makes [offset_, offset_ + bytes) present in the buffer; false if the file is shorter.
   bool ensure(std::size_t bytes);
+  Step nextRecord(std::uint64_t limit, logfmt::Record& out);
 
   int fd_ = -1;
   std::uint64_t offset_ = 0;
   std::vector<char> buffer_;
   std::uint64_t bufferStart_ = 0;  // file offset of buffer_[0]
   std::size_t bufferBytes_ = 0;    // valid bytes in buffer_
+  Position lastPosition_;
 };
 
 }  // namespace streamrelay

@@ -43,6 +43,8 @@ struct SegmentIndex {
     endOffset = offset + bytes;
     lastUnixNs = unixNs;
   }
+  // A position record of `bytes` at `offset` (not a frame), after the last record.
+  void notePosition(std::uint64_t offset, std::uint64_t bytes) { endOffset = offset + bytes; }
   // Where to start reading for `seq` (at or before its record).
   std::uint64_t offsetFor(std::uint64_t seq) const {
     auto after = std::upper_bound(index.begin(), index.end(), seq,

@@ -23,13 +23,18 @@ SegmentScan scanSegment(const std::string& path) {
   for (;;) {
     const std::uint64_t at = cursor.offset();
     const RecordCursor::Step step = cursor.next(size, record);
-    if (step == RecordCursor::Step::End) return scan;
+    if (step == RecordCursor::Step::End) {
+      scan.segment.endOffset = cursor.offset();  // after a last position record too: appends go after it
+      scan.lastPosition = cursor.lastPosition();
+      return scan;
+    }
     if (step == RecordCursor::Step::Record && record.seq == scan.segment.nextSeq()) {
       scan.segment.noteRecord(record.seq, at, cursor.offset() - at, record.unixNs);
       continue;
     }
     scan.outcome = step == RecordCursor::Step::Torn ? SegmentScan::Outcome::Torn : SegmentScan::Outcome::Corrupt;
-    scan.problemOffset = at;
+    scan.problemOffset = step == RecordCursor::Step::Record ? at : cursor.offset();  // position records before it stay
+    scan.lastPosition = cursor.lastPosition();
     return scan;
   }
 }

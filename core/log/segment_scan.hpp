@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "record_cursor.hpp"
 #include "segment_index.hpp"
 
 namespace streamrelay {
@@ -28,6 +29,7 @@ struct SegmentScan {
   std::uint64_t problemOffset = 0;  // Torn, Corrupt: where the bad record starts
   std::string error;                // Unopenable
   SegmentIndex segment;             // what is readable (path, header, records, index)
+  RecordCursor::Position lastPosition;  // the last provider position it holds (seq 0: none)
 };
 
 SegmentScan scanSegment(const std::string& path);

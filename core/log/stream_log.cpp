@@ -72,10 +72,14 @@ StreamLog::StreamLog(std::string stream, LogOptions options)
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot create " + options_.dir + ": " + error.message());
   recover();
   nextSeqAtOpen_ = nextSeq_;
+  reservation_ = std::make_unique<SeqReservation>(stream_, options_.dir, epoch_, nextSeq_ - 1 + SeqReservation::kBlock);
 }
 
 StreamLog::~StreamLog() {
   if (fd_ >= 0) ::close(fd_);
+  // Not closed (its writer never ran), yet not a crash: nothing handed out
+  // beyond what was asked for, so a restart needs no hole.
+  if (!closed_) reservation_->recordExact(nextSeq_ - 1);
 }
 
 std::string StreamLog::segmentPath(std::uint64_t firstSeq) const {
@@ -95,8 +99,15 @@ void StreamLog::recover() {
   if (paths.empty()) return startNewEpoch("no log in " + options_.dir + " yet");
 
   std::vector<SegmentIndex> kept;
+  RecordCursor::Position position;  // the last one of the segments kept
+  RecordCursor::Position lastPositionInLast;  // the last one of the last segment kept
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const SegmentScan scan = scanSegment(paths[i]);
+    auto keep = [&] {
+      kept.push_back(scan.segment);
+      if (scan.lastPosition.seq != 0) position = scan.lastPosition;
+      lastPositionInLast = scan.lastPosition;
+    };
     const bool unknownFormat = scan.outcome == SegmentScan::Outcome::BadHeader && !scan.headerTooShort &&
                                scan.headerProblem != logfmt::HeaderProblem::BadChecksum;
     if (unknownFormat || (kept.empty() && (scan.outcome == SegmentScan::Outcome::BadHeader ||
@@ -128,23 +139,55 @@ void StreamLog::recover() {
       logger_.warning("stream %s: log %s: the readable log ends there (after seq %?u); the file as found and any later "
                       "segment were moved aside (not deleted) to %s", stream_, describeScan(scan),
                       scan.segment.lastSeq(), aside);
-      kept.push_back(scan.segment);
+      keep();
       break;
     }
-    kept.push_back(scan.segment);
+    keep();
+  }
+  // Frames after the last position its segment holds are frames whose
+  // position was never written (a write cut short): the provider, resumed
+  // after that position, sends them again. Cut off, they are not in the log twice.
+  SegmentIndex& last = kept.back();
+  if (lastPositionInLast.seq != 0 && lastPositionInLast.seq < last.lastSeq()) {
+    logger_.warning("stream %s: log %s: frames %?u to %?u follow the last provider position kept with them: cut off "
+                    "(the provider sends them again)", stream_, last.path, lastPositionInLast.seq + 1, last.lastSeq());
+    cutAt(last.path, lastPositionInLast.endOffset, false);
+    last = scanSegment(last.path).segment;
   }
   segments_ = std::move(kept);
+  providerPositionAtOpen_ = position.value;
+  lastPosition_ = position.value;
   epoch_ = segments_.front().header.epoch;
   nextSeq_ = segments_.back().nextSeq();
   writtenSeq_ = nextSeq_ - 1;
   openActiveForAppend();
   fsyncedSeq_ = writtenSeq_;
+  const SeqReservation::Found reserved = SeqReservation::read(options_.dir, epoch_);
+  if (reserved.what == SeqReservation::Found::What::Damaged) {
+    std::vector<std::string> all;
+    for (const SegmentIndex& segment : segments_) all.push_back(segment.path);
+    const std::string aside = moveAside(all);
+    return startNewEpoch("its reservation file is unreadable, so the seqs already handed out are unknown; the log's "
+                         "files were moved aside (not deleted) to " + aside,
+                         true);
+  }
+  if (reserved.what == SeqReservation::Found::What::Valid && reserved.reservedSeq >= nextSeq_) {
+    // Handed out, perhaps to subscribers, never written: never handed out again.
+    lostAtOpen_ = SeqRange{nextSeq_, reserved.reservedSeq};
+    logger_.warning("stream %s: log %s: seqs %?u to %?u may have been published but were not written before the "
+                    "relay stopped: they are a gap in the log; new frames go on at %?u",
+                    stream_, options_.dir, lostAtOpen_->first, lostAtOpen_->last, reserved.reservedSeq + 1);
+    if (!openSegment(reserved.reservedSeq + 1))
+      throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write a segment in " + options_.dir);
+  }
   logger_.information("stream %s: log %s: epoch %?u goes on at seq %?u (%z segment(s))", stream_, options_.dir, epoch_,
                       nextSeq_, segments_.size());
 }
 
 void StreamLog::startNewEpoch(const std::string& why, bool warn) {
   epoch_ = newEpoch();
+  providerPositionAtOpen_.clear();  // the provider's position went with the log
+  lastPosition_.clear();
   segments_.clear();
   if (!openSegment(1))
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write a segment in " + options_.dir);
@@ -256,8 +299,16 @@ void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t e
     }
     if (pending_.empty()) pendingFirstSeq_ = seq;
     logfmt::appendRecord(pending_, seq, batch.receivedUnixNs(), keyed ? &key : nullptr, payload);
-    pendingRecords_.push_back({seq, bytes, batch.receivedUnixNs()});
+    pendingRecords_.push_back({seq, bytes, batch.receivedUnixNs(), true});
     nextSeq_ = seq + 1;
+  }
+  const std::string& position = batch.providerPosition();
+  if (end == batch.frameCount() && end > first && !position.empty() && position != lastPosition_ &&
+      position.size() <= logfmt::kMaxPositionBytes) {
+    const std::uint64_t seq = batch.seq(end - 1);
+    logfmt::appendPositionRecord(pending_, seq, batch.receivedUnixNs(), position);
+    pendingRecords_.push_back({seq, logfmt::recordBytes(0, position.size()), batch.receivedUnixNs(), false});
+    lastPosition_ = position;
   }
 }
 
@@ -274,14 +325,20 @@ void StreamLog::flush() {
                     std::to_string(pendingRecords_.back().seq) + " lost)",
                 error);
     broken_ = true;
+    lastPosition_.clear();  // lost with the write: the next one is written whatever it is
   } else {
     std::lock_guard<std::mutex> lock(mutex_);
     std::uint64_t offset = active.endOffset;
     for (const PendingRecord& r : pendingRecords_) {
-      active.noteRecord(r.seq, offset, r.bytes, r.unixNs);
+      if (r.frame) active.noteRecord(r.seq, offset, r.bytes, r.unixNs);
+      else active.notePosition(offset, r.bytes);
       offset += r.bytes;
     }
     writtenSeq_ = pendingRecords_.back().seq;
+    framesWritten_.fetch_add(static_cast<std::uint64_t>(std::count_if(pendingRecords_.begin(), pendingRecords_.end(),
+                                                                       [](const PendingRecord& r) { return r.frame; })),
+                             std::memory_order_relaxed);
+    bytesWritten_.fetch_add(pending_.size(), std::memory_order_relaxed);
   }
   pending_.clear();
   pendingRecords_.clear();
@@ -318,6 +375,8 @@ void StreamLog::close() {
   if (options_.fsync != FsyncPolicy::Never) sync();
   if (fd_ >= 0) ::close(fd_);
   fd_ = -1;
+  closed_ = true;
+  reservation_->recordExact(nextSeq_ - 1);  // a clean restart goes on right after the last frame: no hole
 }
 
 void StreamLog::applyRetention(std::int64_t nowUnixNs) {
@@ -354,7 +413,10 @@ LogStats StreamLog::stats() const {
   }
   s.segments = segments_.size();
   s.fsyncedSeq = fsyncedSeq_;
-  s.writeErrors = writeErrors_.load(std::memory_order_relaxed);
+  s.writeErrors = writeErrors_.load(std::memory_order_relaxed) + reservation_->writeErrors();
+  s.reservedSeq = reservation_->reserved();
+  s.framesWritten = framesWritten_.load(std::memory_order_relaxed);
+  s.bytesWritten = bytesWritten_.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -37,6 +37,7 @@
 #include "log_limiter.hpp"
 #include "log_options.hpp"
 #include "segment_index.hpp"
+#include "seq_reservation.hpp"
 
 namespace streamrelay {
 
@@ -46,7 +47,10 @@ struct LogStats {
   std::uint64_t fsyncedSeq = 0;  // every frame up to it written was forced to the disk
   std::uint64_t bytes = 0;
   std::uint64_t segments = 0;
-  std::uint64_t writeErrors = 0;
+  std::uint64_t writeErrors = 0;     // writes (of frames or of the reservation) that failed
+  std::uint64_t framesWritten = 0;   // since the relay started: a rate over time
+  std::uint64_t bytesWritten = 0;    // since the relay started, records as on the disk
+  std::uint64_t reservedSeq = 0;  // the stream may hand out seqs up to it (on the disk: a restart goes on after it)
 };
 
 class StreamLog {
@@ -63,8 +67,24 @@ class StreamLog {
   std::uint64_t epoch() const { return epoch_; }
   std::uint64_t nextSeqAtOpen() const { return nextSeqAtOpen_; }
   const LogOptions& options() const { return options_; }
+  // What the stream's bus asks before it hands out a seq (seq_reservation.hpp).
+  SeqGate& seqGate() const { return *reservation_; }
+  // Seqs that the run before may have handed out but never wrote (it
+  // crashed): a gap in the log, never handed out again. None after a clean stop.
+  struct SeqRange {
+    std::uint64_t first = 0;
+    std::uint64_t last = 0;
+  };
+  const std::optional<SeqRange>& lostAtOpen() const { return lostAtOpen_; }
+  // The provider position kept with the last frame the log held at open
+  // ("" if none): where the stream's source resumes its provider (an SSE
+  // source's Last-Event-ID), so the log has no gap and no duplicate.
+  const std::string& providerPositionAtOpen() const { return providerPositionAtOpen_; }
 
-  // Writer thread. Encodes frames [first, end) of `batch` for the next flush().
+  // Writer thread. Encodes frames [first, end) of `batch` for the next
+  // flush(); with the batch's last frame, its provider position (if it has
+  // one and it changed): in the same write as the frame, so a restart finds
+  // the position of the last frame it holds.
   void append(const FrameBatch& batch, std::size_t first, std::size_t end);
   // Writer thread. Writes what append() encoded (a failure is counted and
   // loses those frames) and, with fsync `always`, forces it to the disk.
@@ -72,7 +92,9 @@ class StreamLog {
   // Writer thread. Syncs when `every_ms` is due; applies retention (at
   // most once a second). Returns when it next has something to do.
   std::chrono::steady_clock::time_point tick(std::chrono::steady_clock::time_point now);
-  // Writer thread. Flushes, syncs (unless fsync is `never`), closes the file.
+  // Writer thread. Flushes, syncs (unless fsync is `never`), closes the
+  // file, and records the last seq as the exact end of the reservation (a
+  // clean stop: the next start goes on right after it).
   void close();
 
   LogStats stats() const;
@@ -112,15 +134,21 @@ class StreamLog {
   LogLimiter errorLines_;
   std::uint64_t epoch_ = 0;
   std::uint64_t nextSeqAtOpen_ = 1;
+  std::optional<SeqRange> lostAtOpen_;
+  std::string providerPositionAtOpen_;
+  std::unique_ptr<SeqReservation> reservation_;
   std::string asideDir_;  // where opening moved what it could not read (empty: nothing)
 
   mutable std::mutex mutex_;
   std::vector<SegmentIndex> segments_;  // guarded by mutex_: oldest first; the last is written to
   std::uint64_t fsyncedSeq_ = 0;        // guarded by mutex_
   std::atomic<std::uint64_t> writeErrors_{0};
+  std::atomic<std::uint64_t> framesWritten_{0};
+  std::atomic<std::uint64_t> bytesWritten_{0};
 
   // The writer thread's.
   int fd_ = -1;                    // the last segment's, for appending (-1: none usable)
+  bool closed_ = false;            // close() ran: the reservation's exact end is recorded
   bool broken_ = false;            // a write failed: the next frame starts a new segment
   std::uint64_t nextSeq_ = 1;      // the seq the next frame appended should have
   std::string pending_;            // encoded records not yet written
@@ -128,7 +156,9 @@ class StreamLog {
     std::uint64_t seq;
     std::uint64_t bytes;
     std::int64_t unixNs;
+    bool frame;  // else a position record
   };
+  std::string lastPosition_;       // the provider position last appended (not appended again while it stays)
   std::vector<PendingRecord> pendingRecords_;
   std::uint64_t pendingFirstSeq_ = 0;
   std::uint64_t writtenSeq_ = 0;   // the newest seq written (not necessarily synced)

@@ -79,6 +79,8 @@ class ConnectingSource : public UpstreamSource {
   ~ConnectingSource() override;
   // Builds the TLS context (a certificate file that cannot be used stops the start).
   void prepare() override;
+  // The framing's (SSE: the first request's Last-Event-ID).
+  void resumeProviderAfter(const std::string& position) override { reader_.decoder().resumeAfter(position); }
 
  protected:
   using Clock = std::chrono::steady_clock;

@@ -70,7 +70,12 @@ FrameReader::Result FrameReader::decode(const char* data, std::size_t n) {
   builder_.reserve(n + kWireHeaderBytes * 8);
   bool ok = decoder_->decode(data, n, builder_);
   // Frames completed before a protocol error are good: publish them.
-  if (!builder_.empty()) bus_.publish(builder_.seal(receivedAt, receivedSteady));
+  if (!builder_.empty()) {
+    std::unique_ptr<FrameBatch> batch = builder_.seal(receivedAt, receivedSteady);
+    if (std::string position = decoder_->lastEventId(); !position.empty())
+      batch->setProviderPosition(std::move(position));
+    bus_.publish(std::move(batch));
+  }
   if (ok) return Result::Frames;
   counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
   return Result::ProtocolError;

@@ -66,6 +66,10 @@ class UpstreamSource {
 
   // Binds what must be bound (listen); throws std::runtime_error if it cannot.
   virtual void prepare() {}
+  // Before start(): resume the provider after `position`, the one its
+  // stream's log kept with its last frame (an SSE source's last event id).
+  // A source whose provider has no such position ignores it.
+  virtual void resumeProviderAfter(const std::string& position) { (void)position; }
   void start();
   // Asks the thread to stop; it may still be blocked in a push to a full
   // `block` queue until that consumer makes room. A provider connection is

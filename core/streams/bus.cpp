@@ -44,6 +44,7 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
 Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
     : stream_(std::move(stream)),
       nextSeq_(options.firstSeq),
+      seqGate_(options.seqGate),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
       ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
@@ -154,6 +155,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
     keyExtractor_->keyBatch(*batch);
     keyCounts_->count(*batch);
   }
+  if (seqGate_) seqGate_->awaitReserved(nextSeq_.load(std::memory_order_relaxed) + count - 1);
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);

@@ -34,6 +34,7 @@
 #include "key_counts.hpp"
 #include "key_extractor.hpp"
 #include "replay_ring.hpp"
+#include "seq_gate.hpp"
 #include "subject_index.hpp"
 #include "subscription_queue.hpp"
 #include "thread_owner.hpp"
@@ -46,6 +47,7 @@ struct BusOptions {
   ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
   std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
+  SeqGate* seqGate = nullptr;     // asked before a seq is handed out (a logged stream's reservation); outlives the bus
 };
 
 class Bus {
@@ -149,6 +151,7 @@ class Bus {
   mutable std::mutex mutex_;
   std::shared_ptr<const QueueList> queues_ = std::make_shared<QueueList>();
   std::atomic<std::uint64_t> nextSeq_;
+  SeqGate* const seqGate_;
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
   Histogram* const receivedSizes_;

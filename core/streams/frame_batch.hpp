@@ -94,6 +94,11 @@ class FrameBatch {
 
   std::size_t frameCount() const { return records_.size(); }
   std::uint64_t firstSeq() const { return firstSeq_; }
+  // Where the provider resumes after this batch's last frame (an SSE
+  // source's last event id; "" if its framing has none): a stream's log
+  // keeps it with the frame. Set by the source before it publishes.
+  const std::string& providerPosition() const { return providerPosition_; }
+  void setProviderPosition(std::string position) { providerPosition_ = std::move(position); }
   std::uint64_t seq(std::size_t i) const { return firstSeq_ + i; }
   // When the frames were read: wall clock (shown to plugins and users) and
   // steady clock (for durations such as write latency, immune to clock steps).
@@ -147,6 +152,7 @@ class FrameBatch {
   std::int64_t receivedSteadyNs_;
   std::uint64_t firstSeq_ = 0;
   const StreamId* stream_ = nullptr;
+  std::string providerPosition_;
   FrameKeys keys_;
   // A list that only grows (at its head, by compare-and-swap) until the
   // batch is destroyed: readers need no lock.

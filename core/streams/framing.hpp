@@ -57,6 +57,8 @@ class FrameDecoder {
   virtual void reset() = 0;
   // Where the stream can resume (SSE's last event id); "" if the framing has none.
   virtual std::string lastEventId() const { return ""; }
+  // Resume after `position` (a lastEventId() kept from an earlier run); ignored by framings without one.
+  virtual void resumeAfter(const std::string& position) { (void)position; }
 
   static std::unique_ptr<FrameDecoder> create(const FramingSpec& spec);
 

@@ -24,6 +24,7 @@ class SseDecoder : public FrameDecoder {
   bool decode(const char* data, std::size_t size, FrameBatchBuilder& out) override;
   void reset() override;
   std::string lastEventId() const override { return lastEventId_; }
+  void resumeAfter(const std::string& position) override { lastEventId_ = idBuffer_ = position; }
 
  private:
   bool processLine(FrameBatchBuilder& out);

@@ -153,6 +153,23 @@ void renderStreams(Exposition& e, const Array::Ptr& streams) {
       {"streamrelay_stream_last_value_evictions_total", "counter",
        "Keys dropped from the stream's last values for newer ones (max_keys reached).", "evictions"}};
   renderFields(e, lastValues, streams, &streamLabel, "last_value");
+  static const Field log[] = {
+      {"streamrelay_stream_log_first_seq", "gauge", "Seq of the oldest frame the stream's log keeps.", "first_seq"},
+      {"streamrelay_stream_log_last_seq", "gauge", "Seq of the newest frame the stream's log has written.", "last_seq"},
+      {"streamrelay_stream_log_fsynced_seq", "gauge", "Every frame up to this seq the log wrote is on the disk.",
+       "fsynced_seq"},
+      {"streamrelay_stream_log_reserved_seq", "gauge",
+       "The stream may hand out seqs up to this one; a restart after a crash goes on after it.", "reserved_seq"},
+      {"streamrelay_stream_log_bytes", "gauge", "Bytes the stream's log keeps on the disk.", "bytes"},
+      {"streamrelay_stream_log_segments", "gauge", "Segment files the stream's log keeps.", "segments"},
+      {"streamrelay_stream_log_frames_written_total", "counter", "Frames the stream's log wrote since the start.",
+       "frames_written"},
+      {"streamrelay_stream_log_bytes_written_total", "counter", "Bytes the stream's log wrote since the start.",
+       "bytes_written"},
+      {"streamrelay_stream_log_write_errors_total", "counter",
+       "Writes of the stream's log that failed (disk full, I/O error): their frames are a gap in the log.",
+       "write_errors"}};
+  renderFields(e, log, streams, &streamLabel, "log");
 }
 
 std::string listenerLabel(const Object::Ptr& l) { return label("listener", l->getValue<std::string>("name")); }

@@ -30,7 +30,7 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <h2>sources</h2>
 <table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>endpoint</th><th>connects</th><th>protocol errors</th><th>bytes read</th><th>endpoint failures</th></tr></table>
 <h2>streams</h2>
-<table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th></tr></table>
+<table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th><th>log: seqs kept</th><th>fsynced seq</th><th>bytes on disk</th><th>segments</th><th>frames written</th><th>write errors</th></tr></table>
 <h2>frames/s (last 5 minutes) — now <span id="fps">0</span></h2>
 <canvas id="framesChart" width="900" height="180"></canvas>
 <h2>bytes/s (last 5 minutes) — now <span id="bps">0</span></h2>
@@ -107,7 +107,10 @@ function render(s) {
     if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +
       '">' + cell.textContent + "</span>";
   }
-  fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers]));
+  fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers].concat(t.log
+    ? [t.log.first_seq + " to " + t.log.last_seq, t.log.fsynced_seq, t.log.bytes, t.log.segments, t.log.frames_written,
+       t.log.write_errors]
+    : ["no log", "", "", "", "", ""])));
   fillTable("listeners", s.listeners.map(l => [l.name, l.protocol, l.port, l.inputs.join(", "), l.clients, l.accepted, l.refused_max_clients,
     l.refused_allow, Object.entries(l.disconnects).filter(e => e[1] > 0).map(e => e[0] + " " + e[1]).join(", ") || "0"]));
   fillTable("consumers", s.consumers.map(c => [c.name, c.kind, c.protocol || "", c.policy, c.queue_frames, c.queue_bytes, c.lag_seconds.toFixed(3),

@@ -37,6 +37,7 @@ Result run(const std::string& dir, FsyncPolicy policy, std::size_t batchFrames, 
     FrameBatchBuilder builder;
     for (std::size_t i = 0; i < batchFrames; ++i) builder.add(payload.data(), payload.size());
     auto batch = builder.seal(unixNowNs());
+    log.seqGate().awaitReserved(seq + batchFrames - 1);  // what the stream's publisher asks first
     batch->assignFirstSeq(seq);
     log.append(*batch, 0, batchFrames);
     log.flush();

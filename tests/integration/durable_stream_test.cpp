@@ -49,9 +49,10 @@ std::uint64_t logFigure(const Poco::JSON::Object::Ptr& stream, const std::string
   return stream->getObject("log")->getValue<std::uint64_t>(key);
 }
 
-std::string relayConfig(const std::string& dir, const std::string& generator, const RelayStats& stats) {
+std::string relayConfig(const std::string& dir, const std::string& generator, const RelayStats& stats,
+                        const std::string& fsync = "always") {
   return "upstream: {type: generator, size: 40, " + generator + "}\n"
-         "streams:\n  upstream:\n    log: {dir: '" + dir + "', fsync: always, segment_bytes: 8192}\n"
+         "streams:\n  upstream:\n    log: {dir: '" + dir + "', fsync: " + fsync + ", segment_bytes: 8192}\n"
          "listeners:\n" + listener("main", "protocol: streamrelay") + stats.section();
 }
 
@@ -143,4 +144,83 @@ TEST_CASE("client.hpp resumes streams of different epochs (a logged one beside a
   CHECK(second.answer().recovery == streamrelay::client::Recovery::Recovered);
   CHECK(firstSeq["logged"] == seen["logged"] + 1);
   CHECK(firstSeq["plain"] == seen["plain"] + 1);
+}
+
+TEST_CASE("killed under a steady feed, a logged stream goes on above every seq a subscriber had, in the same epoch",
+          "[integration][log]") {
+  const std::string fsync = GENERATE(std::string("never"), std::string("{every_ms: 100}"), std::string("always"));
+  INFO("fsync: " << fsync);
+  ScratchDir dir;
+  std::string epoch;
+  std::uint64_t maxSeen = 0;
+  {
+    RelayStats stats;
+    RunningRelay relay = startRelay(relayConfig(dir.path, "rate: 20000", stats, fsync));
+    stats.attach(relay);
+    Subscriber sub(relay.address(), protocolClient());
+    REQUIRE(sub.awaitAnswer(10s));
+    epoch = std::to_string(sub.answer().epoch);
+    std::string frame;
+    FrameInfo info;
+    for (int i = 0; i < 2000; ++i) {
+      REQUIRE(sub.next(frame, info, 10s));
+      maxSeen = std::max(maxSeen, info.seq);
+    }
+    relay.process->kill();
+    relay.process->waitForExit();
+    // Whatever reached the subscriber before the kill counts too.
+    while (sub.next(frame, info, 5s)) maxSeen = std::max(maxSeen, info.seq);
+  }
+  RelayStats stats;
+  RunningRelay relay = startRelay(relayConfig(dir.path, "rate: 500, count: 50", stats, fsync));
+  stats.attach(relay);
+  REQUIRE(pollUntil([&] { return upstreamStats(stats)->getValue<std::uint64_t>("frames") == 50; }));
+  const Poco::JSON::Object::Ptr after = upstreamStats(stats);
+  CHECK(after->getValue<std::string>("epoch") == epoch);
+  const std::uint64_t firstNew = after->getValue<std::uint64_t>("last_seq") - 49;
+  CHECK(firstNew > maxSeen);  // no (epoch, seq) a subscriber had is given to another frame
+  CHECK(pollUntil([&] { return logFigure(upstreamStats(stats), "last_seq") == firstNew + 49; }));
+}
+
+TEST_CASE("a logged stream stopped cleanly goes on at its last seq + 1, without a hole", "[integration][log]") {
+  ScratchDir dir;
+  for (int run = 1; run <= 2; ++run) {
+    INFO("run " << run);
+    RelayStats stats;
+    RunningRelay relay = startRelay(relayConfig(dir.path, "rate: 1000, count: 50", stats, "never"));
+    stats.attach(relay);
+    REQUIRE(pollUntil([&] { return logFigure(upstreamStats(stats), "last_seq") == 50u * run; }));
+    CHECK(upstreamStats(stats)->getValue<std::uint64_t>("last_seq") == 50u * run);
+    relay.process->terminate();
+    CHECK(relay.process->waitForExit() == 0);
+  }
+}
+
+TEST_CASE("a logged stream's log is on /metrics and the status page", "[integration][log][metrics]") {
+  ScratchDir dir;
+  RelayStats stats;
+  RunningRelay relay = startRelay(relayConfig(dir.path, "rate: 1000, count: 100", stats));
+  stats.attach(relay);
+  REQUIRE(pollUntil([&] { return logFigure(upstreamStats(stats), "fsynced_seq") == 100; }));
+  const Poco::JSON::Object::Ptr log = upstreamStats(stats)->getObject("log");
+  CHECK(log->getValue<std::uint64_t>("frames_written") == 100);
+  CHECK(log->getValue<std::uint64_t>("bytes_written") == 100 * (40 + 32));  // a record: 32 bytes + payload
+  CHECK(log->getValue<std::uint64_t>("reserved_seq") >= 100);
+
+  const std::string page = stats.text("/metrics");
+  const std::string upstream = "{stream=\"upstream\"}";
+  CHECK(sampleValue(page, "streamrelay_stream_log_first_seq" + upstream) == 1);
+  CHECK(sampleValue(page, "streamrelay_stream_log_last_seq" + upstream) == 100);
+  CHECK(sampleValue(page, "streamrelay_stream_log_fsynced_seq" + upstream) == 100);
+  CHECK(sampleValue(page, "streamrelay_stream_log_reserved_seq" + upstream) >= 100);
+  CHECK(sampleValue(page, "streamrelay_stream_log_frames_written_total" + upstream) == 100);
+  CHECK(sampleValue(page, "streamrelay_stream_log_bytes_written_total" + upstream) == 100 * (40 + 32));
+  CHECK(sampleValue(page, "streamrelay_stream_log_write_errors_total" + upstream) == 0);
+  CHECK(sampleValue(page, "streamrelay_stream_log_segments" + upstream) >= 1);
+  CHECK(sampleValue(page, "streamrelay_stream_log_bytes" + upstream) == log->getValue<double>("bytes"));
+  CHECK(page.find("# TYPE streamrelay_stream_log_write_errors_total counter") != std::string::npos);
+
+  const std::string home = stats.text("/");
+  CHECK(home.find("<th>fsynced seq</th>") != std::string::npos);
+  CHECK(home.find("t.log.write_errors") != std::string::npos);
 }

@@ -11,8 +11,9 @@ from 1), as the tests' readSequence expects.
                               pieces that cut lines (R lines per second if
                               given), then holds the connection open (with
                               end=1: ends the response instead)
-  GET /sse?n=N[&drop_after=K] N events "id: i / data: feed i" with comments
-                              between; with drop_after and no Last-Event-ID it
+  GET /sse?n=N[&drop_after=K][&rate=R] N events "id: i / data: feed i" with
+                              comments between (R events per second if given);
+                              with drop_after and no Last-Event-ID it
                               sends K events and half of the next, then drops
                               the connection; Last-Event-ID: i resumes after i
   GET /limited?n=N[&retry_after=V]  first request: 429 with Retry-After: V
@@ -98,10 +99,18 @@ class Handler(BaseHTTPRequestHandler):
             self.chunk(body[i:i + 7])
         self.hold()
 
-    def sse(self, n, drop_after):
+    def sse(self, n, drop_after, rate=0):
         resume = self.headers.get("Last-Event-ID")
         start = int(resume) + 1 if resume else 1
         self.start_stream("text/event-stream")
+        if rate:
+            for i in range(start, n + 1):
+                if time.time() > DEADLINE[0]:
+                    return
+                self.chunk(b"id: %d\ndata: feed %d\n\n" % (i, i))
+                time.sleep(1.0 / rate)
+            self.hold()
+            return
         out = b""
         for i in range(start, n + 1):
             if drop_after and not resume and i == drop_after + 1:
@@ -129,7 +138,7 @@ class Handler(BaseHTTPRequestHandler):
         if url.path == "/ndjson":
             self.ndjson(n, q.get("gzip") == "1", int(q.get("rate", "0")), q.get("end") == "1")
         elif url.path == "/sse":
-            self.sse(n, int(q.get("drop_after", "0")))
+            self.sse(n, int(q.get("drop_after", "0")), int(q.get("rate", "0")))
         elif url.path == "/limited":
             with LOCK:
                 LIMITED_CALLS[0] += 1

@@ -139,7 +139,10 @@ TEST_CASE("a torn last record is cut off and the rest reads", "[log]") {
 
   StreamLog log("s", options);
   CHECK(log.epoch() == epoch);
-  CHECK(log.nextSeqAtOpen() == written.size());  // the last frame is gone, its seq is next
+  // The last frame is gone; its seq was handed out, so it is not given again (seq_reservation.hpp).
+  CHECK(log.nextSeqAtOpen() == written.size() + 1);
+  REQUIRE(log.lostAtOpen());
+  CHECK(log.lostAtOpen()->first == written.size());
   CHECK(readAll(log) == std::vector<LoggedFrame>(written.begin(), written.end() - 1));
   CHECK(fileSize(segment) == last);  // cut off on disk: a next record follows the last whole one
   CHECK_FALSE(hasAsideDir(dir.path));
@@ -173,10 +176,15 @@ TEST_CASE("a bit flipped in a record ends the readable log at that record, never
 
   StreamLog log("s", options);
   CHECK(log.epoch() == epoch);
-  CHECK(log.nextSeqAtOpen() == k + 1);
+  // The frames after it were handed out: their seqs are not given again, the stream goes on after them.
+  CHECK(log.nextSeqAtOpen() == written.size() + 1);
   CHECK(readAll(log) == std::vector<LoggedFrame>(written.begin(), written.begin() + k));
   CHECK(hasAsideDir(dir.path));  // the file as found and the later segments, kept for a person to look at
-  CHECK(segmentFiles(dir.path).size() == 1);
+  // The readable part, and the segment the stream goes on in.
+  const std::vector<std::string> kept = segmentFiles(dir.path);
+  REQUIRE(kept.size() == 2);
+  CHECK(kept.front() == segments.front());
+  CHECK(std::filesystem::path(kept.back()).filename() == "00000000000000000101.seg");
 }
 
 TEST_CASE("a header with bad magic or an unknown version makes the log unreadable: a new epoch, files moved aside",
