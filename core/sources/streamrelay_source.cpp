@@ -230,7 +230,11 @@ StreamrelaySource::StreamrelaySource(const SourceConfig& config, Bus& bus)
       }()),
       request_(requestOf(config.settings)),
       mirror_(config.settings.boolean("mirror")),
-      maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))) {}
+      maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))) {
+  // A mirror restarted by a reload goes on from what its stream has: never
+  // a seq twice.
+  if (mirror_ && bus.lastSeq() > 0) position_ = {bus.stream().epoch, bus.lastSeq()};
+}
 
 StreamrelaySource::~StreamrelaySource() { stop(); }
 
