@@ -54,15 +54,25 @@ class StreamrelayConnection : public ProviderConnection {
 
   std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
     std::optional<StreamEnd> end;
-    auto take = [&](const char* data, std::size_t size) {
-      counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
-      in_.insert(in_.end(), data, data + size);
+    auto parseAll = [&] {
       std::string why;
       if (!parse(why)) {
         counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
         end = StreamEnd::failed("protocol error: " + why);
       }
       return !end;
+    };
+    if (behindAnswer_) {  // frames that came with the answer: the first pump() publishes them
+      behindAnswer_ = false;
+      parseAll();
+      return end;
+    }
+    const bool answering = !answered_;
+    auto take = [&](const char* data, std::size_t size) {
+      counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
+      in_.insert(in_.end(), data, data + size);
+      if (answering && answered_) return false;  // awaitAnswer(): nothing is published before open() returns
+      return parseAll();
     };
     switch (socket_->readBurst(buffer_, stopFd, timeoutMs, take)) {
       case ClientSocket::Burst::Stopped:
@@ -89,6 +99,7 @@ class StreamrelayConnection : public ProviderConnection {
   // Takes every whole frame at the front of in_: the answer, control frames,
   // data frames. False (with `why`) on a protocol error.
   bool parse(std::string& why) {
+    const bool answering = !answered_;
     std::size_t at = 0;
     while (in_.size() - at >= wire::kFrameHeaderBytes) {
       const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
@@ -103,6 +114,10 @@ class StreamrelayConnection : public ProviderConnection {
                                                              : takeFrame(header, payload, why);
       if (!ok) return false;
       at += wire::kFrameHeaderBytes + header.payloadBytes;
+      if (answering && answered_) {  // the frames behind it wait for the first pump()
+        behindAnswer_ = true;
+        break;
+      }
     }
     flush();
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
@@ -197,6 +212,7 @@ class StreamrelayConnection : public ProviderConnection {
   std::vector<char> buffer_;  // one read
   std::vector<char> in_;      // bytes read and not yet parsed (a frame in progress)
   bool answered_ = false;
+  bool behindAnswer_ = false;  // in_ may hold frames that came with the answer
   std::uint16_t streamId_ = 0;
   std::uint64_t epoch_ = 0;     // the upstream stream's, from the answer
   std::uint64_t firstSeq_ = 0;  // from the answer

@@ -129,6 +129,8 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   CHECK(atLeaf.answers() == 1);  // the leaf relay's subscriber never noticed
   CHECK(sourceNumber(leafStats, "gaps") == 0);
   CHECK(sourceEpoch(leafStats) == std::to_string(epoch));
+  CHECK(leafStats.source()->getValue<double>("lag_ms") >= 0);  // since the root received its newest frame
+  CHECK(leafStats.source()->getValue<std::string>("endpoint") == loopback(middlePort));  // the relay it follows
 }
 
 TEST_CASE("a mirror whose upstream's ring cannot cover an outage counts the gap and passes it down: recovered false", "[integration][fleet]") {
