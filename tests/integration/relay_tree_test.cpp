@@ -213,3 +213,22 @@ TEST_CASE("a streamrelay source with a bad key is refused with one line", "[inte
   CHECK(check.countLines("config error: .*" + error) == 1);
   CHECK(check.countLines(".") == 1);
 }
+
+TEST_CASE("a streamrelay source presents its token: the right one is served, a wrong one is a failed try", "[integration][fleet]") {
+  RunningRelay root = startRelay(kListenUpstream + "listeners:\n" +
+                                 listener("main", "protocol: streamrelay, auth: {tokens: [right]}"));
+  RelayStats good, bad;
+  RunningRelay served = startRelay(treeNode(follow(root.ports.at("main"), ", token: right"), 1000, 0, good));
+  good.attach(served);
+  RunningRelay refused = startRelay(treeNode(follow(root.ports.at("main"), ", token: wrong"), 1000, 0, bad));
+  bad.attach(refused);
+  REQUIRE(pollUntil([&] { return sourceNumber(good, "connects") == 1; }, 20s));
+  auto feed = publish(root, 20);
+  CHECK(pollUntil([&] { return sourceNumber(good, "upstream_seq") == 20; }, 20s));
+  CHECK(pollUntil([&] { return bad.endpointFailures(0) >= 2; }, 20s));
+  CHECK(sourceNumber(bad, "connects") == 0);
+  CHECK(sourceNumber(bad, "upstream_seq") == 0);
+  INFO(refused.process->output());
+  CHECK(refused.process->countLines("the relay refused the hello: not authorized: unknown token") >= 1);
+  CHECK(refused.process->countLines("wrong") == 0);  // the token is never logged
+}
