@@ -27,6 +27,15 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
   if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
+  if (config.type() == "streamrelay") {  // where it follows its upstream relay
+    o->set("mirror", config.settings.boolean("mirror"));
+    o->set("upstream_epoch", std::to_string(c.upstreamEpoch.load()));
+    o->set("upstream_seq", c.upstreamSeq.load());
+    o->set("gaps", c.gaps.load());
+    o->set("frames_missed", c.framesMissed.load());
+    o->set("new_epochs", c.newEpochs.load());
+    o->set("lag_ms", static_cast<double>(c.lagNs.load()) / 1e6);
+  }
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
   if (!c.endpoints.empty()) {  // a connecting source
     o->set("endpoint", c.liveEndpoint);

@@ -45,6 +45,15 @@ struct SourceCounters {
   std::atomic<std::uint64_t> bytesRead{0};        // bytes taken from the provider's stream (after TLS and HTTP)
   std::atomic<std::uint64_t> refusedPublishers{0};  // listen: allow list or max_publishers
 
+  // A streamrelay source: where it stands in its upstream's numbering (the
+  // last frame published), what it never got, and how late frames arrive.
+  std::atomic<std::uint64_t> upstreamEpoch{0};
+  std::atomic<std::uint64_t> upstreamSeq{0};
+  std::atomic<std::uint64_t> gaps{0};          // jumps in seq: frames the upstream could not give
+  std::atomic<std::uint64_t> framesMissed{0};  // the frames those jumps skipped
+  std::atomic<std::uint64_t> newEpochs{0};     // times the upstream's stream started a new epoch
+  std::atomic<std::int64_t> lagNs{0};          // at the newest frame: its arrival here minus its receive time upstream
+
   // Connecting sources: the endpoint connected now ("" while none) and every
   // endpoint's failures. Written by the source thread, read by /stats.
   mutable std::mutex endpointsMutex;

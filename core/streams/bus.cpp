@@ -2,6 +2,7 @@
 #include "bus.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 #include "subject.hpp"
 
@@ -42,7 +43,8 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
 }  // namespace
 
 Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
-    : stream_(std::move(stream)),
+    : streams_{std::move(stream)},
+      current_(&streams_.back()),
       nextSeq_(options.firstSeq),
       seqGate_(options.seqGate),
       receivedSizes_(receivedSizes),
@@ -54,14 +56,25 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, s
       keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 
 void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<std::string>& select) {
-  subscribeAfter(std::move(queue), std::nullopt, replayFrames, select);
+  std::lock_guard<std::mutex> lock(mutex_);
+  attach(std::move(queue), std::nullopt, replayFrames, select, false, 0);
 }
 
 Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
-                               const std::vector<std::string>& select, bool snapshot) {
+                               const std::vector<std::string>& select, bool snapshot, std::uint64_t afterEpoch) {
   std::lock_guard<std::mutex> lock(mutex_);
+  epochBound_.erase(std::remove_if(epochBound_.begin(), epochBound_.end(), [](const auto& q) { return q.expired(); }),
+                    epochBound_.end());
+  epochBound_.push_back(queue);
+  return attach(std::move(queue), afterSeq, replayFrames, select, snapshot, afterEpoch);
+}
+
+Bus::Start Bus::attach(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
+                       const std::vector<std::string>& select, bool snapshot, std::uint64_t afterEpoch) {
   const std::uint64_t nextLive = pushedSeq_ + 1;
   Start start;
+  start.epoch = current_.load(std::memory_order_relaxed)->epoch;
+  if (afterEpoch != 0 && afterEpoch != start.epoch) afterSeq.reset();
   std::vector<FrameSpan> replay;
   if (afterSeq && *afterSeq + 1 == nextLive) {
     start.recovered = true;
@@ -98,6 +111,9 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
 
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
   std::lock_guard<std::mutex> lock(mutex_);
+  epochBound_.erase(std::remove_if(epochBound_.begin(), epochBound_.end(),
+                                   [&](const auto& q) { return q.expired() || q.lock().get() == queue; }),
+                    epochBound_.end());
   removeSelector(queue);
   auto next = std::make_shared<QueueList>(*queues_);
   eraseQueue(*next, queue);
@@ -110,6 +126,21 @@ void Bus::replace(const SubscriptionQueue* old, QueuePtr replacement) {
   eraseQueue(*next, old);
   insertOrdered(*next, std::move(replacement));
   queues_ = std::move(next);
+}
+
+std::vector<QueuePtr> Bus::detachEpochBound() {
+  std::vector<QueuePtr> bound;
+  for (const auto& weak : epochBound_)
+    if (QueuePtr queue = weak.lock()) bound.push_back(std::move(queue));
+  epochBound_.clear();
+  if (bound.empty()) return bound;
+  auto next = std::make_shared<QueueList>(*queues_);
+  for (const QueuePtr& queue : bound) {
+    removeSelector(queue.get());
+    eraseQueue(*next, queue.get());
+  }
+  queues_ = std::move(next);
+  return bound;
 }
 
 void Bus::removeSelector(const SubscriptionQueue* queue) {
@@ -151,12 +182,36 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   publisher_.assertOwned();
   const std::size_t count = batch->frameCount();
   if (count == 0) return;
+  if (seqGate_) seqGate_->awaitReserved(nextSeq_.load(std::memory_order_relaxed) + count - 1);
+  batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), current_.load());
+  dispatch(std::move(batch), nullptr);
+}
+
+void Bus::publishAt(std::unique_ptr<FrameBatch> batch, std::uint64_t epoch, std::uint64_t firstSeq) {
+  publisher_.assertOwned();
+  const std::size_t count = batch->frameCount();
+  if (count == 0) return;
+  const StreamId* id = current_.load();
+  const StreamId* renewed = nullptr;
+  if (epoch != id->epoch) {
+    streams_.push_back(StreamId{id->name, epoch});
+    renewed = id = &streams_.back();
+  } else if (const std::uint64_t next = nextSeq_.load(std::memory_order_relaxed); firstSeq > next) {
+    gaps_.fetch_add(1, std::memory_order_relaxed);
+    skipped_.fetch_add(firstSeq - next, std::memory_order_relaxed);
+  }
+  assert(renewed || firstSeq >= nextSeq_.load(std::memory_order_relaxed));
+  nextSeq_.store(firstSeq + count, std::memory_order_relaxed);
+  batch->assignFirstSeq(firstSeq, id);
+  dispatch(std::move(batch), renewed);
+}
+
+void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
+  const std::size_t count = batch->frameCount();
   if (keyExtractor_) {
     keyExtractor_->keyBatch(*batch);
     keyCounts_->count(*batch);
   }
-  if (seqGate_) seqGate_->awaitReserved(nextSeq_.load(std::memory_order_relaxed) + count - 1);
-  batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), &stream_);
   frames_.fetch_add(count, std::memory_order_relaxed);
   bytes_.fetch_add(batch->totalWireBytes() - count * kWireHeaderBytes, std::memory_order_relaxed);
   if (receivedSizes_)
@@ -164,8 +219,14 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   FrameBatchPtr shared(std::move(batch));
   // Held for the loop: a subscribe() meanwhile replaces the list, not this copy.
   std::shared_ptr<const QueueList> queues;
+  std::vector<QueuePtr> closing;  // subscribers of the old epoch
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (epoch) {  // the seqs of the old epoch mean nothing in the new one
+      current_.store(epoch, std::memory_order_release);
+      if (ring_) ring_->clear(evicted_);
+      closing = detachEpochBound();
+    }
     if (ring_) ring_->append(shared, evicted_);
     if (lastValues_) lastValues_->update(shared);
     pushedSeq_ = shared->seq(count - 1);
@@ -173,6 +234,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
   }
   evicted_.clear();
+  for (const QueuePtr& queue : closing) queue->close(CloseReason::EpochChanged);
   if (touched_.empty()) {  // no subscriber selects this batch's frames: as before selection
     for (const QueuePtr& queue : *queues) queue->push(shared);
     return;

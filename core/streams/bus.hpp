@@ -19,9 +19,18 @@
 // ring and the publisher takes its list of queues in one step, under the lock
 // subscribe() takes: a subscriber that asks for a replay therefore gets every
 // frame exactly once, either from the ring or live.
+//
+// A mirror (a `streamrelay` source with mirror: true) publishes with
+// publishAt(): its batches keep the seqs and epoch its upstream gave them.
+// A jump forward is a gap: the ring never replays across it, so a resume
+// from before it is not `recovered`. Another epoch starts the stream anew
+// (the ring is emptied; every batch keeps the StreamId it was published in)
+// and closes the subscriptions made by subscribeAfter() (remote subscribers,
+// whose frames name no epoch: they reconnect and resume by (epoch, seq)).
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -73,6 +82,7 @@ class Bus {
   struct Start {
     bool recovered = false;
     std::uint64_t firstSeq = 0;
+    std::uint64_t epoch = 0;
   };
   // Thread safe. A resume: the queue gets every frame after `afterSeq` if the
   // ring still holds the next one (or it is the next live one); otherwise it
@@ -82,8 +92,12 @@ class Bus {
   // nothing it selects after `afterSeq`.
   // `snapshot`: first the newest frame of each selected key (flagged
   // snapshot) that the replay or resume does not give, then as above.
+  // `afterEpoch` (0: not checked) is the epoch `afterSeq` was read in: checked
+  // again under the lock, since a mirror's epoch may change meanwhile.
+  // Start::epoch is the stream's epoch the subscription starts in.
   Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
-                       const std::vector<std::string>& select = {}, bool snapshot = false);
+                       const std::vector<std::string>& select = {}, bool snapshot = false,
+                       std::uint64_t afterEpoch = 0);
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -97,6 +111,12 @@ class Bus {
   // Called only from the stream's publishing thread: numbers the frames, then
   // pushes the batch to every queue.
   void publish(std::unique_ptr<FrameBatch> batch);
+  // Called only from the publishing thread, instead of publish(): a mirror's
+  // batch, whose frames are numbered `firstSeq`.. in `epoch` by its upstream.
+  // In the stream's epoch, `firstSeq` is at least lastSeq() + 1 (the caller
+  // drops frames it has had); more is a gap, counted in gaps(). Another
+  // epoch starts it anew from `firstSeq` (newEpochs() counts it).
+  void publishAt(std::unique_ptr<FrameBatch> batch, std::uint64_t epoch, std::uint64_t firstSeq);
   // A stream has one publisher at a time: the thread that constructed the
   // bus until a thread claims it here, at its start (a source's thread, a
   // plugin instance's worker). A source restarted by a reload, or a plugin
@@ -104,7 +124,12 @@ class Bus {
   // publish() asserts it is called from the publisher.
   void claimPublisher() { publisher_.claim(); }
 
-  const StreamId& stream() const { return stream_; }
+  // Thread safe. Its name and epoch now (a mirror's epoch may change; a batch
+  // keeps the one it was published in).
+  const StreamId& stream() const { return *current_.load(std::memory_order_acquire); }
+  // Jumps forward in seq publishAt() was given, and the frames they skipped.
+  std::uint64_t gaps() const { return gaps_.load(std::memory_order_relaxed); }
+  std::uint64_t framesSkipped() const { return skipped_.load(std::memory_order_relaxed); }
   // The seq of the newest frame published (0: none yet).
   std::uint64_t lastSeq() const { return nextSeq_.load(std::memory_order_relaxed) - 1; }
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
@@ -141,25 +166,36 @@ class Bus {
     std::vector<FrameRange> ranges;
   };
   std::shared_ptr<const QueueList> snapshot() const;
+  Start attach(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
+               const std::vector<std::string>& select, bool snapshot, std::uint64_t afterEpoch);
+  // mutex_ held: takes the subscriptions bound to the old epoch off the bus.
+  std::vector<QueuePtr> detachEpochBound();
+  // Counts and hands a numbered batch on: to the ring, the last values and
+  // the queues. `epoch`: the stream's new one (publishAt), else null.
+  void dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch);
   // Under mutex_: records in each matching selector which frames of `batch`
   // it gets, and lists the selectors touched in touched_.
   void matchSelectors(const FrameBatch& batch);
   void pushSelected(const FrameBatchPtr& batch, bool blocking);
   void removeSelector(const SubscriptionQueue* queue);  // mutex_ held
 
-  const StreamId stream_;
+  std::deque<StreamId> streams_;               // the publisher's: every epoch so far (batches point into it)
+  std::atomic<const StreamId*> current_;       // streams_.back(), swapped under mutex_
   mutable std::mutex mutex_;
   std::shared_ptr<const QueueList> queues_ = std::make_shared<QueueList>();
   std::atomic<std::uint64_t> nextSeq_;
   SeqGate* const seqGate_;
   std::atomic<std::uint64_t> frames_{0};
   std::atomic<std::uint64_t> bytes_{0};
+  std::atomic<std::uint64_t> gaps_{0};
+  std::atomic<std::uint64_t> skipped_{0};
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
   std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
+  std::vector<std::weak_ptr<SubscriptionQueue>> epochBound_;  // guarded by mutex_: subscribeAfter()'s queues
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_
   SubjectIndex<Selector*> index_;                      // guarded by mutex_: pattern -> selectors_ entry
   std::uint64_t dispatches_ = 0;                       // guarded by mutex_

@@ -30,6 +30,10 @@ void ReplayRing::append(const FrameBatchPtr& batch, std::vector<FrameBatchPtr>& 
   while (!batches_.empty() && tooOld(*batches_.front(), now)) evictFront(evicted);
 }
 
+void ReplayRing::clear(std::vector<FrameBatchPtr>& evicted) {
+  while (!batches_.empty()) evictFront(evicted);
+}
+
 std::vector<FrameSpan> ReplayRing::newest(std::size_t frames) const {
   std::vector<FrameSpan> spans;
   // Walk back from the newest batch until `frames` are covered (or the rest
@@ -63,11 +67,14 @@ std::optional<std::vector<FrameSpan>> ReplayRing::after(std::uint64_t after) con
   const FrameBatch& newestBatch = *batches_.back();
   if (wanted < (*it)->firstSeq() || wanted > newestBatch.seq(newestBatch.frameCount() - 1)) return std::nullopt;
   std::vector<FrameSpan> spans;
+  std::uint64_t expected = wanted;  // the seq the next span must start at: no gap is replayed over
   for (; it != batches_.end(); ++it) {
     const FrameBatch& batch = **it;
     if (batch.seq(batch.frameCount() - 1) < wanted) continue;
     const std::uint64_t first = wanted > batch.firstSeq() ? wanted - batch.firstSeq() : 0;
+    if (batch.seq(first) != expected) return std::nullopt;
     spans.push_back({*it, static_cast<std::uint32_t>(first), static_cast<std::uint32_t>(batch.frameCount())});
+    expected = batch.seq(batch.frameCount() - 1) + 1;
   }
   return spans;
 }

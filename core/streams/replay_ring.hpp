@@ -41,8 +41,12 @@ class ReplayRing {
   // first, as spans of its batches.
   std::vector<FrameSpan> newest(std::size_t frames) const;
   // Every frame it holds after seq `after`, oldest first; nothing if the
-  // frame right after it is no longer (or not yet) held.
+  // frame right after it is no longer (or not yet) held, or a gap in seq (a
+  // mirror's, Bus::publishAt) lies between it and the newest.
   std::optional<std::vector<FrameSpan>> after(std::uint64_t after) const;
+
+  // Drops every batch (a mirror's stream starts a new epoch) into `evicted`.
+  void clear(std::vector<FrameBatchPtr>& evicted);
 
   std::size_t frames() const { return frames_; }
   std::size_t bytes() const { return bytes_; }

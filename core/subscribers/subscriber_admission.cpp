@@ -158,9 +158,9 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
     const bool sameEpoch = hello.resume && hello.resume->epochFor(name) == bus.stream().epoch;
     const Bus::Start start = bus.subscribeAfter(queue, sameEpoch ? position : std::nullopt, replayFrames_,
-                                                result.select, hello.snapshot);
-    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq,
-                                  bus.stream().epoch};
+                                                result.select, hello.snapshot,
+                                                sameEpoch ? hello.resume->epochFor(name) : 0);
+    protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq, start.epoch};
     if (position) started.recovered = start.recovered;
     result.starts.push_back(started);
     result.described += (result.described.empty() ? "" : ", ") + name + " from seq " +

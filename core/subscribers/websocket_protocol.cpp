@@ -128,6 +128,7 @@ int closeCodeOf(CloseReason reason) {
   switch (reason) {
     case CloseReason::Shutdown:
     case CloseReason::Removed: return 1001;
+    case CloseReason::EpochChanged: return 1012;  // service restart: reconnect and resume
     case CloseReason::SlowConsumer:
     case CloseReason::MaxClients: return 1013;
     case CloseReason::AuthFailed:

@@ -49,6 +49,7 @@
 #include <openssl/ssl.h>
 #endif
 
+#include "streamrelay/client_hello.hpp"
 #include "streamrelay/mini_json.hpp"
 #include "streamrelay/wire.hpp"
 
@@ -337,28 +338,6 @@ class Connection {
 };
 
 // Whether the relay could continue where a hello asked to resume.
-enum class Recovery {
-  NotAsked,      // the hello did not ask to resume (this stream): nothing was missed, nothing to recover
-  Recovered,     // it continues right after the seq asked for: nothing missed
-  NotRecovered,  // frames were missed: it continues at first_seq
-};
-
-// What the relay said to a hello.
-struct Answer {
-  std::uint64_t epoch = 0;      // sent as a decimal string (numbers are accepted too)
-  Recovery recovery = Recovery::NotAsked;  // over every stream the hello asked to resume
-  int heartbeatMs = 0;          // the relay sends a heartbeat after this long without a frame (0: none)
-  struct Stream {
-    std::uint16_t id = 0;
-    std::uint64_t epoch = 0;  // the stream's own (the answer's top-level one where they share it)
-    std::uint64_t firstSeq = 0;
-    Recovery recovery = Recovery::NotAsked;
-  };
-  std::map<std::string, Stream> streams;
-  std::string envelope;  // websocket: how frames come (none, header, json)
-  std::string encoding;  // sse: how data comes (text, base64)
-  std::string json;  // as received
-};
 
 // Where the last frame returned came from (streamrelay and sse protocols,
 // websocket with envelope header or json; empty and 0 otherwise).
@@ -381,30 +360,7 @@ inline std::vector<std::string> commaList(const std::string& text) {
   return items;
 }
 
-// A position to resume from: the epoch and, per stream, the last seq had.
-// A stream whose epoch is not the shared one (a relay's logged or mirrored
-// stream beside others) has its own in `epochs`.
-struct ResumePoint {
-  std::uint64_t epoch = 0;
-  std::map<std::string, std::uint64_t> afterSeq;
-  std::map<std::string, std::uint64_t> epochs;
-  std::uint64_t epochOf(const std::string& stream) const {
-    auto it = epochs.find(stream);
-    return it == epochs.end() ? epoch : it->second;
-  }
-  // Whether every stream's position has the shared epoch (the older hello forms say it once).
-  bool oneEpoch() const {
-    for (const auto& entry : afterSeq)
-      if (epochOf(entry.first) != epoch) return false;
-    return true;
-  }
-};
 
-// Thrown when the relay refused the hello (bad token, unknown input): no
-// reconnect would change that.
-struct Refused : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 class Subscriber {
  public:
@@ -559,49 +515,8 @@ class Subscriber {
     }
   }
 
-  static std::string quoted(const std::string& text) {
-    std::string out;
-    appendJsonString(out, text);
-    return out;
-  }
-
   std::string helloLine() const {
-    std::string hello = "{";
-    if (!options_.token.empty()) hello += "\"token\":" + quoted(options_.token) + ",";
-    if (!options_.inputs.empty()) {
-      hello += "\"inputs\":[";
-      for (std::size_t i = 0; i < options_.inputs.size(); ++i) hello += (i ? "," : "") + quoted(options_.inputs[i]);
-      hello += "],";
-    }
-    if (!options_.select.empty()) {
-      hello += "\"select\":[";
-      for (std::size_t i = 0; i < options_.select.size(); ++i) hello += (i ? "," : "") + quoted(options_.select[i]);
-      hello += "],";
-    }
-    // Every connection asks: the relay leaves the snapshot out of a resume
-    // that continues, and gives it where the resume cannot (a gap to fill).
-    if (options_.snapshot) hello += "\"snapshot\":true,";
-    if (position_ && position_->afterSeq.size() == 1 && position_->afterSeq.count("")) {  // the only stream
-      hello += "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) +
-               "\",\"after_seq\":" + std::to_string(position_->afterSeq.at("")) + "},";
-    } else if (position_ && !position_->afterSeq.empty()) {
-      // One epoch for every stream: said once. Otherwise each position names its stream's.
-      const bool oneEpoch = position_->oneEpoch();
-      hello += oneEpoch ? "\"resume\":{\"epoch\":\"" + std::to_string(position_->epoch) + "\",\"after_seq\":{"
-                        : std::string("\"resume\":{\"after_seq\":{");
-      bool first = true;
-      for (const auto& [stream, seq] : position_->afterSeq) {
-        const std::uint64_t epoch = position_->epochOf(stream);
-        if (!oneEpoch && epoch == 0) continue;  // nothing known to resume in
-        hello += (first ? "" : ",") + quoted(stream) + ":" +
-                 (oneEpoch ? std::to_string(seq)
-                           : "{\"epoch\":\"" + std::to_string(epoch) + "\",\"seq\":" + std::to_string(seq) + "}");
-        first = false;
-      }
-      hello += "}},";
-    }
-    if (hello.back() == ',') hello.pop_back();
-    return hello + "}\n";
+    return client::helloLine({options_.token, options_.inputs, options_.select, options_.snapshot}, position_);
   }
 
   // ---- addresses ----------------------------------------------------------
@@ -1029,45 +944,10 @@ class Subscriber {
     takeAnswer(message, json);
   }
 
-  static Recovery recoveryOf(const JsonValue& object) {
-    const JsonValue* recovered = object.find("recovered");
-    if (!recovered || recovered->type != JsonValue::Type::Bool) return Recovery::NotAsked;
-    return recovered->boolean ? Recovery::Recovered : Recovery::NotRecovered;
-  }
-
-  static std::uint64_t unsignedField(const JsonValue& object, const char* key) {
-    std::uint64_t value = 0;
-    const JsonValue* field = object.find(key);
-    if (field && !field->asUnsigned(value))
-      throw std::runtime_error(std::string("protocol error: the answer's ") + key + " is not an unsigned integer");
-    return value;
-  }
-
   void takeAnswer(const JsonValue& answer, const std::string& json) {
-    const JsonValue* ok = answer.find("ok");
-    if (!ok || ok->type != JsonValue::Type::Bool || !ok->boolean) {
-      const JsonValue* error = answer.find("error");
-      throw Refused("the relay refused the hello: " + (error ? error->text : json));
-    }
-    Answer next;
-    next.json = json;
-    next.epoch = unsignedField(answer, "epoch");
-    next.recovery = recoveryOf(answer);
-    next.heartbeatMs = static_cast<int>(std::min<std::uint64_t>(unsignedField(answer, "heartbeat_ms"), 1u << 30));
-    if (const JsonValue* envelope = answer.find("envelope")) next.envelope = envelope->text;
-    if (const JsonValue* encoding = answer.find("encoding")) next.encoding = encoding->text;
+    Answer next = parseAnswer(answer, json);
     names_.clear();
-    if (const JsonValue* streams = answer.find("streams")) {
-      for (const auto& [name, s] : streams->fields) {
-        Answer::Stream one;
-        one.id = static_cast<std::uint16_t>(unsignedField(s, "id"));
-        one.epoch = s.find("epoch") ? unsignedField(s, "epoch") : next.epoch;
-        one.firstSeq = unsignedField(s, "first_seq");
-        one.recovery = recoveryOf(s);
-        next.streams[name] = one;
-        names_[one.id] = name;
-      }
-    }
+    for (const auto& [name, one] : next.streams) names_[one.id] = name;
     // From here on, a reconnect resumes after the frame before each stream's
     // first one (if nothing else arrives first).
     if (position_ && position_->afterSeq.count("") && next.streams.size() == 1) {  // a URL's EPOCH-SEQ names no stream

@@ -1,0 +1,307 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "streamrelay_source.hpp"
+
+#include <Poco/Logger.h>
+
+#include "client_socket.hpp"
+#include "keys.hpp"
+#include "source_type.hpp"
+#include "streamrelay/wire.hpp"
+#include "yaml_map.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
+
+std::string withoutBrackets(const std::string& host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
+// How much of a read is kept before the frames in it are parsed: what is
+// left over (a frame in progress) moves to the front.
+constexpr std::size_t kMinReadRoom = 64 * 1024;
+
+}  // namespace
+
+// One connection to the upstream relay, its answer read. Frames of one
+// upstream batch (the same receive time, consecutive seqs) become one batch
+// here, published as a read completes them. Used by the source thread only.
+class StreamrelayConnection : public ProviderConnection {
+ public:
+  StreamrelayConnection(std::unique_ptr<ClientSocket> socket, StreamrelaySource& source, Bus& bus,
+                        SourceCounters& counters)
+      : socket_(std::move(socket)), source_(source), bus_(bus), counters_(counters), buffer_(kSourceReadBytes) {}
+
+  // Reads until the answer to the hello, by `deadline`; false with `failure` set.
+  bool awaitAnswer(Clock::time_point deadline, int stopFd, OpenFailure& failure) {
+    while (!answered_) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) {
+        failure.why = "no answer to the hello in time";
+        return false;
+      }
+      std::optional<StreamEnd> end = pump(static_cast<int>(left), stopFd);
+      if (end) {
+        failure.why = end->how == StreamEnd::How::Stopped ? "stopped" : "before the answer: " + end->why;
+        return false;
+      }
+    }
+    return true;
+  }
+
+  std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
+    std::optional<StreamEnd> end;
+    auto parseAll = [&] {
+      std::string why;
+      if (!parse(why)) {
+        counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+        end = StreamEnd::failed("protocol error: " + why);
+      }
+      return !end;
+    };
+    if (behindAnswer_) {  // frames that came with the answer: the first pump() publishes them
+      behindAnswer_ = false;
+      parseAll();
+      return end;
+    }
+    const bool answering = !answered_;
+    auto take = [&](const char* data, std::size_t size) {
+      counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
+      in_.insert(in_.end(), data, data + size);
+      if (answering && answered_) return false;  // awaitAnswer(): nothing is published before open() returns
+      return parseAll();
+    };
+    switch (socket_->readBurst(buffer_, stopFd, timeoutMs, take)) {
+      case ClientSocket::Burst::Stopped:
+        return StreamEnd::stopped();
+      case ClientSocket::Burst::Closed:
+        return StreamEnd{StreamEnd::How::Orderly, "connection closed by the upstream relay"};
+      case ClientSocket::Burst::Failed:
+        return StreamEnd::failed(socket_->error());
+      case ClientSocket::Burst::TimedOut:
+      case ClientSocket::Burst::Read:
+        break;
+    }
+    return end;
+  }
+
+  void close(const Goodbye&, Clock::time_point deadline) override { socket_->close(deadline); }
+  std::string describe() const override {
+    std::string how = socket_->describe();
+    return how + (how.empty() ? "" : ", ") + "epoch " + std::to_string(epoch_) + " from seq " +
+           std::to_string(firstSeq_);
+  }
+
+ private:
+  // Takes every whole frame at the front of in_: the answer, control frames,
+  // data frames. False (with `why`) on a protocol error.
+  bool parse(std::string& why) {
+    const bool answering = !answered_;
+    std::size_t at = 0;
+    while (in_.size() - at >= wire::kFrameHeaderBytes) {
+      const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
+      if (header.payloadBytes > source_.maxFrameBytes_) {
+        why = "a frame of " + std::to_string(header.payloadBytes) + " bytes announced, over max_frame_bytes " +
+              std::to_string(source_.maxFrameBytes_);
+        return false;
+      }
+      if (in_.size() - at < wire::kFrameHeaderBytes + header.payloadBytes) break;
+      const char* payload = in_.data() + at + wire::kFrameHeaderBytes;
+      const bool ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
+                                                             : takeFrame(header, payload, why);
+      if (!ok) return false;
+      at += wire::kFrameHeaderBytes + header.payloadBytes;
+      if (answering && answered_) {  // the frames behind it wait for the first pump()
+        behindAnswer_ = true;
+        break;
+      }
+    }
+    flush();
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+    return true;
+  }
+
+  bool takeControl(const std::string& json, std::string& why) {
+    try {
+      const client::JsonValue message = client::JsonValue::parse(json);
+      if (message.find("type")) return true;  // a heartbeat, or a type this relay does not know
+      if (answered_) {
+        why = "a second answer";
+        return false;
+      }
+      takeAnswer(client::parseAnswer(message, json));
+      return true;
+    } catch (const client::Refused& e) {
+      why = e.what();
+    } catch (const std::runtime_error& e) {
+      why = std::string("a control frame: ") + e.what();
+    }
+    return false;
+  }
+
+  void takeAnswer(const client::Answer& answer) {
+    if (answer.streams.size() != 1)
+      throw std::runtime_error("the upstream answered with " + std::to_string(answer.streams.size()) +
+                               " streams; a streamrelay source follows one (name it in inputs)");
+    const client::Answer::Stream& s = answer.streams.begin()->second;
+    streamId_ = s.id;
+    epoch_ = s.epoch;
+    firstSeq_ = s.firstSeq;
+    answered_ = true;
+    const StreamrelaySource::Position& had = source_.position_;
+    if (had.epoch == 0) return;
+    if (had.epoch != epoch_)
+      logger().warning("%s: the upstream's stream has another epoch (%s, was %s): it numbers from seq %s anew",
+                       source_.label(), std::to_string(epoch_), std::to_string(had.epoch), std::to_string(firstSeq_));
+    else if (s.recovery == client::Recovery::NotRecovered && firstSeq_ > had.seq + 1)
+      logger().warning("%s: the upstream could not resume after seq %s: frames %s..%s are lost (passed on as a gap)",
+                       source_.label(), std::to_string(had.seq), std::to_string(had.seq + 1),
+                       std::to_string(firstSeq_ - 1));
+  }
+
+  bool takeFrame(const wire::FrameHeader& header, const char* payload, std::string& why) {
+    if (!answered_) {
+      why = "a frame before the answer";
+      return false;
+    }
+    if (header.stream != streamId_) {
+      why = "a frame of stream id " + std::to_string(header.stream) + ", not the one answered (" +
+            std::to_string(streamId_) + ")";
+      return false;
+    }
+    StreamrelaySource::Position& position = source_.position_;
+    if (position.epoch == epoch_ && header.seq <= position.seq) return true;  // had already (a replay's overlap)
+    if (position.epoch == epoch_ && header.seq > position.seq + 1) countGap(position.seq, header.seq);
+    if (position.epoch != 0 && position.epoch != epoch_) counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
+    if (!builder_.empty() && (header.seq != batchFirst_ + builder_.frameCount() || header.receivedUnixNs != batchTime_))
+      flush();
+    if (builder_.empty()) {
+      batchFirst_ = header.seq;
+      batchTime_ = header.receivedUnixNs;
+    }
+    builder_.add(payload, header.payloadBytes);
+    position = {epoch_, header.seq};
+    return true;
+  }
+
+  void countGap(std::uint64_t had, std::uint64_t got) {
+    counters_.gaps.fetch_add(1, std::memory_order_relaxed);
+    counters_.framesMissed.fetch_add(got - had - 1, std::memory_order_relaxed);
+    logger().warning("%s: a gap in the upstream's stream: frames %s..%s never came", source_.label(),
+                     std::to_string(had + 1), std::to_string(got - 1));
+  }
+
+  void flush() {
+    if (builder_.empty()) return;
+    const std::int64_t now = unixNowNs();
+    const std::uint64_t last = batchFirst_ + builder_.frameCount() - 1;
+    if (source_.mirror_) bus_.publishAt(builder_.seal(batchTime_), epoch_, batchFirst_);
+    else bus_.publish(builder_.seal(now));
+    counters_.upstreamEpoch.store(epoch_, std::memory_order_relaxed);
+    counters_.upstreamSeq.store(last, std::memory_order_relaxed);
+    counters_.lagNs.store(now - batchTime_, std::memory_order_relaxed);
+  }
+
+  std::unique_ptr<ClientSocket> socket_;
+  StreamrelaySource& source_;
+  Bus& bus_;
+  SourceCounters& counters_;
+  std::vector<char> buffer_;  // one read
+  std::vector<char> in_;      // bytes read and not yet parsed (a frame in progress)
+  bool answered_ = false;
+  bool behindAnswer_ = false;  // in_ may hold frames that came with the answer
+  std::uint16_t streamId_ = 0;
+  std::uint64_t epoch_ = 0;     // the upstream stream's, from the answer
+  std::uint64_t firstSeq_ = 0;  // from the answer
+  FrameBatchBuilder builder_;
+  std::uint64_t batchFirst_ = 0;  // the seq of the builder's first frame
+  std::int64_t batchTime_ = 0;    // its frames' receive time upstream
+};
+
+namespace {
+
+std::vector<std::string> addressesOf(const Settings& s) { return s.strings("endpoints"); }
+
+client::HelloRequest requestOf(const Settings& s) {
+  client::HelloRequest request;
+  request.token = s.string("token");
+  request.inputs = s.strings("inputs");
+  return request;
+}
+
+}  // namespace
+
+StreamrelaySource::StreamrelaySource(const SourceConfig& config, Bus& bus)
+    : ConnectingSource(config, bus, addressesOf(config.settings)),
+      endpoints_([&] {
+        std::vector<Endpoint> list;
+        for (const std::string& text : config.settings.strings("endpoints")) {  // HOST:PORT, checked with the config
+          const auto colon = text.rfind(':');
+          list.push_back({withoutBrackets(text.substr(0, colon)), std::stoi(text.substr(colon + 1))});
+        }
+        return list;
+      }()),
+      request_(requestOf(config.settings)),
+      mirror_(config.settings.boolean("mirror")),
+      maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))) {
+  // A mirror restarted by a reload goes on from what its stream has: never
+  // a seq twice.
+  if (mirror_ && bus.lastSeq() > 0) position_ = {bus.stream().epoch, bus.lastSeq()};
+}
+
+StreamrelaySource::~StreamrelaySource() { stop(); }
+
+std::unique_ptr<ProviderConnection> StreamrelaySource::open(std::size_t endpoint, Clock::time_point deadline,
+                                                            OpenFailure& failure) {
+  std::unique_ptr<ClientSocket> socket;
+  try {
+    socket = std::make_unique<ClientSocket>(endpoints_[endpoint].host, endpoints_[endpoint].port, tlsContext(),
+                                            deadline, stop_.fd());
+  } catch (const std::runtime_error& e) {
+    failure.why = e.what();
+    return nullptr;
+  }
+  // Resume after the last frame published, in its epoch: the upstream gives
+  // the frames after it (recovered), or says where it goes on.
+  std::optional<client::ResumePoint> resume;
+  if (position_.epoch != 0) resume = client::ResumePoint{position_.epoch, {{"", position_.seq}}, {}};
+  if (!socket->writeAll(client::helloLine(request_, resume), deadline)) {
+    failure.why = "sending the hello: " + socket->error();
+    return nullptr;
+  }
+  auto connection = std::make_unique<StreamrelayConnection>(std::move(socket), *this, bus_, counters_);
+  try {
+    if (!connection->awaitAnswer(deadline, stop_.fd(), failure)) return nullptr;
+  } catch (const std::runtime_error& e) {
+    failure.why = e.what();
+    return nullptr;
+  }
+  return connection;
+}
+
+SourceType streamrelay_source_type() {
+  std::vector<KeySpec> keys{
+      key("endpoints", KeyKind::Endpoints).doc("HOST:PORT of other relays' streamrelay listeners: the first is the primary"),
+      key("inputs", KeyKind::Strings).doc("the upstream stream to follow (one; empty: the listener's only stream)"),
+      key("token").env().hidden().doc("presented in the hello to a listener with auth"),
+      key("mirror", KeyKind::Bool).def("true")
+          .doc("keep the upstream's epoch, seq and receive times (false: number the frames here)"),
+      key("max_frame_bytes", KeyKind::Int).def("1048576").range(1, kMaxFrameBytesLimit)
+          .doc("a larger frame announced is a protocol error (the connection is dropped)")};
+  addConnectingKeys(keys, tlsSchema());
+  return {{"streamrelay",
+           "follows another relay's streamrelay listener; mirror: its stream keeps the upstream's (epoch, seq)",
+           std::move(keys),
+           [](const Settings& s, const YamlMap& m) {
+             if (s.strings("endpoints").empty()) m.failHere("missing required key 'endpoints'");
+             if (s.strings("inputs").size() > 1)
+               m.fail("inputs", "a streamrelay source follows one stream (one source per upstream stream)");
+             checkFailover(s, m);
+           }},
+          [](const SourceConfig& config, Bus& bus) { return std::make_unique<StreamrelaySource>(config, bus); }};
+}
+
+}  // namespace streamrelay
