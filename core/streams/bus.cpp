@@ -24,7 +24,8 @@ void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
 
 bool isBlocking(const SubscriptionQueue& queue) { return queue.limits().onFull == OverflowPolicy::Block; }
 
-// The frames of `spans` whose key matches one of `select`, as spans.
+}  // namespace
+
 std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const std::vector<std::string>& select) {
   std::vector<FrameSpan> out;
   for (const FrameSpan& span : spans) {
@@ -39,14 +40,15 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
   }
   return out;
 }
-}  // namespace
 
 Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
     : stream_(std::move(stream)),
       nextSeq_(options.firstSeq),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
-      ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
+      ring_(options.replay.enabled()     ? std::make_unique<ReplayRing>(options.replay)
+            : options.handOver.enabled() ? std::make_unique<ReplayRing>(options.handOver)
+                                         : nullptr),
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
       pushedSeq_(options.firstSeq - 1),
       keyExtractor_(std::move(keys)),
@@ -56,21 +58,59 @@ void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<
   subscribeAfter(std::move(queue), std::nullopt, replayFrames, select);
 }
 
+std::optional<std::vector<FrameSpan>> Bus::continuationLocked(std::uint64_t afterSeq) const {
+  if (afterSeq == pushedSeq_) return std::vector<FrameSpan>{};
+  if (afterSeq < pushedSeq_ && ring_) return ring_->after(afterSeq);
+  return std::nullopt;
+}
+
+void Bus::addLocked(QueuePtr queue, const std::vector<FrameSpan>& replay, const std::vector<std::string>& select) {
+  if (!replay.empty()) queue->preload(replay);
+  if (!select.empty()) {
+    auto selector = std::make_shared<Selector>();
+    selector->queue = std::move(queue);
+    selector->patterns = select;
+    for (const std::string& pattern : select) index_.add(pattern, selector.get());
+    selectors_.push_back(std::move(selector));
+    return;
+  }
+  auto next = std::make_shared<QueueList>(*queues_);
+  insertOrdered(*next, std::move(queue));
+  queues_ = std::move(next);
+}
+
+bool Bus::continueAfter(const QueuePtr& queue, std::uint64_t afterSeq, const std::vector<std::string>& select) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Its subscriber gone (the queue closed before its listener unsubscribes, which takes this lock): nothing to do.
+  if (queue->closed()) return true;
+  std::optional<std::vector<FrameSpan>> spans = continuationLocked(afterSeq);
+  if (!spans) return false;
+  addLocked(queue, select.empty() ? *spans : selectedFrames(*spans, select), select);
+  return true;
+}
+
 Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
                                const std::vector<std::string>& select, bool snapshot) {
+  // Older than the ring: from the log, on a thread of its own, which then
+  // hands the queue over to the ring and the live frames (continueAfter).
+  if (afterSeq && backfill_ && *afterSeq < lastSeq()) {
+    if (continueAfter(queue, *afterSeq, select)) return {true, *afterSeq + 1};
+    if (backfill_->holdsFrom(*afterSeq + 1)) {
+      backfill_->replay(std::move(queue), *afterSeq + 1, select);
+      return {true, *afterSeq + 1};
+    }
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   const std::uint64_t nextLive = pushedSeq_ + 1;
   Start start;
   std::vector<FrameSpan> replay;
-  if (afterSeq && *afterSeq + 1 == nextLive) {
-    start.recovered = true;
-  } else if (afterSeq && *afterSeq < pushedSeq_ && ring_) {
-    if (auto spans = ring_->after(*afterSeq)) {
+  if (afterSeq) {
+    if (auto spans = continuationLocked(*afterSeq)) {
       start.recovered = true;
       replay = std::move(*spans);
     }
   }
-  if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
+  if (!start.recovered && ring_ && replayLimits_.enabled() && replayFrames > 0) replay = ring_->newest(replayFrames);
   start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
   if (!select.empty()) replay = selectedFrames(replay, select);
   if (snapshot && lastValues_ && !start.recovered) {  // a resume that continues has missed nothing
@@ -80,18 +120,31 @@ Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afte
     spans.insert(spans.end(), replay.begin(), replay.end());
     replay = std::move(spans);
   }
-  if (!replay.empty()) queue->preload(replay);
-  if (!select.empty()) {
-    auto selector = std::make_shared<Selector>();
-    selector->queue = std::move(queue);
-    selector->patterns = select;
-    for (const std::string& pattern : select) index_.add(pattern, selector.get());
-    selectors_.push_back(std::move(selector));
-    return start;
+  addLocked(std::move(queue), replay, select);
+  return start;
+}
+
+Bus::Start Bus::subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::vector<std::string>& select) {
+  if (backfill_) {
+    const Backfill::TimeStart from = backfill_->searchStartFor(unixNs);
+    if (from.seq <= lastSeq()) {
+      backfill_->replay(std::move(queue), from.seq, select, unixNs);
+      return {from.covered, from.seq};
+    }
+    return {from.covered, subscribeAfter(std::move(queue), std::nullopt, 0, select).firstSeq};
   }
-  auto next = std::make_shared<QueueList>(*queues_);
-  insertOrdered(*next, std::move(queue));
-  queues_ = std::move(next);
+  std::lock_guard<std::mutex> lock(mutex_);
+  Start start{false, pushedSeq_ + 1};
+  std::vector<FrameSpan> replay;
+  if (ring_) {
+    const ReplayRing::TimeStart since = ring_->receivedSince(unixNs);
+    start.recovered = since.covered;
+    if (since.seq) {
+      if (auto spans = ring_->after(*since.seq - 1)) replay = std::move(*spans);
+      start.firstSeq = *since.seq;
+    }
+  }
+  addLocked(std::move(queue), select.empty() ? replay : selectedFrames(replay, select), select);
   return start;
 }
 

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "frame_batch.hpp"
+#include "backfill.hpp"
 #include "histogram.hpp"
 #include "last_values.hpp"
 #include "key_counts.hpp"
@@ -46,7 +47,14 @@ struct BusOptions {
   ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
   std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
+  // A ring kept only to hand a subscriber over from its log to the live
+  // frames (Backfill) when `replay` sets none: it must hold what the log
+  // has not written yet. Never replayed to new subscribers.
+  ReplayLimits handOver;
 };
+
+// The frames of `spans` whose key matches one of `select` (checked patterns), as spans.
+std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const std::vector<std::string>& select);
 
 class Bus {
  public:
@@ -80,8 +88,21 @@ class Bus {
   // nothing it selects after `afterSeq`.
   // `snapshot`: first the newest frame of each selected key (flagged
   // snapshot) that the replay or resume does not give, then as above.
+  // With a backfill (the stream's log), a resume the ring cannot serve is
+  // read from it when it holds the next frame: `recovered` then too.
   Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
                        const std::vector<std::string>& select = {}, bool snapshot = false);
+  // Thread safe. A replay from the first frame received at or after
+  // `unixNs` (the log's, else the ring's), then live; `recovered`: what is
+  // held reaches back to that time.
+  Start subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::vector<std::string>& select = {});
+  // Thread safe. Subscribes the queue to go on right after `afterSeq` (the
+  // ring's frames, then live) if none is missing between; else does
+  // nothing and returns false. A backfill's hand-over to the live frames.
+  bool continueAfter(const QueuePtr& queue, std::uint64_t afterSeq, const std::vector<std::string>& select);
+  // Set once, before anyone subscribes: where resumes older than the ring
+  // are read from (it outlives the bus's subscribers).
+  void setBackfill(Backfill* backfill) { backfill_ = backfill; }
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -144,6 +165,10 @@ class Bus {
   void matchSelectors(const FrameBatch& batch);
   void pushSelected(const FrameBatchPtr& batch, bool blocking);
   void removeSelector(const SubscriptionQueue* queue);  // mutex_ held
+  // mutex_ held: `replay` (already selected) is preloaded and the queue subscribed.
+  void addLocked(QueuePtr queue, const std::vector<FrameSpan>& replay, const std::vector<std::string>& select);
+  // mutex_ held: the ring's frames after `afterSeq`, if nothing is missing up to the live ones.
+  std::optional<std::vector<FrameSpan>> continuationLocked(std::uint64_t afterSeq) const;
 
   const StreamId stream_;
   mutable std::mutex mutex_;
@@ -153,7 +178,8 @@ class Bus {
   std::atomic<std::uint64_t> bytes_{0};
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
-  std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_: replayLimits_'s, else the hand-over's
+  Backfill* backfill_ = nullptr;             // set before subscribers
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock

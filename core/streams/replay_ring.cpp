@@ -72,4 +72,20 @@ std::optional<std::vector<FrameSpan>> ReplayRing::after(std::uint64_t after) con
   return spans;
 }
 
+ReplayRing::TimeStart ReplayRing::receivedSince(std::int64_t unixNs) const {
+  const std::int64_t now = steadyNowNs();
+  TimeStart start;
+  bool first = true;
+  for (const FrameBatchPtr& batch : batches_) {
+    if (tooOld(*batch, now)) continue;
+    if (first) start.covered = batch->receivedUnixNs() <= unixNs;
+    first = false;
+    if (batch->receivedUnixNs() >= unixNs) {
+      start.seq = batch->firstSeq();
+      break;
+    }
+  }
+  return start;
+}
+
 }  // namespace streamrelay

@@ -44,6 +44,15 @@ class ReplayRing {
   // frame right after it is no longer (or not yet) held.
   std::optional<std::vector<FrameSpan>> after(std::uint64_t after) const;
 
+  // The seq of the first frame held received at or after `unixNs` (Unix
+  // ns; a batch's frames share their time), and whether the oldest held was
+  // received at or before it; no seq if none was received since.
+  struct TimeStart {
+    std::optional<std::uint64_t> seq;
+    bool covered = false;
+  };
+  TimeStart receivedSince(std::int64_t unixNs) const;
+
   std::size_t frames() const { return frames_; }
   std::size_t bytes() const { return bytes_; }
   const ReplayLimits& limits() const { return limits_; }
