@@ -56,11 +56,12 @@ std::uint64_t lastSeq(const RelayStats& stats) { return upstreamStats(stats)->ge
 // A stream from `source` with a log and a memory ring of only `ringFrames` frames.
 std::string relayConfig(const std::string& dir, const std::string& source, const RelayStats& stats,
                         int ringFrames = 100, const std::string& fsync = "never",
-                        const std::string& listenerKeys = "protocol: streamrelay") {
+                        const std::string& listenerKeys = "protocol: streamrelay",
+                        const std::string& moreListeners = "") {
   return "upstream: " + source + "\n"
          "streams:\n  upstream:\n    replay: {frames: " + std::to_string(ringFrames) + "}\n"
          "    log: {dir: '" + dir + "', fsync: " + fsync + ", segment_bytes: 1048576}\n"
-         "listeners:\n" + listener("main", listenerKeys) + stats.section();
+         "listeners:\n" + listener("main", listenerKeys) + moreListeners + stats.section();
 }
 
 Subscriber::Options resumeAfter(std::uint64_t epoch, std::uint64_t seq) {
@@ -268,4 +269,68 @@ TEST_CASE("a subscriber that replays slowly holds a bounded window and does not 
   CHECK(logFigure(stats, "read_ahead_bytes") > 0);
   ::close(quiet);
   CHECK(pollUntil([&] { return logFigure(stats, "readers") == 0; }));  // its client gone, the reader ends
+}
+
+TEST_CASE("from_seq and from_time in every protocol with a hello: streamrelay, websocket and sse, and streamrelay-sub",
+          "[integration][log][replay][websocket][sse]") {
+  ScratchDir dir;
+  RelayStats stats;
+  RunningRelay relay = startRelay(
+      relayConfig(dir.path, "{type: listen, bind: '127.0.0.1:0'}", stats, 100, "never", "protocol: streamrelay",
+                  "  - {name: ws, bind: '127.0.0.1:0', protocol: websocket, envelope: header}\n"
+                  "  - {name: sse, bind: '127.0.0.1:0', protocol: sse}\n"),
+      {"main", "ws", "sse"});
+  stats.attach(relay);
+  auto feed = publish(relay, 3000, 20000);
+  REQUIRE(feed->waitForExit() == 0);
+  REQUIRE(pollUntil([&] { return logFigure(stats, "last_seq") == 3000; }));
+
+  // Older than the ring (100 frames): from the log.
+  Subscriber::Options o;
+  o.fromSeq = 10;
+  Subscriber ws("ws://127.0.0.1:" + std::to_string(relay.ports.at("ws")) + "/", o);
+  Subscriber sse("http://127.0.0.1:" + std::to_string(relay.ports.at("sse")) + "/", o);
+  for (Subscriber* sub : {&ws, &sse}) {
+    REQUIRE(sub->awaitAnswer(10s));
+    CHECK(sub->answer().recovery == Recovery::Recovered);
+    CHECK(readSeqs(*sub, 10, 2991) == 3000);
+  }
+
+  // streamrelay-sub --from-seq and --since; its frames go to stdout: joined with stderr, which the test reads.
+  auto sub = [&](const std::string& args) {
+    return std::make_unique<ChildProcess>(
+        "/bin/sh", std::vector<std::string>{"-c", "exec " STREAMRELAY_SUB_BIN " " + relay.address() +
+                                                      " --protocol streamrelay " + args + " 1>&2"});
+  };
+  auto fromSeqProcess = sub("--from-seq 2001 --count 1000");
+  ChildProcess& fromSeq = *fromSeqProcess;
+  CHECK(fromSeq.waitForExit(20s) == 0);
+  INFO(fromSeq.output());
+  CHECK(fromSeq.countLines("\"recovered\":true") == 1);
+  CHECK(fromSeq.countLines("^upstream seq=2001 ") == 1);
+  CHECK(fromSeq.countLines("^upstream seq=3000 ") == 1);
+  CHECK(fromSeq.countLines("^upstream seq=") == 1000);
+  auto sinceProcess = sub("--since 1h --count 3000");
+  ChildProcess& since = *sinceProcess;
+  CHECK(since.waitForExit(20s) == 0);
+  INFO(since.output());
+  CHECK(since.countLines("^upstream seq=1 ") == 1);
+  CHECK(since.countLines("^upstream seq=") == 3000);
+
+  // A bad value: a one-line refusal.
+  ChildProcess zero(STREAMRELAY_SUB_BIN, {relay.address(), "--protocol", "streamrelay", "--from-seq", "0"});
+  CHECK(zero.waitForExit(10s) == 2);
+  CHECK(zero.countLines("--from-seq expects a seq from 1 on, not '0'") == 1);
+  ChildProcess badSince(STREAMRELAY_SUB_BIN, {relay.address(), "--protocol", "streamrelay", "--since", "10d"});
+  CHECK(badSince.waitForExit(10s) == 2);
+  CHECK(badSince.countLines("--since expects a duration such as 30s, 10m or 2h, not '10d'") == 1);
+  const int fd = connectLoopback(relay.ports.at("main"));
+  const std::string hello = "{\"resume\":{\"from_time\":\"yesterday\"}}\n";
+  REQUIRE(::send(fd, hello.data(), hello.size(), 0) == static_cast<ssize_t>(hello.size()));
+  std::string answer;
+  char buffer[4096];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, static_cast<std::size_t>(n));
+  ::close(fd);
+  CHECK(answer.find("{\"ok\":false,\"error\":\"resume.from_time: expected an RFC 3339 time such as "
+                    "2026-12-03T14:05:00Z, not 'yesterday'\"}") != std::string::npos);
 }
