@@ -259,6 +259,8 @@ TEST_CASE("a subscriber that replays slowly holds a bounded window and does not 
   std::map<std::uint64_t, std::string> ignored;
   const std::uint64_t target = lastSeq(stats) + 20000;
   record(live, ignored, target);
+  // ...less than a second of the feed behind it (the feed was not held up either).
+  CHECK(lastSeq(stats) < target + 20000);
 
   // The reader waits for its client: what it read is its window plus the
   // sockets' buffers, not the 40 MiB the log holds; it is still reading.
