@@ -11,10 +11,10 @@
 namespace streamrelay {
 
 namespace {
-// What a logged stream's bus keeps to hand a subscriber over from its log to
-// the live frames (BusOptions::handOver): the frames its log has not
-// written yet must be in it, normally a few milliseconds of them.
-const ReplayLimits kLogHandOver{0, 8 << 20, std::chrono::milliseconds(0)};
+// What a logged stream's ring keeps at least, to hand a subscriber over from
+// its log to the live frames (BusOptions::handOverBytes): the frames its log
+// has not written yet must be in it, normally a few milliseconds of them.
+constexpr std::size_t kLogHandOverBytes = 8 << 20;
 }  // namespace
 
 int defaultWriterThreads() {
@@ -73,7 +73,7 @@ std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name
   options.lastValueKeys = kept->lastValueKeys;
   if (log) {
     options.firstSeq = log->nextSeqAtOpen();
-    options.handOver = kLogHandOver;
+    options.handOverBytes = kLogHandOverBytes;
   }
   return std::make_unique<Bus>(id, receivedSizes, options,
                                kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);

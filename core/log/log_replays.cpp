@@ -13,8 +13,9 @@ LogReplays::LogReplays(const StreamLog& log, Bus& bus)
 LogReplays::~LogReplays() { stop(); }
 
 bool LogReplays::holdsFrom(std::uint64_t seq) const {
-  const LogStats stats = log_.stats();
-  return stats.firstSeq <= seq && stats.lastSeq >= stats.firstSeq;
+  // Frames the bus published and the log has not written yet will be: the
+  // reader waits for them.
+  return log_.stats().firstSeq <= seq;
 }
 
 Backfill::TimeStart LogReplays::searchStartFor(std::int64_t unixNs) const {

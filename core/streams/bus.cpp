@@ -46,9 +46,10 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, s
       nextSeq_(options.firstSeq),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
-      ring_(options.replay.enabled()     ? std::make_unique<ReplayRing>(options.replay)
-            : options.handOver.enabled() ? std::make_unique<ReplayRing>(options.handOver)
-                                         : nullptr),
+      ring_(options.replay.enabled()      ? std::make_unique<ReplayRing>(options.replay, options.handOverBytes)
+            : options.handOverBytes != 0  ? std::make_unique<ReplayRing>(
+                                               ReplayLimits{0, options.handOverBytes, std::chrono::milliseconds(0)})
+                                          : nullptr),
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
       pushedSeq_(options.firstSeq - 1),
       keyExtractor_(std::move(keys)),

@@ -47,10 +47,11 @@ struct BusOptions {
   ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
   std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
-  // A ring kept only to hand a subscriber over from its log to the live
-  // frames (Backfill) when `replay` sets none: it must hold what the log
-  // has not written yet. Never replayed to new subscribers.
-  ReplayLimits handOver;
+  // What the ring keeps at least, in wire bytes, to hand a subscriber over
+  // from the stream's log to the live frames (Backfill): what the log has
+  // not written yet must be in it. Without `replay`, a ring of only this,
+  // never replayed to new subscribers. 0: none.
+  std::size_t handOverBytes = 0;
 };
 
 // The frames of `spans` whose key matches one of `select` (checked patterns), as spans.

@@ -32,7 +32,10 @@ struct ReplayLimits {
 
 class ReplayRing {
  public:
-  explicit ReplayRing(ReplayLimits limits) : limits_(limits) {}
+  // `keepBytes`: whatever the frame and byte limits say, the newest batches
+  // of at least this many wire bytes are kept (a logged stream's hand-over
+  // from its log to the live frames needs what its log has not written).
+  explicit ReplayRing(ReplayLimits limits, std::size_t keepBytes = 0) : limits_(limits), keepBytes_(keepBytes) {}
 
   // Adds a numbered batch; moves the batches it no longer keeps into
   // `evicted`, for the caller to release outside its lock.
@@ -61,7 +64,11 @@ class ReplayRing {
   bool tooOld(const FrameBatch& batch, std::int64_t nowSteadyNs) const;
   void evictFront(std::vector<FrameBatchPtr>& evicted);
 
+  // Whether dropping the oldest batch still keeps keepBytes_.
+  bool aboveFloor() const { return bytes_ - batches_.front()->totalWireBytes() >= keepBytes_; }
+
   const ReplayLimits limits_;
+  const std::size_t keepBytes_;
   std::deque<FrameBatchPtr> batches_;
   std::size_t frames_ = 0;
   std::size_t bytes_ = 0;

@@ -269,7 +269,7 @@ TEST_CASE("a backfill hands over to the ring and the live frames only where noth
 
 TEST_CASE("a ring kept for the hand-over from a log is not replayed to new subscribers", "[replay][resume]") {
   BusOptions options;
-  options.handOver = ring(0, 1 << 20);
+  options.handOverBytes = 1 << 20;
   Bus bus(StreamId{"s", 1}, nullptr, options);
   publishFrames(bus, 3, 10);
   auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
@@ -280,4 +280,14 @@ TEST_CASE("a ring kept for the hand-over from a log is not replayed to new subsc
   auto resumed = std::make_shared<SubscriptionQueue>("r", QueueLimits{}, [] {});
   CHECK(bus.subscribeAfter(resumed, 12, 0).recovered);
   CHECK(queuedSeqs(*resumed) == range(13, 30));
+}
+
+TEST_CASE("a ring keeps at least its hand-over bytes whatever its limits", "[replay][resume]") {
+  std::vector<FrameBatchPtr> evicted;
+  ReplayRing r(ring(10, 100), 1000);
+  for (std::uint64_t b = 0; b < 50; ++b) r.append(makeBatch(4, 16, 1 + 4 * b), evicted);
+  CHECK(r.bytes() >= 1000);
+  CHECK(r.bytes() < 1000 + 4 * 20);  // no more than one batch beyond it
+  CHECK(seqsOf(*r.after(150)) == range(151, 200));
+  CHECK(seqsOf(r.newest(10)) == range(191, 200));  // a listener's replay: still what it asks
 }
