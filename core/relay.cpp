@@ -10,6 +10,13 @@
 
 namespace streamrelay {
 
+namespace {
+// What a logged stream's ring keeps at least, to hand a subscriber over from
+// its log to the live frames (BusOptions::handOverBytes): the frames its log
+// has not written yet must be in it, normally a few milliseconds of them.
+constexpr std::size_t kLogHandOverBytes = 8 << 20;
+}  // namespace
+
 int defaultWriterThreads() {
   return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
@@ -49,7 +56,11 @@ std::unique_ptr<Bus> Relay::openStream(const std::string& name, Histogram* recei
   if (kept == config_.streams.end() || !kept->log) return newBus(config_, name, receivedSizes);
   auto log = std::make_unique<StreamLog>(name, *kept->log);  // throws: a start-up error
   auto bus = newBus(config_, name, receivedSizes, log.get());
-  logs_.emplace(name, std::make_unique<LogWriter>(std::move(log), *bus));
+  auto writer = std::make_unique<LogWriter>(std::move(log), *bus);
+  auto replays = std::make_unique<LogReplays>(writer->log(), *bus);
+  bus->setBackfill(replays.get());
+  logs_.emplace(name, std::move(writer));
+  replays_.emplace(name, std::move(replays));
   return bus;
 }
 
@@ -67,6 +78,7 @@ std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name
   if (log) {
     options.firstSeq = log->nextSeqAtOpen();
     options.seqGate = &log->seqGate();
+    options.handOverBytes = kLogHandOverBytes;
   }
   return std::make_unique<Bus>(id, receivedSizes, options,
                                kept->key ? std::make_unique<KeyExtractor>(*kept->key) : nullptr);
@@ -111,6 +123,7 @@ std::vector<std::string> Relay::stop() {
   logger.information("relay stopping: no new subscribers, sources closing, flushing queued frames");
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(config_.shutdownTimeoutMs);
   for (auto& listener : listeners_) listener->stopAccepting();
+  for (auto& entry : replays_) entry.second->stop();  // their subscribers close: the relay stops
   for (auto& source : sources_) source->requestStop(StopReason::Shutdown, deadline);
   bool stuck = false;
   for (auto& source : sources_) stuck = !source->waitStopped(deadline) || stuck;

@@ -19,6 +19,7 @@
 #include "bus.hpp"
 #include "config.hpp"
 #include "config_diff.hpp"
+#include "log_replays.hpp"
 #include "log_writer.hpp"
 #include "plugin_host.hpp"
 #include "subscriber_listener.hpp"
@@ -102,6 +103,9 @@ class Relay {
   // The writers of the streams that keep a log, by stream: after streams_,
   // whose buses they are subscribed to. Fixed at construction.
   std::map<std::string, std::unique_ptr<LogWriter>> logs_;
+  // Their readers for subscribers (the buses' backfills): after logs_ and
+  // streams_, whose log and bus they read and subscribe to.
+  std::map<std::string, std::unique_ptr<LogReplays>> replays_;
   // Index-aligned with config_.sources; both change under streamsMutex_ (a reload).
   std::vector<std::unique_ptr<UpstreamSource>> sources_;
   // Declared before writers_: sessions report to their listener when the

@@ -52,7 +52,7 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   return o;
 }
 
-Object::Ptr logJson(const StreamLog& log) {
+Object::Ptr logJson(const StreamLog& log, const LogReplays* replays) {
   const LogStats stats = log.stats();
   Object::Ptr o = new Object;
   o->set("first_seq", stats.firstSeq);
@@ -64,11 +64,16 @@ Object::Ptr logJson(const StreamLog& log) {
   o->set("frames_written", stats.framesWritten);
   o->set("bytes_written", stats.bytesWritten);
   o->set("reserved_seq", stats.reservedSeq);
+  if (replays) {
+    o->set("readers", static_cast<std::uint64_t>(replays->readers()));
+    o->set("frames_read", replays->framesRead());
+    o->set("read_ahead_bytes", static_cast<std::uint64_t>(replays->readAheadBytes()));
+  }
   return o;
 }
 
-// `log`: the stream's, if it keeps one.
-Object::Ptr streamJson(const Bus& bus, const StreamLog* log) {
+// `log`: the stream's, if it keeps one, with its readers.
+Object::Ptr streamJson(const Bus& bus, const StreamLog* log, const LogReplays* replays) {
   Object::Ptr o = new Object;
   o->set("name", bus.stream().name);
   o->set("epoch", std::to_string(bus.stream().epoch));  // a logged stream's own, else the run's
@@ -102,7 +107,7 @@ Object::Ptr streamJson(const Bus& bus, const StreamLog* log) {
     if (counts->capped()) keys->set("distinct_capped", true);
     o->set("keys", keys);
   }
-  if (log) o->set("log", logJson(*log));
+  if (log) o->set("log", logJson(*log, replays));
   return o;
 }
 
@@ -225,7 +230,9 @@ std::string Relay::statsJson() const {
   Array::Ptr streams = new Array;
   for (const auto& entry : streams_) {
     const auto log = logs_.find(entry.first);
-    streams->add(streamJson(*entry.second, log == logs_.end() ? nullptr : &log->second->log()));
+    const auto replays = replays_.find(entry.first);
+    streams->add(streamJson(*entry.second, log == logs_.end() ? nullptr : &log->second->log(),
+                            replays == replays_.end() ? nullptr : replays->second.get()));
   }
   root.set("frames_received", framesReceived());
   root.set("bytes_received", bytes);

@@ -33,6 +33,8 @@ const char* kUsage =
     "  --snapshot        first the newest frame of each selected key (marked snapshot), then live\n"
     "  --resume E:S      start after seq S of epoch E (as the answer gives it); not with raw;\n"
     "                    S may be STREAM=SEQ,...\n"
+    "  --from-seq N      replay from seq N of the stream (its epoch now; one --inputs stream), then live\n"
+    "  --since D         replay what was received in the last D (30s, 10m, 2h), then live\n"
     "  --tls             connect with TLS (implied by the --tls-* options)\n"
     "  --tls-ca FILE     PEM CAs to trust (default: the system's)\n"
     "  --tls-cert FILE   client certificate (mutual TLS); --tls-key FILE its key\n"
@@ -55,6 +57,17 @@ streamrelay::client::ResumePoint parseResume(const std::string& text) {
     start = comma + 1;
   }
   return point;
+}
+
+// --since: a whole number of seconds, minutes or hours (30s, 10m, 2h).
+std::chrono::milliseconds parseDuration(const std::string& text) {
+  const std::size_t digits = text.find_first_not_of("0123456789");
+  if (digits == 0 || digits == std::string::npos || digits > 9 || digits + 1 != text.size() ||
+      std::string("smh").find(text.back()) == std::string::npos)
+    throw std::invalid_argument("--since expects a duration such as 30s, 10m or 2h, not '" + text + "'");
+  const long long n = std::stoll(text.substr(0, digits));
+  const long long unit = text.back() == 's' ? 1 : text.back() == 'm' ? 60 : 3600;
+  return std::chrono::milliseconds(n * unit * 1000);
 }
 
 void print(const std::string& frame, const std::string& format) {
@@ -121,6 +134,14 @@ int main(int argc, char** argv) {
         options.snapshot = true;
       } else if (arg == "--resume") {
         resume = value();
+      } else if (arg == "--from-seq") {
+        const std::string text = value();
+        if (text.empty() || text.size() > 19 || text.find_first_not_of("0123456789") != std::string::npos ||
+            std::stoull(text) == 0)
+          throw std::invalid_argument("--from-seq expects a seq from 1 on, not '" + text + "'");
+        options.fromSeq = std::stoull(text);
+      } else if (arg == "--since") {
+        options.since = parseDuration(value());
       } else if (arg == "--tls") {
         options.tls.enabled = true;
       } else if (arg == "--tls-ca") {
@@ -147,9 +168,11 @@ int main(int argc, char** argv) {
       throw std::invalid_argument("--protocol goes with HOST:PORT (a URL's scheme says websocket or sse)");
     if (!url && options.protocol == Protocol::Raw &&
         (!options.token.empty() || !options.inputs.empty() || !resume.empty() || !options.select.empty() ||
-         options.snapshot))
-      throw std::invalid_argument(
-          "--token, --inputs, --select, --snapshot and --resume need a protocol with a hello (not raw)");
+         options.snapshot || options.fromSeq || options.since))
+      throw std::invalid_argument("--token, --inputs, --select, --snapshot, --resume, --from-seq and --since need a "
+                                  "protocol with a hello (not raw)");
+    if ((!resume.empty()) + (options.fromSeq ? 1 : 0) + (options.since ? 1 : 0) > 1)
+      throw std::invalid_argument("give one of --resume, --from-seq and --since");
     if ((url || options.protocol == Protocol::Streamrelay) && options.token.empty())
       if (const char* token = std::getenv("STREAMRELAY_TOKEN")) options.token = token;
     if (!resume.empty()) {

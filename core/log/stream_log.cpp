@@ -436,4 +436,11 @@ std::uint64_t StreamLog::seqNear(std::int64_t unixNs) const {
   return segments_.empty() ? 1 : segments_.back().nextSeq();
 }
 
+std::optional<std::int64_t> StreamLog::firstUnixNs() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const SegmentIndex& s : segments_)
+    if (!s.empty() && !s.index.empty()) return s.index.front().unixNs;
+  return std::nullopt;
+}
+
 }  // namespace streamrelay

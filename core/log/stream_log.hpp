@@ -112,6 +112,8 @@ class StreamLog {
   std::optional<Readable> readableFrom(std::uint64_t seq) const;
   // The seq to start reading at for the first frame received at or after `unixNs`.
   std::uint64_t seqNear(std::int64_t unixNs) const;
+  // When the oldest frame kept was received (Unix ns); none while the log is empty.
+  std::optional<std::int64_t> firstUnixNs() const;
 
  private:
   void recover();

@@ -25,7 +25,8 @@ void eraseQueue(std::vector<QueuePtr>& list, const SubscriptionQueue* queue) {
 
 bool isBlocking(const SubscriptionQueue& queue) { return queue.limits().onFull == OverflowPolicy::Block; }
 
-// The frames of `spans` whose key matches one of `select`, as spans.
+}  // namespace
+
 std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const std::vector<std::string>& select) {
   std::vector<FrameSpan> out;
   for (const FrameSpan& span : spans) {
@@ -40,7 +41,6 @@ std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const
   }
   return out;
 }
-}  // namespace
 
 Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, std::unique_ptr<KeyExtractor> keys)
     : streams_{std::move(stream)},
@@ -49,7 +49,10 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, s
       seqGate_(options.seqGate),
       receivedSizes_(receivedSizes),
       replayLimits_(options.replay),
-      ring_(options.replay.enabled() ? std::make_unique<ReplayRing>(options.replay) : nullptr),
+      ring_(options.replay.enabled()      ? std::make_unique<ReplayRing>(options.replay, options.handOverBytes)
+            : options.handOverBytes != 0  ? std::make_unique<ReplayRing>(
+                                               ReplayLimits{0, options.handOverBytes, std::chrono::milliseconds(0)})
+                                          : nullptr),
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
       pushedSeq_(options.firstSeq - 1),
       keyExtractor_(std::move(keys)),
@@ -60,8 +63,51 @@ void Bus::subscribe(QueuePtr queue, std::size_t replayFrames, const std::vector<
   attach(std::move(queue), std::nullopt, replayFrames, select, false, 0);
 }
 
+std::optional<std::vector<FrameSpan>> Bus::continuationLocked(std::uint64_t afterSeq) const {
+  if (afterSeq == pushedSeq_) return std::vector<FrameSpan>{};
+  if (afterSeq < pushedSeq_ && ring_) return ring_->after(afterSeq);
+  return std::nullopt;
+}
+
+void Bus::addLocked(QueuePtr queue, const std::vector<FrameSpan>& replay, const std::vector<std::string>& select) {
+  if (!replay.empty()) queue->preload(replay);
+  if (!select.empty()) {
+    auto selector = std::make_shared<Selector>();
+    selector->queue = std::move(queue);
+    selector->patterns = select;
+    for (const std::string& pattern : select) index_.add(pattern, selector.get());
+    selectors_.push_back(std::move(selector));
+    return;
+  }
+  auto next = std::make_shared<QueueList>(*queues_);
+  insertOrdered(*next, std::move(queue));
+  queues_ = std::move(next);
+}
+
+bool Bus::continueAfter(const QueuePtr& queue, std::uint64_t afterSeq, const std::vector<std::string>& select) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  // Its subscriber gone (the queue closed before its listener unsubscribes, which takes this lock): nothing to do.
+  if (queue->closed()) return true;
+  std::optional<std::vector<FrameSpan>> spans = continuationLocked(afterSeq);
+  if (!spans) return false;
+  addLocked(queue, select.empty() ? *spans : selectedFrames(*spans, select), select);
+  return true;
+}
+
 Bus::Start Bus::subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
                                const std::vector<std::string>& select, bool snapshot, std::uint64_t afterEpoch) {
+  // Older than the ring: from the log, on a thread of its own, which then
+  // hands the queue over to the ring and the live frames (continueAfter).
+  // A logged stream keeps its epoch (only a mirror's changes), so the
+  // queue needs no place among the epoch-bound ones.
+  const std::uint64_t epoch = current_.load()->epoch;
+  if (afterSeq && backfill_ && *afterSeq < lastSeq() && (afterEpoch == 0 || afterEpoch == epoch)) {
+    if (continueAfter(queue, *afterSeq, select)) return {true, *afterSeq + 1, epoch};
+    if (backfill_->holdsFrom(*afterSeq + 1)) {
+      backfill_->replay(std::move(queue), *afterSeq + 1, select);
+      return {true, *afterSeq + 1, epoch};
+    }
+  }
   std::lock_guard<std::mutex> lock(mutex_);
   epochBound_.erase(std::remove_if(epochBound_.begin(), epochBound_.end(), [](const auto& q) { return q.expired(); }),
                     epochBound_.end());
@@ -76,15 +122,13 @@ Bus::Start Bus::attach(QueuePtr queue, std::optional<std::uint64_t> afterSeq, st
   start.epoch = current_.load(std::memory_order_relaxed)->epoch;
   if (afterEpoch != 0 && afterEpoch != start.epoch) afterSeq.reset();
   std::vector<FrameSpan> replay;
-  if (afterSeq && *afterSeq + 1 == nextLive) {
-    start.recovered = true;
-  } else if (afterSeq && *afterSeq < pushedSeq_ && ring_) {
-    if (auto spans = ring_->after(*afterSeq)) {
+  if (afterSeq) {
+    if (auto spans = continuationLocked(*afterSeq)) {
       start.recovered = true;
       replay = std::move(*spans);
     }
   }
-  if (!start.recovered && ring_ && replayFrames > 0) replay = ring_->newest(replayFrames);
+  if (!start.recovered && ring_ && replayLimits_.enabled() && replayFrames > 0) replay = ring_->newest(replayFrames);
   start.firstSeq = replay.empty() ? nextLive : replay.front().batch->seq(replay.front().first);
   if (!select.empty()) replay = selectedFrames(replay, select);
   if (snapshot && lastValues_ && !start.recovered) {  // a resume that continues has missed nothing
@@ -94,18 +138,32 @@ Bus::Start Bus::attach(QueuePtr queue, std::optional<std::uint64_t> afterSeq, st
     spans.insert(spans.end(), replay.begin(), replay.end());
     replay = std::move(spans);
   }
-  if (!replay.empty()) queue->preload(replay);
-  if (!select.empty()) {
-    auto selector = std::make_shared<Selector>();
-    selector->queue = std::move(queue);
-    selector->patterns = select;
-    for (const std::string& pattern : select) index_.add(pattern, selector.get());
-    selectors_.push_back(std::move(selector));
-    return start;
+  addLocked(std::move(queue), replay, select);
+  return start;
+}
+
+Bus::Start Bus::subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::vector<std::string>& select) {
+  if (backfill_) {
+    const Backfill::TimeStart from = backfill_->searchStartFor(unixNs);
+    if (from.seq <= lastSeq()) {
+      backfill_->replay(std::move(queue), from.seq, select, unixNs);
+      return {from.covered, from.seq, current_.load()->epoch};
+    }
+    const Start live = subscribeAfter(std::move(queue), std::nullopt, 0, select);
+    return {from.covered, live.firstSeq, live.epoch};
   }
-  auto next = std::make_shared<QueueList>(*queues_);
-  insertOrdered(*next, std::move(queue));
-  queues_ = std::move(next);
+  std::lock_guard<std::mutex> lock(mutex_);
+  Start start{false, pushedSeq_ + 1, current_.load()->epoch};
+  std::vector<FrameSpan> replay;
+  if (ring_) {
+    const ReplayRing::TimeStart since = ring_->receivedSince(unixNs);
+    start.recovered = since.covered;
+    if (since.seq) {
+      if (auto spans = ring_->after(*since.seq - 1)) replay = std::move(*spans);
+      start.firstSeq = *since.seq;
+    }
+  }
+  addLocked(std::move(queue), select.empty() ? replay : selectedFrames(replay, select), select);
   return start;
 }
 

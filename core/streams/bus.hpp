@@ -38,6 +38,7 @@
 #include <vector>
 
 #include "frame_batch.hpp"
+#include "backfill.hpp"
 #include "histogram.hpp"
 #include "last_values.hpp"
 #include "key_counts.hpp"
@@ -57,7 +58,15 @@ struct BusOptions {
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
   std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
   SeqGate* seqGate = nullptr;     // asked before a seq is handed out (a logged stream's reservation); outlives the bus
+  // What the ring keeps at least, in wire bytes, to hand a subscriber over
+  // from the stream's log to the live frames (Backfill): what the log has
+  // not written yet must be in it. Without `replay`, a ring of only this,
+  // never replayed to new subscribers. 0: none.
+  std::size_t handOverBytes = 0;
 };
+
+// The frames of `spans` whose key matches one of `select` (checked patterns), as spans.
+std::vector<FrameSpan> selectedFrames(const std::vector<FrameSpan>& spans, const std::vector<std::string>& select);
 
 class Bus {
  public:
@@ -95,9 +104,22 @@ class Bus {
   // `afterEpoch` (0: not checked) is the epoch `afterSeq` was read in: checked
   // again under the lock, since a mirror's epoch may change meanwhile.
   // Start::epoch is the stream's epoch the subscription starts in.
+  // With a backfill (the stream's log), a resume the ring cannot serve is
+  // read from it when it holds the next frame: `recovered` then too.
   Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
                        const std::vector<std::string>& select = {}, bool snapshot = false,
                        std::uint64_t afterEpoch = 0);
+  // Thread safe. A replay from the first frame received at or after
+  // `unixNs` (the log's, else the ring's), then live; `recovered`: what is
+  // held reaches back to that time.
+  Start subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::vector<std::string>& select = {});
+  // Thread safe. Subscribes the queue to go on right after `afterSeq` (the
+  // ring's frames, then live) if none is missing between; else does
+  // nothing and returns false. A backfill's hand-over to the live frames.
+  bool continueAfter(const QueuePtr& queue, std::uint64_t afterSeq, const std::vector<std::string>& select);
+  // Set once, before anyone subscribes: where resumes older than the ring
+  // are read from (it outlives the bus's subscribers).
+  void setBackfill(Backfill* backfill) { backfill_ = backfill; }
   // Thread safe. After it returns, no further batch is pushed to the queue by a
   // publish() that starts later.
   void unsubscribe(const SubscriptionQueue* queue);
@@ -178,6 +200,10 @@ class Bus {
   void matchSelectors(const FrameBatch& batch);
   void pushSelected(const FrameBatchPtr& batch, bool blocking);
   void removeSelector(const SubscriptionQueue* queue);  // mutex_ held
+  // mutex_ held: `replay` (already selected) is preloaded and the queue subscribed.
+  void addLocked(QueuePtr queue, const std::vector<FrameSpan>& replay, const std::vector<std::string>& select);
+  // mutex_ held: the ring's frames after `afterSeq`, if nothing is missing up to the live ones.
+  std::optional<std::vector<FrameSpan>> continuationLocked(std::uint64_t afterSeq) const;
 
   std::deque<StreamId> streams_;               // the publisher's: every epoch so far (batches point into it)
   std::atomic<const StreamId*> current_;       // streams_.back(), swapped under mutex_
@@ -191,7 +217,8 @@ class Bus {
   std::atomic<std::uint64_t> skipped_{0};
   Histogram* const receivedSizes_;
   const ReplayLimits replayLimits_;
-  std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_
+  std::unique_ptr<ReplayRing> ring_;         // guarded by mutex_: replayLimits_'s, else the hand-over's
+  Backfill* backfill_ = nullptr;             // set before subscribers
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock

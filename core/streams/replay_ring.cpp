@@ -22,10 +22,13 @@ void ReplayRing::append(const FrameBatchPtr& batch, std::vector<FrameBatchPtr>& 
   frames_ += batch->frameCount();
   bytes_ += batch->totalWireBytes();
   // Frames: drop the oldest batch while the rest still covers max_frames.
-  while (limits_.maxFrames != 0 && batches_.size() > 1 && frames_ - batches_.front()->frameCount() >= limits_.maxFrames)
+  while (limits_.maxFrames != 0 && batches_.size() > 1 &&
+         frames_ - batches_.front()->frameCount() >= limits_.maxFrames && aboveFloor())
     evictFront(evicted);
-  // Bytes: a hard bound (the newest batch alone may exceed it: then nothing is kept).
-  while (limits_.maxBytes != 0 && !batches_.empty() && bytes_ > limits_.maxBytes) evictFront(evicted);
+  // Bytes: a hard bound (the newest batch alone may exceed it: then nothing
+  // is kept), but for keepBytes_.
+  while (limits_.maxBytes != 0 && !batches_.empty() && bytes_ > limits_.maxBytes && aboveFloor())
+    evictFront(evicted);
   const std::int64_t now = steadyNowNs();
   while (!batches_.empty() && tooOld(*batches_.front(), now)) evictFront(evicted);
 }
@@ -77,6 +80,22 @@ std::optional<std::vector<FrameSpan>> ReplayRing::after(std::uint64_t after) con
     expected = batch.seq(batch.frameCount() - 1) + 1;
   }
   return spans;
+}
+
+ReplayRing::TimeStart ReplayRing::receivedSince(std::int64_t unixNs) const {
+  const std::int64_t now = steadyNowNs();
+  TimeStart start;
+  bool first = true;
+  for (const FrameBatchPtr& batch : batches_) {
+    if (tooOld(*batch, now)) continue;
+    if (first) start.covered = batch->receivedUnixNs() <= unixNs;
+    first = false;
+    if (batch->receivedUnixNs() >= unixNs) {
+      start.seq = batch->firstSeq();
+      break;
+    }
+  }
+  return start;
 }
 
 }  // namespace streamrelay

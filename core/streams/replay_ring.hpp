@@ -32,7 +32,10 @@ struct ReplayLimits {
 
 class ReplayRing {
  public:
-  explicit ReplayRing(ReplayLimits limits) : limits_(limits) {}
+  // `keepBytes`: whatever the frame and byte limits say, the newest batches
+  // of at least this many wire bytes are kept (a logged stream's hand-over
+  // from its log to the live frames needs what its log has not written).
+  explicit ReplayRing(ReplayLimits limits, std::size_t keepBytes = 0) : limits_(limits), keepBytes_(keepBytes) {}
 
   // Adds a numbered batch; moves the batches it no longer keeps into
   // `evicted`, for the caller to release outside its lock.
@@ -47,6 +50,14 @@ class ReplayRing {
 
   // Drops every batch (a mirror's stream starts a new epoch) into `evicted`.
   void clear(std::vector<FrameBatchPtr>& evicted);
+  // The seq of the first frame held received at or after `unixNs` (Unix
+  // ns; a batch's frames share their time), and whether the oldest held was
+  // received at or before it; no seq if none was received since.
+  struct TimeStart {
+    std::optional<std::uint64_t> seq;
+    bool covered = false;
+  };
+  TimeStart receivedSince(std::int64_t unixNs) const;
 
   std::size_t frames() const { return frames_; }
   std::size_t bytes() const { return bytes_; }
@@ -56,7 +67,11 @@ class ReplayRing {
   bool tooOld(const FrameBatch& batch, std::int64_t nowSteadyNs) const;
   void evictFront(std::vector<FrameBatchPtr>& evicted);
 
+  // Whether dropping the oldest batch still keeps keepBytes_.
+  bool aboveFloor() const { return bytes_ - batches_.front()->totalWireBytes() >= keepBytes_; }
+
   const ReplayLimits limits_;
+  const std::size_t keepBytes_;
   std::deque<FrameBatchPtr> batches_;
   std::size_t frames_ = 0;
   std::size_t bytes_ = 0;

@@ -224,8 +224,20 @@ std::size_t SubscriptionQueue::takeAll(std::deque<FrameSpan>& out) {
     spans_.clear();
     frames_ = bytes_ = 0;
   }
-  if (taken > 0 && limits_.onFull == OverflowPolicy::Block) roomAvailable_.notify_all();
+  if (taken > 0 && (limits_.onFull == OverflowPolicy::Block || roomWaiters_.load(std::memory_order_acquire) > 0))
+    roomAvailable_.notify_all();
   return taken;
+}
+
+bool SubscriptionQueue::waitForRoom(std::size_t frames, std::size_t bytes,
+                                    std::chrono::steady_clock::time_point deadline) {
+  std::unique_lock<std::mutex> lock(mutex_);
+  roomWaiters_.fetch_add(1, std::memory_order_acq_rel);
+  const bool room = roomAvailable_.wait_until(lock, deadline, [&] {
+    return closeReason_ != CloseReason::None || (frames_ < frames && bytes_ < bytes);
+  });
+  roomWaiters_.fetch_sub(1, std::memory_order_acq_rel);
+  return room && closeReason_ == CloseReason::None;
 }
 
 bool SubscriptionQueue::waitForFrames(std::chrono::steady_clock::time_point deadline) {

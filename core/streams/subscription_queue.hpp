@@ -123,6 +123,10 @@ class SubscriptionQueue {
   std::size_t takeAll(std::deque<FrameSpan>& out);
   // Waits until frames are queued, the queue is closed, or the deadline.
   bool waitForFrames(std::chrono::steady_clock::time_point deadline);
+  // Called by whoever preloads it (a disk replay, before it is subscribed):
+  // waits until it holds fewer than `frames` frames and `bytes` bytes, the
+  // queue is closed, or the deadline. True if there is room.
+  bool waitForRoom(std::size_t frames, std::size_t bytes, std::chrono::steady_clock::time_point deadline);
 
   // Closes the queue: pushes become no-ops, a blocked publisher is released and
   // queued frames are kept for a final drain. The first reason wins.
@@ -160,6 +164,7 @@ class SubscriptionQueue {
   mutable std::mutex mutex_;
   std::condition_variable roomAvailable_;
   std::condition_variable framesAvailable_;
+  std::atomic<int> roomWaiters_{0};  // waitForRoom() callers: takeAll() wakes them
   std::deque<FrameSpan> spans_;
   std::size_t frames_ = 0;
   std::size_t bytes_ = 0;

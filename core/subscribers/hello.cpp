@@ -9,6 +9,7 @@
 #include <limits>
 #include <sstream>
 
+#include "rfc3339.hpp"
 #include "streamrelay/wire.hpp"
 
 namespace streamrelay {
@@ -65,7 +66,23 @@ std::string toJson(const Poco::JSON::Object& object) {
 }
 
 const char* const kResumeForms =
-    "resume: expected {\"epoch\": E, \"after_seq\": S} or {\"after_seq\": {\"STREAM\": {\"epoch\": E, \"seq\": S}}}";
+    "resume: expected {\"epoch\": E, \"after_seq\": S}, {\"after_seq\": {\"STREAM\": {\"epoch\": E, \"seq\": S}}}, "
+    "{\"from_seq\": N} or {\"from_time\": \"RFC 3339\"}";
+
+// resume.from_seq: a seq from 1 on.
+std::uint64_t fromSeqOf(const Poco::Dynamic::Var& value, const std::string& key) {
+  const std::uint64_t seq = unsignedOf(value, key);
+  if (seq == 0) throw HelloError(key + ": expected a seq from 1 on, not 0");
+  return seq;
+}
+
+// resume.from_time: an RFC 3339 date-time.
+std::int64_t fromTimeOf(const std::string& text, const std::string& key) {
+  const std::optional<std::int64_t> unixNs = parseRfc3339(text);
+  if (!unixNs)
+    throw HelloError(key + ": expected an RFC 3339 time such as 2026-12-03T14:05:00Z, not '" + printable(text, 64) + "'");
+  return *unixNs;
+}
 
 // after_seq's entry for `stream`: a seq, or {"epoch": E, "seq": S}.
 void positionOf(const std::string& stream, const Poco::Dynamic::Var& value, Hello::Resume& r) {
@@ -82,8 +99,18 @@ void positionOf(const std::string& stream, const Poco::Dynamic::Var& value, Hell
 Hello::Resume resumeOf(const Poco::Dynamic::Var& value) {
   if (value.type() != typeid(Poco::JSON::Object::Ptr)) throw HelloError(kResumeForms);
   const auto resume = value.extract<Poco::JSON::Object::Ptr>();
-  if (!resume->has("after_seq")) throw HelloError(kResumeForms);
   Hello::Resume r;
+  if (resume->size() == 1 && resume->has("from_seq")) {
+    r.fromSeq = fromSeqOf(resume->get("from_seq"), "resume.from_seq");
+    return r;
+  }
+  if (resume->size() == 1 && resume->has("from_time")) {
+    const Poco::Dynamic::Var time = resume->get("from_time");
+    if (!time.isString()) throw HelloError("resume.from_time: expected an RFC 3339 time as a string");
+    r.fromUnixNs = fromTimeOf(time.extract<std::string>(), "resume.from_time");
+    return r;
+  }
+  if (!resume->has("after_seq")) throw HelloError(kResumeForms);
   if (resume->has("epoch")) r.epoch = unsignedOf(resume->get("epoch"), "resume.epoch");
   const Poco::Dynamic::Var after = resume->get("after_seq");
   if (after.type() == typeid(Poco::JSON::Object::Ptr)) {
@@ -195,13 +222,20 @@ Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& que
     else if (name == "inputs") hello.inputs = commaList(value);
     else if (name == "select") hello.select = commaList(value);
     else if (name == "resume") hello.resume = resumeFromEventIds(value, "resume");
+    else if (name == "from_seq") {
+      hello.resume.emplace();
+      hello.resume->fromSeq = fromSeqOf(Poco::Dynamic::Var(value), "from_seq");
+    } else if (name == "from_time") {
+      hello.resume.emplace();
+      hello.resume->fromUnixNs = fromTimeOf(value, "from_time");
+    }
     else if (name == "snapshot" && (value == "true" || value == "1")) hello.snapshot = true;
     else if (name == "snapshot" && (value == "false" || value == "0")) hello.snapshot = false;
     else if (name == "snapshot") throw HelloError("snapshot: expected true or false, not '" + printable(value, 64) + "'");
     else if (name == "max_rate_per_key") hello.maxRatePerKeyMs = rateOf(value);
     else
       throw HelloError("unknown query parameter '" + printable(name, 64) +
-                       "' (token, inputs, select, snapshot, max_rate_per_key, resume)");
+                       "' (token, inputs, select, snapshot, max_rate_per_key, resume, from_seq, from_time)");
   }
   return hello;
 }

@@ -9,11 +9,13 @@
 //   client -> relay  the hello, JSON (every field optional):
 //                    {"token": "...", "inputs": ["trades"], "select": ["md.*.BTC"],
 //                     "resume": {"epoch": E, "after_seq": S | {"trades": S, ...}}
-//                               or {"after_seq": {"trades": {"epoch": E, "seq": S}, ...}},
+//                               or {"after_seq": {"trades": {"epoch": E, "seq": S}, ...}}
+//                               or {"from_seq": N} or {"from_time": "RFC 3339"},
 //                     "snapshot": true, "max_rate_per_key": MS}
 //                    or, where a client cannot send a first line (a browser),
 //                    the same as query parameters (helloFromQuery):
 //                    ?token=T&inputs=a,b&select=p,q&resume=EPOCH-SEQ (or EPOCH-STREAM-SEQ,...)
+//                    (or from_seq=N, from_time=RFC3339)
 //                    &snapshot=true&max_rate_per_key=MS
 //   relay -> client  the answer, JSON:
 //                    {"ok": true, "epoch": "E", "recovered": true, "first_seq": N,
@@ -59,6 +61,10 @@ struct Hello {
     std::optional<std::uint64_t> afterSeq;           // one number: the only stream asked for
     std::map<std::string, std::uint64_t> byStream;   // or one per stream
     std::map<std::string, std::uint64_t> epochOf;    // a stream's own epoch, where its position names one
+    // Or a replay, in the stream's epoch now: from seq N (the only stream
+    // asked for), or from the first frame received at or after a time.
+    std::optional<std::uint64_t> fromSeq;
+    std::optional<std::int64_t> fromUnixNs;
     // The epoch the position of stream `name` belongs to (0: none given).
     std::uint64_t epochFor(const std::string& name) const {
       auto it = epochOf.find(name);
@@ -91,7 +97,7 @@ struct HelloError : std::runtime_error {
 // Parses the hello line (without its newline). Throws HelloError.
 Hello parseHello(std::string_view line);
 // The hello as query parameters: token, inputs (a,b), select (p,q),
-// snapshot, max_rate_per_key and resume (event ids, see below). Throws HelloError (an unknown parameter too).
+// snapshot, max_rate_per_key, resume (event ids, see below), from_seq and from_time. Throws HelloError (an unknown parameter too).
 Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& query);
 // A resume point written as Server-Sent Event ids (wire.hpp), comma
 // separated: EPOCH-SEQ (the only stream asked for) or EPOCH-STREAM-SEQ per

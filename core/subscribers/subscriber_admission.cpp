@@ -86,6 +86,10 @@ bool SubscriberAdmission::choose(const protocol::Hello& hello, const AuthVerdict
                       "resume.after_seq: one number needs exactly one input; give {\"STREAM\": SEQ, ...}");
     return false;
   }
+  if (hello.resume && hello.resume->fromSeq && chosen.size() != 1) {
+    refused = refusal(CloseReason::BadHello, "resume.from_seq: a seq belongs to one stream; ask for exactly one input");
+    return false;
+  }
   return true;
 }
 
@@ -156,10 +160,18 @@ AdmissionResult SubscriberAdmission::admitHello(const protocol::Hello& hello, co
     std::optional<std::uint64_t> position;
     if (hello.resume && hello.resume->afterSeq) position = hello.resume->afterSeq;
     if (hello.resume && hello.resume->byStream.count(name)) position = hello.resume->byStream.at(name);
-    const bool sameEpoch = hello.resume && hello.resume->epochFor(name) == bus.stream().epoch;
-    const Bus::Start start = bus.subscribeAfter(queue, sameEpoch ? position : std::nullopt, replayFrames_,
-                                                result.select, hello.snapshot,
-                                                sameEpoch ? hello.resume->epochFor(name) : 0);
+    bool sameEpoch = hello.resume && hello.resume->epochFor(name) == bus.stream().epoch;
+    std::uint64_t afterEpoch = sameEpoch ? hello.resume->epochFor(name) : 0;
+    if (hello.resume && hello.resume->fromSeq) {  // a replay in the stream's epoch now
+      position = *hello.resume->fromSeq - 1;
+      sameEpoch = true;
+      afterEpoch = 0;
+    }
+    const bool fromTime = hello.resume && hello.resume->fromUnixNs;
+    if (fromTime) position = 0;  // for the answer's `recovered`
+    const Bus::Start start = fromTime ? bus.subscribeSince(queue, *hello.resume->fromUnixNs, result.select)
+                                      : bus.subscribeAfter(queue, sameEpoch ? position : std::nullopt, replayFrames_,
+                                                           result.select, hello.snapshot, afterEpoch);
     protocol::StreamStart started{name, static_cast<std::uint16_t>(i), std::nullopt, start.firstSeq, start.epoch};
     if (position) started.recovered = start.recovered;
     result.starts.push_back(started);

@@ -168,7 +168,12 @@ void renderStreams(Exposition& e, const Array::Ptr& streams) {
        "bytes_written"},
       {"streamrelay_stream_log_write_errors_total", "counter",
        "Writes of the stream's log that failed (disk full, I/O error): their frames are a gap in the log.",
-       "write_errors"}};
+       "write_errors"},
+      {"streamrelay_stream_log_readers", "gauge", "Subscribers being served from the stream's log now.", "readers"},
+      {"streamrelay_stream_log_frames_read_total", "counter",
+       "Frames read from the stream's log for subscribers since the start.", "frames_read"},
+      {"streamrelay_stream_log_read_ahead_bytes", "gauge",
+       "Bytes the log's readers hold that their subscribers have not taken yet.", "read_ahead_bytes"}};
   renderFields(e, log, streams, &streamLabel, "log");
 }
 

@@ -217,6 +217,8 @@ TEST_CASE("a logged stream's log is on /metrics and the status page", "[integrat
   CHECK(sampleValue(page, "streamrelay_stream_log_bytes_written_total" + upstream) == 100 * (40 + 32));
   CHECK(sampleValue(page, "streamrelay_stream_log_write_errors_total" + upstream) == 0);
   CHECK(sampleValue(page, "streamrelay_stream_log_segments" + upstream) >= 1);
+  CHECK(sampleValue(page, "streamrelay_stream_log_readers" + upstream) == 0);  // nobody reads from the log here
+  CHECK(sampleValue(page, "streamrelay_stream_log_frames_read_total" + upstream) == 0);
   CHECK(sampleValue(page, "streamrelay_stream_log_bytes" + upstream) == log->getValue<double>("bytes"));
   CHECK(page.find("# TYPE streamrelay_stream_log_write_errors_total counter") != std::string::npos);
 

@@ -37,7 +37,8 @@ TEST_CASE("a hello the relay cannot take is one printable line naming what is wr
   CHECK(errorOf(R"({"token": 5})") == "token: expected a string");
   CHECK(errorOf(R"({"inputs": "a"})") == "inputs: expected a list of stream names");
   CHECK(errorOf(R"({"resume": {"epoch": 1}})") ==
-        R"(resume: expected {"epoch": E, "after_seq": S} or {"after_seq": {"STREAM": {"epoch": E, "seq": S}}})");
+        R"(resume: expected {"epoch": E, "after_seq": S}, {"after_seq": {"STREAM": {"epoch": E, "seq": S}}}, )"
+        R"({"from_seq": N} or {"from_time": "RFC 3339"})");
   CHECK(errorOf(R"({"resume": {"after_seq": {"a": {"epoch": 1, "seq": 2}, "b": 3}}})").find("resume: expected") == 0);
   CHECK(errorOf(R"({"resume": {"after_seq": {"a": {"epoch": 1}}}})").find("resume: expected") == 0);
   CHECK(errorOf(R"({"resume": {"epoch": -1, "after_seq": 1}})") == "resume.epoch: expected a non-negative integer");
@@ -153,5 +154,42 @@ TEST_CASE("max_rate_per_key: milliseconds, an integer from 1 to a minute, in the
     } catch (const HelloError& e) {
       CHECK(std::string(e.what()) == expected + ", not '" + bad + "'");
     }
+  }
+}
+
+TEST_CASE("resume from_seq and from_time: in the hello and as query parameters, a bad value refused in one line",
+          "[protocol][replay]") {
+  CHECK(*parseHello(R"({"resume": {"from_seq": 42}})").resume->fromSeq == 42);
+  CHECK(*parseHello(R"({"resume": {"from_seq": "42"}})").resume->fromSeq == 42);
+  CHECK(*parseHello(R"({"resume": {"from_time": "2026-12-03T14:05:00Z"}})").resume->fromUnixNs ==
+        1796306700LL * 1000000000);
+  CHECK(*parseHello(R"({"resume": {"from_time": "2026-12-03T15:05:00.25+01:00"}})").resume->fromUnixNs ==
+        1796306700LL * 1000000000 + 250000000);
+  CHECK(*helloFromQuery({{"from_seq", "7"}}).resume->fromSeq == 7);
+  CHECK(*helloFromQuery({{"from_time", "1970-01-01T00:00:01.000000001Z"}}).resume->fromUnixNs == 1000000001);
+  auto errorOf = [](const std::string& line) {
+    try {
+      parseHello(line);
+    } catch (const HelloError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(errorOf(R"({"resume": {"from_seq": 0}})") == "resume.from_seq: expected a seq from 1 on, not 0");
+  CHECK(errorOf(R"({"resume": {"from_seq": -3}})") == "resume.from_seq: expected a non-negative integer");
+  CHECK(errorOf(R"({"resume": {"from_time": 5}})") == "resume.from_time: expected an RFC 3339 time as a string");
+  for (const char* bad : {"yesterday", "2026-12-03", "2026-12-03T14:05:00", "2026-02-30T00:00:00Z",
+                          "2026-12-03T24:00:00Z", "2026-12-03T14:05:00.Z", "2026-12-03T14:05:00+1:00",
+                          "2026-12-03T14:05:00Zjunk", "1969-12-31T23:59:59Z", "9999-12-31T23:59:59Z"}) {
+    INFO(bad);
+    CHECK(errorOf(std::string(R"({"resume": {"from_time": ")") + bad + "\"}}")
+              .rfind("resume.from_time: expected an RFC 3339 time such as 2026-12-03T14:05:00Z, not '", 0) == 0);
+  }
+  CHECK(errorOf(R"({"resume": {"from_seq": 1, "epoch": 2}})").find("resume: expected") == 0);
+  try {
+    helloFromQuery({{"from_time", "soon"}});
+    FAIL("accepted");
+  } catch (const HelloError& e) {
+    CHECK(std::string(e.what()) == "from_time: expected an RFC 3339 time such as 2026-12-03T14:05:00Z, not 'soon'");
   }
 }

@@ -248,7 +248,7 @@ TEST_CASE("the hello as query parameters, and positions as event ids", "[protoco
   CHECK(twoEpochs.resume->epochFor("a") == 1);
   CHECK(twoEpochs.resume->epochFor("b") == 2);
   CHECK(errorOf({{"resume", "1-1,1-2"}}).find("each names its stream") != std::string::npos);
-  CHECK(errorOf({{"tokn", "t"}}) == "unknown query parameter 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume)");
+  CHECK(errorOf({{"tokn", "t"}}) == "unknown query parameter 'tokn' (token, inputs, select, snapshot, max_rate_per_key, resume, from_seq, from_time)");
   CHECK(wire::formatEventId(7, "", 3) == "7-3");
   CHECK(wire::formatEventId(7, "s", 3) == "7-s-3");
   CHECK_FALSE(wire::parseEventId("7--3"));

@@ -238,3 +238,56 @@ TEST_CASE("a stream that starts at a given seq (a logged stream after a restart)
   CHECK(seqs == range(501, 520));
   CHECK(spans.front().batch->stream()->epoch == 7);
 }
+
+TEST_CASE("a backfill hands over to the ring and the live frames only where nothing is missing between",
+          "[replay][resume]") {
+  Bus bus(StreamId{"s", 1}, nullptr, ring(100, 0));
+  publishFrames(bus, 30, 10);  // seqs 1..300, the ring holds 201..300
+  auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
+
+  SECTION("older than the ring: nothing done, not subscribed") {
+    CHECK_FALSE(bus.continueAfter(queue, 150, {}));
+    publishFrames(bus, 1, 10);
+    CHECK(queuedSeqs(*queue).empty());
+  }
+  SECTION("inside the ring: its frames after the seq, then live") {
+    CHECK(bus.continueAfter(queue, 254, {}));
+    publishFrames(bus, 1, 10);
+    CHECK(queuedSeqs(*queue) == range(255, 310));
+  }
+  SECTION("at the newest frame: live only") {
+    CHECK(bus.continueAfter(queue, 300, {}));
+    publishFrames(bus, 1, 10);
+    CHECK(queuedSeqs(*queue) == range(301, 310));
+  }
+  SECTION("its subscriber gone meanwhile (the queue closed): done, never subscribed") {
+    queue->close(CloseReason::PeerClosed);
+    CHECK(bus.continueAfter(queue, 254, {}));
+    CHECK(bus.queues().empty());
+  }
+}
+
+TEST_CASE("a ring kept for the hand-over from a log is not replayed to new subscribers", "[replay][resume]") {
+  BusOptions options;
+  options.handOverBytes = 1 << 20;
+  Bus bus(StreamId{"s", 1}, nullptr, options);
+  publishFrames(bus, 3, 10);
+  auto queue = std::make_shared<SubscriptionQueue>("q", QueueLimits{}, [] {});
+  const Bus::Start start = bus.subscribeAfter(queue, std::nullopt, 100);
+  CHECK(start.firstSeq == 31);
+  CHECK(queuedSeqs(*queue).empty());
+  CHECK(bus.replayHeld().first == 30);   // held, for a resume or a hand-over
+  auto resumed = std::make_shared<SubscriptionQueue>("r", QueueLimits{}, [] {});
+  CHECK(bus.subscribeAfter(resumed, 12, 0).recovered);
+  CHECK(queuedSeqs(*resumed) == range(13, 30));
+}
+
+TEST_CASE("a ring keeps at least its hand-over bytes whatever its limits", "[replay][resume]") {
+  std::vector<FrameBatchPtr> evicted;
+  ReplayRing r(ring(10, 100), 1000);
+  for (std::uint64_t b = 0; b < 50; ++b) r.append(makeBatch(4, 16, 1 + 4 * b), evicted);
+  CHECK(r.bytes() >= 1000);
+  CHECK(r.bytes() < 1000 + 4 * 20);  // no more than one batch beyond it
+  CHECK(seqsOf(*r.after(150)) == range(151, 200));
+  CHECK(seqsOf(r.newest(10)) == range(191, 200));  // a listener's replay: still what it asks
+}

@@ -35,6 +35,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -377,6 +378,11 @@ class Subscriber {
     std::vector<std::string> select;  // key patterns wanted (NATS subjects: md.*.BTC, md.>; empty: every frame)
     bool snapshot = false;            // first the newest frame of each selected key, then live
     std::optional<ResumePoint> resume;  // where the first connection starts
+    // Or a replay of the one stream asked for from its seq N (in its epoch
+    // now), or of every stream from what was received `since` ago; then
+    // live. For the first connection; reconnects resume after the last frame.
+    std::optional<std::uint64_t> fromSeq;
+    std::optional<std::chrono::milliseconds> since;
     // How long the relay may send nothing at all (no frame, no heartbeat)
     // before the connection counts as lost: kAutoReadTimeout is 3 x the
     // heartbeat_ms the relay's answer announced (none announced: no limit);
@@ -516,7 +522,23 @@ class Subscriber {
   }
 
   std::string helloLine() const {
-    return client::helloLine({options_.token, options_.inputs, options_.select, options_.snapshot}, position_);
+    client::HelloRequest request{options_.token, options_.inputs, options_.select, options_.snapshot};
+    request.fromSeq = options_.fromSeq;
+    if (options_.since) request.fromTime = sinceTime();
+    return client::helloLine(request, position_);
+  }
+
+  // Options::since as an RFC 3339 time (UTC, milliseconds).
+  std::string sinceTime() const {
+    const auto at = std::chrono::system_clock::now() - *options_.since;
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(at.time_since_epoch()).count();
+    const std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+    std::tm utc{};
+    ::gmtime_r(&seconds, &utc);
+    char text[96];  // room for any int the compiler cannot rule out
+    std::snprintf(text, sizeof text, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", utc.tm_year + 1900, utc.tm_mon + 1,
+                  utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, static_cast<int>(ms % 1000));
+    return text;
   }
 
   // ---- addresses ----------------------------------------------------------
@@ -648,6 +670,10 @@ class Subscriber {
       for (const auto& [stream, seq] : position_->afterSeq)
         ids += (ids.empty() ? "" : ",") + wire::formatEventId(position_->epochOf(stream), stream, seq);
       add("resume", ids);
+    } else if (!position_ && options_.fromSeq) {
+      add("from_seq", std::to_string(*options_.fromSeq));
+    } else if (!position_ && options_.since) {
+      add("from_time", sinceTime());
     }
     return "GET " + target_ + query + " HTTP/1.1\r\n" + hostHeader() + "Accept: text/event-stream\r\n" +
            (options_.token.empty() ? "" : "Authorization: Bearer " + options_.token + "\r\n") + "\r\n";

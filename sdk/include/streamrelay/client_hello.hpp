@@ -73,6 +73,10 @@ struct HelloRequest {
   std::vector<std::string> inputs;  // streams wanted (empty: all)
   std::vector<std::string> select;  // key patterns wanted (empty: every frame)
   bool snapshot = false;            // first the newest frame of each selected key
+  // Where a first connection (no resume point yet) starts, if not at the
+  // newest frame: a seq, or a time (RFC 3339). A resume point wins.
+  std::optional<std::uint64_t> fromSeq;
+  std::string fromTime;
 };
 
 namespace detail {
@@ -114,6 +118,9 @@ inline std::string helloLine(const HelloRequest& request, const std::optional<Re
   // Every connection asks: the relay leaves the snapshot out of a resume
   // that continues, and gives it where the resume cannot (a gap to fill).
   if (request.snapshot) hello += "\"snapshot\":true,";
+  if (!position && request.fromSeq) hello += "\"resume\":{\"from_seq\":" + std::to_string(*request.fromSeq) + "},";
+  else if (!position && !request.fromTime.empty())
+    hello += "\"resume\":{\"from_time\":" + detail::quoted(request.fromTime) + "},";
   if (position && position->afterSeq.size() == 1 && position->afterSeq.count("")) {  // the only stream
     hello += "\"resume\":{\"epoch\":\"" + std::to_string(position->epoch) +
              "\",\"after_seq\":" + std::to_string(position->afterSeq.at("")) + "},";
