@@ -87,7 +87,7 @@ TEST_CASE("a large append is written in bounded pieces: the writer's buffer stay
   CHECK(readAll(reopened) == written);
 }
 
-TEST_CASE("fsync always: the writer goes on while a sync runs; fsynced_seq is what the last completed sync covered",
+TEST_CASE("fsync always: the writer goes on while a sync runs, and fsynced_seq is what the last completed sync covered",
           "[log]") {
   ScratchDir dir;
   LogOptions options;
