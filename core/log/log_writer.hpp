@@ -7,8 +7,10 @@
 // `block` policy (the log loses no frame to a full queue; it is pushed
 // after every non-blocking consumer, so live subscribers have their frames
 // before the publisher could wait for it). It takes everything queued at
-// once and writes it with one write() and, with fsync `always`, one
-// fdatasync (group commit): syscalls per frame fall as the rate rises.
+// once and writes it in pieces of at most StreamLog::kWriteChunkBytes;
+// syncs run on the log's sync thread meanwhile (LogSyncer), each covering
+// everything written before it started (group commit): syscalls per frame
+// fall as the rate rises.
 //
 // Threads: constructed, started and stopped by the relay's thread; run()
 // is its own thread, the only one that writes the log.

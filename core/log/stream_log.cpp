@@ -64,19 +64,23 @@ std::string utcStamp() {
 
 }  // namespace
 
-StreamLog::StreamLog(std::string stream, LogOptions options)
+StreamLog::StreamLog(std::string stream, LogOptions options, LogSyncer::SyncFn sync)
     : stream_(std::move(stream)), options_(std::move(options)), logger_(Poco::Logger::get("streamrelay")) {
   std::error_code error;
   fs::create_directories(options_.dir, error);
   if (error)
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot create " + options_.dir + ": " + error.message());
   recover();
+  // What recovery left is on the disk: written and synced alike.
+  syncer_ = std::make_unique<LogSyncer>(writtenSeq_, std::move(sync));
+  syncer_->use(file_);
   nextSeqAtOpen_ = nextSeq_;
   reservation_ = std::make_unique<SeqReservation>(stream_, options_.dir, epoch_, nextSeq_ - 1 + SeqReservation::kBlock);
 }
 
 StreamLog::~StreamLog() {
-  if (fd_ >= 0) ::close(fd_);
+  if (syncer_) syncer_->stop();
+  file_.reset();
   // Not closed (its writer never ran), yet not a crash: nothing handed out
   // beyond what was asked for, so a restart needs no hole.
   if (!closed_) reservation_->recordExact(nextSeq_ - 1);
@@ -161,7 +165,6 @@ void StreamLog::recover() {
   nextSeq_ = segments_.back().nextSeq();
   writtenSeq_ = nextSeq_ - 1;
   openActiveForAppend();
-  fsyncedSeq_ = writtenSeq_;
   const SeqReservation::Found reserved = SeqReservation::read(options_.dir, epoch_);
   if (reserved.what == SeqReservation::Found::What::Damaged) {
     std::vector<std::string> all;
@@ -235,11 +238,12 @@ void StreamLog::cutAt(const std::string& path, std::uint64_t offset, bool keepTa
 
 void StreamLog::openActiveForAppend() {
   const std::string& path = segments_.back().path;
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
-  if (fd_ < 0)
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
     throw std::runtime_error("streams." + stream_ + ".log.dir: cannot write " + path + ": " + std::strerror(errno));
   // What a killed relay left in the page cache is on the disk from here on.
-  ::fdatasync(fd_);
+  ::fdatasync(fd);
+  file_ = std::make_shared<SegmentFile>(fd, path);
 }
 
 bool StreamLog::openSegment(std::uint64_t firstSeq) {
@@ -260,8 +264,8 @@ bool StreamLog::openSegment(std::uint64_t firstSeq) {
     return false;
   }
   syncDirectory(options_.dir);
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = fd;
+  file_ = std::make_shared<SegmentFile>(fd, path);  // the old one closes with its last owner
+  if (syncer_) syncer_->use(file_);
   SegmentIndex segment;
   segment.path = path;
   segment.header = header;
@@ -282,6 +286,7 @@ bool StreamLog::openSegment(std::uint64_t firstSeq) {
 }
 
 void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t end) {
+  noteSyncFailure();  // a failed segment gets no more frames
   for (std::size_t i = first; i < end; ++i) {
     const std::uint64_t seq = batch.seq(i);
     const std::string_view key = batch.key(i);
@@ -289,12 +294,14 @@ void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t e
     // Keys are at most 256 bytes (subject.hpp, the ABI): one beyond what a reader takes would end the log.
     const bool keyed = batch.hasKey(i) && key.size() <= logfmt::kMaxKeyBytes;
     const std::uint64_t bytes = logfmt::recordBytes(keyed ? key.size() : 0, payload.size());
+    if (!pending_.empty() && pending_.size() + bytes > kWriteChunkBytes) flush();  // memory bounded, not the queue's size
     const SegmentIndex& active = segments_.back();
     const bool full = (!active.empty() || !pending_.empty()) &&
                       active.endOffset + pending_.size() + bytes > options_.segmentBytes;
-    if (broken_ || fd_ < 0 || seq != nextSeq_ || full) {
+    if (broken_ || !file_ || seq != nextSeq_ || full) {
       flush();
-      if (full && options_.fsync != FsyncPolicy::Never) sync();  // sealed: on the disk before the next one starts
+      // Sealed: on the disk before the next one starts, so fsynced_seq names none of its frames before that.
+      if (options_.fsync != FsyncPolicy::Never) syncNow();
       if (!openSegment(seq)) return;  // these frames are lost: counted, a gap
     }
     if (pending_.empty()) pendingFirstSeq_ = seq;
@@ -313,13 +320,14 @@ void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t e
 }
 
 void StreamLog::flush() {
+  noteSyncFailure();
   if (pending_.empty()) return;
   SegmentIndex& active = segments_.back();
   int error = 0;
-  if (!writeAll(fd_, pending_.data(), pending_.size(), active.endOffset, error)) {
+  if (!writeAll(file_->fd(), pending_.data(), pending_.size(), active.endOffset, error)) {
     // Cut back to the last whole record (if the disk lets us): the next
     // start then finds no torn record here.
-    const int cut = ::ftruncate(fd_, static_cast<off_t>(active.endOffset));
+    const int cut = ::ftruncate(file_->fd(), static_cast<off_t>(active.endOffset));
     (void)cut;  // if even that fails, the next start cuts the torn record off
     writeFailed("writing " + active.path + " (seq " + std::to_string(pendingFirstSeq_) + " to " +
                     std::to_string(pendingRecords_.back().seq) + " lost)",
@@ -342,27 +350,39 @@ void StreamLog::flush() {
   }
   pending_.clear();
   pendingRecords_.clear();
+  // A record larger than a chunk grew them: not kept at that size.
+  if (pending_.capacity() > 2 * kWriteChunkBytes) std::string().swap(pending_);
+  if (pendingRecords_.capacity() > kWriteChunkBytes / 16) std::vector<PendingRecord>().swap(pendingRecords_);
   if (broken_) return;
-  if (options_.fsync == FsyncPolicy::Always) sync();
+  syncer_->written(writtenSeq_);
+  if (options_.fsync == FsyncPolicy::Always) syncer_->request();  // group commit: the writer goes on meanwhile
   else if (options_.fsync == FsyncPolicy::EveryMs && syncDue_ == std::chrono::steady_clock::time_point::max())
     syncDue_ = std::chrono::steady_clock::now() + std::chrono::milliseconds(options_.fsyncEveryMs);
 }
 
-bool StreamLog::sync() {
+bool StreamLog::syncNow() {
   syncDue_ = std::chrono::steady_clock::time_point::max();
-  if (fd_ < 0 || broken_) return false;
-  if (::fdatasync(fd_) != 0) {
-    writeFailed("syncing " + segments_.back().path, errno);
-    broken_ = true;  // after a failed fsync the page cache cannot be trusted: a new segment
-    return false;
-  }
-  std::lock_guard<std::mutex> lock(mutex_);
-  fsyncedSeq_ = writtenSeq_;
-  return true;
+  noteSyncFailure();
+  if (!file_ || broken_) return false;
+  const bool synced = syncer_->syncNow();
+  noteSyncFailure();
+  return synced && !broken_;
+}
+
+void StreamLog::noteSyncFailure() {
+  const std::optional<LogSyncer::Failure> failure = syncer_->takeFailure();
+  if (!failure) return;
+  writeFailed("syncing " + failure->file->path(), failure->error);
+  // After a failed fsync the page cache cannot be trusted: a new segment.
+  if (failure->file == file_) broken_ = true;
 }
 
 std::chrono::steady_clock::time_point StreamLog::tick(std::chrono::steady_clock::time_point now) {
-  if (syncDue_ <= now) sync();
+  noteSyncFailure();
+  if (syncDue_ <= now) {
+    syncDue_ = std::chrono::steady_clock::time_point::max();
+    if (file_ && !broken_) syncer_->request();
+  }
   if (retentionDue_ <= now) {
     applyRetention(unixNowNs());
     retentionDue_ = now + std::chrono::seconds(1);
@@ -372,9 +392,9 @@ std::chrono::steady_clock::time_point StreamLog::tick(std::chrono::steady_clock:
 
 void StreamLog::close() {
   flush();
-  if (options_.fsync != FsyncPolicy::Never) sync();
-  if (fd_ >= 0) ::close(fd_);
-  fd_ = -1;
+  if (options_.fsync != FsyncPolicy::Never) syncNow();
+  syncer_->stop();
+  file_.reset();
   closed_ = true;
   reservation_->recordExact(nextSeq_ - 1);  // a clean restart goes on right after the last frame: no hole
 }
@@ -404,6 +424,8 @@ void StreamLog::writeFailed(const std::string& what, int error) {
 
 LogStats StreamLog::stats() const {
   LogStats s;
+  // Read before the segments: it never names more than they hold then.
+  s.fsyncedSeq = syncer_->synced();
   std::lock_guard<std::mutex> lock(mutex_);
   s.firstSeq = segments_.empty() ? 0 : segments_.front().firstSeq();
   s.lastSeq = s.firstSeq == 0 ? 0 : s.firstSeq - 1;
@@ -412,7 +434,6 @@ LogStats StreamLog::stats() const {
     s.bytes += segment.endOffset;
   }
   s.segments = segments_.size();
-  s.fsyncedSeq = fsyncedSeq_;
   s.writeErrors = writeErrors_.load(std::memory_order_relaxed) + reservation_->writeErrors();
   s.reservedSeq = reservation_->reserved();
   s.framesWritten = framesWritten_.load(std::memory_order_relaxed);

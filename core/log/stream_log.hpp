@@ -19,8 +19,15 @@
 // between the two segments is what readers see: frames the log does not
 // hold. Live fan-out never waits for it.
 //
+// Writes go out in pieces of at most kWriteChunkBytes (a record larger
+// than that alone), so the writer's buffer stays small however much is
+// queued. Syncs run on the LogSyncer's thread while the writer goes on
+// writing (log_syncer.hpp); fsynced_seq is what the last completed sync
+// covered.
+//
 // Threads: append(), flush(), tick() and close() only from the writer's
-// thread (LogWriter); everything else is thread safe.
+// thread (LogWriter); everything else is thread safe. The sync thread is
+// the LogSyncer's, owned here and ended by close() or the destructor.
 
 #include <Poco/Logger.h>
 
@@ -36,6 +43,7 @@
 #include "frame_batch.hpp"
 #include "log_limiter.hpp"
 #include "log_options.hpp"
+#include "log_syncer.hpp"
 #include "segment_index.hpp"
 #include "seq_reservation.hpp"
 
@@ -58,7 +66,8 @@ class StreamLog {
   // Opens (creating the directory) and recovers the log of stream `stream`.
   // Throws std::runtime_error, one line, if the directory cannot be created
   // or a segment cannot be written in it.
-  StreamLog(std::string stream, LogOptions options);
+  // `sync` forces a segment's data to the disk (tests may slow it down or fail it).
+  StreamLog(std::string stream, LogOptions options, LogSyncer::SyncFn sync = LogSyncer::fdatasyncFn());
   ~StreamLog();
   StreamLog(const StreamLog&) = delete;
   StreamLog& operator=(const StreamLog&) = delete;
@@ -99,6 +108,12 @@ class StreamLog {
 
   LogStats stats() const;
 
+  // The most bytes one write() carries (unless one record is larger).
+  static constexpr std::size_t kWriteChunkBytes = 256 << 10;
+  // Writer thread: what the buffer of records not yet written holds now
+  // (bounded: about kWriteChunkBytes, more only while one larger record is in it).
+  std::size_t writeBufferCapacity() const { return pending_.capacity(); }
+
   // For readers: a segment to read from `seq`: the one that holds it, else
   // the first after it (after a gap, or when `seq` was deleted); none if
   // nothing at or after `seq` is written yet.
@@ -125,7 +140,10 @@ class StreamLog {
   // Writer thread: a new segment whose first record will be `firstSeq`.
   bool openSegment(std::uint64_t firstSeq);
   void openActiveForAppend();
-  bool sync();
+  // Writer thread: waits for a sync in progress and syncs what is written (sealing a segment, closing).
+  bool syncNow();
+  // Writer thread: a sync of the segment written to failed: counted, and the next frame starts a new segment.
+  void noteSyncFailure();
   void writeFailed(const std::string& what, int error);
   void applyRetention(std::int64_t nowUnixNs);
   std::string segmentPath(std::uint64_t firstSeq) const;
@@ -143,13 +161,13 @@ class StreamLog {
 
   mutable std::mutex mutex_;
   std::vector<SegmentIndex> segments_;  // guarded by mutex_: oldest first; the last is written to
-  std::uint64_t fsyncedSeq_ = 0;        // guarded by mutex_
   std::atomic<std::uint64_t> writeErrors_{0};
   std::atomic<std::uint64_t> framesWritten_{0};
   std::atomic<std::uint64_t> bytesWritten_{0};
 
   // The writer thread's.
-  int fd_ = -1;                    // the last segment's, for appending (-1: none usable)
+  std::shared_ptr<SegmentFile> file_;  // the last segment's, for appending (none: none usable)
+  std::unique_ptr<LogSyncer> syncer_;  // from the end of recovery; its synced() is fsynced_seq
   bool closed_ = false;            // close() ran: the reservation's exact end is recorded
   bool broken_ = false;            // a write failed: the next frame starts a new segment
   std::uint64_t nextSeq_ = 1;      // the seq the next frame appended should have
