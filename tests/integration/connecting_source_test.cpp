@@ -240,6 +240,8 @@ TEST_CASE("failover (default): never two provider connections at once, across a 
   stats.attach(relay);
   Subscriber sub(relay.address());
   CHECK(readWholeFeedFrames(sub, 100) == 100);
+  // The feed prints its line on its own: frames may reach us before we read it.
+  REQUIRE(feed.process->waitForLines("port 0: connection opened", 1));
   CHECK(feed.opened(0) == 1);
   feed.command("down", 0);  // the primary fails
   REQUIRE(feed.process->waitForLine("port 1: connection opened").size() > 0);
