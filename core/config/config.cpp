@@ -329,6 +329,14 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   c.plugins = readPlugins(top.map("plugins"), c.settings.group("plugins"), sources);
   const StreamNames streams{sources, streamNames(c)};
   c.streams = readStreams(top, streams.all);
+  // A mirror's seqs are its upstream's, with gaps and new epochs: the log
+  // numbers (and reserves) seqs itself, so the two do not go together yet.
+  for (const StreamConfig& stream : c.streams)
+    for (const SourceConfig& source : c.sources)
+      if (stream.log && source.name == stream.name && source.type() == "streamrelay" &&
+          source.settings.boolean("mirror"))
+        top.map("streams").map(stream.name.c_str()).fail(
+            "log", "a mirrored stream (source type streamrelay, mirror: true) cannot have a log yet");
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams, c.streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)

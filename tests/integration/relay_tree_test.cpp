@@ -206,6 +206,8 @@ TEST_CASE("a streamrelay source with a bad key is refused with one line", "[inte
       {"{type: streamrelay, endpoints: ['127.0.0.1:1'], mirror: sometimes}",
        "upstream.mirror: expected true or false, got 'sometimes'"},
       {"{type: streamrelay, endpoints: ['nowhere']}", "upstream.endpoints: expected HOST:PORT"},
+      {"{type: streamrelay, endpoints: ['127.0.0.1:1']}\nstreams: {upstream: {log: {dir: /nonexistent/log}}}",
+       "streams.upstream.log: a mirrored stream \\(source type streamrelay, mirror: true\\) cannot have a log"},
   }));
   ChildProcess check(STREAMRELAY_BIN, {"--check-config", writeTempFile("bad-mirror.yaml", "upstream: " + source + "\n" + base)});
   CHECK(check.waitForExit() == 1);
