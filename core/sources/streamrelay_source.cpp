@@ -23,6 +23,7 @@ std::string withoutBrackets(const std::string& host) {
 // How much of a read is kept before the frames in it are parsed: what is
 // left over (a frame in progress) moves to the front.
 constexpr std::size_t kMinReadRoom = 64 * 1024;
+constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;  // far above any stream's, far below a wrap
 
 }  // namespace
 
@@ -101,25 +102,30 @@ class StreamrelayConnection : public ProviderConnection {
   bool parse(std::string& why) {
     const bool answering = !answered_;
     std::size_t at = 0;
+    bool ok = true;
     while (in_.size() - at >= wire::kFrameHeaderBytes) {
       const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
       if (header.payloadBytes > source_.maxFrameBytes_) {
         why = "a frame of " + std::to_string(header.payloadBytes) + " bytes announced, over max_frame_bytes " +
               std::to_string(source_.maxFrameBytes_);
-        return false;
+        ok = false;
+        break;
       }
       if (in_.size() - at < wire::kFrameHeaderBytes + header.payloadBytes) break;
       const char* payload = in_.data() + at + wire::kFrameHeaderBytes;
-      const bool ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
-                                                             : takeFrame(header, payload, why);
-      if (!ok) return false;
+      ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
+                                                 : takeFrame(header, payload, why);
+      if (!ok) break;
       at += wire::kFrameHeaderBytes + header.payloadBytes;
       if (answering && answered_) {  // the frames behind it wait for the first pump()
         behindAnswer_ = true;
         break;
       }
     }
+    // The frames taken before an error are published too: the position
+    // already names them, so the resume after it starts behind them.
     flush();
+    if (!ok) return false;
     in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
     return true;
   }
@@ -147,6 +153,7 @@ class StreamrelayConnection : public ProviderConnection {
       throw std::runtime_error("the upstream answered with " + std::to_string(answer.streams.size()) +
                                " streams; a streamrelay source follows one (name it in inputs)");
     const client::Answer::Stream& s = answer.streams.begin()->second;
+    if (s.epoch == 0) throw std::runtime_error("the upstream answered with epoch 0");
     streamId_ = s.id;
     epoch_ = s.epoch;
     firstSeq_ = s.firstSeq;
@@ -170,6 +177,10 @@ class StreamrelayConnection : public ProviderConnection {
     if (header.stream != streamId_) {
       why = "a frame of stream id " + std::to_string(header.stream) + ", not the one answered (" +
             std::to_string(streamId_) + ")";
+      return false;
+    }
+    if (header.seq == 0 || header.seq > kMaxSeq) {  // a seq no relay gives: it would wrap the stream's numbering
+      why = "a frame with seq " + std::to_string(header.seq);
       return false;
     }
     StreamrelaySource::Position& position = source_.position_;
