@@ -14,8 +14,12 @@ LogReplays::~LogReplays() { stop(); }
 
 bool LogReplays::holdsFrom(std::uint64_t seq) const {
   // Frames the bus published and the log has not written yet will be: the
-  // reader waits for them.
-  return log_.stats().firstSeq <= seq;
+  // reader waits for them. A seq in a gap (a crash's lost seqs, a failed
+  // write's, deleted by retention) is not held: the resume is not recovered.
+  if (seq < log_.stats().firstSeq) return false;
+  if (const std::optional<StreamLog::Readable> segment = log_.readableFrom(seq)) return segment->firstSeq <= seq;
+  const std::optional<StreamLog::SeqRange>& lost = log_.lostAtOpen();
+  return !lost || seq > lost->last;
 }
 
 Backfill::TimeStart LogReplays::searchStartFor(std::int64_t unixNs) const {
@@ -103,6 +107,15 @@ void LogReplays::run(Reader& reader) {
       if (!pending && !log.next(record)) break;
       pending = false;
       if (firstRead && reader.fromUnixNs != 0) last = record.seq - 1;  // the time's first frame
+      if (firstRead && reader.fromUnixNs == 0 && record.seq != reader.seq) {
+        // Deleted by retention since the resume was answered: its
+        // subscriber would miss frames it was told it gets. It reconnects
+        // and is told it cannot (holdsFrom).
+        logger_.warning("streams.%s.log: a subscriber's replay from seq %s stops: the log no longer holds it",
+                        bus_.stream().name, std::to_string(reader.seq));
+        queue.close(CloseReason::Failed);
+        break;
+      }
       firstRead = false;
       if (!builder.empty() && record.seq != first + builder.frameCount()) {
         pending = true;  // after a gap: the next batch's first
@@ -116,6 +129,7 @@ void LogReplays::run(Reader& reader) {
       else builder.add(record.payload.data(), record.payload.size());
       bytes += record.payload.size() + kWireHeaderBytes;
     }
+    if (queue.closed()) break;
     if (!builder.empty()) {
       const std::size_t count = builder.frameCount();
       std::unique_ptr<FrameBatch> batch = builder.seal(unixNs);

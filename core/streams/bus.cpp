@@ -153,14 +153,20 @@ Bus::Start Bus::subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::v
     return {from.covered, live.firstSeq, live.epoch};
   }
   std::lock_guard<std::mutex> lock(mutex_);
+  epochBound_.push_back(queue);  // its seqs are this epoch's, as a resume's
   Start start{false, pushedSeq_ + 1, current_.load()->epoch};
   std::vector<FrameSpan> replay;
   if (ring_) {
     const ReplayRing::TimeStart since = ring_->receivedSince(unixNs);
-    start.recovered = since.covered;
     if (since.seq) {
-      if (auto spans = ring_->after(*since.seq - 1)) replay = std::move(*spans);
-      start.firstSeq = *since.seq;
+      // A gap (a mirror's) between that frame and the live ones: from the live ones, not recovered.
+      if (auto spans = ring_->after(*since.seq - 1)) {
+        replay = std::move(*spans);
+        start.firstSeq = *since.seq;
+        start.recovered = since.covered;
+      }
+    } else {
+      start.recovered = since.covered;
     }
   }
   addLocked(std::move(queue), select.empty() ? replay : selectedFrames(replay, select), select);

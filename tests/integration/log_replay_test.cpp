@@ -230,6 +230,11 @@ TEST_CASE("a subscriber resumes across a restart of the relay from the log: ever
   // The first run's frames the log kept have its payloads.
   std::map<std::uint64_t, std::string> kept(seen.begin(), seen.upper_bound(logged));
 
+  if (kill) {  // a resume inside the crash's lost seqs: nothing holds what followed it
+    Subscriber lost(relay.address(), resumeAfter(first.epoch, logged + 1));
+    REQUIRE(lost.awaitAnswer(10s));
+    CHECK(lost.answer().recovery == Recovery::NotRecovered);
+  }
   Subscriber resumed(relay.address(), resumeAfter(first.epoch, after));
   REQUIRE(resumed.awaitAnswer(10s));
   CHECK(resumed.answer().recovery == Recovery::Recovered);
