@@ -104,13 +104,15 @@ void StreamLog::recover() {
 
   std::vector<SegmentIndex> kept;
   RecordCursor::Position position;  // the last one of the segments kept
-  RecordCursor::Position lastPositionInLast;  // the last one of the last segment kept
+  std::size_t positionSegment = 0;  // the segment that holds it
   for (std::size_t i = 0; i < paths.size(); ++i) {
     const SegmentScan scan = scanSegment(paths[i]);
     auto keep = [&] {
       kept.push_back(scan.segment);
-      if (scan.lastPosition.seq != 0) position = scan.lastPosition;
-      lastPositionInLast = scan.lastPosition;
+      if (scan.lastPosition.seq != 0) {
+        position = scan.lastPosition;
+        positionSegment = kept.size() - 1;
+      }
     };
     const bool unknownFormat = scan.outcome == SegmentScan::Outcome::BadHeader && !scan.headerTooShort &&
                                scan.headerProblem != logfmt::HeaderProblem::BadChecksum;
@@ -148,15 +150,22 @@ void StreamLog::recover() {
     }
     keep();
   }
-  // Frames after the last position its segment holds are frames whose
-  // position was never written (a write cut short): the provider, resumed
-  // after that position, sends them again. Cut off, they are not in the log twice.
-  SegmentIndex& last = kept.back();
-  if (lastPositionInLast.seq != 0 && lastPositionInLast.seq < last.lastSeq()) {
+  // Frames after the last position kept are frames whose position was
+  // never written (a write cut short): the provider, resumed after that
+  // position, sends them again. Cut off (in its segment; later segments
+  // moved aside), they are not in the log twice. A segment gets a position
+  // record with its first batch that has one, so frames of later segments
+  // without one lost theirs.
+  if (position.seq != 0 && position.seq < kept.back().lastSeq()) {
+    const std::size_t holder = positionSegment;
     logger_.warning("stream %s: log %s: frames %?u to %?u follow the last provider position kept with them: cut off "
-                    "(the provider sends them again)", stream_, last.path, lastPositionInLast.seq + 1, last.lastSeq());
-    cutAt(last.path, lastPositionInLast.endOffset, false);
-    last = scanSegment(last.path).segment;
+                    "(the provider sends them again)", stream_, options_.dir, position.seq + 1, kept.back().lastSeq());
+    std::vector<std::string> later;
+    for (std::size_t i = holder + 1; i < kept.size(); ++i) later.push_back(kept[i].path);
+    if (!later.empty()) moveAside(later);
+    kept.resize(holder + 1);
+    cutAt(kept.back().path, position.endOffset, false);
+    kept.back() = scanSegment(kept.back().path).segment;
   }
   segments_ = std::move(kept);
   providerPositionAtOpen_ = position.value;
@@ -279,6 +288,7 @@ bool StreamLog::openSegment(std::uint64_t firstSeq) {
     segments_.push_back(std::move(segment));
   }
   if (!emptyBefore.empty()) ::unlink(emptyBefore.c_str());
+  lastPosition_.clear();  // each segment keeps a position of its own: recovery reads the last segment's
   broken_ = false;
   nextSeq_ = firstSeq;
   retentionDue_ = {};  // a segment was sealed: retention may apply now

@@ -108,3 +108,40 @@ TEST_CASE("a log of format version 1 (no positions) is still read", "[log][posit
   CHECK(log.providerPositionAtOpen().empty());
   CHECK(seqsOf(readAll(log)) == std::vector<std::uint64_t>{1, 2, 3, 4});
 }
+
+// The newest segment has frames but no position: a rollover came between the
+// batch whose position was kept and frames whose position was lost. The
+// provider, resumed after the kept one, sends those frames again.
+TEST_CASE("frames of a newer segment without a position of its own are cut off at open", "[log][position]") {
+  ScratchDir dir;
+  LogOptions o = options(dir.path);
+  o.segmentBytes = 1;  // every batch starts a segment of its own
+  {
+    StreamLog log("s", o);
+    appendBatch(log, 1, 3, "ev-3");
+    appendBatch(log, 4, 3, "");  // in the next segment; its position never reached the log
+    REQUIRE(log.stats().segments >= 2);
+    log.close();
+  }
+  StreamLog log("s", o);
+  CHECK(log.providerPositionAtOpen() == "ev-3");
+  CHECK(seqsOf(readAll(log)) == std::vector<std::uint64_t>{1, 2, 3});
+}
+
+// A position that did not change since the segment before is still kept in
+// a new segment, so a restart does not cut that segment's frames.
+TEST_CASE("each segment keeps its position, even one that did not change", "[log][position]") {
+  ScratchDir dir;
+  LogOptions o = options(dir.path);
+  o.segmentBytes = 1;
+  {
+    StreamLog log("s", o);
+    appendBatch(log, 1, 3, "ev-3");
+    appendBatch(log, 4, 3, "ev-6");
+    appendBatch(log, 7, 2, "ev-6");  // the same position, in a segment of its own
+    log.close();
+  }
+  StreamLog log("s", o);
+  CHECK(log.providerPositionAtOpen() == "ev-6");
+  CHECK(seqsOf(readAll(log)) == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8});
+}
