@@ -132,6 +132,7 @@ std::vector<std::string> Relay::stop() {
     // not keep up (a stalled subscriber, a database that stays down): release it.
     logger.warning("relay stopping: a full `block` queue still holds a source at the deadline; closing every queue");
     if (plugins_) plugins_->closeQueues();  // also tells the plugins to stop retrying
+    for (auto& entry : logs_) entry.second->releasePublisher();  // or waiting for a disk that refuses the reservation
     for (const auto& entry : streams_)
       for (const QueuePtr& queue : entry.second->queues()) queue->close(CloseReason::Shutdown);
   }

@@ -41,6 +41,8 @@ class LogWriter {
   void stop();
 
   const StreamLog& log() const { return *log_; }
+  // Shutdown, when the stream's publisher is stuck: it waits for the disk no more.
+  void releasePublisher() { log_->releasePublisher(); }
 
  private:
   void run();

@@ -131,13 +131,22 @@ void SeqReservation::awaitReserved(std::uint64_t lastSeq) {
     wanted_ = lastSeq + kBlock;
     changed_.notify_all();
   }
-  changed_.wait(lock, [&] { return reserved_ >= lastSeq || ended_; });
+  changed_.wait(lock, [&] { return reserved_ >= lastSeq || ended_ || released_; });
+  if (released_) return;
   // The reserver has ended (recordExact ran; a publisher that still
   // publishes): reserve here, once. A failure is counted and logged.
   if (reserved_ < lastSeq && write(wanted_)) {
     reserved_ = wanted_;
     reservedFast_.store(reserved_, std::memory_order_release);
   }
+}
+
+void SeqReservation::release() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = true;
+  }
+  changed_.notify_all();
 }
 
 void SeqReservation::stopReserver() {

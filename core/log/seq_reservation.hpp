@@ -62,6 +62,10 @@ class SeqReservation : public SeqGate {
   // for) as the exact end: a clean restart goes on right after it. A
   // publish that still comes reserves for itself, synchronously.
   void recordExact(std::uint64_t lastSeq);
+  // The relay is stopping and its disk refuses the reservation: a publish
+  // waiting for one returns without it (the source can stop), as does any
+  // later one.
+  void release();
 
   std::uint64_t reserved() const { return reservedFast_.load(std::memory_order_acquire); }
   // Writes of the file that failed (each retried).
@@ -89,6 +93,7 @@ class SeqReservation : public SeqGate {
   std::uint64_t wanted_ = 0;        // guarded by mutex_: what the publisher asks the reserver for
   bool stopping_ = false;           // guarded by mutex_: the reserver is asked to end
   bool ended_ = false;              // guarded by mutex_: it has ended
+  bool released_ = false;           // guarded by mutex_: publishers wait no more (release)
   std::atomic<std::uint64_t> reservedFast_{0};  // reserved_, for the publisher's check without the lock
   std::atomic<std::uint64_t> highestAsked_{0};
   std::atomic<std::uint64_t> writeErrors_{0};

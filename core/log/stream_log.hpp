@@ -78,6 +78,9 @@ class StreamLog {
   const LogOptions& options() const { return options_; }
   // What the stream's bus asks before it hands out a seq (seq_reservation.hpp).
   SeqGate& seqGate() const { return *reservation_; }
+  // Shutdown: a publisher waiting for the seq reservation (a disk that
+  // refuses it) returns, so that its source can stop.
+  void releasePublisher() { reservation_->release(); }
   // Seqs that the run before may have handed out but never wrote (it
   // crashed): a gap in the log, never handed out again. None after a clean stop.
   struct SeqRange {
