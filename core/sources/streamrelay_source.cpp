@@ -3,6 +3,8 @@
 
 #include <Poco/Logger.h>
 
+#include <limits>
+
 #include "client_socket.hpp"
 #include "keys.hpp"
 #include "source_type.hpp"
@@ -78,6 +80,9 @@ class StreamrelayConnection : public ProviderConnection {
       case ClientSocket::Burst::Stopped:
         return StreamEnd::stopped();
       case ClientSocket::Burst::Closed:
+        if (!in_.empty())  // a frame cut short: a failure, not a planned end
+          return StreamEnd::failed("connection closed by the upstream relay in a frame (" + std::to_string(in_.size()) +
+                                   " bytes of it came)");
         return StreamEnd{StreamEnd::How::Orderly, "connection closed by the upstream relay"};
       case ClientSocket::Burst::Failed:
         return StreamEnd::failed(socket_->error());
@@ -99,8 +104,16 @@ class StreamrelayConnection : public ProviderConnection {
   // Takes every whole frame at the front of in_: the answer, control frames,
   // data frames. False (with `why`) on a protocol error.
   bool parse(std::string& why) {
-    const bool answering = !answered_;
     std::size_t at = 0;
+    const bool ok = takeFrames(at, why);
+    flush();  // the frames before a bad one are good: published, as position_ already says
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+    return ok;
+  }
+
+  // parse()'s loop: takes the whole frames from in_[at], moving `at` past them.
+  bool takeFrames(std::size_t& at, std::string& why) {
+    const bool answering = !answered_;
     while (in_.size() - at >= wire::kFrameHeaderBytes) {
       const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
       if (header.payloadBytes > source_.maxFrameBytes_) {
@@ -119,8 +132,6 @@ class StreamrelayConnection : public ProviderConnection {
         break;
       }
     }
-    flush();
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
     return true;
   }
 
@@ -147,6 +158,8 @@ class StreamrelayConnection : public ProviderConnection {
       throw std::runtime_error("the upstream answered with " + std::to_string(answer.streams.size()) +
                                " streams; a streamrelay source follows one (name it in inputs)");
     const client::Answer::Stream& s = answer.streams.begin()->second;
+    if (s.id == wire::kControlStream)
+      throw std::runtime_error("the upstream answered with stream id 65535, the control frames'");
     streamId_ = s.id;
     epoch_ = s.epoch;
     firstSeq_ = s.firstSeq;
@@ -172,6 +185,15 @@ class StreamrelayConnection : public ProviderConnection {
             std::to_string(streamId_) + ")";
       return false;
     }
+    // On one connection, one epoch: seqs only go up (from 1), and 2^64 - 1
+    // would leave none for the next frame (and wedge the position there).
+    if (header.seq <= lastSeqHere_ || header.seq == std::numeric_limits<std::uint64_t>::max()) {
+      why = "a frame of seq " + std::to_string(header.seq) +
+            (lastSeqHere_ ? " after seq " + std::to_string(lastSeqHere_) : std::string()) +
+            ": seqs go up from 1, below 2^64 - 1";
+      return false;
+    }
+    lastSeqHere_ = header.seq;
     StreamrelaySource::Position& position = source_.position_;
     if (position.epoch == epoch_ && header.seq <= position.seq) return true;  // had already (a replay's overlap)
     if (position.epoch == epoch_ && header.seq > position.seq + 1) countGap(position.seq, header.seq);
@@ -216,6 +238,7 @@ class StreamrelayConnection : public ProviderConnection {
   std::uint16_t streamId_ = 0;
   std::uint64_t epoch_ = 0;     // the upstream stream's, from the answer
   std::uint64_t firstSeq_ = 0;  // from the answer
+  std::uint64_t lastSeqHere_ = 0;  // of the last data frame on this connection
   FrameBatchBuilder builder_;
   std::uint64_t batchFirst_ = 0;  // the seq of the builder's first frame
   std::int64_t batchTime_ = 0;    // its frames' receive time upstream
