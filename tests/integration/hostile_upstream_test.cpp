@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "relay_fixture.hpp"
+#include "subscriber_helpers.hpp"  // protocolClient()
 #include "streamrelay/wire.hpp"
 
 using namespace streamrelay::test;
@@ -155,12 +156,15 @@ class FakeUpstream {
 
 // A relay following `fake` (its source `upstream`, with `more` keys) and
 // serving the stream on a raw listener `main`, whose subscribers stay
-// connected when the upstream's epoch changes.
+// connected when the upstream's epoch changes; beside it, a stream `other`
+// of a generator on the streamrelay listener `others`.
 std::string relayOn(const FakeUpstream& fake, const RelayStats& stats, const std::string& more = "") {
-  return "upstream: {type: streamrelay, endpoints: ['127.0.0.1:" + std::to_string(fake.port()) +
-         "'], reconnect: {initial_delay_ms: 10, max_delay_ms: 50}" + more + "}\n" + "listeners:\n" +
-         listener("main") + stats.section();
+  return "sources:\n  upstream: {type: streamrelay, endpoints: ['127.0.0.1:" + std::to_string(fake.port()) +
+         "'], reconnect: {initial_delay_ms: 10, max_delay_ms: 50}" + more + "}\n" +
+         "  other: {type: generator, rate: 200}\n" + "listeners:\n" + listener("main", "inputs: [upstream]") +
+         listener("others", "inputs: [other], protocol: streamrelay") + stats.section();
 }
+const std::vector<std::string> kListeners{"main", "others"};
 
 // The payloads of the next `count` frames (fewer if none came for 20 s).
 std::vector<std::string> payloads(Subscriber& sub, std::size_t count) {
@@ -173,13 +177,15 @@ std::vector<std::string> payloads(Subscriber& sub, std::size_t count) {
 
 }  // namespace
 
-TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a truncation, no answer first, a stream id it cannot have) are each a counted failed try, and the relay serves on", "[integration][fleet][hostile]") {
+TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a truncation, no answer first, a stream id it cannot have, a second answer) are each a counted failed try, and the relay serves on", "[integration][fleet][hostile]") {
   FakeUpstream fake;
-  RelayStats stats;
-  RunningRelay relay = startRelay(relayOn(fake, stats));
+  RelayStats stats("upstream");
+  RunningRelay relay = startRelay(relayOn(fake, stats), kListeners);
   stats.attach(relay);
   Subscriber sub(relay.address(), Subscriber::Options{});
-  relay.waitForSubscribers(1);
+  relay.waitForSubscribers(1, "main");
+  Subscriber ofOther(relay.address("others"), protocolClient());  // the other stream, read after the attack
+  REQUIRE(ofOther.awaitAnswer(10s));
   const long residentBefore = residentKiB(relay.process->pid());
 
   std::atomic<int> droppedByRelay{0};  // connections the relay closed itself
@@ -204,29 +210,37 @@ TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a 
         thenClosed(fd);
       },
       [&](int fd, const std::string&) { sendAll(fd, control(R"({"ok":true)").substr(0, 30)); },  // then closes
+      sending(answer(6, 1) + frame(0, 1, "epoch 6") + answer(7, 1)),  // another epoch mid-stream: a second answer
       [&](int fd, const std::string&) {  // behaves
         sendAll(fd, answer(7, 1) + frame(0, 1, "good 1") + frame(0, 2, "good 2") + frame(0, 3, "good 3"));
         heartbeatUntilClosed(fd);
       },
   });
 
-  CHECK(payloads(sub, 3) == std::vector<std::string>{"good 1", "good 2", "good 3"});
-  CHECK(droppedByRelay == 7);
-  CHECK(stats.counter("protocol_errors") == 7);
-  CHECK(stats.endpointFailures(0) == 8);  // the seven and the truncated answer
-  CHECK(stats.counter("connects") == 1);
+  CHECK(payloads(sub, 4) == std::vector<std::string>{"epoch 6", "good 1", "good 2", "good 3"});
+  CHECK(droppedByRelay == 8);
+  CHECK(stats.counter("protocol_errors") == 8);
+  CHECK(stats.endpointFailures(0) == 9);  // the eight and the truncated answer
+  CHECK(stats.counter("connects") == 2);
+  CHECK(stats.counter("new_epochs") == 1);
   CHECK(stats.counter("upstream_seq") == 3);
+  // The other stream went on all along: its subscriber has every frame since it connected.
+  std::uint64_t otherSeq = ofOther.answer().streams.at("other").firstSeq - 1;
+  std::string payload;
+  FrameInfo info;
+  for (int i = 0; i < 200 && ofOther.next(payload, info, 20s) && info.seq == otherSeq + 1; ++i) otherSeq = info.seq;
+  CHECK(otherSeq == ofOther.answer().streams.at("other").firstSeq + 199);
   // The 64 MiB flood was not kept (a frame's bytes are held only up to max_frame_bytes, 1 MiB).
   CHECK(residentKiB(relay.process->pid()) - residentBefore < 32 * 1024);
 }
 
 TEST_CASE("a hostile upstream's frames (4 GiB announced, seq going back, an unnamed stream id, a gap, over max_frame_bytes, another epoch, a close mid-frame, silence, seq 2^64-1): the good frames before each are published, each is counted, the relay resumes", "[integration][fleet][hostile]") {
   FakeUpstream fake;
-  RelayStats stats;
-  RunningRelay relay = startRelay(relayOn(fake, stats, ", idle_timeout_ms: 1000"));
+  RelayStats stats("upstream");
+  RunningRelay relay = startRelay(relayOn(fake, stats, ", idle_timeout_ms: 2000"), kListeners);
   stats.attach(relay);
   Subscriber sub(relay.address(), Subscriber::Options{});
-  relay.waitForSubscribers(1);
+  relay.waitForSubscribers(1, "main");
 
   constexpr std::uint64_t kFirst = 1111, kSecond = 2222;  // the upstream's epochs
   std::atomic<int> droppedByRelay{0};
