@@ -7,6 +7,7 @@
 
 #include "client_socket.hpp"
 #include "keys.hpp"
+#include "logging.hpp"
 #include "source_type.hpp"
 #include "streamrelay/wire.hpp"
 #include "yaml_map.hpp"
@@ -150,6 +151,10 @@ class StreamrelayConnection : public ProviderConnection {
     } catch (const std::runtime_error& e) {
       why = std::string("a control frame: ") + e.what();
     }
+    // The upstream's own words (a refusal's error, a piece of its JSON) go
+    // into one log line: never a line of their own, nor a long one.
+    constexpr std::size_t kShownBytes = 300;
+    why = oneLine(why.size() > kShownBytes ? why.substr(0, kShownBytes) + "..." : why);
     return false;
   }
 

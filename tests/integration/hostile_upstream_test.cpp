@@ -14,9 +14,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <mutex>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -198,7 +200,8 @@ TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a 
   };
   fake.start({
       sending(control("this is not JSON")),
-      sending(control(R"({"ok":false,"error":"go away"})")),
+      // A refusal whose error would be a log line of its own, and a long one.
+      sending(control(R"({"ok":false,"error":"go away\nINJECTED )" + std::string(100000, 'x') + R"("})")),
       sending(control(R"({"ok":true,"epoch":"7","streams":{"a":{"id":0,"first_seq":1},"b":{"id":1,"first_seq":1}}})")),
       sending(frame(0, 1, "a frame before the answer")),
       sending(frame(wire::kControlStream, 0, "{", 0xFFFFFFFFll)),  // 4 GiB - 1 announced, never sent
@@ -224,6 +227,14 @@ TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a 
   CHECK(stats.counter("connects") == 2);
   CHECK(stats.counter("new_epochs") == 1);
   CHECK(stats.counter("upstream_seq") == 3);
+  // What the upstream said is on the relay's lines, never a line of its own nor 100 KB.
+  std::size_t longest = 0;
+  std::istringstream lines(relay.process->output());
+  for (std::string line; std::getline(lines, line);) {
+    CHECK(line.rfind("INJECTED", 0) == std::string::npos);
+    longest = std::max(longest, line.size());
+  }
+  CHECK(longest < 1000);
   // The other stream went on all along: its subscriber has every frame since it connected.
   std::uint64_t otherSeq = ofOther.answer().streams.at("other").firstSeq - 1;
   std::string payload;
