@@ -180,6 +180,9 @@ std::vector<std::string> payloads(Subscriber& sub, std::size_t count) {
 }  // namespace
 
 TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a truncation, no answer first, a stream id it cannot have, a second answer) are each a counted failed try, and the relay serves on", "[integration][fleet][hostile]") {
+  // Before the fake: its scripts use them until its thread ends.
+  std::atomic<int> droppedByRelay{0};  // connections the relay closed itself
+  auto thenClosed = [&](int fd) { droppedByRelay += closedByRelay(fd) ? 1 : 0; };
   FakeUpstream fake;
   RelayStats stats("upstream");
   RunningRelay relay = startRelay(relayOn(fake, stats), kListeners);
@@ -190,8 +193,6 @@ TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a 
   REQUIRE(ofOther.awaitAnswer(10s));
   const long residentBefore = residentKiB(relay.process->pid());
 
-  std::atomic<int> droppedByRelay{0};  // connections the relay closed itself
-  auto thenClosed = [&](int fd) { droppedByRelay += closedByRelay(fd) ? 1 : 0; };
   auto sending = [&](std::string bytes) {
     return [&, bytes](int fd, const std::string&) {
       sendAll(fd, bytes);
@@ -246,6 +247,7 @@ TEST_CASE("a hostile upstream's answers (not JSON, a refusal, 4 GiB, a flood, a 
 }
 
 TEST_CASE("a hostile upstream's frames (4 GiB announced, seq going back, an unnamed stream id, a gap, over max_frame_bytes, another epoch, a close mid-frame, silence, seq 2^64-1): the good frames before each are published, each is counted, the relay resumes", "[integration][fleet][hostile]") {
+  std::atomic<int> droppedByRelay{0};  // before the fake: its scripts use it until its thread ends
   FakeUpstream fake;
   RelayStats stats("upstream");
   RunningRelay relay = startRelay(relayOn(fake, stats, ", idle_timeout_ms: 2000"), kListeners);
@@ -254,7 +256,6 @@ TEST_CASE("a hostile upstream's frames (4 GiB announced, seq going back, an unna
   relay.waitForSubscribers(1, "main");
 
   constexpr std::uint64_t kFirst = 1111, kSecond = 2222;  // the upstream's epochs
-  std::atomic<int> droppedByRelay{0};
   auto sending = [&](std::string bytes) {
     return [&, bytes](int fd, const std::string&) {
       sendAll(fd, bytes);
