@@ -3,8 +3,11 @@
 
 #include <Poco/Logger.h>
 
+#include <limits>
+
 #include "client_socket.hpp"
 #include "keys.hpp"
+#include "logging.hpp"
 #include "source_type.hpp"
 #include "streamrelay/wire.hpp"
 #include "yaml_map.hpp"
@@ -79,6 +82,9 @@ class StreamrelayConnection : public ProviderConnection {
       case ClientSocket::Burst::Stopped:
         return StreamEnd::stopped();
       case ClientSocket::Burst::Closed:
+        if (!in_.empty())  // a frame cut short: a failure, not a planned end
+          return StreamEnd::failed("connection closed by the upstream relay in a frame (" + std::to_string(in_.size()) +
+                                   " bytes of it came)");
         return StreamEnd{StreamEnd::How::Orderly, "connection closed by the upstream relay"};
       case ClientSocket::Burst::Failed:
         return StreamEnd::failed(socket_->error());
@@ -100,33 +106,34 @@ class StreamrelayConnection : public ProviderConnection {
   // Takes every whole frame at the front of in_: the answer, control frames,
   // data frames. False (with `why`) on a protocol error.
   bool parse(std::string& why) {
-    const bool answering = !answered_;
     std::size_t at = 0;
-    bool ok = true;
+    const bool ok = takeFrames(at, why);
+    flush();  // the frames before a bad one are good: published, as position_ already says
+    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+    return ok;
+  }
+
+  // parse()'s loop: takes the whole frames from in_[at], moving `at` past them.
+  bool takeFrames(std::size_t& at, std::string& why) {
+    const bool answering = !answered_;
     while (in_.size() - at >= wire::kFrameHeaderBytes) {
       const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
       if (header.payloadBytes > source_.maxFrameBytes_) {
         why = "a frame of " + std::to_string(header.payloadBytes) + " bytes announced, over max_frame_bytes " +
               std::to_string(source_.maxFrameBytes_);
-        ok = false;
-        break;
+        return false;
       }
       if (in_.size() - at < wire::kFrameHeaderBytes + header.payloadBytes) break;
       const char* payload = in_.data() + at + wire::kFrameHeaderBytes;
-      ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
-                                                 : takeFrame(header, payload, why);
-      if (!ok) break;
+      const bool ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
+                                                             : takeFrame(header, payload, why);
+      if (!ok) return false;
       at += wire::kFrameHeaderBytes + header.payloadBytes;
       if (answering && answered_) {  // the frames behind it wait for the first pump()
         behindAnswer_ = true;
         break;
       }
     }
-    // The frames taken before an error are published too: the position
-    // already names them, so the resume after it starts behind them.
-    flush();
-    if (!ok) return false;
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
     return true;
   }
 
@@ -145,6 +152,10 @@ class StreamrelayConnection : public ProviderConnection {
     } catch (const std::runtime_error& e) {
       why = std::string("a control frame: ") + e.what();
     }
+    // The upstream's own words (a refusal's error, a piece of its JSON) go
+    // into one log line: never a line of their own, nor a long one.
+    constexpr std::size_t kShownBytes = 300;
+    why = oneLine(why.size() > kShownBytes ? why.substr(0, kShownBytes) + "..." : why);
     return false;
   }
 
@@ -154,6 +165,8 @@ class StreamrelayConnection : public ProviderConnection {
                                " streams; a streamrelay source follows one (name it in inputs)");
     const client::Answer::Stream& s = answer.streams.begin()->second;
     if (s.epoch == 0) throw std::runtime_error("the upstream answered with epoch 0");
+    if (s.id == wire::kControlStream)
+      throw std::runtime_error("the upstream answered with stream id 65535, the control frames'");
     streamId_ = s.id;
     epoch_ = s.epoch;
     firstSeq_ = s.firstSeq;
@@ -179,10 +192,15 @@ class StreamrelayConnection : public ProviderConnection {
             std::to_string(streamId_) + ")";
       return false;
     }
-    if (header.seq == 0 || header.seq > kMaxSeq) {  // a seq no relay gives: it would wrap the stream's numbering
-      why = "a frame with seq " + std::to_string(header.seq);
+    // On one connection, one epoch: seqs only go up (from 1), and one near
+    // 2^64 would wrap the stream's numbering (and wedge the position there).
+    if (header.seq <= lastSeqHere_ || header.seq > kMaxSeq) {
+      why = "a frame of seq " + std::to_string(header.seq) +
+            (lastSeqHere_ ? " after seq " + std::to_string(lastSeqHere_) : std::string()) +
+            ": seqs go up from 1, below 2^62";
       return false;
     }
+    lastSeqHere_ = header.seq;
     StreamrelaySource::Position& position = source_.position_;
     if (position.epoch == epoch_ && header.seq <= position.seq) return true;  // had already (a replay's overlap)
     if (position.epoch == epoch_ && header.seq > position.seq + 1) countGap(position.seq, header.seq);
@@ -227,6 +245,7 @@ class StreamrelayConnection : public ProviderConnection {
   std::uint16_t streamId_ = 0;
   std::uint64_t epoch_ = 0;     // the upstream stream's, from the answer
   std::uint64_t firstSeq_ = 0;  // from the answer
+  std::uint64_t lastSeqHere_ = 0;  // of the last data frame on this connection
   FrameBatchBuilder builder_;
   std::uint64_t batchFirst_ = 0;  // the seq of the builder's first frame
   std::int64_t batchTime_ = 0;    // its frames' receive time upstream
