@@ -28,10 +28,8 @@ Relay::Relay(const Config& config)
   for (const SourceConfig& source : config_.sources) {
     auto bus = openStream(source.name, &frameSizes_);
     sources_.push_back(UpstreamSource::create(source, *bus));
-    if (auto log = logs_.find(source.name); log != logs_.end()) {
-      const std::string& position = log->second->log().providerPositionAtOpen();
-      if (!position.empty()) sources_.back()->resumeProviderAfter(position);
-    }
+    if (const std::string position = bus->providerPosition(); !position.empty())
+      sources_.back()->resumeProviderAfter(position);
     streams_.emplace(source.name, std::move(bus));
   }
   // Every configured plugin instance has a stream, published when it emits.
@@ -78,6 +76,7 @@ std::unique_ptr<Bus> Relay::newBus(const Config& config, const std::string& name
   if (log) {
     options.firstSeq = log->nextSeqAtOpen();
     options.seqGate = &log->seqGate();
+    options.providerPosition = log->providerPositionAtOpen();
     options.handOverBytes = kLogHandOverBytes;
   }
   return std::make_unique<Bus>(id, receivedSizes, options,

@@ -137,6 +137,8 @@ bool Relay::launchSource(const SourceConfig& config, const Config& next) {
   std::unique_ptr<UpstreamSource> source;
   try {
     source = UpstreamSource::create(config, *bus);
+    // Where the source before it left its provider: no gap, no duplicate.
+    if (const std::string position = bus->providerPosition(); !position.empty()) source->resumeProviderAfter(position);
     source->prepare();
   } catch (const std::exception& e) {
     logger().error("config reload: source %s not started: %s", config.name, oneLine(e.what()));

@@ -55,6 +55,7 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, s
                                           : nullptr),
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
       pushedSeq_(options.firstSeq - 1),
+      providerPosition_(options.providerPosition),
       keyExtractor_(std::move(keys)),
       keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 
@@ -171,6 +172,11 @@ Bus::Start Bus::subscribeSince(QueuePtr queue, std::int64_t unixNs, const std::v
   }
   addLocked(std::move(queue), select.empty() ? replay : selectedFrames(replay, select), select);
   return start;
+}
+
+std::string Bus::providerPosition() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return providerPosition_;
 }
 
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
@@ -294,6 +300,7 @@ void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
     if (ring_) ring_->append(shared, evicted_);
     if (lastValues_) lastValues_->update(shared);
     pushedSeq_ = shared->seq(count - 1);
+    if (!shared->providerPosition().empty()) providerPosition_ = shared->providerPosition();
     queues = queues_;
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
   }

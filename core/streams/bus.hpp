@@ -57,6 +57,9 @@ struct BusOptions {
   ReplayLimits replay;            // the ring of its newest frames (none if no limit is set)
   std::size_t lastValueKeys = 0;  // the newest frame of up to this many keys (0: none kept)
   std::uint64_t firstSeq = 1;     // the seq of its first frame: a logged stream goes on where its log ends
+  // Where the stream's source resumes its provider (an SSE last event id)
+  // until a batch brings a newer one: a logged stream's, kept with its log.
+  std::string providerPosition;
   SeqGate* seqGate = nullptr;     // asked before a seq is handed out (a logged stream's reservation); outlives the bus
   // What the ring keeps at least, in wire bytes, to hand a subscriber over
   // from the stream's log to the live frames (Backfill): what the log has
@@ -154,6 +157,10 @@ class Bus {
   std::uint64_t framesSkipped() const { return skipped_.load(std::memory_order_relaxed); }
   // The seq of the newest frame published (0: none yet).
   std::uint64_t lastSeq() const { return nextSeq_.load(std::memory_order_relaxed) - 1; }
+  // Thread safe. The provider position of the newest batch published that
+  // had one (else BusOptions::providerPosition): where a source started on
+  // this stream (at start, or by a reload) resumes its provider.
+  std::string providerPosition() const;
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
   // The ring's limits, and the frames and wire bytes it holds now (zeros: no ring).
@@ -221,6 +228,7 @@ class Bus {
   Backfill* backfill_ = nullptr;             // set before subscribers
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
+  std::string providerPosition_;             // guarded by mutex_
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   std::vector<std::weak_ptr<SubscriptionQueue>> epochBound_;  // guarded by mutex_: subscribeAfter()'s queues
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_
