@@ -522,7 +522,11 @@ class Subscriber {
   }
 
   std::string helloLine() const {
-    client::HelloRequest request{options_.token, options_.inputs, options_.select, options_.snapshot};
+    client::HelloRequest request;
+    request.token = options_.token;
+    request.inputs = options_.inputs;
+    request.select = options_.select;
+    request.snapshot = options_.snapshot;
     request.fromSeq = options_.fromSeq;
     if (options_.since) request.fromTime = sinceTime();
     return client::helloLine(request, position_);
