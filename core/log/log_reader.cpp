@@ -33,9 +33,12 @@ bool LogReader::next(logfmt::Record& out) {
         cursor_.close();
         return false;
       }
-      if (out.seq < nextSeq_ || out.unixNs < fromUnixNs_) continue;
-      fromUnixNs_ = 0;  // from the first frame at or after the time on, every frame
+      if (out.seq < nextSeq_) continue;
+      // Passed over too when it is older than the time asked: the next
+      // segment is then looked up after it, not at the search's start.
       nextSeq_ = out.seq + 1;
+      if (out.unixNs < fromUnixNs_) continue;
+      fromUnixNs_ = 0;  // from the first frame at or after the time on, every frame
       return true;
     }
     if (!problem_.empty() || !openSegmentFor(nextSeq_)) return false;
