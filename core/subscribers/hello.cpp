@@ -223,10 +223,10 @@ Hello helloFromQuery(const std::vector<std::pair<std::string, std::string>>& que
     else if (name == "select") hello.select = commaList(value);
     else if (name == "resume") hello.resume = resumeFromEventIds(value, "resume");
     else if (name == "from_seq") {
-      hello.resume.emplace();
+      if (!hello.resume) hello.resume = Hello::Resume();
       hello.resume->fromSeq = fromSeqOf(Poco::Dynamic::Var(value), "from_seq");
     } else if (name == "from_time") {
-      hello.resume.emplace();
+      if (!hello.resume) hello.resume = Hello::Resume();
       hello.resume->fromUnixNs = fromTimeOf(value, "from_time");
     }
     else if (name == "snapshot" && (value == "true" || value == "1")) hello.snapshot = true;
