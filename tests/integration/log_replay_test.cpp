@@ -135,7 +135,18 @@ TEST_CASE("a resume older than the ring is read from the log, then live: no gap,
   record(live, seen, until);
   readGapless(resumed, first + 11, until, seen);
   CHECK(logFigure(stats, "frames_read") >= 3000);
-  CHECK(pollUntil([&] { return logFigure(stats, "readers") == 0; }));  // handed over to the live stream
+  // Handed over to the live stream once the reader has caught up: the
+  // client reads on meanwhile (a reader waits while its client's queue is
+  // full), gapless.
+  std::uint64_t next = until + 1;
+  CHECK(pollUntil(
+      [&] {
+        std::string frame;
+        FrameInfo info;
+        while (resumed.next(frame, info, 10ms)) REQUIRE(info.seq == next++);
+        return logFigure(stats, "readers") == 0;
+      },
+      60s));
 
   SECTION("resume.from_seq replays from that seq") {
     Subscriber::Options o = protocolClient();

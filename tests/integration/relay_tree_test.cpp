@@ -94,7 +94,7 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   REQUIRE(atRoot.awaitAnswer(10s));
   const std::uint64_t epoch = atRoot.answer().epoch;
   std::vector<std::pair<std::uint64_t, std::string>> fromRoot, fromLeaf;
-  JoinedThread rootReader, leafReader;  // ended by the feed's "end", or by its silence once it is gone
+  JoinedThread rootReader;  // ended by the feed's "end", or by its silence once it is gone
   rootReader.thread = std::thread([&] { fromRoot = readToEnd(atRoot); });
   LineFeed feed(root, 20000);
   // Once the leaf mirrors the root's epoch, a subscriber resumes there from the start.
@@ -106,6 +106,7 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   REQUIRE(atLeaf.awaitAnswer(10s));
   CHECK(atLeaf.answer().epoch == epoch);
   CHECK(atLeaf.answer().recovery == Recovery::Recovered);
+  JoinedThread leafReader;  // after atLeaf: joined before the subscriber it reads goes
   leafReader.thread = std::thread([&] { fromLeaf = readToEnd(atLeaf); });
 
   // The middle dies mid-stream, and comes back on the same port with an empty ring.
@@ -114,7 +115,8 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   REQUIRE(middle.process->waitForExit() != -1000);
   middle.process.reset();
   RunningRelay again = startRelay(middleYaml);
-  REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)").size() > 0);  // the leaf, recovered
+  // The leaf, recovered (a generous deadline: the leaf's reconnect backoff and a sanitizer build's start).
+  REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
   const std::uint64_t beforeStop = sourceNumber(leafStats, "upstream_seq");
   REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
