@@ -5,6 +5,7 @@
 
 #include <limits>
 
+#include "burst_end.hpp"
 #include "client_socket.hpp"
 #include "keys.hpp"
 #include "logging.hpp"
@@ -78,21 +79,14 @@ class StreamrelayConnection : public ProviderConnection {
       if (answering && answered_) return false;  // awaitAnswer(): nothing is published before open() returns
       return parseAll();
     };
-    switch (socket_->readBurst(buffer_, stopFd, timeoutMs, take)) {
-      case ClientSocket::Burst::Stopped:
-        return StreamEnd::stopped();
-      case ClientSocket::Burst::Closed:
-        if (!in_.empty())  // a frame cut short: a failure, not a planned end
-          return StreamEnd::failed("connection closed by the upstream relay in a frame (" + std::to_string(in_.size()) +
-                                   " bytes of it came)");
-        return StreamEnd{StreamEnd::How::Orderly, "connection closed by the upstream relay"};
-      case ClientSocket::Burst::Failed:
-        return StreamEnd::failed(socket_->error());
-      case ClientSocket::Burst::TimedOut:
-      case ClientSocket::Burst::Read:
-        break;
-    }
-    return end;
+    // Read first: `take` sets `end` during the burst.
+    const ClientSocket::Burst burst = socket_->readBurst(buffer_, stopFd, timeoutMs, take);
+    return endOfBurst(burst, *socket_, std::move(end), [this] {
+      if (!in_.empty())  // a frame cut short: a failure, not a planned end
+        return StreamEnd::failed("connection closed by the upstream relay in a frame (" + std::to_string(in_.size()) +
+                                 " bytes of it came)");
+      return StreamEnd{StreamEnd::How::Orderly, "connection closed by the upstream relay"};
+    });
   }
 
   void close(const Goodbye&, Clock::time_point deadline) override { socket_->close(deadline); }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "tcp_source.hpp"
 
+#include "burst_end.hpp"
 #include "client_socket.hpp"
 #include "keys.hpp"
 #include "source_type.hpp"
@@ -42,18 +43,11 @@ class TcpConnection : public ProviderConnection {
       }
       return !end;
     };
-    switch (socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode)) {
-      case ClientSocket::Burst::Stopped:
-        return StreamEnd::stopped();
-      case ClientSocket::Burst::Closed:
-        return StreamEnd{StreamEnd::How::Orderly, "connection closed by the provider"};
-      case ClientSocket::Burst::Failed:
-        return StreamEnd::failed(socket_->error());
-      case ClientSocket::Burst::TimedOut:
-      case ClientSocket::Burst::Read:
-        break;
-    }
-    return end;
+    // Read first: `decode` sets `end` during the burst.
+    const ClientSocket::Burst burst = socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode);
+    return endOfBurst(burst, *socket_, std::move(end), [] {
+      return StreamEnd{StreamEnd::How::Orderly, "connection closed by the provider"};
+    });
   }
 
   void close(const Goodbye&, Clock::time_point deadline) override { socket_->close(deadline); }

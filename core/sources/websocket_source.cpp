@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "burst_end.hpp"
 #include "client_socket.hpp"
 #include "http_response.hpp"
 #include "keys.hpp"
@@ -63,18 +64,11 @@ class WebSocketSource::Connection : public ProviderConnection {
       end = take(data, size);
       return !end;
     };
-    switch (socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode)) {
-      case ClientSocket::Burst::Stopped:
-        return StreamEnd::stopped();
-      case ClientSocket::Burst::Closed:
-        return StreamEnd::failed("connection closed by the provider without a close frame");
-      case ClientSocket::Burst::Failed:
-        return StreamEnd::failed(socket_->error());
-      case ClientSocket::Burst::TimedOut:
-      case ClientSocket::Burst::Read:
-        break;
-    }
-    return end;
+    // Read first: `decode` sets `end` during the burst.
+    const ClientSocket::Burst burst = socket_->readBurst(reader_.buffer(), stopFd, timeoutMs, decode);
+    return endOfBurst(burst, *socket_, std::move(end), [] {
+      return StreamEnd::failed("connection closed by the provider without a close frame");
+    });
   }
 
   void close(const Goodbye& goodbye, Clock::time_point deadline) override {
