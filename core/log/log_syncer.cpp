@@ -53,7 +53,14 @@ bool LogSyncer::syncNow() {
   std::unique_lock<std::mutex> lock(mutex_);
   changed_.wait(lock, [this] { return !busy_; });
   if (!file_ || fileFailed_) return false;
-  const std::shared_ptr<SegmentFile> file = file_;
+  const int error = syncOnce(lock);
+  lock.unlock();
+  changed_.notify_all();
+  return error == 0;
+}
+
+int LogSyncer::syncOnce(std::unique_lock<std::mutex>& lock) {
+  const std::shared_ptr<SegmentFile> file = file_;  // kept open until this sync returns
   const std::uint64_t seq = written_;
   requested_ = false;
   busy_ = true;
@@ -61,9 +68,7 @@ bool LogSyncer::syncNow() {
   const int error = sync_(file->fd());
   lock.lock();
   finished(file, seq, error);
-  lock.unlock();
-  changed_.notify_all();
-  return error == 0;
+  return error;
 }
 
 std::optional<LogSyncer::Failure> LogSyncer::takeFailure() {
@@ -90,14 +95,7 @@ void LogSyncer::run() {
   for (;;) {
     changed_.wait(lock, [this] { return stopping_ || (requested_ && !busy_ && file_ && !fileFailed_); });
     if (stopping_) return;
-    const std::shared_ptr<SegmentFile> file = file_;  // kept open until this sync returns
-    const std::uint64_t seq = written_;
-    requested_ = false;
-    busy_ = true;
-    lock.unlock();
-    const int error = sync_(file->fd());
-    lock.lock();
-    finished(file, seq, error);
+    syncOnce(lock);
     changed_.notify_all();  // syncNow() may wait for it
   }
 }

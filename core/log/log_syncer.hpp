@@ -89,6 +89,10 @@ class LogSyncer {
 
  private:
   void run();
+  // One sync of the current file up to what was written when it began: the
+  // lock (on mutex_, held; a file to sync set) is let go during fdatasync.
+  // Returns its error (0: done).
+  int syncOnce(std::unique_lock<std::mutex>& lock);
   // The sync of `file` up to `seq` ended with `error` (0: done). Under mutex_.
   void finished(const std::shared_ptr<SegmentFile>& file, std::uint64_t seq, int error);
 
