@@ -13,6 +13,7 @@
 #include <map>
 
 #include "relay_fixture.hpp"
+#include "scratch_dir.hpp"
 #include "subscriber_helpers.hpp"
 
 using namespace streamrelay::test;
@@ -20,28 +21,10 @@ using streamrelay::client::FrameInfo;
 
 namespace {
 
-// A directory removed with what it holds when the test ends.
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    char pattern[] = "/tmp/streamrelay-durable-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
-
 Poco::JSON::Object::Ptr upstreamStats(const RelayStats& stats) {
-  Poco::JSON::Array::Ptr streams = stats.get()->getArray("streams");
-  for (std::size_t i = 0; i < streams->size(); ++i) {
-    Poco::JSON::Object::Ptr s = streams->getObject(static_cast<unsigned>(i));
-    if (s->getValue<std::string>("name") == "upstream") return s;
-  }
-  FAIL("no stream upstream in /stats");
-  return nullptr;
+  Poco::JSON::Object::Ptr upstream = stats.stream("upstream");
+  REQUIRE(upstream);
+  return upstream;
 }
 
 std::uint64_t logFigure(const Poco::JSON::Object::Ptr& stream, const std::string& key) {

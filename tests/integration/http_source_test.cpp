@@ -25,6 +25,7 @@
 
 #include "pki.hpp"
 #include "relay_fixture.hpp"
+#include "scratch_dir.hpp"
 
 using namespace streamrelay::test;
 
@@ -336,9 +337,8 @@ TEST_CASE("http sse with a log: a restart resumes the provider after the last ev
   const bool kill = GENERATE(false, true);
   INFO((kill ? "kill -9" : "clean stop"));
   HttpFeed feed;
-  char pattern[] = "/tmp/streamrelay-position-XXXXXX";
-  REQUIRE(::mkdtemp(pattern) != nullptr);
-  const std::string dir = pattern;
+  ScratchDir scratch;
+  const std::string& dir = scratch.path;
   auto config = [&](const RelayStats& stats) {
     return "upstream: {type: http, url: '" + feed.url("/sse?n=1000000&rate=2000") +
            "', framing: {type: sse}, reconnect: {initial_delay_ms: 50, max_delay_ms: 400}}\n"
@@ -347,14 +347,9 @@ TEST_CASE("http sse with a log: a restart resumes the provider after the last ev
   };
   // Frames this run's log wrote (a count, not a seq: after a kill the seqs jump).
   auto written = [](const RelayStats& stats) -> std::uint64_t {
-    Poco::JSON::Array::Ptr streams = stats.get()->getArray("streams");
-    for (std::size_t i = 0; i < streams->size(); ++i) {
-      Poco::JSON::Object::Ptr s = streams->getObject(static_cast<unsigned>(i));
-      if (s->getValue<std::string>("name") == "upstream")
-        return s->getObject("log")->getValue<std::uint64_t>("frames_written");
-    }
-    FAIL("no stream upstream in /stats");
-    return 0;
+    Poco::JSON::Object::Ptr upstream = stats.stream("upstream");
+    REQUIRE(upstream);
+    return upstream->getObject("log")->getValue<std::uint64_t>("frames_written");
   };
   for (int run = 1; run <= 2; ++run) {
     INFO("run " << run);
@@ -384,8 +379,6 @@ TEST_CASE("http sse with a log: a restart resumes the provider after the last ev
     if (frames[i].payload == "feed " + resumed[1].str()) resumedAfterKept = i + 1 < frames.size();
   }
   CHECK(resumedAfterKept);
-  std::error_code ignored;
-  std::filesystem::remove_all(dir, ignored);
 }
 
 // A reload that changes the source starts it again on the same stream: it

@@ -14,18 +14,8 @@ using namespace std::chrono_literals;
 
 namespace {
 
-// streams[] entry `name` of /stats (null if none).
-Poco::JSON::Object::Ptr streamOf(const RelayStats& stats, const std::string& name) {
-  Poco::JSON::Array::Ptr streams = stats.get()->getArray("streams");
-  for (std::size_t i = 0; i < streams->size(); ++i) {
-    Poco::JSON::Object::Ptr s = streams->getObject(static_cast<unsigned>(i));
-    if (s->getValue<std::string>("name") == name) return s;
-  }
-  return nullptr;
-}
-
 long keysFigure(const RelayStats& stats, const std::string& key) {
-  Poco::JSON::Object::Ptr s = streamOf(stats, "upstream");
+  Poco::JSON::Object::Ptr s = stats.stream("upstream");
   if (!s || !s->has("keys")) return -1;
   return s->getObject("keys")->getValue<long>(key);
 }
@@ -63,9 +53,9 @@ TEST_CASE("a json_pointer key rule: /stats counts frames with a key, without one
   CHECK(keysFigure(stats, "keyed") == 4);
   CHECK(keysFigure(stats, "without_key") == 4);
   CHECK(keysFigure(stats, "distinct") == 3);
-  CHECK_FALSE(streamOf(stats, "upstream")->getObject("keys")->has("distinct_capped"));
+  CHECK_FALSE(stats.stream("upstream")->getObject("keys")->has("distinct_capped"));
   // A stream without a rule has no keys entry.
-  Poco::JSON::Object::Ptr metrics = streamOf(stats, "metrics");
+  Poco::JSON::Object::Ptr metrics = stats.stream("metrics");
   REQUIRE(metrics);
   CHECK_FALSE(metrics->has("keys"));
 }

@@ -15,6 +15,7 @@
 #include <map>
 
 #include "relay_fixture.hpp"
+#include "scratch_dir.hpp"
 #include "subscriber_helpers.hpp"
 
 using namespace streamrelay::test;
@@ -24,27 +25,10 @@ using streamrelay::client::ResumePoint;
 
 namespace {
 
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    char pattern[] = "/tmp/streamrelay-replay-XXXXXX";
-    REQUIRE(::mkdtemp(pattern) != nullptr);
-    path = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-};
-
 Poco::JSON::Object::Ptr upstreamStats(const RelayStats& stats) {
-  Poco::JSON::Array::Ptr streams = stats.get()->getArray("streams");
-  for (std::size_t i = 0; i < streams->size(); ++i) {
-    Poco::JSON::Object::Ptr s = streams->getObject(static_cast<unsigned>(i));
-    if (s->getValue<std::string>("name") == "upstream") return s;
-  }
-  FAIL("no stream upstream in /stats");
-  return nullptr;
+  Poco::JSON::Object::Ptr upstream = stats.stream("upstream");
+  REQUIRE(upstream);
+  return upstream;
 }
 
 std::uint64_t logFigure(const RelayStats& stats, const std::string& key) {

@@ -272,14 +272,21 @@ bool pollUntil(const std::function<bool()>& condition, std::chrono::milliseconds
   }
 }
 
-Poco::JSON::Object::Ptr RelayStats::source(const std::string& name) const {
-  Poco::JSON::Array::Ptr sources = get()->getArray("sources");
-  for (std::size_t i = 0; i < sources->size(); ++i) {
-    Poco::JSON::Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
-    if (s->getValue<std::string>("name") == name) return s;
+namespace {
+// The entry named `name` of the /stats array `list` (null if there is none).
+Poco::JSON::Object::Ptr named(const Poco::JSON::Object::Ptr& stats, const std::string& list, const std::string& name) {
+  Poco::JSON::Array::Ptr items = stats->getArray(list);
+  for (std::size_t i = 0; items && i < items->size(); ++i) {
+    Poco::JSON::Object::Ptr item = items->getObject(static_cast<unsigned>(i));
+    if (item->getValue<std::string>("name") == name) return item;
   }
   return nullptr;
 }
+}  // namespace
+
+Poco::JSON::Object::Ptr RelayStats::stream(const std::string& name) const { return named(get(), "streams", name); }
+
+Poco::JSON::Object::Ptr RelayStats::source(const std::string& name) const { return named(get(), "sources", name); }
 
 std::uint64_t RelayStats::counter(const std::string& name, const std::string& sourceName) const {
   Poco::JSON::Object::Ptr s = source(sourceName);

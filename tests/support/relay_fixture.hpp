@@ -175,6 +175,8 @@ class RelayStats {
   // A number of listener `name`: "pending", "clients", "accepted",
   // "disconnects.removed"...; -1 if there is no such listener (or number).
   long listener(const std::string& name, const std::string& key) const;
+  // The `streams[]` entry of stream `name` (null if there is none).
+  Poco::JSON::Object::Ptr stream(const std::string& name = "upstream") const;
   // The `sources[]` entry of source `name` (null if there is none).
   Poco::JSON::Object::Ptr source(const std::string& name = "upstream") const;
   // A counter of the source ("connects", "protocol_errors", ...).

@@ -12,23 +12,10 @@
 
 #include "frame_batch.hpp"
 #include "log_reader.hpp"
+#include "scratch_dir.hpp"
 #include "stream_log.hpp"
 
 namespace streamrelay::test {
-
-// A directory removed with what it holds when the test ends.
-struct ScratchDir {
-  std::string path;
-  ScratchDir() {
-    char pattern[] = "/tmp/streamrelay-log-XXXXXX";
-    if (::mkdtemp(pattern)) path = pattern;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path, ignored);
-  }
-  std::string sub(const std::string& name) const { return path + "/" + name; }
-};
 
 // What a frame is, as the log should give it back.
 struct LoggedFrame {
