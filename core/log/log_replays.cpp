@@ -63,8 +63,8 @@ void LogReplays::stop() {
     stopped_ = true;
     ending.splice(ending.end(), readers_);
   }
-  stopping_.notify_all();
-  for (Reader& reader : ending) reader.queue->close(CloseReason::Shutdown);  // wakes a reader waiting for room
+  // Wakes a reader waiting for room; one waiting for the log sees it within its wait's deadline.
+  for (Reader& reader : ending) reader.queue->close(CloseReason::Shutdown);
   for (Reader& reader : ending) reader.thread.join();
 }
 
@@ -151,10 +151,10 @@ void LogReplays::run(Reader& reader) {
     // after it is found; the ring's older ones are not wanted).
     const bool searching = firstRead && reader.fromUnixNs != 0;
     if (!pending && !searching && bus_.continueAfter(reader.queue, last, reader.select)) break;
-    // The log's writer is further behind than the ring holds: give it a
-    // moment to write more (a retry's backoff; the log has no signal for it).
-    std::unique_lock<std::mutex> lock(mutex_);
-    stopping_.wait_for(lock, std::chrono::milliseconds(2), [&] { return stopped_; });
+    // The log's writer is further behind than the ring holds (or, from a
+    // time, has not written that time yet): wait until it writes more. The
+    // deadline only brings the loop back to look at stop() and the queue.
+    log_.waitWrittenAfter(log.position() - 1, std::chrono::steady_clock::now() + std::chrono::milliseconds(100));
   }
   reader.done.store(true, std::memory_order_release);
 }

@@ -22,7 +22,6 @@
 #include <Poco/Logger.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <list>
 #include <mutex>
@@ -79,7 +78,6 @@ class LogReplays : public Backfill {
   Poco::Logger& logger_;
   std::atomic<std::uint64_t> framesRead_{0};
   mutable std::mutex mutex_;
-  std::condition_variable stopping_;
   bool stopped_ = false;        // guarded by mutex_
   std::list<Reader> readers_;   // guarded by mutex_
 };

@@ -358,6 +358,7 @@ void StreamLog::flush() {
                              std::memory_order_relaxed);
     bytesWritten_.fetch_add(pending_.size(), std::memory_order_relaxed);
   }
+  written_.notify_all();  // readers waiting for more (waitWrittenAfter)
   pending_.clear();
   pendingRecords_.clear();
   // A record larger than a chunk grew them: not kept at that size.
@@ -465,6 +466,11 @@ std::uint64_t StreamLog::seqNear(std::int64_t unixNs) const {
   for (const SegmentIndex& s : segments_)
     if (!s.empty() && s.lastUnixNs >= unixNs) return s.seqNear(unixNs);
   return segments_.empty() ? 1 : segments_.back().nextSeq();
+}
+
+bool StreamLog::waitWrittenAfter(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) const {
+  std::unique_lock<std::mutex> lock(mutex_);
+  return written_.wait_until(lock, deadline, [&] { return writtenSeq_ > seq; });
 }
 
 std::optional<std::int64_t> StreamLog::firstUnixNs() const {

@@ -33,6 +33,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -130,6 +131,9 @@ class StreamLog {
   std::optional<Readable> readableFrom(std::uint64_t seq) const;
   // The seq to start reading at for the first frame received at or after `unixNs`.
   std::uint64_t seqNear(std::int64_t unixNs) const;
+  // Readers: waits until the log has written a frame with a seq after
+  // `seq`, or `deadline`; true if it has.
+  bool waitWrittenAfter(std::uint64_t seq, std::chrono::steady_clock::time_point deadline) const;
   // When the oldest frame kept was received (Unix ns); none while the log is empty.
   std::optional<std::int64_t> firstUnixNs() const;
 
@@ -164,6 +168,7 @@ class StreamLog {
 
   mutable std::mutex mutex_;
   std::vector<SegmentIndex> segments_;  // guarded by mutex_: oldest first; the last is written to
+  mutable std::condition_variable written_;  // writtenSeq_ grew
   std::atomic<std::uint64_t> writeErrors_{0};
   std::atomic<std::uint64_t> framesWritten_{0};
   std::atomic<std::uint64_t> bytesWritten_{0};
@@ -184,7 +189,7 @@ class StreamLog {
   std::string lastPosition_;       // the provider position last appended (not appended again while it stays)
   std::vector<PendingRecord> pendingRecords_;
   std::uint64_t pendingFirstSeq_ = 0;
-  std::uint64_t writtenSeq_ = 0;   // the newest seq written (not necessarily synced)
+  std::uint64_t writtenSeq_ = 0;   // the newest seq written (not necessarily synced); set under mutex_, for readers
   std::chrono::steady_clock::time_point syncDue_ = std::chrono::steady_clock::time_point::max();
   std::chrono::steady_clock::time_point retentionDue_{};
 };
