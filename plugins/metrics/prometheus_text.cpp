@@ -96,6 +96,30 @@ void renderFields(Exposition& e, const Field (&fields)[N], const Array::Ptr& ite
 std::string sourceLabel(const Object::Ptr& s) { return label("source", s->getValue<std::string>("name")); }
 std::string streamLabel(const Object::Ptr& s) { return label("stream", s->getValue<std::string>("name")); }
 
+// `streamrelay` sources: where each stands in its upstream relay's numbering.
+void renderMirrors(Exposition& e, const Array::Ptr& sources) {
+  static const Field fields[] = {
+      {"streamrelay_mirror_upstream_seq", "gauge", "The upstream relay's seq of the newest frame the source published.",
+       "upstream_seq"},
+      {"streamrelay_mirror_gaps_total", "counter", "Jumps in seq the upstream relay gave (frames it could no longer give).",
+       "gaps"},
+      {"streamrelay_mirror_frames_missed_total", "counter", "Frames skipped by those jumps.", "frames_missed"},
+      {"streamrelay_mirror_new_epochs_total", "counter", "Times the upstream relay's stream started a new epoch.",
+       "new_epochs"}};
+  Array::Ptr mirrors = new Array;
+  for (std::size_t i = 0; i < sources->size(); ++i) {
+    Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
+    if (s->has("upstream_seq")) mirrors->add(s);
+  }
+  renderFields(e, fields, mirrors, &sourceLabel);
+  e.family("streamrelay_mirror_lag_seconds", "gauge",
+           "At the newest frame: when it arrived here minus when the root relay received it.");
+  for (std::size_t i = 0; i < mirrors->size(); ++i) {
+    Object::Ptr s = mirrors->getObject(static_cast<unsigned>(i));
+    e.sample("streamrelay_mirror_lag_seconds", sourceLabel(s), s->getValue<double>("lag_ms") / 1000);
+  }
+}
+
 void renderSources(Exposition& e, const Array::Ptr& sources) {
   static const Field fields[] = {
       {"streamrelay_upstream_connects_total", "counter", "Source connections made (reconnects included).", "connects"},
@@ -129,6 +153,7 @@ void renderSources(Exposition& e, const Array::Ptr& sources) {
   eachEndpoint([&](const std::string& labels, const Object::Ptr& ep) {
     e.sample("streamrelay_upstream_endpoint_failures_total", labels, ep->getValue<double>("failures"));
   });
+  renderMirrors(e, sources);
 }
 
 void renderStreams(Exposition& e, const Array::Ptr& streams) {

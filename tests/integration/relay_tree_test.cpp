@@ -161,6 +161,18 @@ TEST_CASE("a mirror whose upstream's ring cannot cover an outage counts the gap 
   CHECK(sourceNumber(leafStats, "frames_missed") >= 4000);
   CHECK(sourceNumber(leafStats, "upstream_seq") > leafHad + 4000);
   feed.stop();
+  // The same figures on /metrics, and the status page's table of mirrors.
+  const std::string page = leafStats.text("/metrics");
+  const std::string upstream = "{source=\"upstream\"}";
+  CHECK(sampleValue(page, "streamrelay_mirror_gaps_total" + upstream) == 1);
+  CHECK(sampleValue(page, "streamrelay_mirror_frames_missed_total" + upstream) ==
+        static_cast<double>(sourceNumber(leafStats, "frames_missed")));
+  CHECK(sampleValue(page, "streamrelay_mirror_upstream_seq" + upstream) > static_cast<double>(leafHad + 4000));
+  CHECK(sampleValue(page, "streamrelay_mirror_new_epochs_total" + upstream) == 0);
+  CHECK(sampleValue(page, "streamrelay_mirror_lag_seconds" + upstream) >= 0);
+  const std::string home = leafStats.text("/");
+  CHECK(home.find("<table id=\"mirrors\">") != std::string::npos);
+  CHECK(home.find("u.frames_missed") != std::string::npos);
 
   // A subscriber of the leaf resuming from before the gap is told it missed frames.
   Subscriber::Options options = protocolClient();
