@@ -59,9 +59,9 @@ class StreamrelayConnection : public ProviderConnection {
 
   std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
     std::optional<StreamEnd> end;
-    auto parseAll = [&] {
+    auto parseAll = [&](const char* data, std::size_t size) {
       std::string why;
-      if (!parse(why)) {
+      if (!parse(data, size, why)) {
         counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
         end = StreamEnd::failed("protocol error: " + why);
       }
@@ -69,15 +69,16 @@ class StreamrelayConnection : public ProviderConnection {
     };
     if (behindAnswer_) {  // frames that came with the answer: the first pump() publishes them
       behindAnswer_ = false;
-      parseAll();
+      parseAll(in_.data(), in_.size());
       return end;
     }
     const bool answering = !answered_;
     auto take = [&](const char* data, std::size_t size) {
       counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
-      in_.insert(in_.end(), data, data + size);
+      if (in_.empty() && !(answering && answered_)) return parseAll(data, size);  // straight from the read
+      in_.insert(in_.end(), data, data + size);  // after a frame in progress
       if (answering && answered_) return false;  // awaitAnswer(): nothing is published before open() returns
-      return parseAll();
+      return parseAll(in_.data(), in_.size());
     };
     // Read first: `take` sets `end` during the burst.
     const ClientSocket::Burst burst = socket_->readBurst(buffer_, stopFd, timeoutMs, take);
@@ -97,28 +98,31 @@ class StreamrelayConnection : public ProviderConnection {
   }
 
  private:
-  // Takes every whole frame at the front of in_: the answer, control frames,
-  // data frames. False (with `why`) on a protocol error.
-  bool parse(std::string& why) {
+  // Takes every whole frame at the front of `data` (a read, or in_ when a
+  // frame was in progress): the answer, control frames, data frames; what
+  // is left (a frame in progress) stays in in_. False (with `why`) on a
+  // protocol error.
+  bool parse(const char* data, std::size_t size, std::string& why) {
     std::size_t at = 0;
-    const bool ok = takeFrames(at, why);
+    const bool ok = takeFrames(data, size, at, why);
     flush();  // the frames before a bad one are good: published, as position_ already says
-    in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+    if (data == in_.data()) in_.erase(in_.begin(), in_.begin() + static_cast<std::ptrdiff_t>(at));
+    else in_.assign(data + at, data + size);
     return ok;
   }
 
-  // parse()'s loop: takes the whole frames from in_[at], moving `at` past them.
-  bool takeFrames(std::size_t& at, std::string& why) {
+  // parse()'s loop: takes the whole frames from data[at, size), moving `at` past them.
+  bool takeFrames(const char* data, std::size_t size, std::size_t& at, std::string& why) {
     const bool answering = !answered_;
-    while (in_.size() - at >= wire::kFrameHeaderBytes) {
-      const wire::FrameHeader header = wire::readFrameHeader(in_.data() + at);
+    while (size - at >= wire::kFrameHeaderBytes) {
+      const wire::FrameHeader header = wire::readFrameHeader(data + at);
       if (header.payloadBytes > source_.maxFrameBytes_) {
         why = "a frame of " + std::to_string(header.payloadBytes) + " bytes announced, over max_frame_bytes " +
               std::to_string(source_.maxFrameBytes_);
         return false;
       }
-      if (in_.size() - at < wire::kFrameHeaderBytes + header.payloadBytes) break;
-      const char* payload = in_.data() + at + wire::kFrameHeaderBytes;
+      if (size - at < wire::kFrameHeaderBytes + header.payloadBytes) break;
+      const char* payload = data + at + wire::kFrameHeaderBytes;
       const bool ok = header.stream == wire::kControlStream ? takeControl(std::string(payload, header.payloadBytes), why)
                                                              : takeFrame(header, payload, why);
       if (!ok) return false;
