@@ -168,10 +168,10 @@ void LeasedSource::holdProvider() {
   counters_.leaseAcquisitions.fetch_add(1);
   counters_.leaseSinceUnixMs = unixNowMs();
   counters_.leaseHolding = true;
-  // The provider's position is known only if the provider published the
-  // stream's last frame here: followed frames do not carry it.
-  std::string position;
-  if (bus_.lastSeq() == providerSeq_) position = bus_.providerPosition().empty() ? logPosition_ : bus_.providerPosition();
+  // The provider's position after the stream's last frame: the one the
+  // followed relay sent after it (a control frame), or the provider's own.
+  std::string position = bus_.providerPositionAfter(bus_.lastSeq());
+  if (position.empty() && bus_.lastSeq() == providerSeq_) position = logPosition_;
   logger().information("%s: took the lease %s: opening the provider, going on in epoch %s after seq %s%s", label(),
                        lease_.options().key, std::to_string(bus_.stream().epoch), std::to_string(bus_.lastSeq()),
                        position.empty() ? std::string(" (the provider starts where it starts: no position of it here)")

@@ -102,10 +102,11 @@ std::string upstreamEpoch(const RelayStats& stats) {
   return source && source->has("upstream_epoch") ? source->getValue<std::string>("upstream_epoch") : "";
 }
 
-// Reads seqs on its own thread until stopped.
+// Reads seqs (and payloads) on its own thread until stopped.
 struct SeqReader {
   Subscriber& sub;
   std::vector<std::uint64_t> seqs;  // the thread's until joined
+  std::vector<std::string> payloads;
   std::atomic<std::uint64_t> last{0};
   std::atomic<bool> stop{false};
   std::thread thread;
@@ -116,6 +117,7 @@ struct SeqReader {
       while (!stop) {
         if (!sub.next(frame, info, 200ms)) continue;  // the wait lets the thread see `stop`
         seqs.push_back(info.seq);
+        payloads.push_back(frame);
         last = info.seq;
       }
     });
@@ -246,4 +248,80 @@ TEST_CASE("lease: bad values are one-line errors naming the key", "[integration]
     CHECK(check.output().find(c.error) != std::string::npos);
     CHECK(check.countLines("error") == 1);
   }
+}
+
+namespace {
+
+// An SSE provider (tests/support/http_feed.py): events "id: i / data: feed i",
+// resumed after Last-Event-ID.
+struct SseFeed {
+  std::unique_ptr<ChildProcess> process;
+  int port = 0;
+  SseFeed() {
+    process = std::make_unique<ChildProcess>(
+        "/usr/bin/python3", std::vector<std::string>{STREAMRELAY_SOURCE_DIR "/tests/support/http_feed.py", "--port", "0",
+                                                     "--max-seconds", "300"});
+    auto m = process->waitForLine("listening on 127.0.0.1:(\\d+)");
+    INFO(process->output());
+    REQUIRE(m.size() == 2);
+    port = std::stoi(m[1]);
+  }
+};
+
+std::string leasedSseRelay(const Redis& redis, const SseFeed& feed, int myPort, int otherPort, const RelayStats& stats) {
+  return "upstream: {type: http, url: 'http://127.0.0.1:" + std::to_string(feed.port) +
+         "/sse?n=10000000&rate=2000', framing: {type: sse}, reconnect: {initial_delay_ms: 50, max_delay_ms: 200}, "
+         "lease: {url: '" + redis.url() + "', key: 'sse-lease', ttl_ms: " + std::to_string(kTtlMs) +
+         "}, follow: {endpoints: ['127.0.0.1:" + std::to_string(otherPort) + "']}}\n" +
+         "streams:\n  upstream: {replay: {frames: 100000}}\n" + "listeners:\n  - {name: main, bind: '127.0.0.1:" +
+         std::to_string(myPort) + "', protocol: streamrelay, replay: {frames: 100000}}\n" + stats.section();
+}
+
+}  // namespace
+
+TEST_CASE("lease: an SSE provider taken over resumes after the followed event id: every event once, seqs and event ids in step",
+          "[integration][fleet][lease]") {
+  Redis redis;
+  SseFeed feed;
+  const std::vector<int> ports = freePorts(2);
+  RelayStats pStats, sStats;
+  RunningRelay p = startRelay(leasedSseRelay(redis, feed, ports[0], ports[1], pStats));
+  pStats.attach(p);
+  REQUIRE(pollUntil([&] { return holding(pStats); }, 20s));
+  RunningRelay s = startRelay(leasedSseRelay(redis, feed, ports[1], ports[0], sStats));
+  sStats.attach(s);
+  Subscriber atP(p.address(), protocolClient());
+  REQUIRE(atP.awaitAnswer(10s));
+  const std::uint64_t epoch = atP.answer().epoch;
+  REQUIRE(pollUntil([&] { return upstreamEpoch(sStats) == std::to_string(epoch); }, 20s));
+  Subscriber atS(s.address(), protocolClient());
+  REQUIRE(atS.awaitAnswer(10s));
+  CHECK(atS.answer().epoch == epoch);
+  SeqReader reader(atS);
+  REQUIRE(pollUntil([&] { return reader.last.load() > 1000; }, 30s));
+
+  p.process->kill();
+  REQUIRE(p.process->waitForExit() != -1000);
+  p.process.reset();
+  const std::uint64_t atKill = reader.last.load();
+  REQUIRE(pollUntil([&] { return holding(sStats); }, 10s));
+  // S asked the provider to resume after the event it followed last.
+  auto resumed = feed.process->waitForLine("GET /sse\\?n=10000000&rate=2000 Last-Event-ID=(\\d+)");
+  INFO(feed.process->output());
+  INFO(s.process->output());
+  REQUIRE(resumed.size() == 2);
+  REQUIRE(pollUntil([&] { return reader.last.load() > atKill + 1000; }, 30s));
+  reader.join();
+  CHECK(atS.answers() == 1);
+  REQUIRE(reader.seqs.size() > 2000);
+  // Event i is seq i + offset throughout: nothing lost, nothing twice across the takeover.
+  const std::int64_t offset = std::stoll(reader.payloads.front().substr(5)) - static_cast<std::int64_t>(reader.seqs.front());
+  bool inStep = true;
+  for (std::size_t i = 0; i < reader.seqs.size() && inStep; ++i)
+    if (reader.payloads[i] != "feed " + std::to_string(static_cast<std::int64_t>(reader.seqs[i]) + offset)) {
+      UNSCOPED_INFO("seq " << reader.seqs[i] << ": " << reader.payloads[i] << " (offset " << offset << ")");
+      inStep = false;
+    }
+  CHECK(inStep);
+  CHECK(std::stoll(resumed[1].str()) - offset >= static_cast<std::int64_t>(atKill));  // resumed at S's last seq, not before
 }
