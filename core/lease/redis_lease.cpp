@@ -57,7 +57,7 @@ bool RedisLease::tryAcquire(int stopFd, std::string& why) {
   const Clock::time_point deadline = sent + std::chrono::milliseconds(std::max(1, options_.ttlMs / 3));
   try {
     const RespReply reply = withClient(deadline, stopFd, [&](RespClient& c) {
-      return c.call({"SET", options_.key, options_.token, "NX", "PX", std::to_string(options_.ttlMs)}, deadline);
+      return c.call({"SET", options_.key, options_.token, "NX", "PX", std::to_string(options_.ttlMs)}, deadline, stopFd);
     });
     if (reply.type == RespReply::Type::Null) return false;  // another holds it
     if (reply.type == RespReply::Type::Simple && reply.text == "OK") {

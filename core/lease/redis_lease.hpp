@@ -64,7 +64,10 @@ class RedisLease {
  private:
   void renewals(std::function<void(const std::string&)> onLost);
   void stopRenewals();
-  // Calls with a connection made if none; throws RespError (and drops the connection).
+  // Calls with a connection made if none (by `deadline`, given up when
+  // `stopFd` is readable); throws RespError (and drops the connection).
+  // Renewals and the release never give up on the owner's stop: a relay
+  // that stops still renews until its provider is closed, then releases.
   template <class Call>
   auto withClient(Clock::time_point deadline, int stopFd, Call&& call);
 

@@ -88,29 +88,28 @@ std::string respCommand(const std::vector<std::string>& args) {
 }
 
 RespClient::RespClient(const std::string& host, int port, const std::string& password, Clock::time_point deadline,
-                       int stopFd)
-    : stopFd_(stopFd) {
+                       int stopFd) {
   try {
     socket_ = std::make_unique<ClientSocket>(host, port, nullptr, deadline, stopFd);
   } catch (const std::runtime_error& e) {
     throw RespError(e.what());
   }
   if (!password.empty()) {
-    const RespReply reply = call({"AUTH", password}, deadline);
+    const RespReply reply = call({"AUTH", password}, deadline, stopFd);
     if (reply.type == RespReply::Type::Error) throw RespError("AUTH refused: " + reply.text.substr(0, 200));
   }
 }
 
 RespClient::~RespClient() = default;
 
-RespReply RespClient::call(const std::vector<std::string>& args, Clock::time_point deadline) {
+RespReply RespClient::call(const std::vector<std::string>& args, Clock::time_point deadline, int stopFd) {
   if (!socket_->writeAll(respCommand(args), deadline)) throw RespError("sending " + args.at(0) + ": " + socket_->error());
   char buffer[4096];
   for (;;) {
     if (std::optional<RespReply> reply = parser_.next()) return *reply;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
     if (left <= 0) throw RespError("no reply to " + args.at(0) + " in time");
-    switch (socket_->waitReadable(stopFd_, static_cast<int>(left))) {
+    switch (socket_->waitReadable(stopFd, static_cast<int>(left))) {
       case ClientSocket::Wait::Stopped: throw RespError("stopped");
       case ClientSocket::Wait::TimedOut: throw RespError("no reply to " + args.at(0) + " in time");
       case ClientSocket::Wait::Readable: break;

@@ -63,14 +63,14 @@ class RespClient {
   ~RespClient();
   RespClient(const RespClient&) = delete;
   RespClient& operator=(const RespClient&) = delete;
-  // Sends the command and reads its reply by `deadline`. Throws RespError
-  // (the connection is then unusable); an error reply is returned as such.
-  RespReply call(const std::vector<std::string>& args, Clock::time_point deadline);
+  // Sends the command and reads its reply by `deadline`, giving up when
+  // `stopFd` (-1: none) is readable. Throws RespError (the connection is then
+  // unusable); an error reply is returned as such.
+  RespReply call(const std::vector<std::string>& args, Clock::time_point deadline, int stopFd = -1);
 
  private:
   std::unique_ptr<ClientSocket> socket_;
   RespParser parser_;
-  int stopFd_;
 };
 
 // "redis://HOST:PORT" (IPv6 in brackets) into host and port; false if it is not one.

@@ -131,7 +131,7 @@ struct SeqReader {
 
 }  // namespace
 
-TEST_CASE("lease: the holder killed at 20,000 frames/s: the standby takes the provider within 2 x ttl, never two provider connections, one epoch and no gap; the holder comes back and follows",
+TEST_CASE("lease: the holder killed at 20000 frames/s: the standby takes the provider within 2 x ttl with never two provider connections and one epoch with no gap - the holder comes back and follows",
           "[integration][fleet][lease]") {
   Redis redis;
   ExclusiveFeed feed(20000);
@@ -279,7 +279,7 @@ std::string leasedSseRelay(const Redis& redis, const SseFeed& feed, int myPort, 
 
 }  // namespace
 
-TEST_CASE("lease: an SSE provider taken over resumes after the followed event id: every event once, seqs and event ids in step",
+TEST_CASE("lease: an SSE provider taken over resumes after the followed event id: every event once with seqs and event ids in step",
           "[integration][fleet][lease]") {
   Redis redis;
   SseFeed feed;

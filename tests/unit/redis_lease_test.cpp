@@ -112,7 +112,7 @@ struct LostFlag {
 
 }  // namespace
 
-TEST_CASE("resp parser: whole replies, also split across reads", "[lease][resp]") {
+TEST_CASE("resp parser: whole replies and replies split across reads", "[lease][resp]") {
   RespParser p;
   const std::string bytes = "+OK\r\n-ERR wrong\r\n:42\r\n:-7\r\n$5\r\nhe\r\nl\r\n$-1\r\n$0\r\n\r\n";
   for (char c : bytes) p.feed(&c, 1);  // byte by byte
@@ -177,7 +177,7 @@ TEST_CASE("redis url", "[lease][resp]") {
     CHECK_FALSE(parseRedisUrl(bad, host, port));
 }
 
-TEST_CASE("lease: one holder; renewed while held; another takes it once released", "[lease]") {
+TEST_CASE("lease: one holder that renews while it holds and another that takes it once released", "[lease]") {
   RedisServer redis;
   RedisLease a(optionsFor(redis, "a")), b(optionsFor(redis, "b"));
   std::string why;
@@ -198,7 +198,7 @@ TEST_CASE("lease: one holder; renewed while held; another takes it once released
   CHECK(b.release().empty());
 }
 
-TEST_CASE("lease: a renewal refused (the key is another's) calls onLost; release never deletes another's key", "[lease]") {
+TEST_CASE("lease: a renewal refused (the key is another's) calls onLost and release never deletes another's key", "[lease]") {
   RedisServer redis;
   RedisLease a(optionsFor(redis, "a"));
   std::string why;
@@ -230,7 +230,7 @@ TEST_CASE("lease: a renewal not answered gives up before the ttl can expire", "[
   CHECK_FALSE(a.holding());  // (the paused server is killed with the test)
 }
 
-TEST_CASE("lease: Redis unreachable is an error, not a lease held by another", "[lease]") {
+TEST_CASE("lease: Redis unreachable is an error and not a lease held by another", "[lease]") {
   LeaseOptions o;
   o.host = "127.0.0.1";
   o.port = test::freePort();
