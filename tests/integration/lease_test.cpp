@@ -325,3 +325,31 @@ TEST_CASE("lease: an SSE provider taken over resumes after the followed event id
   CHECK(inStep);
   CHECK(std::stoll(resumed[1].str()) - offset >= static_cast<std::int64_t>(atKill));  // resumed at S's last seq, not before
 }
+
+TEST_CASE("lease: a renewal refused closes the provider connection at once and the relay takes the lease again once it is free",
+          "[integration][fleet][lease]") {
+  Redis redis;
+  ExclusiveFeed feed(2000);
+  const std::vector<int> ports = freePorts(2);  // the second: a relay to follow that is not there
+  RelayStats stats;
+  RunningRelay relay = startRelay(leasedRelay(redis, feed, ports[0], ports[1], stats));
+  stats.attach(relay);
+  REQUIRE(pollUntil([&] { return holding(stats); }, 20s));
+  REQUIRE(feed.process->waitForLines("connection opened", 1));
+  // Another takes the key (as after an expiry the holder did not notice): the next renewal is refused.
+  const Clock::time_point stolen = Clock::now();
+  REQUIRE(redis.cli({"SET", "feed-lease", "intruder", "PX", "3000"}) == "OK");
+  REQUIRE(feed.process->waitForLines("connection closed by the client", 1, 5s));
+  const auto closedAfter = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stolen);
+  INFO("closed " << closedAfter.count() << " ms after the key was taken");
+  CHECK(closedAfter.count() < kTtlMs);  // a renewal every ttl/3, and the close at once
+  REQUIRE(pollUntil([&] { return leaseNumber(stats, "losses") == 1; }));
+  CHECK_FALSE(holding(stats));
+  CHECK(relay.process->countLines("lost the lease feed-lease: the key no longer holds our token") == 1);
+  // Once the intruder's key expires, the relay takes the lease and the provider again.
+  REQUIRE(pollUntil([&] { return holding(stats) && leaseNumber(stats, "acquisitions") == 2; }, 10s));
+  REQUIRE(feed.process->waitForLines("connection opened", 2));
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - stolen).count() >= 3000);
+  CHECK(feed.process->countLines("second connection refused") == 0);
+  CHECK(feed.process->countLines("peak [2-9]") == 0);
+}
