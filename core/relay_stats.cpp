@@ -27,14 +27,26 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
   if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
-  if (config.type() == "streamrelay") {  // where it follows its upstream relay
-    o->set("mirror", config.settings.boolean("mirror"));
+  if (config.type() == "streamrelay" || !c.leaseKey.empty()) {  // where it follows its upstream relay
+    if (config.type() == "streamrelay") o->set("mirror", config.settings.boolean("mirror"));
     o->set("upstream_epoch", std::to_string(c.upstreamEpoch.load()));
     o->set("upstream_seq", c.upstreamSeq.load());
     o->set("gaps", c.gaps.load());
     o->set("frames_missed", c.framesMissed.load());
     o->set("new_epochs", c.newEpochs.load());
     o->set("lag_ms", static_cast<double>(c.lagNs.load()) / 1e6);
+  }
+  if (!c.leaseKey.empty()) {  // a source with a lease: does this relay hold the provider connection?
+    Object::Ptr lease = new Object;
+    lease->set("key", c.leaseKey);
+    const bool holding = c.leaseHolding.load();
+    lease->set("holding", holding);
+    const std::int64_t since = c.leaseSinceUnixMs.load();
+    if (holding && since > 0) lease->set("holder_since_unix_ms", since);
+    else lease->set("holder_since_unix_ms", Poco::Dynamic::Var());
+    lease->set("acquisitions", c.leaseAcquisitions.load());
+    lease->set("losses", c.leaseLosses.load());
+    o->set("lease", lease);
   }
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
   if (!c.endpoints.empty()) {  // a connecting source

@@ -7,6 +7,7 @@
 #include <map>
 #include <optional>
 #include <stdexcept>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -27,10 +28,15 @@ class ConfigError : public std::runtime_error {
 
 // One source: it publishes the stream named after it. Its keys are those of
 // its type (see sources/source_types.def), validated, defaults filled in.
+struct SourceCounters;
+
 struct SourceConfig {
   std::string name = "upstream";
   FramingSpec framing;
   Settings settings;
+  // Set only for a source run by another (a leased source's provider and
+  // follower): it counts into the other's counters, which outlive it.
+  std::shared_ptr<SourceCounters> sharedCounters;
   const std::string& type() const { return settings.type(); }
 };
 

@@ -8,6 +8,7 @@
 
 #include "config.hpp"
 #include "file_trust.hpp"
+#include "leased_source.hpp"
 #include "listener_protocol.hpp"
 #include "source_type.hpp"
 #include "subject.hpp"
@@ -277,6 +278,7 @@ const Schema& sourceSchema() {
     for (const SourceType& t : sourceTypes()) s.types.push_back(t.spec);
     s.keys = {key("type").def("generator").doc("where the frames come from")};
     s.reload = Reload::Component;  // a changed source reconnects alone; its stream goes on
+    s.check = &checkLease;  // lease and follow go together (connecting sources)
     return s;
   }();
   return schema;

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "keys.hpp"
+#include "leased_source.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -180,6 +181,7 @@ void addConnectingKeys(std::vector<KeySpec>& keys, const Schema& tlsSchema) {
   keys.push_back(groupKey("failover", failoverSchema()));
   keys.push_back(key("idle_timeout_ms", KeyKind::Int).def("0").range(0, kIntMax)
                      .doc("reconnect after this long without a byte from the provider (0: never)"));
+  addLeaseKeys(keys);
 }
 
 void checkUrlOrEndpoints(const Settings& s, const YamlMap& m, const std::vector<std::string>& schemes) {

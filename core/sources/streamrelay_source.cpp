@@ -138,7 +138,11 @@ class StreamrelayConnection : public ProviderConnection {
   bool takeControl(const std::string& json, std::string& why) {
     try {
       const client::JsonValue message = client::JsonValue::parse(json);
-      if (message.find("type")) return true;  // a heartbeat, or a type this relay does not know
+      if (const client::JsonValue* type = message.find("type")) {
+        if (type->type == client::JsonValue::Type::String && type->text == "provider_position")
+          takeProviderPosition(message);
+        return true;  // a heartbeat, or a type this relay does not know
+      }
       if (answered_) {
         why = "a second answer";
         return false;
@@ -155,6 +159,27 @@ class StreamrelayConnection : public ProviderConnection {
     constexpr std::size_t kShownBytes = 300;
     why = oneLine(why.size() > kShownBytes ? why.substr(0, kShownBytes) + "..." : why);
     return false;
+  }
+
+  // The upstream's provider position after one of its frames: kept with the
+  // frame here if it is the last one taken (else it names nothing here).
+  void takeProviderPosition(const client::JsonValue& message) {
+    constexpr std::size_t kMaxPositionBytes = 1024;
+    const client::JsonValue* after = message.find("after_seq");
+    const client::JsonValue* position = message.find("position");
+    std::uint64_t seq = 0;
+    if (!answered_ || !after || !after->asUnsigned(seq) || !position ||
+        position->type != client::JsonValue::Type::String || position->text.empty() ||
+        position->text.size() > kMaxPositionBytes)
+      return;
+    const StreamrelaySource::Position& at = source_.position_;
+    if (at.epoch != epoch_ || at.seq != seq) return;
+    if (!builder_.empty()) {
+      pendingPosition_ = position->text;
+      flush();  // the batch ends with that frame, and carries its position
+    } else if (source_.mirror_) {
+      bus_.noteProviderPosition(position->text, seq);
+    }
   }
 
   void takeAnswer(const client::Answer& answer) {
@@ -225,8 +250,11 @@ class StreamrelayConnection : public ProviderConnection {
     if (builder_.empty()) return;
     const std::int64_t now = unixNowNs();
     const std::uint64_t last = batchFirst_ + builder_.frameCount() - 1;
-    if (source_.mirror_) bus_.publishAt(builder_.seal(batchTime_), epoch_, batchFirst_);
-    else bus_.publish(builder_.seal(now));
+    std::unique_ptr<FrameBatch> batch = builder_.seal(source_.mirror_ ? batchTime_ : now);
+    if (!pendingPosition_.empty()) batch->setProviderPosition(std::move(pendingPosition_));
+    pendingPosition_.clear();
+    if (source_.mirror_) bus_.publishAt(std::move(batch), epoch_, batchFirst_);
+    else bus_.publish(std::move(batch));
     counters_.upstreamEpoch.store(epoch_, std::memory_order_relaxed);
     counters_.upstreamSeq.store(last, std::memory_order_relaxed);
     counters_.lagNs.store(now - batchTime_, std::memory_order_relaxed);
@@ -247,6 +275,7 @@ class StreamrelayConnection : public ProviderConnection {
   FrameBatchBuilder builder_;
   std::uint64_t batchFirst_ = 0;  // the seq of the builder's first frame
   std::int64_t batchTime_ = 0;    // its frames' receive time upstream
+  std::string pendingPosition_;   // the provider position after the builder's last frame
 };
 
 namespace {

@@ -4,11 +4,13 @@
 #include <errno.h>
 #include <unistd.h>
 
+#include "leased_source.hpp"
 #include "source_type.hpp"
 
 namespace streamrelay {
 
 std::unique_ptr<UpstreamSource> UpstreamSource::create(const SourceConfig& config, Bus& bus) {
+  if (LeasedSource::wanted(config)) return std::make_unique<LeasedSource>(config, bus);
   for (const SourceType& type : sourceTypes())
     if (type.spec.name == config.type()) return type.create(config, bus);
   throw std::logic_error("source type '" + config.type() + "' is not registered");

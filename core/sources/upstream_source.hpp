@@ -54,6 +54,15 @@ struct SourceCounters {
   std::atomic<std::uint64_t> newEpochs{0};     // times the upstream's stream started a new epoch
   std::atomic<std::int64_t> lagNs{0};          // at the newest frame: its arrival here minus its receive time upstream
 
+  // A source with a `lease` (leased_source.hpp): its key ("" without a
+  // lease, set before the source starts), whether this relay holds it and
+  // since when, and how often it was taken and lost (not released).
+  std::string leaseKey;
+  std::atomic<bool> leaseHolding{false};
+  std::atomic<std::int64_t> leaseSinceUnixMs{0};  // 0 while not holding
+  std::atomic<std::uint64_t> leaseAcquisitions{0};
+  std::atomic<std::uint64_t> leaseLosses{0};
+
   // Connecting sources: the endpoint connected now ("" while none) and every
   // endpoint's failures. Written by the source thread, read by /stats.
   mutable std::mutex endpointsMutex;
@@ -95,7 +104,8 @@ class UpstreamSource {
   std::string label() const { return config_.name == "upstream" ? "upstream" : "source " + config_.name; }
 
  protected:
-  UpstreamSource(const SourceConfig& config, Bus& bus) : config_(config), bus_(bus) {}
+  UpstreamSource(const SourceConfig& config, Bus& bus)
+      : config_(config), bus_(bus), counters_(config.sharedCounters ? *config.sharedCounters : ownCounters_) {}
   // The thread's body; returns when stop_ is requested (or the source ends).
   virtual void run() = 0;
 
@@ -108,7 +118,13 @@ class UpstreamSource {
   const SourceConfig config_;
   Bus& bus_;
   StopSignal stop_;
-  SourceCounters counters_;
+
+ private:
+  SourceCounters ownCounters_;
+
+ protected:
+  // Its own, or those of the source that runs it (a leased source's provider and follower).
+  SourceCounters& counters_;
 
  private:
   std::atomic<bool> stopRequested_{false};

@@ -56,6 +56,7 @@ Bus::Bus(StreamId stream, Histogram* receivedSizes, const BusOptions& options, s
       lastValues_(options.lastValueKeys > 0 ? std::make_unique<LastValues>(options.lastValueKeys) : nullptr),
       pushedSeq_(options.firstSeq - 1),
       providerPosition_(options.providerPosition),
+      providerPositionSeq_(options.providerPosition.empty() ? 0 : options.firstSeq - 1),
       keyExtractor_(std::move(keys)),
       keyCounts_(keyExtractor_ ? std::make_unique<KeyCounts>() : nullptr) {}
 
@@ -179,6 +180,18 @@ std::string Bus::providerPosition() const {
   return providerPosition_;
 }
 
+std::string Bus::providerPositionAfter(std::uint64_t seq) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return seq != 0 && providerPositionSeq_ == seq ? providerPosition_ : std::string();
+}
+
+void Bus::noteProviderPosition(std::string position, std::uint64_t seq) {
+  publisher_.assertOwned();
+  std::lock_guard<std::mutex> lock(mutex_);
+  providerPosition_ = std::move(position);
+  providerPositionSeq_ = seq;
+}
+
 void Bus::unsubscribe(const SubscriptionQueue* queue) {
   std::lock_guard<std::mutex> lock(mutex_);
   epochBound_.erase(std::remove_if(epochBound_.begin(), epochBound_.end(),
@@ -296,11 +309,15 @@ void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
       current_.store(epoch, std::memory_order_release);
       if (ring_) ring_->clear(evicted_);
       closing = detachEpochBound();
+      providerPositionSeq_ = 0;  // a position is after a frame of the old epoch
     }
     if (ring_) ring_->append(shared, evicted_);
     if (lastValues_) lastValues_->update(shared);
     pushedSeq_ = shared->seq(count - 1);
-    if (!shared->providerPosition().empty()) providerPosition_ = shared->providerPosition();
+    if (!shared->providerPosition().empty()) {
+      providerPosition_ = shared->providerPosition();
+      providerPositionSeq_ = pushedSeq_;
+    }
     queues = queues_;
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
   }

@@ -161,6 +161,13 @@ class Bus {
   // had one (else BusOptions::providerPosition): where a source started on
   // this stream (at start, or by a reload) resumes its provider.
   std::string providerPosition() const;
+  // The newest provider position if it is the one of the frame `seq` (the
+  // stream's last, say) in the current epoch, else "": where a source that
+  // takes over the stream (a leased source, docs/fleet.md) resumes its provider.
+  std::string providerPositionAfter(std::uint64_t seq) const;
+  // The publisher: the provider position after frame `seq`, already
+  // published (a mirror told it by its upstream after the frame).
+  void noteProviderPosition(std::string position, std::uint64_t seq);
   std::uint64_t framesPublished() const { return frames_.load(std::memory_order_relaxed); }
   std::uint64_t bytesPublished() const { return bytes_.load(std::memory_order_relaxed); }
   // The ring's limits, and the frames and wire bytes it holds now (zeros: no ring).
@@ -229,6 +236,7 @@ class Bus {
   std::unique_ptr<LastValues> lastValues_;   // guarded by mutex_
   std::uint64_t pushedSeq_;                  // guarded by mutex_: the newest seq handed to the queues
   std::string providerPosition_;             // guarded by mutex_
+  std::uint64_t providerPositionSeq_ = 0;    // guarded by mutex_: the frame it is the position after (0: unknown)
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   std::vector<std::weak_ptr<SubscriptionQueue>> epochBound_;  // guarded by mutex_: subscribeAfter()'s queues
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_

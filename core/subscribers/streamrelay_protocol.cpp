@@ -2,9 +2,13 @@
 // The `streamrelay` listener protocol: the client sends one line of JSON,
 // the hello (hello.hpp); the relay answers with a control frame, then sends
 // every frame with the 24-byte header of wire.hpp (stream id, seq, receive
-// time), and a heartbeat control frame after heartbeat_ms without one.
+// time), and a heartbeat control frame after heartbeat_ms without one. A
+// batch with a provider position is followed by a control frame naming it.
+#include <Poco/JSON/Object.h>
+
 #include <algorithm>
 #include <cstring>
+#include <sstream>
 
 #include "config.hpp"
 #include "listener_protocol.hpp"
@@ -32,6 +36,20 @@ class HeaderCodec : public FrameCodec {
     wire::writeFrameHeader(bytes, header);
     out.put(std::string_view(bytes, sizeof bytes));
     out.payload(payload);
+    // After a batch's last frame, its provider position (an SSE event id),
+    // for a relay that follows this one and may take the provider over
+    // (docs/fleet.md "Standby"); clients skip a control frame of a type they
+    // do not know.
+    if (i + 1 == batch.frameCount() && !batch.providerPosition().empty()) {
+      Poco::JSON::Object message;
+      message.set("type", "provider_position");
+      message.set("stream_id", static_cast<unsigned>(header.stream));
+      message.set("after_seq", header.seq);
+      message.set("position", batch.providerPosition());
+      std::ostringstream json;
+      message.stringify(json);
+      out.put(wire::controlFrame(json.str()));
+    }
   }
 
  private:

@@ -132,6 +132,20 @@ void renderSources(Exposition& e, const Array::Ptr& sources) {
     e.sample("streamrelay_upstream_connected", sourceLabel(s), s->getValue<bool>("connected") ? 1 : 0);
   }
   renderFields(e, fields, sources, &sourceLabel);
+  // Sources with a lease (docs/fleet.md "Standby"): whether this relay holds it.
+  static const Field leaseFields[] = {
+      {"streamrelay_upstream_lease_acquisitions_total", "counter", "Times this relay took the source's lease.",
+       "acquisitions"},
+      {"streamrelay_upstream_lease_losses_total", "counter",
+       "Leases lost (a renewal refused, failed or late), releases not counted.", "losses"}};
+  renderFields(e, leaseFields, sources, &sourceLabel, "lease");
+  e.family("streamrelay_upstream_lease_holding", "gauge",
+           "1 while this relay holds the source's lease (and may connect to its provider).");
+  for (std::size_t i = 0; i < sources->size(); ++i) {
+    Object::Ptr s = sources->getObject(static_cast<unsigned>(i));
+    if (Object::Ptr lease = s->getObject("lease"))
+      e.sample("streamrelay_upstream_lease_holding", sourceLabel(s), lease->getValue<bool>("holding") ? 1 : 0);
+  }
   // Connecting sources: which endpoint is live, and how often each failed.
   auto eachEndpoint = [&](auto&& sample) {
     for (std::size_t i = 0; i < sources->size(); ++i) {

@@ -25,7 +25,11 @@ commands on stdin, one a line, each answered by "account-feed: VERB I done":
            restart), http the response's last chunk, tcp a FIN
   quiet I  send no frames on port I (its connections stay open)
   talk I   send frames on port I again
-It logs how each connection ended ("closed by the client with code 1000")."""
+It logs how each connection ended ("closed by the client with code 1000").
+
+With --exclusive the account refuses a second connection while one is open
+(it is reset at once, never counted) and logs "a second connection refused
+(open now N)": the rule of a provider that fences its clients itself."""
 import argparse
 import asyncio
 import base64
@@ -163,6 +167,7 @@ class Account:
         self.quiet = set()
         self.open = 0
         self.peak = 0
+        self.exclusive = False
 
     def opened(self, connection):
         connection.counted = True
@@ -180,6 +185,13 @@ class Account:
 
     async def listen(self, index):
         async def accepted(reader, writer):
+            if self.exclusive and self.open >= 1:
+                log("port %d: a second connection refused (open now %d)" % (index, self.open))
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+                return
             connection = Connection(self, index, reader, writer)
             self.opened(connection)
             await connection.run()
@@ -237,8 +249,10 @@ async def main():
     p.add_argument("--ports", type=int, default=2)
     p.add_argument("--rate", type=float, default=2000)
     p.add_argument("--max-seconds", type=float, default=120)
+    p.add_argument("--exclusive", action="store_true", help="refuse a second connection while one is open")
     args = p.parse_args()
     account = Account(args.protocol, args.rate, args.ports)
+    account.exclusive = args.exclusive
     for index in range(args.ports):
         await account.listen(index)
     log("listening on 127.0.0.1:%s" % ",".join(str(port) for port in account.ports))
