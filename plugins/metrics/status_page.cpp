@@ -29,8 +29,8 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <div>frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
 <h2>sources</h2>
 <table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>endpoint</th><th>connects</th><th>protocol errors</th><th>bytes read</th><th>endpoint failures</th></tr></table>
-<h2>mirrors (streamrelay sources)</h2>
-<table id="mirrors"><tr><th>name</th><th>mode</th><th>upstream relay</th><th>upstream epoch</th><th>upstream seq</th><th>lag ms</th><th>gaps</th><th>frames missed</th><th>new epochs</th></tr></table>
+<h2>mirrors (streamrelay sources, and sources with a lease)</h2>
+<table id="mirrors"><tr><th>name</th><th>mode</th><th>lease</th><th>upstream relay</th><th>upstream epoch</th><th>upstream seq</th><th>lag ms</th><th>gaps</th><th>frames missed</th><th>new epochs</th></tr></table>
 <h2>streams</h2>
 <table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th><th>log: seqs kept</th><th>fsynced seq</th><th>bytes on disk</th><th>segments</th><th>frames written</th><th>write errors</th></tr></table>
 <h2>frames/s (last 5 minutes) — now <span id="fps">0</span></h2>
@@ -109,7 +109,10 @@ function render(s) {
     if (cell.tagName === "TD") cell.innerHTML = '<span class="state ' + (cell.textContent === "connected" ? "up" : "down") +
       '">' + cell.textContent + "</span>";
   }
-  fillTable("mirrors", s.sources.filter(u => u.type === "streamrelay").map(u => [u.name, u.mirror ? "mirror" : "renumber",
+  fillTable("mirrors", s.sources.filter(u => u.upstream_seq !== undefined).map(u => [u.name,
+    u.lease ? u.type : (u.mirror ? "mirror" : "renumber"),
+    u.lease ? u.lease.key + (u.lease.holding ? " held here since " + new Date(u.lease.holder_since_unix_ms).toISOString()
+                                             : " held elsewhere: following") : "",
     u.endpoint || "", u.upstream_epoch, u.upstream_seq, u.lag_ms.toFixed(1), u.gaps, u.frames_missed, u.new_epochs]));
   fillTable("streams", s.streams.map(t => [t.name, t.frames, t.bytes, t.last_seq, t.consumers].concat(t.log
     ? [t.log.first_seq + " to " + t.log.last_seq, t.log.fsynced_seq, t.log.bytes, t.log.segments, t.log.frames_written,

@@ -205,6 +205,7 @@ TEST_CASE("lease: the holder killed at 20000 frames/s: the standby takes the pro
   const std::string metrics = sStats.text("/metrics");
   CHECK(metrics.find("streamrelay_upstream_lease_holding{source=\"upstream\"} 1") != std::string::npos);
   CHECK(metrics.find("streamrelay_upstream_lease_acquisitions_total{source=\"upstream\"} 1") != std::string::npos);
+  CHECK(sStats.text("/").find("u.lease.holding") != std::string::npos);  // the status page shows who holds it
   CHECK(sStats.source()->getObject("lease")->getValue<std::string>("key") == "feed-lease");
   CHECK(sStats.source()->getObject("lease")->getValue<std::int64_t>("holder_since_unix_ms") > 0);
   CHECK(againStats.source()->getObject("lease")->isNull("holder_since_unix_ms"));
