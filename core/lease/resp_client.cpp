@@ -1,0 +1,141 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "resp_client.hpp"
+
+#include <cstring>
+
+#include "client_socket.hpp"
+
+namespace streamrelay {
+
+void RespParser::feed(const char* data, std::size_t size) {
+  if (at_ > 0 && at_ == in_.size()) {
+    in_.clear();
+    at_ = 0;
+  }
+  // Replies are small: more unparsed bytes than a bulk string's limit is a bad peer.
+  if (buffered() + size > kMaxBulkBytes + kMaxLineBytes)
+    throw RespError("more than " + std::to_string(kMaxBulkBytes + kMaxLineBytes) + " bytes of unparsed reply");
+  in_.append(data, size);
+}
+
+std::optional<std::string> RespParser::line() {
+  const std::size_t end = in_.find("\r\n", at_);
+  if (end == std::string::npos) {
+    if (buffered() > kMaxLineBytes) throw RespError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+    return std::nullopt;
+  }
+  if (end - at_ > kMaxLineBytes) throw RespError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  std::string text = in_.substr(at_, end - at_);
+  at_ = end + 2;
+  return text;
+}
+
+namespace {
+std::int64_t integerOf(const std::string& digits, const char* what) {
+  std::size_t i = digits.size() > 0 && digits[0] == '-' ? 1 : 0;
+  if (i == digits.size() || digits.size() - i > 18) throw RespError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
+  std::int64_t value = 0;
+  for (; i < digits.size(); ++i) {
+    if (digits[i] < '0' || digits[i] > '9') throw RespError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
+    value = value * 10 + (digits[i] - '0');
+  }
+  return digits[0] == '-' ? -value : value;
+}
+}  // namespace
+
+std::optional<RespReply> RespParser::next() {
+  if (!bulkLength_) {
+    if (buffered() == 0) return std::nullopt;
+    const std::size_t start = at_;
+    std::optional<std::string> header = line();
+    if (!header) return std::nullopt;
+    if (header->empty()) throw RespError("an empty reply line");
+    const char kind = (*header)[0];
+    const std::string rest = header->substr(1);
+    switch (kind) {
+      case '+': return RespReply{RespReply::Type::Simple, rest, 0};
+      case '-': return RespReply{RespReply::Type::Error, rest, 0};
+      case ':': return RespReply{RespReply::Type::Integer, "", integerOf(rest, "integer reply")};
+      case '$': {
+        const std::int64_t length = integerOf(rest, "bulk length");
+        if (length == -1) return RespReply{RespReply::Type::Null, "", 0};
+        if (length < 0) throw RespError("a bulk length of " + rest);
+        if (static_cast<std::uint64_t>(length) > kMaxBulkBytes)
+          throw RespError("a bulk string of " + rest + " bytes announced, over " + std::to_string(kMaxBulkBytes));
+        bulkLength_ = length;
+        break;
+      }
+      case '*': throw RespError("an array reply (a lease's commands answer with one value)");
+      default:
+        at_ = start;
+        throw RespError(std::string("a reply starting with byte ") + std::to_string(static_cast<unsigned char>(kind)) +
+                        ", not one of + - : $");
+    }
+  }
+  const auto length = static_cast<std::size_t>(*bulkLength_);
+  if (buffered() < length + 2) return std::nullopt;
+  if (in_.compare(at_ + length, 2, "\r\n") != 0) throw RespError("a bulk string not ended by CRLF");
+  RespReply reply{RespReply::Type::Bulk, in_.substr(at_, length), 0};
+  at_ += length + 2;
+  bulkLength_.reset();
+  return reply;
+}
+
+std::string respCommand(const std::vector<std::string>& args) {
+  std::string out = "*" + std::to_string(args.size()) + "\r\n";
+  for (const std::string& a : args) out += "$" + std::to_string(a.size()) + "\r\n" + a + "\r\n";
+  return out;
+}
+
+RespClient::RespClient(const std::string& host, int port, const std::string& password, Clock::time_point deadline,
+                       int stopFd)
+    : stopFd_(stopFd) {
+  try {
+    socket_ = std::make_unique<ClientSocket>(host, port, nullptr, deadline, stopFd);
+  } catch (const std::runtime_error& e) {
+    throw RespError(e.what());
+  }
+  if (!password.empty()) {
+    const RespReply reply = call({"AUTH", password}, deadline);
+    if (reply.type == RespReply::Type::Error) throw RespError("AUTH refused: " + reply.text.substr(0, 200));
+  }
+}
+
+RespClient::~RespClient() = default;
+
+RespReply RespClient::call(const std::vector<std::string>& args, Clock::time_point deadline) {
+  if (!socket_->writeAll(respCommand(args), deadline)) throw RespError("sending " + args.at(0) + ": " + socket_->error());
+  char buffer[4096];
+  for (;;) {
+    if (std::optional<RespReply> reply = parser_.next()) return *reply;
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) throw RespError("no reply to " + args.at(0) + " in time");
+    switch (socket_->waitReadable(stopFd_, static_cast<int>(left))) {
+      case ClientSocket::Wait::Stopped: throw RespError("stopped");
+      case ClientSocket::Wait::TimedOut: throw RespError("no reply to " + args.at(0) + " in time");
+      case ClientSocket::Wait::Readable: break;
+    }
+    const long n = socket_->read(buffer, sizeof buffer);
+    if (n == ClientSocket::kWouldBlock) continue;
+    if (n == ClientSocket::kFailed) throw RespError("reading the reply to " + args.at(0) + ": " + socket_->error());
+    if (n == 0) throw RespError("the Redis server closed the connection");
+    parser_.feed(buffer, static_cast<std::size_t>(n));
+  }
+}
+
+bool parseRedisUrl(const std::string& url, std::string& host, int& port) {
+  const std::string scheme = "redis://";
+  if (url.rfind(scheme, 0) != 0) return false;
+  const std::string rest = url.substr(scheme.size());
+  const auto colon = rest.rfind(':');
+  if (colon == std::string::npos || colon == 0) return false;
+  host = rest.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty() || host.find_first_of("/@ ") != std::string::npos) return false;
+  const std::string digits = rest.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos) return false;
+  port = std::stoi(digits);
+  return port >= 1 && port <= 65535;
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,79 @@
+// SPDX-License-Identifier: Apache-2.0
+#pragma once
+// A small RESP2 client: what a lease needs of Redis (SET NX PX, EVAL, AUTH)
+// over one plain TCP connection, every call with a deadline. The relay does
+// not link hiredis (the Redis sink is an optional plugin).
+//
+// RespParser reads replies from the bytes as they come, bounded: it never
+// allocates what a length prefix claims (a bulk string is held only as its
+// bytes arrive, and one over kMaxBulkBytes is refused), and a reply it does
+// not take (an array, a bad prefix, a bad length) is a RespError.
+//
+// Used by one thread at a time. Not copyable.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace streamrelay {
+
+class ClientSocket;
+
+struct RespError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct RespReply {
+  enum class Type { Simple, Error, Integer, Bulk, Null };
+  Type type = Type::Null;
+  std::string text;          // Simple, Error, Bulk
+  std::int64_t integer = 0;  // Integer
+};
+
+class RespParser {
+ public:
+  static constexpr std::size_t kMaxBulkBytes = 64 * 1024;  // a lease's replies are a few bytes
+  static constexpr std::size_t kMaxLineBytes = 4096;       // a status, an error, a length
+  // Takes bytes; throws RespError on a reply it does not take.
+  void feed(const char* data, std::size_t size);
+  // The next whole reply, if one came; throws RespError if the bytes are bad.
+  std::optional<RespReply> next();
+  std::size_t buffered() const { return in_.size() - at_; }
+
+ private:
+  std::optional<std::string> line();  // up to CRLF, at most kMaxLineBytes
+  std::string in_;
+  std::size_t at_ = 0;
+  std::optional<std::int64_t> bulkLength_;  // a bulk string's header was read, its bytes are awaited
+};
+
+// Builds a command as RESP (an array of bulk strings).
+std::string respCommand(const std::vector<std::string>& args);
+
+class RespClient {
+ public:
+  using Clock = std::chrono::steady_clock;
+  // Connects by `deadline`, giving up when `stopFd` is readable; then AUTH
+  // if `password` is set. Throws RespError (one line).
+  RespClient(const std::string& host, int port, const std::string& password, Clock::time_point deadline, int stopFd);
+  ~RespClient();
+  RespClient(const RespClient&) = delete;
+  RespClient& operator=(const RespClient&) = delete;
+  // Sends the command and reads its reply by `deadline`. Throws RespError
+  // (the connection is then unusable); an error reply is returned as such.
+  RespReply call(const std::vector<std::string>& args, Clock::time_point deadline);
+
+ private:
+  std::unique_ptr<ClientSocket> socket_;
+  RespParser parser_;
+  int stopFd_;
+};
+
+// "redis://HOST:PORT" (IPv6 in brackets) into host and port; false if it is not one.
+bool parseRedisUrl(const std::string& url, std::string& host, int& port);
+
+}  // namespace streamrelay
