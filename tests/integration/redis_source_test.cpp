@@ -150,6 +150,51 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   CHECK(edgeStats.source()->getValue<double>("lag_ms") >= 0);
 }
 
+TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again on its log: a subscriber resuming there by (epoch, seq) gets every frame, no gap, no repeat", "[integration][redis][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.path);
+  RunningRelay holder = startRelay(holderYaml(redis, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats edgeStats;
+  const int edgePort = freePort();
+  const std::string edgeConfig = edgeYaml(redis, ", from: '0'", dir.sub("edge-log"), edgePort, edgeStats);
+  RunningRelay edge = startRelay(edgeConfig);
+  edgeStats.attach(edge);
+  LineFeed feed(holder, 10000);
+
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  edge.process->kill();
+  REQUIRE(edge.process->waitForExit() != -1000);
+  edge.process.reset();
+  RunningRelay again = startRelay(edgeConfig);
+  edgeStats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+
+  // From the start of the epoch: the log's frames, then the ring's and the live ones.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber atEdge("127.0.0.1:" + std::to_string(edgePort), options);
+  REQUIRE(atEdge.awaitAnswer(10s));
+  CHECK(atEdge.answer().epoch == epoch);
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  Frames fromEdge;
+  JoinedThread edgeReader;
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  const long sent = feed.stop();
+  REQUIRE(sent > 40000);
+  edgeReader.thread.join();
+  CHECK(isWholeFeed(fromEdge));
+  CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(sourceNumber(edgeStats, "gaps") == 0);
+  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+}
+
 TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one; entries without a relay's marks are numbered here", "[integration][redis][edge]") {
   ScratchDir dir;
   RedisServer redis(dir.path);
