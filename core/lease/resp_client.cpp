@@ -14,7 +14,7 @@ void RespParser::feed(const char* data, std::size_t size) {
   }
   // Parsed values leave the buffer: more unparsed bytes than a bulk string's limit is a bad peer.
   const std::size_t most = limits_.maxBulkBytes + kMaxLineBytes;
-  if (buffered() + size > most) throw RespError("more than " + std::to_string(most) + " bytes of unparsed reply");
+  if (buffered() + size > most) throw RespProtocolError("more than " + std::to_string(most) + " bytes of unparsed reply");
   if (at_ > 0 && at_ >= in_.size() / 2) {  // what was parsed goes: the buffer stays about `most`
     in_.erase(0, at_);
     at_ = 0;
@@ -25,10 +25,10 @@ void RespParser::feed(const char* data, std::size_t size) {
 std::optional<std::string> RespParser::line() {
   const std::size_t end = in_.find("\r\n", at_);
   if (end == std::string::npos) {
-    if (buffered() > kMaxLineBytes) throw RespError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+    if (buffered() > kMaxLineBytes) throw RespProtocolError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
     return std::nullopt;
   }
-  if (end - at_ > kMaxLineBytes) throw RespError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
+  if (end - at_ > kMaxLineBytes) throw RespProtocolError("a reply line longer than " + std::to_string(kMaxLineBytes) + " bytes");
   std::string text = in_.substr(at_, end - at_);
   at_ = end + 2;
   return text;
@@ -37,10 +37,10 @@ std::optional<std::string> RespParser::line() {
 namespace {
 std::int64_t integerOf(const std::string& digits, const char* what) {
   std::size_t i = digits.size() > 0 && digits[0] == '-' ? 1 : 0;
-  if (i == digits.size() || digits.size() - i > 18) throw RespError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
+  if (i == digits.size() || digits.size() - i > 18) throw RespProtocolError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
   std::int64_t value = 0;
   for (; i < digits.size(); ++i) {
-    if (digits[i] < '0' || digits[i] > '9') throw RespError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
+    if (digits[i] < '0' || digits[i] > '9') throw RespProtocolError(std::string("a bad ") + what + ": '" + digits.substr(0, 40) + "'");
     value = value * 10 + (digits[i] - '0');
   }
   return digits[0] == '-' ? -value : value;
@@ -67,7 +67,7 @@ std::optional<RespReply> RespParser::next() {
       const std::size_t start = at_;
       std::optional<std::string> header = line();
       if (!header) return std::nullopt;
-      if (header->empty()) throw RespError("an empty reply line");
+      if (header->empty()) throw RespProtocolError("an empty reply line");
       const char kind = (*header)[0];
       const std::string rest = header->substr(1);
       std::optional<RespReply> done;
@@ -81,42 +81,42 @@ std::optional<RespReply> RespParser::next() {
             done = finish(RespReply{RespReply::Type::Null, "", 0, {}});
             break;
           }
-          if (length < 0) throw RespError("a bulk length of " + rest);
+          if (length < 0) throw RespProtocolError("a bulk length of " + rest);
           const std::size_t replyMost = limits_.maxReplyBytes ? limits_.maxReplyBytes : limits_.maxBulkBytes;
           if (static_cast<std::uint64_t>(length) > limits_.maxBulkBytes)
-            throw RespError("a bulk string of " + rest + " bytes announced, over " +
+            throw RespProtocolError("a bulk string of " + rest + " bytes announced, over " +
                             std::to_string(limits_.maxBulkBytes));
           if (static_cast<std::size_t>(length) > replyMost - replyBytes_)
-            throw RespError("a reply of more than " + std::to_string(replyMost) + " bytes of strings");
+            throw RespProtocolError("a reply of more than " + std::to_string(replyMost) + " bytes of strings");
           replyBytes_ += static_cast<std::size_t>(length);
           bulkLength_ = length;
           break;
         }
         case '*': {
-          if (limits_.maxElements == 0) throw RespError("an array reply (a lease's commands answer with one value)");
+          if (limits_.maxElements == 0) throw RespProtocolError("an array reply (a lease's commands answer with one value)");
           const std::int64_t count = integerOf(rest, "array length");
           if (count == -1) {
             done = finish(RespReply{RespReply::Type::Null, "", 0, {}});
             break;
           }
-          if (count < 0) throw RespError("an array length of " + rest);
+          if (count < 0) throw RespProtocolError("an array length of " + rest);
           // Checked against what is left of the limit before anything is held: never reserved.
           if (static_cast<std::uint64_t>(count) > limits_.maxElements - elements_)
-            throw RespError("an array of " + rest + " elements announced, over " +
+            throw RespProtocolError("an array of " + rest + " elements announced, over " +
                             std::to_string(limits_.maxElements) + " in one reply");
           if (count == 0) {
             done = finish(RespReply{RespReply::Type::Array, "", 0, {}});
             break;
           }
           if (open_.size() >= limits_.maxDepth)
-            throw RespError("arrays nested deeper than " + std::to_string(limits_.maxDepth));
+            throw RespProtocolError("arrays nested deeper than " + std::to_string(limits_.maxDepth));
           elements_ += static_cast<std::size_t>(count);
           open_.push_back({RespReply{RespReply::Type::Array, "", 0, {}}, static_cast<std::size_t>(count)});
           continue;
         }
         default:
           at_ = start;
-          throw RespError(std::string("a reply starting with byte ") +
+          throw RespProtocolError(std::string("a reply starting with byte ") +
                           std::to_string(static_cast<unsigned char>(kind)) + ", not one of + - : $ *");
       }
       if (done) return done;
@@ -124,7 +124,7 @@ std::optional<RespReply> RespParser::next() {
     }
     const auto length = static_cast<std::size_t>(*bulkLength_);
     if (buffered() < length + 2) return std::nullopt;
-    if (in_.compare(at_ + length, 2, "\r\n") != 0) throw RespError("a bulk string not ended by CRLF");
+    if (in_.compare(at_ + length, 2, "\r\n") != 0) throw RespProtocolError("a bulk string not ended by CRLF");
     RespReply bulk{RespReply::Type::Bulk, in_.substr(at_, length), 0, {}};
     at_ += length + 2;
     bulkLength_.reset();

@@ -28,6 +28,10 @@ class ClientSocket;
 struct RespError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
+// The bytes broke RESP or the parser's limits (the others: the connection, a deadline, a stop).
+struct RespProtocolError : RespError {
+  using RespError::RespError;
+};
 
 struct RespReply {
   enum class Type { Simple, Error, Integer, Bulk, Null, Array };  // Null: a null bulk string or array

@@ -100,11 +100,11 @@ class RedisConnection : public ProviderConnection {
     RespReply reply;
     try {
       reply = client_->call(command, Clock::now() + std::chrono::milliseconds(block + kReplyMarginMs));
+    } catch (const RespProtocolError& e) {
+      counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+      return StreamEnd::failed(std::string("protocol error: XREAD's reply: ") + e.what());
     } catch (const RespError& e) {
       if (stopRequested(stopFd)) return StreamEnd::stopped();
-      if (std::string(e.what()).find("announced") != std::string::npos ||
-          std::string(e.what()).find("bad") != std::string::npos)
-        counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
       return StreamEnd::failed(std::string("XREAD: ") + e.what());
     }
     if (reply.type == RespReply::Type::Error) return StreamEnd::failed("XREAD refused: " + shown(reply.text));
@@ -332,6 +332,10 @@ std::unique_ptr<ProviderConnection> RedisSource::open(std::size_t endpoint, Cloc
       std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
       counters_.providerPosition = lastId_;
     }
+  } catch (const RespProtocolError& e) {
+    counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+    failure.why = std::string("protocol error: ") + e.what();
+    return nullptr;
   } catch (const RespError& e) {
     failure.why = e.what();
     return nullptr;
