@@ -156,19 +156,29 @@ RespClient::~RespClient() = default;
 
 RespReply RespClient::call(const std::vector<std::string>& args, Clock::time_point deadline) {
   if (!socket_->writeAll(respCommand(args), deadline)) throw RespError("sending " + args.at(0) + ": " + socket_->error());
+  return *read(deadline, args.at(0), false);
+}
+
+std::optional<RespReply> RespClient::receive(Clock::time_point deadline) { return read(deadline, "", true); }
+
+std::optional<RespReply> RespClient::read(Clock::time_point deadline, const std::string& what, bool quietIsFine) {
   char buffer[16384];
   for (;;) {
-    if (std::optional<RespReply> reply = parser_.next()) return *reply;
+    if (std::optional<RespReply> reply = parser_.next()) return reply;
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) throw RespError("no reply to " + args.at(0) + " in time");
+    if (left <= 0 && quietIsFine) return std::nullopt;
+    if (left <= 0) throw RespError("no reply to " + what + " in time");
     switch (socket_->waitReadable(stopFd_, static_cast<int>(left))) {
       case ClientSocket::Wait::Stopped: throw RespError("stopped");
-      case ClientSocket::Wait::TimedOut: throw RespError("no reply to " + args.at(0) + " in time");
+      case ClientSocket::Wait::TimedOut:
+        if (quietIsFine) return std::nullopt;
+        throw RespError("no reply to " + what + " in time");
       case ClientSocket::Wait::Readable: break;
     }
     const long n = socket_->read(buffer, sizeof buffer);
     if (n == ClientSocket::kWouldBlock) continue;
-    if (n == ClientSocket::kFailed) throw RespError("reading the reply to " + args.at(0) + ": " + socket_->error());
+    if (n == ClientSocket::kFailed)
+      throw RespError((what.empty() ? std::string("reading") : "reading the reply to " + what) + ": " + socket_->error());
     if (n == 0) throw RespError("the Redis server closed the connection");
     parser_.feed(buffer, static_cast<std::size_t>(n));
   }

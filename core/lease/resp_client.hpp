@@ -96,8 +96,14 @@ class RespClient {
   // Sends the command and reads its reply by `deadline`. Throws RespError
   // (the connection is then unusable); an error reply is returned as such.
   RespReply call(const std::vector<std::string>& args, Clock::time_point deadline);
+  // Pub/sub: the next reply the server sends unasked (a subscription's
+  // message), by `deadline`; none if none came by then. Throws RespError as call().
+  std::optional<RespReply> receive(Clock::time_point deadline);
 
  private:
+  // Reads until a whole reply; none at `deadline` if `quietIsFine`, else a RespError naming `what`.
+  std::optional<RespReply> read(Clock::time_point deadline, const std::string& what, bool quietIsFine);
+
   std::unique_ptr<ClientSocket> socket_;
   RespParser parser_;
   int stopFd_;
