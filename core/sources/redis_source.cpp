@@ -257,6 +257,70 @@ class RedisConnection : public ProviderConnection {
   std::int64_t replyTime_ = 0;     // when the reply being taken was read: its unmarked entries' receive time
 };
 
+// A subscription to a pub/sub channel: each message is a frame, numbered
+// here. Nothing resumes: what was published while no connection was up is
+// not Redis's to give again.
+class RedisChannelConnection : public ProviderConnection {
+ public:
+  RedisChannelConnection(std::unique_ptr<RespClient> client, RedisSource& source, Bus& bus, SourceCounters& counters)
+      : client_(std::move(client)), source_(source), bus_(bus), counters_(counters) {}
+
+  std::optional<StreamEnd> pump(int timeoutMs, int stopFd) override {
+    const int wait = timeoutMs < 0 ? kBlockMs : std::clamp(timeoutMs, 0, kBlockMs);
+    try {
+      std::optional<RespReply> message = client_->receive(Clock::now() + std::chrono::milliseconds(wait));
+      while (message) {
+        std::string why;
+        if (!take(*message, why)) {
+          counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+          flush();
+          return StreamEnd::failed("protocol error: " + why);
+        }
+        message = client_->receive(Clock::now());  // the ones already read
+      }
+    } catch (const RespProtocolError& e) {
+      counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+      flush();
+      return StreamEnd::failed(std::string("protocol error: ") + e.what());
+    } catch (const RespError& e) {
+      flush();
+      if (stopRequested(stopFd)) return StreamEnd::stopped();
+      return StreamEnd::failed(std::string("channel ") + source_.channel_ + ": " + e.what());
+    }
+    flush();
+    return std::nullopt;
+  }
+
+  void close(const Goodbye&, Clock::time_point) override {}
+  std::string describe() const override { return "SUBSCRIBE " + source_.channel_; }
+
+ private:
+  // ["message", channel, payload]
+  bool take(const RespReply& reply, std::string& why) {
+    using Type = RespReply::Type;
+    if (reply.type != Type::Array || reply.elements.size() != 3 ||
+        std::any_of(reply.elements.begin(), reply.elements.end(), [](const RespReply& e) { return e.type != Type::Bulk; }) ||
+        reply.elements[0].text != "message") {
+      why = "a pushed reply that is not [\"message\", channel, payload]";
+      return false;
+    }
+    const std::string& payload = reply.elements[2].text;
+    counters_.bytesRead.fetch_add(payload.size(), std::memory_order_relaxed);
+    builder_.add(payload.data(), payload.size());
+    return true;
+  }
+
+  void flush() {
+    if (!builder_.empty()) bus_.publish(builder_.seal(unixNowNs()));
+  }
+
+  std::unique_ptr<RespClient> client_;
+  RedisSource& source_;
+  Bus& bus_;
+  SourceCounters& counters_;
+  FrameBatchBuilder builder_;
+};
+
 namespace {
 
 std::vector<std::string> urlsOfRedis(const Settings& s) {
@@ -279,6 +343,7 @@ RedisSource::RedisSource(const SourceConfig& config, Bus& bus)
         return list;
       }()),
       key_(config.settings.string("key")),
+      channel_(config.settings.string("channel")),
       password_(config.settings.string("password")),
       count_(static_cast<std::size_t>(config.settings.integer("count"))),
       maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))),
@@ -303,6 +368,7 @@ void RedisSource::resumeProviderAfter(const std::string& position) {
 
 std::unique_ptr<ProviderConnection> RedisSource::open(std::size_t endpoint, Clock::time_point deadline,
                                                       OpenFailure& failure) {
+  if (!channel_.empty()) return subscribe(endpoint, deadline, failure);
   RespParser::Limits limits;
   limits.maxBulkBytes = std::max<std::size_t>(maxFrameBytes_, 4096);
   limits.maxElements = count_ * 64 + 16;  // an entry of a few fields; more is refused (a field-heavy entry: lower count)
@@ -343,11 +409,41 @@ std::unique_ptr<ProviderConnection> RedisSource::open(std::size_t endpoint, Cloc
   return std::make_unique<RedisConnection>(std::move(client), *this, bus_, counters_);
 }
 
+std::unique_ptr<ProviderConnection> RedisSource::subscribe(std::size_t endpoint, Clock::time_point deadline,
+                                                           OpenFailure& failure) {
+  RespParser::Limits limits;
+  limits.maxBulkBytes = std::max<std::size_t>(maxFrameBytes_, 4096);
+  limits.maxElements = 3;  // ["message", channel, payload]
+  limits.maxDepth = 1;
+  try {
+    auto client = std::make_unique<RespClient>(endpoints_[endpoint].host, endpoints_[endpoint].port, password_,
+                                               deadline, stop_.fd(), limits);
+    const RespReply answer = client->call({"SUBSCRIBE", channel_}, deadline);
+    if (answer.type == RespReply::Type::Error) {
+      failure.why = "SUBSCRIBE refused: " + shown(answer.text);
+      return nullptr;
+    }
+    if (answer.type != RespReply::Type::Array || answer.elements.size() != 3 || answer.elements[0].text != "subscribe") {
+      counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+      failure.why = "protocol error: SUBSCRIBE's reply is not [\"subscribe\", channel, count]";
+      return nullptr;
+    }
+    return std::make_unique<RedisChannelConnection>(std::move(client), *this, bus_, counters_);
+  } catch (const RespProtocolError& e) {
+    counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+    failure.why = std::string("protocol error: ") + e.what();
+  } catch (const RespError& e) {
+    failure.why = e.what();
+  }
+  return nullptr;
+}
+
 SourceType redis_source_type() {
   std::vector<KeySpec> keys{
       key("url").doc("redis://HOST:PORT ([v6] allowed); or endpoints"),
       key("endpoints", KeyKind::Strings).doc("redis:// URLs instead of url: the first is the primary, the others fail over"),
-      key("key").doc("the Redis stream read with XREAD (required)"),
+      key("key").doc("the Redis stream read with XREAD (or channel)"),
+      key("channel").doc("a pub/sub channel instead of key: each message a frame, numbered here; nothing resumes"),
       key("from").def("$").doc("where a relay without a position starts: $ (new entries only), 0 (the whole stream) "
                                "or an entry id (the entries after it)"),
       key("password").env().hidden().doc("sent with AUTH after each connect"),
@@ -369,7 +465,10 @@ SourceType redis_source_type() {
                  m.fail(s.string("url").empty() ? "endpoints" : "url",
                         "must be redis://HOST:PORT (a password goes in `password`), got '" + url + "'");
              }
-             if (s.string("key").empty()) m.failHere("missing required key 'key'");
+             if (s.string("key").empty() == s.string("channel").empty())
+               m.failHere(s.string("key").empty() ? "missing required key 'key' (or channel)" : "use either key or channel");
+             if (!s.string("channel").empty() && m.has("from"))
+               m.fail("from", "applies to a stream (key), not to a channel");
              const std::string from = s.string("from");
              if (from != "$" && !isRedisEntryId(from))
                m.fail("from", "must be \"$\", \"0\" or an entry id (MS or MS-SEQ), got '" + from + "'");

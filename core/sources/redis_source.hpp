@@ -16,6 +16,9 @@
 // (ConnectingSource: backoff, failover between `endpoints`) and goes on
 // after the last id it read.
 //
+// `channel` instead of `key`: SUBSCRIBE; each message is a frame numbered
+// here, and nothing resumes (pub/sub keeps nothing).
+//
 // The source thread runs everything but the constructor and prepare().
 
 #include <mutex>
@@ -50,9 +53,12 @@ class RedisSource : public ConnectingSource {
     int port;
   };
   friend class RedisConnection;
+  friend class RedisChannelConnection;
+  std::unique_ptr<ProviderConnection> subscribe(std::size_t endpoint, Clock::time_point deadline, OpenFailure& failure);
 
   const std::vector<Endpoint> endpoints_;
   const std::string key_;
+  const std::string channel_;  // pub/sub instead of key ("": none)
   const std::string password_;
   const std::size_t count_;        // entries per XREAD
   const std::size_t maxFrameBytes_;  // the largest field value taken

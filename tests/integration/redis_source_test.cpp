@@ -195,7 +195,7 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
 }
 
-TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one; entries without a relay's marks are numbered here", "[integration][redis][edge]") {
+TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one, and entries without a relay's marks are numbered here", "[integration][redis][edge]") {
   ScratchDir dir;
   RedisServer redis(dir.path);
   RelayStats stats;
@@ -238,11 +238,41 @@ TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another ep
   CHECK(info.seq == 3);
 }
 
+TEST_CASE("redis source: channel: each message published is a frame, numbered here", "[integration][redis][edge]") {
+  ScratchDir dir;
+  RedisServer redis(dir.path);
+  RelayStats stats;
+  const int port = freePort();
+  const std::string yaml = "upstream: {type: redis, url: '" + redis.url() + "', channel: news}\nlisteners:\n" +
+                           "  - {name: main, bind: '127.0.0.1:" + std::to_string(port) + "', protocol: streamrelay}\n" +
+                           stats.section();
+  RunningRelay edge = startRelay(yaml);
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));  // subscribed
+  Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  REQUIRE(redis.command({"PUBLISH", "news", "first"}));
+  REQUIRE(redis.command({"PUBLISH", "other", "not this"}));
+  REQUIRE(redis.command({"PUBLISH", "news", std::string("se\0cond", 7)}));
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "first");
+  CHECK(info.seq == 1);
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == std::string("se\0cond", 7));
+  CHECK(info.seq == 2);
+  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+}
+
 TEST_CASE("redis source: a bad key is refused with one line naming it", "[integration][redis][edge][config]") {
   const std::string base = "listeners:\n" + listener("main", "protocol: streamrelay");
   const auto [source, error] = GENERATE(table<std::string, std::string>({
       {"{type: redis, key: k}", "upstream: missing required key 'url' \\(or endpoints\\)"},
-      {"{type: redis, url: 'redis://127.0.0.1:6379'}", "upstream: missing required key 'key'"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379'}", "upstream: missing required key 'key' \\(or channel\\)"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, channel: c}", "upstream: use either key or channel"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', channel: c, from: '0'}",
+       "upstream.from: applies to a stream \\(key\\), not to a channel"},
       {"{type: redis, url: 'http://127.0.0.1:6379', key: k}", "upstream.url: must be redis://HOST:PORT"},
       {"{type: redis, url: 'redis://127.0.0.1', key: k}", "upstream.url: must be redis://HOST:PORT"},
       {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, from: latest}",
