@@ -27,7 +27,7 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
   if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
-  if (config.type() == "streamrelay" || !c.leaseKey.empty()) {  // where it follows its upstream relay
+  if (config.type() == "streamrelay" || config.type() == "redis" || !c.leaseKey.empty()) {  // where it follows its upstream
     if (config.type() == "streamrelay") o->set("mirror", config.settings.boolean("mirror"));
     o->set("upstream_epoch", std::to_string(c.upstreamEpoch.load()));
     o->set("upstream_seq", c.upstreamSeq.load());
@@ -49,6 +49,7 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
     o->set("lease", lease);
   }
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
+  if (config.type() == "redis") o->set("last_id", c.providerPosition);
   if (!c.endpoints.empty()) {  // a connecting source
     o->set("endpoint", c.liveEndpoint);
     Array::Ptr endpoints = new Array;

@@ -337,6 +337,10 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
           source.settings.boolean("mirror"))
         top.map("streams").map(stream.name.c_str()).fail(
             "log", "a mirrored stream (source type streamrelay, mirror: true) cannot have a log yet");
+  // A redis source's seqs are its writer's: the log follows them (LogOptions::mirror).
+  for (StreamConfig& stream : c.streams)
+    for (const SourceConfig& source : c.sources)
+      if (stream.log && source.name == stream.name && source.type() == "redis") stream.log->mirror = true;
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams, c.streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)

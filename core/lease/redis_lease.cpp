@@ -101,7 +101,7 @@ void RedisLease::renewals(std::function<void(const std::string&)> onLost) {
     std::string why;
     try {
       const RespReply reply = withClient(giveUp, -1, [&](RespClient& c) {
-        return c.call({"EVAL", kRenewScript, "1", options_.key, options_.token, std::to_string(options_.ttlMs)}, giveUp);
+        return c.call({"EVAL", kRenewScript, "1", options_.key, options_.token, std::to_string(options_.ttlMs)}, giveUp, -1);
       });
       if (reply.type == RespReply::Type::Integer && reply.integer == 1) {
         lastSent = sent;
@@ -132,7 +132,7 @@ std::string RedisLease::release(std::chrono::milliseconds timeout) {
   const Clock::time_point deadline = Clock::now() + timeout;
   try {
     const RespReply reply = withClient(deadline, -1, [&](RespClient& c) {
-      return c.call({"EVAL", kReleaseScript, "1", options_.key, options_.token}, deadline);
+      return c.call({"EVAL", kReleaseScript, "1", options_.key, options_.token}, deadline, -1);
     });
     if (reply.type == RespReply::Type::Integer) return "";
     return "the release answered: " + reply.text.substr(0, 200);

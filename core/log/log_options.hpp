@@ -29,6 +29,12 @@ struct LogOptions {
   FsyncPolicy fsync = FsyncPolicy::EveryMs;
   int fsyncEveryMs = 100;
   RetainLimits retain;
+  // The stream mirrors another's numbering (a redis source: Bus::publishAt):
+  // the log takes the epoch of the frames it is given (another epoch: the
+  // old one's segments are moved aside), and a restart goes on right after
+  // the last frame written, not after the seq reservation (the seqs are the
+  // writer's; what was published and not written is read again from it).
+  bool mirror = false;
 };
 
 }  // namespace streamrelay

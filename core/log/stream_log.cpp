@@ -174,6 +174,11 @@ void StreamLog::recover() {
   nextSeq_ = segments_.back().nextSeq();
   writtenSeq_ = nextSeq_ - 1;
   openActiveForAppend();
+  if (options_.mirror) {  // the seqs are the writer's: what was not written comes again from it
+    logger_.information("stream %s: log %s: epoch %?u goes on at seq %?u (%z segment(s), mirrored)", stream_,
+                        options_.dir, epoch_, nextSeq_, segments_.size());
+    return;
+  }
   const SeqReservation::Found reserved = SeqReservation::read(options_.dir, epoch_);
   if (reserved.what == SeqReservation::Found::What::Damaged) {
     std::vector<std::string> all;
@@ -295,8 +300,34 @@ bool StreamLog::openSegment(std::uint64_t firstSeq) {
   return true;
 }
 
+void StreamLog::adoptEpoch(std::uint64_t epoch, std::uint64_t firstSeq) {
+  flush();
+  if (options_.fsync != FsyncPolicy::Never) syncNow();
+  std::vector<std::string> written, empty;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const SegmentIndex& segment : segments_) (segment.empty() ? empty : written).push_back(segment.path);
+    segments_.clear();
+  }
+  for (const std::string& path : empty) ::unlink(path.c_str());
+  const std::string aside = written.empty() ? std::string() : moveAside(written);
+  const std::uint64_t was = epoch_;
+  epoch_ = epoch;
+  lastPosition_.clear();
+  if (!openSegment(firstSeq)) return;  // counted; the next frame tries again
+  if (aside.empty())
+    logger_.information("stream %s: log %s: epoch %?u (the writer's) at seq %?u", stream_, options_.dir, epoch,
+                        firstSeq);
+  else
+    logger_.warning("stream %s: log %s: the writer's stream has a new epoch %?u (was %?u) from seq %?u: the old "
+                    "epoch's segments were moved aside (not deleted) to %s", stream_, options_.dir, epoch, was,
+                    firstSeq, aside);
+}
+
 void StreamLog::append(const FrameBatch& batch, std::size_t first, std::size_t end) {
   noteSyncFailure();  // a failed segment gets no more frames
+  if (options_.mirror && first < end && batch.stream() && batch.stream()->epoch != epoch_)
+    adoptEpoch(batch.stream()->epoch, batch.seq(first));
   for (std::size_t i = first; i < end; ++i) {
     const std::uint64_t seq = batch.seq(i);
     const std::string_view key = batch.key(i);

@@ -73,7 +73,8 @@ class StreamLog {
   StreamLog(const StreamLog&) = delete;
   StreamLog& operator=(const StreamLog&) = delete;
 
-  // What the stream goes on with: fixed at open.
+  // What the stream goes on with: fixed at open (a mirrored log's epoch
+  // changes with its writer's: read it only before the writer starts).
   std::uint64_t epoch() const { return epoch_; }
   std::uint64_t nextSeqAtOpen() const { return nextSeqAtOpen_; }
   const LogOptions& options() const { return options_; }
@@ -144,6 +145,9 @@ class StreamLog {
   // Moves `paths` into this opening's aside folder (not deleted); returns the folder.
   std::string moveAside(const std::vector<std::string>& paths);
   void cutAt(const std::string& path, std::uint64_t offset, bool keepTail);
+  // Writer thread, a mirrored log: frames of another epoch come; the old
+  // epoch's segments are moved aside and a segment of `epoch` starts at `firstSeq`.
+  void adoptEpoch(std::uint64_t epoch, std::uint64_t firstSeq);
   // Writer thread: a new segment whose first record will be `firstSeq`.
   bool openSegment(std::uint64_t firstSeq);
   void openActiveForAppend();

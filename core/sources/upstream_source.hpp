@@ -45,7 +45,7 @@ struct SourceCounters {
   std::atomic<std::uint64_t> bytesRead{0};        // bytes taken from the provider's stream (after TLS and HTTP)
   std::atomic<std::uint64_t> refusedPublishers{0};  // listen: allow list or max_publishers
 
-  // A streamrelay source: where it stands in its upstream's numbering (the
+  // A streamrelay source (and a redis source's marked entries): where it stands in its upstream's numbering (the
   // last frame published), what it never got, and how late frames arrive.
   std::atomic<std::uint64_t> upstreamEpoch{0};
   std::atomic<std::uint64_t> upstreamSeq{0};
@@ -67,6 +67,7 @@ struct SourceCounters {
   // endpoint's failures. Written by the source thread, read by /stats.
   mutable std::mutex endpointsMutex;
   std::string liveEndpoint;
+  std::string providerPosition;  // a redis source: the id of the last entry read ("" none yet)
   std::vector<EndpointStatus> endpoints;
 };
 

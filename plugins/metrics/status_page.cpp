@@ -29,7 +29,7 @@ const char* const kStatusPageHtml = R"HTML(<!doctype html>
 <div>frames <span id="frames">0</span> &nbsp; <span id="error"></span></div>
 <h2>sources</h2>
 <table id="sources"><tr><th>name</th><th>type</th><th>state</th><th>endpoint</th><th>connects</th><th>protocol errors</th><th>bytes read</th><th>endpoint failures</th></tr></table>
-<h2>mirrors (streamrelay sources, and sources with a lease)</h2>
+<h2>mirrors (streamrelay and redis sources, sources with a lease)</h2>
 <table id="mirrors"><tr><th>name</th><th>mode</th><th>lease</th><th>upstream relay</th><th>upstream epoch</th><th>upstream seq</th><th>lag ms</th><th>gaps</th><th>frames missed</th><th>new epochs</th></tr></table>
 <h2>streams</h2>
 <table id="streams"><tr><th>name</th><th>frames</th><th>bytes</th><th>last seq</th><th>consumers</th><th>log: seqs kept</th><th>fsynced seq</th><th>bytes on disk</th><th>segments</th><th>frames written</th><th>write errors</th></tr></table>
@@ -110,7 +110,7 @@ function render(s) {
       '">' + cell.textContent + "</span>";
   }
   fillTable("mirrors", s.sources.filter(u => u.upstream_seq !== undefined).map(u => [u.name,
-    u.lease ? u.type : (u.mirror ? "mirror" : "renumber"),
+    u.type === "streamrelay" ? (u.mirror ? "mirror" : "renumber") : u.type,
     u.lease ? u.lease.key + (u.lease.holding ? " held here since " + new Date(u.lease.holder_since_unix_ms).toISOString()
                                              : " held elsewhere: following") : "",
     u.endpoint || "", u.upstream_epoch, u.upstream_seq, u.lag_ms.toFixed(1), u.gaps, u.frames_missed, u.new_epochs]));

@@ -110,11 +110,11 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, bind: '1.2.3.4:5'}\n") ==
         "test.yaml:1: upstream.bind: belongs to source type listen, not tcp");
   CHECK(errorOf("upstream: {type: listen, bind: '127.0.0.1:0', idle_timeout_ms: 5, reconnect: {}}\n") ==
-        "test.yaml:1: upstream.reconnect: belongs to source types tcp, http, websocket, streamrelay, not listen");
+        "test.yaml:1: upstream.reconnect: belongs to source types tcp, http, websocket, streamrelay, redis, not listen");
   CHECK(errorOf("upstream: {type: stdin, idle_timeout_ms: 5}\n") ==
-        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, websocket, streamrelay, listen, not stdin");
+        "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, websocket, streamrelay, redis, listen, not stdin");
   CHECK(errorOf("upstream: {type: gen}\n") ==
-        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, websocket, streamrelay, listen, stdin, generator)");
+        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, websocket, streamrelay, redis, listen, stdin, generator)");
   CHECK(errorOf("upstream: {type: stdin, framing: {type: delimiter, width: 2}}\n") ==
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
@@ -127,7 +127,7 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
 
 TEST_CASE("the key reference printed by --list-keys describes every source type from the registry", "[config]") {
   const std::string reference = configKeysReference();
-  CHECK(reference.find("sources.NAME.type  string (tcp, http, websocket, streamrelay, listen, stdin, generator), default generator") !=
+  CHECK(reference.find("sources.NAME.type  string (tcp, http, websocket, streamrelay, redis, listen, stdin, generator), default generator") !=
         std::string::npos);
   CHECK(reference.find("sources.NAME.rate  number 0.001..10000000, default 5 [source type generator]") !=
         std::string::npos);
@@ -198,7 +198,7 @@ TEST_CASE("tcp: tls and endpoints keys, and their mistakes on one line", "[confi
   CHECK(errorOf("upstream: {type: tcp, host: h, port: 1, tls: {server_name: x}}\n") ==
         "test.yaml:1: upstream.tls.enabled: is false while other tls keys are set");
   CHECK(errorOf("upstream: {type: stdin, tls: {enabled: true}}\n") ==
-        "test.yaml:1: upstream.tls: belongs to source types tcp, http, websocket, streamrelay, not stdin");
+        "test.yaml:1: upstream.tls: belongs to source types tcp, http, websocket, streamrelay, redis, not stdin");
 }
 
 TEST_CASE("http: keys, the line framing default, and mistakes on one line", "[config]") {

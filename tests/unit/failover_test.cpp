@@ -219,7 +219,7 @@ TEST_CASE("failover keys: the policy read from the config, and its mistakes on o
                 "quiet_ms: 5}}\n") ==
         "test.yaml:1: upstream.failover.quiet_ms: applies only with return_to_primary: when_quiet");
   CHECK(errorOf("upstream: {type: stdin, failover: {}}\n") ==
-        "test.yaml:1: upstream.failover: belongs to source types tcp, http, websocket, streamrelay, not stdin");
+        "test.yaml:1: upstream.failover: belongs to source types tcp, http, websocket, streamrelay, redis, not stdin");
   CHECK(errorOf("upstream: {type: websocket, url: 'ws://a/', headers_on_redirect: true}\n") ==
         "test.yaml:1: upstream.headers_on_redirect: belongs to source type http, not websocket");
 }

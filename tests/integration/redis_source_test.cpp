@@ -1,0 +1,288 @@
+// SPDX-License-Identifier: Apache-2.0
+// Integration tests of the `redis` source: a holder relay whose redis sink
+// writes into a real redis-server, and an edge relay that reads it back
+// (XREAD) and mirrors the holder's (epoch, seq, payload); the edge, with a
+// stream log, stopped and started again mid-stream; entries not written by
+// a relay; bad config. Built only where the redis plugin is (the holder's sink).
+
+#include <catch2/catch.hpp>
+
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "free_port.hpp"
+#include "redis_server.hpp"
+#include "relay_fixture.hpp"
+#include "scratch_dir.hpp"
+#include "subscriber_helpers.hpp"
+
+using namespace streamrelay::test;
+using streamrelay::client::FrameInfo;
+using streamrelay::client::Recovery;
+using streamrelay::client::ResumePoint;
+
+namespace {
+
+using Frames = std::vector<std::pair<std::uint64_t, std::string>>;
+
+// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
+// ends it after `quiet` without a frame.
+Frames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
+  Frames got;
+  std::string frame;
+  FrameInfo info;
+  while (sub.next(frame, info, quiet)) {
+    got.emplace_back(info.seq, frame);
+    if (frame == "end") break;
+  }
+  return got;
+}
+
+// Every frame i is seq 1 + i with the payload "feed SEQ", the last one "end".
+bool isWholeFeed(const Frames& frames) {
+  if (frames.empty() || frames.back().second != "end") return false;
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+    if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
+  return frames.back().first == frames.size();
+}
+
+// A thread joined when it goes out of scope (a failed REQUIRE included).
+struct JoinedThread {
+  std::thread thread;
+  ~JoinedThread() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
+  auto source = stats.source();
+  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
+}
+
+std::string sourceText(const RelayStats& stats, const std::string& key) {
+  auto source = stats.source();
+  return source && source->has(key) ? source->getValue<std::string>(key) : "";
+}
+
+// The holder: frames from a LineFeed, written by the redis sink to relay:upstream.
+std::string holderYaml(const RedisServer& redis, const PluginDir& plugins) {
+  return kListenUpstream + "streams:\n  upstream: {replay: {frames: 1000000}}\n" + "listeners:\n" +
+         listener("main", "protocol: streamrelay, replay: {frames: 100000}") +
+         pluginsSection(plugins, "  instances:\n    - {name: sink, type: redis, inputs: [upstream], queue: {max_frames: "
+                                 "1000000, max_bytes: 0, on_full: block}, config: {url: '" + redis.url() +
+                                 "', key: 'relay:{stream}', batch_frames: 200, flush_ms: 5}}\n");
+}
+
+// The edge: a redis source on that key, its stream logged in `logDir` (none: no log).
+std::string edgeYaml(const RedisServer& redis, const std::string& source, const std::string& logDir, int port,
+                     const RelayStats& stats) {
+  return "upstream: {type: redis, url: '" + redis.url() + "', key: 'relay:upstream'" + source + "}\n" +
+         "streams:\n  upstream: {replay: {frames: 1000000}" +
+         (logDir.empty() ? std::string() : ", log: {dir: '" + logDir + "', fsync: never}") + "}\n" +
+         "listeners:\n  - {name: main, bind: '127.0.0.1:" + std::to_string(port) +
+         "', protocol: streamrelay, replay: {frames: 100000}}\n" + stats.section();
+}
+
+}  // namespace
+
+TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,000 frames/s, stopped and started again with a log: its subscriber sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][redis][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.path);
+  RunningRelay holder = startRelay(holderYaml(redis, plugins));
+  RelayStats edgeStats;
+  const int edgePort = freePort();
+  const std::string edgeConfig = edgeYaml(redis, ", from: '0'", dir.sub("edge-log"), edgePort, edgeStats);
+  RunningRelay edge = startRelay(edgeConfig);
+  edgeStats.attach(edge);
+
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  Frames fromHolder, fromEdge;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  LineFeed feed(holder, 10000);
+
+  // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
+  REQUIRE(pollUntil([&] { return sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  Subscriber::Options options = protocolClient();
+  options.reconnect = true;
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber atEdge("127.0.0.1:" + std::to_string(edgePort), options);
+  REQUIRE(atEdge.awaitAnswer(10s));
+  CHECK(atEdge.answer().epoch == epoch);
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  JoinedThread edgeReader;  // after atEdge: joined before the subscriber it reads goes
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+
+  // The edge stops mid-stream and starts again on its log: it goes on after
+  // the last entry id the log kept, and its subscriber resumes by (epoch, seq).
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
+  CHECK(!sourceText(edgeStats, "last_id").empty());
+  const std::uint64_t beforeStop = sourceNumber(edgeStats, "upstream_seq");
+  edge.process->terminate();
+  REQUIRE(edge.process->waitForExit() == 0);
+  edge.process.reset();
+  RunningRelay again = startRelay(edgeConfig);
+  edgeStats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
+  REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  const long sent = feed.stop();
+  REQUIRE(sent > 40000);
+
+  holderReader.thread.join();
+  edgeReader.thread.join();
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(isWholeFeed(fromEdge));
+  CHECK(fromEdge == fromHolder);
+  CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  CHECK(sourceNumber(edgeStats, "gaps") == 0);
+  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch));
+  CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
+  CHECK(edgeStats.source()->getValue<double>("lag_ms") >= 0);
+}
+
+TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again on its log: a subscriber resuming there by (epoch, seq) gets every frame, no gap, no repeat", "[integration][redis][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.path);
+  RunningRelay holder = startRelay(holderYaml(redis, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats edgeStats;
+  const int edgePort = freePort();
+  const std::string edgeConfig = edgeYaml(redis, ", from: '0'", dir.sub("edge-log"), edgePort, edgeStats);
+  RunningRelay edge = startRelay(edgeConfig);
+  edgeStats.attach(edge);
+  LineFeed feed(holder, 10000);
+
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  edge.process->kill();
+  REQUIRE(edge.process->waitForExit() != -1000);
+  edge.process.reset();
+  RunningRelay again = startRelay(edgeConfig);
+  edgeStats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+
+  // From the start of the epoch: the log's frames, then the ring's and the live ones.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber atEdge("127.0.0.1:" + std::to_string(edgePort), options);
+  REQUIRE(atEdge.awaitAnswer(10s));
+  CHECK(atEdge.answer().epoch == epoch);
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  Frames fromEdge;
+  JoinedThread edgeReader;
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  const long sent = feed.stop();
+  REQUIRE(sent > 40000);
+  edgeReader.thread.join();
+  CHECK(isWholeFeed(fromEdge));
+  CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(sourceNumber(edgeStats, "gaps") == 0);
+  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+}
+
+TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one, and entries without a relay's marks are numbered here", "[integration][redis][edge]") {
+  ScratchDir dir;
+  RedisServer redis(dir.path);
+  RelayStats stats;
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(redis, "", "", port, stats));
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));
+  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "0-0"; }, 20s));  // from "$": the key is empty
+  auto xadd = [&](const std::string& id, std::vector<std::string> fields) {
+    std::vector<std::string> words{"XADD", "relay:upstream", id};
+    words.insert(words.end(), fields.begin(), fields.end());
+    REQUIRE(redis.command(words));
+  };
+  xadd("1-1", {"seq", "1", "epoch", "77", "received_ns", "1000", "payload", "a"});
+  xadd("1-2", {"seq", "2", "epoch", "77", "received_ns", "1000", "payload", "b"});
+  xadd("1-3", {"seq", "5", "epoch", "77", "received_ns", "2000", "payload", "e"});  // 3 and 4 never came
+  xadd("1-4", {"seq", "1", "epoch", "78", "received_ns", "3000", "payload", "new"});  // the writer started anew
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "1-4"; }, 20s));
+  CHECK(sourceNumber(stats, "gaps") == 1);
+  CHECK(sourceNumber(stats, "frames_missed") == 2);
+  CHECK(sourceNumber(stats, "new_epochs") == 1);
+  CHECK(sourceText(stats, "upstream_epoch") == "78");
+  CHECK(sourceNumber(stats, "upstream_seq") == 1);
+
+  // Entries another program wrote: `payload`, or all the fields as JSON; numbered after the writer's last.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{78, {{"upstream", 1}}, {}};
+  Subscriber after("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(after.awaitAnswer(10s));
+  CHECK(after.answer().recovery == Recovery::Recovered);
+  xadd("2-1", {"payload", "plain"});
+  xadd("2-2", {"name", "x\"y", "n", "1"});
+  REQUIRE(after.next(frame, info, 10s));
+  CHECK(frame == "plain");
+  CHECK(info.seq == 2);
+  REQUIRE(after.next(frame, info, 10s));
+  CHECK(frame == "{\"name\":\"x\\\"y\",\"n\":\"1\"}");
+  CHECK(info.seq == 3);
+}
+
+TEST_CASE("redis source: channel: each message published is a frame, numbered here", "[integration][redis][edge]") {
+  ScratchDir dir;
+  RedisServer redis(dir.path);
+  RelayStats stats;
+  const int port = freePort();
+  const std::string yaml = "upstream: {type: redis, url: '" + redis.url() + "', channel: news}\nlisteners:\n" +
+                           "  - {name: main, bind: '127.0.0.1:" + std::to_string(port) + "', protocol: streamrelay}\n" +
+                           stats.section();
+  RunningRelay edge = startRelay(yaml);
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));  // subscribed
+  Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  REQUIRE(redis.command({"PUBLISH", "news", "first"}));
+  REQUIRE(redis.command({"PUBLISH", "other", "not this"}));
+  REQUIRE(redis.command({"PUBLISH", "news", std::string("se\0cond", 7)}));
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "first");
+  CHECK(info.seq == 1);
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == std::string("se\0cond", 7));
+  CHECK(info.seq == 2);
+  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+}
+
+TEST_CASE("redis source: a bad key is refused with one line naming it", "[integration][redis][edge][config]") {
+  const std::string base = "listeners:\n" + listener("main", "protocol: streamrelay");
+  const auto [source, error] = GENERATE(table<std::string, std::string>({
+      {"{type: redis, key: k}", "upstream: missing required key 'url' \\(or endpoints\\)"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379'}", "upstream: missing required key 'key' \\(or channel\\)"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, channel: c}", "upstream: use either key or channel"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', channel: c, from: '0'}",
+       "upstream.from: applies to a stream \\(key\\), not to a channel"},
+      {"{type: redis, url: 'http://127.0.0.1:6379', key: k}", "upstream.url: must be redis://HOST:PORT"},
+      {"{type: redis, url: 'redis://127.0.0.1', key: k}", "upstream.url: must be redis://HOST:PORT"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, from: latest}",
+       "upstream.from: must be \"\\$\", \"0\" or an entry id"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, from: '12-x'}", "upstream.from: must be"},
+      {"{type: redis, url: 'redis://127.0.0.1:6379', key: k, count: 0}", "upstream.count: "},
+  }));
+  ChildProcess check(STREAMRELAY_BIN, {"--check-config", writeTempFile("bad-redis.yaml", "upstream: " + source + "\n" + base)});
+  CHECK(check.waitForExit() == 1);
+  INFO(check.output());
+  CHECK(check.countLines("config error: .*" + error) == 1);
+  CHECK(check.countLines(".") == 1);
+}
