@@ -111,12 +111,15 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
 
   // The middle dies mid-stream, and comes back on the same port with an empty ring.
   REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > 20000; }, 30s));
+  const std::uint64_t leafConnects = sourceNumber(leafStats, "connects");
   middle.process->kill();
   REQUIRE(middle.process->waitForExit() != -1000);
   middle.process.reset();
   RunningRelay again = startRelay(middleYaml);
-  // The leaf, recovered (a generous deadline: the leaf's reconnect backoff and a sanitizer build's start).
-  REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
+  // The leaf connected again (a generous deadline: the leaf's reconnect backoff and a sanitizer build's start).
+  // Not necessarily "resumed": a leaf that asks before the middle's refill has reached its seq is answered
+  // from the refilled ring and drops the frames it has (docs/fleet.md); the checks below see it gapless.
+  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "connects") > leafConnects; }, 60s));
   const std::uint64_t beforeStop = sourceNumber(leafStats, "upstream_seq");
   REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
