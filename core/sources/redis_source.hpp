@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "mirror_position.hpp"
 
 namespace streamrelay {
 
@@ -35,13 +36,6 @@ class RedisSource : public ConnectingSource {
   ~RedisSource() override;
   // Before start(): goes on after the entry id a stream's log kept.
   void resumeProviderAfter(const std::string& position) override;
-
-  // The source's place in the writer's numbering: the (epoch, seq) of the
-  // last frame it published (0, 0: none yet).
-  struct Position {
-    std::uint64_t epoch = 0;
-    std::uint64_t seq = 0;
-  };
 
  protected:
   std::unique_ptr<ProviderConnection> open(std::size_t endpoint, Clock::time_point deadline,
@@ -62,7 +56,7 @@ class RedisSource : public ConnectingSource {
   const std::string password_;
   const std::size_t count_;        // entries per XREAD
   const std::size_t maxFrameBytes_;  // the largest field value taken
-  Position position_;              // the source thread's
+  MirrorPosition position_;        // in the writer's numbering
   std::string lastId_;             // the source thread's: "$" until resolved, then an entry id
 };
 
