@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "free_port.hpp"
+#include "joined_thread.hpp"
 #include "redis_server.hpp"
 #include "relay_fixture.hpp"
 #include "scratch_dir.hpp"
@@ -46,24 +47,6 @@ bool isWholeFeed(const Frames& frames) {
   for (std::size_t i = 0; i + 1 < frames.size(); ++i)
     if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
   return frames.back().first == frames.size();
-}
-
-// A thread joined when it goes out of scope (a failed REQUIRE included).
-struct JoinedThread {
-  std::thread thread;
-  ~JoinedThread() {
-    if (thread.joinable()) thread.join();
-  }
-};
-
-std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
-}
-
-std::string sourceText(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::string>(key) : "";
 }
 
 // The holder: frames from a LineFeed, written by the redis sink to relay:upstream.
@@ -108,7 +91,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   LineFeed feed(holder, 10000);
 
   // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
-  REQUIRE(pollUntil([&] { return sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber::Options options = protocolClient();
   options.reconnect = true;
   options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
@@ -121,9 +104,9 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
 
   // The edge stops mid-stream and starts again on its log: it goes on after
   // the last entry id the log kept, and its subscriber resumes by (epoch, seq).
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  CHECK(!sourceText(edgeStats, "last_id").empty());
-  const std::uint64_t beforeStop = sourceNumber(edgeStats, "upstream_seq");
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  CHECK(!edgeStats.sourceText("last_id").empty());
+  const std::uint64_t beforeStop = edgeStats.sourceNumber("upstream_seq");
   edge.process->terminate();
   REQUIRE(edge.process->waitForExit() == 0);
   edge.process.reset();
@@ -131,7 +114,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   edgeStats.attach(again);
   REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
 
@@ -143,10 +126,10 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
-  CHECK(sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch));
-  CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
+  CHECK(edgeStats.sourceText("upstream_epoch") == std::to_string(epoch));
+  CHECK(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
   CHECK(edgeStats.source()->getValue<double>("lag_ms") >= 0);
 }
 
@@ -166,15 +149,15 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   edgeStats.attach(edge);
   LineFeed feed(holder, 10000);
 
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = edgeStats.sourceNumber("upstream_seq");
   edge.process->kill();
   REQUIRE(edge.process->waitForExit() != -1000);
   edge.process.reset();
   RunningRelay again = startRelay(edgeConfig);
   edgeStats.attach(again);
   REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeKill + 20000; }, 30s));
 
   // From the start of the epoch: the log's frames, then the ring's and the live ones.
   Subscriber::Options options = protocolClient();
@@ -191,8 +174,8 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   edgeReader.thread.join();
   CHECK(isWholeFeed(fromEdge));
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
 }
 
 TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one, and entries without a relay's marks are numbered here", "[integration][redis][edge]") {
@@ -202,8 +185,8 @@ TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another ep
   const int port = freePort();
   RunningRelay edge = startRelay(edgeYaml(redis, "", "", port, stats));
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));
-  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "0-0"; }, 20s));  // from "$": the key is empty
+  REQUIRE(pollUntil([&] { return stats.sourceNumber("connects") == 1; }, 20s));
+  REQUIRE(pollUntil([&] { return stats.sourceText("last_id") == "0-0"; }, 20s));  // from "$": the key is empty
   auto xadd = [&](const std::string& id, std::vector<std::string> fields) {
     std::vector<std::string> words{"XADD", "relay:upstream", id};
     words.insert(words.end(), fields.begin(), fields.end());
@@ -215,12 +198,12 @@ TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another ep
   xadd("1-4", {"seq", "1", "epoch", "78", "received_ns", "3000", "payload", "new"});  // the writer started anew
   std::string frame;
   FrameInfo info;
-  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "1-4"; }, 20s));
-  CHECK(sourceNumber(stats, "gaps") == 1);
-  CHECK(sourceNumber(stats, "frames_missed") == 2);
-  CHECK(sourceNumber(stats, "new_epochs") == 1);
-  CHECK(sourceText(stats, "upstream_epoch") == "78");
-  CHECK(sourceNumber(stats, "upstream_seq") == 1);
+  REQUIRE(pollUntil([&] { return stats.sourceText("last_id") == "1-4"; }, 20s));
+  CHECK(stats.sourceNumber("gaps") == 1);
+  CHECK(stats.sourceNumber("frames_missed") == 2);
+  CHECK(stats.sourceNumber("new_epochs") == 1);
+  CHECK(stats.sourceText("upstream_epoch") == "78");
+  CHECK(stats.sourceNumber("upstream_seq") == 1);
 
   // Entries another program wrote: `payload`, or all the fields as JSON; numbered after the writer's last.
   Subscriber::Options options = protocolClient();
@@ -248,7 +231,7 @@ TEST_CASE("redis source: channel: each message published is a frame, numbered he
                            stats.section();
   RunningRelay edge = startRelay(yaml);
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));  // subscribed
+  REQUIRE(pollUntil([&] { return stats.sourceNumber("connects") == 1; }, 20s));  // subscribed
   Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
   REQUIRE(sub.awaitAnswer(10s));
   REQUIRE(redis.command({"PUBLISH", "news", "first"}));
@@ -262,7 +245,7 @@ TEST_CASE("redis source: channel: each message published is a frame, numbered he
   REQUIRE(sub.next(frame, info, 10s));
   CHECK(frame == std::string("se\0cond", 7));
   CHECK(info.seq == 2);
-  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+  CHECK(stats.sourceNumber("protocol_errors") == 0);
 }
 
 TEST_CASE("redis source: a bad key is refused with one line naming it", "[integration][redis][edge][config]") {
