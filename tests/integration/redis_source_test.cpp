@@ -178,6 +178,94 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   CHECK(edgeStats.sourceNumber("new_epochs") == 0);
 }
 
+TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restarted, an edge killed and restarted, a subscriber moved from one edge to the other: every subscriber sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][redis][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.path);
+  RunningRelay holder = startRelay(holderYaml(redis, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats statsA, statsB;
+  const int portA = freePort(), portB = freePort();
+  const std::string configA = edgeYaml(redis, ", from: '0'", dir.sub("a-log"), portA, statsA);
+  RunningRelay edgeA = startRelay(configA);
+  RunningRelay edgeB = startRelay(edgeYaml(redis, ", from: '0'", "", portB, statsB));
+  statsA.attach(edgeA);
+  statsB.attach(edgeB);
+  const auto atEpoch = [&](const RelayStats& stats) { return stats.sourceText("upstream_epoch") == std::to_string(epoch); };
+  const auto seqOf = [](const RelayStats& stats) { return stats.sourceNumber("upstream_seq"); };
+
+  Frames fromHolder, moved, atBOnly;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  LineFeed feed(holder, 10000);
+  REQUIRE(pollUntil([&] { return atEpoch(statsA) && atEpoch(statsB); }, 20s));
+
+  // One subscriber reads edge A and fails over to B; one reads B all along.
+  Subscriber::Options options = protocolClient();
+  options.reconnect = true;
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  const std::string addressA = "127.0.0.1:" + std::to_string(portA), addressB = "127.0.0.1:" + std::to_string(portB);
+  Subscriber mover(addressA + "," + addressB, options);
+  Subscriber stayer(addressB, options);
+  REQUIRE(mover.awaitAnswer(10s));
+  REQUIRE(stayer.awaitAnswer(10s));
+  CHECK(mover.answer().recovery == Recovery::Recovered);
+  JoinedThread moverReader, stayerReader;  // after the subscribers: joined before they go
+  moverReader.thread = std::thread([&] { moved = readToEnd(mover, 60s); });
+  stayerReader.thread = std::thread([&] { atBOnly = readToEnd(stayer, 60s); });
+
+  // Redis dies (SIGKILL) and comes back on its append-only file: the holder's
+  // sink writes on, the edges read on after their last entry id.
+  REQUIRE(pollUntil([&] { return seqOf(statsA) > 10000 && seqOf(statsB) > 10000; }, 30s));
+  redis.kill();
+  redis.start();
+  const std::uint64_t afterRedis = std::max(seqOf(statsA), seqOf(statsB));
+  REQUIRE(pollUntil([&] { return seqOf(statsA) > afterRedis + 10000 && seqOf(statsB) > afterRedis + 10000; }, 60s));
+  CHECK(statsA.sourceNumber("connects") >= 2);
+  CHECK(statsB.sourceNumber("connects") >= 2);
+
+  // Edge A dies (SIGKILL): its subscriber goes on at B by (epoch, seq).
+  edgeA.process->kill();
+  REQUIRE(edgeA.process->waitForExit() != -1000);
+  edgeA.process.reset();
+  const std::uint64_t afterKill = seqOf(statsB);
+  REQUIRE(pollUntil([&] { return seqOf(statsB) > afterKill + 10000; }, 30s));
+  CHECK(mover.endpoint().port == std::to_string(portB));
+
+  // A starts again on its log and catches up with B.
+  RunningRelay againA = startRelay(configA);
+  statsA.attach(againA);
+  REQUIRE(pollUntil([&] { return seqOf(statsA) >= seqOf(statsB); }, 60s));
+  const long sent = feed.stop();
+  REQUIRE(sent > 30000);
+
+  // A subscriber at the restarted A from the epoch's start: its log, then live.
+  Subscriber fromStart(addressA, options);
+  REQUIRE(fromStart.awaitAnswer(10s));
+  CHECK(fromStart.answer().recovery == Recovery::Recovered);
+  const Frames atA = readToEnd(fromStart, 60s);
+  holderReader.thread.join();
+  moverReader.thread.join();
+  stayerReader.thread.join();
+
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(fromHolder.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(moved == fromHolder);
+  CHECK(atBOnly == fromHolder);
+  CHECK(atA == fromHolder);
+  CHECK(mover.answers() == 2);  // at A, then at B
+  CHECK(mover.answer().recovery == Recovery::Recovered);
+  CHECK(stayer.answers() == 1);
+  for (const RelayStats* stats : {&statsA, &statsB}) {
+    CHECK(stats->sourceNumber("gaps") == 0);
+    CHECK(stats->sourceNumber("new_epochs") == 0);
+    CHECK(stats->sourceText("upstream_epoch") == std::to_string(epoch));
+  }
+}
+
 TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one, and entries without a relay's marks are numbered here", "[integration][redis][edge]") {
   ScratchDir dir;
   RedisServer redis(dir.path);
