@@ -20,14 +20,15 @@
 // --rate 0 (the default): as fast as the relay takes them (throughput);
 // --rate R: R frames/s on an absolute schedule for --seconds S (latency:
 // each frame's receive time minus its send time, p50/p99/max over every
-// subscriber). Bounded: it ends once every subscriber has frame N, or none
-// got a frame for --quiet-ms (default 10000; the frames missing are then
-// counted lost), or the warm-up did not get through within 30 s (exit 2).
-// Each subscriber checks the sequence: frames out of order (or repeated) and
-// missing are counted. --cpu samples the CPU time of those processes from the
+// subscriber). Bounded: it ends once every subscriber has frame N or was
+// closed by the relay, or none got a frame for --quiet-ms (default 10000),
+// or the warm-up did not get through within 30 s (exit 2). Each subscriber
+// checks the sequence: `lost` counts the numbers it never got in order (a
+// gap, the tail that never came), `out_of_order` a frame behind one already
+// seen (late or repeated). --cpu samples the CPU time of those processes from the
 // first measured frame to the end.
 //
-// Prints key=value lines: frames, subscribers, seconds (first frame sent to
+// Prints key=value lines: frames, sent, subscribers, seconds (first frame sent to
 // the last subscriber's frame N), frames_per_s, send_seconds, received,
 // lost, out_of_order, closed_by_relay, p50_us, p99_us, max_us (latency runs), cpu_NAME.
 // Exit status 0 only if every subscriber got every frame, in order.
@@ -95,7 +96,7 @@ struct Sub {
   std::atomic<std::int64_t> lastFrameNs{0};  // realtime of frame N's arrival (0: not yet)
   std::uint64_t missing = 0, outOfOrder = 0;
   std::vector<std::int64_t> latencies;
-  bool ended = false;  // the relay closed the connection (read by main after the reader stopped)
+  std::atomic<bool> ended{false};  // the relay closed the connection
 };
 
 struct Cpu {
@@ -260,7 +261,13 @@ int main(int argc, char** argv) try {
       upTo = std::min<std::uint64_t>(total, sent + std::max<std::size_t>(1, (64 * 1024) / (size + 4)));
     }
     for (std::uint64_t seq = sent + 1; seq <= upTo; ++seq) appendFrame(batch, seq, size);
-    bench::sendAll(feed, batch);
+    try {
+      bench::sendAll(feed, batch);
+    } catch (const std::exception& e) {  // the root went away: what reached the subscribers is still reported
+      std::cerr << "engine_latency_bench: provider: " << e.what() << " after " << sent << " of " << total
+                << " frames\n";
+      break;
+    }
     sent = upTo;
   }
   const double sendSeconds = static_cast<double>(monotonicNs() - t0) / 1e9;
@@ -269,11 +276,11 @@ int main(int argc, char** argv) try {
   std::uint64_t lastProgress = 0;
   std::int64_t quietSince = monotonicNs();
   for (;;) {
-    bool done = true;
+    bool done = true;  // every subscriber has frame N, or its connection was closed
     std::uint64_t progress = 0;
     for (auto& s : subs) {
       progress += s->expect.load(std::memory_order_relaxed) + s->received.load(std::memory_order_relaxed);
-      if (s->lastFrameNs.load() == 0) done = false;
+      if (s->lastFrameNs.load() == 0 && !s->ended.load()) done = false;
     }
     if (done) break;
     const std::int64_t now = monotonicNs();
@@ -306,8 +313,8 @@ int main(int argc, char** argv) try {
     all.insert(all.end(), s->latencies.begin(), s->latencies.end());
     if (!s->ended) ::close(s->fd);
   }
-  std::printf("frames=%llu\nsubscribers=%zu\nsend_seconds=%.3f\nreceived=%llu\nlost=%llu\nout_of_order=%llu\n",
-              static_cast<unsigned long long>(total), subs.size(), sendSeconds,
+  std::printf("frames=%llu\nsent=%llu\nsubscribers=%zu\nsend_seconds=%.3f\nreceived=%llu\nlost=%llu\nout_of_order=%llu\n",
+              static_cast<unsigned long long>(total), static_cast<unsigned long long>(sent), subs.size(), sendSeconds,
               static_cast<unsigned long long>(received), static_cast<unsigned long long>(lost),
               static_cast<unsigned long long>(outOfOrder));
   std::printf("closed_by_relay=%llu\n", static_cast<unsigned long long>(closed));
