@@ -58,9 +58,15 @@ stop_all() {
 }
 trap 'stop_all; [ -n "${KEEP:-}" ] && echo "logs in $DIR" >&2 || rm -rf "$DIR"' EXIT
 
-wait_line() {  # FILE REGEX: waits (20 s at most) for a line of a log
-  for _ in $(seq 1 400); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done
-  echo "timed out waiting for '$2' in $1" >&2; return 1
+wait_line() {  # FILE REGEX PID: waits (20 s at most, while PID lives) for a line of PID's log
+  for _ in $(seq 1 400); do
+    grep -q "$2" "$1" 2>/dev/null && return 0
+    kill -0 "$3" 2>/dev/null || break
+    sleep 0.05
+  done
+  echo "no '$2' in $1 ($(kill -0 "$3" 2>/dev/null && echo "timed out" || echo "the process ended")); its last lines:" >&2
+  tail -n 5 "$1" 2>/dev/null | sed 's/^/    /' >&2
+  return 1
 }
 
 # Does this relay know `type: nats` as a source? --check-config on the edge's
@@ -97,7 +103,7 @@ start() {  # start TOPOLOGY RUN
     redis)
       redis-server --port "$engine" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" \
         >"$work/redis.log" 2>&1 & PIDS+=($!); ENGINE_PIDS=$!
-      wait_line "$work/redis.log" "Ready to accept connections" || return 1
+      wait_line "$work/redis.log" "Ready to accept connections" $! || return 1
       cp "$BUILD/plugins/redis.so" "$work/plugins/"
       rootExtra="plugins:
   directory: $work/plugins
@@ -122,7 +128,9 @@ start() {  # start TOPOLOGY RUN
         ENGINE_PIDS+="${ENGINE_PIDS:+,}$!"
         servers+="${servers:+, }\"nats://127.0.0.1:${ports[$((3 + i))]}\""
       done
-      for ((i = 0; i < nodes; i++)); do wait_line "$work/nats$i.log" "Server is ready" || return 1; done
+      for ((i = 0; i < nodes; i++)); do
+        wait_line "$work/nats$i.log" "Server is ready" "${PIDS[$((${#PIDS[@]} - nodes + i))]}" || return 1
+      done
       # The stream, empty (the tool retries while a cluster elects its leaders).
       "$NATS_TOOL" reset "nats://127.0.0.1:$engine" "$STREAM" 'relay.>' "$nodes" ||
         { echo "cannot create the JetStream stream" >&2; return 1; }
@@ -147,9 +155,9 @@ listeners:
   - {name: out, bind: "127.0.0.1:$out", queue: {on_full: block}}
 YAML
   "$RELAY" --config "$work/root.yaml" >"$work/root.log" 2>&1 & PIDS+=($!); ROOT_PID=$!
-  wait_line "$work/root.log" "relay started" || return 1
+  wait_line "$work/root.log" "relay started" $ROOT_PID || return 1
   "$RELAY" --config "$work/edge.yaml" >"$work/edge.log" 2>&1 & PIDS+=($!); EDGE_PID=$!
-  wait_line "$work/edge.log" "relay started" || return 1
+  wait_line "$work/edge.log" "relay started" $EDGE_PID || return 1
   # The edge's subscription and its subscribers are ready once a warm-up
   # frame went through: engine_latency_bench waits for that itself.
 }
