@@ -40,7 +40,7 @@ std::optional<std::uint64_t> number(std::string_view s) {
   return value;
 }
 
-std::pair<std::uint64_t, std::uint64_t> idParts(const std::string& id) {
+std::pair<std::uint64_t, std::uint64_t> idParts(std::string_view id) {
   const auto dash = id.find('-');
   const std::uint64_t ms = number(id.substr(0, dash)).value_or(0);
   const std::uint64_t seq = dash == std::string::npos ? 0 : number(id.substr(dash + 1)).value_or(0);
@@ -78,13 +78,13 @@ void appendJsonString(std::string& out, const std::string& s) {
 
 }  // namespace
 
-bool isRedisEntryId(const std::string& id) {
+bool isRedisEntryId(std::string_view id) {
   const auto dash = id.find('-');
   if (dash == std::string::npos) return number(id).has_value();
   return number(id.substr(0, dash)).has_value() && number(id.substr(dash + 1)).has_value();
 }
 
-bool redisIdAfter(const std::string& a, const std::string& b) { return idParts(a) > idParts(b); }
+bool redisIdAfter(std::string_view a, std::string_view b) { return idParts(a) > idParts(b); }
 
 // One connection to Redis. pump() is one XREAD: it waits up to BLOCK for
 // entries after the last id and publishes them. Used by the source thread only.

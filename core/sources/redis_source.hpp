@@ -23,6 +23,7 @@
 
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "connecting_source.hpp"
@@ -61,8 +62,8 @@ class RedisSource : public ConnectingSource {
 };
 
 // An entry id as XREAD takes it after: "MS-SEQ" or "MS" (digits), or "0". False if not one.
-bool isRedisEntryId(const std::string& id);
+bool isRedisEntryId(std::string_view id);
 // Entry ids compared as Redis orders them (both valid ids).
-bool redisIdAfter(const std::string& a, const std::string& b);
+bool redisIdAfter(std::string_view a, std::string_view b);
 
 }  // namespace streamrelay
