@@ -44,6 +44,8 @@ class NatsServer {
     process_->waitForExit();
   }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  // What the server wrote so far (for a failed check's report).
+  std::string output() { return process_->output(); }
 
  private:
   std::string name_, dir_;
@@ -65,7 +67,8 @@ class JetStreamClient {
   }
   // Creates the stream; a cluster still electing its leaders answers with
   // errors for a moment, so it is tried until the deadline.
-  bool addStream(const std::string& name, const std::string& subject, int replicas) {
+  bool addStream(const std::string& name, const std::string& subject, int replicas,
+                 std::chrono::milliseconds timeout = 30s) {
     return pollUntil([&] {
       jsStreamConfig cfg;
       jsStreamConfig_Init(&cfg);
@@ -78,7 +81,7 @@ class JetStreamClient {
       const natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, nullptr);
       if (info) jsStreamInfo_Destroy(info);
       return s == NATS_OK;
-    }, 30s);
+    }, timeout);
   }
   std::uint64_t messages(const std::string& stream) {
     jsStreamInfo* info = nullptr;
@@ -202,7 +205,12 @@ TEST_CASE("nats jetstream cluster: the node the relay is connected to killed mid
   }
   const std::string servers = "'" + nodes[0]->url() + "', '" + nodes[1]->url() + "', '" + nodes[2]->url() + "'";
   JetStreamClient checker(nodes[1]->url() + "," + nodes[2]->url());
-  REQUIRE(checker.addStream("RELAY", "relay.>", 3));
+  // Three nodes elect a JetStream meta leader first; on a loaded machine
+  // 30 s were once not enough. If it never comes, the servers say why.
+  const bool added = checker.addStream("RELAY", "relay.>", 3, 90s);
+  if (!added)
+    for (auto& node : nodes) UNSCOPED_INFO(node->output());
+  REQUIRE(added);
   RunningRelay relay = startRelay(
       kListenUpstream +
           pluginsSection(dir, natsInstance(servers, ", jetstream: {stream: RELAY, ack_timeout_ms: 1000}, max_pending: 2000")),
