@@ -26,28 +26,7 @@ using streamrelay::client::ResumePoint;
 
 namespace {
 
-using Frames = std::vector<std::pair<std::uint64_t, std::string>>;
-
-// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
-// ends it after `quiet` without a frame.
-Frames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
-  Frames got;
-  std::string frame;
-  FrameInfo info;
-  while (sub.next(frame, info, quiet)) {
-    got.emplace_back(info.seq, frame);
-    if (frame == "end") break;
-  }
-  return got;
-}
-
-// Every frame i is seq 1 + i with the payload "feed SEQ", the last one "end".
-bool isWholeFeed(const Frames& frames) {
-  if (frames.empty() || frames.back().second != "end") return false;
-  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
-    if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
-  return frames.back().first == frames.size();
-}
+using Frames = FeedFrames;
 
 // The holder: frames from a LineFeed, written by the redis sink to relay:upstream.
 std::string holderYaml(const RedisServer& redis, const PluginDir& plugins) {
@@ -87,7 +66,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   const std::uint64_t epoch = atHolder.answer().epoch;
   Frames fromHolder, fromEdge;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
 
   // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
@@ -100,7 +79,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   CHECK(atEdge.answer().epoch == epoch);
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
   JoinedThread edgeReader;  // after atEdge: joined before the subscriber it reads goes
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
 
   // The edge stops mid-stream and starts again on its log: it goes on after
   // the last entry id the log kept, and its subscriber resumes by (epoch, seq).
@@ -168,7 +147,7 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
   Frames fromEdge;
   JoinedThread edgeReader;
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
   edgeReader.thread.join();
@@ -199,7 +178,7 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
 
   Frames fromHolder, moved, atBOnly;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
   REQUIRE(pollUntil([&] { return atEpoch(statsA) && atEpoch(statsB); }, 20s));
 
@@ -214,8 +193,8 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
   REQUIRE(stayer.awaitAnswer(10s));
   CHECK(mover.answer().recovery == Recovery::Recovered);
   JoinedThread moverReader, stayerReader;  // after the subscribers: joined before they go
-  moverReader.thread = std::thread([&] { moved = readToEnd(mover, 60s); });
-  stayerReader.thread = std::thread([&] { atBOnly = readToEnd(stayer, 60s); });
+  moverReader.thread = std::thread([&] { moved = readToEnd(mover, 60s, &moverReader.stopping); });
+  stayerReader.thread = std::thread([&] { atBOnly = readToEnd(stayer, 60s, &stayerReader.stopping); });
 
   // Redis dies (SIGKILL) and comes back on its append-only file: the holder's
   // sink writes on, the edges read on after their last entry id.

@@ -37,27 +37,6 @@ std::string follow(int port, const std::string& more = "") {
   return "{type: streamrelay, endpoints: ['" + loopback(port) + "']" + more + "}";
 }
 
-// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
-// ends it after `quiet` without a frame.
-std::vector<std::pair<std::uint64_t, std::string>> readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
-  std::vector<std::pair<std::uint64_t, std::string>> got;
-  std::string frame;
-  FrameInfo info;
-  while (sub.next(frame, info, quiet)) {
-    got.emplace_back(info.seq, frame);
-    if (frame == "end") break;
-  }
-  return got;
-}
-
-// Every frame i is seq `first` + i with the payload "feed SEQ", the last one "end".
-bool isWholeFeed(const std::vector<std::pair<std::uint64_t, std::string>>& frames, std::uint64_t first) {
-  if (frames.empty() || frames.back().second != "end") return false;
-  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
-    if (frames[i].first != first + i || frames[i].second != "feed " + std::to_string(first + i)) return false;
-  return frames.back().first == first + frames.size() - 1;
-}
-
 }  // namespace
 
 TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, the leaf's subscribers see the root's (epoch, seq, payload), no gap, no repeat", "[integration][fleet]") {
@@ -76,9 +55,9 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   Subscriber atRoot(root.address(), protocolClient());
   REQUIRE(atRoot.awaitAnswer(10s));
   const std::uint64_t epoch = atRoot.answer().epoch;
-  std::vector<std::pair<std::uint64_t, std::string>> fromRoot, fromLeaf;
+  FeedFrames fromRoot, fromLeaf;
   JoinedThread rootReader;  // ended by the feed's "end", or by its silence once it is gone
-  rootReader.thread = std::thread([&] { fromRoot = readToEnd(atRoot); });
+  rootReader.thread = std::thread([&] { fromRoot = readToEnd(atRoot, 30s, &rootReader.stopping); });
   LineFeed feed(root, 20000);
   // Once the leaf mirrors the root's epoch, a subscriber resumes there from the start.
   REQUIRE(pollUntil([&] { return leafStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
@@ -90,7 +69,7 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   CHECK(atLeaf.answer().epoch == epoch);
   CHECK(atLeaf.answer().recovery == Recovery::Recovered);
   JoinedThread leafReader;  // after atLeaf: joined before the subscriber it reads goes
-  leafReader.thread = std::thread([&] { fromLeaf = readToEnd(atLeaf); });
+  leafReader.thread = std::thread([&] { fromLeaf = readToEnd(atLeaf, 30s, &leafReader.stopping); });
 
   // The middle dies mid-stream, and comes back on the same port with an empty ring.
   REQUIRE(pollUntil([&] { return leafStats.sourceNumber("upstream_seq") > 20000; }, 30s));
