@@ -244,6 +244,7 @@ std::vector<QueuePtr> Bus::queues() const {
   std::lock_guard<std::mutex> lock(mutex_);
   std::vector<QueuePtr> all = *queues_;
   for (const auto& selector : selectors_) all.push_back(selector->queue);
+  for (const Ahead& ahead : ahead_) all.push_back(ahead.queue);
   return all;
 }
 

@@ -137,7 +137,7 @@ class Bus {
   // Thread safe. Swaps `old` for `replacement` in one step: every batch goes to
   // exactly one of them (a reloaded plugin neither misses nor repeats a frame).
   void replace(const SubscriptionQueue* old, QueuePtr replacement);
-  // Thread safe. The queues subscribed now.
+  // Thread safe. The queues subscribed now (and the resumes ahead waiting for their frame).
   std::vector<QueuePtr> queues() const;
 
   // Called only from the stream's publishing thread: numbers the frames, then

@@ -155,6 +155,7 @@ TEST_CASE("a resume ahead of a mirror waits for its frame and goes on right afte
   CHECK(start.recovered);
   CHECK(start.firstSeq == 16);
   CHECK(start.epoch == 5);
+  CHECK(bus.queues().size() == 1);  // a consumer while it waits (/stats lists it)
 
   SECTION("the frames up to the one asked for are not given, the rest are, live after") {
     bus.publishAt(frames(4), 5, 11);  // 11..14
@@ -183,6 +184,7 @@ TEST_CASE("a resume ahead of a mirror waits for its frame and goes on right afte
   }
   SECTION("gone before its frame came: nothing is kept for it") {
     bus.unsubscribe(ahead.get());
+    CHECK(bus.queues().empty());
     bus.publishAt(frames(10), 5, 11);
     CHECK(taken(*ahead).empty());
   }
