@@ -207,11 +207,8 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
   CHECK(statsB.sourceNumber("connects") >= 2);
 
   // Edge A dies (SIGKILL): its subscriber goes on at B by (epoch, seq).
-  // B must hold what the subscriber read at A: an edge behind the one a
-  // subscriber left answers recovered: false (docs/fleet.md), and on a
-  // loaded machine (a sanitizer build beside other tests) B fell thousands
-  // of frames behind A.
-  REQUIRE(pollUntil([&] { return seqOf(statsB) >= seqOf(statsA); }, 60s));
+  // B may be behind A (on a loaded machine, thousands of frames): it holds
+  // the subscriber until it has read the seq after its last one.
   edgeA.process->kill();
   REQUIRE(edgeA.process->waitForExit() != -1000);
   edgeA.process.reset();
