@@ -37,6 +37,10 @@ struct SourceConfig {
   // Set only for a source run by another (a leased source's provider and
   // follower): it counts into the other's counters, which outlive it.
   std::shared_ptr<SourceCounters> sharedCounters;
+  // A type a plugin library provides (plugin_source_types.hpp): its mapping
+  // without `type`, as flow YAML, for the plugin's create.
+  bool fromPlugin = false;
+  std::string pluginConfigYaml;
   const std::string& type() const { return settings.type(); }
 };
 

@@ -34,11 +34,20 @@ class PluginCatalog {
 
   // The keys of every plugin type that declares them, by type.
   PluginConfigSchemas schemas() const;
+  // A source type a library provides (source_plugin.h): its file and keys.
+  struct SourceType {
+    std::string path;
+    std::string description;
+    std::shared_ptr<const PluginConfigKeys> keys;
+  };
+  // By type name.
+  const std::map<std::string, SourceType>& sourceTypes() const { return sourceTypes_; }
   // One line per file skipped, or about the directory.
   const std::vector<std::string>& notes() const { return notes_; }
 
  private:
   std::map<std::string, std::shared_ptr<const PluginConfigKeys>> keys_;  // by type; null: declares none
+  std::map<std::string, SourceType> sourceTypes_;
   std::vector<std::string> notes_;
 };
 

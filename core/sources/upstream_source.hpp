@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -67,7 +68,8 @@ struct SourceCounters {
   // endpoint's failures. Written by the source thread, read by /stats.
   mutable std::mutex endpointsMutex;
   std::string liveEndpoint;
-  std::string providerPosition;  // a redis source: the id of the last entry read ("" none yet)
+  std::string providerPosition;  // a redis source: the id of the last entry read ("" none yet); a plugin's source: its position
+  std::map<std::string, std::uint64_t> pluginCounters;  // a plugin's source: its add_counter figures
   std::vector<EndpointStatus> endpoints;
 };
 

@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: Apache-2.0
+#include "plugin_source.hpp"
+
+#include <Poco/Logger.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+
+#include "logging.hpp"
+#include "plugin_library.hpp"
+
+namespace streamrelay {
+
+namespace {
+
+Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
+
+constexpr int kPumpMs = 200;                        // a stop is seen at least this often
+constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;  // as the streamrelay source: far below a wrap
+constexpr std::size_t kMaxFrame = std::size_t{1} << 30;    // as a plugin's emit
+constexpr std::size_t kErrorSize = 512;
+
+PluginSource* of(void* host) { return static_cast<PluginSource*>(host); }
+
+}  // namespace
+
+PluginSource::PluginSource(const SourceConfig& config, Bus& bus, const PluginSourceType& type)
+    : UpstreamSource(config, bus), type_(type) {
+  // Restarted by a reload, or on a log: goes on from what its stream has, never a seq twice.
+  if (bus.lastSeq() > 0) {
+    epoch_ = bus.stream().epoch;
+    seq_ = bus.lastSeq();
+  }
+  api_.struct_size = sizeof api_;
+  api_.abi_version = STREAMRELAY_ABI_VERSION;
+  api_.host = this;
+  api_.log = &PluginSource::apiLog;
+  api_.stopping = &PluginSource::apiStopping;
+  api_.publish = &PluginSource::apiPublish;
+  api_.publish_mirrored = &PluginSource::apiPublishMirrored;
+  api_.set_connected = &PluginSource::apiSetConnected;
+  api_.provider_position = &PluginSource::apiProviderPosition;
+  api_.add_counter = &PluginSource::apiAddCounter;
+  api_.protocol_error = &PluginSource::apiProtocolError;
+}
+
+PluginSource::~PluginSource() {
+  stop();
+  close();  // one created but never run (the relay did not start)
+}
+
+void PluginSource::resumeProviderAfter(const std::string& position) {
+  logger().information("%s: going on after provider position %s (kept with the stream)", label(), oneLine(position));
+  resumeAfter_ = position;
+  std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+  counters_.providerPosition = position;
+}
+
+void PluginSource::prepare() {
+  std::string why;
+  if (!open(why)) throw std::runtime_error(label() + ": " + why);
+}
+
+bool PluginSource::open(std::string& why) {
+  if (self_) return true;
+  try {
+    if (!library_) {
+      const char* tmpdir = ::getenv("TMPDIR");
+      std::string dir = std::string(tmpdir && *tmpdir ? tmpdir : "/tmp") + "/streamrelay-source.XXXXXX";
+      if (!::mkdtemp(&dir[0])) throw std::runtime_error("cannot create a directory for the library's private copy");
+      std::shared_ptr<PluginLibrary> library;
+      try {
+        library = PluginLibrary::load(type_.path, dir);
+      } catch (...) {
+        ::rmdir(dir.c_str());
+        throw;
+      }
+      ::rmdir(dir.c_str());  // the copy is removed once mapped
+      const streamrelay_source_plugin* d = library->sourceDescriptor();
+      if (!d || type_.name != d->name)
+        throw std::runtime_error(type_.path + " no longer provides source type " + type_.name);
+      library_ = std::move(library);
+      descriptor_ = d;
+    }
+  } catch (const std::exception& e) {
+    why = "plugin " + type_.path + ": " + e.what();
+    return false;
+  }
+  char error[kErrorSize] = "";
+  self_ = descriptor_->create(&api_, config_.pluginConfigYaml.c_str(), error, sizeof error);
+  if (!self_) {
+    error[sizeof error - 1] = '\0';
+    why = "source type " + type_.name + ": " + oneLine(*error ? error : "create failed (no reason given)");
+    return false;
+  }
+  return true;
+}
+
+void PluginSource::close() {
+  if (!self_) return;
+  descriptor_->destroy(self_);
+  self_ = nullptr;
+  counters_.connected.store(false);
+}
+
+void PluginSource::run() {
+  std::string why;
+  while (!stop_.requested() && !open(why)) {  // a reload's restart: not started yet
+    logger().error("%s: %s; trying again in 5 s", label(), why);
+    stop_.waitFor(std::chrono::seconds(5));
+  }
+  std::string lastError;
+  while (!stop_.requested()) {
+    char error[kErrorSize] = "";
+    const int rc = descriptor_->pump(self_, kPumpMs, error, sizeof error);
+    flush();
+    if (rc == STREAMRELAY_OK) {
+      lastError.clear();
+      continue;
+    }
+    error[sizeof error - 1] = '\0';
+    const std::string text = oneLine(*error ? error : "pump failed (no reason given)");
+    if (text != lastError) logger().warning("%s: %s", label(), text);  // once per change, not once a second
+    lastError = text;
+    stop_.waitFor(std::chrono::seconds(1));
+  }
+  flush();
+  close();
+}
+
+int PluginSource::publish(const uint8_t* data, std::size_t size, std::string_view key, std::string_view position) {
+  if ((!data && size > 0) || size > kMaxFrame) return STREAMRELAY_ERROR;
+  static const char none = 0;
+  if (!data) data = reinterpret_cast<const uint8_t*>(&none);
+  if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
+  if (marked_) flush();
+  if (builder_.empty()) batchTime_ = unixNowNs();
+  marked_ = false;
+  counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
+  builder_.add(reinterpret_cast<const char*>(data), size, key);
+  if (!position.empty()) position_.assign(position);
+  return STREAMRELAY_OK;
+}
+
+int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const uint8_t* data, std::size_t size,
+                                  std::string_view key, std::string_view position) {
+  if ((!data && size > 0) || size > kMaxFrame) return STREAMRELAY_ERROR;
+  static const char none = 0;
+  if (!data) data = reinterpret_cast<const uint8_t*>(&none);
+  if (epoch == 0 || seq == 0 || seq > kMaxSeq) return publish(data, size, key, position);  // no marks: numbered here
+  if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
+  counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
+  if (epoch_ == epoch && seq <= seq_) {  // had already (read again after a restart): the provider went past it
+    if (!position.empty()) position_.assign(position);
+    return STREAMRELAY_MIRROR_REPEAT;
+  }
+  if (epoch_ == epoch && seq > seq_ + 1) countGap(seq_, seq);
+  if (epoch_ != 0 && epoch_ != epoch) {
+    counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
+    logger().warning("%s: the writer's stream has another epoch (%s, was %s): it numbers from seq %s anew", label(),
+                     std::to_string(epoch), std::to_string(epoch_), std::to_string(seq));
+  }
+  if (!builder_.empty() && (!marked_ || epoch != batchEpoch_ || seq != batchFirst_ + builder_.frameCount())) flush();
+  if (builder_.empty()) {
+    marked_ = true;
+    batchEpoch_ = epoch;
+    batchFirst_ = seq;
+    batchTime_ = unixNowNs();
+  }
+  builder_.add(reinterpret_cast<const char*>(data), size, key);
+  if (!position.empty()) position_.assign(position);  // after a flush above: a batch keeps the position of its own last frame
+  epoch_ = epoch;
+  seq_ = seq;
+  return STREAMRELAY_MIRROR_PUBLISHED;
+}
+
+void PluginSource::countGap(std::uint64_t had, std::uint64_t got) {
+  counters_.gaps.fetch_add(1, std::memory_order_relaxed);
+  counters_.framesMissed.fetch_add(got - had - 1, std::memory_order_relaxed);
+  logger().warning("%s: a gap in the writer's stream: frames %s..%s are not in the provider", label(),
+                   std::to_string(had + 1), std::to_string(got - 1));
+}
+
+void PluginSource::flush() {
+  if (!builder_.empty()) {
+    std::unique_ptr<FrameBatch> batch = builder_.seal(batchTime_);
+    if (!position_.empty()) batch->setProviderPosition(position_);
+    if (marked_) {
+      const std::uint64_t last = batchFirst_ + batch->frameCount() - 1;
+      bus_.publishAt(std::move(batch), batchEpoch_, batchFirst_);
+      counters_.upstreamEpoch.store(batchEpoch_, std::memory_order_relaxed);
+      counters_.upstreamSeq.store(last, std::memory_order_relaxed);
+      counters_.lagNs.store(unixNowNs() - batchTime_, std::memory_order_relaxed);
+    } else {
+      bus_.publish(std::move(batch));
+      // Numbered here, after the writer's last: a marked frame at or below it is one had already.
+      epoch_ = bus_.stream().epoch;
+      seq_ = bus_.lastSeq();
+    }
+  }
+  if (!position_.empty()) {
+    std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
+    counters_.providerPosition = position_;
+  }
+}
+
+void PluginSource::apiLog(void* host, int level, const char* message) {
+  if (!host || !message) return;
+  const std::string text = of(host)->label() + ": " + oneLine(message);
+  switch (level) {
+    case STREAMRELAY_LOG_ERROR: logger().error(text); break;
+    case STREAMRELAY_LOG_WARNING: logger().warning(text); break;
+    case STREAMRELAY_LOG_INFO: logger().information(text); break;
+    default: logger().debug(text); break;
+  }
+}
+
+int PluginSource::apiStopping(void* host) { return host && of(host)->stop_.requested() ? 1 : 0; }
+
+int PluginSource::apiPublish(void* host, const uint8_t* data, size_t size, const char* key, size_t keySize,
+                             const char* position, size_t positionSize) {
+  if (!host) return STREAMRELAY_ERROR;
+  return of(host)->publish(data, size, key ? std::string_view(key, keySize) : std::string_view(),
+                           position ? std::string_view(position, positionSize) : std::string_view());
+}
+
+int PluginSource::apiPublishMirrored(void* host, uint64_t epoch, uint64_t seq, const uint8_t* data, size_t size,
+                                     const char* key, size_t keySize, const char* position, size_t positionSize) {
+  if (!host) return STREAMRELAY_ERROR;
+  return of(host)->publishMirrored(epoch, seq, data, size, key ? std::string_view(key, keySize) : std::string_view(),
+                                   position ? std::string_view(position, positionSize) : std::string_view());
+}
+
+void PluginSource::apiSetConnected(void* host, int connected) {
+  if (!host) return;
+  SourceCounters& c = of(host)->counters_;
+  if (!c.connected.exchange(connected != 0) && connected) c.connects.fetch_add(1, std::memory_order_relaxed);
+}
+
+size_t PluginSource::apiProviderPosition(void* host, char* buffer, size_t capacity) {
+  if (!host) return 0;
+  const std::string& position = of(host)->resumeAfter_;
+  if (buffer && capacity > position.size()) {
+    std::memcpy(buffer, position.data(), position.size());
+    buffer[position.size()] = '\0';
+  }
+  return position.size();
+}
+
+void PluginSource::apiAddCounter(void* host, const char* name, uint64_t delta) {
+  if (!host || !name) return;
+  SourceCounters& c = of(host)->counters_;
+  std::lock_guard<std::mutex> lock(c.endpointsMutex);
+  c.pluginCounters[name] += delta;
+}
+
+void PluginSource::apiProtocolError(void* host) {
+  if (host) of(host)->counters_.protocolErrors.fetch_add(1, std::memory_order_relaxed);
+}
+
+}  // namespace streamrelay

@@ -1,0 +1,306 @@
+// SPDX-License-Identifier: Apache-2.0
+// Integration tests of the `nats` source (a source type the nats plugin
+// library provides: sdk/include/streamrelay/source_plugin.h): a holder relay
+// whose nats sink writes into JetStream on a real nats-server, and an edge
+// relay that reads it back with an ordered consumer and mirrors the holder's
+// (epoch, seq, payload); the edge, with a stream log, stopped and started
+// again mid-stream; messages without the relay's marks, or with a mark that
+// does not read; core NATS; bad config. Built only where the nats plugin is.
+
+#include <catch2/catch.hpp>
+
+#include <nats/nats.h>
+
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "free_port.hpp"
+#include "nats_server.hpp"
+#include "relay_fixture.hpp"
+#include "scratch_dir.hpp"
+#include "subscriber_helpers.hpp"
+
+using namespace streamrelay::test;
+using streamrelay::client::FrameInfo;
+using streamrelay::client::Recovery;
+using streamrelay::client::ResumePoint;
+
+namespace {
+
+using Frames = std::vector<std::pair<std::uint64_t, std::string>>;
+
+// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
+// ends it after `quiet` without a frame.
+Frames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
+  Frames got;
+  std::string frame;
+  FrameInfo info;
+  while (sub.next(frame, info, quiet)) {
+    got.emplace_back(info.seq, frame);
+    if (frame == "end") break;
+  }
+  return got;
+}
+
+// Every frame i is seq 1 + i with the payload "feed SEQ", the last one "end".
+bool isWholeFeed(const Frames& frames) {
+  if (frames.empty() || frames.back().second != "end") return false;
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+    if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
+  return frames.back().first == frames.size();
+}
+
+struct JoinedThread {
+  std::thread thread;
+  ~JoinedThread() {
+    if (thread.joinable()) thread.join();
+  }
+};
+
+std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
+  auto source = stats.source();
+  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
+}
+
+std::string sourceText(const RelayStats& stats, const std::string& key) {
+  auto source = stats.source();
+  return source && source->has(key) ? source->getValue<std::string>(key) : "";
+}
+
+// A counter the nats source adds (add_counter): the source's `plugin` object.
+std::uint64_t pluginCounter(const RelayStats& stats, const std::string& key) {
+  auto source = stats.source();
+  if (!source || !source->has("plugin")) return 0;
+  auto counters = source->getObject("plugin");
+  return counters && counters->has(key) ? counters->getValue<std::uint64_t>(key) : 0;
+}
+
+// The holder: frames from a LineFeed, written by the nats sink to JetStream (relay.upstream).
+std::string holderYaml(const NatsServer& nats, const PluginDir& plugins) {
+  return kListenUpstream + "streams:\n  upstream: {replay: {frames: 1000000}}\n" + "listeners:\n" +
+         listener("main", "protocol: streamrelay, replay: {frames: 100000}") +
+         pluginsSection(plugins, "  instances:\n    - {name: sink, type: nats, inputs: [upstream], queue: {max_frames: "
+                                 "1000000, max_bytes: 0, on_full: block}, config: {servers: ['" + nats.url() +
+                                 "'], subject: 'relay.{stream}', jetstream: {stream: RELAY}}}\n");
+}
+
+// An edge: a nats source (`source`: its keys after servers), its stream
+// logged in `logDir` (none: no log); its plugins directory is the stats'.
+std::string edgeYaml(const NatsServer& nats, const std::string& source, const std::string& logDir, int port,
+                     const RelayStats& stats) {
+  return "upstream: {type: nats, servers: ['" + nats.url() + "'], " + source + "}\n" +
+         "streams:\n  upstream: {replay: {frames: 1000000}" +
+         (logDir.empty() ? std::string() : ", log: {dir: '" + logDir + "', fsync: never}") + "}\n" +
+         "listeners:\n  - {name: main, bind: '127.0.0.1:" + std::to_string(port) +
+         "', protocol: streamrelay, replay: {frames: 100000}}\n" + stats.section();
+}
+
+const std::string kMirrorKeys = "subject: relay.upstream, jetstream: {stream: RELAY, deliver: all}";
+
+// A NATS client of the test's own: publishes what no relay wrote.
+class Publisher {
+ public:
+  explicit Publisher(const std::string& url) { REQUIRE(natsConnection_ConnectTo(&conn_, url.c_str()) == NATS_OK); }
+  ~Publisher() { natsConnection_Destroy(conn_); }
+  // To JetStream (acknowledged), with a Nats-Msg-Id if `id` is not empty.
+  void store(const std::string& subject, const std::string& payload, const std::string& id = "") {
+    jsCtx* js = nullptr;
+    REQUIRE(natsConnection_JetStream(&js, conn_, nullptr) == NATS_OK);
+    natsMsg* msg = nullptr;
+    REQUIRE(natsMsg_Create(&msg, subject.c_str(), nullptr, payload.data(), static_cast<int>(payload.size())) == NATS_OK);
+    if (!id.empty()) natsMsgHeader_Set(msg, "Nats-Msg-Id", id.c_str());
+    jsPubAck* ack = nullptr;
+    const natsStatus s = js_PublishMsg(&ack, js, msg, nullptr, nullptr);
+    if (ack) jsPubAck_Destroy(ack);
+    natsMsg_Destroy(msg);
+    jsCtx_Destroy(js);
+    REQUIRE(s == NATS_OK);
+  }
+  void publish(const std::string& subject, const std::string& payload) {
+    REQUIRE(natsConnection_Publish(conn_, subject.c_str(), payload.data(), static_cast<int>(payload.size())) == NATS_OK);
+    REQUIRE(natsConnection_Flush(conn_) == NATS_OK);
+  }
+
+ private:
+  natsConnection* conn_ = nullptr;
+};
+
+}  // namespace
+
+TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStream, at 10,000 frames/s, stopped and started again with a log: its subscriber sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][nats][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RunningRelay holder = startRelay(holderYaml(nats, plugins));
+  RelayStats edgeStats;
+  edgeStats.plugins().drop(builtIn("nats"), "nats.so");
+  const int edgePort = freePort();
+  const std::string edgeConfig = edgeYaml(nats, kMirrorKeys, dir.sub("edge-log"), edgePort, edgeStats);
+  RunningRelay edge = startRelay(edgeConfig);
+  edgeStats.attach(edge);
+
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  Frames fromHolder, fromEdge;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  LineFeed feed(holder, 10000);
+
+  // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
+  REQUIRE(pollUntil([&] { return sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  Subscriber::Options options = protocolClient();
+  options.reconnect = true;
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber atEdge("127.0.0.1:" + std::to_string(edgePort), options);
+  REQUIRE(atEdge.awaitAnswer(10s));
+  CHECK(atEdge.answer().epoch == epoch);
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  JoinedThread edgeReader;
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+
+  // The edge stops mid-stream and starts again on its log: its consumer
+  // starts after the last JetStream sequence the log kept, and its subscriber
+  // resumes by (epoch, seq).
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
+  CHECK(!sourceText(edgeStats, "provider_position").empty());
+  CHECK(edgeStats.source()->getValue<bool>("connected"));
+  const std::uint64_t beforeStop = sourceNumber(edgeStats, "upstream_seq");
+  edge.process->terminate();
+  REQUIRE(edge.process->waitForExit() == 0);
+  edge.process.reset();
+  RunningRelay again = startRelay(edgeConfig);
+  edgeStats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
+  REQUIRE(again.process->waitForLine("reading JetStream stream RELAY \\(relay.upstream\\) from after stream sequence [0-9]+", 20s).size() > 0);
+  REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  const long sent = feed.stop();
+  REQUIRE(sent > 40000);
+
+  holderReader.thread.join();
+  edgeReader.thread.join();
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(isWholeFeed(fromEdge));
+  CHECK(fromEdge == fromHolder);
+  CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
+  CHECK(sourceNumber(edgeStats, "gaps") == 0);
+  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(pluginCounter(edgeStats, "malformed_msg_ids") == 0);
+  CHECK(pluginCounter(edgeStats, "purged_messages") == 0);
+  CHECK(sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch));
+  CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
+}
+
+TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one; messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(nats, kMirrorKeys, "", port, stats));
+  stats.attach(edge);
+  REQUIRE(edge.process->waitForLine("reading JetStream stream RELAY", 20s).size() > 0);
+  Publisher writer(nats.url());
+  writer.store("relay.upstream", "a", "77-upstream-1");
+  writer.store("relay.upstream", "b", "77-up-stream-2");  // a stream name with '-'
+  writer.store("relay.upstream", "e", "77-upstream-5");   // 3 and 4 never came
+  writer.store("relay.upstream", "new", "78-upstream-1"); // the writer started anew
+  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "4"; }, 20s));
+  CHECK(sourceNumber(stats, "gaps") == 1);
+  CHECK(sourceNumber(stats, "frames_missed") == 2);
+  CHECK(sourceNumber(stats, "new_epochs") == 1);
+  CHECK(sourceText(stats, "upstream_epoch") == "78");
+  CHECK(sourceNumber(stats, "upstream_seq") == 1);
+
+  // Messages another program wrote: numbered after the writer's last.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{78, {{"upstream", 1}}, {}};
+  Subscriber after("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(after.awaitAnswer(10s));
+  CHECK(after.answer().recovery == Recovery::Recovered);
+  writer.store("relay.upstream", "plain");
+  writer.store("relay.upstream", "odd", "not-a-mark");
+  writer.store("relay.upstream", "odd too", "0-upstream-9");
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(after.next(frame, info, 10s));
+  CHECK(frame == "plain");
+  CHECK(info.seq == 2);
+  REQUIRE(after.next(frame, info, 10s));
+  CHECK(frame == "odd");
+  CHECK(info.seq == 3);
+  REQUIRE(after.next(frame, info, 10s));
+  CHECK(frame == "odd too");
+  CHECK(info.seq == 4);
+  CHECK(pollUntil([&] { return pluginCounter(stats, "malformed_msg_ids") == 2; }, 10s));
+}
+
+TEST_CASE("nats source: core NATS: each message on the subject is a frame, numbered here", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(nats, "subject: 'news.>'", "", port, stats));
+  stats.attach(edge);
+  REQUIRE(edge.process->waitForLine("subscribed to news.> \\(core NATS\\)", 20s).size() > 0);
+  CHECK(pollUntil([&] { return stats.source()->getValue<bool>("connected"); }, 10s));
+  Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  Publisher writer(nats.url());
+  writer.publish("news.a", "first");
+  writer.publish("other", "not this");
+  writer.publish("news.b", std::string("se\0cond", 7));
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "first");
+  CHECK(info.seq == 1);
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == std::string("se\0cond", 7));
+  CHECK(info.seq == 2);
+  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+}
+
+TEST_CASE("nats source: a bad key or an unknown type is refused with one line naming it", "[integration][nats][edge][config]") {
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  const std::string base = "listeners:\n" + listener("main", "protocol: streamrelay") + pluginsSection(plugins, "");
+  const auto [source, error] = GENERATE(table<std::string, std::string>({
+      {"{type: nats, servers: ['nats://127.0.0.1:4222']}", "upstream: missing required key 'subject'"},
+      {"{type: nats, subject: s}", "upstream: missing required key 'servers'"},
+      {"{type: nats, servers: ['nats://127.0.0.1:4222'], subject: s, stream: X}", "upstream.stream: unknown key"},
+      {"{type: nats, servers: ['nats://127.0.0.1:4222'], subject: s, jetstream: {stream: X, deliver: old}}",
+       "upstream.jetstream.deliver: 'old' is not one of: new, all"},
+      {"{type: nats, servers: ['nats://127.0.0.1:4222'], subject: s, jetstream: {stream: X, from_seq: many}}",
+       "upstream.jetstream.from_seq: "},
+      {"{type: nats, servers: ['nats://127.0.0.1:4222'], subject: s, url: x}", "upstream.url: unknown key"},
+      {"{type: natz, servers: ['nats://127.0.0.1:4222'], subject: s}",
+       "upstream.type: 'natz' is not a source type \\(.*\\), nor one a plugin in .* provides"},
+  }));
+  ChildProcess check(STREAMRELAY_BIN, {"--check-config", writeTempFile("bad-nats.yaml", "upstream: " + source + "\n" + base)});
+  CHECK(check.waitForExit() == 1);
+  INFO(check.output());
+  CHECK(check.countLines("config error: .*" + error) == 1);
+  CHECK(check.countLines(".") == 1);
+}
+
+TEST_CASE("nats source: what the plugin's create refuses stops the relay's start with one line", "[integration][nats][edge][config]") {
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  const std::string yaml = "upstream: {type: nats, servers: ['http://127.0.0.1:4222'], subject: s}\nlisteners:\n" +
+                           listener("main", "protocol: streamrelay") + pluginsSection(plugins, "");
+  ChildProcess relay(STREAMRELAY_BIN, {"--config", writeTempFile("bad-nats-run.yaml", yaml)});
+  CHECK(relay.waitForExit() == 1);
+  INFO(relay.output());
+  CHECK(relay.countLines("servers\\[0\\]: is not nats://HOST:PORT or tls://HOST:PORT") >= 1);
+}
