@@ -206,8 +206,9 @@ void checkPluginConfigs(const Config& config, const PluginConfigSchemas& plugins
 // secret_mask.hpp.
 std::string effectiveConfigYaml(const Config& config, const PluginConfigSchemas& plugins = {});
 // Every key the config file may hold, one per line (streamrelay --list-keys),
-// with the keys of the plugins in `plugins`.
-std::string configKeysReference(const PluginConfigSchemas& plugins = {});
+// with the keys of the plugins in `plugins`, and those of the source types
+// plugin libraries provide (`pluginSources`, by type).
+std::string configKeysReference(const PluginConfigSchemas& plugins = {}, const PluginConfigSchemas& pluginSources = {});
 // The relay's keys as Markdown tables (--list-keys --format markdown):
 // docs/configuration.md.
 std::string configKeysMarkdown();

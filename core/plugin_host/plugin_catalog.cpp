@@ -104,4 +104,10 @@ PluginConfigSchemas PluginCatalog::schemas() const {
   return schemas;
 }
 
+PluginConfigSchemas PluginCatalog::sourceSchemas() const {
+  PluginConfigSchemas schemas;
+  for (const auto& [type, found] : sourceTypes_) schemas.emplace(type, &found.keys->schema());
+  return schemas;
+}
+
 }  // namespace streamrelay

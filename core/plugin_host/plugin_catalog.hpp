@@ -42,6 +42,8 @@ class PluginCatalog {
   };
   // By type name.
   const std::map<std::string, SourceType>& sourceTypes() const { return sourceTypes_; }
+  // The keys of each of those source types, by type.
+  PluginConfigSchemas sourceSchemas() const;
   // One line per file skipped, or about the directory.
   const std::vector<std::string>& notes() const { return notes_; }
 

@@ -11,6 +11,7 @@
 
 #include <nats/nats.h>
 
+#include <cstdio>
 #include <string>
 #include <thread>
 #include <utility>
@@ -118,6 +119,14 @@ class Publisher {
     jsCtx_Destroy(js);
     REQUIRE(s == NATS_OK);
   }
+  // Removes every message of the stream: its next sequence stays where it was.
+  void purge(const std::string& stream) {
+    jsCtx* js = nullptr;
+    REQUIRE(natsConnection_JetStream(&js, conn_, nullptr) == NATS_OK);
+    const natsStatus s = js_PurgeStream(js, stream.c_str(), nullptr, nullptr);
+    jsCtx_Destroy(js);
+    REQUIRE(s == NATS_OK);
+  }
   void publish(const std::string& subject, const std::string& payload) {
     REQUIRE(natsConnection_Publish(conn_, subject.c_str(), payload.data(), static_cast<int>(payload.size())) == NATS_OK);
     REQUIRE(natsConnection_Flush(conn_) == NATS_OK);
@@ -198,7 +207,55 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
 }
 
-TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one; messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
+TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again on its log: a subscriber resuming there by (epoch, seq) gets every frame, no gap, no repeat", "[integration][nats][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RunningRelay holder = startRelay(holderYaml(nats, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats edgeStats;
+  edgeStats.plugins().drop(builtIn("nats"), "nats.so");
+  const int edgePort = freePort();
+  const std::string edgeConfig = edgeYaml(nats, kMirrorKeys, dir.sub("edge-log"), edgePort, edgeStats);
+  RunningRelay edge = startRelay(edgeConfig);
+  edgeStats.attach(edge);
+  LineFeed feed(holder, 10000);
+
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  edge.process->kill();
+  REQUIRE(edge.process->waitForExit() != -1000);
+  edge.process.reset();
+  RunningRelay again = startRelay(edgeConfig);
+  edgeStats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+
+  // From the start of the epoch: the log's frames, then the ring's and the live ones.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber atEdge("127.0.0.1:" + std::to_string(edgePort), options);
+  REQUIRE(atEdge.awaitAnswer(10s));
+  CHECK(atEdge.answer().epoch == epoch);
+  CHECK(atEdge.answer().recovery == Recovery::Recovered);
+  Frames fromEdge;
+  JoinedThread edgeReader;
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  const long sent = feed.stop();
+  REQUIRE(sent > 40000);
+  edgeReader.thread.join();
+  CHECK(isWholeFeed(fromEdge));
+  CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(sourceNumber(edgeStats, "gaps") == 0);
+  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+}
+
+TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one, and messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
   JetStreamClient client(nats.url());
@@ -242,6 +299,79 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   CHECK(frame == "odd too");
   CHECK(info.seq == 4);
   CHECK(pollUntil([&] { return pluginCounter(stats, "malformed_msg_ids") == 2; }, 10s));
+}
+
+TEST_CASE("nats source: restarted on its log after the stream lost what followed its position (purged): the lost sequences and the writer's seqs are counted gaps", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  const std::string config = edgeYaml(nats, kMirrorKeys, dir.sub("edge-log"), port, stats);
+  Publisher writer(nats.url());
+  {
+    RunningRelay edge = startRelay(config);
+    stats.attach(edge);
+    for (int seq = 1; seq <= 3; ++seq) writer.store("relay.upstream", "m" + std::to_string(seq), "77-upstream-" + std::to_string(seq));
+    REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "3"; }, 20s));
+  }  // stopped (SIGTERM, exit 0)
+  for (int seq = 4; seq <= 6; ++seq) writer.store("relay.upstream", "m" + std::to_string(seq), "77-upstream-" + std::to_string(seq));
+  writer.purge("RELAY");  // stream sequences 4..6 are gone; the next is 7
+  writer.store("relay.upstream", "m7", "77-upstream-7");
+  RunningRelay again = startRelay(config);
+  stats.attach(again);
+  REQUIRE(again.process->waitForLine("going on after provider position 3", 20s).size() > 0);
+  REQUIRE(again.process->waitForLine("stream sequences 4\\.\\.6 are no longer in stream RELAY", 20s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "7"; }, 20s));
+  CHECK(pluginCounter(stats, "purged_messages") == 3);
+  CHECK(sourceNumber(stats, "gaps") == 1);
+  CHECK(sourceNumber(stats, "frames_missed") == 3);
+  CHECK(sourceNumber(stats, "upstream_seq") == 7);
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
+  Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().recovery == Recovery::Recovered);
+  std::string frame;
+  FrameInfo info;
+  for (const auto& [seq, payload] : std::vector<std::pair<std::uint64_t, std::string>>{{1, "m1"}, {2, "m2"}, {3, "m3"}, {7, "m7"}}) {
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(info.seq == seq);
+    CHECK(frame == payload);
+  }
+}
+
+TEST_CASE("nats source: jetstream from_seq and from_time say where a source without a kept position starts", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  Publisher writer(nats.url());
+  for (int i = 1; i <= 5; ++i) writer.store("relay.upstream", "m" + std::to_string(i));
+  const auto [keys, first] = GENERATE(table<std::string, int>({
+      {"subject: relay.upstream, jetstream: {stream: RELAY, from_seq: 3}", 3},
+      {"subject: relay.upstream, jetstream: {stream: RELAY, from_time: '2000-01-01T00:00:00Z'}", 1},
+      {"subject: relay.upstream, jetstream: {stream: RELAY, deliver: all}", 1},
+  }));
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(nats, keys, "", port, stats));
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "5"; }, 20s));
+  Subscriber::Options options = protocolClient();
+  options.fromSeq = 1;
+  Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  std::string frame;
+  FrameInfo info;
+  for (int i = first; i <= 5; ++i) {
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(frame == "m" + std::to_string(i));
+    CHECK(info.seq == static_cast<std::uint64_t>(i - first + 1));
+  }
 }
 
 TEST_CASE("nats source: core NATS: each message on the subject is a frame, numbered here", "[integration][nats][edge]") {
@@ -291,6 +421,37 @@ TEST_CASE("nats source: a bad key or an unknown type is refused with one line na
   CHECK(check.waitForExit() == 1);
   INFO(check.output());
   CHECK(check.countLines("config error: .*" + error) == 1);
+  CHECK(check.countLines(".") == 1);
+}
+
+TEST_CASE("nats source: --check-config prints its keys by the plugin's table: secrets as (set), groups left out not printed", "[integration][nats][edge][config]") {
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  const std::string yaml = "upstream: {type: nats, servers: ['nats://me:hunter2@127.0.0.1:4222'], subject: s, "
+                           "user: u, password: pw}\n" + pluginsSection(plugins, "");
+  const std::string path = writeTempFile("good-nats.yaml", yaml);
+  FILE* pipe = ::popen((std::string(STREAMRELAY_BIN) + " --check-config " + path + " 2>&1").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buffer[4096];
+  for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) out.append(buffer, n);
+  CHECK(::pclose(pipe) == 0);
+  INFO(out);
+  CHECK(out.find("upstream:\n  type: nats\n") != std::string::npos);
+  CHECK(out.find("\n  subject: s\n") != std::string::npos);
+  CHECK(out.find("\n  password: \"(set)\"\n") != std::string::npos);
+  CHECK(out.find("hunter2") == std::string::npos);
+  CHECK(out.find(": pw") == std::string::npos);
+  CHECK(out.find("jetstream") == std::string::npos);
+  CHECK(out.find("tls") == std::string::npos);
+}
+
+TEST_CASE("nats source: without a plugins directory type nats is one line saying so", "[integration][nats][edge][config]") {
+  ChildProcess check(STREAMRELAY_BIN, {"--check-config", writeTempFile("no-plugins-nats.yaml",
+      "upstream: {type: nats, servers: ['nats://127.0.0.1:4222'], subject: s}\nlisteners:\n" + listener("main", "protocol: streamrelay"))});
+  CHECK(check.waitForExit() == 1);
+  INFO(check.output());
+  CHECK(check.countLines("config error: .*upstream.type: 'nats' is not a source type \\(.*\\), and no plugins directory is set to provide one") == 1);
   CHECK(check.countLines(".") == 1);
 }
 
