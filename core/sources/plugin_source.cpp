@@ -22,6 +22,8 @@ constexpr int kPumpMs = 200;                        // a stop is seen at least t
 constexpr std::uint64_t kMaxSeq = std::uint64_t{1} << 62;  // as the streamrelay source: far below a wrap
 constexpr std::size_t kMaxFrame = std::size_t{1} << 30;    // as a plugin's emit
 constexpr std::size_t kErrorSize = 512;
+constexpr std::size_t kMaxHeldFrames = 1000000;               // frames held for a reorder window at most
+constexpr std::size_t kMaxHeldBytes = std::size_t{256} << 20;  // and their bytes
 
 PluginSource* of(void* host) { return static_cast<PluginSource*>(host); }
 
@@ -45,6 +47,7 @@ PluginSource::PluginSource(const SourceConfig& config, Bus& bus, const PluginSou
   api_.provider_position = &PluginSource::apiProviderPosition;
   api_.add_counter = &PluginSource::apiAddCounter;
   api_.protocol_error = &PluginSource::apiProtocolError;
+  api_.set_reorder_window = &PluginSource::apiSetReorderWindow;
 }
 
 PluginSource::~PluginSource() {
@@ -116,6 +119,7 @@ void PluginSource::run() {
   while (!stop_.requested()) {
     char error[kErrorSize] = "";
     const int rc = descriptor_->pump(self_, kPumpMs, error, sizeof error);
+    releaseHeldIfDue();
     flush();
     if (rc == STREAMRELAY_OK) {
       lastError.clear();
@@ -127,6 +131,7 @@ void PluginSource::run() {
     lastError = text;
     stop_.waitFor(std::chrono::seconds(1));
   }
+  releaseHeld();  // what the provider gave is published, gaps and all
   flush();
   close();
 }
@@ -136,6 +141,7 @@ int PluginSource::publish(const uint8_t* data, std::size_t size, std::string_vie
   static const char none = 0;
   if (!data) data = reinterpret_cast<const uint8_t*>(&none);
   if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
+  releaseHeld();  // a frame numbered here goes after the writer's frames waited for: they are not
   if (marked_) flush();
   if (builder_.empty()) batchTime_ = unixNowNs();
   marked_ = false;
@@ -154,9 +160,43 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
   if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
   counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
   if (epoch_ == epoch && seq <= seq_) {  // had already (read again after a restart): the provider went past it
-    if (!position.empty()) position_.assign(position);
+    advancePosition(position);
     return STREAMRELAY_MIRROR_REPEAT;
   }
+  if (epoch_ == epoch && seq > seq_ + 1 && reorderWindowMs_ > 0) {
+    // Ahead of the next seq: the writer's frames may be stored out of order
+    // (a sink's retry after a failover); held until the ones between come,
+    // or the window ends (then they are a gap).
+    if (held_.empty()) {
+      holdSince_ = std::chrono::steady_clock::now();
+    }
+    if (held_.find(seq) == held_.end()) {
+      heldBytes_ += size;
+      held_.emplace(seq, Held{std::string(reinterpret_cast<const char*>(data), size), std::string(key)});
+    }
+    advancePosition(position);
+    if (held_.size() > kMaxHeldFrames || heldBytes_ > kMaxHeldBytes) releaseHeld();
+    return STREAMRELAY_MIRROR_PUBLISHED;
+  }
+  if (epoch_ != 0 && epoch_ != epoch) releaseHeld();  // the old epoch's frames: before the new one's
+  take(epoch, seq, reinterpret_cast<const char*>(data), size, key);
+  advancePosition(position);
+  // The next ones may be held already.
+  for (auto next = held_.find(seq_ + 1); next != held_.end(); next = held_.find(seq_ + 1)) {
+    take(epoch_, next->first, next->second.data.data(), next->second.data.size(), next->second.key);
+    heldBytes_ -= next->second.data.size();
+    held_.erase(next);
+  }
+  // Seqs below the next one can no longer be taken (came some other way): dropped.
+  while (!held_.empty() && held_.begin()->first <= seq_) {
+    heldBytes_ -= held_.begin()->second.data.size();
+    held_.erase(held_.begin());
+  }
+  if (held_.empty()) position_ = latestPosition_;
+  return STREAMRELAY_MIRROR_PUBLISHED;
+}
+
+void PluginSource::take(std::uint64_t epoch, std::uint64_t seq, const char* data, std::size_t size, std::string_view key) {
   if (epoch_ == epoch && seq > seq_ + 1) countGap(seq_, seq);
   if (epoch_ != 0 && epoch_ != epoch) {
     counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
@@ -170,11 +210,32 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
     batchFirst_ = seq;
     batchTime_ = unixNowNs();
   }
-  builder_.add(reinterpret_cast<const char*>(data), size, key);
-  if (!position.empty()) position_.assign(position);  // after a flush above: a batch keeps the position of its own last frame
+  builder_.add(data, size, key);
   epoch_ = epoch;
   seq_ = seq;
-  return STREAMRELAY_MIRROR_PUBLISHED;
+}
+
+// The provider's position after a frame handed over. While frames are held
+// the batches keep the one before the first held frame: a relay restarted
+// on its log reads the held ones again.
+void PluginSource::advancePosition(std::string_view position) {
+  if (position.empty()) return;
+  latestPosition_.assign(position);
+  if (held_.empty()) position_.assign(position);
+}
+
+void PluginSource::releaseHeld() {
+  if (held_.empty()) return;
+  for (auto& [seq, frame] : held_) take(epoch_, seq, frame.data.data(), frame.data.size(), frame.key);
+  held_.clear();
+  heldBytes_ = 0;
+  position_ = latestPosition_;
+}
+
+void PluginSource::releaseHeldIfDue() {
+  if (!held_.empty() &&
+      std::chrono::steady_clock::now() - holdSince_ >= std::chrono::milliseconds(reorderWindowMs_))
+    releaseHeld();
 }
 
 void PluginSource::countGap(std::uint64_t had, std::uint64_t got) {
@@ -255,6 +316,10 @@ void PluginSource::apiAddCounter(void* host, const char* name, uint64_t delta) {
   SourceCounters& c = of(host)->counters_;
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
   c.pluginCounters[name] += delta;
+}
+
+void PluginSource::apiSetReorderWindow(void* host, uint32_t milliseconds) {
+  if (host) of(host)->reorderWindowMs_ = std::min<std::uint32_t>(milliseconds, 600000);
 }
 
 void PluginSource::apiProtocolError(void* host) {

@@ -21,6 +21,9 @@
 // The source thread runs pump, the publishing and destroy; set_connected,
 // add_counter, log and protocol_error may come from the plugin's threads.
 
+#include <atomic>
+#include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -52,6 +55,10 @@ class PluginSource : public UpstreamSource {
   int publish(const uint8_t* data, std::size_t size, std::string_view key, std::string_view position);
   int publishMirrored(std::uint64_t epoch, std::uint64_t seq, const uint8_t* data, std::size_t size,
                       std::string_view key, std::string_view position);
+  void take(std::uint64_t epoch, std::uint64_t seq, const char* data, std::size_t size, std::string_view key);
+  void advancePosition(std::string_view position);
+  void releaseHeld();
+  void releaseHeldIfDue();
   void flush();
   void countGap(std::uint64_t had, std::uint64_t got);
 
@@ -65,6 +72,7 @@ class PluginSource : public UpstreamSource {
   static size_t apiProviderPosition(void* host, char* buffer, size_t capacity);
   static void apiAddCounter(void* host, const char* name, uint64_t delta);
   static void apiProtocolError(void* host);
+  static void apiSetReorderWindow(void* host, uint32_t milliseconds);
 
   const PluginSourceType type_;
   std::shared_ptr<PluginLibrary> library_;
@@ -79,8 +87,19 @@ class PluginSource : public UpstreamSource {
   std::uint64_t batchEpoch_ = 0;
   std::uint64_t batchFirst_ = 0; // the writer's seq of the builder's first frame (marked)
   std::int64_t batchTime_ = 0;
-  std::string position_;         // the provider's position after the last frame handed over
+  std::string position_;         // the provider's position the next batch keeps
+  std::string latestPosition_;   // the provider's position after the last frame handed over
   std::uint64_t epoch_ = 0, seq_ = 0;  // the (epoch, seq) of the stream's last frame
+  // The reorder window (set_reorder_window): the writer's frames ahead of the
+  // next seq, held until the ones between come or the window ends.
+  struct Held {
+    std::string data;
+    std::string key;
+  };
+  std::atomic<std::uint32_t> reorderWindowMs_{0};
+  std::map<std::uint64_t, Held> held_;
+  std::size_t heldBytes_ = 0;
+  std::chrono::steady_clock::time_point holdSince_;  // when the first of them was held
 };
 
 }  // namespace streamrelay

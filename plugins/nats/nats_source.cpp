@@ -69,6 +69,9 @@ class NatsSource {
     if (host->struct_size < offsetof(streamrelay_source_host_api, protocol_error) + sizeof host->protocol_error)
       throw std::runtime_error("the relay's source host API is older than this plugin's");
     pinLibnats();
+    if (config_.jetstream &&
+        host->struct_size >= offsetof(streamrelay_source_host_api, set_reorder_window) + sizeof host->set_reorder_window)
+      host_->set_reorder_window(host_->host, static_cast<uint32_t>(config_.reorderWindowMs));
     char position[64] = "";
     const std::size_t size = host_->provider_position(host_->host, position, sizeof position);
     if (size > 0 && config_.jetstream) {

@@ -17,6 +17,9 @@ const ConfigKeys& natsSourceConfigKeys() {
           .doc("where a source without a kept position starts: new messages, or all the stream has"),
       intKey("jetstream.from_seq", 0, 0, 9007199254740992.0).doc("instead of deliver: from this stream sequence"),
       stringKey("jetstream.from_time").doc("instead of deliver: from this UTC time (2026-12-03T21:00:00Z)"),
+      intKey("jetstream.reorder_window_ms", 10000, 0, 600000)
+          .doc("a relay's frames stored out of order (a sink's retry after a failover) are waited for this long; "
+               "then the missing ones are a gap"),
       intKey("max_pending_messages", 1000000, 1000, 100000000)
           .doc("core NATS: messages waiting for the source at most; more are dropped by cnats (counted)"),
       stringKey("user").doc("with password"),
@@ -112,6 +115,7 @@ NatsSourceConfig parseNatsSourceConfig(const std::string& yaml) {
       c.fromTimeNs = *at;
     }
   }
+  c.reorderWindowMs = static_cast<int>(config.integer("jetstream.reorder_window_ms"));
   c.maxPendingMessages = static_cast<int>(config.integer("max_pending_messages"));
   c.user = config.string("user");
   c.password = config.string("password");

@@ -22,6 +22,7 @@ struct NatsSourceConfig {
   enum class Deliver { New, All, FromSeq, FromTime } deliver = Deliver::New;
   std::uint64_t fromSeq = 0;
   std::int64_t fromTimeNs = 0;
+  int reorderWindowMs = 10000;       // jetstream.reorder_window_ms: writer's frames stored out of order, waited for
   int maxPendingMessages = 1000000;  // core NATS: messages cnats holds for the source before it drops
   std::string user, password, token, credsFile;
   std::string caFile, certFile, keyFile;  // tls: any of them turns TLS on

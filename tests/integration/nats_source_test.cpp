@@ -255,6 +255,97 @@ TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again o
   CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
 }
 
+TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both edges read from killed mid-stream and restarted: every subscriber of each edge sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][nats][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  const std::vector<int> ports = freePorts(6);
+  std::vector<std::unique_ptr<NatsServer>> nodes;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<int> routes;
+    for (int j = 0; j < 3; ++j)
+      if (j != i) routes.push_back(ports[3 + j]);
+    nodes.push_back(std::make_unique<NatsServer>("n" + std::to_string(i + 1), dir.sub("js" + std::to_string(i + 1)),
+                                                 ports[i], ports[3 + i], routes));
+  }
+  const std::string servers = "'" + nodes[0]->url() + "', '" + nodes[1]->url() + "', '" + nodes[2]->url() + "'";
+  JetStreamClient checker(nodes[1]->url() + "," + nodes[2]->url());
+  REQUIRE(checker.addStream("RELAY", "relay.>", 3));
+  // The holder writes through the second node; the edges read from the first (no randomizing): that one is killed.
+  RunningRelay holder = startRelay(
+      kListenUpstream + "streams:\n  upstream: {replay: {frames: 1000000}}\nlisteners:\n" +
+      listener("main", "protocol: streamrelay, replay: {frames: 100000}") +
+      pluginsSection(plugins, "  instances:\n    - {name: sink, type: nats, inputs: [upstream], queue: {max_frames: "
+                              "1000000, max_bytes: 0, on_full: block}, config: {servers: ['" + nodes[1]->url() + "', '" +
+                              nodes[2]->url() + "'], subject: 'relay.{stream}', jetstream: {stream: RELAY, "
+                              "ack_timeout_ms: 1000}}}\n"));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  struct Edge {
+    RelayStats stats;
+    int port = freePort();
+    RunningRelay relay;
+    std::unique_ptr<Subscriber> sub;
+    Frames frames;
+  };
+  std::vector<std::unique_ptr<Edge>> edges;
+  for (int i = 0; i < 2; ++i) {
+    auto edge = std::make_unique<Edge>();
+    edge->stats.plugins().drop(builtIn("nats"), "nats.so");
+    edge->relay = startRelay("upstream: {type: nats, servers: [" + servers + "], " + kMirrorKeys + "}\n" +
+                             "streams:\n  upstream: {replay: {frames: 1000000}}\nlisteners:\n  - {name: main, bind: "
+                             "'127.0.0.1:" + std::to_string(edge->port) + "', protocol: streamrelay, replay: {frames: 100000}}\n" +
+                             edge->stats.section());
+    edge->stats.attach(edge->relay);
+    edges.push_back(std::move(edge));
+  }
+  Frames fromHolder;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  LineFeed feed(holder, 10000);
+  std::vector<JoinedThread> readers(2);
+  for (int i = 0; i < 2; ++i) {
+    Edge& edge = *edges[i];
+    REQUIRE(pollUntil([&] { return sourceText(edge.stats, "upstream_epoch") == std::to_string(epoch); }, 30s));
+    Subscriber::Options options = protocolClient();
+    options.reconnect = true;
+    options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+    edge.sub = std::make_unique<Subscriber>("127.0.0.1:" + std::to_string(edge.port), options);
+    REQUIRE(edge.sub->awaitAnswer(10s));
+    CHECK(edge.sub->answer().recovery == Recovery::Recovered);
+    readers[i].thread = std::thread([&edge] { edge.frames = readToEnd(*edge.sub, 60s); });
+  }
+  REQUIRE(pollUntil([&] { return sourceNumber(edges[0]->stats, "upstream_seq") > 10000; }, 30s));
+  nodes[0]->kill();
+  for (auto& edge : edges)
+    REQUIRE(edge->relay.process->waitForLine("nats: reconnected to nats://127\\.0\\.0\\.1:\\d+", 30s).size() > 0);
+  nodes[0]->start();  // back, catching up from the others
+  REQUIRE(pollUntil([&] { return sourceNumber(edges[1]->stats, "upstream_seq") > 40000; }, 60s));
+  const long sent = feed.stop();
+  holderReader.thread.join();
+  for (auto& reader : readers) reader.thread.join();
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(fromHolder.size() == static_cast<std::size_t>(sent) + 1);
+  for (auto& edge : edges) {
+    CHECK(isWholeFeed(edge->frames));
+    CHECK(edge->frames == fromHolder);
+    CHECK(sourceNumber(edge->stats, "gaps") == 0);
+    CHECK(sourceNumber(edge->stats, "new_epochs") == 0);
+    CHECK(pluginCounter(edge->stats, "disconnects") >= 1);
+  }
+  edges.clear();  // the edges stop before the cluster
+  // The sink's retries after the leader moved may have stored the writer's
+  // frames out of order: the edges' reorder window put them back (said, not checked).
+  std::uint64_t last = 0, outOfOrder = 0;
+  for (const std::string& id : checker.idsInOrder("relay.>", static_cast<std::uint64_t>(sent) + 1)) {
+    const std::uint64_t seq = std::stoull(id.substr(id.rfind('-') + 1));
+    if (seq != last + 1) ++outOfOrder;
+    last = seq;
+  }
+  if (outOfOrder > 0) WARN("the stream held the writer's frames out of order at " << outOfOrder << " places");
+}
+
 TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one, and messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
@@ -277,6 +368,12 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   CHECK(sourceNumber(stats, "new_epochs") == 1);
   CHECK(sourceText(stats, "upstream_epoch") == "78");
   CHECK(sourceNumber(stats, "upstream_seq") == 1);
+  // Stored out of order (a sink's retry after a failover): held until the one between comes, then in order, no gap.
+  writer.store("relay.upstream", "d", "78-upstream-3");
+  writer.store("relay.upstream", "c", "78-upstream-2");
+  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "6"; }, 20s));
+  CHECK(sourceNumber(stats, "upstream_seq") == 3);
+  CHECK(sourceNumber(stats, "gaps") == 1);
 
   // Messages another program wrote: numbered after the writer's last.
   Subscriber::Options options = protocolClient();
@@ -289,15 +386,12 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   writer.store("relay.upstream", "odd too", "0-upstream-9");
   std::string frame;
   FrameInfo info;
-  REQUIRE(after.next(frame, info, 10s));
-  CHECK(frame == "plain");
-  CHECK(info.seq == 2);
-  REQUIRE(after.next(frame, info, 10s));
-  CHECK(frame == "odd");
-  CHECK(info.seq == 3);
-  REQUIRE(after.next(frame, info, 10s));
-  CHECK(frame == "odd too");
-  CHECK(info.seq == 4);
+  for (const auto& [seq, payload] : std::vector<std::pair<std::uint64_t, std::string>>{
+           {2, "c"}, {3, "d"}, {4, "plain"}, {5, "odd"}, {6, "odd too"}}) {
+    REQUIRE(after.next(frame, info, 10s));
+    CHECK(frame == payload);
+    CHECK(info.seq == seq);
+  }
   CHECK(pollUntil([&] { return pluginCounter(stats, "malformed_msg_ids") == 2; }, 10s));
 }
 
@@ -309,7 +403,9 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
   RelayStats stats;
   stats.plugins().drop(builtIn("nats"), "nats.so");
   const int port = freePort();
-  const std::string config = edgeYaml(nats, kMirrorKeys, dir.sub("edge-log"), port, stats);
+  // The writer's seqs 4..6 never come: a short reorder window says so soon.
+  const std::string config = edgeYaml(nats, "subject: relay.upstream, jetstream: {stream: RELAY, deliver: all, "
+                                            "reorder_window_ms: 200}", dir.sub("edge-log"), port, stats);
   Publisher writer(nats.url());
   {
     RunningRelay edge = startRelay(config);

@@ -86,6 +86,25 @@ class JetStreamClient {
     jsStreamInfo_Destroy(info);
     return n;
   }
+  // The Nats-Msg-Id of every message of the stream, in the stream's order.
+  std::vector<std::string> idsInOrder(const std::string& subject, std::uint64_t count) {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Config.AckPolicy = js_AckNone;
+    natsSubscription* sub = nullptr;
+    REQUIRE(pollUntil([&] { return js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK; }, 30s));
+    std::vector<std::string> ids;
+    for (std::uint64_t i = 0; i < count; ++i) {
+      natsMsg* msg = nullptr;
+      if (natsSubscription_NextMsg(&msg, sub, 10000) != NATS_OK) break;
+      const char* id = nullptr;
+      natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
+      ids.push_back(id ? id : "(none)");
+      natsMsg_Destroy(msg);
+    }
+    natsSubscription_Destroy(sub);
+    return ids;
+  }
   // Every message of the stream from the start: Nats-Msg-Id -> how many times.
   std::map<std::string, int> ids(const std::string& subject, std::uint64_t count) {
     jsSubOptions so;

@@ -89,6 +89,13 @@ typedef struct streamrelay_source_host_api {
   /* Counts a protocol error (something the provider sent that does not
    * read), shown as the source's protocol_errors. Any thread. */
   void (*protocol_error)(void* host);
+  /* How long frames of publish_mirrored that come ahead of the next seq are
+   * held, waiting for the ones between (a writer's frames stored out of
+   * order: a sink's retry after a failover), before those are a gap. 0 (the
+   * default): none held, a jump is a gap at once. While frames are held the
+   * provider position kept with the stream stays before the first of them.
+   * At most 10 minutes; 1,000,000 frames or 256 MiB held release them early. */
+  void (*set_reorder_window)(void* host, uint32_t milliseconds);
 } streamrelay_source_host_api;
 
 typedef struct streamrelay_source_plugin {
