@@ -11,7 +11,10 @@
 // - publish_mirrored: a frame that keeps its writer's (epoch, seq)
 //   (Bus::publishAt), as a redis source does with a redis sink's entries: a
 //   seq the stream has had is dropped, a jump is a gap (counted, logged), a
-//   new epoch is counted.
+//   new epoch is counted. With a reorder window (set_reorder_window) a frame
+//   ahead of the next seq is held until the ones between come (a writer's
+//   frames stored out of order) or the window ends (then they are a gap);
+//   meanwhile the batches keep the provider position before the first held.
 //
 // Each frame may carry the provider's position after it (a JetStream
 // sequence): the batch keeps the last, a stream's log keeps it with its

@@ -12,7 +12,8 @@
 // between `servers`). A message with the relay's own mark (the nats sink's
 // `Nats-Msg-Id: EPOCH-STREAM-SEQ`) keeps the writer's epoch and seq: the
 // stream is an exact mirror of the writer's (the host drops a seq it has had
-// and counts jumps as gaps). One without, or with a mark that does not read
+// and counts jumps as gaps; frames the sink's retries stored out of order
+// are held for jetstream.reorder_window_ms until the ones between come). One without, or with a mark that does not read
 // (counted: malformed_msg_ids), is numbered by the relay. The JetStream
 // stream sequence of each message is its provider position: a relay
 // restarted on its stream's log starts the consumer after the last one it
