@@ -497,6 +497,35 @@ TEST_CASE("nats source: core NATS: each message on the subject is a frame, numbe
   CHECK(sourceNumber(stats, "protocol_errors") == 0);
 }
 
+TEST_CASE("nats source: a reload from type nats to a relay type and back restarts the source alone", "[integration][nats][edge][reload]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  const std::string rest = "listeners:\n  - {name: main, bind: '127.0.0.1:" + std::to_string(port) +
+                           "', protocol: streamrelay}\n" + stats.section();
+  const std::string natsYaml = "upstream: {type: nats, servers: ['" + nats.url() + "'], subject: news}\n" + rest;
+  RunningRelay edge = startRelay(natsYaml);
+  stats.attach(edge);
+  REQUIRE(edge.process->waitForLine("subscribed to news \\(core NATS\\)", 20s).size() > 0);
+  edge.reload("upstream: {type: generator, rate: 1000}\n" + rest);
+  REQUIRE(edge.process->waitForLine("config reload: source upstream changed \\(type\\)", 20s).size() > 0);
+  CHECK(pollUntil([&] { return sourceText(stats, "type") == "generator"; }, 10s));
+  edge.reload(natsYaml);
+  REQUIRE(edge.process->waitForLines("config reload: source upstream changed \\(type\\)", 2, 20s));
+  REQUIRE(edge.process->waitForLines("subscribed to news \\(core NATS\\)", 2, 20s));
+  CHECK(pollUntil([&] { return sourceText(stats, "type") == "nats"; }, 10s));
+  Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  Publisher writer(nats.url());
+  writer.publish("news", "after the reloads");
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "after the reloads");
+}
+
 TEST_CASE("nats source: a bad key or an unknown type is refused with one line naming it", "[integration][nats][edge][config]") {
   PluginDir plugins;
   plugins.drop(builtIn("nats"), "nats.so");
