@@ -346,6 +346,55 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
   if (outOfOrder > 0) WARN("the stream held the writer's frames out of order at " << outOfOrder << " places");
 }
 
+TEST_CASE("nats source: two edges mirror one holder through JetStream: a subscriber whose edge is killed moves to the other and resumes there by (epoch, seq), no gap, no repeat", "[integration][nats][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("nats"), "nats.so");
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RunningRelay holder = startRelay(holderYaml(nats, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats statsA, statsB;
+  statsA.plugins().drop(builtIn("nats"), "nats.so");
+  statsB.plugins().drop(builtIn("nats"), "nats.so");
+  const int portA = freePort(), portB = freePort();
+  RunningRelay edgeA = startRelay(edgeYaml(nats, kMirrorKeys, "", portA, statsA));
+  statsA.attach(edgeA);
+  RunningRelay edgeB = startRelay(edgeYaml(nats, kMirrorKeys, "", portB, statsB));
+  statsB.attach(edgeB);
+  Frames fromHolder, moved;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  LineFeed feed(holder, 10000);
+  REQUIRE(pollUntil([&] { return sourceText(statsA, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  Subscriber::Options options = protocolClient();
+  options.reconnect = true;
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  Subscriber sub("127.0.0.1:" + std::to_string(portA) + ",127.0.0.1:" + std::to_string(portB), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  JoinedThread reader;
+  reader.thread = std::thread([&] { moved = readToEnd(sub, 60s); });
+  REQUIRE(pollUntil([&] { return sourceNumber(statsA, "upstream_seq") > 20000; }, 30s));
+  edgeA.process->kill();
+  REQUIRE(edgeA.process->waitForExit() != -1000);
+  edgeA.process.reset();
+  REQUIRE(edgeB.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 30s).size() > 0);
+  REQUIRE(pollUntil([&] { return sourceNumber(statsB, "upstream_seq") > 40000; }, 30s));
+  const long sent = feed.stop();
+  holderReader.thread.join();
+  reader.thread.join();
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(isWholeFeed(moved));
+  CHECK(moved == fromHolder);
+  CHECK(moved.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(sub.answers() == 2);  // edge A's, then edge B's resume
+  CHECK(sub.answer().recovery == Recovery::Recovered);
+  CHECK(sourceNumber(statsB, "gaps") == 0);
+}
+
 TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one, and messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
