@@ -147,7 +147,7 @@ int PluginSource::publish(const uint8_t* data, std::size_t size, std::string_vie
   marked_ = false;
   counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
   builder_.add(reinterpret_cast<const char*>(data), size, key);
-  if (!position.empty()) position_.assign(position);
+  advancePosition(position);  // nothing is held now: the batch's position too
   return STREAMRELAY_OK;
 }
 
@@ -167,9 +167,7 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
     // Ahead of the next seq: the writer's frames may be stored out of order
     // (a sink's retry after a failover); held until the ones between come,
     // or the window ends (then they are a gap).
-    if (held_.empty()) {
-      holdSince_ = std::chrono::steady_clock::now();
-    }
+    if (held_.empty()) holdSince_ = std::chrono::steady_clock::now();
     if (held_.find(seq) == held_.end()) {
       heldBytes_ += size;
       held_.emplace(seq, Held{std::string(reinterpret_cast<const char*>(data), size), std::string(key)});
