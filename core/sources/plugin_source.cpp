@@ -158,6 +158,9 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
   if (!data) data = reinterpret_cast<const uint8_t*>(&none);
   if (epoch == 0 || seq == 0 || seq > kMaxSeq) return publish(data, size, key, position);  // no marks: numbered here
   if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
+  // Frames numbered here and not yet published hold seqs after seq_: they
+  // are numbered (published) first, so that epoch_/seq_ count them.
+  if (!marked_ && !builder_.empty()) flush();
   counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
   if (epoch_ == epoch && seq <= seq_) {  // had already (read again after a restart): the provider went past it
     advancePosition(position);

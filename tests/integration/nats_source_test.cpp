@@ -444,6 +444,39 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   CHECK(pollUntil([&] { return pluginCounter(stats, "malformed_msg_ids") == 2; }, 10s));
 }
 
+TEST_CASE("nats source: a message without the relay's mark between two marked ones, taken in one read, is numbered after the first; the writer's next seq, had already, is dropped, and the relay goes on", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  Publisher writer(nats.url());
+  writer.store("relay.upstream", "a", "77-upstream-1");
+  writer.store("relay.upstream", "x");  // another program's
+  writer.store("relay.upstream", "b", "77-upstream-2");
+  writer.store("relay.upstream", "c", "77-upstream-3");
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(nats, kMirrorKeys, "", port, stats));  // deliver: all: one read takes all four
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "4"; }, 20s));
+  CHECK(sourceText(stats, "upstream_epoch") == "77");
+  CHECK(sourceNumber(stats, "upstream_seq") == 3);
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
+  Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().recovery == Recovery::Recovered);
+  std::string frame;
+  FrameInfo info;
+  for (const auto& [seq, payload] : std::vector<std::pair<std::uint64_t, std::string>>{{1, "a"}, {2, "x"}, {3, "c"}}) {
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(frame == payload);
+    CHECK(info.seq == seq);
+  }
+  CHECK(edge.process->waitForExit(0ms) == -1000);  // still running
+}
+
 TEST_CASE("nats source: restarted on its log after the stream lost what followed its position (purged): the lost sequences and the writer's seqs are counted gaps", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
