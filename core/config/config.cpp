@@ -168,6 +168,9 @@ bool readPluginSource(const YamlMap& m, SourceConfig& source, const Settings& pl
   YAML::Emitter out;
   out << YAML::Flow << config;
   source.pluginConfigYaml = out.c_str();
+  const PluginSourceCheck check = checkPluginSource(*found, source.pluginConfigYaml);
+  if (!check.refused.empty()) m.failHere(oneLine(check.refused));
+  source.pluginReplayable = check.replayable;
   return true;
 }
 
@@ -372,8 +375,8 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   // A redis source's seqs are its writer's: the log follows them (LogOptions::mirror).
   for (StreamConfig& stream : c.streams)
     for (const SourceConfig& source : c.sources)
-      if (stream.log && source.name == stream.name && (source.type() == "redis" || source.fromPlugin))
-        stream.log->mirror = true;  // a plugin's source may mirror its writer's seqs (publish_mirrored)
+      if (stream.log && source.name == stream.name && (source.type() == "redis" || source.pluginReplayable))
+        stream.log->mirror = true;  // a source that reads again after its kept position (publish_mirrored too)
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams, c.streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)

@@ -41,6 +41,9 @@ struct SourceConfig {
   // without `type`, as flow YAML, for the plugin's create.
   bool fromPlugin = false;
   std::string pluginConfigYaml;
+  // Its plugin says the provider replays after a position (its log then
+  // follows the published seqs: LogOptions::mirror).
+  bool pluginReplayable = false;
   const std::string& type() const { return settings.type(); }
 };
 

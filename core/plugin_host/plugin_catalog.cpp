@@ -82,7 +82,7 @@ PluginCatalog PluginCatalog::read(const std::string& directory, bool allowInsecu
           continue;
         }
         if (const streamrelay_source_plugin* source = library->sourceDescriptor()) {
-          SourceType type{path, source->description ? source->description : "", library->sourceConfigKeys()};
+          SourceType type{path, source->description ? source->description : "", library->sourceConfigKeys(), library};
           if (!catalog.sourceTypes_.emplace(source->name, std::move(type)).second)
             catalog.notes_.push_back("plugin file " + path + ": source type " + source->name +
                                      " is in another file too (not taken from this one)");

@@ -27,6 +27,8 @@
 
 namespace streamrelay {
 
+class PluginLibrary;
+
 class PluginCatalog {
  public:
   // An empty `directory` (no plugins) reads as an empty catalog.
@@ -39,6 +41,7 @@ class PluginCatalog {
     std::string path;
     std::string description;
     std::shared_ptr<const PluginConfigKeys> keys;
+    std::shared_ptr<PluginLibrary> library;  // kept loaded: its check is called as configs are read
   };
   // By type name.
   const std::map<std::string, SourceType>& sourceTypes() const { return sourceTypes_; }

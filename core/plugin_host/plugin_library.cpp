@@ -133,6 +133,7 @@ void PluginLibrary::validateSource() {
   if (!d->config_keys || !d->create || !d->pump || !d->destroy)
     throw std::runtime_error("source type " + std::string(d->name) + ": config_keys, create, pump and destroy are required");
   sourceConfigKeys_ = PluginConfigKeys::read(d->config_keys, d->name);
+  if (d->struct_size >= SOURCE_FIELD_END(check)) sourceCheck_ = d->check;
   sourceDescriptor_ = d;
 }
 

@@ -63,6 +63,9 @@ class PluginLibrary {
   const streamrelay_source_plugin* sourceDescriptor() const { return sourceDescriptor_; }
   // The keys of that source type's config (its config_keys table).
   const std::shared_ptr<const PluginConfigKeys>& sourceConfigKeys() const { return sourceConfigKeys_; }
+  // The source type's check (null: it has none, or its descriptor predates it).
+  using SourceCheck = int (*)(const char*, std::uint32_t*, char*, std::size_t);
+  SourceCheck sourceCheck() const { return sourceCheck_; }
 
  private:
   PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibrary> library);
@@ -79,6 +82,7 @@ class PluginLibrary {
   int codeFd_ = -1;
   const streamrelay_source_plugin* sourceDescriptor_ = nullptr;
   std::shared_ptr<const PluginConfigKeys> sourceConfigKeys_;
+  SourceCheck sourceCheck_ = nullptr;
 };
 
 }  // namespace streamrelay

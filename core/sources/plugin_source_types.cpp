@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "plugin_catalog.hpp"
+#include "plugin_library.hpp"
 
 namespace streamrelay {
 
@@ -53,9 +54,24 @@ const PluginSourceType* findPluginSourceType(const std::string& name, const std:
     schema.types.push_back(TypeSpec{typeName, found.description, found.keys->schema().keys, {}});
     schema.reload = Reload::Component;
     r.keys.push_back(found.keys);
-    r.types.push_back(PluginSourceType{typeName, found.path, &schema});
+    r.types.push_back(PluginSourceType{typeName, found.path, &schema, found.library});
   }
   return r.find(name);
+}
+
+PluginSourceCheck checkPluginSource(const PluginSourceType& type, const std::string& configYaml) {
+  PluginSourceCheck result;
+  const PluginLibrary::SourceCheck check = type.library ? type.library->sourceCheck() : nullptr;
+  if (!check) return result;
+  std::uint32_t properties = 0;
+  char error[STREAMRELAY_MIN_ERROR_SIZE * 4] = "";
+  if (check(configYaml.c_str(), &properties, error, sizeof error) != STREAMRELAY_OK) {
+    error[sizeof error - 1] = '\0';
+    result.refused = *error ? error : "refused by the plugin (no reason given)";
+    return result;
+  }
+  result.replayable = (properties & STREAMRELAY_SOURCE_REPLAYABLE) != 0;
+  return result;
 }
 
 }  // namespace streamrelay

@@ -13,6 +13,7 @@
 //
 // Thread safe.
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -20,11 +21,25 @@
 
 namespace streamrelay {
 
+class PluginLibrary;
+
 struct PluginSourceType {
   std::string name;
   std::string path;     // the library that provides it
   const Schema* schema; // a source's keys of this type: `type` and the plugin's table
+  std::shared_ptr<PluginLibrary> library;  // loaded while the process lives: its check is called with each config
 };
+
+// What the type's check (source_plugin.h) says of a source's config (its
+// mapping without `type`, as YAML): the plugin's own reason if it refuses
+// it (empty: accepted), and whether the provider can replay after a
+// position (STREAMRELAY_SOURCE_REPLAYABLE). A type without a check accepts
+// every config its key table does, and is not replayable.
+struct PluginSourceCheck {
+  std::string refused;
+  bool replayable = false;
+};
+PluginSourceCheck checkPluginSource(const PluginSourceType& type, const std::string& configYaml);
 
 // The type `name`, looked up in the libraries of `directory` unless found
 // before; null if no library there provides it (`notes`: the files skipped

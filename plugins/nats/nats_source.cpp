@@ -356,6 +356,21 @@ int pumpSource(void* self, int timeoutMs, char* error, size_t errorSize) {
   return STREAMRELAY_ERROR;
 }
 
+// The config's rules, as create reads them, without connecting: a JetStream
+// stream can be read again after a position, core NATS cannot.
+int checkSource(const char* yaml, uint32_t* properties, char* error, size_t errorSize) {
+  try {
+    const NatsSourceConfig config = streamrelay::plugins::parseNatsSourceConfig(yaml ? yaml : "{}");
+    if (properties && config.jetstream) *properties |= STREAMRELAY_SOURCE_REPLAYABLE;
+    return STREAMRELAY_OK;
+  } catch (const std::exception& e) {
+    writeError(error, errorSize, e.what());
+  } catch (...) {
+    writeError(error, errorSize, "unknown error");
+  }
+  return STREAMRELAY_ERROR;
+}
+
 void destroySource(void* self) {
   try {
     delete static_cast<NatsSource*>(self);
@@ -377,6 +392,7 @@ STREAMRELAY_PLUGIN_EXPORT const streamrelay_source_plugin* streamrelay_source_en
         &createSource,
         &pumpSource,
         &destroySource,
+        &checkSource,
     };
     return &descriptor;
   } catch (...) {  // no memory for the key table: no descriptor, the host says so

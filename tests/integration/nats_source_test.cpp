@@ -579,6 +579,48 @@ TEST_CASE("nats source: core NATS: each message on the subject is a frame, numbe
   CHECK(sourceNumber(stats, "protocol_errors") == 0);
 }
 
+TEST_CASE("nats source: core NATS with a log, killed (SIGKILL) and restarted: it numbers past the seqs it may have handed out (core NATS cannot give them again)", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  const std::string config = edgeYaml(nats, "subject: news", dir.sub("log"), port, stats);
+  RunningRelay edge = startRelay(config);
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return stats.counter("connects") == 1; }, 20s));
+  const std::string address = "127.0.0.1:" + std::to_string(port);
+  Publisher writer(nats.url());
+  std::uint64_t epoch = 0;
+  {
+    Subscriber sub(address, protocolClient());
+    REQUIRE(sub.awaitAnswer(10s));
+    epoch = sub.answer().epoch;
+    std::string frame;
+    FrameInfo info;
+    for (int i = 1; i <= 3; ++i) {
+      writer.publish("news", "before " + std::to_string(i));
+      REQUIRE(sub.next(frame, info, 10s));
+      CHECK(info.seq == static_cast<std::uint64_t>(i));
+    }
+  }
+  edge.process->kill();
+  REQUIRE(edge.process->waitForExit() != -1000);
+  edge.process.reset();
+  RunningRelay again = startRelay(config);
+  stats.attach(again);
+  REQUIRE(pollUntil([&] { return stats.counter("connects") == 1; }, 20s));
+  Subscriber sub(address, protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().epoch == epoch);  // the log's epoch goes on
+  writer.publish("news", "after");
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "after");
+  CHECK(info.seq > 4);  // past the reservation: seq 4 may have gone to a frame the log never kept
+}
+
 TEST_CASE("nats source: a reload from type nats to a relay type and back restarts the source alone", "[integration][nats][edge][reload]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
@@ -662,13 +704,34 @@ TEST_CASE("nats source: without a plugins directory type nats is one line saying
   CHECK(check.countLines(".") == 1);
 }
 
-TEST_CASE("nats source: what the plugin's create refuses stops the relay's start with one line", "[integration][nats][edge][config]") {
-  PluginDir plugins;
-  plugins.drop(builtIn("nats"), "nats.so");
-  const std::string yaml = "upstream: {type: nats, servers: ['http://127.0.0.1:4222'], subject: s}\nlisteners:\n" +
-                           listener("main", "protocol: streamrelay") + pluginsSection(plugins, "");
-  ChildProcess relay(STREAMRELAY_BIN, {"--config", writeTempFile("bad-nats-run.yaml", yaml)});
-  CHECK(relay.waitForExit() == 1);
-  INFO(relay.output());
-  CHECK(relay.countLines("servers\\[0\\]: is not nats://HOST:PORT or tls://HOST:PORT") >= 1);
+TEST_CASE("nats source: what the plugin's own rules refuse is a config error: one line with its place, and a reload to it changes nothing", "[integration][nats][edge][config]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const std::string rest = "listeners:\n" + listener("main", "protocol: streamrelay") + stats.section();
+  const std::string bad = "upstream: {type: nats, servers: ['http://127.0.0.1:4222'], subject: s}\n" + rest;
+  ChildProcess check(STREAMRELAY_BIN, {"--check-config", writeTempFile("bad-nats.yaml", bad)});
+  CHECK(check.waitForExit() == 1);
+  INFO(check.output());
+  CHECK(check.countLines("config error: .*bad-nats.yaml:1: upstream: .*servers\\[0\\]: is not nats://HOST:PORT or tls://HOST:PORT") == 1);
+  CHECK(check.countLines(".") == 1);
+
+  // The running source goes on: a reload is checked before anything stops.
+  const std::string good = "upstream: {type: nats, servers: ['" + nats.url() + "'], subject: news}\n" + rest;
+  RunningRelay edge = startRelay(good);
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return stats.counter("connects") == 1 && stats.source()->getValue<bool>("connected"); }, 20s));
+  Subscriber sub(edge.address(), protocolClient());
+  REQUIRE(sub.awaitAnswer(10s));
+  edge.reload(bad);
+  REQUIRE(edge.process->waitForLine("config reload: .*servers\\[0\\]: .*; the running config stays", 20s).size() > 0);
+  Publisher writer(nats.url());
+  writer.publish("news", "still here");
+  std::string frame;
+  FrameInfo info;
+  REQUIRE(sub.next(frame, info, 10s));
+  CHECK(frame == "still here");
+  CHECK(stats.counter("connects") == 1);
+  CHECK(stats.source()->getValue<std::string>("type") == "nats");
 }

@@ -112,7 +112,25 @@ typedef struct streamrelay_source_plugin {
   int (*pump)(void* self, int timeout_ms, char* error, size_t error_size);
   /* Closes the connection and frees everything (its threads ended). */
   void (*destroy)(void* self);
+  /* Optional (NULL: none; absent if struct_size stops before it): checks a
+   * source's config as create would, without connecting or creating
+   * anything. The relay calls it when it reads the config (at start, for
+   * --check-config, and for a reload before anything is stopped), so a
+   * config it refuses is a config error: one line, and a reload changes
+   * nothing. STREAMRELAY_ERROR with a one-line reason in error. The host
+   * sets *properties to 0 before the call; the plugin sets the
+   * STREAMRELAY_SOURCE_* bits that hold for this config. Any thread. */
+  int (*check)(const char* config_yaml, uint32_t* properties, char* error, size_t error_size);
 } streamrelay_source_plugin;
+
+/* Bits of check's *properties. */
+/* The provider gives again every message after a position the source handed
+ * to publish or publish_mirrored (a JetStream stream; not core NATS): a relay
+ * restarted on the stream's log asks for what the log did not keep and gets
+ * the same frames, so the log follows the published seqs exactly. Without
+ * it the log reserves seqs ahead, and a restart after a crash numbers from
+ * past the reservation: a seq is never given to two different frames. */
+#define STREAMRELAY_SOURCE_REPLAYABLE 1u
 
 typedef const streamrelay_source_plugin* (*streamrelay_source_entry_fn)(void);
 
