@@ -269,14 +269,22 @@ void PluginSource::flush() {
   }
 }
 
+// The host API is C: no exception may leave it (a cnats thread calling log
+// would end the process). Publishing reports one as STREAMRELAY_ERROR; a log
+// line or a counter that cannot be made (no memory, a failing log channel)
+// has nowhere to be told, and is left out.
+
 void PluginSource::apiLog(void* host, int level, const char* message) {
   if (!host || !message) return;
-  const std::string text = of(host)->label() + ": " + oneLine(message);
-  switch (level) {
-    case STREAMRELAY_LOG_ERROR: logger().error(text); break;
-    case STREAMRELAY_LOG_WARNING: logger().warning(text); break;
-    case STREAMRELAY_LOG_INFO: logger().information(text); break;
-    default: logger().debug(text); break;
+  try {
+    const std::string text = of(host)->label() + ": " + oneLine(message);
+    switch (level) {
+      case STREAMRELAY_LOG_ERROR: logger().error(text); break;
+      case STREAMRELAY_LOG_WARNING: logger().warning(text); break;
+      case STREAMRELAY_LOG_INFO: logger().information(text); break;
+      default: logger().debug(text); break;
+    }
+  } catch (...) {  // see above: nowhere to tell it
   }
 }
 
@@ -285,15 +293,24 @@ int PluginSource::apiStopping(void* host) { return host && of(host)->stop_.reque
 int PluginSource::apiPublish(void* host, const uint8_t* data, size_t size, const char* key, size_t keySize,
                              const char* position, size_t positionSize) {
   if (!host) return STREAMRELAY_ERROR;
-  return of(host)->publish(data, size, key ? std::string_view(key, keySize) : std::string_view(),
-                           position ? std::string_view(position, positionSize) : std::string_view());
+  try {
+    return of(host)->publish(data, size, key ? std::string_view(key, keySize) : std::string_view(),
+                             position ? std::string_view(position, positionSize) : std::string_view());
+  } catch (const std::exception&) {
+    return STREAMRELAY_ERROR;
+  }
 }
 
 int PluginSource::apiPublishMirrored(void* host, uint64_t epoch, uint64_t seq, const uint8_t* data, size_t size,
                                      const char* key, size_t keySize, const char* position, size_t positionSize) {
   if (!host) return STREAMRELAY_ERROR;
-  return of(host)->publishMirrored(epoch, seq, data, size, key ? std::string_view(key, keySize) : std::string_view(),
-                                   position ? std::string_view(position, positionSize) : std::string_view());
+  try {
+    return of(host)->publishMirrored(epoch, seq, data, size,
+                                     key ? std::string_view(key, keySize) : std::string_view(),
+                                     position ? std::string_view(position, positionSize) : std::string_view());
+  } catch (const std::exception&) {
+    return STREAMRELAY_ERROR;
+  }
 }
 
 void PluginSource::apiSetConnected(void* host, int connected) {
@@ -316,7 +333,10 @@ void PluginSource::apiAddCounter(void* host, const char* name, uint64_t delta) {
   if (!host || !name) return;
   SourceCounters& c = of(host)->counters_;
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
-  c.pluginCounters[name] += delta;
+  try {
+    c.pluginCounters[name] += delta;
+  } catch (const std::exception&) {  // see above: no memory for a new counter's name
+  }
 }
 
 void PluginSource::apiSetReorderWindow(void* host, uint32_t milliseconds) {
