@@ -29,8 +29,9 @@ const char* kUsage =
     "                        [--generate [--rate R] [--size S] [--count N] | --file F] [--hold]\n"
     "  --listen    wait for the relay to connect here (default 127.0.0.1:9000; port 0 picks one)\n"
     "  --connect   connect to a relay's `listen` upstream instead\n"
-    "  --generate  make frames \"feed N\" padded to --size bytes, --rate per second (0: as fast as\n"
-    "              possible), --count in all (0: endless); otherwise one frame per line of --file or stdin\n"
+    "  --generate  make frames \"feed N\" padded to --size bytes, --count in all (0: endless); otherwise\n"
+    "              one frame per line of --file or stdin\n"
+    "  --rate      frames per second (0: as fast as possible); default 1000 generated, lines unpaced\n"
     "  --framing   length-prefix[:W[:big|little]] (default), delimiter[:TEXT], fixed:N\n"
     "  --hold      keep the connection open after the last frame, until killed\n";
 
@@ -39,7 +40,7 @@ struct Options {
   std::string connect;
   Framing framing;
   bool generate = false;
-  double rate = 1000;
+  double rate = -1;  // not given: 1000 generated, lines unpaced
   std::size_t size = 32;
   long long count = 0;
   std::string file;
@@ -56,11 +57,14 @@ class FrameSource {
     }
   }
   bool next(std::string& frame) {
-    if (!o_.generate) return static_cast<bool>(std::getline(file_ ? *file_ : std::cin, frame));
-    if (o_.count > 0 && made_ >= o_.count) return false;
+    if (o_.generate && o_.count > 0 && made_ >= o_.count) return false;
     if (o_.rate > 0) {  // pacing: the frame's due time
       auto due = start_ + std::chrono::duration<double>(made_ / o_.rate);
       std::this_thread::sleep_until(due);
+    }
+    if (!o_.generate) {
+      ++made_;
+      return static_cast<bool>(std::getline(file_ ? *file_ : std::cin, frame));
     }
     frame = "feed " + std::to_string(++made_);
     if (frame.size() < o_.size) frame.resize(o_.size, '.');
@@ -167,7 +171,10 @@ int main(int argc, char** argv) {
       else if (arg == "--connect") o.connect = value();
       else if (arg == "--framing") o.framing = Framing::parse(value());
       else if (arg == "--generate") o.generate = true;
-      else if (arg == "--rate") o.rate = std::stod(value());
+      else if (arg == "--rate") {
+        o.rate = std::stod(value());
+        if (o.rate < 0) throw std::invalid_argument("--rate must be 0 or more");
+      }
       else if (arg == "--size") o.size = std::stoul(value());
       else if (arg == "--count") o.count = std::stoll(value());
       else if (arg == "--file") o.file = value();
@@ -178,6 +185,7 @@ int main(int argc, char** argv) {
     std::cerr << "streamrelay-feed: " << e.what() << "\n" << kUsage;
     return 2;
   }
+  if (o.rate < 0) o.rate = o.generate ? 1000 : 0;
   std::signal(SIGPIPE, SIG_IGN);
   try {
     return run(o);

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "log_format.hpp"
 
-#include <zlib.h>
+#include "crc32.hpp"
 
 #include <cstring>
 
@@ -28,17 +28,6 @@ std::uint64_t get64(const char* at) {
 }
 
 }  // namespace
-
-std::uint32_t crc32Of(const char* data, std::size_t size) {
-  uLong crc = crc32(0L, Z_NULL, 0);
-  while (size > 0) {  // zlib takes a uInt: feed it in pieces
-    const uInt piece = size > (1u << 30) ? (1u << 30) : static_cast<uInt>(size);
-    crc = crc32(crc, reinterpret_cast<const Bytef*>(data), piece);
-    data += piece;
-    size -= piece;
-  }
-  return static_cast<std::uint32_t>(crc);
-}
 
 std::string encodeHeader(const SegmentHeader& header) {
   std::string out(kHeaderBytes, '\0');

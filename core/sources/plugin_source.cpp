@@ -30,12 +30,9 @@ PluginSource* of(void* host) { return static_cast<PluginSource*>(host); }
 }  // namespace
 
 PluginSource::PluginSource(const SourceConfig& config, Bus& bus, const PluginSourceType& type)
-    : UpstreamSource(config, bus), type_(type) {
+    : UpstreamSource(config, bus), type_(type), mirror_(counters_, label(), "the writer's") {
   // Restarted by a reload, or on a log: goes on from what its stream has, never a seq twice.
-  if (bus.lastSeq() > 0) {
-    epoch_ = bus.stream().epoch;
-    seq_ = bus.lastSeq();
-  }
+  if (bus.lastSeq() > 0) mirror_.set(bus.stream().epoch, bus.lastSeq());
   api_.struct_size = sizeof api_;
   api_.abi_version = STREAMRELAY_ABI_VERSION;
   api_.host = this;
@@ -158,15 +155,15 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
   if (!data) data = reinterpret_cast<const uint8_t*>(&none);
   if (epoch == 0 || seq == 0 || seq > kMaxSeq) return publish(data, size, key, position);  // no marks: numbered here
   if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
-  // Frames numbered here and not yet published hold seqs after seq_: they
-  // are numbered (published) first, so that epoch_/seq_ count them.
+  // Frames numbered here and not yet published hold seqs after the
+  // position: they are numbered (published) first, so that it counts them.
   if (!marked_ && !builder_.empty()) flush();
   counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
-  if (epoch_ == epoch && seq <= seq_) {  // had already (read again after a restart): the provider went past it
+  if (epoch == mirror_.epoch() && seq <= mirror_.seq()) {  // had already (read again after a restart): the provider went past it
     advancePosition(position);
     return STREAMRELAY_MIRROR_REPEAT;
   }
-  if (epoch_ == epoch && seq > seq_ + 1 && reorderWindowMs_ > 0) {
+  if (epoch == mirror_.epoch() && seq > mirror_.seq() + 1 && reorderWindowMs_ > 0) {
     // Ahead of the next seq: the writer's frames may be stored out of order
     // (a sink's retry after a failover); held until the ones between come,
     // or the window ends (then they are a gap).
@@ -179,17 +176,17 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
     if (held_.size() > kMaxHeldFrames || heldBytes_ > kMaxHeldBytes) releaseHeld();
     return STREAMRELAY_MIRROR_PUBLISHED;
   }
-  if (epoch_ != 0 && epoch_ != epoch) releaseHeld();  // the old epoch's frames: before the new one's
+  if (mirror_.epoch() != 0 && mirror_.epoch() != epoch) releaseHeld();  // the old epoch's frames: before the new one's
   take(epoch, seq, reinterpret_cast<const char*>(data), size, key);
   advancePosition(position);
   // The next ones may be held already.
-  for (auto next = held_.find(seq_ + 1); next != held_.end(); next = held_.find(seq_ + 1)) {
-    take(epoch_, next->first, next->second.data.data(), next->second.data.size(), next->second.key);
+  for (auto next = held_.find(mirror_.seq() + 1); next != held_.end(); next = held_.find(mirror_.seq() + 1)) {
+    take(mirror_.epoch(), next->first, next->second.data.data(), next->second.data.size(), next->second.key);
     heldBytes_ -= next->second.data.size();
     held_.erase(next);
   }
   // Seqs below the next one can no longer be taken (came some other way): dropped.
-  while (!held_.empty() && held_.begin()->first <= seq_) {
+  while (!held_.empty() && held_.begin()->first <= mirror_.seq()) {
     heldBytes_ -= held_.begin()->second.data.size();
     held_.erase(held_.begin());
   }
@@ -197,13 +194,10 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
   return STREAMRELAY_MIRROR_PUBLISHED;
 }
 
+// A frame after the position (never one had already: the callers see to
+// it): a gap or a new epoch before it is counted (MirrorPosition).
 void PluginSource::take(std::uint64_t epoch, std::uint64_t seq, const char* data, std::size_t size, std::string_view key) {
-  if (epoch_ == epoch && seq > seq_ + 1) countGap(seq_, seq);
-  if (epoch_ != 0 && epoch_ != epoch) {
-    counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
-    logger().warning("%s: the writer's stream has another epoch (%s, was %s): it numbers from seq %s anew", label(),
-                     std::to_string(epoch), std::to_string(epoch_), std::to_string(seq));
-  }
+  if (!mirror_.take(epoch, seq)) return;
   if (!builder_.empty() && (!marked_ || epoch != batchEpoch_ || seq != batchFirst_ + builder_.frameCount())) flush();
   if (builder_.empty()) {
     marked_ = true;
@@ -212,8 +206,6 @@ void PluginSource::take(std::uint64_t epoch, std::uint64_t seq, const char* data
     batchTime_ = unixNowNs();
   }
   builder_.add(data, size, key);
-  epoch_ = epoch;
-  seq_ = seq;
 }
 
 // The provider's position after a frame handed over. While frames are held
@@ -227,7 +219,7 @@ void PluginSource::advancePosition(std::string_view position) {
 
 void PluginSource::releaseHeld() {
   if (held_.empty()) return;
-  for (auto& [seq, frame] : held_) take(epoch_, seq, frame.data.data(), frame.data.size(), frame.key);
+  for (auto& [seq, frame] : held_) take(mirror_.epoch(), seq, frame.data.data(), frame.data.size(), frame.key);
   held_.clear();
   heldBytes_ = 0;
   position_ = latestPosition_;
@@ -237,13 +229,6 @@ void PluginSource::releaseHeldIfDue() {
   if (!held_.empty() &&
       std::chrono::steady_clock::now() - holdSince_ >= std::chrono::milliseconds(reorderWindowMs_))
     releaseHeld();
-}
-
-void PluginSource::countGap(std::uint64_t had, std::uint64_t got) {
-  counters_.gaps.fetch_add(1, std::memory_order_relaxed);
-  counters_.framesMissed.fetch_add(got - had - 1, std::memory_order_relaxed);
-  logger().warning("%s: a gap in the writer's stream: frames %s..%s are not in the provider", label(),
-                   std::to_string(had + 1), std::to_string(got - 1));
 }
 
 void PluginSource::flush() {
@@ -259,8 +244,7 @@ void PluginSource::flush() {
     } else {
       bus_.publish(std::move(batch));
       // Numbered here, after the writer's last: a marked frame at or below it is one had already.
-      epoch_ = bus_.stream().epoch;
-      seq_ = bus_.lastSeq();
+      mirror_.set(bus_.stream().epoch, bus_.lastSeq());
     }
   }
   if (!position_.empty()) {

@@ -30,6 +30,7 @@
 #include <memory>
 #include <string>
 
+#include "mirror_position.hpp"
 #include "plugin_source_types.hpp"
 #include "streamrelay/source_plugin.h"
 #include "upstream_source.hpp"
@@ -63,7 +64,6 @@ class PluginSource : public UpstreamSource {
   void releaseHeld();
   void releaseHeldIfDue();
   void flush();
-  void countGap(std::uint64_t had, std::uint64_t got);
 
   static void apiLog(void* host, int level, const char* message);
   static int apiStopping(void* host);
@@ -92,7 +92,7 @@ class PluginSource : public UpstreamSource {
   std::int64_t batchTime_ = 0;
   std::string position_;         // the provider's position the next batch keeps
   std::string latestPosition_;   // the provider's position after the last frame handed over
-  std::uint64_t epoch_ = 0, seq_ = 0;  // the (epoch, seq) of the stream's last frame
+  MirrorPosition mirror_;        // the (epoch, seq) of the stream's last frame
   // The reorder window (set_reorder_window): the writer's frames ahead of the
   // next seq, held until the ones between come or the window ends.
   struct Held {

@@ -40,7 +40,7 @@ std::optional<std::uint64_t> number(std::string_view s) {
   return value;
 }
 
-std::pair<std::uint64_t, std::uint64_t> idParts(const std::string& id) {
+std::pair<std::uint64_t, std::uint64_t> idParts(std::string_view id) {
   const auto dash = id.find('-');
   const std::uint64_t ms = number(id.substr(0, dash)).value_or(0);
   const std::uint64_t seq = dash == std::string::npos ? 0 : number(id.substr(dash + 1)).value_or(0);
@@ -78,13 +78,13 @@ void appendJsonString(std::string& out, const std::string& s) {
 
 }  // namespace
 
-bool isRedisEntryId(const std::string& id) {
+bool isRedisEntryId(std::string_view id) {
   const auto dash = id.find('-');
   if (dash == std::string::npos) return number(id).has_value();
   return number(id.substr(0, dash)).has_value() && number(id.substr(dash + 1)).has_value();
 }
 
-bool redisIdAfter(const std::string& a, const std::string& b) { return idParts(a) > idParts(b); }
+bool redisIdAfter(std::string_view a, std::string_view b) { return idParts(a) > idParts(b); }
 
 // One connection to Redis. pump() is one XREAD: it waits up to BLOCK for
 // entries after the last id and publishes them. Used by the source thread only.
@@ -186,7 +186,6 @@ class RedisConnection : public ProviderConnection {
         received && *received <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())
             ? static_cast<std::int64_t>(*received) : now;
     source_.lastId_ = id;
-    RedisSource::Position& position = source_.position_;
     if (!marked) {
       if (marked_ || (!builder_.empty() && batchTime_ != now)) flush();
       if (builder_.empty()) batchTime_ = now;
@@ -195,13 +194,7 @@ class RedisConnection : public ProviderConnection {
       batchId_ = id;
       return;
     }
-    if (position.epoch == *epoch && *seq <= position.seq) return;  // had already (read again after a restart)
-    if (position.epoch == *epoch && *seq > position.seq + 1) countGap(position.seq, *seq);
-    if (position.epoch != 0 && position.epoch != *epoch) {
-      counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
-      logger().warning("%s: the writer's stream has another epoch (%s, was %s): it numbers from seq %s anew",
-                       source_.label(), std::to_string(*epoch), std::to_string(position.epoch), std::to_string(*seq));
-    }
+    if (!source_.position_.take(*epoch, *seq)) return;  // had already (read again after a restart)
     if (!builder_.empty() &&
         (!marked_ || *epoch != batchEpoch_ || *seq != batchFirst_ + builder_.frameCount() || time != batchTime_))
       flush();
@@ -213,14 +206,6 @@ class RedisConnection : public ProviderConnection {
     }
     builder_.add(payload->data(), payload->size());
     batchId_ = id;
-    position = {*epoch, *seq};
-  }
-
-  void countGap(std::uint64_t had, std::uint64_t got) {
-    counters_.gaps.fetch_add(1, std::memory_order_relaxed);
-    counters_.framesMissed.fetch_add(got - had - 1, std::memory_order_relaxed);
-    logger().warning("%s: a gap in the writer's stream: frames %s..%s are not in %s", source_.label(),
-                     std::to_string(had + 1), std::to_string(got - 1), source_.key_);
   }
 
   void flush() {
@@ -237,7 +222,7 @@ class RedisConnection : public ProviderConnection {
       } else {
         bus_.publish(std::move(batch));
         // Numbered here, after the writer's last: a marked entry at or below it is one had already.
-        source_.position_ = {bus_.stream().epoch, bus_.lastSeq()};
+        source_.position_.set(bus_.stream().epoch, bus_.lastSeq());
       }
     }
     std::lock_guard<std::mutex> lock(counters_.endpointsMutex);
@@ -347,9 +332,10 @@ RedisSource::RedisSource(const SourceConfig& config, Bus& bus)
       password_(config.settings.string("password")),
       count_(static_cast<std::size_t>(config.settings.integer("count"))),
       maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))),
+      position_(counters_, label(), "the writer's"),
       lastId_(config.settings.string("from") == "0" ? "0-0" : config.settings.string("from")) {
   // Restarted by a reload, or on a log: goes on from what its stream has, never a seq twice.
-  if (bus.lastSeq() > 0) position_ = {bus.stream().epoch, bus.lastSeq()};
+  if (bus.lastSeq() > 0) position_.set(bus.stream().epoch, bus.lastSeq());
 }
 
 RedisSource::~RedisSource() { stop(); }

@@ -23,9 +23,11 @@
 
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "mirror_position.hpp"
 
 namespace streamrelay {
 
@@ -35,13 +37,6 @@ class RedisSource : public ConnectingSource {
   ~RedisSource() override;
   // Before start(): goes on after the entry id a stream's log kept.
   void resumeProviderAfter(const std::string& position) override;
-
-  // The source's place in the writer's numbering: the (epoch, seq) of the
-  // last frame it published (0, 0: none yet).
-  struct Position {
-    std::uint64_t epoch = 0;
-    std::uint64_t seq = 0;
-  };
 
  protected:
   std::unique_ptr<ProviderConnection> open(std::size_t endpoint, Clock::time_point deadline,
@@ -62,13 +57,13 @@ class RedisSource : public ConnectingSource {
   const std::string password_;
   const std::size_t count_;        // entries per XREAD
   const std::size_t maxFrameBytes_;  // the largest field value taken
-  Position position_;              // the source thread's
+  MirrorPosition position_;        // in the writer's numbering
   std::string lastId_;             // the source thread's: "$" until resolved, then an entry id
 };
 
 // An entry id as XREAD takes it after: "MS-SEQ" or "MS" (digits), or "0". False if not one.
-bool isRedisEntryId(const std::string& id);
+bool isRedisEntryId(std::string_view id);
 // Entry ids compared as Redis orders them (both valid ids).
-bool redisIdAfter(const std::string& a, const std::string& b);
+bool redisIdAfter(std::string_view a, std::string_view b);
 
 }  // namespace streamrelay

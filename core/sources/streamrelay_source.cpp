@@ -1,8 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "streamrelay_source.hpp"
 
-#include <Poco/Logger.h>
-
 #include <limits>
 
 #include "burst_end.hpp"
@@ -16,8 +14,6 @@
 namespace streamrelay {
 
 namespace {
-
-Poco::Logger& logger() { return Poco::Logger::get("streamrelay.upstream"); }
 
 std::string withoutBrackets(const std::string& host) {
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
@@ -172,8 +168,8 @@ class StreamrelayConnection : public ProviderConnection {
         position->type != client::JsonValue::Type::String || position->text.empty() ||
         position->text.size() > kMaxPositionBytes)
       return;
-    const StreamrelaySource::Position& at = source_.position_;
-    if (at.epoch != epoch_ || at.seq != seq) return;
+    const MirrorPosition& at = source_.position_;
+    if (at.epoch() != epoch_ || at.seq() != seq) return;
     if (!builder_.empty()) {
       pendingPosition_ = position->text;
       flush();  // the batch ends with that frame, and carries its position
@@ -194,15 +190,8 @@ class StreamrelayConnection : public ProviderConnection {
     epoch_ = s.epoch;
     firstSeq_ = s.firstSeq;
     answered_ = true;
-    const StreamrelaySource::Position& had = source_.position_;
-    if (had.epoch == 0) return;
-    if (had.epoch != epoch_)
-      logger().warning("%s: the upstream's stream has another epoch (%s, was %s): it numbers from seq %s anew",
-                       source_.label(), std::to_string(epoch_), std::to_string(had.epoch), std::to_string(firstSeq_));
-    else if (s.recovery == client::Recovery::NotRecovered && firstSeq_ > had.seq + 1)
-      logger().warning("%s: the upstream could not resume after seq %s: frames %s..%s are lost (passed on as a gap)",
-                       source_.label(), std::to_string(had.seq), std::to_string(had.seq + 1),
-                       std::to_string(firstSeq_ - 1));
+    // Another epoch, or a resume the upstream could not serve, shows in the
+    // first frame's seq: MirrorPosition counts and logs it there.
   }
 
   bool takeFrame(const wire::FrameHeader& header, const char* payload, std::string& why) {
@@ -224,10 +213,7 @@ class StreamrelayConnection : public ProviderConnection {
       return false;
     }
     lastSeqHere_ = header.seq;
-    StreamrelaySource::Position& position = source_.position_;
-    if (position.epoch == epoch_ && header.seq <= position.seq) return true;  // had already (a replay's overlap)
-    if (position.epoch == epoch_ && header.seq > position.seq + 1) countGap(position.seq, header.seq);
-    if (position.epoch != 0 && position.epoch != epoch_) counters_.newEpochs.fetch_add(1, std::memory_order_relaxed);
+    if (!source_.position_.take(epoch_, header.seq)) return true;  // had already (a replay's overlap)
     if (!builder_.empty() && (header.seq != batchFirst_ + builder_.frameCount() || header.receivedUnixNs != batchTime_))
       flush();
     if (builder_.empty()) {
@@ -235,15 +221,7 @@ class StreamrelayConnection : public ProviderConnection {
       batchTime_ = header.receivedUnixNs;
     }
     builder_.add(payload, header.payloadBytes);
-    position = {epoch_, header.seq};
     return true;
-  }
-
-  void countGap(std::uint64_t had, std::uint64_t got) {
-    counters_.gaps.fetch_add(1, std::memory_order_relaxed);
-    counters_.framesMissed.fetch_add(got - had - 1, std::memory_order_relaxed);
-    logger().warning("%s: a gap in the upstream's stream: frames %s..%s never came", source_.label(),
-                     std::to_string(had + 1), std::to_string(got - 1));
   }
 
   void flush() {
@@ -303,10 +281,11 @@ StreamrelaySource::StreamrelaySource(const SourceConfig& config, Bus& bus)
       }()),
       request_(requestOf(config.settings)),
       mirror_(config.settings.boolean("mirror")),
-      maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))) {
+      maxFrameBytes_(static_cast<std::size_t>(config.settings.integer("max_frame_bytes"))),
+      position_(counters_, label(), "the upstream's") {
   // A mirror restarted by a reload goes on from what its stream has: never
   // a seq twice.
-  if (mirror_ && bus.lastSeq() > 0) position_ = {bus.stream().epoch, bus.lastSeq()};
+  if (mirror_ && bus.lastSeq() > 0) position_.set(bus.stream().epoch, bus.lastSeq());
 }
 
 StreamrelaySource::~StreamrelaySource() { stop(); }
@@ -324,7 +303,7 @@ std::unique_ptr<ProviderConnection> StreamrelaySource::open(std::size_t endpoint
   // Resume after the last frame published, in its epoch: the upstream gives
   // the frames after it (recovered), or says where it goes on.
   std::optional<client::ResumePoint> resume;
-  if (position_.epoch != 0) resume = client::ResumePoint{position_.epoch, {{"", position_.seq}}, {}};
+  if (position_.epoch() != 0) resume = client::ResumePoint{position_.epoch(), {{"", position_.seq()}}, {}};
   if (!socket->writeAll(client::helloLine(request_, resume), deadline)) {
     failure.why = "sending the hello: " + socket->error();
     return nullptr;

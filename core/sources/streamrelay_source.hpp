@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "mirror_position.hpp"
 #include "streamrelay/client_hello.hpp"
 
 namespace streamrelay {
@@ -28,13 +29,6 @@ class StreamrelaySource : public ConnectingSource {
  public:
   StreamrelaySource(const SourceConfig& config, Bus& bus);
   ~StreamrelaySource() override;
-
-  // Where the source stands in its upstream's numbering: the (epoch, seq)
-  // of the last frame it published (0, 0: none yet).
-  struct Position {
-    std::uint64_t epoch = 0;
-    std::uint64_t seq = 0;
-  };
 
  protected:
   std::unique_ptr<ProviderConnection> open(std::size_t endpoint, Clock::time_point deadline,
@@ -51,7 +45,7 @@ class StreamrelaySource : public ConnectingSource {
   const client::HelloRequest request_;
   const bool mirror_;
   const std::size_t maxFrameBytes_;
-  Position position_;  // the source thread's
+  MirrorPosition position_;  // in the upstream's numbering
 };
 
 }  // namespace streamrelay

@@ -97,11 +97,6 @@ std::uint64_t leaseNumber(const RelayStats& stats, const std::string& key) {
   return lease ? lease->getValue<std::uint64_t>(key) : 0;
 }
 
-std::string upstreamEpoch(const RelayStats& stats) {
-  auto source = stats.source();
-  return source && source->has("upstream_epoch") ? source->getValue<std::string>("upstream_epoch") : "";
-}
-
 // Reads seqs (and payloads) on its own thread until stopped.
 struct SeqReader {
   Subscriber& sub;
@@ -150,7 +145,7 @@ TEST_CASE("lease: the holder killed at 20000 frames/s: the standby takes the pro
   REQUIRE(atP.awaitAnswer(10s));
   const std::uint64_t epoch = atP.answer().epoch;
   // S follows P: its stream has P's epoch.
-  REQUIRE(pollUntil([&] { return upstreamEpoch(sStats) == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return sStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   CHECK_FALSE(holding(sStats));
   Subscriber atS(s.address(), protocolClient());
   REQUIRE(atS.awaitAnswer(10s));
@@ -171,13 +166,13 @@ TEST_CASE("lease: the holder killed at 20000 frames/s: the standby takes the pro
   REQUIRE(feed.process->waitForLines("connection opened", 2));
   // S goes on in the same epoch, after the last seq it had.
   REQUIRE(pollUntil([&] { return reader.last.load() > atKill + 20000; }, 30s));
-  CHECK(upstreamEpoch(sStats) == std::to_string(epoch));
+  CHECK(sStats.sourceText("upstream_epoch") == std::to_string(epoch));
 
   // P comes back (an empty ring, the same port) and follows S.
   RunningRelay again = startRelay(pYaml);
   RelayStats& againStats = pStats;
   againStats.attach(again);
-  REQUIRE(pollUntil([&] { return upstreamEpoch(againStats) == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return againStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   CHECK_FALSE(holding(againStats));
   CHECK(leaseNumber(againStats, "acquisitions") == 0);
   const std::uint64_t sNow = reader.last.load();
@@ -294,7 +289,7 @@ TEST_CASE("lease: an SSE provider taken over resumes after the followed event id
   Subscriber atP(p.address(), protocolClient());
   REQUIRE(atP.awaitAnswer(10s));
   const std::uint64_t epoch = atP.answer().epoch;
-  REQUIRE(pollUntil([&] { return upstreamEpoch(sStats) == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return sStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber atS(s.address(), protocolClient());
   REQUIRE(atS.awaitAnswer(10s));
   CHECK(atS.answer().epoch == epoch);

@@ -109,7 +109,12 @@ TEST_CASE("nats jetstream cluster: the node the relay is connected to killed mid
   }
   const std::string servers = "'" + nodes[0]->url() + "', '" + nodes[1]->url() + "', '" + nodes[2]->url() + "'";
   JetStreamClient checker(nodes[1]->url() + "," + nodes[2]->url());
-  REQUIRE(checker.addStream("RELAY", "relay.>", 3));
+  // Three nodes elect a JetStream meta leader first; on a loaded machine
+  // 30 s were once not enough. If it never comes, the servers say why.
+  const bool added = checker.addStream("RELAY", "relay.>", 3, 90s);
+  if (!added)
+    for (auto& node : nodes) UNSCOPED_INFO(node->output());
+  REQUIRE(added);
   RunningRelay relay = startRelay(
       kListenUpstream +
           pluginsSection(dir, natsInstance(servers, ", jetstream: {stream: RELAY, ack_timeout_ms: 1000}, max_pending: 2000")),

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "free_port.hpp"
+#include "joined_thread.hpp"
 #include "nats_server.hpp"
 #include "relay_fixture.hpp"
 #include "scratch_dir.hpp"
@@ -29,46 +30,6 @@ using streamrelay::client::Recovery;
 using streamrelay::client::ResumePoint;
 
 namespace {
-
-using Frames = std::vector<std::pair<std::uint64_t, std::string>>;
-
-// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
-// ends it after `quiet` without a frame.
-Frames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
-  Frames got;
-  std::string frame;
-  FrameInfo info;
-  while (sub.next(frame, info, quiet)) {
-    got.emplace_back(info.seq, frame);
-    if (frame == "end") break;
-  }
-  return got;
-}
-
-// Every frame i is seq 1 + i with the payload "feed SEQ", the last one "end".
-bool isWholeFeed(const Frames& frames) {
-  if (frames.empty() || frames.back().second != "end") return false;
-  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
-    if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
-  return frames.back().first == frames.size();
-}
-
-struct JoinedThread {
-  std::thread thread;
-  ~JoinedThread() {
-    if (thread.joinable()) thread.join();
-  }
-};
-
-std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
-}
-
-std::string sourceText(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::string>(key) : "";
-}
 
 // A counter the nats source adds (add_counter): the source's `plugin` object.
 std::uint64_t pluginCounter(const RelayStats& stats, const std::string& key) {
@@ -156,13 +117,13 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   Subscriber atHolder(holder.address(), protocolClient());
   REQUIRE(atHolder.awaitAnswer(10s));
   const std::uint64_t epoch = atHolder.answer().epoch;
-  Frames fromHolder, fromEdge;
+  FeedFrames fromHolder, fromEdge;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
 
   // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
-  REQUIRE(pollUntil([&] { return sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber::Options options = protocolClient();
   options.reconnect = true;
   options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
@@ -171,15 +132,15 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   CHECK(atEdge.answer().epoch == epoch);
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
   JoinedThread edgeReader;
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
 
   // The edge stops mid-stream and starts again on its log: its consumer
   // starts after the last JetStream sequence the log kept, and its subscriber
   // resumes by (epoch, seq).
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  CHECK(!sourceText(edgeStats, "provider_position").empty());
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  CHECK(!edgeStats.sourceText("provider_position").empty());
   CHECK(edgeStats.source()->getValue<bool>("connected"));
-  const std::uint64_t beforeStop = sourceNumber(edgeStats, "upstream_seq");
+  const std::uint64_t beforeStop = edgeStats.sourceNumber("upstream_seq");
   edge.process->terminate();
   REQUIRE(edge.process->waitForExit() == 0);
   edge.process.reset();
@@ -188,7 +149,7 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("reading JetStream stream RELAY \\(relay.upstream\\) from after stream sequence [0-9]+", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
 
@@ -199,12 +160,12 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   CHECK(fromEdge == fromHolder);
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
   CHECK(pluginCounter(edgeStats, "malformed_msg_ids") == 0);
   CHECK(pluginCounter(edgeStats, "purged_messages") == 0);
-  CHECK(sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch));
-  CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
+  CHECK(edgeStats.sourceText("upstream_epoch") == std::to_string(epoch));
+  CHECK(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
 }
 
 TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again on its log: a subscriber resuming there by (epoch, seq) gets every frame, no gap, no repeat", "[integration][nats][edge]") {
@@ -226,15 +187,15 @@ TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again o
   edgeStats.attach(edge);
   LineFeed feed(holder, 10000);
 
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = edgeStats.sourceNumber("upstream_seq");
   edge.process->kill();
   REQUIRE(edge.process->waitForExit() != -1000);
   edge.process.reset();
   RunningRelay again = startRelay(edgeConfig);
   edgeStats.attach(again);
   REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeKill + 20000; }, 30s));
 
   // From the start of the epoch: the log's frames, then the ring's and the live ones.
   Subscriber::Options options = protocolClient();
@@ -243,16 +204,16 @@ TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again o
   REQUIRE(atEdge.awaitAnswer(10s));
   CHECK(atEdge.answer().epoch == epoch);
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
-  Frames fromEdge;
+  FeedFrames fromEdge;
   JoinedThread edgeReader;
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
   edgeReader.thread.join();
   CHECK(isWholeFeed(fromEdge));
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
 }
 
 TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both edges read from killed mid-stream and restarted: every subscriber of each edge sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][nats][edge]") {
@@ -287,7 +248,7 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
     int port = freePort();
     RunningRelay relay;
     std::unique_ptr<Subscriber> sub;
-    Frames frames;
+    FeedFrames frames;
   };
   std::vector<std::unique_ptr<Edge>> edges;
   for (int i = 0; i < 2; ++i) {
@@ -300,28 +261,28 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
     edge->stats.attach(edge->relay);
     edges.push_back(std::move(edge));
   }
-  Frames fromHolder;
+  FeedFrames fromHolder;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
   std::vector<JoinedThread> readers(2);
   for (int i = 0; i < 2; ++i) {
     Edge& edge = *edges[i];
-    REQUIRE(pollUntil([&] { return sourceText(edge.stats, "upstream_epoch") == std::to_string(epoch); }, 30s));
+    REQUIRE(pollUntil([&] { return edge.stats.sourceText("upstream_epoch") == std::to_string(epoch); }, 30s));
     Subscriber::Options options = protocolClient();
     options.reconnect = true;
     options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
     edge.sub = std::make_unique<Subscriber>("127.0.0.1:" + std::to_string(edge.port), options);
     REQUIRE(edge.sub->awaitAnswer(10s));
     CHECK(edge.sub->answer().recovery == Recovery::Recovered);
-    readers[i].thread = std::thread([&edge] { edge.frames = readToEnd(*edge.sub, 60s); });
+    readers[i].thread = std::thread([&edge, &reader = readers[i]] { edge.frames = readToEnd(*edge.sub, 60s, &reader.stopping); });
   }
-  REQUIRE(pollUntil([&] { return sourceNumber(edges[0]->stats, "upstream_seq") > 10000; }, 30s));
+  REQUIRE(pollUntil([&] { return edges[0]->stats.sourceNumber("upstream_seq") > 10000; }, 30s));
   nodes[0]->kill();
   for (auto& edge : edges)
     REQUIRE(edge->relay.process->waitForLine("nats: reconnected to nats://127\\.0\\.0\\.1:\\d+", 30s).size() > 0);
   nodes[0]->start();  // back, catching up from the others
-  REQUIRE(pollUntil([&] { return sourceNumber(edges[1]->stats, "upstream_seq") > 40000; }, 60s));
+  REQUIRE(pollUntil([&] { return edges[1]->stats.sourceNumber("upstream_seq") > 40000; }, 60s));
   const long sent = feed.stop();
   holderReader.thread.join();
   for (auto& reader : readers) reader.thread.join();
@@ -330,8 +291,8 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
   for (auto& edge : edges) {
     CHECK(isWholeFeed(edge->frames));
     CHECK(edge->frames == fromHolder);
-    CHECK(sourceNumber(edge->stats, "gaps") == 0);
-    CHECK(sourceNumber(edge->stats, "new_epochs") == 0);
+    CHECK(edge->stats.sourceNumber("gaps") == 0);
+    CHECK(edge->stats.sourceNumber("new_epochs") == 0);
     CHECK(pluginCounter(edge->stats, "disconnects") >= 1);
   }
   edges.clear();  // the edges stop before the cluster
@@ -365,24 +326,24 @@ TEST_CASE("nats source: two edges mirror one holder through JetStream: a subscri
   statsA.attach(edgeA);
   RunningRelay edgeB = startRelay(edgeYaml(nats, kMirrorKeys, "", portB, statsB));
   statsB.attach(edgeB);
-  Frames fromHolder, moved;
+  FeedFrames fromHolder, moved;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
-  REQUIRE(pollUntil([&] { return sourceText(statsA, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return statsA.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber::Options options = protocolClient();
   options.reconnect = true;
   options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
   Subscriber sub("127.0.0.1:" + std::to_string(portA) + ",127.0.0.1:" + std::to_string(portB), options);
   REQUIRE(sub.awaitAnswer(10s));
   JoinedThread reader;
-  reader.thread = std::thread([&] { moved = readToEnd(sub, 60s); });
-  REQUIRE(pollUntil([&] { return sourceNumber(statsA, "upstream_seq") > 20000; }, 30s));
+  reader.thread = std::thread([&] { moved = readToEnd(sub, 60s, &reader.stopping); });
+  REQUIRE(pollUntil([&] { return statsA.sourceNumber("upstream_seq") > 20000; }, 30s));
   edgeA.process->kill();
   REQUIRE(edgeA.process->waitForExit() != -1000);
   edgeA.process.reset();
   REQUIRE(edgeB.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 30s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(statsB, "upstream_seq") > 40000; }, 30s));
+  REQUIRE(pollUntil([&] { return statsB.sourceNumber("upstream_seq") > 40000; }, 30s));
   const long sent = feed.stop();
   holderReader.thread.join();
   reader.thread.join();
@@ -392,7 +353,7 @@ TEST_CASE("nats source: two edges mirror one holder through JetStream: a subscri
   CHECK(moved.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(sub.answers() == 2);  // edge A's, then edge B's resume
   CHECK(sub.answer().recovery == Recovery::Recovered);
-  CHECK(sourceNumber(statsB, "gaps") == 0);
+  CHECK(statsB.sourceNumber("gaps") == 0);
 }
 
 TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epoch a new one, and messages without the relay's mark, or with one that does not read, are numbered here", "[integration][nats][edge]") {
@@ -411,18 +372,18 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   writer.store("relay.upstream", "b", "77-up-stream-2");  // a stream name with '-'
   writer.store("relay.upstream", "e", "77-upstream-5");   // 3 and 4 never came
   writer.store("relay.upstream", "new", "78-upstream-1"); // the writer started anew
-  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "4"; }, 20s));
-  CHECK(sourceNumber(stats, "gaps") == 1);
-  CHECK(sourceNumber(stats, "frames_missed") == 2);
-  CHECK(sourceNumber(stats, "new_epochs") == 1);
-  CHECK(sourceText(stats, "upstream_epoch") == "78");
-  CHECK(sourceNumber(stats, "upstream_seq") == 1);
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "4"; }, 20s));
+  CHECK(stats.sourceNumber("gaps") == 1);
+  CHECK(stats.sourceNumber("frames_missed") == 2);
+  CHECK(stats.sourceNumber("new_epochs") == 1);
+  CHECK(stats.sourceText("upstream_epoch") == "78");
+  CHECK(stats.sourceNumber("upstream_seq") == 1);
   // Stored out of order (a sink's retry after a failover): held until the one between comes, then in order, no gap.
   writer.store("relay.upstream", "d", "78-upstream-3");
   writer.store("relay.upstream", "c", "78-upstream-2");
-  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "6"; }, 20s));
-  CHECK(sourceNumber(stats, "upstream_seq") == 3);
-  CHECK(sourceNumber(stats, "gaps") == 1);
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "6"; }, 20s));
+  CHECK(stats.sourceNumber("upstream_seq") == 3);
+  CHECK(stats.sourceNumber("gaps") == 1);
 
   // Messages another program wrote: numbered after the writer's last.
   Subscriber::Options options = protocolClient();
@@ -459,9 +420,9 @@ TEST_CASE("nats source: a message without the relay's mark between two marked on
   const int port = freePort();
   RunningRelay edge = startRelay(edgeYaml(nats, kMirrorKeys, "", port, stats));  // deliver: all: one read takes all four
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "4"; }, 20s));
-  CHECK(sourceText(stats, "upstream_epoch") == "77");
-  CHECK(sourceNumber(stats, "upstream_seq") == 3);
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "4"; }, 20s));
+  CHECK(stats.sourceText("upstream_epoch") == "77");
+  CHECK(stats.sourceNumber("upstream_seq") == 3);
   Subscriber::Options options = protocolClient();
   options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
   Subscriber sub("127.0.0.1:" + std::to_string(port), options);
@@ -493,7 +454,7 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
     RunningRelay edge = startRelay(config);
     stats.attach(edge);
     for (int seq = 1; seq <= 3; ++seq) writer.store("relay.upstream", "m" + std::to_string(seq), "77-upstream-" + std::to_string(seq));
-    REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "3"; }, 20s));
+    REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "3"; }, 20s));
   }  // stopped (SIGTERM, exit 0)
   for (int seq = 4; seq <= 6; ++seq) writer.store("relay.upstream", "m" + std::to_string(seq), "77-upstream-" + std::to_string(seq));
   writer.purge("RELAY");  // stream sequences 4..6 are gone; the next is 7
@@ -502,11 +463,11 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
   stats.attach(again);
   REQUIRE(again.process->waitForLine("going on after provider position 3", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("stream sequences 4\\.\\.6 are no longer in stream RELAY", 20s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "7"; }, 20s));
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "7"; }, 20s));
   CHECK(pluginCounter(stats, "purged_messages") == 3);
-  CHECK(sourceNumber(stats, "gaps") == 1);
-  CHECK(sourceNumber(stats, "frames_missed") == 3);
-  CHECK(sourceNumber(stats, "upstream_seq") == 7);
+  CHECK(stats.sourceNumber("gaps") == 1);
+  CHECK(stats.sourceNumber("frames_missed") == 3);
+  CHECK(stats.sourceNumber("upstream_seq") == 7);
   Subscriber::Options options = protocolClient();
   options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
   Subscriber sub("127.0.0.1:" + std::to_string(port), options);
@@ -538,7 +499,7 @@ TEST_CASE("nats source: jetstream from_seq and from_time say where a source with
   const int port = freePort();
   RunningRelay edge = startRelay(edgeYaml(nats, keys, "", port, stats));
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceText(stats, "provider_position") == "5"; }, 20s));
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "5"; }, 20s));
   Subscriber::Options options = protocolClient();
   options.fromSeq = 1;
   Subscriber sub("127.0.0.1:" + std::to_string(port), options);
@@ -576,7 +537,7 @@ TEST_CASE("nats source: core NATS: each message on the subject is a frame, numbe
   REQUIRE(sub.next(frame, info, 10s));
   CHECK(frame == std::string("se\0cond", 7));
   CHECK(info.seq == 2);
-  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+  CHECK(stats.sourceNumber("protocol_errors") == 0);
 }
 
 TEST_CASE("nats source: core NATS with a log, killed (SIGKILL) and restarted: it numbers past the seqs it may have handed out (core NATS cannot give them again)", "[integration][nats][edge]") {
@@ -635,11 +596,11 @@ TEST_CASE("nats source: a reload from type nats to a relay type and back restart
   REQUIRE(edge.process->waitForLine("subscribed to news \\(core NATS\\)", 20s).size() > 0);
   edge.reload("upstream: {type: generator, rate: 1000}\n" + rest);
   REQUIRE(edge.process->waitForLine("config reload: source upstream changed \\(type\\)", 20s).size() > 0);
-  CHECK(pollUntil([&] { return sourceText(stats, "type") == "generator"; }, 10s));
+  CHECK(pollUntil([&] { return stats.sourceText("type") == "generator"; }, 10s));
   edge.reload(natsYaml);
   REQUIRE(edge.process->waitForLines("config reload: source upstream changed \\(type\\)", 2, 20s));
   REQUIRE(edge.process->waitForLines("subscribed to news \\(core NATS\\)", 2, 20s));
-  CHECK(pollUntil([&] { return sourceText(stats, "type") == "nats"; }, 10s));
+  CHECK(pollUntil([&] { return stats.sourceText("type") == "nats"; }, 10s));
   Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
   REQUIRE(sub.awaitAnswer(10s));
   Publisher writer(nats.url());

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "free_port.hpp"
+#include "joined_thread.hpp"
 #include "redis_server.hpp"
 #include "relay_fixture.hpp"
 #include "scratch_dir.hpp"
@@ -25,46 +26,7 @@ using streamrelay::client::ResumePoint;
 
 namespace {
 
-using Frames = std::vector<std::pair<std::uint64_t, std::string>>;
-
-// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
-// ends it after `quiet` without a frame.
-Frames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
-  Frames got;
-  std::string frame;
-  FrameInfo info;
-  while (sub.next(frame, info, quiet)) {
-    got.emplace_back(info.seq, frame);
-    if (frame == "end") break;
-  }
-  return got;
-}
-
-// Every frame i is seq 1 + i with the payload "feed SEQ", the last one "end".
-bool isWholeFeed(const Frames& frames) {
-  if (frames.empty() || frames.back().second != "end") return false;
-  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
-    if (frames[i].first != 1 + i || frames[i].second != "feed " + std::to_string(1 + i)) return false;
-  return frames.back().first == frames.size();
-}
-
-// A thread joined when it goes out of scope (a failed REQUIRE included).
-struct JoinedThread {
-  std::thread thread;
-  ~JoinedThread() {
-    if (thread.joinable()) thread.join();
-  }
-};
-
-std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
-}
-
-std::string sourceText(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::string>(key) : "";
-}
+using Frames = FeedFrames;
 
 // The holder: frames from a LineFeed, written by the redis sink to relay:upstream.
 std::string holderYaml(const RedisServer& redis, const PluginDir& plugins) {
@@ -104,11 +66,11 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   const std::uint64_t epoch = atHolder.answer().epoch;
   Frames fromHolder, fromEdge;
   JoinedThread holderReader;
-  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder); });
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
   LineFeed feed(holder, 10000);
 
   // Once the edge mirrors the holder's epoch, a subscriber resumes there from the start.
-  REQUIRE(pollUntil([&] { return sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber::Options options = protocolClient();
   options.reconnect = true;
   options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
@@ -117,13 +79,13 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   CHECK(atEdge.answer().epoch == epoch);
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
   JoinedThread edgeReader;  // after atEdge: joined before the subscriber it reads goes
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
 
   // The edge stops mid-stream and starts again on its log: it goes on after
   // the last entry id the log kept, and its subscriber resumes by (epoch, seq).
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  CHECK(!sourceText(edgeStats, "last_id").empty());
-  const std::uint64_t beforeStop = sourceNumber(edgeStats, "upstream_seq");
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  CHECK(!edgeStats.sourceText("last_id").empty());
+  const std::uint64_t beforeStop = edgeStats.sourceNumber("upstream_seq");
   edge.process->terminate();
   REQUIRE(edge.process->waitForExit() == 0);
   edge.process.reset();
@@ -131,7 +93,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   edgeStats.attach(again);
   REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
 
@@ -143,10 +105,10 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
-  CHECK(sourceText(edgeStats, "upstream_epoch") == std::to_string(epoch));
-  CHECK(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
+  CHECK(edgeStats.sourceText("upstream_epoch") == std::to_string(epoch));
+  CHECK(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
   CHECK(edgeStats.source()->getValue<double>("lag_ms") >= 0);
 }
 
@@ -166,15 +128,15 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   edgeStats.attach(edge);
   LineFeed feed(holder, 10000);
 
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > 20000; }, 30s));
-  const std::uint64_t beforeKill = sourceNumber(edgeStats, "upstream_seq");
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  const std::uint64_t beforeKill = edgeStats.sourceNumber("upstream_seq");
   edge.process->kill();
   REQUIRE(edge.process->waitForExit() != -1000);
   edge.process.reset();
   RunningRelay again = startRelay(edgeConfig);
   edgeStats.attach(again);
   REQUIRE(again.process->waitForLine("going on after entry [0-9]+-[0-9]+ of relay:upstream", 20s).size() > 0);
-  REQUIRE(pollUntil([&] { return sourceNumber(edgeStats, "upstream_seq") > beforeKill + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeKill + 20000; }, 30s));
 
   // From the start of the epoch: the log's frames, then the ring's and the live ones.
   Subscriber::Options options = protocolClient();
@@ -185,14 +147,102 @@ TEST_CASE("redis source: the edge killed (SIGKILL) mid-stream and started again 
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
   Frames fromEdge;
   JoinedThread edgeReader;
-  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s); });
+  edgeReader.thread = std::thread([&] { fromEdge = readToEnd(atEdge, 60s, &edgeReader.stopping); });
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
   edgeReader.thread.join();
   CHECK(isWholeFeed(fromEdge));
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
-  CHECK(sourceNumber(edgeStats, "gaps") == 0);
-  CHECK(sourceNumber(edgeStats, "new_epochs") == 0);
+  CHECK(edgeStats.sourceNumber("gaps") == 0);
+  CHECK(edgeStats.sourceNumber("new_epochs") == 0);
+}
+
+TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restarted, an edge killed and restarted, a subscriber moved from one edge to the other: every subscriber sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][redis][edge]") {
+  ScratchDir dir;
+  PluginDir plugins;
+  plugins.drop(builtIn("redis"), "redis.so");
+  RedisServer redis(dir.path);
+  RunningRelay holder = startRelay(holderYaml(redis, plugins));
+  Subscriber atHolder(holder.address(), protocolClient());
+  REQUIRE(atHolder.awaitAnswer(10s));
+  const std::uint64_t epoch = atHolder.answer().epoch;
+  RelayStats statsA, statsB;
+  const int portA = freePort(), portB = freePort();
+  const std::string configA = edgeYaml(redis, ", from: '0'", dir.sub("a-log"), portA, statsA);
+  RunningRelay edgeA = startRelay(configA);
+  RunningRelay edgeB = startRelay(edgeYaml(redis, ", from: '0'", "", portB, statsB));
+  statsA.attach(edgeA);
+  statsB.attach(edgeB);
+  const auto atEpoch = [&](const RelayStats& stats) { return stats.sourceText("upstream_epoch") == std::to_string(epoch); };
+  const auto seqOf = [](const RelayStats& stats) { return stats.sourceNumber("upstream_seq"); };
+
+  Frames fromHolder, moved, atBOnly;
+  JoinedThread holderReader;
+  holderReader.thread = std::thread([&] { fromHolder = readToEnd(atHolder, 30s, &holderReader.stopping); });
+  LineFeed feed(holder, 10000);
+  REQUIRE(pollUntil([&] { return atEpoch(statsA) && atEpoch(statsB); }, 20s));
+
+  // One subscriber reads edge A and fails over to B; one reads B all along.
+  Subscriber::Options options = protocolClient();
+  options.reconnect = true;
+  options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
+  const std::string addressA = "127.0.0.1:" + std::to_string(portA), addressB = "127.0.0.1:" + std::to_string(portB);
+  Subscriber mover(addressA + "," + addressB, options);
+  Subscriber stayer(addressB, options);
+  REQUIRE(mover.awaitAnswer(10s));
+  REQUIRE(stayer.awaitAnswer(10s));
+  CHECK(mover.answer().recovery == Recovery::Recovered);
+  JoinedThread moverReader, stayerReader;  // after the subscribers: joined before they go
+  moverReader.thread = std::thread([&] { moved = readToEnd(mover, 60s, &moverReader.stopping); });
+  stayerReader.thread = std::thread([&] { atBOnly = readToEnd(stayer, 60s, &stayerReader.stopping); });
+
+  // Redis dies (SIGKILL) and comes back on its append-only file: the holder's
+  // sink writes on, the edges read on after their last entry id.
+  REQUIRE(pollUntil([&] { return seqOf(statsA) > 10000 && seqOf(statsB) > 10000; }, 30s));
+  redis.kill();
+  redis.start();
+  const std::uint64_t afterRedis = std::max(seqOf(statsA), seqOf(statsB));
+  REQUIRE(pollUntil([&] { return seqOf(statsA) > afterRedis + 10000 && seqOf(statsB) > afterRedis + 10000; }, 60s));
+  CHECK(statsA.sourceNumber("connects") >= 2);
+  CHECK(statsB.sourceNumber("connects") >= 2);
+
+  // Edge A dies (SIGKILL): its subscriber goes on at B by (epoch, seq).
+  edgeA.process->kill();
+  REQUIRE(edgeA.process->waitForExit() != -1000);
+  edgeA.process.reset();
+  const std::uint64_t afterKill = seqOf(statsB);
+  REQUIRE(pollUntil([&] { return seqOf(statsB) > afterKill + 10000; }, 30s));
+  CHECK(mover.endpoint().port == std::to_string(portB));
+
+  // A starts again on its log and catches up with B.
+  RunningRelay againA = startRelay(configA);
+  statsA.attach(againA);
+  REQUIRE(pollUntil([&] { return seqOf(statsA) >= seqOf(statsB); }, 60s));
+  const long sent = feed.stop();
+  REQUIRE(sent > 30000);
+
+  // A subscriber at the restarted A from the epoch's start: its log, then live.
+  Subscriber fromStart(addressA, options);
+  REQUIRE(fromStart.awaitAnswer(10s));
+  CHECK(fromStart.answer().recovery == Recovery::Recovered);
+  const Frames atA = readToEnd(fromStart, 60s);
+  holderReader.thread.join();
+  moverReader.thread.join();
+  stayerReader.thread.join();
+
+  CHECK(isWholeFeed(fromHolder));
+  CHECK(fromHolder.size() == static_cast<std::size_t>(sent) + 1);
+  CHECK(moved == fromHolder);
+  CHECK(atBOnly == fromHolder);
+  CHECK(atA == fromHolder);
+  CHECK(mover.answers() == 2);  // at A, then at B
+  CHECK(mover.answer().recovery == Recovery::Recovered);
+  CHECK(stayer.answers() == 1);
+  for (const RelayStats* stats : {&statsA, &statsB}) {
+    CHECK(stats->sourceNumber("gaps") == 0);
+    CHECK(stats->sourceNumber("new_epochs") == 0);
+    CHECK(stats->sourceText("upstream_epoch") == std::to_string(epoch));
+  }
 }
 
 TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another epoch a new one, and entries without a relay's marks are numbered here", "[integration][redis][edge]") {
@@ -202,8 +252,8 @@ TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another ep
   const int port = freePort();
   RunningRelay edge = startRelay(edgeYaml(redis, "", "", port, stats));
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));
-  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "0-0"; }, 20s));  // from "$": the key is empty
+  REQUIRE(pollUntil([&] { return stats.sourceNumber("connects") == 1; }, 20s));
+  REQUIRE(pollUntil([&] { return stats.sourceText("last_id") == "0-0"; }, 20s));  // from "$": the key is empty
   auto xadd = [&](const std::string& id, std::vector<std::string> fields) {
     std::vector<std::string> words{"XADD", "relay:upstream", id};
     words.insert(words.end(), fields.begin(), fields.end());
@@ -215,12 +265,12 @@ TEST_CASE("redis source: a jump in the writer's seq is a counted gap, another ep
   xadd("1-4", {"seq", "1", "epoch", "78", "received_ns", "3000", "payload", "new"});  // the writer started anew
   std::string frame;
   FrameInfo info;
-  REQUIRE(pollUntil([&] { return sourceText(stats, "last_id") == "1-4"; }, 20s));
-  CHECK(sourceNumber(stats, "gaps") == 1);
-  CHECK(sourceNumber(stats, "frames_missed") == 2);
-  CHECK(sourceNumber(stats, "new_epochs") == 1);
-  CHECK(sourceText(stats, "upstream_epoch") == "78");
-  CHECK(sourceNumber(stats, "upstream_seq") == 1);
+  REQUIRE(pollUntil([&] { return stats.sourceText("last_id") == "1-4"; }, 20s));
+  CHECK(stats.sourceNumber("gaps") == 1);
+  CHECK(stats.sourceNumber("frames_missed") == 2);
+  CHECK(stats.sourceNumber("new_epochs") == 1);
+  CHECK(stats.sourceText("upstream_epoch") == "78");
+  CHECK(stats.sourceNumber("upstream_seq") == 1);
 
   // Entries another program wrote: `payload`, or all the fields as JSON; numbered after the writer's last.
   Subscriber::Options options = protocolClient();
@@ -248,7 +298,7 @@ TEST_CASE("redis source: channel: each message published is a frame, numbered he
                            stats.section();
   RunningRelay edge = startRelay(yaml);
   stats.attach(edge);
-  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));  // subscribed
+  REQUIRE(pollUntil([&] { return stats.sourceNumber("connects") == 1; }, 20s));  // subscribed
   Subscriber sub("127.0.0.1:" + std::to_string(port), protocolClient());
   REQUIRE(sub.awaitAnswer(10s));
   REQUIRE(redis.command({"PUBLISH", "news", "first"}));
@@ -262,7 +312,7 @@ TEST_CASE("redis source: channel: each message published is a frame, numbered he
   REQUIRE(sub.next(frame, info, 10s));
   CHECK(frame == std::string("se\0cond", 7));
   CHECK(info.seq == 2);
-  CHECK(sourceNumber(stats, "protocol_errors") == 0);
+  CHECK(stats.sourceNumber("protocol_errors") == 0);
 }
 
 TEST_CASE("redis source: a bad key is refused with one line naming it", "[integration][redis][edge][config]") {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "free_port.hpp"
+#include "joined_thread.hpp"
 #include "relay_fixture.hpp"
 #include "subscriber_helpers.hpp"
 
@@ -36,45 +37,6 @@ std::string follow(int port, const std::string& more = "") {
   return "{type: streamrelay, endpoints: ['" + loopback(port) + "']" + more + "}";
 }
 
-// The (seq, payload) of every frame up to the LineFeed's "end"; a hang guard
-// ends it after `quiet` without a frame.
-std::vector<std::pair<std::uint64_t, std::string>> readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = 30s) {
-  std::vector<std::pair<std::uint64_t, std::string>> got;
-  std::string frame;
-  FrameInfo info;
-  while (sub.next(frame, info, quiet)) {
-    got.emplace_back(info.seq, frame);
-    if (frame == "end") break;
-  }
-  return got;
-}
-
-// Every frame i is seq `first` + i with the payload "feed SEQ", the last one "end".
-bool isWholeFeed(const std::vector<std::pair<std::uint64_t, std::string>>& frames, std::uint64_t first) {
-  if (frames.empty() || frames.back().second != "end") return false;
-  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
-    if (frames[i].first != first + i || frames[i].second != "feed " + std::to_string(first + i)) return false;
-  return frames.back().first == first + frames.size() - 1;
-}
-
-// A thread joined when it goes out of scope (a failed REQUIRE included).
-struct JoinedThread {
-  std::thread thread;
-  ~JoinedThread() {
-    if (thread.joinable()) thread.join();
-  }
-};
-
-std::uint64_t sourceNumber(const RelayStats& stats, const std::string& key) {
-  auto source = stats.source();
-  return source && source->has(key) ? source->getValue<std::uint64_t>(key) : 0;
-}
-
-std::string sourceEpoch(const RelayStats& stats) {
-  auto source = stats.source();
-  return source && source->has("upstream_epoch") ? source->getValue<std::string>("upstream_epoch") : "";
-}
-
 }  // namespace
 
 TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, the leaf's subscribers see the root's (epoch, seq, payload), no gap, no repeat", "[integration][fleet]") {
@@ -93,12 +55,12 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   Subscriber atRoot(root.address(), protocolClient());
   REQUIRE(atRoot.awaitAnswer(10s));
   const std::uint64_t epoch = atRoot.answer().epoch;
-  std::vector<std::pair<std::uint64_t, std::string>> fromRoot, fromLeaf;
+  FeedFrames fromRoot, fromLeaf;
   JoinedThread rootReader;  // ended by the feed's "end", or by its silence once it is gone
-  rootReader.thread = std::thread([&] { fromRoot = readToEnd(atRoot); });
+  rootReader.thread = std::thread([&] { fromRoot = readToEnd(atRoot, 30s, &rootReader.stopping); });
   LineFeed feed(root, 20000);
   // Once the leaf mirrors the root's epoch, a subscriber resumes there from the start.
-  REQUIRE(pollUntil([&] { return sourceEpoch(leafStats) == std::to_string(epoch); }, 20s));
+  REQUIRE(pollUntil([&] { return leafStats.sourceText("upstream_epoch") == std::to_string(epoch); }, 20s));
   Subscriber::Options options = protocolClient();
   options.reconnect = true;
   options.resume = ResumePoint{epoch, {{"upstream", 0}}, {}};
@@ -107,11 +69,11 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   CHECK(atLeaf.answer().epoch == epoch);
   CHECK(atLeaf.answer().recovery == Recovery::Recovered);
   JoinedThread leafReader;  // after atLeaf: joined before the subscriber it reads goes
-  leafReader.thread = std::thread([&] { fromLeaf = readToEnd(atLeaf); });
+  leafReader.thread = std::thread([&] { fromLeaf = readToEnd(atLeaf, 30s, &leafReader.stopping); });
 
   // The middle dies mid-stream, and comes back on the same port with an empty ring.
-  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > 20000; }, 30s));
-  const std::uint64_t leafConnects = sourceNumber(leafStats, "connects");
+  REQUIRE(pollUntil([&] { return leafStats.sourceNumber("upstream_seq") > 20000; }, 30s));
+  const std::uint64_t leafConnects = leafStats.sourceNumber("connects");
   middle.process->kill();
   REQUIRE(middle.process->waitForExit() != -1000);
   middle.process.reset();
@@ -119,9 +81,9 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   // The leaf connected again (a generous deadline: the leaf's reconnect backoff and a sanitizer build's start).
   // Not necessarily "resumed": a leaf that asks before the middle's refill has reached its seq is answered
   // from the refilled ring and drops the frames it has (docs/fleet.md); the checks below see it gapless.
-  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "connects") > leafConnects; }, 60s));
-  const std::uint64_t beforeStop = sourceNumber(leafStats, "upstream_seq");
-  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > beforeStop + 20000; }, 30s));
+  REQUIRE(pollUntil([&] { return leafStats.sourceNumber("connects") > leafConnects; }, 60s));
+  const std::uint64_t beforeStop = leafStats.sourceNumber("upstream_seq");
+  REQUIRE(pollUntil([&] { return leafStats.sourceNumber("upstream_seq") > beforeStop + 20000; }, 30s));
   const long sent = feed.stop();
   REQUIRE(sent > 40000);
 
@@ -132,8 +94,8 @@ TEST_CASE("a mirror tree at 20,000 frames/s: the middle killed and restarted, th
   CHECK(fromLeaf == fromRoot);
   CHECK(fromLeaf.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(atLeaf.answers() == 1);  // the leaf relay's subscriber never noticed
-  CHECK(sourceNumber(leafStats, "gaps") == 0);
-  CHECK(sourceEpoch(leafStats) == std::to_string(epoch));
+  CHECK(leafStats.sourceNumber("gaps") == 0);
+  CHECK(leafStats.sourceText("upstream_epoch") == std::to_string(epoch));
   CHECK(leafStats.source()->getValue<double>("lag_ms") >= 0);  // since the root received its newest frame
   CHECK(leafStats.source()->getValue<std::string>("endpoint") == loopback(middlePort));  // the relay it follows
 }
@@ -152,24 +114,24 @@ TEST_CASE("a mirror whose upstream's ring cannot cover an outage counts the gap 
   REQUIRE(atRoot.awaitAnswer(10s));
   const std::uint64_t epoch = atRoot.answer().epoch;
   LineFeed feed(root, 20000);
-  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "upstream_seq") > 2000; }, 30s));
+  REQUIRE(pollUntil([&] { return leafStats.sourceNumber("upstream_seq") > 2000; }, 30s));
   middle.process->kill();
   REQUIRE(middle.process->waitForExit() != -1000);
   middle.process.reset();
-  const std::uint64_t leafHad = sourceNumber(leafStats, "upstream_seq");
+  const std::uint64_t leafHad = leafStats.sourceNumber("upstream_seq");
   // The root goes on far past what its ring of 1000 frames holds.
   readSeqs(atRoot, 1, static_cast<long>(leafHad) + 5000);
   RunningRelay again = startRelay(middleYaml);
-  REQUIRE(pollUntil([&] { return sourceNumber(leafStats, "gaps") == 1; }, 30s));
-  CHECK(sourceNumber(leafStats, "frames_missed") >= 4000);
-  CHECK(sourceNumber(leafStats, "upstream_seq") > leafHad + 4000);
+  REQUIRE(pollUntil([&] { return leafStats.sourceNumber("gaps") == 1; }, 30s));
+  CHECK(leafStats.sourceNumber("frames_missed") >= 4000);
+  CHECK(leafStats.sourceNumber("upstream_seq") > leafHad + 4000);
   feed.stop();
   // The same figures on /metrics, and the status page's table of mirrors.
   const std::string page = leafStats.text("/metrics");
   const std::string upstream = "{source=\"upstream\"}";
   CHECK(sampleValue(page, "streamrelay_mirror_gaps_total" + upstream) == 1);
   CHECK(sampleValue(page, "streamrelay_mirror_frames_missed_total" + upstream) ==
-        static_cast<double>(sourceNumber(leafStats, "frames_missed")));
+        static_cast<double>(leafStats.sourceNumber("frames_missed")));
   CHECK(sampleValue(page, "streamrelay_mirror_upstream_seq" + upstream) > static_cast<double>(leafHad + 4000));
   CHECK(sampleValue(page, "streamrelay_mirror_new_epochs_total" + upstream) == 0);
   CHECK(sampleValue(page, "streamrelay_mirror_lag_seconds" + upstream) >= 0);
@@ -185,7 +147,7 @@ TEST_CASE("a mirror whose upstream's ring cannot cover an outage counts the gap 
   CHECK(resumed.answer().epoch == epoch);
   CHECK(resumed.answer().recovery == Recovery::NotRecovered);
   // One resuming after it is not.
-  options.resume = ResumePoint{epoch, {{"upstream", sourceNumber(leafStats, "upstream_seq") - 10}}, {}};
+  options.resume = ResumePoint{epoch, {{"upstream", leafStats.sourceNumber("upstream_seq") - 10}}, {}};
   Subscriber after(leaf.address(), options);
   REQUIRE(after.awaitAnswer(10s));
   CHECK(after.answer().recovery == Recovery::Recovered);
@@ -200,7 +162,7 @@ TEST_CASE("a streamrelay source with mirror: false numbers the frames itself", "
   REQUIRE(readSeqs(atRoot, 1, 50) == 50);
   RunningRelay copy = startRelay(treeNode(follow(root.ports.at("main"), ", mirror: false"), 1000, 0, stats));
   stats.attach(copy);
-  REQUIRE(pollUntil([&] { return sourceNumber(stats, "connects") == 1; }, 20s));
+  REQUIRE(pollUntil([&] { return stats.sourceNumber("connects") == 1; }, 20s));
   Subscriber atCopy(copy.address(), protocolClient());
   REQUIRE(atCopy.awaitAnswer(10s));
   CHECK(atCopy.answer().epoch != atRoot.answer().epoch);
@@ -211,7 +173,7 @@ TEST_CASE("a streamrelay source with mirror: false numbers the frames itself", "
   CHECK(info.seq == 1);  // the root's seq 51
   CHECK(readSeqs(atCopy, 2, 49) == 50);
   // Where it stands in the root's numbering.
-  CHECK(pollUntil([&] { return sourceNumber(stats, "upstream_seq") == 100; }));
+  CHECK(pollUntil([&] { return stats.sourceNumber("upstream_seq") == 100; }));
 }
 
 TEST_CASE("a streamrelay source with a bad key is refused with one line", "[integration][fleet][config]") {
@@ -241,12 +203,12 @@ TEST_CASE("a streamrelay source presents its token: the right one is served, a w
   good.attach(served);
   RunningRelay refused = startRelay(treeNode(follow(root.ports.at("main"), ", token: wrong"), 1000, 0, bad));
   bad.attach(refused);
-  REQUIRE(pollUntil([&] { return sourceNumber(good, "connects") == 1; }, 20s));
+  REQUIRE(pollUntil([&] { return good.sourceNumber("connects") == 1; }, 20s));
   auto feed = publish(root, 20);
-  CHECK(pollUntil([&] { return sourceNumber(good, "upstream_seq") == 20; }, 20s));
+  CHECK(pollUntil([&] { return good.sourceNumber("upstream_seq") == 20; }, 20s));
   CHECK(pollUntil([&] { return bad.endpointFailures(0) >= 2; }, 20s));
-  CHECK(sourceNumber(bad, "connects") == 0);
-  CHECK(sourceNumber(bad, "upstream_seq") == 0);
+  CHECK(bad.sourceNumber("connects") == 0);
+  CHECK(bad.sourceNumber("upstream_seq") == 0);
   INFO(refused.process->output());
   CHECK(refused.process->countLines("the relay refused the hello: not authorized: unknown token") >= 1);
   CHECK(refused.process->countLines("wrong") == 0);  // the token is never logged

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <fstream>
 #include <regex>
 #include <string>
 
@@ -526,12 +527,33 @@ TEST_CASE("client.hpp and streamrelay-sub speak websocket and sse, and resume ac
                                                     std::to_string(relay.ports.at("sse")) +
                                                     "/ --count 3000 --reconnect 1>&2"});
   REQUIRE(printer->waitForLine("connected: \\{\"ok\":true").size() > 0);
-  auto feed = publish(relay, 3000, 3000);
+  auto firstThousand = publish(relay, 1000, 3000);
   CHECK(readSeqs(ws, 1, 1000) == 1000);
   CHECK(readSeqs(sse, 1, 1000) == 1000);
   // Other envelope and encoding: both listeners restart, their subscribers
-  // are closed (1001) and come back, resuming where they were.
+  // are closed (1001) and come back, resuming where they were. The other
+  // 2000 frames are published once the successors answer, over two seconds
+  // while the predecessors close: a subscriber cannot read them all before
+  // its connection ends, however long the reload took.
   relay.reload(config("json", "base64"));
+  auto answersWith = [](const std::string& address, auto newSetting) {
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      Subscriber probe(address);
+      if (probe.awaitAnswer(5s) && newSetting(probe.answer())) return true;
+    }
+    return false;
+  };
+  REQUIRE(answersWith(url(relay, "ws"), [](const auto& a) { return a.envelope == "json"; }));
+  REQUIRE(answersWith("http://127.0.0.1:" + std::to_string(relay.ports.at("sse")) + "/",
+                      [](const auto& a) { return a.encoding == "base64"; }));
+  const std::string rest = relay.configPath + ".rest";
+  {
+    std::ofstream lines(rest);
+    for (int n = 1001; n <= 3000; ++n) lines << "feed " << n << "\n";
+  }
+  auto otherTwoThousand = startFeed({"--connect", "127.0.0.1:" + std::to_string(relay.publisherPort), "--framing",
+                                     "length-prefix", "--file", rest, "--rate", "1000"});
   CHECK(readSeqs(ws, 1001, 2000) == 3000);
   CHECK(readSeqs(sse, 1001, 2000) == 3000);
   CHECK(ws.answers() == 2);

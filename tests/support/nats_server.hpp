@@ -43,6 +43,8 @@ class NatsServer {
     process_->waitForExit();
   }
   std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  // What the server wrote so far (for a failed check's report).
+  std::string output() { return process_->output(); }
 
  private:
   std::string name_, dir_;
@@ -64,7 +66,8 @@ class JetStreamClient {
   }
   // Creates the stream; a cluster still electing its leaders answers with
   // errors for a moment, so it is tried until the deadline.
-  bool addStream(const std::string& name, const std::string& subject, int replicas) {
+  bool addStream(const std::string& name, const std::string& subject, int replicas,
+                 std::chrono::milliseconds timeout = std::chrono::seconds(30)) {
     return pollUntil([&] {
       jsStreamConfig cfg;
       jsStreamConfig_Init(&cfg);
@@ -77,7 +80,7 @@ class JetStreamClient {
       const natsStatus s = js_AddStream(&info, js_, &cfg, nullptr, nullptr);
       if (info) jsStreamInfo_Destroy(info);
       return s == NATS_OK;
-    }, 30s);
+    }, timeout);
   }
   std::uint64_t messages(const std::string& stream) {
     jsStreamInfo* info = nullptr;

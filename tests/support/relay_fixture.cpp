@@ -294,6 +294,16 @@ std::uint64_t RelayStats::counter(const std::string& name, const std::string& so
   return s->getValue<std::uint64_t>(name);
 }
 
+std::uint64_t RelayStats::sourceNumber(const std::string& key, const std::string& sourceName) const {
+  Poco::JSON::Object::Ptr s = source(sourceName);
+  return s && s->has(key) ? s->getValue<std::uint64_t>(key) : 0;
+}
+
+std::string RelayStats::sourceText(const std::string& key, const std::string& sourceName) const {
+  Poco::JSON::Object::Ptr s = source(sourceName);
+  return s && s->has(key) && !s->isNull(key) ? s->getValue<std::string>(key) : "";
+}
+
 std::uint64_t RelayStats::endpointFailures(std::size_t index, const std::string& sourceName) const {
   Poco::JSON::Object::Ptr s = source(sourceName);
   REQUIRE(s);

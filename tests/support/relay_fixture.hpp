@@ -183,6 +183,10 @@ class RelayStats {
   Poco::JSON::Object::Ptr source(const std::string& name = "upstream") const;
   // A counter of the source ("connects", "protocol_errors", ...).
   std::uint64_t counter(const std::string& name, const std::string& source = "upstream") const;
+  // A number ("upstream_seq") or a text ("upstream_epoch", "last_id") of the
+  // source; 0 or "" while the source does not show it: for pollUntil.
+  std::uint64_t sourceNumber(const std::string& key, const std::string& source = "upstream") const;
+  std::string sourceText(const std::string& key, const std::string& source = "upstream") const;
   // `failures` of the source's endpoint at `index` (0: the primary).
   std::uint64_t endpointFailures(std::size_t index, const std::string& source = "upstream") const;
 

@@ -59,4 +59,28 @@ void checkPrintedFrames(ChildProcess& client, int count) {
   CHECK(client.countLines("^upstream seq=" + n + " lag_ms=[0-9.]+ feed " + n) == 1);
 }
 
+FeedFrames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet, const std::atomic<bool>* stopping) {
+  FeedFrames got;
+  std::string frame;
+  streamrelay::client::FrameInfo info;
+  auto lastFrame = std::chrono::steady_clock::now();
+  while (!(stopping && *stopping) && std::chrono::steady_clock::now() - lastFrame < quiet) {
+    if (!sub.next(frame, info, 200ms)) {
+      if (!sub.timedOut()) break;  // the connection ended (and was not to be reopened)
+      continue;
+    }
+    lastFrame = std::chrono::steady_clock::now();
+    got.emplace_back(info.seq, frame);
+    if (frame == "end") break;
+  }
+  return got;
+}
+
+bool isWholeFeed(const FeedFrames& frames, std::uint64_t first) {
+  if (frames.empty() || frames.back().second != "end") return false;
+  for (std::size_t i = 0; i + 1 < frames.size(); ++i)
+    if (frames[i].first != first + i || frames[i].second != "feed " + std::to_string(first + i)) return false;
+  return frames.back().first == first + frames.size() - 1;
+}
+
 }  // namespace streamrelay::test

@@ -5,9 +5,13 @@
 // of what a client read or printed. Catch2 assertions inside: include only
 // from test files.
 
+#include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "relay_fixture.hpp"
 
@@ -27,5 +31,15 @@ std::uint64_t readSeqs(Subscriber& sub, std::uint64_t firstSeq, long count);
 // A client that prints "STREAM seq=N lag_ms=L PAYLOAD" per frame exits 0
 // after printing `count` frames of the stream upstream, the last with seq `count`.
 void checkPrintedFrames(ChildProcess& client, int count);
+
+// The (seq, payload) of each frame a subscriber read from a LineFeed.
+using FeedFrames = std::vector<std::pair<std::uint64_t, std::string>>;
+// Reads up to the LineFeed's "end"; a hang guard ends it after `quiet`
+// without a frame, and `stopping` (a JoinedThread's, set as a failed test
+// unwinds) at once.
+FeedFrames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = std::chrono::seconds(30),
+                     const std::atomic<bool>* stopping = nullptr);
+// Every frame i is seq `first` + i with the payload "feed SEQ", the last one "end".
+bool isWholeFeed(const FeedFrames& frames, std::uint64_t first = 1);
 
 }  // namespace streamrelay::test
