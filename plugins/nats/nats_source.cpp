@@ -51,6 +51,7 @@ using streamrelay::plugins::NatsSourceConfig;
 
 constexpr int kMaxPerPump = 4096;  // messages one pump hands over at most (one batch)
 constexpr std::int64_t kMaxPendingBytes = std::int64_t{1} << 30;
+constexpr int kNetworkWaitMs = 1000;  // a connect, a JetStream request: the longest a stop waits for one
 
 void pinLibnats() {  // as the sink: cnats' threads must outlive an unloaded copy of this library
   Dl_info info{};
@@ -85,64 +86,67 @@ class NatsSource {
                                      "starting as configured");
       }
     }
-    natsOptions* opts = nullptr;
-    if (natsOptions_Create(&opts) != NATS_OK) throw std::runtime_error("nats options: out of memory");
+    if (natsOptions_Create(&opts_) != NATS_OK) throw std::runtime_error("nats options: out of memory");
     std::vector<const char*> servers;
     for (const std::string& s : config_.servers) servers.push_back(s.c_str());
-    natsStatus s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
-    if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts, true);  // the first server is the primary
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 200);
-    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts, true, &NatsSource::onConnected, this);
-    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsSource::onDisconnected, this);
-    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsSource::onReconnected, this);
-    if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsSource::onClosed, this);
+    natsStatus s = natsOptions_SetServers(opts_, servers.data(), static_cast<int>(servers.size()));
+    if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts_, true);  // the first server is the primary
+    // A server that does not answer holds a connect up to this long: the
+    // first connect is on the source thread, and a stop waits for it.
+    if (s == NATS_OK) s = natsOptions_SetTimeout(opts_, kNetworkWaitMs);
+    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts_, -1);
+    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts_, 200);
+    if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts_, true, &NatsSource::onConnected, this);
+    if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts_, &NatsSource::onDisconnected, this);
+    if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts_, &NatsSource::onReconnected, this);
+    if (s == NATS_OK) s = natsOptions_SetClosedCB(opts_, &NatsSource::onClosed, this);
     if (s == NATS_OK && !config_.user.empty())
-      s = natsOptions_SetUserInfo(opts, config_.user.c_str(), config_.password.c_str());
-    if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts, config_.token.c_str());
+      s = natsOptions_SetUserInfo(opts_, config_.user.c_str(), config_.password.c_str());
+    if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts_, config_.token.c_str());
     if (s == NATS_OK && !config_.credsFile.empty())
-      s = natsOptions_SetUserCredentialsFromFiles(opts, config_.credsFile.c_str(), nullptr);
-    if (s == NATS_OK && config_.tls) s = natsOptions_SetSecure(opts, true);
-    if (s == NATS_OK && !config_.caFile.empty()) s = natsOptions_LoadCATrustedCertificates(opts, config_.caFile.c_str());
+      s = natsOptions_SetUserCredentialsFromFiles(opts_, config_.credsFile.c_str(), nullptr);
+    if (s == NATS_OK && config_.tls) s = natsOptions_SetSecure(opts_, true);
+    if (s == NATS_OK && !config_.caFile.empty()) s = natsOptions_LoadCATrustedCertificates(opts_, config_.caFile.c_str());
     if (s == NATS_OK && !config_.certFile.empty())
-      s = natsOptions_LoadCertificatesChain(opts, config_.certFile.c_str(), config_.keyFile.c_str());
+      s = natsOptions_LoadCertificatesChain(opts_, config_.certFile.c_str(), config_.keyFile.c_str());
     if (s != NATS_OK) {
       const std::string why = statusText(s);
-      natsOptions_Destroy(opts);
+      natsOptions_Destroy(opts_);
       throw std::runtime_error("nats options: " + why);
     }
-    s = natsConnection_Connect(&conn_, opts);
-    natsOptions_Destroy(opts);
-    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) throw std::runtime_error("nats connect: " + statusText(s));
-    if (s == NATS_OK) {
-      host_->set_connected(host_->host, 1);
-      log(STREAMRELAY_LOG_INFO, "connected to " + streamrelay::plugins::serverForLog(config_.servers.front()));
-    } else {
-      log(STREAMRELAY_LOG_WARNING, "no NATS server answers yet (" +
-                                       streamrelay::plugins::serverForLog(config_.servers.front()) + ", ...); retrying");
-    }
+    // No connect here: create does not wait on the network (the first pump connects).
   }
 
+  // Once natsConnection_Close was called, cnats calls the closed callback
+  // (its own thread), and until then it may call any of the callbacks, all
+  // of which use this object, the host and this library's code. So destroy
+  // waits for it without giving up (a warning every 5 s while it waits):
+  // freeing this object, and the host unloading the library, before that
+  // would let a late callback run on freed memory. The connection is closed
+  // before the subscription is destroyed: destroying a live JetStream
+  // subscription deletes its consumer with a request that may wait; closed,
+  // it is a local free (the server drops the ordered consumer, ephemeral,
+  // once no one listens).
   ~NatsSource() {
     closing_.store(true);
-    if (sub_) {
-      // An ordered consumer is ephemeral; deleting it spares the server its inactivity timeout.
-      if (natsConnection_Status(conn_) == NATS_CONN_STATUS_CONNECTED) natsSubscription_Unsubscribe(sub_);
-      natsSubscription_Destroy(sub_);
-    }
-    natsConnection_Close(conn_);
-    {
+    if (conn_) {
+      natsConnection_Close(conn_);
       std::unique_lock<std::mutex> lock(closedMutex_);
-      closedSignal_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; });
+      while (!closedSignal_.wait_for(lock, std::chrono::seconds(5), [&] { return closed_; }))
+        log(STREAMRELAY_LOG_WARNING, "still waiting for the NATS library to close the connection");
     }
+    if (sub_) natsSubscription_Destroy(sub_);
     if (js_) jsCtx_Destroy(js_);
-    natsConnection_Destroy(conn_);
+    if (conn_) natsConnection_Destroy(conn_);
+    natsOptions_Destroy(opts_);
     host_->set_connected(host_->host, 0);
   }
 
   // STREAMRELAY_OK, or STREAMRELAY_ERROR with the reason in `why`.
   int pump(int timeoutMs, std::string& why) {
-    if (!sub_ && !subscribe(why)) return STREAMRELAY_ERROR;
+    if (stopping()) return STREAMRELAY_OK;  // the relay stops this source: nothing more is begun
+    if (!conn_ && !connect(why)) return STREAMRELAY_ERROR;
+    if (!sub_ && !subscribe(why)) return stopping() ? STREAMRELAY_OK : STREAMRELAY_ERROR;
     natsMsg* msg = nullptr;
     natsStatus s = natsSubscription_NextMsg(&msg, sub_, timeoutMs < 0 ? 0 : timeoutMs);
     for (int taken = 0; s == NATS_OK;) {
@@ -167,6 +171,29 @@ class NatsSource {
   }
 
  private:
+  bool stopping() const { return host_->stopping(host_->host) != 0; }
+
+  // The first connect: each server tried once (kNetworkWaitMs at most each);
+  // if none answers, cnats goes on trying in the background (onConnected).
+  bool connect(std::string& why) {
+    const natsStatus s = natsConnection_Connect(&conn_, opts_);
+    if (s != NATS_OK && s != NATS_NOT_YET_CONNECTED) {
+      conn_ = nullptr;
+      why = "nats connect: " + statusText(s);
+      return false;
+    }
+    if (s == NATS_OK) {
+      host_->set_connected(host_->host, 1);
+      log(STREAMRELAY_LOG_INFO, "connected to " + streamrelay::plugins::serverForLog(config_.servers.front()));
+    } else {
+      log(STREAMRELAY_LOG_WARNING, "no NATS server answers yet (" +
+                                       streamrelay::plugins::serverForLog(config_.servers.front()) + ", ...); retrying");
+    }
+    return true;
+  }
+
+  // Every JetStream request below waits kNetworkWaitMs at most, and none is
+  // begun once the relay stops this source: a stop waits about 1 s at most.
   bool subscribe(std::string& why) {
     if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) {
       why = "not connected to NATS (" + streamrelay::plugins::serverForLog(config_.servers.front()) + ", ...)";
@@ -181,7 +208,10 @@ class NatsSource {
       return true;
     }
     if (!js_) {
-      s = natsConnection_JetStream(&js_, conn_, nullptr);
+      jsOptions jo;
+      jsOptions_Init(&jo);
+      jo.Wait = kNetworkWaitMs;
+      s = natsConnection_JetStream(&js_, conn_, &jo);
       if (s != NATS_OK) return failed(s, "JetStream", why);
     }
     jsSubOptions so;
@@ -191,6 +221,10 @@ class NatsSource {
     std::string from;
     if (lastStreamSeq_ > 0) {
       checkPurged();
+      if (stopping()) {
+        why = "stopping";
+        return false;
+      }
       so.Config.DeliverPolicy = js_DeliverByStartSequence;
       so.Config.OptStartSeq = lastStreamSeq_ + 1;
       from = "after stream sequence " + std::to_string(lastStreamSeq_);
@@ -315,7 +349,8 @@ class NatsSource {
 
   const streamrelay_source_host_api* host_;
   const NatsSourceConfig config_;
-  natsConnection* conn_ = nullptr;
+  natsOptions* opts_ = nullptr;
+  natsConnection* conn_ = nullptr;  // the source thread's; null until the first pump connects
   jsCtx* js_ = nullptr;
   natsSubscription* sub_ = nullptr;  // the source thread's
   std::uint64_t lastStreamSeq_ = 0;  // the JetStream sequence of the last message taken (0: none)
