@@ -35,6 +35,10 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
     o->set("frames_missed", c.framesMissed.load());
     o->set("new_epochs", c.newEpochs.load());
     o->set("lag_ms", static_cast<double>(c.lagNs.load()) / 1e6);
+    if (config.fromPlugin) {
+      o->set("repeats", c.repeats.load());
+      o->set("refused", c.refused.load());
+    }
   }
   if (!c.leaseKey.empty()) {  // a source with a lease: does this relay hold the provider connection?
     Object::Ptr lease = new Object;

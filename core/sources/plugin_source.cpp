@@ -24,13 +24,20 @@ constexpr std::size_t kMaxFrame = std::size_t{1} << 30;    // as a plugin's emit
 constexpr std::size_t kErrorSize = 512;
 constexpr std::size_t kMaxHeldFrames = 1000000;               // frames held for a reorder window at most
 constexpr std::size_t kMaxHeldBytes = std::size_t{256} << 20;  // and their bytes
+constexpr std::uint64_t kMaxJump = std::uint64_t{1} << 20;     // a seq further ahead waits for its next (plugin_source.hpp)
+constexpr double kEpochBurst = 10;                             // new epochs taken at once at most
+constexpr double kEpochsPerSecond = 1.0 / 60;                  // and then one a minute
 
 PluginSource* of(void* host) { return static_cast<PluginSource*>(host); }
 
 }  // namespace
 
 PluginSource::PluginSource(const SourceConfig& config, Bus& bus, const PluginSourceType& type)
-    : UpstreamSource(config, bus), type_(type), mirror_(counters_, label(), "the writer's") {
+    : UpstreamSource(config, bus),
+      type_(type),
+      mirror_(counters_, label(), "the writer's"),
+      epochTokens_(kEpochBurst),
+      epochTokensAt_(std::chrono::steady_clock::now()) {
   // Restarted by a reload, or on a log: goes on from what its stream has, never a seq twice.
   if (bus.lastSeq() > 0) mirror_.set(bus.stream().epoch, bus.lastSeq());
   api_.struct_size = sizeof api_;
@@ -128,7 +135,7 @@ void PluginSource::run() {
     lastError = text;
     stop_.waitFor(std::chrono::seconds(1));
   }
-  releaseHeld();  // what the provider gave is published, gaps and all
+  dropHeld();  // not delivered: the stream keeps the position before them
   flush();
   close();
 }
@@ -138,6 +145,7 @@ int PluginSource::publish(const uint8_t* data, std::size_t size, std::string_vie
   static const char none = 0;
   if (!data) data = reinterpret_cast<const uint8_t*>(&none);
   if (key.size() > STREAMRELAY_MAX_KEY_SIZE) key = {};
+  if (suspect_) refuse(suspect_->epoch, suspect_->seq, "its writer's next seq did not follow");
   releaseHeld();  // a frame numbered here goes after the writer's frames waited for: they are not
   if (marked_) flush();
   if (builder_.empty()) batchTime_ = unixNowNs();
@@ -159,7 +167,29 @@ int PluginSource::publishMirrored(std::uint64_t epoch, std::uint64_t seq, const 
   // position: they are numbered (published) first, so that it counts them.
   if (!marked_ && !builder_.empty()) flush();
   counters_.bytesRead.fetch_add(size, std::memory_order_relaxed);
+  if (suspect_) {
+    if (epoch == suspect_->epoch && seq == suspect_->seq + 1) {  // confirmed: the writer's stream did jump
+      const std::unique_ptr<Suspect> s = std::move(suspect_);
+      releaseHeld();
+      take(s->epoch, s->seq, s->data.data(), s->data.size(), s->key);
+      advancePosition(s->position);
+    } else {
+      refuse(suspect_->epoch, suspect_->seq, "its writer's next seq did not follow");
+    }
+  }
   if (epoch == mirror_.epoch() && seq <= mirror_.seq()) {  // had already (read again after a restart): the provider went past it
+    counters_.repeats.fetch_add(1, std::memory_order_relaxed);
+    advancePosition(position);
+    return STREAMRELAY_MIRROR_REPEAT;
+  }
+  if (mirror_.epoch() != 0 && epoch == mirror_.epoch() && seq - mirror_.seq() > kMaxJump) {
+    // Far ahead: taken once the writer's next seq follows it (above).
+    suspect_ = std::make_unique<Suspect>(Suspect{epoch, seq, std::string(reinterpret_cast<const char*>(data), size),
+                                                 std::string(key), std::string(position)});
+    return STREAMRELAY_MIRROR_PUBLISHED;
+  }
+  if (mirror_.epoch() != 0 && epoch != mirror_.epoch() && !newEpochAllowed()) {
+    refuse(epoch, seq, "the writer's epoch changed more often than a relay restarts");
     advancePosition(position);
     return STREAMRELAY_MIRROR_REPEAT;
   }
@@ -214,7 +244,42 @@ void PluginSource::take(std::uint64_t epoch, std::uint64_t seq, const char* data
 void PluginSource::advancePosition(std::string_view position) {
   if (position.empty()) return;
   latestPosition_.assign(position);
-  if (held_.empty()) position_.assign(position);
+  if (held_.empty() && !suspect_) position_.assign(position);
+}
+
+// Stopping: the held frames (and a suspect) are not published; the batches
+// published keep the position before the first of them.
+void PluginSource::dropHeld() {
+  if (held_.empty() && !suspect_) return;
+  logger().information("%s: %s frame(s) waiting for the writer's frames before them not published: a restart reads "
+                       "them again after provider position %s",
+                       label(), std::to_string(held_.size() + (suspect_ ? 1 : 0)),
+                       position_.empty() ? std::string("(none)") : oneLine(position_));
+  held_.clear();
+  heldBytes_ = 0;
+  suspect_.reset();
+}
+
+bool PluginSource::newEpochAllowed() {
+  const auto now = std::chrono::steady_clock::now();
+  epochTokens_ = std::min(kEpochBurst, epochTokens_ + std::chrono::duration<double>(now - epochTokensAt_).count() *
+                                                          kEpochsPerSecond);
+  epochTokensAt_ = now;
+  if (epochTokens_ < 1) return false;
+  epochTokens_ -= 1;
+  return true;
+}
+
+void PluginSource::refuse(std::uint64_t epoch, std::uint64_t seq, const char* why) {
+  const std::uint64_t n = counters_.refused.fetch_add(1, std::memory_order_relaxed) + 1;
+  if (suspect_ && suspect_->epoch == epoch && suspect_->seq == seq) {
+    const std::string position = std::move(suspect_->position);
+    suspect_.reset();
+    advancePosition(position);
+  }
+  if (n == 1 || n % 1000 == 0)  // a flood of them is not a flood of lines
+    logger().warning("%s: a frame marked (%s, %s) refused: %s (%s refused so far)", label(), std::to_string(epoch),
+                     std::to_string(seq), std::string(why), std::to_string(n));
 }
 
 void PluginSource::releaseHeld() {

@@ -15,6 +15,18 @@
 //   ahead of the next seq is held until the ones between come (a writer's
 //   frames stored out of order) or the window ends (then they are a gap);
 //   meanwhile the batches keep the provider position before the first held.
+//   Held frames not released when the source stops are not published: the
+//   stream keeps the position before the first of them, and a restart (a
+//   reload, or the relay on its log) reads them again.
+//
+// What a remote peer writes in the marks is bounded: a seq more than
+// kMaxJump ahead is taken only when the writer's next seq follows it (one
+// forged or broken mark cannot make every later frame a repeat; the first
+// frame after a real jump that large waits for the next); a new epoch is
+// taken at most kEpochBurst times, then once a minute (an epoch that flips
+// with every message cannot grow the bus's epochs without bound). The others
+// are dropped, counted (refused in /stats) and logged. Frames dropped as had
+// already are counted too (repeats).
 //
 // Each frame may carry the provider's position after it (a JetStream
 // sequence): the batch keeps the last, a stream's log keeps it with its
@@ -62,6 +74,9 @@ class PluginSource : public UpstreamSource {
   void take(std::uint64_t epoch, std::uint64_t seq, const char* data, std::size_t size, std::string_view key);
   void advancePosition(std::string_view position);
   void releaseHeld();
+  void dropHeld();
+  bool newEpochAllowed();
+  void refuse(std::uint64_t epoch, std::uint64_t seq, const char* why);
   void releaseHeldIfDue();
   void flush();
 
@@ -103,6 +118,14 @@ class PluginSource : public UpstreamSource {
   std::map<std::uint64_t, Held> held_;
   std::size_t heldBytes_ = 0;
   std::chrono::steady_clock::time_point holdSince_;  // when the first of them was held
+  // A frame far ahead of the position (kMaxJump), waiting for the writer's next seq to confirm it.
+  struct Suspect {
+    std::uint64_t epoch = 0, seq = 0;
+    std::string data, key, position;
+  };
+  std::unique_ptr<Suspect> suspect_;
+  double epochTokens_;  // new epochs allowed now (kEpochBurst at most, one more a minute)
+  std::chrono::steady_clock::time_point epochTokensAt_;
 };
 
 }  // namespace streamrelay

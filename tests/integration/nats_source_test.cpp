@@ -482,6 +482,99 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
   }
 }
 
+TEST_CASE("nats source: what a remote peer writes in the marks is bounded: a seq far ahead not followed by the next is refused (a real jump that large is taken with its next), and epochs flipping with every message are taken ten times, then refused; both counted", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  Publisher writer(nats.url());
+  writer.store("relay.upstream", "a", "77-upstream-1");
+  writer.store("relay.upstream", "forged", "77-upstream-999999999999");
+  writer.store("relay.upstream", "b", "77-upstream-2");
+  writer.store("relay.upstream", "c", "77-upstream-3");
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  RunningRelay edge = startRelay(edgeYaml(nats, kMirrorKeys, "", port, stats));
+  stats.attach(edge);
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "4"; }, 20s));
+  CHECK(stats.sourceNumber("upstream_seq") == 3);
+  CHECK(stats.sourceNumber("refused") == 1);
+  CHECK(stats.sourceNumber("gaps") == 0);
+  CHECK(stats.sourceNumber("repeats") == 0);
+
+  // A jump of 5,000,000: the frame after it says it is the writer's.
+  writer.store("relay.upstream", "far", "77-upstream-5000003");
+  writer.store("relay.upstream", "far next", "77-upstream-5000004");
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "6"; }, 20s));
+  CHECK(stats.sourceNumber("upstream_seq") == 5000004);
+  CHECK(stats.sourceNumber("gaps") == 1);
+  CHECK(stats.sourceNumber("frames_missed") == 4999999);
+  CHECK(stats.sourceNumber("refused") == 1);
+
+  // What the subscriber of the stream had: a, b, c, then the far frames.
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
+  Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  std::string frame;
+  FrameInfo info;
+  for (const auto& [seq, payload] : std::vector<std::pair<std::uint64_t, std::string>>{
+           {1, "a"}, {2, "b"}, {3, "c"}, {5000003, "far"}, {5000004, "far next"}}) {
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(frame == payload);
+    CHECK(info.seq == seq);
+  }
+
+  // Twelve epochs, one message each: ten new epochs, two refused.
+  for (int i = 0; i < 12; ++i) writer.store("relay.upstream", "flip", std::to_string(100 + i) + "-upstream-1");
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "18"; }, 20s));
+  CHECK(stats.sourceNumber("new_epochs") == 10);
+  CHECK(stats.sourceNumber("refused") == 3);
+  CHECK(stats.sourceText("upstream_epoch") == "109");
+}
+
+TEST_CASE("nats source: frames held for the reorder window when the edge stops are not published: restarted on its log, it reads them again and the one between comes in order", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  const std::string config = edgeYaml(nats, "subject: relay.upstream, jetstream: {stream: RELAY, deliver: all, "
+                                            "reorder_window_ms: 60000}", dir.sub("edge-log"), port, stats);
+  Publisher writer(nats.url());
+  writer.store("relay.upstream", "a", "77-upstream-1");
+  writer.store("relay.upstream", "ccc", "77-upstream-3");  // held: 2 has not come
+  {
+    RunningRelay edge = startRelay(config);
+    stats.attach(edge);
+    REQUIRE(pollUntil([&] { return stats.counter("bytes_read") == 4; }, 20s));  // both read
+    CHECK(stats.sourceNumber("upstream_seq") == 1);
+    CHECK(stats.sourceText("provider_position") == "1");  // before the held one
+  }  // stopped (SIGTERM, exit 0) while 3 is held
+  writer.store("relay.upstream", "b", "77-upstream-2");
+  RunningRelay again = startRelay(config);
+  stats.attach(again);
+  REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "3"; }, 20s));
+  CHECK(stats.sourceNumber("upstream_seq") == 3);
+  CHECK(stats.sourceNumber("gaps") == 0);
+  CHECK(stats.sourceNumber("repeats") == 0);
+  Subscriber::Options options = protocolClient();
+  options.resume = ResumePoint{77, {{"upstream", 0}}, {}};
+  Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+  REQUIRE(sub.awaitAnswer(10s));
+  CHECK(sub.answer().recovery == Recovery::Recovered);
+  std::string frame;
+  FrameInfo info;
+  for (const auto& [seq, payload] : std::vector<std::pair<std::uint64_t, std::string>>{{1, "a"}, {2, "b"}, {3, "ccc"}}) {
+    REQUIRE(sub.next(frame, info, 10s));
+    CHECK(frame == payload);
+    CHECK(info.seq == seq);
+  }
+}
+
 TEST_CASE("nats source: jetstream from_seq and from_time say where a source without a kept position starts", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());

@@ -51,7 +51,7 @@ extern "C" {
 
 /* What publish_mirrored answers. */
 #define STREAMRELAY_MIRROR_PUBLISHED 0 /* taken, in the writer's (epoch, seq) */
-#define STREAMRELAY_MIRROR_REPEAT 1    /* a seq the stream has had already: dropped */
+#define STREAMRELAY_MIRROR_REPEAT 1    /* a seq the stream has had already, or a refused mark: dropped */
 
 /* What the host offers one source. Functions take the `host` field. */
 typedef struct streamrelay_source_host_api {
@@ -73,7 +73,10 @@ typedef struct streamrelay_source_host_api {
    * its epoch and seq; both non-zero): the stream mirrors it. A seq at or
    * below the stream's last in the same epoch is a repeat, dropped
    * (STREAMRELAY_MIRROR_REPEAT); a jump is a gap, counted and logged by the
-   * host; another epoch is a new epoch, counted. */
+   * host; another epoch is a new epoch, counted. Marks are bounded: a seq
+   * far ahead waits for the writer's next seq, epoch changes are rate
+   * limited; what does not pass is dropped and counted (refused). A frame
+   * waiting (reorder window, a far seq) answers STREAMRELAY_MIRROR_PUBLISHED. */
   int (*publish_mirrored)(void* host, uint64_t epoch, uint64_t seq, const uint8_t* data, size_t size,
                           const char* key, size_t key_size, const char* position, size_t position_size);
   /* Whether a connection to the provider is up now, for /stats (and each
