@@ -146,7 +146,8 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   edge.process.reset();
   RunningRelay again = startRelay(edgeConfig);
   edgeStats.attach(again);
-  REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
+  // Resumed after the kept position: not one frame of the stream read again (repeats).
+  REQUIRE(pollUntil([&] { return !edgeStats.sourceText("provider_position").empty(); }, 20s));
   REQUIRE(again.process->waitForLine("reading JetStream stream RELAY \\(relay.upstream\\) from after stream sequence [0-9]+", 20s).size() > 0);
   REQUIRE(again.process->waitForLine("subscriber .* connected .*\\(resumed\\)", 60s).size() > 0);
   REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeStop + 20000; }, 30s));
@@ -164,6 +165,8 @@ TEST_CASE("nats source: an edge reads what a holder's nats sink wrote to JetStre
   CHECK(edgeStats.sourceNumber("new_epochs") == 0);
   CHECK(pluginCounter(edgeStats, "malformed_msg_ids") == 0);
   CHECK(pluginCounter(edgeStats, "purged_messages") == 0);
+  CHECK(edgeStats.sourceNumber("repeats") == 0);
+  CHECK(edgeStats.sourceNumber("refused") == 0);
   CHECK(edgeStats.sourceText("upstream_epoch") == std::to_string(epoch));
   CHECK(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") == static_cast<std::uint64_t>(sent) + 1; }, 10s));
 }
@@ -194,7 +197,6 @@ TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again o
   edge.process.reset();
   RunningRelay again = startRelay(edgeConfig);
   edgeStats.attach(again);
-  REQUIRE(again.process->waitForLine("going on after provider position [0-9]+", 20s).size() > 0);
   REQUIRE(pollUntil([&] { return edgeStats.sourceNumber("upstream_seq") > beforeKill + 20000; }, 30s));
 
   // From the start of the epoch: the log's frames, then the ring's and the live ones.
@@ -214,6 +216,7 @@ TEST_CASE("nats source: the edge killed (SIGKILL) mid-stream and started again o
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(edgeStats.sourceNumber("gaps") == 0);
   CHECK(edgeStats.sourceNumber("new_epochs") == 0);
+  CHECK(edgeStats.sourceNumber("repeats") == 0);  // resumed after the position its log kept
 }
 
 TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both edges read from killed mid-stream and restarted: every subscriber of each edge sees the holder's (epoch, seq, payload), no gap, no repeat", "[integration][nats][edge]") {
@@ -279,8 +282,8 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
   }
   REQUIRE(pollUntil([&] { return edges[0]->stats.sourceNumber("upstream_seq") > 10000; }, 30s));
   nodes[0]->kill();
-  for (auto& edge : edges)
-    REQUIRE(edge->relay.process->waitForLine("nats: reconnected to nats://127\\.0\\.0\\.1:\\d+", 30s).size() > 0);
+  // Reconnected (to another node): a second connect in /stats.
+  for (auto& edge : edges) REQUIRE(pollUntil([&] { return edge->stats.counter("connects") >= 2; }, 30s));
   nodes[0]->start();  // back, catching up from the others
   REQUIRE(pollUntil([&] { return edges[1]->stats.sourceNumber("upstream_seq") > 40000; }, 60s));
   const long sent = feed.stop();
@@ -295,16 +298,9 @@ TEST_CASE("nats source: 3-node JetStream cluster (R3), two edges: the node both 
     CHECK(edge->stats.sourceNumber("new_epochs") == 0);
     CHECK(pluginCounter(edge->stats, "disconnects") >= 1);
   }
-  edges.clear();  // the edges stop before the cluster
-  // The sink's retries after the leader moved may have stored the writer's
-  // frames out of order: the edges' reorder window put them back (said, not checked).
-  std::uint64_t last = 0, outOfOrder = 0;
-  for (const std::string& id : checker.idsInOrder("relay.>", static_cast<std::uint64_t>(sent) + 1)) {
-    const std::uint64_t seq = std::stoull(id.substr(id.rfind('-') + 1));
-    if (seq != last + 1) ++outOfOrder;
-    last = seq;
-  }
-  if (outOfOrder > 0) WARN("the stream held the writer's frames out of order at " << outOfOrder << " places");
+  // The sink's retries after the leader moved may store the writer's frames
+  // out of order (a sink matter, not checked here): whatever the stream held,
+  // the checks above say each edge gave every frame once, in order.
 }
 
 TEST_CASE("nats source: two edges mirror one holder through JetStream: a subscriber whose edge is killed moves to the other and resumes there by (epoch, seq), no gap, no repeat", "[integration][nats][edge]") {
@@ -461,8 +457,7 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
   writer.store("relay.upstream", "m7", "77-upstream-7");
   RunningRelay again = startRelay(config);
   stats.attach(again);
-  REQUIRE(again.process->waitForLine("going on after provider position 3", 20s).size() > 0);
-  REQUIRE(again.process->waitForLine("stream sequences 4\\.\\.6 are no longer in stream RELAY", 20s).size() > 0);
+  // Resumed after 3 (else no purged sequences would be seen): 4..6 counted.
   REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "7"; }, 20s));
   CHECK(pluginCounter(stats, "purged_messages") == 3);
   CHECK(stats.sourceNumber("gaps") == 1);
