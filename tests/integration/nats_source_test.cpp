@@ -9,8 +9,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
 #include <nats/nats.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <string>
 #include <thread>
@@ -95,6 +102,74 @@ class Publisher {
 
  private:
   natsConnection* conn_ = nullptr;
+};
+
+// A NATS server of the test's own: it connects clients (INFO, PONG) and
+// answers nothing else, so a JetStream request waits out its timeout.
+class SilentNatsServer {
+ public:
+  SilentNatsServer() {
+    listen_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(listen_ >= 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(::bind(listen_, reinterpret_cast<sockaddr*>(&address), sizeof address) == 0);
+    REQUIRE(::listen(listen_, 8) == 0);
+    socklen_t size = sizeof address;
+    REQUIRE(::getsockname(listen_, reinterpret_cast<sockaddr*>(&address), &size) == 0);
+    port_ = ntohs(address.sin_port);
+    thread_.thread = std::thread([this] { serve(); });
+  }
+  ~SilentNatsServer() {
+    thread_.stopping = true;
+    if (thread_.thread.joinable()) thread_.thread.join();
+    for (int fd : clients_) ::close(fd);
+    ::close(listen_);
+  }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  // Requests to the JetStream API received so far.
+  int jetStreamRequests() const { return jetStreamRequests_.load(); }
+
+ private:
+  void serve() {
+    std::vector<std::string> buffers;
+    while (!thread_.stopping) {
+      std::vector<pollfd> fds{{listen_, POLLIN, 0}};
+      for (int fd : clients_) fds.push_back({fd, POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), 100) <= 0) continue;
+      if (fds[0].revents & POLLIN) {
+        const int fd = ::accept(listen_, nullptr, nullptr);
+        if (fd >= 0) {
+          send(fd, "INFO {\"server_id\":\"silent\",\"version\":\"2.10.0\",\"proto\":1,\"headers\":true,"
+                   "\"jetstream\":true,\"max_payload\":1048576}\r\n");
+          clients_.push_back(fd);
+          buffers.emplace_back();
+        }
+      }
+      for (std::size_t i = 1; i < fds.size(); ++i) {
+        if (!(fds[i].revents & (POLLIN | POLLHUP))) continue;
+        char chunk[4096];
+        const ssize_t n = ::recv(fds[i].fd, chunk, sizeof chunk, 0);
+        if (n <= 0) continue;
+        std::string& buffer = buffers[i - 1];
+        buffer.append(chunk, static_cast<std::size_t>(n));
+        for (std::size_t end = buffer.find("\r\n"); end != std::string::npos; end = buffer.find("\r\n")) {
+          const std::string line = buffer.substr(0, end);
+          buffer.erase(0, end + 2);
+          if (line.rfind("PING", 0) == 0) send(fds[i].fd, "PONG\r\n");
+          if (line.find("$JS.API.") != std::string::npos) ++jetStreamRequests_;
+        }
+      }
+    }
+  }
+  static void send(int fd, const std::string& text) { (void)::send(fd, text.data(), text.size(), MSG_NOSIGNAL); }
+
+  int listen_ = -1;
+  int port_ = 0;
+  std::vector<int> clients_;  // the serving thread's until it is joined
+  std::atomic<int> jetStreamRequests_{0};
+  JoinedThread thread_;
 };
 
 }  // namespace
@@ -401,7 +476,7 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   CHECK(pollUntil([&] { return pluginCounter(stats, "malformed_msg_ids") == 2; }, 10s));
 }
 
-TEST_CASE("nats source: a message without the relay's mark between two marked ones, taken in one read, is numbered after the first; the writer's next seq, had already, is dropped, and the relay goes on", "[integration][nats][edge]") {
+TEST_CASE("nats source: a message without the relay's mark between two marked ones, taken in one read, is numbered after the first, and the writer's next seq, had already, is dropped, and the relay goes on", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
   JetStreamClient client(nats.url());
@@ -477,7 +552,7 @@ TEST_CASE("nats source: restarted on its log after the stream lost what followed
   }
 }
 
-TEST_CASE("nats source: what a remote peer writes in the marks is bounded: a seq far ahead not followed by the next is refused (a real jump that large is taken with its next), and epochs flipping with every message are taken ten times, then refused; both counted", "[integration][nats][edge]") {
+TEST_CASE("nats source: what a remote peer writes in the marks is bounded: a seq far ahead not followed by the next is refused (a real jump that large is taken with its next), and epochs flipping with every message are taken ten times, then refused, both counted", "[integration][nats][edge]") {
   ScratchDir dir;
   NatsServer nats("n1", dir.sub("js"), freePort());
   JetStreamClient client(nats.url());
@@ -568,6 +643,26 @@ TEST_CASE("nats source: frames held for the reorder window when the edge stops a
     CHECK(frame == payload);
     CHECK(info.seq == seq);
   }
+}
+
+TEST_CASE("nats source: a server that never answers JetStream requests: a stop (SIGTERM) ends the edge within about 1 s", "[integration][nats][edge]") {
+  SilentNatsServer server;
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  RunningRelay edge = startRelay("upstream: {type: nats, servers: ['" + server.url() + "'], " + kMirrorKeys + "}\n" +
+                                 "listeners:\n  - {name: main, bind: '127.0.0.1:" + std::to_string(freePort()) +
+                                 "', protocol: streamrelay}\n" + stats.section());
+  stats.attach(edge);
+  // The consumer's create request is out: the source waits for its answer.
+  REQUIRE(pollUntil([&] { return server.jetStreamRequests() >= 1; }, 20s));
+  const auto stopAt = std::chrono::steady_clock::now();
+  edge.process->terminate();
+  REQUIRE(edge.process->waitForExit() == 0);
+  const auto took = std::chrono::steady_clock::now() - stopAt;
+  edge.process.reset();
+  // A request waits 1 s at most (it waited 5 s), nothing new is begun once stopping.
+  INFO("stopped after " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took < 2500ms);
 }
 
 TEST_CASE("nats source: jetstream from_seq and from_time say where a source without a kept position starts", "[integration][nats][edge]") {
