@@ -26,7 +26,7 @@ using streamrelay::client::Framing;
 
 const char* kUsage =
     "usage: streamrelay-feed [--listen HOST:PORT | --connect HOST:PORT] [--framing SPEC]\n"
-    "                        [--generate [--rate R] [--size S] [--count N] | --file F] [--hold]\n"
+    "                        [--generate [--size S] [--count N] | --file F] [--rate R] [--hold]\n"
     "  --listen    wait for the relay to connect here (default 127.0.0.1:9000; port 0 picks one)\n"
     "  --connect   connect to a relay's `listen` upstream instead\n"
     "  --generate  make frames \"feed N\" padded to --size bytes, --count in all (0: endless); otherwise\n"

@@ -123,6 +123,11 @@ Bus::Start Bus::attach(QueuePtr queue, std::optional<std::uint64_t> afterSeq, st
   Start start;
   start.epoch = current_.load(std::memory_order_relaxed)->epoch;
   if (afterEpoch != 0 && afterEpoch != start.epoch) afterSeq.reset();
+  if (afterSeq && afterEpoch != 0 && mirrored_ && *afterSeq > pushedSeq_) {
+    // It comes from a relay further along the same upstream: its next frame is on its way here.
+    ahead_.push_back(Ahead{std::move(queue), *afterSeq, select});
+    return {true, *afterSeq + 1, start.epoch};
+  }
   std::vector<FrameSpan> replay;
   if (afterSeq) {
     if (auto spans = continuationLocked(*afterSeq)) {
@@ -197,6 +202,8 @@ void Bus::unsubscribe(const SubscriptionQueue* queue) {
   epochBound_.erase(std::remove_if(epochBound_.begin(), epochBound_.end(),
                                    [&](const auto& q) { return q.expired() || q.lock().get() == queue; }),
                     epochBound_.end());
+  ahead_.erase(std::remove_if(ahead_.begin(), ahead_.end(), [&](const Ahead& a) { return a.queue.get() == queue; }),
+               ahead_.end());
   removeSelector(queue);
   auto next = std::make_shared<QueueList>(*queues_);
   eraseQueue(*next, queue);
@@ -267,7 +274,7 @@ void Bus::publish(std::unique_ptr<FrameBatch> batch) {
   if (count == 0) return;
   if (seqGate_) seqGate_->awaitReserved(nextSeq_.load(std::memory_order_relaxed) + count - 1);
   batch->assignFirstSeq(nextSeq_.fetch_add(count, std::memory_order_relaxed), current_.load());
-  dispatch(std::move(batch), nullptr);
+  dispatch(std::move(batch), nullptr, false);
 }
 
 void Bus::publishAt(std::unique_ptr<FrameBatch> batch, std::uint64_t epoch, std::uint64_t firstSeq) {
@@ -286,10 +293,10 @@ void Bus::publishAt(std::unique_ptr<FrameBatch> batch, std::uint64_t epoch, std:
   assert(renewed || firstSeq >= nextSeq_.load(std::memory_order_relaxed));
   nextSeq_.store(firstSeq + count, std::memory_order_relaxed);
   batch->assignFirstSeq(firstSeq, id);
-  dispatch(std::move(batch), renewed);
+  dispatch(std::move(batch), renewed, true);
 }
 
-void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
+void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch, bool mirrored) {
   const std::size_t count = batch->frameCount();
   if (keyExtractor_) {
     keyExtractor_->keyBatch(*batch);
@@ -308,8 +315,15 @@ void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
     if (epoch) {  // the seqs of the old epoch mean nothing in the new one
       current_.store(epoch, std::memory_order_release);
       if (ring_) ring_->clear(evicted_);
-      closing = detachEpochBound();
+      closing = detachEpochBound();  // the resumes ahead among them
+      ahead_.clear();
       providerPositionSeq_ = 0;  // a position is after a frame of the old epoch
+    }
+    if (mirrored != mirrored_) {
+      mirrored_ = mirrored;
+      // A standby took over: its own seqs from here are not those the resumes ahead were given.
+      for (Ahead& ahead : ahead_) closing.push_back(std::move(ahead.queue));
+      ahead_.clear();
     }
     if (ring_) ring_->append(shared, evicted_);
     if (lastValues_) lastValues_->update(shared);
@@ -320,6 +334,7 @@ void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
     }
     queues = queues_;
     if (!index_.empty() && shared->keyed()) matchSelectors(*shared);
+    if (!ahead_.empty()) admitAhead(shared);  // after taking `queues`: they get this batch as a preload
   }
   evicted_.clear();
   for (const QueuePtr& queue : closing) queue->close(CloseReason::EpochChanged);
@@ -334,6 +349,22 @@ void Bus::dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch) {
   for (auto it = blocking; it != queues->end(); ++it) (*it)->push(shared);
   pushSelected(shared, true);
   touched_.clear();
+}
+
+void Bus::admitAhead(const FrameBatchPtr& batch) {
+  const auto reached =
+      std::partition(ahead_.begin(), ahead_.end(), [&](const Ahead& ahead) { return ahead.afterSeq > pushedSeq_; });
+  const std::uint64_t first = batch->seq(0);
+  const auto count = static_cast<std::uint32_t>(batch->frameCount());
+  for (auto it = reached; it != ahead_.end(); ++it) {
+    // From the frame after the one asked for; from the batch's first if a
+    // gap (the mirror's, counted) jumped over it.
+    const auto from = static_cast<std::uint32_t>(it->afterSeq >= first ? it->afterSeq + 1 - first : 0);
+    std::vector<FrameSpan> spans;
+    if (from < count) spans.push_back(FrameSpan{batch, from, count});
+    addLocked(std::move(it->queue), it->select.empty() ? spans : selectedFrames(spans, it->select), it->select);
+  }
+  ahead_.erase(reached, ahead_.end());
 }
 
 void Bus::matchSelectors(const FrameBatch& batch) {

@@ -109,6 +109,13 @@ class Bus {
   // Start::epoch is the stream's epoch the subscription starts in.
   // With a backfill (the stream's log), a resume the ring cannot serve is
   // read from it when it holds the next frame: `recovered` then too.
+  // A mirror's resume ahead of it (`afterEpoch` its epoch, `afterSeq` past
+  // its newest frame: the subscriber came from a relay further along) waits
+  // for that frame and goes on right after it: `recovered`, `firstSeq`
+  // afterSeq + 1. Closed (CloseReason::EpochChanged, to resume again) if the
+  // epoch changes or the stream stops mirroring (a standby that took the
+  // lease numbers its own frames: the seqs it waits for would not be those it
+  // was given) before then.
   Start subscribeAfter(QueuePtr queue, std::optional<std::uint64_t> afterSeq, std::size_t replayFrames,
                        const std::vector<std::string>& select = {}, bool snapshot = false,
                        std::uint64_t afterEpoch = 0);
@@ -208,7 +215,8 @@ class Bus {
   std::vector<QueuePtr> detachEpochBound();
   // Counts and hands a numbered batch on: to the ring, the last values and
   // the queues. `epoch`: the stream's new one (publishAt), else null.
-  void dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch);
+  // `mirrored`: published with publishAt() (its seqs are the upstream's).
+  void dispatch(std::unique_ptr<FrameBatch> batch, const StreamId* epoch, bool mirrored);
   // Under mutex_: records in each matching selector which frames of `batch`
   // it gets, and lists the selectors touched in touched_.
   void matchSelectors(const FrameBatch& batch);
@@ -218,6 +226,15 @@ class Bus {
   void addLocked(QueuePtr queue, const std::vector<FrameSpan>& replay, const std::vector<std::string>& select);
   // mutex_ held: the ring's frames after `afterSeq`, if nothing is missing up to the live ones.
   std::optional<std::vector<FrameSpan>> continuationLocked(std::uint64_t afterSeq) const;
+  // mutex_ held, `batch` just dispatched: subscribes each resume ahead that
+  // it reaches, with its frames after the one asked for.
+  void admitAhead(const FrameBatchPtr& batch);
+  // A resume ahead of a mirror, waiting for its frame.
+  struct Ahead {
+    QueuePtr queue;
+    std::uint64_t afterSeq = 0;
+    std::vector<std::string> select;
+  };
 
   std::deque<StreamId> streams_;               // the publisher's: every epoch so far (batches point into it)
   std::atomic<const StreamId*> current_;       // streams_.back(), swapped under mutex_
@@ -239,6 +256,8 @@ class Bus {
   std::uint64_t providerPositionSeq_ = 0;    // guarded by mutex_: the frame it is the position after (0: unknown)
   std::vector<FrameBatchPtr> evicted_;       // the publisher's: released outside the lock
   std::vector<std::weak_ptr<SubscriptionQueue>> epochBound_;  // guarded by mutex_: subscribeAfter()'s queues
+  bool mirrored_ = false;                    // guarded by mutex_: the newest batch came through publishAt()
+  std::vector<Ahead> ahead_;                 // guarded by mutex_: resumes ahead of the mirror
   std::vector<std::shared_ptr<Selector>> selectors_;  // guarded by mutex_
   SubjectIndex<Selector*> index_;                      // guarded by mutex_: pattern -> selectors_ entry
   std::uint64_t dispatches_ = 0;                       // guarded by mutex_

@@ -30,6 +30,7 @@
 #include <streamrelay/plugin.hpp>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -146,9 +147,23 @@ class RedisSink : public streamrelay::Plugin {
   // (0: waits for all). Frames acknowledged leave the batch; after a failure
   // every frame still in it is written again.
   bool exchange(std::size_t keep, std::string& error) {
-    if (!context_ && !connect(error)) return false;
-    if (const std::size_t sending = batch_.unwritten(); sending > 0) {
-      if (!batch_.writeUnwritten(context_->fd, error)) return false;  // straight to the socket: hiredis' buffer is empty
+    if (!context_) {
+      if (!connect(error)) return false;
+      // A Redis still loading its data after a restart answers LOADING to
+      // the commands it reads meanwhile and takes those it reads a moment
+      // later: a pipeline sent now could be split, its later frames stored
+      // before the earlier ones, written again after them (a reader of the
+      // stream would see a gap). So the first frame goes alone, and the
+      // others once Redis took it.
+      if (batch_.unwritten() > 0 && !exchangeUpTo(1, 0, error)) return false;
+    }
+    return exchangeUpTo(static_cast<std::size_t>(-1), keep, error);
+  }
+
+  // exchange() on a connection: writes `limit` frames at most.
+  bool exchangeUpTo(std::size_t limit, std::size_t keep, std::string& error) {
+    if (const std::size_t sending = std::min(limit, batch_.unwritten()); sending > 0) {
+      if (!batch_.writeUnwritten(context_->fd, error, limit)) return false;  // straight to the socket: hiredis' buffer is empty
       published_.add(sending);
     }
     std::size_t acked = 0;

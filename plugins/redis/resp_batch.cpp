@@ -95,21 +95,22 @@ void RespBatch::add(const Frame& frame, const std::string& key, Retained retaine
   frames_.push_back(std::move(command));
 }
 
-bool RespBatch::writeUnwritten(int fd, std::string& error) {
-  if (unwritten() == 0) return true;
+bool RespBatch::writeUnwritten(int fd, std::string& error, std::size_t limit) {
+  if (unwritten() == 0 || limit == 0) return true;
+  const std::size_t end = written_ + std::min(limit, unwritten());
   std::vector<iovec> iov;
   auto push = [&](const char* data, std::size_t size) {
     if (size > 0) iov.push_back({const_cast<char*>(data), size});
   };
   std::size_t at = startOf(written_);
-  for (std::size_t i = written_; i < frames_.size(); ++i) {
+  for (std::size_t i = written_; i < end; ++i) {
     const Command& c = frames_[i];
     if (c.split == kCopied) continue;  // its bytes run on in heads_
     push(heads_.data() + at, c.split - at);
     push(c.payload.data(), c.payload.size());
     at = c.split;
   }
-  push(heads_.data() + at, frames_.back().end - at);
+  push(heads_.data() + at, frames_[end - 1].end - at);
   for (std::size_t next = 0; next < iov.size();) {
     msghdr message{};
     message.msg_iov = &iov[next];
@@ -132,7 +133,7 @@ bool RespBatch::writeUnwritten(int fd, std::string& error) {
       }
     }
   }
-  written_ = frames_.size();
+  written_ = end;
   return true;
 }
 

@@ -40,9 +40,10 @@ class RespBatch {
   std::size_t written() const { return written_; }
   std::size_t unwritten() const { return frames_.size() - written_; }
 
-  // Writes every frame not written yet to the socket `fd` (blocking; its
-  // send timeout ends a stalled write). False with the reason on an error.
-  bool writeUnwritten(int fd, std::string& error);
+  // Writes the frames not written yet, `limit` at most, to the socket `fd`
+  // (blocking; its send timeout ends a stalled write). False with the
+  // reason on an error.
+  bool writeUnwritten(int fd, std::string& error, std::size_t limit = static_cast<std::size_t>(-1));
   // The first `count` frames were acknowledged: they leave the batch and
   // their payloads are released.
   void dropAcknowledged(std::size_t count);

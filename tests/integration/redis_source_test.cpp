@@ -101,7 +101,7 @@ TEST_CASE("redis source: an edge reads what a holder's redis sink wrote, at 10,0
   edgeReader.thread.join();
   CHECK(isWholeFeed(fromHolder));
   CHECK(isWholeFeed(fromEdge));
-  CHECK(fromEdge == fromHolder);
+  CHECK(difference(fromEdge, fromHolder) == "");
   CHECK(fromEdge.size() == static_cast<std::size_t>(sent) + 1);
   CHECK(atEdge.answers() == 2);  // the first, and the resume after the restart
   CHECK(atEdge.answer().recovery == Recovery::Recovered);
@@ -207,6 +207,11 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
   CHECK(statsB.sourceNumber("connects") >= 2);
 
   // Edge A dies (SIGKILL): its subscriber goes on at B by (epoch, seq).
+  // B must hold what the subscriber read at A: an edge behind the one a
+  // subscriber left answers recovered: false (docs/fleet.md), and on a
+  // loaded machine (a sanitizer build beside other tests) B fell thousands
+  // of frames behind A.
+  REQUIRE(pollUntil([&] { return seqOf(statsB) >= seqOf(statsA); }, 60s));
   edgeA.process->kill();
   REQUIRE(edgeA.process->waitForExit() != -1000);
   edgeA.process.reset();
@@ -214,12 +219,15 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
   REQUIRE(pollUntil([&] { return seqOf(statsB) > afterKill + 10000; }, 30s));
   CHECK(mover.endpoint().port == std::to_string(portB));
 
-  // A starts again on its log and catches up with B.
+  // A starts again on its log and catches up: with the feed over, both
+  // edges reach its last frame ("end"). (A moving target was not always
+  // caught in a sanitizer build beside other tests.)
   RunningRelay againA = startRelay(configA);
   statsA.attach(againA);
-  REQUIRE(pollUntil([&] { return seqOf(statsA) >= seqOf(statsB); }, 60s));
   const long sent = feed.stop();
   REQUIRE(sent > 30000);
+  const std::uint64_t last = static_cast<std::uint64_t>(sent) + 1;
+  REQUIRE(pollUntil([&] { return seqOf(statsA) == last && seqOf(statsB) == last; }, 60s));
 
   // A subscriber at the restarted A from the epoch's start: its log, then live.
   Subscriber fromStart(addressA, options);
@@ -232,9 +240,9 @@ TEST_CASE("redis engine at 10,000 frames/s: Redis (appendonly) killed and restar
 
   CHECK(isWholeFeed(fromHolder));
   CHECK(fromHolder.size() == static_cast<std::size_t>(sent) + 1);
-  CHECK(moved == fromHolder);
-  CHECK(atBOnly == fromHolder);
-  CHECK(atA == fromHolder);
+  CHECK(difference(moved, fromHolder) == "");
+  CHECK(difference(atBOnly, fromHolder) == "");
+  CHECK(difference(atA, fromHolder) == "");
   CHECK(mover.answers() == 2);  // at A, then at B
   CHECK(mover.answer().recovery == Recovery::Recovered);
   CHECK(stayer.answers() == 1);

@@ -83,4 +83,16 @@ bool isWholeFeed(const FeedFrames& frames, std::uint64_t first) {
   return frames.back().first == first + frames.size() - 1;
 }
 
+std::string difference(const FeedFrames& got, const FeedFrames& want) {
+  if (got == want) return "";
+  std::size_t i = 0;
+  while (i < got.size() && i < want.size() && got[i] == want[i]) ++i;
+  auto at = [&](const FeedFrames& f) {
+    return i < f.size() ? "(" + std::to_string(f[i].first) + ", '" + f[i].second.substr(0, 40) + "')" : std::string("(none)");
+  };
+  return std::to_string(got.size()) + " frames where " + std::to_string(want.size()) + " were due; the first difference at " +
+         std::to_string(i) + ": " + at(got) + " where " + at(want) + " was due" +
+         (i > 0 ? "; the frame before: (" + std::to_string(got[i - 1].first) + ")" : "");
+}
+
 }  // namespace streamrelay::test

@@ -41,5 +41,8 @@ FeedFrames readToEnd(Subscriber& sub, std::chrono::milliseconds quiet = std::chr
                      const std::atomic<bool>* stopping = nullptr);
 // Every frame i is seq `first` + i with the payload "feed SEQ", the last one "end".
 bool isWholeFeed(const FeedFrames& frames, std::uint64_t first = 1);
+// "" if `got` is `want`; otherwise both sizes and the first place they
+// differ (a check of the whole lists would print every element).
+std::string difference(const FeedFrames& got, const FeedFrames& want);
 
 }  // namespace streamrelay::test

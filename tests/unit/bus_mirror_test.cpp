@@ -145,3 +145,64 @@ TEST_CASE("a new epoch closes the remote subscriptions of the old one, not the i
   CHECK(taken(*plugin, &epochs) == std::vector<std::uint64_t>{5, 6, 1, 2, 3});
   CHECK(epochs == std::vector<std::uint64_t>{5, 5, 9, 9, 9});
 }
+
+TEST_CASE("a resume ahead of a mirror waits for its frame and goes on right after it", "[bus][mirror]") {
+  // The subscriber comes from a relay further along the same upstream.
+  Bus bus(StreamId{"m", 1}, nullptr, ringOf(1000));
+  bus.publishAt(frames(10), 5, 1);  // 1..10
+  auto ahead = newQueue();
+  const Bus::Start start = bus.subscribeAfter(ahead, 15, 0, {}, false, 5);
+  CHECK(start.recovered);
+  CHECK(start.firstSeq == 16);
+  CHECK(start.epoch == 5);
+
+  SECTION("the frames up to the one asked for are not given, the rest are, live after") {
+    bus.publishAt(frames(4), 5, 11);  // 11..14
+    CHECK(taken(*ahead).empty());
+    bus.publishAt(frames(4), 5, 15);  // 15..18: its frame, and three after it
+    bus.publishAt(frames(2), 5, 19);
+    CHECK(taken(*ahead) == range(16, 20));
+  }
+  SECTION("a batch that ends on its frame: from the next batch") {
+    bus.publishAt(frames(5), 5, 11);  // 11..15
+    CHECK(taken(*ahead).empty());
+    bus.publishAt(frames(3), 5, 16);
+    CHECK(taken(*ahead) == range(16, 18));
+  }
+  SECTION("another epoch first: closed, to resume again") {
+    bus.publishAt(frames(20), 9, 1);
+    CHECK(ahead->closed());
+    CHECK(ahead->closeReason() == CloseReason::EpochChanged);
+    CHECK(taken(*ahead).empty());
+  }
+  SECTION("the stream numbers its own frames first (a standby took the lease): closed") {
+    bus.publish(frames(10));  // 11..20, not the upstream's
+    CHECK(ahead->closed());
+    CHECK(ahead->closeReason() == CloseReason::EpochChanged);
+    CHECK(taken(*ahead).empty());
+  }
+  SECTION("gone before its frame came: nothing is kept for it") {
+    bus.unsubscribe(ahead.get());
+    bus.publishAt(frames(10), 5, 11);
+    CHECK(taken(*ahead).empty());
+  }
+}
+
+TEST_CASE("a resume ahead that names no epoch, or of a stream that is no mirror, is not recovered", "[bus][mirror]") {
+  SECTION("no epoch named") {
+    Bus bus(StreamId{"m", 1}, nullptr, ringOf(1000));
+    bus.publishAt(frames(10), 5, 1);
+    auto queue = newQueue();
+    const Bus::Start start = bus.subscribeAfter(queue, 15, 0, {}, false, 0);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 11);
+  }
+  SECTION("a stream that numbers its own frames never issued that seq") {
+    Bus bus(StreamId{"m", 5}, nullptr, ringOf(1000));
+    bus.publish(frames(10));
+    auto queue = newQueue();
+    const Bus::Start start = bus.subscribeAfter(queue, 15, 0, {}, false, 5);
+    CHECK_FALSE(start.recovered);
+    CHECK(start.firstSeq == 11);
+  }
+}
