@@ -52,6 +52,7 @@ PluginSource::PluginSource(const SourceConfig& config, Bus& bus, const PluginSou
   api_.add_counter = &PluginSource::apiAddCounter;
   api_.protocol_error = &PluginSource::apiProtocolError;
   api_.set_reorder_window = &PluginSource::apiSetReorderWindow;
+  api_.refuse_mark = &PluginSource::apiRefuseMark;
 }
 
 PluginSource::~PluginSource() {
@@ -390,6 +391,14 @@ void PluginSource::apiAddCounter(void* host, const char* name, uint64_t delta) {
 
 void PluginSource::apiSetReorderWindow(void* host, uint32_t milliseconds) {
   if (host) of(host)->reorderWindowMs_ = std::min<std::uint32_t>(milliseconds, 600000);
+}
+
+void PluginSource::apiRefuseMark(void* host, uint64_t epoch, uint64_t seq, const char* why) {
+  if (!host) return;
+  try {
+    of(host)->refuse(epoch, seq, why ? why : "refused by the source");
+  } catch (...) {  // see above: a log line that cannot be made is left out (counted before it)
+  }
 }
 
 void PluginSource::apiProtocolError(void* host) {

@@ -91,6 +91,7 @@ class PluginSource : public UpstreamSource {
   static void apiAddCounter(void* host, const char* name, uint64_t delta);
   static void apiProtocolError(void* host);
   static void apiSetReorderWindow(void* host, uint32_t milliseconds);
+  static void apiRefuseMark(void* host, uint64_t epoch, uint64_t seq, const char* why);
 
   const PluginSourceType type_;
   std::shared_ptr<PluginLibrary> library_;

@@ -13,7 +13,10 @@
 // `Nats-Msg-Id: EPOCH-STREAM-SEQ`) keeps the writer's epoch and seq: the
 // stream is an exact mirror of the writer's (the host drops a seq it has had
 // and counts jumps as gaps; frames the sink's retries stored out of order
-// are held for jetstream.reorder_window_ms until the ones between come). One without, or with a mark that does not read
+// are held for jetstream.reorder_window_ms until the ones between come).
+// One writer stream is mirrored: jetstream.writer_stream, or the STREAM of
+// the first marked message; marks of another are refused (counted). One
+// without a mark, or with a mark that does not read
 // (counted: malformed_msg_ids), is numbered by the relay. The JetStream
 // stream sequence of each message is its provider position: a relay
 // restarted on its stream's log starts the consumer after the last one it
@@ -71,6 +74,7 @@ class NatsSource {
     if (host->struct_size < offsetof(streamrelay_source_host_api, protocol_error) + sizeof host->protocol_error)
       throw std::runtime_error("the relay's source host API is older than this plugin's");
     pinLibnats();
+    writerStream_ = config_.writerStream;
     if (config_.jetstream &&
         host->struct_size >= offsetof(streamrelay_source_host_api, set_reorder_window) + sizeof host->set_reorder_window)
       host_->set_reorder_window(host_->host, static_cast<uint32_t>(config_.reorderWindowMs));
@@ -303,6 +307,14 @@ class NatsSource {
     const char* id = nullptr;
     if (natsMsgHeader_Get(msg, "Nats-Msg-Id", &id) == NATS_OK && id) {
       if (const auto mark = streamrelay::plugins::parseMsgId(id, std::strlen(id))) {
+        // One writer stream is mirrored (a wildcard subject may carry several,
+        // each numbered on its own): the configured one or the first read.
+        if (writerStream_.empty()) writerStream_ = mark->stream;
+        if (mark->stream != writerStream_) {
+          refuseMark(mark->epoch, mark->seq, "a mark of writer stream '" + mark->stream + "', not '" + writerStream_ +
+                                                 "' (the one mirrored)");
+          return;
+        }
         host_->publish_mirrored(host_->host, mark->epoch, mark->seq, data, size, nullptr, 0,
                                 positionSize ? position : nullptr, positionSize);
         return;
@@ -315,6 +327,14 @@ class NatsSource {
       }
     }
     host_->publish(host_->host, data, size, nullptr, 0, positionSize ? position : nullptr, positionSize);
+  }
+
+  void refuseMark(std::uint64_t epoch, std::uint64_t seq, const std::string& why) {
+    if (host_->struct_size >= offsetof(streamrelay_source_host_api, refuse_mark) + sizeof host_->refuse_mark) {
+      host_->refuse_mark(host_->host, epoch, seq, why.c_str());
+      return;
+    }
+    host_->add_counter(host_->host, "refused_marks", 1);  // an older relay: no refused of its own to count in
   }
 
   void log(int level, const std::string& text) const { host_->log(host_->host, level, ("nats: " + text).c_str()); }
@@ -355,6 +375,7 @@ class NatsSource {
   natsSubscription* sub_ = nullptr;  // the source thread's
   std::uint64_t lastStreamSeq_ = 0;  // the JetStream sequence of the last message taken (0: none)
   bool malformedLogged_ = false;
+  std::string writerStream_;  // the writer stream mirrored (pump's thread)
   std::atomic<bool> closing_{false};
   std::mutex closedMutex_;
   std::condition_variable closedSignal_;

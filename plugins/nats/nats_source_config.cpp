@@ -17,6 +17,9 @@ const ConfigKeys& natsSourceConfigKeys() {
           .doc("where a source without a kept position starts: new messages, or all the stream has"),
       intKey("jetstream.from_seq", 0, 0, 9007199254740992.0).doc("instead of deliver: from this stream sequence"),
       stringKey("jetstream.from_time").doc("instead of deliver: from this UTC time (2026-12-03T21:00:00Z)"),
+      stringKey("jetstream.writer_stream")
+          .doc("the writer's stream in the marks (Nats-Msg-Id: EPOCH-STREAM-SEQ) mirrored; marks of another are "
+               "refused (counted). Not given: the stream of the first marked message read"),
       intKey("jetstream.reorder_window_ms", 10000, 0, 600000)
           .doc("a relay's frames stored out of order (a sink's retry after a failover) are waited for this long; "
                "then the missing ones are a gap"),
@@ -56,6 +59,7 @@ std::optional<WriterMark> parseMsgId(const char* id, std::size_t size) {
   WriterMark mark;
   if (!digits(text.substr(0, first), mark.epoch) || !digits(text.substr(last + 1), mark.seq)) return std::nullopt;
   if (mark.epoch == 0 || mark.seq == 0) return std::nullopt;
+  mark.stream = std::string(text.substr(first + 1, last - first - 1));
   return mark;
 }
 
@@ -115,6 +119,9 @@ NatsSourceConfig parseNatsSourceConfig(const std::string& yaml) {
       c.fromTimeNs = *at;
     }
   }
+  c.writerStream = config.string("jetstream.writer_stream");
+  if (config.given("jetstream.writer_stream") && c.writerStream.empty())
+    fail("jetstream.writer_stream", "must not be empty (a relay stream's name)");
   c.reorderWindowMs = static_cast<int>(config.integer("jetstream.reorder_window_ms"));
   c.maxPendingMessages = static_cast<int>(config.integer("max_pending_messages"));
   c.user = config.string("user");

@@ -22,6 +22,7 @@ struct NatsSourceConfig {
   enum class Deliver { New, All, FromSeq, FromTime } deliver = Deliver::New;
   std::uint64_t fromSeq = 0;
   std::int64_t fromTimeNs = 0;
+  std::string writerStream;          // jetstream.writer_stream ("": the first marked message's)
   int reorderWindowMs = 10000;       // jetstream.reorder_window_ms: writer's frames stored out of order, waited for
   int maxPendingMessages = 1000000;  // core NATS: messages cnats holds for the source before it drops
   std::string user, password, token, credsFile;
@@ -39,9 +40,11 @@ NatsSourceConfig parseNatsSourceConfig(const std::string& yaml);
 std::optional<std::int64_t> parseUtcTime(const std::string& text);
 
 // `Nats-Msg-Id: EPOCH-STREAM-SEQ` as the relay's nats sink writes it (the
-// stream's name may hold '-'): the epoch and seq (both non-zero), or nothing.
+// stream's name may hold '-'): the epoch, the writer's stream and the seq
+// (epoch and seq non-zero), or nothing.
 struct WriterMark {
   std::uint64_t epoch = 0;
+  std::string stream;
   std::uint64_t seq = 0;
 };
 std::optional<WriterMark> parseMsgId(const char* id, std::size_t size);

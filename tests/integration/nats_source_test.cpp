@@ -484,10 +484,10 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   stats.attach(edge);
   REQUIRE(edge.process->waitForLine("reading JetStream stream RELAY", 20s).size() > 0);
   Publisher writer(nats.url());
-  writer.store("relay.upstream", "a", "77-upstream-1");
-  writer.store("relay.upstream", "b", "77-up-stream-2");  // a stream name with '-'
-  writer.store("relay.upstream", "e", "77-upstream-5");   // 3 and 4 never came
-  writer.store("relay.upstream", "new", "78-upstream-1"); // the writer started anew
+  writer.store("relay.upstream", "a", "77-up-stream-1");
+  writer.store("relay.upstream", "b", "77-up-stream-2");  // the writer stream's name may hold '-'
+  writer.store("relay.upstream", "e", "77-up-stream-5");   // 3 and 4 never came
+  writer.store("relay.upstream", "new", "78-up-stream-1"); // the writer started anew
   REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "4"; }, 20s));
   CHECK(stats.sourceNumber("gaps") == 1);
   CHECK(stats.sourceNumber("frames_missed") == 2);
@@ -495,8 +495,8 @@ TEST_CASE("nats source: a jump in the writer's seq is a counted gap, another epo
   CHECK(stats.sourceText("upstream_epoch") == "78");
   CHECK(stats.sourceNumber("upstream_seq") == 1);
   // Stored out of order (a sink's retry after a failover): held until the one between comes, then in order, no gap.
-  writer.store("relay.upstream", "d", "78-upstream-3");
-  writer.store("relay.upstream", "c", "78-upstream-2");
+  writer.store("relay.upstream", "d", "78-up-stream-3");
+  writer.store("relay.upstream", "c", "78-up-stream-2");
   REQUIRE(pollUntil([&] { return stats.sourceText("provider_position") == "6"; }, 20s));
   CHECK(stats.sourceNumber("upstream_seq") == 3);
   CHECK(stats.sourceNumber("gaps") == 1);
@@ -552,6 +552,51 @@ TEST_CASE("nats source: a message without the relay's mark between two marked on
     CHECK(info.seq == seq);
   }
   CHECK(edge.process->waitForExit(0ms) == -1000);  // still running
+}
+
+TEST_CASE("nats source: a wildcard subject carrying two writer streams: the stream of the first marked message is mirrored, marks of the other are refused (counted), or the one jetstream.writer_stream names", "[integration][nats][edge]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  JetStreamClient client(nats.url());
+  REQUIRE(client.addStream("RELAY", "relay.>", 1));
+  Publisher writer(nats.url());
+  writer.store("relay.a", "a1", "77-a-1");
+  writer.store("relay.a", "a2", "77-a-2");
+  writer.store("relay.b", "b3", "77-b-3");  // the other stream's seq 3: not the mirrored stream's
+  writer.store("relay.a", "a3", "77-a-3");
+  writer.store("relay.b-x", "b4", "77-b-x-4");
+  for (const std::string writerStream : {"", "b"}) {
+    INFO("jetstream.writer_stream: " << (writerStream.empty() ? "(not given)" : writerStream));
+    RelayStats stats;
+    stats.plugins().drop(builtIn("nats"), "nats.so");
+    const int port = freePort();
+    RunningRelay edge = startRelay(edgeYaml(
+        nats, "subject: 'relay.>', jetstream: {stream: RELAY, deliver: all" +
+                  (writerStream.empty() ? std::string() : ", writer_stream: " + writerStream) + "}",
+        "", port, stats));
+    stats.attach(edge);
+    const std::size_t taken = writerStream.empty() ? 3 : 1;
+    REQUIRE(pollUntil([&] { return stats.sourceNumber("refused") == 5 - taken; }, 20s));
+    Subscriber::Options options = protocolClient();
+    const std::vector<std::pair<std::uint64_t, std::string>> want =
+        writerStream.empty() ? std::vector<std::pair<std::uint64_t, std::string>>{{1, "a1"}, {2, "a2"}, {3, "a3"}}
+                             : std::vector<std::pair<std::uint64_t, std::string>>{{3, "b3"}};
+    options.resume = ResumePoint{77, {{"upstream", want.front().first - 1}}, {}};  // b: the stream starts at 3
+    Subscriber sub("127.0.0.1:" + std::to_string(port), options);
+    REQUIRE(sub.awaitAnswer(10s));
+    CHECK(sub.answer().recovery == Recovery::Recovered);
+    std::string frame;
+    FrameInfo info;
+    for (const auto& [seq, payload] : want) {
+      REQUIRE(sub.next(frame, info, 10s));
+      CHECK(frame == payload);
+      CHECK(info.seq == seq);
+    }
+    CHECK(stats.sourceNumber("upstream_seq") == want.back().first);
+    CHECK(want.size() == taken);
+    CHECK(stats.sourceNumber("refused") == 5 - taken);
+    CHECK(stats.sourceNumber("gaps") == 0);
+  }
 }
 
 TEST_CASE("nats source: restarted on its log after the stream lost what followed its position (purged): the lost sequences and the writer's seqs are counted gaps", "[integration][nats][edge]") {

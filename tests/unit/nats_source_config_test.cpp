@@ -16,11 +16,13 @@ namespace {
 std::optional<WriterMark> mark(const std::string& id) { return parseMsgId(id.data(), id.size()); }
 }  // namespace
 
-TEST_CASE("nats source: a Nats-Msg-Id as the nats sink writes it reads as the writer's (epoch, seq)", "[nats][edge]") {
+TEST_CASE("nats source: a Nats-Msg-Id as the nats sink writes it reads as the writer's (epoch, stream, seq)", "[nats][edge]") {
   REQUIRE(mark("77-upstream-5"));
   CHECK(mark("77-upstream-5")->epoch == 77);
+  CHECK(mark("77-upstream-5")->stream == "upstream");
   CHECK(mark("77-upstream-5")->seq == 5);
   CHECK(mark("18446744073709551615-a-b-c-18446744073709551615")->epoch == 18446744073709551615ull);  // '-' in the name
+  CHECK(mark("18446744073709551615-a-b-c-18446744073709551615")->stream == "a-b-c");
   for (const char* bad : {"", "-", "--", "77", "77-5", "77--5", "x-upstream-5", "77-upstream-", "77-upstream-5x",
                           "0-upstream-5", "77-upstream-0", "18446744073709551616-s-1", "77-s-+5", " 77-s-5",
                           "77-s-5 ", "123456789012345678901-s-1"})
@@ -57,6 +59,8 @@ TEST_CASE("nats source: its config is read by its keys, one line naming a bad on
             .find("one of them at most") != std::string::npos);
   CHECK(error("{servers: ['nats://a:4222'], subject: s, jetstream: {stream: R, from_time: soon}}")
             .find("jetstream.from_time") != std::string::npos);
+  CHECK(error("{servers: ['nats://a:4222'], subject: s, jetstream: {stream: R, writer_stream: ''}}")
+            .find("jetstream.writer_stream") != std::string::npos);
   CHECK(error("{servers: ['http://a:4222'], subject: s}").find("servers[0]") != std::string::npos);
   CHECK(error("{servers: ['nats://a:4222'], subject: 'a b'}").find("subject") != std::string::npos);
 }

@@ -99,6 +99,11 @@ typedef struct streamrelay_source_host_api {
    * provider position kept with the stream stays before the first of them.
    * At most 10 minutes; 1,000,000 frames or 256 MiB held release them early. */
   void (*set_reorder_window)(void* host, uint32_t milliseconds);
+  /* A message with a writer's mark the source will not take (a mark of
+   * another writer stream than the one it mirrors): dropped, counted as the
+   * source's refused and logged (the first, then every 1000th) with `why`.
+   * Only from inside pump. */
+  void (*refuse_mark)(void* host, uint64_t epoch, uint64_t seq, const char* why);
 } streamrelay_source_host_api;
 
 typedef struct streamrelay_source_plugin {
