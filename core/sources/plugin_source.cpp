@@ -3,12 +3,14 @@
 
 #include <Poco/Logger.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
+#include "file_trust.hpp"
 #include "logging.hpp"
 #include "plugin_library.hpp"
 
@@ -81,6 +83,13 @@ bool PluginSource::open(std::string& why) {
       if (!::mkdtemp(&dir[0])) throw std::runtime_error("cannot create a directory for the library's private copy");
       std::shared_ptr<PluginLibrary> library;
       try {
+        // Loaded again from its path: held to PluginCatalog's rule (the file
+        // may have changed since the catalog read it).
+        struct stat st {};
+        if (::stat(type_.path.c_str(), &st) != 0) throw std::runtime_error(type_.path + " does not exist");
+        if (const std::string unsafe = type_.allowInsecure ? std::string() : untrustedBecause(type_.path, st);
+            !unsafe.empty())
+          throw std::runtime_error("refusing to load: " + unsafe + " (plugins.allow_insecure: true overrides)");
         library = PluginLibrary::load(type_.path, dir);
       } catch (...) {
         ::rmdir(dir.c_str());

@@ -54,7 +54,7 @@ const PluginSourceType* findPluginSourceType(const std::string& name, const std:
     schema.types.push_back(TypeSpec{typeName, found.description, found.keys->schema().keys, {}});
     schema.reload = Reload::Component;
     r.keys.push_back(found.keys);
-    r.types.push_back(PluginSourceType{typeName, found.path, &schema, found.library});
+    r.types.push_back(PluginSourceType{typeName, found.path, &schema, found.library, allowInsecure});
   }
   return r.find(name);
 }

@@ -28,6 +28,7 @@ struct PluginSourceType {
   std::string path;     // the library that provides it
   const Schema* schema; // a source's keys of this type: `type` and the plugin's table
   std::shared_ptr<PluginLibrary> library;  // loaded while the process lives: its check is called with each config
+  bool allowInsecure = false;  // plugins.allow_insecure when the type was found: a source loads `path` again
 };
 
 // What the type's check (source_plugin.h) says of a source's config (its

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -882,6 +883,26 @@ TEST_CASE("nats source: a reload from type nats to a relay type and back restart
   FrameInfo info;
   REQUIRE(sub.next(frame, info, 10s));
   CHECK(frame == "after the reloads");
+}
+
+TEST_CASE("nats source: a source loads its library again from its path only if the file may be trusted: made writable by others, a reload that restarts the source is refused with one line", "[integration][nats][edge][reload]") {
+  ScratchDir dir;
+  NatsServer nats("n1", dir.sub("js"), freePort());
+  RelayStats stats;
+  stats.plugins().drop(builtIn("nats"), "nats.so");
+  const int port = freePort();
+  const std::string rest = "listeners:\n  - {name: main, bind: '127.0.0.1:" + std::to_string(port) +
+                           "', protocol: streamrelay}\n" + stats.section();
+  RunningRelay edge = startRelay("upstream: {type: nats, servers: ['" + nats.url() + "'], subject: news}\n" + rest);
+  stats.attach(edge);
+  REQUIRE(edge.process->waitForLine("subscribed to news \\(core NATS\\)", 20s).size() > 0);
+  REQUIRE(::chmod(stats.plugins().path("nats.so").c_str(), 0666) == 0);
+  edge.reload("upstream: {type: nats, servers: ['" + nats.url() + "'], subject: other}\n" + rest);
+  const std::smatch line =
+      edge.process->waitForLine("refusing to load: .*nats\\.so is writable by group or others.*", 20s);
+  REQUIRE(line.size() > 0);
+  CHECK(line.str(0).find("plugins.allow_insecure") != std::string::npos);
+  CHECK(edge.process->waitForExit(0ms) == -1000);  // still running
 }
 
 TEST_CASE("nats source: a bad key or an unknown type is refused with one line naming it", "[integration][nats][edge][config]") {
