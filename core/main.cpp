@@ -136,7 +136,7 @@ int listKeys(const Options& options) {
       std::cerr << "streamrelay: note: plugin keys not listed: " << streamrelay::oneLine(e.what()) << "\n";
     }
   }
-  std::cout << streamrelay::configKeysReference(catalog.schemas());
+  std::cout << streamrelay::configKeysReference(catalog.schemas(), catalog.sourceSchemas());
   return 0;
 }
 

@@ -27,7 +27,7 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   o->set("protocol_errors", c.protocolErrors.load());
   o->set("bytes_read", c.bytesRead.load());
   if (config.type() == "listen") o->set("refused_publishers", c.refusedPublishers.load());
-  if (config.type() == "streamrelay" || config.type() == "redis" || !c.leaseKey.empty()) {  // where it follows its upstream
+  if (config.type() == "streamrelay" || config.type() == "redis" || config.fromPlugin || !c.leaseKey.empty()) {  // where it follows its upstream
     if (config.type() == "streamrelay") o->set("mirror", config.settings.boolean("mirror"));
     o->set("upstream_epoch", std::to_string(c.upstreamEpoch.load()));
     o->set("upstream_seq", c.upstreamSeq.load());
@@ -35,6 +35,10 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
     o->set("frames_missed", c.framesMissed.load());
     o->set("new_epochs", c.newEpochs.load());
     o->set("lag_ms", static_cast<double>(c.lagNs.load()) / 1e6);
+    if (config.fromPlugin) {
+      o->set("repeats", c.repeats.load());
+      o->set("refused", c.refused.load());
+    }
   }
   if (!c.leaseKey.empty()) {  // a source with a lease: does this relay hold the provider connection?
     Object::Ptr lease = new Object;
@@ -50,6 +54,12 @@ Object::Ptr sourceJson(const SourceConfig& config, const SourceCounters& c) {
   }
   std::lock_guard<std::mutex> lock(c.endpointsMutex);
   if (config.type() == "redis") o->set("last_id", c.providerPosition);
+  if (config.fromPlugin) {  // a source type of a plugin library: where it stands, and its own counters
+    o->set("provider_position", c.providerPosition);
+    Object::Ptr counters = new Object;
+    for (const auto& [name, value] : c.pluginCounters) counters->set(name, value);
+    o->set("plugin", counters);
+  }
   if (!c.endpoints.empty()) {  // a connecting source
     o->set("endpoint", c.liveEndpoint);
     Array::Ptr endpoints = new Array;

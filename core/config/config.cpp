@@ -10,6 +10,7 @@
 
 #include "keys.hpp"
 #include "logging.hpp"
+#include "plugin_source_types.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -140,9 +141,43 @@ void checkUniqueNames(const std::vector<PluginInstanceConfig>& instances, const 
       item.fail("name", "'" + instances.back().name + "' is used by another plugin instance");
 }
 
-SourceConfig readSource(const YamlMap& m, const std::string& name) {
+// A source of a type a plugin library provides (plugin_source_types.hpp):
+// read by that type's keys; the mapping without `type` goes to the plugin.
+bool readPluginSource(const YamlMap& m, SourceConfig& source, const Settings& plugins) {
+  if (!m.has("type") || !m.node("type").IsScalar()) return false;
+  const std::string type = m.getString("type", "");
+  if (sourceSchema().findType(type)) return false;
+  std::vector<std::string> notes;
+  const std::string directory = plugins.string("directory");
+  const PluginSourceType* found = findPluginSourceType(type, directory, plugins.boolean("allow_insecure"), &notes);
+  if (!found) {
+    std::vector<std::string> names;
+    for (const TypeSpec& t : sourceSchema().types) names.push_back(t.name);
+    std::string known;
+    for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+    m.fail("type", "'" + type + "' is not a source type (" + known + ")" +
+                       (directory.empty() ? std::string(", and no plugins directory is set to provide one")
+                                          : ", nor one a plugin in " + directory + " provides") +
+                       (notes.empty() ? std::string() : " (" + notes.front() + ")"));
+  }
+  source.settings = readSettings(m, *found->schema);
+  source.fromPlugin = true;
+  YAML::Node config(YAML::NodeType::Map);
+  for (const std::string& k : m.keys())
+    if (k != "type") config[k] = m.node(k.c_str());
+  YAML::Emitter out;
+  out << YAML::Flow << config;
+  source.pluginConfigYaml = out.c_str();
+  const PluginSourceCheck check = checkPluginSource(*found, source.pluginConfigYaml);
+  if (!check.refused.empty()) m.failHere(oneLine(check.refused));
+  source.pluginReplayable = check.replayable;
+  return true;
+}
+
+SourceConfig readSource(const YamlMap& m, const std::string& name, const Settings& plugins) {
   SourceConfig source;
   source.name = name;
+  if (readPluginSource(m, source, plugins)) return source;
   source.settings = readSettings(m, sourceSchema());
   if (source.settings.has("framing")) source.framing = framingFrom(source.settings.group("framing"));
   else source.framing.maxFrameBytes = static_cast<std::size_t>(source.settings.integer("max_frame_bytes"));  // messages
@@ -150,11 +185,11 @@ SourceConfig readSource(const YamlMap& m, const std::string& name) {
 }
 
 // `upstream:` is one source named "upstream"; `sources:` maps names to sources.
-std::vector<SourceConfig> readSources(const YamlMap& top) {
+std::vector<SourceConfig> readSources(const YamlMap& top, const Settings& plugins) {
   const std::string file = top.source();
   if (top.has("upstream") && top.has("sources"))
     top.fail("sources", "use either `upstream:` (one source) or `sources:`, not both");
-  if (top.has("upstream")) return {readSource(top.map("upstream"), "upstream")};
+  if (top.has("upstream")) return {readSource(top.map("upstream"), "upstream", plugins)};
   if (!top.has("sources"))
     throw ConfigError(file + ": sources: missing (every relay needs a source: `upstream:` or `sources:`)");
   YamlMap sources = top.map("sources");
@@ -163,7 +198,7 @@ std::vector<SourceConfig> readSources(const YamlMap& top) {
     if (name.empty() || name.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.") !=
                             std::string::npos)
       sources.fail(name.c_str(), "a source name is letters, digits, '_', '-' and '.'");
-    list.push_back(readSource(sources.map(name.c_str()), name));
+    list.push_back(readSource(sources.map(name.c_str()), name, plugins));
   }
   if (list.empty()) sources.failHere("needs at least one source");
   return list;
@@ -324,7 +359,7 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   Config c;
   c.path = sourceName;
   c.settings = readSettings(top, topSchema());
-  c.sources = readSources(top);
+  c.sources = readSources(top, c.settings.group("plugins"));
   const std::vector<std::string> sources = streamNames(c);  // no plugins read yet: the sources
   c.plugins = readPlugins(top.map("plugins"), c.settings.group("plugins"), sources);
   const StreamNames streams{sources, streamNames(c)};
@@ -340,7 +375,8 @@ Config parseConfigUnchecked(const std::string& yamlText, const std::string& sour
   // A redis source's seqs are its writer's: the log follows them (LogOptions::mirror).
   for (StreamConfig& stream : c.streams)
     for (const SourceConfig& source : c.sources)
-      if (stream.log && source.name == stream.name && source.type() == "redis") stream.log->mirror = true;
+      if (stream.log && source.name == stream.name && (source.type() == "redis" || source.pluginReplayable))
+        stream.log->mirror = true;  // a source that reads again after its kept position (publish_mirrored too)
   for (const YamlMap& item : top.mapList("listeners")) {
     c.listeners.push_back(readListener(item, streams, c.streams));
     for (std::size_t i = 0; i + 1 < c.listeners.size(); ++i)

@@ -37,6 +37,13 @@ struct SourceConfig {
   // Set only for a source run by another (a leased source's provider and
   // follower): it counts into the other's counters, which outlive it.
   std::shared_ptr<SourceCounters> sharedCounters;
+  // A type a plugin library provides (plugin_source_types.hpp): its mapping
+  // without `type`, as flow YAML, for the plugin's create.
+  bool fromPlugin = false;
+  std::string pluginConfigYaml;
+  // Its plugin says the provider replays after a position (its log then
+  // follows the published seqs: LogOptions::mirror).
+  bool pluginReplayable = false;
   const std::string& type() const { return settings.type(); }
 };
 
@@ -202,8 +209,9 @@ void checkPluginConfigs(const Config& config, const PluginConfigSchemas& plugins
 // secret_mask.hpp.
 std::string effectiveConfigYaml(const Config& config, const PluginConfigSchemas& plugins = {});
 // Every key the config file may hold, one per line (streamrelay --list-keys),
-// with the keys of the plugins in `plugins`.
-std::string configKeysReference(const PluginConfigSchemas& plugins = {});
+// with the keys of the plugins in `plugins`, and those of the source types
+// plugin libraries provide (`pluginSources`, by type).
+std::string configKeysReference(const PluginConfigSchemas& plugins = {}, const PluginConfigSchemas& pluginSources = {});
 // The relay's keys as Markdown tables (--list-keys --format markdown):
 // docs/configuration.md.
 std::string configKeysMarkdown();

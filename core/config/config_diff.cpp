@@ -61,7 +61,10 @@ void diffNamed(ConfigDiff& diff, Kind kind, const std::vector<Item>& before, con
       diff.changes.push_back({kind, old.name, What::Removed, {}});
       continue;
     }
-    std::vector<KeyChange> keys = diffSettings(old.settings, now->settings);
+    // Another schema: a source type of a plugin (plugin_source_types.hpp) for or instead of another type.
+    std::vector<KeyChange> keys = old.settings.schema() == now->settings.schema()
+                                      ? diffSettings(old.settings, now->settings)
+                                      : std::vector<KeyChange>{{"type", Reload::Component}};
     if (!keys.empty()) diff.changes.push_back({kind, old.name, What::Changed, std::move(keys)});
   }
   for (const Item& item : after)

@@ -91,17 +91,29 @@ void emitStream(YAML::Emitter& out, const Settings& settings) {
   out << YAML::EndMap;
 }
 
+// One source. A type of a plugin library: a group it leaves out is not
+// printed, as a plugin instance's (its presence may be what turns a feature
+// on: nats' jetstream:, tls:).
+void emitSource(YAML::Emitter& out, const SourceConfig& source) {
+  if (!source.fromPlugin) return emitBlock(out, source.settings);
+  out << YAML::BeginMap;
+  emitSettings(out, source.settings, [](YAML::Emitter& out, const Settings::Entry& entry) {
+    return (entry.spec->kind == KeyKind::Group && !entry.value.given) || emitMasked(out, entry);
+  });
+  out << YAML::EndMap;
+}
+
 // The top level's keys that code reads (Custom in topSchema), in its order.
 void emitSources(YAML::Emitter& out, const std::vector<SourceConfig>& sources, bool shorthand) {
   if (shorthand) {
     out << YAML::Key << "upstream" << YAML::Value;
-    emitBlock(out, sources.front().settings);
+    emitSource(out, sources.front());
     return;
   }
   out << YAML::Key << "sources" << YAML::Value << YAML::BeginMap;
   for (const SourceConfig& source : sources) {
     out << YAML::Key << source.name << YAML::Value;
-    emitBlock(out, source.settings);
+    emitSource(out, source);
   }
   out << YAML::EndMap;
 }
@@ -172,7 +184,7 @@ std::string effectiveConfigYaml(const Config& c, const PluginConfigSchemas& plug
   return std::string(out.c_str()) + "\n";
 }
 
-std::string configKeysReference(const PluginConfigSchemas& plugins) {
+std::string configKeysReference(const PluginConfigSchemas& plugins, const PluginConfigSchemas& pluginSources) {
   std::string text = describeSchema(topSchema(), "") + describeSchema(sourceSchema(), "sources.NAME") +
                      describeSchema(streamSchema(), "streams.NAME") + describeSchema(listenerSchema(), "listeners[]") +
                      describeSchema(instanceSchema(), "plugins.instances[]");
@@ -180,7 +192,15 @@ std::string configKeysReference(const PluginConfigSchemas& plugins) {
   Schema byType;
   byType.what = "plugin";
   for (const auto& [type, schema] : plugins) byType.types.push_back({type, "", schema->keys, {}});
-  return text + describeSchema(byType, "plugins.instances[].config", "plugin instance", Reload::Component);
+  text += describeSchema(byType, "plugins.instances[].config", "plugin instance", Reload::Component);
+  // The source types of plugin libraries (source_plugin.h), as the relay's own types' keys.
+  if (!pluginSources.empty()) {
+    Schema sources;
+    sources.what = "plugin source";
+    for (const auto& [type, schema] : pluginSources) sources.types.push_back({type, "", schema->keys, {}});
+    text += describeSchema(sources, "sources.NAME", "source", Reload::Component);
+  }
+  return text;
 }
 
 }  // namespace streamrelay

@@ -76,9 +76,17 @@ PluginCatalog PluginCatalog::read(const std::string& directory, bool allowInsecu
       }
       try {
         const std::shared_ptr<PluginLibrary> library = PluginLibrary::load(path, copies.path());
-        if (!catalog.keys_.emplace(library->name(), library->configKeys()).second)
+        if (!catalog.keys_.emplace(library->name(), library->configKeys()).second) {
           catalog.notes_.push_back("plugin file " + path + " not read: plugin type " + library->name() +
                                    " is in another file too");
+          continue;
+        }
+        if (const streamrelay_source_plugin* source = library->sourceDescriptor()) {
+          SourceType type{path, source->description ? source->description : "", library->sourceConfigKeys(), library};
+          if (!catalog.sourceTypes_.emplace(source->name, std::move(type)).second)
+            catalog.notes_.push_back("plugin file " + path + ": source type " + source->name +
+                                     " is in another file too (not taken from this one)");
+        }
       } catch (const std::exception& e) {
         catalog.notes_.push_back("plugin file " + path + " not read: " + e.what());
       }
@@ -93,6 +101,12 @@ PluginConfigSchemas PluginCatalog::schemas() const {
   PluginConfigSchemas schemas;
   for (const auto& [type, keys] : keys_)
     if (keys) schemas.emplace(type, &keys->schema());
+  return schemas;
+}
+
+PluginConfigSchemas PluginCatalog::sourceSchemas() const {
+  PluginConfigSchemas schemas;
+  for (const auto& [type, found] : sourceTypes_) schemas.emplace(type, &found.keys->schema());
   return schemas;
 }
 

@@ -27,6 +27,8 @@
 
 namespace streamrelay {
 
+class PluginLibrary;
+
 class PluginCatalog {
  public:
   // An empty `directory` (no plugins) reads as an empty catalog.
@@ -34,11 +36,23 @@ class PluginCatalog {
 
   // The keys of every plugin type that declares them, by type.
   PluginConfigSchemas schemas() const;
+  // A source type a library provides (source_plugin.h): its file and keys.
+  struct SourceType {
+    std::string path;
+    std::string description;
+    std::shared_ptr<const PluginConfigKeys> keys;
+    std::shared_ptr<PluginLibrary> library;  // kept loaded: its check is called as configs are read
+  };
+  // By type name.
+  const std::map<std::string, SourceType>& sourceTypes() const { return sourceTypes_; }
+  // The keys of each of those source types, by type.
+  PluginConfigSchemas sourceSchemas() const;
   // One line per file skipped, or about the directory.
   const std::vector<std::string>& notes() const { return notes_; }
 
  private:
   std::map<std::string, std::shared_ptr<const PluginConfigKeys>> keys_;  // by type; null: declares none
+  std::map<std::string, SourceType> sourceTypes_;
   std::vector<std::string> notes_;
 };
 

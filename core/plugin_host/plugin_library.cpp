@@ -111,6 +111,30 @@ void PluginLibrary::validate() {
   if (covers(d, FIELD_END(flags))) flags_ = d.flags;
   if (covers(d, FIELD_END(on_frames))) callbacks_.onFrames = d.on_frames;
   if (covers(d, FIELD_END(config_keys)) && d.config_keys) configKeys_ = PluginConfigKeys::read(d.config_keys, name_);
+  validateSource();
+}
+
+#define SOURCE_FIELD_END(field) \
+  (offsetof(streamrelay_source_plugin, field) + sizeof(streamrelay_source_plugin::field))
+
+void PluginLibrary::validateSource() {
+  if (!library_->hasSymbol(STREAMRELAY_SOURCE_ENTRY_SYMBOL)) return;
+  auto entry = reinterpret_cast<streamrelay_source_entry_fn>(library_->getSymbol(STREAMRELAY_SOURCE_ENTRY_SYMBOL));
+  const streamrelay_source_plugin* d = entry();
+  if (!d) throw std::runtime_error("the source entry function returned no descriptor");
+  if (d->struct_size < SOURCE_FIELD_END(abi_version))
+    throw std::runtime_error("source descriptor too small (" + std::to_string(d->struct_size) + " bytes)");
+  if (STREAMRELAY_ABI_MAJOR_OF(d->abi_version) != STREAMRELAY_ABI_MAJOR)
+    throw std::runtime_error("source type built for plugin ABI " + std::to_string(STREAMRELAY_ABI_MAJOR_OF(d->abi_version)) +
+                             ", this relay speaks ABI " + std::to_string(STREAMRELAY_ABI_MAJOR));
+  if (d->struct_size < SOURCE_FIELD_END(destroy))
+    throw std::runtime_error("source descriptor too small (" + std::to_string(d->struct_size) + " bytes)");
+  if (!d->name || !*d->name) throw std::runtime_error("the source descriptor has no name");
+  if (!d->config_keys || !d->create || !d->pump || !d->destroy)
+    throw std::runtime_error("source type " + std::string(d->name) + ": config_keys, create, pump and destroy are required");
+  sourceConfigKeys_ = PluginConfigKeys::read(d->config_keys, d->name);
+  if (d->struct_size >= SOURCE_FIELD_END(check)) sourceCheck_ = d->check;
+  sourceDescriptor_ = d;
 }
 
 }  // namespace streamrelay

@@ -19,6 +19,7 @@
 
 #include "plugin_config_keys.hpp"
 #include "streamrelay/plugin.h"
+#include "streamrelay/source_plugin.h"
 
 namespace streamrelay {
 
@@ -57,10 +58,19 @@ class PluginLibrary {
   // copy, removed from the directory): what an isolated instance's child
   // loads, whatever happened to the file since. -1 if it could not be kept.
   int codeFd() const { return codeFd_; }
+  // The source type it provides (source_plugin.h), or null: none. Checked
+  // as the plugin descriptor is: a bad one refuses the whole library.
+  const streamrelay_source_plugin* sourceDescriptor() const { return sourceDescriptor_; }
+  // The keys of that source type's config (its config_keys table).
+  const std::shared_ptr<const PluginConfigKeys>& sourceConfigKeys() const { return sourceConfigKeys_; }
+  // The source type's check (null: it has none, or its descriptor predates it).
+  using SourceCheck = int (*)(const char*, std::uint32_t*, char*, std::size_t);
+  SourceCheck sourceCheck() const { return sourceCheck_; }
 
  private:
   PluginLibrary(std::string path, std::unique_ptr<Poco::SharedLibrary> library);
   void validate();
+  void validateSource();
 
   std::string path_;
   std::unique_ptr<Poco::SharedLibrary> library_;
@@ -70,6 +80,9 @@ class PluginLibrary {
   std::shared_ptr<const PluginConfigKeys> configKeys_;
   std::uint32_t flags_ = 0;
   int codeFd_ = -1;
+  const streamrelay_source_plugin* sourceDescriptor_ = nullptr;
+  std::shared_ptr<const PluginConfigKeys> sourceConfigKeys_;
+  SourceCheck sourceCheck_ = nullptr;
 };
 
 }  // namespace streamrelay

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "leased_source.hpp"
+#include "plugin_source.hpp"
 #include "source_type.hpp"
 
 namespace streamrelay {
@@ -13,6 +14,8 @@ std::unique_ptr<UpstreamSource> UpstreamSource::create(const SourceConfig& confi
   if (LeasedSource::wanted(config)) return std::make_unique<LeasedSource>(config, bus);
   for (const SourceType& type : sourceTypes())
     if (type.spec.name == config.type()) return type.create(config, bus);
+  if (const PluginSourceType* type = knownPluginSourceType(config.type()); type && config.fromPlugin)
+    return std::make_unique<PluginSource>(config, bus, *type);
   throw std::logic_error("source type '" + config.type() + "' is not registered");
 }
 

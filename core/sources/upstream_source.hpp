@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <mutex>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -53,6 +54,11 @@ struct SourceCounters {
   std::atomic<std::uint64_t> framesMissed{0};  // the frames those jumps skipped
   std::atomic<std::uint64_t> newEpochs{0};     // times the upstream's stream started a new epoch
   std::atomic<std::int64_t> lagNs{0};          // at the newest frame: its arrival here minus its receive time upstream
+  // A plugin's source: marked frames dropped as had already, and ones refused
+  // as implausible (a seq far ahead not followed by the next, an epoch change
+  // past the allowance): see plugin_source.hpp.
+  std::atomic<std::uint64_t> repeats{0};
+  std::atomic<std::uint64_t> refused{0};
 
   // A source with a `lease` (leased_source.hpp): its key ("" without a
   // lease, set before the source starts), whether this relay holds it and
@@ -67,7 +73,8 @@ struct SourceCounters {
   // endpoint's failures. Written by the source thread, read by /stats.
   mutable std::mutex endpointsMutex;
   std::string liveEndpoint;
-  std::string providerPosition;  // a redis source: the id of the last entry read ("" none yet)
+  std::string providerPosition;  // a redis source: the id of the last entry read ("" none yet); a plugin's source: its position
+  std::map<std::string, std::uint64_t> pluginCounters;  // a plugin's source: its add_counter figures
   std::vector<EndpointStatus> endpoints;
 };
 

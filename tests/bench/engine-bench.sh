@@ -70,11 +70,14 @@ wait_line() {  # FILE REGEX PID: waits (20 s at most, while PID lives) for a lin
 }
 
 # Does this relay know `type: nats` as a source? --check-config on the edge's
-# source: 0 it does (and takes the config), 1 "'nats' is not a source type",
-# 2 it does but refuses the config (the reason in $PROBE_ERROR).
+# source (the type comes from nats.so in a plugins directory, as on the edge):
+# 0 it does (and takes the config), 1 "'nats' is not a source type", 2 it
+# does but refuses the config (the reason in $PROBE_ERROR).
 nats_source_probe() {
-  printf 'upstream: {type: nats, servers: ["nats://127.0.0.1:4222"], subject: "relay.upstream", jetstream: {stream: %s, deliver: new}}\n' \
-    "$STREAM" >"$DIR/probe.yaml"
+  mkdir -p "$DIR/probe-plugins"
+  cp "$BUILD/plugins/nats.so" "$DIR/probe-plugins/" 2>/dev/null
+  printf 'upstream: {type: nats, servers: ["nats://127.0.0.1:4222"], subject: "relay.upstream", jetstream: {stream: %s, deliver: new}}\nplugins: {directory: %s}\n' \
+    "$STREAM" "$DIR/probe-plugins" >"$DIR/probe.yaml"
   PROBE_ERROR=$("$RELAY" --check-config "$DIR/probe.yaml" 2>&1 >/dev/null) && return 0
   grep -q "'nats' is not a source type" <<<"$PROBE_ERROR" && return 1
   return 2
@@ -95,7 +98,7 @@ start() {  # start TOPOLOGY RUN
   local ports; mapfile -t ports < <("$TOOL" --free-ports 9)
   local pub=${ports[0]} sr=${ports[1]} out=${ports[2]} engine=${ports[3]}
   PROVIDER=127.0.0.1:$pub EDGE=127.0.0.1:$out ENGINE_PIDS=""
-  local rootExtra="" edgeSource=""
+  local rootExtra="" edgeSource="" edgeExtra=""
   case $topo in
     tree)
       edgeSource="{type: streamrelay, endpoints: [\"127.0.0.1:$sr\"], mirror: true}"
@@ -141,6 +144,7 @@ start() {  # start TOPOLOGY RUN
     - {name: sink, type: nats, inputs: [upstream], queue: {max_frames: 0, max_bytes: 268435456, on_full: block},
        config: {servers: [$servers], subject: 'relay.{stream}', jetstream: {stream: $STREAM}}}"
       edgeSource="{type: nats, servers: [$servers], subject: \"relay.upstream\", jetstream: {stream: $STREAM, deliver: new}}"
+      edgeExtra="plugins: {directory: $work/plugins}"  # where the nats source type comes from
       ;;
   esac
   cat >"$work/root.yaml" <<YAML
@@ -153,6 +157,7 @@ YAML
 upstream: $edgeSource
 listeners:
   - {name: out, bind: "127.0.0.1:$out", queue: {on_full: block}}
+$edgeExtra
 YAML
   "$RELAY" --config "$work/root.yaml" >"$work/root.log" 2>&1 & PIDS+=($!); ROOT_PID=$!
   wait_line "$work/root.log" "relay started" $ROOT_PID || return 1

@@ -168,6 +168,8 @@ class RelayStats {
   // `inputs`: the metrics instance's inputs ("" with one source).
   explicit RelayStats(const std::string& inputs = "");
   std::string section() const;
+  // The plugins directory section() names: drop another plugin the relay needs there (a source type's).
+  const PluginDir& plugins() const { return dir_; }
   void attach(const RunningRelay& relay);
   Poco::JSON::Object::Ptr get() const;
   // The body of GET `path` ("/metrics", "/history") from the metrics plugin.

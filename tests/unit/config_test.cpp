@@ -114,7 +114,8 @@ TEST_CASE("a key of another type is an error that names the type it belongs to",
   CHECK(errorOf("upstream: {type: stdin, idle_timeout_ms: 5}\n") ==
         "test.yaml:1: upstream.idle_timeout_ms: belongs to source types tcp, http, websocket, streamrelay, redis, listen, not stdin");
   CHECK(errorOf("upstream: {type: gen}\n") ==
-        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, websocket, streamrelay, redis, listen, stdin, generator)");
+        "test.yaml:1: upstream.type: 'gen' is not a source type (tcp, http, websocket, streamrelay, redis, listen, stdin, "
+        "generator), and no plugins directory is set to provide one");
   CHECK(errorOf("upstream: {type: stdin, framing: {type: delimiter, width: 2}}\n") ==
         "test.yaml:1: upstream.framing.width: belongs to framing type length-prefix, not delimiter");
   CHECK(errorOf(std::string(kMinimal) + "listeners: [{name: a, bind: '127.0.0.1:0', max_publishers: 3}]\n") ==
