@@ -90,11 +90,17 @@ class JetStreamClient {
     return n;
   }
   // The Nats-Msg-Id of every message of the stream, in the stream's order.
+  // An ordered consumer: a plain push consumer created on a cluster whose
+  // node just came back once skipped 14 of 30,000 stored messages; an
+  // ordered one notices a skipped stream seq and starts again after the
+  // last message it delivered.
   std::vector<std::string> idsInOrder(const std::string& subject, std::uint64_t count) {
     jsSubOptions so;
     jsSubOptions_Init(&so);
-    so.Config.AckPolicy = js_AckNone;
+    so.Ordered = true;
     natsSubscription* sub = nullptr;
+    // A cluster whose node just came back may still be electing the
+    // stream's leader: creating the consumer times out for a moment.
     REQUIRE(pollUntil([&] { return js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK; }, 30s));
     std::vector<std::string> ids;
     for (std::uint64_t i = 0; i < count; ++i) {
@@ -110,23 +116,8 @@ class JetStreamClient {
   }
   // Every message of the stream from the start: Nats-Msg-Id -> how many times.
   std::map<std::string, int> ids(const std::string& subject, std::uint64_t count) {
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Config.AckPolicy = js_AckNone;
-    natsSubscription* sub = nullptr;
-    // A cluster whose node just came back may still be electing the
-    // stream's leader: creating the consumer times out for a moment.
-    REQUIRE(pollUntil([&] { return js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK; }, 30s));
     std::map<std::string, int> seen;
-    for (std::uint64_t i = 0; i < count; ++i) {
-      natsMsg* msg = nullptr;
-      if (natsSubscription_NextMsg(&msg, sub, 10000) != NATS_OK) break;
-      const char* id = nullptr;
-      natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-      ++seen[id ? id : "(none)"];
-      natsMsg_Destroy(msg);
-    }
-    natsSubscription_Destroy(sub);
+    for (const std::string& id : idsInOrder(subject, count)) ++seen[id];
     return seen;
   }
 
