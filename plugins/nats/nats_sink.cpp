@@ -38,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "nats_connection_options.hpp"
 #include "nats_sink_config.hpp"
 
 namespace {
@@ -73,12 +74,7 @@ class NatsSink : public streamrelay::Plugin {
     pinLibnats();
     natsOptions* opts = nullptr;
     check(natsOptions_Create(&opts), "nats options");
-    std::vector<const char*> servers;
-    for (const std::string& s : config_.servers) servers.push_back(s.c_str());
-    natsStatus s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
-    if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts, true);  // the first server is the primary
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);     // forever: the relay holds the frames
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, 200);
+    natsStatus s = streamrelay::plugins::applyNatsConnection(config_, opts);
     // With a connected callback the first connect is asynchronous; without
     // one cnats retries inside natsConnection_Connect (forever, with
     // MaxReconnect -1), so a server down at start would hold create().
@@ -86,14 +82,6 @@ class NatsSink : public streamrelay::Plugin {
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, &NatsSink::onDisconnected, this);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, &NatsSink::onReconnected, this);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, &NatsSink::onClosed, this);
-    if (s == NATS_OK && !config_.user.empty()) s = natsOptions_SetUserInfo(opts, config_.user.c_str(), config_.password.c_str());
-    if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts, config_.token.c_str());
-    if (s == NATS_OK && !config_.credsFile.empty())
-      s = natsOptions_SetUserCredentialsFromFiles(opts, config_.credsFile.c_str(), nullptr);
-    if (s == NATS_OK && config_.tls) s = natsOptions_SetSecure(opts, true);
-    if (s == NATS_OK && !config_.caFile.empty()) s = natsOptions_LoadCATrustedCertificates(opts, config_.caFile.c_str());
-    if (s == NATS_OK && !config_.certFile.empty())
-      s = natsOptions_LoadCertificatesChain(opts, config_.certFile.c_str(), config_.keyFile.c_str());
     if (s != NATS_OK) {
       const std::string why = statusText(s);
       natsOptions_Destroy(opts);

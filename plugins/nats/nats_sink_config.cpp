@@ -24,25 +24,13 @@ const ConfigKeys& natsSinkConfigKeys() {
   return keys;
 }
 
-std::string serverForLog(const std::string& url) {
-  const std::size_t scheme = url.find("://");
-  const std::size_t start = scheme == std::string::npos ? 0 : scheme + 3;
-  const std::size_t at = url.find('@', start);
-  if (at == std::string::npos || at > url.find('/', start)) return url;
-  return url.substr(0, start) + url.substr(at + 1);
-}
-
 NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
   const ConfigReader config(yaml, natsSinkConfigKeys());
   auto fail = &ConfigReader::fail;
   NatsSinkConfig c;
   // Required: a sink dropped into the plugins directory without a
   // configured instance must not start publishing to whatever listens on 4222.
-  c.servers = config.strings("servers");
-  if (c.servers.empty()) fail("servers", "must list at least one nats://HOST:PORT");
-  for (std::size_t i = 0; i < c.servers.size(); ++i)
-    if (c.servers[i].rfind("nats://", 0) != 0 && c.servers[i].rfind("tls://", 0) != 0)
-      fail("servers[" + std::to_string(i) + "]", "is not nats://HOST:PORT or tls://HOST:PORT");
+  static_cast<NatsConnectionConfig&>(c) = readNatsConnection(config);
   c.subject = config.string("subject");
   if (c.subject.empty() || c.subject.find_first_of(" \t\r\n") != std::string::npos)
     fail("subject", "must be a NATS subject (no spaces)");
@@ -50,16 +38,6 @@ NatsSinkConfig parseNatsSinkConfig(const std::string& yaml) {
   c.stream = config.string("jetstream.stream");
   c.ackTimeout = std::chrono::milliseconds(config.integer("jetstream.ack_timeout_ms"));
   c.maxPending = static_cast<int>(config.integer("max_pending"));
-  c.user = config.string("user");
-  c.password = config.string("password");
-  c.token = config.string("token");
-  c.credsFile = config.string("creds_file");
-  if (c.password.empty() != c.user.empty()) fail(c.user.empty() ? "password" : "user", "user and password go together");
-  c.caFile = config.string("tls.ca_file");
-  c.certFile = config.string("tls.cert_file");
-  c.keyFile = config.string("tls.key_file");
-  c.tls = config.given("tls") && config.boolean("tls.enabled");
-  if (c.certFile.empty() != c.keyFile.empty()) fail("tls", "cert_file and key_file go together");
   return c;
 }
 

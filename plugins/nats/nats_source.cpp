@@ -45,7 +45,7 @@
 #include <string>
 #include <vector>
 
-#include "nats_sink_config.hpp"
+#include "nats_connection_options.hpp"
 #include "nats_source_config.hpp"
 
 namespace {
@@ -91,28 +91,14 @@ class NatsSource {
       }
     }
     if (natsOptions_Create(&opts_) != NATS_OK) throw std::runtime_error("nats options: out of memory");
-    std::vector<const char*> servers;
-    for (const std::string& s : config_.servers) servers.push_back(s.c_str());
-    natsStatus s = natsOptions_SetServers(opts_, servers.data(), static_cast<int>(servers.size()));
-    if (s == NATS_OK) s = natsOptions_SetNoRandomize(opts_, true);  // the first server is the primary
+    natsStatus s = streamrelay::plugins::applyNatsConnection(config_, opts_);
     // A server that does not answer holds a connect up to this long: the
     // first connect is on the source thread, and a stop waits for it.
     if (s == NATS_OK) s = natsOptions_SetTimeout(opts_, kNetworkWaitMs);
-    if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts_, -1);
-    if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts_, 200);
     if (s == NATS_OK) s = natsOptions_SetRetryOnFailedConnect(opts_, true, &NatsSource::onConnected, this);
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts_, &NatsSource::onDisconnected, this);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts_, &NatsSource::onReconnected, this);
     if (s == NATS_OK) s = natsOptions_SetClosedCB(opts_, &NatsSource::onClosed, this);
-    if (s == NATS_OK && !config_.user.empty())
-      s = natsOptions_SetUserInfo(opts_, config_.user.c_str(), config_.password.c_str());
-    if (s == NATS_OK && !config_.token.empty()) s = natsOptions_SetToken(opts_, config_.token.c_str());
-    if (s == NATS_OK && !config_.credsFile.empty())
-      s = natsOptions_SetUserCredentialsFromFiles(opts_, config_.credsFile.c_str(), nullptr);
-    if (s == NATS_OK && config_.tls) s = natsOptions_SetSecure(opts_, true);
-    if (s == NATS_OK && !config_.caFile.empty()) s = natsOptions_LoadCATrustedCertificates(opts_, config_.caFile.c_str());
-    if (s == NATS_OK && !config_.certFile.empty())
-      s = natsOptions_LoadCertificatesChain(opts_, config_.certFile.c_str(), config_.keyFile.c_str());
     if (s != NATS_OK) {
       const std::string why = statusText(s);
       natsOptions_Destroy(opts_);

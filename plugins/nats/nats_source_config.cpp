@@ -89,11 +89,7 @@ NatsSourceConfig parseNatsSourceConfig(const std::string& yaml) {
   const ConfigReader config(yaml, natsSourceConfigKeys());
   auto fail = &ConfigReader::fail;
   NatsSourceConfig c;
-  c.servers = config.strings("servers");
-  if (c.servers.empty()) fail("servers", "must list at least one nats://HOST:PORT");
-  for (std::size_t i = 0; i < c.servers.size(); ++i)
-    if (c.servers[i].rfind("nats://", 0) != 0 && c.servers[i].rfind("tls://", 0) != 0)
-      fail("servers[" + std::to_string(i) + "]", "is not nats://HOST:PORT or tls://HOST:PORT");
+  static_cast<NatsConnectionConfig&>(c) = readNatsConnection(config);
   c.subject = config.string("subject");
   if (c.subject.empty() || c.subject.find_first_of(" \t\r\n") != std::string::npos)
     fail("subject", "must be a NATS subject (no spaces)");
@@ -124,16 +120,6 @@ NatsSourceConfig parseNatsSourceConfig(const std::string& yaml) {
     fail("jetstream.writer_stream", "must not be empty (a relay stream's name)");
   c.reorderWindowMs = static_cast<int>(config.integer("jetstream.reorder_window_ms"));
   c.maxPendingMessages = static_cast<int>(config.integer("max_pending_messages"));
-  c.user = config.string("user");
-  c.password = config.string("password");
-  c.token = config.string("token");
-  c.credsFile = config.string("creds_file");
-  if (c.password.empty() != c.user.empty()) fail(c.user.empty() ? "password" : "user", "user and password go together");
-  c.caFile = config.string("tls.ca_file");
-  c.certFile = config.string("tls.cert_file");
-  c.keyFile = config.string("tls.key_file");
-  c.tls = config.given("tls") && config.boolean("tls.enabled");
-  if (c.certFile.empty() != c.keyFile.empty()) fail("tls", "cert_file and key_file go together");
   return c;
 }
 

@@ -8,12 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "common/config_reader.hpp"
+#include "nats_connection_config.hpp"
 
 namespace streamrelay::plugins {
 
-struct NatsSourceConfig {
-  std::vector<std::string> servers;  // required; tried in order, failover and reconnect by cnats
+struct NatsSourceConfig : NatsConnectionConfig {
   std::string subject;               // required: the subject (JetStream: the consumer's filter)
   bool jetstream = false;            // `jetstream:` given: an ordered consumer on `stream`
   std::string stream;                // jetstream.stream (required with jetstream)
@@ -25,9 +24,6 @@ struct NatsSourceConfig {
   std::string writerStream;          // jetstream.writer_stream ("": the first marked message's)
   int reorderWindowMs = 10000;       // jetstream.reorder_window_ms: writer's frames stored out of order, waited for
   int maxPendingMessages = 1000000;  // core NATS: messages cnats holds for the source before it drops
-  std::string user, password, token, credsFile;
-  std::string caFile, certFile, keyFile;  // tls: any of them turns TLS on
-  bool tls = false;
 };
 
 const ConfigKeys& natsSourceConfigKeys();
