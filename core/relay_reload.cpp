@@ -285,11 +285,14 @@ void Relay::restartListener(const ComponentChange& change, const ListenerConfig&
     return;
   }
   if (!predecessor) predecessor = takeListener(config.name);  // stops accepting: its backlog is the successor's
-  successor->start();
+  // Listed before it accepts: /stats never serves a client of a listener it
+  // does not show (its port is known since it was built).
+  SubscriberListener& started = *successor;
   {
     std::lock_guard<std::mutex> lock(listenersMutex_);
     listeners_.push_back(std::move(successor));
   }
+  started.start();
   const int closed = retireListener(std::move(predecessor));
   putNamed(config_.listeners, config);
   logger().information("config reload: listener %s: %s changed: restarted %s (%d subscriber(s) closed)", config.name,
