@@ -193,6 +193,10 @@ class NatsSource {
     if (!config_.jetstream) {
       s = natsConnection_SubscribeSync(&sub_, conn_, config_.subject.c_str());
       if (s == NATS_OK) s = natsSubscription_SetPendingLimits(sub_, config_.maxPendingMessages, kMaxPendingBytes);
+      // cnats sends the SUB without waiting: only once the server answers a
+      // PING sent after it is every message published from then on this
+      // source's. "subscribed" is said after that, never before.
+      if (s == NATS_OK) s = natsConnection_FlushTimeout(conn_, kNetworkWaitMs);
       if (s != NATS_OK) return failed(s, "subscribe to " + config_.subject, why);
       log(STREAMRELAY_LOG_INFO, "subscribed to " + config_.subject + " (core NATS)");
       return true;
