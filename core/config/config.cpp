@@ -10,7 +10,7 @@
 
 #include "keys.hpp"
 #include "logging.hpp"
-#include "plugin_source_types.hpp"
+#include "source_type.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -139,39 +139,6 @@ void checkUniqueNames(const std::vector<PluginInstanceConfig>& instances, const 
   for (std::size_t i = 0; i + 1 < instances.size(); ++i)
     if (instances[i].name == instances.back().name)
       item.fail("name", "'" + instances.back().name + "' is used by another plugin instance");
-}
-
-// A source of a type a plugin library provides (plugin_source_types.hpp):
-// read by that type's keys; the mapping without `type` goes to the plugin.
-bool readPluginSource(const YamlMap& m, SourceConfig& source, const Settings& plugins) {
-  if (!m.has("type") || !m.node("type").IsScalar()) return false;
-  const std::string type = m.getString("type", "");
-  if (sourceSchema().findType(type)) return false;
-  std::vector<std::string> notes;
-  const std::string directory = plugins.string("directory");
-  const PluginSourceType* found = findPluginSourceType(type, directory, plugins.boolean("allow_insecure"), &notes);
-  if (!found) {
-    std::vector<std::string> names;
-    for (const TypeSpec& t : sourceSchema().types) names.push_back(t.name);
-    std::string known;
-    for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
-    m.fail("type", "'" + type + "' is not a source type (" + known + ")" +
-                       (directory.empty() ? std::string(", and no plugins directory is set to provide one")
-                                          : ", nor one a plugin in " + directory + " provides") +
-                       (notes.empty() ? std::string() : " (" + notes.front() + ")"));
-  }
-  source.settings = readSettings(m, *found->schema);
-  source.fromPlugin = true;
-  YAML::Node config(YAML::NodeType::Map);
-  for (const std::string& k : m.keys())
-    if (k != "type") config[k] = m.node(k.c_str());
-  YAML::Emitter out;
-  out << YAML::Flow << config;
-  source.pluginConfigYaml = out.c_str();
-  const PluginSourceCheck check = checkPluginSource(*found, source.pluginConfigYaml);
-  if (!check.refused.empty()) m.failHere(oneLine(check.refused));
-  source.pluginReplayable = check.replayable;
-  return true;
 }
 
 SourceConfig readSource(const YamlMap& m, const std::string& name, const Settings& plugins) {

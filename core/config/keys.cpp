@@ -8,8 +8,8 @@
 
 #include "config.hpp"
 #include "file_trust.hpp"
-#include "leased_source.hpp"
-#include "listener_protocol.hpp"
+#include "lease_keys.hpp"
+#include "listener_protocol_type.hpp"
 #include "source_type.hpp"
 #include "subject.hpp"
 #include "yaml_map.hpp"

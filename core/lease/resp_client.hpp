@@ -111,7 +111,4 @@ class RespClient {
   int stopFd_;
 };
 
-// "redis://HOST:PORT" (IPv6 in brackets) into host and port; false if it is not one.
-bool parseRedisUrl(const std::string& url, std::string& host, int& port);
-
 }  // namespace streamrelay

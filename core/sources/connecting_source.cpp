@@ -5,8 +5,9 @@
 
 #include <algorithm>
 
+#include "client_socket.hpp"
 #include "keys.hpp"
-#include "leased_source.hpp"
+#include "lease_keys.hpp"
 #include "yaml_map.hpp"
 
 namespace streamrelay {
@@ -167,6 +168,16 @@ Goodbye ConnectingSource::goodbyeFor(const StreamEnd& end) const {
     return stopReason() == StopReason::Shutdown ? Goodbye{1001, "shutdown"} : Goodbye{1000, "restart"};
   if (end.how == StreamEnd::How::Return) return {1000, "returning to the primary"};
   return {1000, ""};
+}
+
+std::unique_ptr<ClientSocket> ConnectingSource::connect(const std::string& host, int port, const TlsContext* tls,
+                                                        Clock::time_point deadline, OpenFailure& failure) {
+  try {
+    return std::make_unique<ClientSocket>(host, port, tls, deadline, stop_.fd());
+  } catch (const std::runtime_error& e) {
+    failure.why = e.what();
+    return nullptr;
+  }
 }
 
 ConnectingSource::Clock::time_point ConnectingSource::closeDeadline(const StreamEnd& end) const {

@@ -26,6 +26,7 @@
 
 namespace streamrelay {
 
+class ClientSocket;
 struct KeySpec;
 
 // How a stream from a provider ended.
@@ -94,6 +95,12 @@ class ConnectingSource : public UpstreamSource {
   // cannot. Frames that arrive with the handshake wait for the first pump().
   virtual std::unique_ptr<ProviderConnection> open(std::size_t endpoint, Clock::time_point deadline,
                                                    OpenFailure& failure) = 0;
+
+  // A ClientSocket to host:port (over TLS with `tls`), connected by
+  // `deadline` and giving up once stop_ is requested; null with `failure`
+  // set if it cannot be.
+  std::unique_ptr<ClientSocket> connect(const std::string& host, int port, const TlsContext* tls,
+                                        Clock::time_point deadline, OpenFailure& failure);
 
   // How the log says that the next try comes: "reconnecting" (http: "retrying").
   virtual const char* retryVerb() const { return "reconnecting"; }

@@ -23,9 +23,6 @@
 
 namespace streamrelay {
 
-struct KeySpec;
-class YamlMap;
-
 class LeasedSource : public UpstreamSource {
  public:
   LeasedSource(const SourceConfig& config, Bus& bus);
@@ -54,9 +51,5 @@ class LeasedSource : public UpstreamSource {
   std::string logPosition_;
   std::uint64_t providerSeq_ = 0;  // the stream's last seq when the provider last published (or at start)
 };
-
-// The `lease` and `follow` groups of a connecting source, and their check.
-void addLeaseKeys(std::vector<KeySpec>& keys);
-void checkLease(const Settings& s, const YamlMap& m);
 
 }  // namespace streamrelay

@@ -1,12 +1,19 @@
 // SPDX-License-Identifier: Apache-2.0
 #include "plugin_source_types.hpp"
 
+#include <yaml-cpp/yaml.h>
+
 #include <deque>
 #include <memory>
 #include <mutex>
 
+#include "config.hpp"
+#include "keys.hpp"
+#include "logging.hpp"
 #include "plugin_catalog.hpp"
 #include "plugin_library.hpp"
+#include "source_type.hpp"
+#include "yaml_map.hpp"
 
 namespace streamrelay {
 
@@ -72,6 +79,38 @@ PluginSourceCheck checkPluginSource(const PluginSourceType& type, const std::str
   }
   result.replayable = (properties & STREAMRELAY_SOURCE_REPLAYABLE) != 0;
   return result;
+}
+
+// Read by the type's keys; the mapping without `type` goes to the plugin.
+bool readPluginSource(const YamlMap& m, SourceConfig& source, const Settings& plugins) {
+  if (!m.has("type") || !m.node("type").IsScalar()) return false;
+  const std::string type = m.getString("type", "");
+  if (sourceSchema().findType(type)) return false;
+  std::vector<std::string> notes;
+  const std::string directory = plugins.string("directory");
+  const PluginSourceType* found = findPluginSourceType(type, directory, plugins.boolean("allow_insecure"), &notes);
+  if (!found) {
+    std::vector<std::string> names;
+    for (const TypeSpec& t : sourceSchema().types) names.push_back(t.name);
+    std::string known;
+    for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+    m.fail("type", "'" + type + "' is not a source type (" + known + ")" +
+                       (directory.empty() ? std::string(", and no plugins directory is set to provide one")
+                                          : ", nor one a plugin in " + directory + " provides") +
+                       (notes.empty() ? std::string() : " (" + notes.front() + ")"));
+  }
+  source.settings = readSettings(m, *found->schema);
+  source.fromPlugin = true;
+  YAML::Node config(YAML::NodeType::Map);
+  for (const std::string& k : m.keys())
+    if (k != "type") config[k] = m.node(k.c_str());
+  YAML::Emitter out;
+  out << YAML::Flow << config;
+  source.pluginConfigYaml = out.c_str();
+  const PluginSourceCheck check = checkPluginSource(*found, source.pluginConfigYaml);
+  if (!check.refused.empty()) m.failHere(oneLine(check.refused));
+  source.pluginReplayable = check.replayable;
+  return true;
 }
 
 }  // namespace streamrelay

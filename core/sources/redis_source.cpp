@@ -10,6 +10,7 @@
 
 #include "keys.hpp"
 #include "logging.hpp"
+#include "redis_url.hpp"
 #include "resp_client.hpp"
 #include "source_type.hpp"
 #include "yaml_map.hpp"
@@ -319,9 +320,9 @@ std::vector<std::string> urlsOfRedis(const Settings& s) {
 RedisSource::RedisSource(const SourceConfig& config, Bus& bus)
     : ConnectingSource(config, bus, urlsOfRedis(config.settings)),
       endpoints_([&] {
-        std::vector<Endpoint> list;
+        std::vector<HostPort> list;
         for (const std::string& url : urlsOfRedis(config.settings)) {  // checked with the config
-          Endpoint e{"", 0};
+          HostPort e;
           parseRedisUrl(url, e.host, e.port);
           list.push_back(e);
         }

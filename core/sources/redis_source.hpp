@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "host_port.hpp"
 #include "mirror_position.hpp"
 
 namespace streamrelay {
@@ -43,15 +44,11 @@ class RedisSource : public ConnectingSource {
                                            OpenFailure& failure) override;
 
  private:
-  struct Endpoint {
-    std::string host;
-    int port;
-  };
   friend class RedisConnection;
   friend class RedisChannelConnection;
   std::unique_ptr<ProviderConnection> subscribe(std::size_t endpoint, Clock::time_point deadline, OpenFailure& failure);
 
-  const std::vector<Endpoint> endpoints_;
+  const std::vector<HostPort> endpoints_;
   const std::string key_;
   const std::string channel_;  // pub/sub instead of key ("": none)
   const std::string password_;

@@ -15,11 +15,6 @@ namespace streamrelay {
 
 namespace {
 
-std::string withoutBrackets(const std::string& host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
-  return host;
-}
-
 // How much of a read is kept before the frames in it are parsed: what is
 // left over (a frame in progress) moves to the front.
 constexpr std::size_t kMinReadRoom = 64 * 1024;
@@ -272,11 +267,8 @@ client::HelloRequest requestOf(const Settings& s) {
 StreamrelaySource::StreamrelaySource(const SourceConfig& config, Bus& bus)
     : ConnectingSource(config, bus, addressesOf(config.settings)),
       endpoints_([&] {
-        std::vector<Endpoint> list;
-        for (const std::string& text : config.settings.strings("endpoints")) {  // HOST:PORT, checked with the config
-          const auto colon = text.rfind(':');
-          list.push_back({withoutBrackets(text.substr(0, colon)), std::stoi(text.substr(colon + 1))});
-        }
+        std::vector<HostPort> list;
+        for (const std::string& text : config.settings.strings("endpoints")) list.push_back(hostPortOf(text));
         return list;
       }()),
       request_(requestOf(config.settings)),
@@ -292,14 +284,9 @@ StreamrelaySource::~StreamrelaySource() { stop(); }
 
 std::unique_ptr<ProviderConnection> StreamrelaySource::open(std::size_t endpoint, Clock::time_point deadline,
                                                             OpenFailure& failure) {
-  std::unique_ptr<ClientSocket> socket;
-  try {
-    socket = std::make_unique<ClientSocket>(endpoints_[endpoint].host, endpoints_[endpoint].port, tlsContext(),
-                                            deadline, stop_.fd());
-  } catch (const std::runtime_error& e) {
-    failure.why = e.what();
-    return nullptr;
-  }
+  std::unique_ptr<ClientSocket> socket =
+      connect(endpoints_[endpoint].host, endpoints_[endpoint].port, tlsContext(), deadline, failure);
+  if (!socket) return nullptr;
   // Resume after the last frame published, in its epoch: the upstream gives
   // the frames after it (recovered), or says where it goes on.
   std::optional<client::ResumePoint> resume;

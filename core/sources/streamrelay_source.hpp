@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "host_port.hpp"
 #include "mirror_position.hpp"
 #include "streamrelay/client_hello.hpp"
 
@@ -35,13 +36,9 @@ class StreamrelaySource : public ConnectingSource {
                                            OpenFailure& failure) override;
 
  private:
-  struct Endpoint {
-    std::string host;  // without the brackets of "[::1]"
-    int port;
-  };
   friend class StreamrelayConnection;
 
-  const std::vector<Endpoint> endpoints_;
+  const std::vector<HostPort> endpoints_;
   const client::HelloRequest request_;
   const bool mirror_;
   const std::size_t maxFrameBytes_;

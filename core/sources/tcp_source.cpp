@@ -11,11 +11,6 @@ namespace streamrelay {
 
 namespace {
 
-std::string withoutBrackets(const std::string& host) {
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
-  return host;
-}
-
 std::string endpointText(const std::string& host, int port) {
   bool v6 = host.find(':') != std::string::npos;
   return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
@@ -60,15 +55,12 @@ class TcpConnection : public ProviderConnection {
 
 }  // namespace
 
-std::vector<TcpSource::Endpoint> TcpSource::endpointsOf(const Settings& settings) {
-  std::vector<Endpoint> endpoints;
+std::vector<HostPort> TcpSource::endpointsOf(const Settings& settings) {
+  std::vector<HostPort> endpoints;
   const std::vector<std::string>& list = settings.strings("endpoints");
   if (list.empty())
     endpoints.push_back({withoutBrackets(settings.string("host")), static_cast<int>(settings.integer("port"))});
-  for (const std::string& text : list) {  // HOST:PORT, checked with the config
-    const auto colon = text.rfind(':');
-    endpoints.push_back({withoutBrackets(text.substr(0, colon)), std::stoi(text.substr(colon + 1))});
-  }
+  for (const std::string& text : list) endpoints.push_back(hostPortOf(text));
   return endpoints;
 }
 
@@ -81,14 +73,9 @@ TcpSource::~TcpSource() { stop(); }
 
 std::unique_ptr<ProviderConnection> TcpSource::open(std::size_t endpoint, Clock::time_point deadline,
                                                     OpenFailure& failure) {
-  std::unique_ptr<ClientSocket> socket;
-  try {
-    socket = std::make_unique<ClientSocket>(endpoints_[endpoint].host, endpoints_[endpoint].port, tlsContext(),
-                                            deadline, stop_.fd());
-  } catch (const std::runtime_error& e) {
-    failure.why = e.what();
-    return nullptr;
-  }
+  std::unique_ptr<ClientSocket> socket =
+      connect(endpoints_[endpoint].host, endpoints_[endpoint].port, tlsContext(), deadline, failure);
+  if (!socket) return nullptr;
   if (!socket->writeAll(sendOnConnect_, deadline)) {
     failure.why = "sending send_on_connect: " + socket->error();
     return nullptr;

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "connecting_source.hpp"
+#include "host_port.hpp"
 
 namespace streamrelay {
 
@@ -22,13 +23,9 @@ class TcpSource : public ConnectingSource {
                                            OpenFailure& failure) override;
 
  private:
-  struct Endpoint {
-    std::string host;  // without the brackets of "[::1]"
-    int port;
-  };
-  static std::vector<Endpoint> endpointsOf(const Settings& settings);
+  static std::vector<HostPort> endpointsOf(const Settings& settings);
 
-  const std::vector<Endpoint> endpoints_;
+  const std::vector<HostPort> endpoints_;
   const std::string sendOnConnect_;
 };
 

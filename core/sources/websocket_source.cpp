@@ -217,14 +217,9 @@ std::unique_ptr<ProviderConnection> WebSocketSource::open(std::size_t index, Clo
     failure.why = endpoint.error;
     return nullptr;
   }
-  std::unique_ptr<ClientSocket> socket;
-  try {
-    socket = std::make_unique<ClientSocket>(endpoint.host, endpoint.port, endpoint.tls ? tlsContext() : nullptr,
-                                            deadline, stop_.fd());
-  } catch (const std::runtime_error& e) {
-    failure.why = e.what();
-    return nullptr;
-  }
+  std::unique_ptr<ClientSocket> socket =
+      connect(endpoint.host, endpoint.port, endpoint.tls ? tlsContext() : nullptr, deadline, failure);
+  if (!socket) return nullptr;
   const std::string key = newWebSocketKey();
   if (!socket->writeAll(handshakeRequest(endpoint, key), deadline)) {
     failure.why = "sending the handshake: " + socket->error();

@@ -2,7 +2,8 @@
 #pragma once
 // ListenerProtocol: what a listener speaks to its subscribers
 // (listeners[].protocol). One class per protocol, in NAME_protocol.cpp,
-// registered by one line in listener_protocols.def with its config keys;
+// registered by one line in listener_protocols.def with its config keys
+// (a ListenerProtocolType, listener_protocol_type.hpp);
 // nothing else in the relay names a protocol. A protocol is
 //   - a FrameCodec: how a frame goes out, encoded once per listener and
 //     shared by its subscribers (frame_codec.hpp);
@@ -26,6 +27,7 @@
 
 #include "frame_codec.hpp"
 #include "hello.hpp"
+#include "listener_protocol_type.hpp"
 #include "schema.hpp"
 #include "subscription_queue.hpp"
 
@@ -104,21 +106,6 @@ class ListenerProtocol {
   // For the listener's start-up line: "websocket at /, envelope json".
   virtual std::string describe() const = 0;
 };
-
-// What a protocol registers (listener_protocols.def).
-struct ListenerProtocolType {
-  TypeSpec spec;            // the value of `protocol`, a summary, its own keys and checks
-  bool readsHello = false;  // its clients present a hello (token, inputs, resume): `auth` applies
-  // `inputs`: the streams the listener serves, in its config's order (a
-  // stream's id in the streamrelay header is its index here).
-  std::function<std::unique_ptr<ListenerProtocol>(const ListenerConfig& config, std::vector<const StreamId*> inputs)>
-      create;
-};
-
-// Every registered protocol, in listener_protocols.def order.
-const std::vector<ListenerProtocolType>& listenerProtocols();
-// The protocol named `name`; throws std::logic_error if none (the config was validated).
-const ListenerProtocolType& listenerProtocol(const std::string& name);
 
 // For the checks of protocols that frame their messages themselves: true if
 // the listener's `framing` was given as anything but the default (the

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 
 #include "config.hpp"
+#include "host_port.hpp"
 
 using namespace streamrelay;
 
@@ -183,6 +184,11 @@ TEST_CASE("replay: a ring per stream, a depth per listener, every mistake on one
 TEST_CASE("tcp: tls and endpoints keys, and their mistakes on one line", "[config]") {
   Config c = parseConfig("upstream: {type: tcp, endpoints: ['a.example:1', '[::1]:2'], tls: {enabled: true}}\n", "t");
   CHECK(c.sources[0].settings.strings("endpoints") == std::vector<std::string>{"a.example:1", "[::1]:2"});
+  // What the source connects to: the host as getaddrinfo takes it (no brackets).
+  const HostPort named = hostPortOf(c.sources[0].settings.strings("endpoints")[0]);
+  const HostPort v6 = hostPortOf(c.sources[0].settings.strings("endpoints")[1]);
+  CHECK((named.host == "a.example" && named.port == 1));
+  CHECK((v6.host == "::1" && v6.port == 2));
   CHECK(c.sources[0].settings.group("tls").boolean("verify"));
   std::string printed = effectiveConfigYaml(c);
   CHECK(effectiveConfigYaml(parseConfig(printed, "printed")) == printed);

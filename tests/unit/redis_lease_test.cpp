@@ -17,6 +17,7 @@
 
 #include "free_port.hpp"
 #include "redis_lease.hpp"
+#include "redis_url.hpp"
 #include "resp_client.hpp"
 
 extern char** environ;
