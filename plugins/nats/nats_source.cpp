@@ -54,7 +54,7 @@ using streamrelay::plugins::NatsSourceConfig;
 
 constexpr int kMaxPerPump = 4096;  // messages one pump hands over at most (one batch)
 constexpr std::int64_t kMaxPendingBytes = std::int64_t{1} << 30;
-constexpr int kNetworkWaitMs = 1000;  // a connect, a JetStream request: the longest a stop waits for one
+constexpr int kNetworkWaitMs = 1000;  // a connect, a subscribe's flush, a JetStream request: the longest a stop waits for one
 
 void pinLibnats() {  // as the sink: cnats' threads must outlive an unloaded copy of this library
   Dl_info info{};
@@ -182,8 +182,9 @@ class NatsSource {
     return true;
   }
 
-  // Every JetStream request below waits kNetworkWaitMs at most, and none is
-  // begun once the relay stops this source: a stop waits about 1 s at most.
+  // Every round trip below (a core subscribe's flush, a JetStream request)
+  // waits kNetworkWaitMs at most, and none is begun once the relay stops this
+  // source: a stop waits about 1 s at most.
   bool subscribe(std::string& why) {
     if (natsConnection_Status(conn_) != NATS_CONN_STATUS_CONNECTED) {
       why = "not connected to NATS (" + streamrelay::plugins::serverForLog(config_.servers.front()) + ", ...)";
@@ -195,8 +196,9 @@ class NatsSource {
       if (s == NATS_OK) s = natsSubscription_SetPendingLimits(sub_, config_.maxPendingMessages, kMaxPendingBytes);
       // cnats sends the SUB without waiting: only once the server answers a
       // PING sent after it is every message published from then on this
-      // source's. "subscribed" is said after that, never before.
-      if (s == NATS_OK) s = natsConnection_FlushTimeout(conn_, kNetworkWaitMs);
+      // source's. "subscribed" is said after that, never before; once the
+      // relay stops this source the round trip is not begun (the pump ends).
+      if (s == NATS_OK) s = stopping() ? NATS_ILLEGAL_STATE : natsConnection_FlushTimeout(conn_, kNetworkWaitMs);
       if (s != NATS_OK) return failed(s, "subscribe to " + config_.subject, why);
       log(STREAMRELAY_LOG_INFO, "subscribed to " + config_.subject + " (core NATS)");
       return true;
