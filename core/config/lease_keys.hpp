@@ -12,8 +12,6 @@
 
 namespace streamrelay {
 
-class YamlMap;
-
 // Adds the two groups to a connecting source type's keys.
 void addLeaseKeys(std::vector<KeySpec>& keys);
 // Every source's check: lease and follow go together, and a lease names its Redis and key.

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// ClientSocket: one TCP connection out to a provider, with TLS over it when
-// the source asks for it — what the tcp and websocket sources (and a future
-// source that connects to another relay) stream over. Non-blocking; every
+// ClientSocket: one TCP connection out, with TLS over it when asked for —
+// what the tcp, websocket and streamrelay sources stream over, and what a
+// lease talks to Redis on (lease/resp_client.hpp). Non-blocking; every
 // wait has a deadline, and a connect or handshake gives up at once when the
 // source is asked to stop.
 //

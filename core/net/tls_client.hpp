@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 #pragma once
-// TLS for sources that connect out, on OpenSSL 3 directly: the tcp and
-// websocket sources own their sockets and poll loops (client_socket.hpp), and
-// OpenSSL on a plain fd fits that model without a second socket layer. The
-// http source hands the same TlsOptions to libcurl.
+// TLS for sources that connect out, on OpenSSL 3 directly: the tcp,
+// websocket and streamrelay sources own their sockets and poll loops
+// (client_socket.hpp), and OpenSSL on a plain fd fits that model without a
+// second socket layer. The http source hands the same TlsOptions to libcurl.
 //
 // TlsContext is built once per source at start (a bad certificate file is a
 // start-up error); a TlsConnection is one handshake on one connected socket.

@@ -4,6 +4,7 @@
 #include <Poco/Logger.h>
 
 #include <algorithm>
+#include <stdexcept>
 
 #include "client_socket.hpp"
 #include "keys.hpp"

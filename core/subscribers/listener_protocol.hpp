@@ -18,7 +18,6 @@
 // (subscriber_listener.hpp). docs/listener-protocols.md says how to add one.
 
 #include <chrono>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
