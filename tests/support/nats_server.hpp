@@ -10,6 +10,7 @@
 #include <nats/nats.h>
 
 #include <csignal>
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -89,12 +90,16 @@ class JetStreamClient {
     jsStreamInfo_Destroy(info);
     return n;
   }
-  // The Nats-Msg-Id of every message of the stream, in the stream's order.
-  // An ordered consumer: a plain push consumer created on a cluster whose
-  // node just came back once skipped 14 of 30,000 stored messages; an
-  // ordered one notices a skipped stream seq and starts again after the
-  // last message it delivered.
-  std::vector<std::string> idsInOrder(const std::string& subject, std::uint64_t count) {
+  // A message as the stream holds it: its Nats-Msg-Id and when it was stored.
+  struct Stored {
+    std::string id;
+    std::int64_t storedUnixNs = 0;
+  };
+  // Every message of the stream, in the stream's order. An ordered consumer:
+  // a plain push consumer created on a cluster whose node just came back
+  // once skipped 14 of 30,000 stored messages; an ordered one notices a
+  // skipped stream seq and starts again after the last message it delivered.
+  std::vector<Stored> inOrder(const std::string& subject, std::uint64_t count) {
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Ordered = true;
@@ -102,16 +107,25 @@ class JetStreamClient {
     // A cluster whose node just came back may still be electing the
     // stream's leader: creating the consumer times out for a moment.
     REQUIRE(pollUntil([&] { return js_SubscribeSync(&sub, js_, subject.c_str(), nullptr, &so, nullptr) == NATS_OK; }, 30s));
-    std::vector<std::string> ids;
+    std::vector<Stored> stored;
     for (std::uint64_t i = 0; i < count; ++i) {
       natsMsg* msg = nullptr;
       if (natsSubscription_NextMsg(&msg, sub, 10000) != NATS_OK) break;
       const char* id = nullptr;
       natsMsgHeader_Get(msg, "Nats-Msg-Id", &id);
-      ids.push_back(id ? id : "(none)");
+      jsMsgMetaData* meta = nullptr;
+      const std::int64_t at = natsMsg_GetMetaData(&meta, msg) == NATS_OK ? meta->Timestamp : 0;
+      if (meta) jsMsgMetaData_Destroy(meta);
+      stored.push_back({id ? id : "(none)", at});
       natsMsg_Destroy(msg);
     }
     natsSubscription_Destroy(sub);
+    return stored;
+  }
+  // The Nats-Msg-Id of every message of the stream, in the stream's order.
+  std::vector<std::string> idsInOrder(const std::string& subject, std::uint64_t count) {
+    std::vector<std::string> ids;
+    for (Stored& m : inOrder(subject, count)) ids.push_back(std::move(m.id));
     return ids;
   }
   // Every message of the stream from the start: Nats-Msg-Id -> how many times.
