@@ -8,6 +8,7 @@
 
 #include "burst_end.hpp"
 #include "client_socket.hpp"
+#include "host_port.hpp"
 #include "http_response.hpp"
 #include "keys.hpp"
 #include "logging.hpp"
@@ -147,7 +148,7 @@ WebSocketSource::Endpoint WebSocketSource::endpointOf(const std::string& text) {
   e.tls = urlPart(url.get(), CURLUPART_SCHEME) == "wss";
   const std::string host = urlPart(url.get(), CURLUPART_HOST);
   const std::string port = urlPart(url.get(), CURLUPART_PORT);
-  e.host = host.size() >= 2 && host.front() == '[' ? host.substr(1, host.size() - 2) : host;
+  e.host = withoutBrackets(host);
   e.port = port.empty() ? (e.tls ? 443 : 80) : std::stoi(port);
   e.hostHeader = port.empty() ? host : host + ":" + port;
   const std::string query = urlPart(url.get(), CURLUPART_QUERY);
